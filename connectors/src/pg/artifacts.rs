@@ -1,0 +1,336 @@
+//! The load's artifacts on working storage: `.sql` files that
+//! `psql -v ON_ERROR_STOP=1 -f load.sql` replays (pg_dump-style: settings, DDL,
+//! `COPY … FROM stdin`, rows in COPY text format, `\.`) and `.pgcopy` files
+//! (complete binary COPY streams). Both are split into parts of bounded size at
+//! batch boundaries, so no file grows with the input and parts can be loaded
+//! in parallel.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::binary::{PGCOPY_HEADER, PGCOPY_TRAILER};
+use super::catalog::column_list;
+use super::error::PgError;
+use super::ident::{QualifiedName, quote_literal};
+use super::statements::{LEDGER_DDL, LoadMode, upsert_sql};
+
+/// Which artifacts to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArtifactKinds {
+    /// `.sql` parts and the `load.sql` driver.
+    pub sql: bool,
+    /// `.pgcopy` parts.
+    pub pgcopy: bool,
+}
+
+/// Everything the writer needs to know up front.
+#[derive(Debug, Clone)]
+pub struct ArtifactSpec {
+    /// Directory the files go to (created if missing).
+    pub dir: PathBuf,
+    /// File name stem, e.g. the table name.
+    pub stem: String,
+    /// What to write.
+    pub kinds: ArtifactKinds,
+    /// Bytes after which a part is closed (at the next batch boundary).
+    pub part_bytes: u64,
+    /// The target table.
+    pub target: QualifiedName,
+    /// `CREATE TABLE IF NOT EXISTS` for the target (used when it is missing).
+    pub target_ddl: String,
+    /// Columns in COPY order.
+    pub columns: Vec<String>,
+    /// Load mode the driver reproduces.
+    pub mode: LoadMode,
+    /// Upsert keys.
+    pub keys: Vec<String>,
+}
+
+/// One file written.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ArtifactFile {
+    /// Path of the file.
+    pub path: PathBuf,
+    /// `sql`, `pgcopy` or `driver`.
+    pub kind: &'static str,
+    /// Rows it holds (0 for the driver).
+    pub rows: u64,
+    /// Its size in bytes.
+    pub bytes: u64,
+}
+
+/// The ledger entry the driver records (and checks before loading).
+#[derive(Debug, Clone)]
+pub struct LedgerEntry {
+    /// Identity of the input (path, or bucket/key/version).
+    pub input: String,
+    /// Checksum of the input bytes.
+    pub checksum: String,
+    /// Dataset name.
+    pub dataset: String,
+    /// Job id.
+    pub job_id: String,
+    /// Input size in bytes.
+    pub bytes: u64,
+}
+
+struct Part {
+    path: PathBuf,
+    out: BufWriter<File>,
+    rows: u64,
+    bytes: u64,
+}
+
+/// Streams batches into the artifact files.
+pub struct ArtifactWriter {
+    spec: ArtifactSpec,
+    sql: Option<Part>,
+    pgcopy: Option<Part>,
+    sql_parts: usize,
+    pgcopy_parts: usize,
+    files: Vec<ArtifactFile>,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PgError + '_ {
+    move |source| PgError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+impl ArtifactWriter {
+    /// Prepares the directory; files are created with the first batch.
+    pub fn new(spec: ArtifactSpec) -> Result<Self, PgError> {
+        std::fs::create_dir_all(&spec.dir).map_err(io_err(&spec.dir))?;
+        Ok(Self {
+            spec,
+            sql: None,
+            pgcopy: None,
+            sql_parts: 0,
+            pgcopy_parts: 0,
+            files: Vec::new(),
+        })
+    }
+
+    /// The table the `.sql` parts COPY into: the target, or for upserts a
+    /// temporary staging table the driver merges from.
+    fn sql_copy_table(&self) -> QualifiedName {
+        match self.spec.mode {
+            LoadMode::Upsert => QualifiedName::new(
+                "pg_temp",
+                format!("{}__ferry_upsert", self.spec.target.name),
+            ),
+            _ => self.spec.target.clone(),
+        }
+    }
+
+    fn open_sql(&mut self) -> Result<Part, PgError> {
+        self.sql_parts += 1;
+        let path = self
+            .spec
+            .dir
+            .join(format!("{}-{:05}.sql", self.spec.stem, self.sql_parts));
+        let file = File::create(&path).map_err(io_err(&path))?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let table = self.sql_copy_table();
+        let ddl = match self.spec.mode {
+            LoadMode::Upsert => format!(
+                "CREATE TEMP TABLE IF NOT EXISTS {} AS SELECT {} FROM {} WITH NO DATA",
+                table.quoted(),
+                {
+                    let l = column_list(&self.spec.columns);
+                    l[1..l.len() - 1].to_string()
+                },
+                self.spec.target.quoted()
+            ),
+            _ => self.spec.target_ddl.clone(),
+        };
+        let header = format!(
+            "--\n-- ferry {}: part {} of the rows for {}\n--\n\nSET client_encoding = 'UTF8';\nSET standard_conforming_strings = on;\n\n{ddl};\n\nCOPY {} {} FROM stdin;\n",
+            env!("CARGO_PKG_VERSION"),
+            self.sql_parts,
+            self.spec.target,
+            table.quoted(),
+            column_list(&self.spec.columns),
+        );
+        out.write_all(header.as_bytes()).map_err(io_err(&path))?;
+        Ok(Part {
+            bytes: header.len() as u64,
+            path,
+            out,
+            rows: 0,
+        })
+    }
+
+    fn open_pgcopy(&mut self) -> Result<Part, PgError> {
+        self.pgcopy_parts += 1;
+        let path = self.spec.dir.join(format!(
+            "{}-{:05}.pgcopy",
+            self.spec.stem, self.pgcopy_parts
+        ));
+        let file = File::create(&path).map_err(io_err(&path))?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        out.write_all(&PGCOPY_HEADER).map_err(io_err(&path))?;
+        Ok(Part {
+            bytes: PGCOPY_HEADER.len() as u64,
+            path,
+            out,
+            rows: 0,
+        })
+    }
+
+    fn close(&mut self, part: Part, kind: &'static str, trailer: &[u8]) -> Result<(), PgError> {
+        let Part {
+            path,
+            mut out,
+            rows,
+            bytes,
+        } = part;
+        out.write_all(trailer).map_err(io_err(&path))?;
+        let file = out.into_inner().map_err(|e| PgError::Io {
+            path: path.display().to_string(),
+            source: e.into_error(),
+        })?;
+        file.sync_data().map_err(io_err(&path))?;
+        self.files.push(ArtifactFile {
+            path,
+            kind,
+            rows,
+            bytes: bytes + trailer.len() as u64,
+        });
+        Ok(())
+    }
+
+    /// Appends one batch: its binary COPY tuples and its COPY text rows.
+    pub fn write_batch(&mut self, binary: &[u8], text: &[u8], rows: u64) -> Result<(), PgError> {
+        if self.spec.kinds.sql {
+            if self.sql.is_none() {
+                self.sql = Some(self.open_sql()?);
+            }
+            let part = self.sql.as_mut().unwrap_or_else(|| unreachable!());
+            part.out.write_all(text).map_err(io_err(&part.path))?;
+            part.rows += rows;
+            part.bytes += text.len() as u64;
+            if part.bytes >= self.spec.part_bytes
+                && let Some(p) = self.sql.take()
+            {
+                self.close(p, "sql", b"\\.\n")?;
+            }
+        }
+        if self.spec.kinds.pgcopy {
+            if self.pgcopy.is_none() {
+                self.pgcopy = Some(self.open_pgcopy()?);
+            }
+            let part = self.pgcopy.as_mut().unwrap_or_else(|| unreachable!());
+            part.out.write_all(binary).map_err(io_err(&part.path))?;
+            part.rows += rows;
+            part.bytes += binary.len() as u64;
+            if part.bytes >= self.spec.part_bytes
+                && let Some(p) = self.pgcopy.take()
+            {
+                self.close(p, "pgcopy", &PGCOPY_TRAILER)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the open parts and writes the `load.sql` driver.
+    pub fn finish(mut self, ledger: Option<&LedgerEntry>) -> Result<Vec<ArtifactFile>, PgError> {
+        // An empty input still gets one (empty) part of each kind.
+        if self.spec.kinds.sql && self.sql.is_none() && self.sql_parts == 0 {
+            self.sql = Some(self.open_sql()?);
+        }
+        if self.spec.kinds.pgcopy && self.pgcopy.is_none() && self.pgcopy_parts == 0 {
+            self.pgcopy = Some(self.open_pgcopy()?);
+        }
+        if let Some(p) = self.sql.take() {
+            self.close(p, "sql", b"\\.\n")?;
+        }
+        if let Some(p) = self.pgcopy.take() {
+            self.close(p, "pgcopy", &PGCOPY_TRAILER)?;
+        }
+        if self.spec.kinds.sql {
+            let path = self.spec.dir.join("load.sql");
+            let text = self.driver(ledger);
+            std::fs::write(&path, &text).map_err(io_err(&path))?;
+            self.files.push(ArtifactFile {
+                path,
+                kind: "driver",
+                rows: 0,
+                bytes: text.len() as u64,
+            });
+        }
+        Ok(self.files)
+    }
+
+    /// The driver script: one transaction, the mode's publish step, and the
+    /// ledger check and entry, so replaying it twice loads once.
+    fn driver(&self, ledger: Option<&LedgerEntry>) -> String {
+        let s = &self.spec;
+        let target = s.target.quoted();
+        let parts: Vec<String> = self
+            .files
+            .iter()
+            .filter(|f| f.kind == "sql")
+            .filter_map(|f| {
+                f.path
+                    .file_name()
+                    .map(|n| format!("\\ir {}", n.to_string_lossy()))
+            })
+            .collect();
+        let rows: u64 = self
+            .files
+            .iter()
+            .filter(|f| f.kind == "sql")
+            .map(|f| f.rows)
+            .sum();
+        let mut out = format!(
+            "--\n-- ferry {}: load {} rows into {} (mode {}).\n-- Run: psql -v ON_ERROR_STOP=1 -f load.sql\n--\n\n\\set ON_ERROR_STOP on\nSET client_encoding = 'UTF8';\nBEGIN;\n",
+            env!("CARGO_PKG_VERSION"),
+            rows,
+            s.target,
+            s.mode
+        );
+        if let Some(l) = ledger {
+            out.push_str(&format!(
+                "SELECT pg_advisory_xact_lock(hashtext('ferry.loads'));\n{LEDGER_DDL};\nSELECT NOT EXISTS (SELECT 1 FROM ferry.loads WHERE target = {} AND input = {} AND checksum = {}) AS ferry_todo \\gset\n\\if :ferry_todo\n",
+                quote_literal(&s.target.to_string()),
+                quote_literal(&l.input),
+                quote_literal(&l.checksum)
+            ));
+        }
+        out.push_str(&format!("{};\n", s.target_ddl));
+        if s.mode == LoadMode::Replace {
+            out.push_str(&format!("TRUNCATE {target};\n"));
+        }
+        for p in &parts {
+            out.push_str(p);
+            out.push('\n');
+        }
+        if s.mode == LoadMode::Upsert {
+            let stage = self.sql_copy_table();
+            out.push_str(&format!(
+                "{};\nDROP TABLE {};\n",
+                upsert_sql(&s.target, &stage, &s.columns, &s.keys),
+                stage.quoted()
+            ));
+        }
+        if let Some(l) = ledger {
+            out.push_str(&format!(
+                "INSERT INTO ferry.loads (target, input, checksum, dataset, job_id, mode, rows, bytes) VALUES ({}, {}, {}, {}, {}, {}, {rows}, {});\n\\else\n\\echo 'already loaded: ferry.loads has this input for this target; nothing to do'\n\\endif\n",
+                quote_literal(&s.target.to_string()),
+                quote_literal(&l.input),
+                quote_literal(&l.checksum),
+                quote_literal(&l.dataset),
+                quote_literal(&l.job_id),
+                quote_literal(&s.mode.to_string()),
+                l.bytes
+            ));
+        }
+        out.push_str("COMMIT;\n");
+        out
+    }
+}

@@ -1,0 +1,185 @@
+//! What the target table looks like, read from the catalog, and the DDL ferry
+//! writes when it has to create one.
+
+use tokio_postgres::Client;
+
+use super::error::PgError;
+use super::ident::{QualifiedName, quote_ident};
+use super::types::PgType;
+
+/// One column of an existing table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableColumn {
+    /// Column name.
+    pub name: String,
+    /// The type, when ferry can encode it.
+    pub pg: Option<PgType>,
+    /// The type as PostgreSQL spells it (`format_type`), for messages.
+    pub type_name: String,
+    /// `NOT NULL`
+    pub not_null: bool,
+    /// Has a default, identity or is generated: may be left out of COPY.
+    pub has_default: bool,
+    /// A generated column: cannot be written at all.
+    pub generated: bool,
+}
+
+/// A column ferry will create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewColumn {
+    /// Column name.
+    pub name: String,
+    /// Its type.
+    pub pg: PgType,
+    /// Add `NOT NULL`.
+    pub not_null: bool,
+}
+
+/// Reads a table's columns, or `None` if it does not exist.
+pub async fn describe_table(
+    client: &Client,
+    table: &QualifiedName,
+) -> Result<Option<Vec<TableColumn>>, PgError> {
+    let doing = || format!("reading the columns of {table}");
+    let rows = client
+        .query(
+            "SELECT a.attname::text,
+                    format_type(a.atttypid, a.atttypmod),
+                    coalesce(bt.typname, t.typname)::text,
+                    CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END,
+                    coalesce(bt.typtype, t.typtype)::text,
+                    a.attnotnull,
+                    a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '',
+                    a.attgenerated <> ''
+               FROM pg_attribute a
+               JOIN pg_type t ON t.oid = a.atttypid
+               LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
+              WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
+              ORDER BY a.attnum",
+            &[&table.quoted()],
+        )
+        .await
+        .map_err(|e| PgError::db(doing(), e))?;
+    if rows.is_empty() {
+        let exists: bool = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table.quoted()])
+            .await
+            .map_err(|e| PgError::db(doing(), e))?
+            .get(0);
+        // A table with no columns exists but is useless as a target.
+        return Ok(exists.then(Vec::new));
+    }
+    Ok(Some(
+        rows.iter()
+            .map(|r| {
+                let typname: String = r.get(2);
+                let typmod: i32 = r.get(3);
+                let typtype: String = r.get(4);
+                TableColumn {
+                    name: r.get(0),
+                    type_name: r.get(1),
+                    pg: PgType::from_catalog(&typname, typmod, &typtype),
+                    not_null: r.get(5),
+                    has_default: r.get(6),
+                    generated: r.get(7),
+                }
+            })
+            .collect(),
+    ))
+}
+
+/// The column sets of the table's unique indexes and constraints (full,
+/// non-partial), which `INSERT … ON CONFLICT (keys)` needs.
+pub async fn unique_keys(
+    client: &Client,
+    table: &QualifiedName,
+) -> Result<Vec<Vec<String>>, PgError> {
+    let rows = client
+        .query(
+            "SELECT array_agg(a.attname::text ORDER BY k.ord)
+               FROM pg_index i
+               CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+              WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indpred IS NULL
+              GROUP BY i.indexrelid",
+            &[&table.quoted()],
+        )
+        .await
+        .map_err(|e| PgError::db(format!("reading the unique keys of {table}"), e))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// `CREATE TABLE [IF NOT EXISTS] "s"."t" (…[, PRIMARY KEY (…)])`.
+pub fn create_table_sql(
+    table: &QualifiedName,
+    columns: &[NewColumn],
+    primary_key: &[String],
+    if_not_exists: bool,
+    unlogged: bool,
+) -> String {
+    let mut sql = format!(
+        "CREATE {}TABLE {}{} (\n",
+        if unlogged { "UNLOGGED " } else { "" },
+        if if_not_exists { "IF NOT EXISTS " } else { "" },
+        table.quoted()
+    );
+    let mut lines: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            format!(
+                "    {} {}{}",
+                quote_ident(&c.name),
+                c.pg,
+                if c.not_null { " NOT NULL" } else { "" }
+            )
+        })
+        .collect();
+    if !primary_key.is_empty() {
+        let keys: Vec<String> = primary_key.iter().map(|k| quote_ident(k)).collect();
+        lines.push(format!("    PRIMARY KEY ({})", keys.join(", ")));
+    }
+    sql.push_str(&lines.join(",\n"));
+    sql.push_str("\n)");
+    sql
+}
+
+/// `("a", "b", …)` for a COPY or INSERT column list.
+pub fn column_list(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| quote_ident(n)).collect();
+    format!("({})", quoted.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ddl_quotes_everything() {
+        let sql = create_table_sql(
+            &QualifiedName::new("s p", "t\"x"),
+            &[
+                NewColumn {
+                    name: "id".into(),
+                    pg: PgType::Int8,
+                    not_null: true,
+                },
+                NewColumn {
+                    name: "Name; DROP".into(),
+                    pg: PgType::Text,
+                    not_null: false,
+                },
+            ],
+            &["id".to_string()],
+            true,
+            false,
+        );
+        assert_eq!(
+            sql,
+            "CREATE TABLE IF NOT EXISTS \"s p\".\"t\"\"x\" (\n    \"id\" bigint NOT NULL,\n    \"Name; DROP\" text,\n    PRIMARY KEY (\"id\")\n)"
+        );
+        assert_eq!(
+            column_list(&["a".into(), "B\"".into()]),
+            "(\"a\", \"B\"\"\")"
+        );
+    }
+}

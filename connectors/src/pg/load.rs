@@ -1,0 +1,772 @@
+//! The loader: binary COPY into PostgreSQL over one or more connections,
+//! published atomically per load mode, recorded in the ledger in the same
+//! transaction.
+//!
+//! | streams | append | replace | upsert |
+//! |---|---|---|---|
+//! | 1 | one transaction: COPY into the target, ledger, commit | one transaction: create the new table, `COPY … FREEZE`, swap, ledger, commit | one transaction: COPY into a temp table, `INSERT … ON CONFLICT`, ledger, commit |
+//! | N | COPY into an unlogged staging table; then one transaction: `INSERT … SELECT`, ledger, commit | COPY into the new table; then one transaction: swap, ledger, commit | COPY into staging; then one transaction: `INSERT … ON CONFLICT`, ledger, commit |
+//!
+//! Until the final commit nothing is visible in the target; on any failure the
+//! transaction is rolled back and staging tables are dropped, so a failed load
+//! leaves the target exactly as it was.
+
+use std::sync::Arc;
+
+use arrow::datatypes::DataType;
+use bytes::Bytes;
+use futures::SinkExt;
+use tokio::sync::{Mutex, mpsc};
+use tokio::task::JoinHandle;
+use tokio_postgres::Client;
+
+use super::binary::{PGCOPY_HEADER, PGCOPY_TRAILER};
+use super::catalog::{NewColumn, TableColumn, create_table_sql, describe_table, unique_keys};
+use super::codec::{Codecs, ColumnCodec};
+use super::connect::PgConfig;
+use super::error::PgError;
+use super::ident::QualifiedName;
+use super::statements::{
+    LEDGER_DDL, LoadMode, copy_binary_sql, insert_select_sql, ledger_insert_sql, upsert_sql,
+};
+use super::types::PgType;
+
+/// One column the transform produces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputColumn {
+    /// Column name.
+    pub name: String,
+    /// Arrow type.
+    pub data_type: DataType,
+    /// Whether it may hold NULLs (non-nullable columns become `NOT NULL`).
+    pub nullable: bool,
+    /// The PostgreSQL type ferry would create it as.
+    pub pg: PgType,
+}
+
+/// Where the rows come from, as the ledger records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputIdentity {
+    /// Path or `s3://bucket/key#version`.
+    pub input: String,
+    /// Checksum of the input's bytes.
+    pub checksum: String,
+    /// Input size in bytes.
+    pub bytes: u64,
+}
+
+/// Everything a load needs to know before the first row.
+#[derive(Debug, Clone)]
+pub struct LoadRequest {
+    /// Target table.
+    pub target: QualifiedName,
+    /// How rows are published.
+    pub mode: LoadMode,
+    /// Key columns for `upsert` (and the primary key of a created table).
+    pub keys: Vec<String>,
+    /// Parallel COPY connections (≥ 1).
+    pub streams: usize,
+    /// Create the target when it is missing.
+    pub create: bool,
+    /// Load even if the ledger says this input is already loaded.
+    pub force: bool,
+    /// The input.
+    pub input: InputIdentity,
+    /// Dataset name, for the ledger.
+    pub dataset: String,
+    /// Job id: names staging tables and ledger entries.
+    pub job_id: String,
+    /// The transform's output columns, in order.
+    pub columns: Vec<OutputColumn>,
+}
+
+/// A ledger entry found for this input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousLoad {
+    /// Job that loaded it.
+    pub job_id: String,
+    /// Rows it loaded.
+    pub rows: i64,
+    /// When (as PostgreSQL prints it).
+    pub loaded_at: String,
+}
+
+/// The result of [`LoadSession::begin`].
+pub enum Begin {
+    /// Ready to receive rows.
+    Ready(LoadSession),
+    /// The ledger already has this input for this target (and `force` is off).
+    AlreadyLoaded(PreviousLoad),
+}
+
+/// The result of a finished load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Rows were published.
+    Loaded {
+        /// Rows loaded.
+        rows: u64,
+        /// Whether ferry created the target table.
+        created: bool,
+    },
+    /// Another job published the same input first; this one rolled back.
+    AlreadyLoaded(PreviousLoad),
+}
+
+/// Encoded binary COPY tuples for some consecutive output rows.
+#[derive(Debug, Clone)]
+pub struct CopyChunk {
+    /// Tuples only (no header or trailer).
+    pub bytes: Bytes,
+    /// Number of tuples.
+    pub rows: u64,
+    /// Zero-based index of the first tuple among all output rows.
+    pub first_row: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// One connection, everything in the control transaction.
+    Single,
+    /// Parallel streams into a committed staging (or new) table, then publish.
+    Staged,
+}
+
+/// A load in progress. Feed chunks through [`LoadSession::sender`], then call
+/// [`LoadSession::finish`]; on any error call [`LoadSession::abort`].
+pub struct LoadSession {
+    cfg: PgConfig,
+    req: LoadRequest,
+    control: Arc<Client>,
+    layout: Layout,
+    codecs: Codecs,
+    copy_columns: Vec<String>,
+    /// Where the COPY streams write.
+    copy_table: QualifiedName,
+    /// Table to drop on failure (staging or the not-yet-swapped new table).
+    cleanup: Option<QualifiedName>,
+    target_exists: bool,
+    target_ddl: String,
+    sender: Option<mpsc::Sender<CopyChunk>>,
+    streams: Vec<JoinHandle<Result<u64, PgError>>>,
+}
+
+impl LoadSession {
+    /// Connects, checks the ledger, matches the output to the target table,
+    /// creates staging tables and opens the COPY streams.
+    pub async fn begin(cfg: &PgConfig, req: LoadRequest) -> Result<Begin, PgError> {
+        let app = format!("ferry {}", short(&req.job_id));
+        let cfg = cfg.clone().with_application_name(&app);
+        let control = Arc::new(cfg.connect().await?);
+        ensure_ledger(&control).await?;
+        if !req.force
+            && let Some(prev) = previous_load(&control, &req).await?
+        {
+            return Ok(Begin::AlreadyLoaded(prev));
+        }
+        let existing = describe_table(&control, &req.target).await?;
+        let (codecs, new_columns) = match &existing {
+            Some(cols) => (match_existing(&req, cols)?, None),
+            None if !req.create => {
+                return Err(PgError::Target {
+                    table: req.target.to_string(),
+                    detail: "does not exist (and creating it is turned off)".into(),
+                });
+            }
+            None => {
+                let (codecs, cols) = plan_new(&req)?;
+                (codecs, Some(cols))
+            }
+        };
+        if req.mode == LoadMode::Upsert {
+            check_upsert_keys(&control, &req, existing.is_some()).await?;
+        }
+        let pk = if req.mode == LoadMode::Upsert {
+            req.keys.clone()
+        } else {
+            Vec::new()
+        };
+        let target_ddl = match &new_columns {
+            Some(cols) => create_table_sql(&req.target, cols, &pk, true, false),
+            None => format!("CREATE TABLE IF NOT EXISTS {} ()", req.target.quoted()),
+        };
+        let copy_columns: Vec<String> = req.columns.iter().map(|c| c.name.clone()).collect();
+        let layout = if req.streams <= 1 {
+            Layout::Single
+        } else {
+            Layout::Staged
+        };
+        let mut session = LoadSession {
+            cfg,
+            control,
+            layout,
+            codecs: Arc::new(codecs),
+            copy_columns,
+            copy_table: req.target.clone(),
+            cleanup: None,
+            target_exists: existing.is_some(),
+            target_ddl,
+            sender: None,
+            streams: Vec::new(),
+            req,
+        };
+        if let Err(e) = session.open(new_columns.as_deref()).await {
+            session.abort().await;
+            return Err(e);
+        }
+        Ok(Begin::Ready(session))
+    }
+
+    /// The column plans, in COPY order, for the encoder.
+    pub fn codecs(&self) -> Codecs {
+        self.codecs.clone()
+    }
+
+    /// The `CREATE TABLE IF NOT EXISTS` statement for the target.
+    pub fn target_ddl(&self) -> &str {
+        &self.target_ddl
+    }
+
+    /// The columns in COPY order.
+    pub fn columns(&self) -> &[String] {
+        &self.copy_columns
+    }
+
+    /// Where encoded chunks go. Drop every clone before calling `finish`.
+    pub fn sender(&self) -> mpsc::Sender<CopyChunk> {
+        self.sender.clone().unwrap_or_else(|| mpsc::channel(1).0)
+    }
+
+    /// Creates the table the streams write into and starts them.
+    async fn open(&mut self, new_columns: Option<&[NewColumn]>) -> Result<(), PgError> {
+        let req = &self.req;
+        let c = &self.control;
+        let job = short(&req.job_id);
+        let like_target = |t: &QualifiedName, unlogged: bool| -> String {
+            match new_columns {
+                Some(cols) => create_table_sql(t, cols, &[], false, unlogged),
+                None => {
+                    let l = super::catalog::column_list(&self.copy_columns);
+                    format!(
+                        "CREATE {}TABLE {} AS SELECT {} FROM {} WITH NO DATA",
+                        if unlogged { "UNLOGGED " } else { "" },
+                        t.quoted(),
+                        &l[1..l.len() - 1],
+                        req.target.quoted()
+                    )
+                }
+            }
+        };
+        // The replacement table, built beside the target and swapped in.
+        let replacement = req
+            .target
+            .sibling(format!("{}__ferry_{job}", req.target.name));
+        let replacement_ddl = || -> String {
+            match new_columns {
+                Some(cols) => create_table_sql(&replacement, cols, &[], false, false),
+                None => format!(
+                    "CREATE TABLE {} (LIKE {} INCLUDING ALL)",
+                    replacement.quoted(),
+                    req.target.quoted()
+                ),
+            }
+        };
+        let mut freeze = false;
+        match (self.layout, req.mode) {
+            (Layout::Single, mode) => {
+                exec(c, "BEGIN", "starting the load transaction").await?;
+                match mode {
+                    LoadMode::Append => {
+                        if !self.target_exists {
+                            exec(c, &self.target_ddl, "creating the target table").await?;
+                        }
+                    }
+                    LoadMode::Replace => {
+                        exec(c, &replacement_ddl(), "creating the replacement table").await?;
+                        self.copy_table = replacement;
+                        freeze = true;
+                    }
+                    LoadMode::Upsert => {
+                        if !self.target_exists {
+                            exec(c, &self.target_ddl, "creating the target table").await?;
+                        }
+                        let stage = QualifiedName::new("pg_temp", format!("ferry_stage_{job}"));
+                        let l = super::catalog::column_list(&self.copy_columns);
+                        let sql = format!(
+                            "CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA",
+                            stage.quoted(),
+                            &l[1..l.len() - 1],
+                            req.target.quoted()
+                        );
+                        exec(c, &sql, "creating the staging table").await?;
+                        self.copy_table = stage;
+                    }
+                }
+            }
+            (Layout::Staged, LoadMode::Replace) => {
+                exec(c, &replacement_ddl(), "creating the replacement table").await?;
+                self.cleanup = Some(replacement.clone());
+                self.copy_table = replacement;
+            }
+            (Layout::Staged, _) => {
+                let stage = QualifiedName::new("ferry", format!("stage_{job}"));
+                exec(c, &like_target(&stage, true), "creating the staging table").await?;
+                self.cleanup = Some(stage.clone());
+                self.copy_table = stage;
+            }
+        }
+        let copy_sql = Arc::new(copy_binary_sql(
+            &self.copy_table,
+            &self.copy_columns,
+            freeze,
+        ));
+        let (tx, rx) = mpsc::channel::<CopyChunk>(req.streams.max(1) * 2);
+        let rx = Arc::new(Mutex::new(rx));
+        let table = Arc::new(self.copy_table.to_string());
+        if self.layout == Layout::Single {
+            self.streams.push(tokio::spawn(run_stream(
+                self.control.clone(),
+                copy_sql,
+                rx,
+                0,
+                table,
+            )));
+        } else {
+            for k in 0..req.streams {
+                let client = Arc::new(self.cfg.connect().await?);
+                self.streams.push(tokio::spawn(run_stream(
+                    client,
+                    copy_sql.clone(),
+                    rx.clone(),
+                    k,
+                    table.clone(),
+                )));
+            }
+        }
+        self.sender = Some(tx);
+        Ok(())
+    }
+
+    /// Waits for the streams, checks the row count, and publishes in one
+    /// transaction with the ledger entry.
+    pub async fn finish(mut self, expected_rows: u64) -> Result<Outcome, PgError> {
+        match self.publish(expected_rows).await {
+            Ok(outcome) => {
+                if matches!(outcome, Outcome::AlreadyLoaded(_)) {
+                    self.abort().await;
+                } else {
+                    self.drop_cleanup_table().await;
+                }
+                Ok(outcome)
+            }
+            Err(e) => {
+                self.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn publish(&mut self, expected_rows: u64) -> Result<Outcome, PgError> {
+        self.sender = None;
+        let mut loaded = 0u64;
+        let mut first_err = None;
+        for handle in self.streams.drain(..) {
+            match handle.await {
+                Ok(Ok(rows)) => loaded += rows,
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(join) => {
+                    first_err
+                        .get_or_insert(PgError::Count(format!("a COPY stream stopped: {join}")));
+                }
+            }
+        }
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+        if loaded != expected_rows {
+            return Err(PgError::Count(format!(
+                "encoded {expected_rows} rows but PostgreSQL accepted {loaded}"
+            )));
+        }
+        let req = &self.req;
+        let c = &self.control;
+        if self.layout == Layout::Staged {
+            exec(c, "BEGIN", "starting the publish transaction").await?;
+        }
+        let created = !self.target_exists;
+        match (self.layout, req.mode) {
+            (Layout::Single, LoadMode::Append) => {}
+            (_, LoadMode::Replace) => {
+                if self.target_exists {
+                    exec(
+                        c,
+                        &format!("DROP TABLE {}", req.target.quoted()),
+                        "dropping the replaced table (views or foreign keys that depend on it must be dropped first)",
+                    )
+                    .await?;
+                }
+                exec(
+                    c,
+                    &format!(
+                        "ALTER TABLE {} RENAME TO {}",
+                        self.copy_table.quoted(),
+                        super::ident::quote_ident(&req.target.name)
+                    ),
+                    "swapping in the new table",
+                )
+                .await?;
+            }
+            (Layout::Staged, LoadMode::Append) => {
+                if !self.target_exists {
+                    exec(c, &self.target_ddl, "creating the target table").await?;
+                }
+                exec(
+                    c,
+                    &insert_select_sql(&req.target, &self.copy_table, &self.copy_columns),
+                    "publishing staged rows",
+                )
+                .await?;
+            }
+            (_, LoadMode::Upsert) => {
+                if !self.target_exists && self.layout == Layout::Staged {
+                    exec(c, &self.target_ddl, "creating the target table").await?;
+                }
+                exec(
+                    c,
+                    &upsert_sql(&req.target, &self.copy_table, &self.copy_columns, &req.keys),
+                    "upserting staged rows",
+                )
+                .await
+                .map_err(explain_upsert)?;
+            }
+        }
+        let inserted = c
+            .execute(
+                ledger_insert_sql(req.force),
+                &[
+                    &req.target.to_string(),
+                    &req.input.input,
+                    &req.input.checksum,
+                    &req.dataset,
+                    &req.job_id,
+                    &req.mode.to_string(),
+                    &(loaded as i64),
+                    &(req.input.bytes as i64),
+                ],
+            )
+            .await
+            .map_err(|e| PgError::db("recording the load in ferry.loads", e))?;
+        if inserted == 0 {
+            // A concurrent job published this input first: ours must not count.
+            exec(c, "ROLLBACK", "rolling back a duplicate load").await?;
+            let prev = previous_load(c, req).await?.unwrap_or(PreviousLoad {
+                job_id: String::new(),
+                rows: 0,
+                loaded_at: String::new(),
+            });
+            return Ok(Outcome::AlreadyLoaded(prev));
+        }
+        exec(c, "COMMIT", "committing the load").await?;
+        if req.mode == LoadMode::Replace {
+            // The swapped-in table is the target now; nothing to clean up.
+            self.cleanup = None;
+        }
+        Ok(Outcome::Loaded {
+            rows: loaded,
+            created,
+        })
+    }
+
+    /// Stops the streams, rolls back and drops staging tables. Never fails:
+    /// problems are logged, since the caller is already handling an error.
+    pub async fn abort(mut self) {
+        self.sender = None;
+        for h in self.streams.drain(..) {
+            h.abort();
+        }
+        if !self.control.is_closed() {
+            let _ = self.control.batch_execute("ROLLBACK").await;
+        }
+        self.drop_cleanup_table().await;
+    }
+
+    async fn drop_cleanup_table(&mut self) {
+        let Some(table) = self.cleanup.take() else {
+            return;
+        };
+        let sql = format!("DROP TABLE IF EXISTS {}", table.quoted());
+        let result = if self.control.is_closed() {
+            match self.cfg.connect().await {
+                Ok(c) => c
+                    .batch_execute(&sql)
+                    .await
+                    .map_err(|e| PgError::db("cleanup", e)),
+                Err(e) => Err(e),
+            }
+        } else {
+            self.control
+                .batch_execute(&sql)
+                .await
+                .map_err(|e| PgError::db("cleanup", e))
+        };
+        if let Err(e) = result {
+            tracing::warn!(table = %table, error = %e, "could not drop a staging table; drop it by hand");
+        }
+    }
+}
+
+fn short(job_id: &str) -> String {
+    job_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .chars()
+        .rev()
+        .take(12)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
+
+async fn exec(c: &Client, sql: &str, doing: &str) -> Result<(), PgError> {
+    c.batch_execute(sql)
+        .await
+        .map_err(|e| PgError::db(doing, e))
+}
+
+fn explain_upsert(e: PgError) -> PgError {
+    match e {
+        PgError::Db {
+            doing,
+            detail,
+            code: Some(code),
+            source,
+        } if code == "21000" => PgError::Db {
+            doing,
+            detail: format!(
+                "{detail}\n  ferry: the input holds the same key more than once; upsert needs one row per key (deduplicate in transform.sql, e.g. with DISTINCT ON)"
+            ),
+            code: Some(code),
+            source,
+        },
+        other => other,
+    }
+}
+
+async fn ensure_ledger(c: &Client) -> Result<(), PgError> {
+    // Serialised with an advisory lock: concurrent CREATE … IF NOT EXISTS can
+    // otherwise race on the catalog's unique indexes.
+    let sql = format!(
+        "BEGIN; SELECT pg_advisory_xact_lock(hashtext('ferry.loads')); {LEDGER_DDL}; COMMIT;"
+    );
+    c.batch_execute(&sql)
+        .await
+        .map_err(|e| PgError::db("creating the ledger ferry.loads", e))
+}
+
+async fn previous_load(c: &Client, req: &LoadRequest) -> Result<Option<PreviousLoad>, PgError> {
+    let row = c
+        .query_opt(
+            "SELECT job_id, rows, loaded_at::text FROM ferry.loads
+              WHERE target = $1 AND input = $2 AND checksum = $3",
+            &[
+                &req.target.to_string(),
+                &req.input.input,
+                &req.input.checksum,
+            ],
+        )
+        .await
+        .map_err(|e| PgError::db("reading ferry.loads", e))?;
+    Ok(row.map(|r| PreviousLoad {
+        job_id: r.get(0),
+        rows: r.get(1),
+        loaded_at: r.get(2),
+    }))
+}
+
+/// Matches output columns to an existing table by name and plans each
+/// column's encoder from the target's type.
+fn match_existing(req: &LoadRequest, cols: &[TableColumn]) -> Result<Vec<ColumnCodec>, PgError> {
+    let table = req.target.to_string();
+    let fail = |detail: String| PgError::Target {
+        table: table.clone(),
+        detail,
+    };
+    let mut codecs = Vec::with_capacity(req.columns.len());
+    let missing: Vec<&str> = req
+        .columns
+        .iter()
+        .filter(|o| !cols.iter().any(|c| c.name == o.name))
+        .map(|o| o.name.as_str())
+        .collect();
+    if !missing.is_empty() {
+        let have: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
+        return Err(fail(format!(
+            "has no column(s) {missing:?} (it has {have:?}); rename them in transform.sql or add them to the table"
+        )));
+    }
+    for o in &req.columns {
+        let t = cols
+            .iter()
+            .find(|c| c.name == o.name)
+            .unwrap_or_else(|| unreachable!());
+        if t.generated {
+            return Err(fail(format!(
+                "column {:?} is generated and cannot be loaded",
+                t.name
+            )));
+        }
+        let Some(pg) = &t.pg else {
+            return Err(fail(format!(
+                "column {:?} has type {}, which ferry cannot write; change its type or leave it out of transform.sql",
+                t.name, t.type_name
+            )));
+        };
+        codecs.push(ColumnCodec::plan(&o.name, &o.data_type, pg)?);
+    }
+    let unfilled: Vec<&str> = cols
+        .iter()
+        .filter(|c| c.not_null && !c.has_default && !req.columns.iter().any(|o| o.name == c.name))
+        .map(|c| c.name.as_str())
+        .collect();
+    if !unfilled.is_empty() {
+        return Err(fail(format!(
+            "column(s) {unfilled:?} are NOT NULL without a default, but the transform does not produce them"
+        )));
+    }
+    Ok(codecs)
+}
+
+fn plan_new(req: &LoadRequest) -> Result<(Vec<ColumnCodec>, Vec<NewColumn>), PgError> {
+    let mut codecs = Vec::new();
+    let mut cols = Vec::new();
+    for o in &req.columns {
+        codecs.push(ColumnCodec::plan(&o.name, &o.data_type, &o.pg)?);
+        cols.push(NewColumn {
+            name: o.name.clone(),
+            pg: o.pg.clone(),
+            not_null: !o.nullable || (req.mode == LoadMode::Upsert && req.keys.contains(&o.name)),
+        });
+    }
+    Ok((codecs, cols))
+}
+
+async fn check_upsert_keys(c: &Client, req: &LoadRequest, exists: bool) -> Result<(), PgError> {
+    let fail = |detail: String| PgError::Target {
+        table: req.target.to_string(),
+        detail,
+    };
+    if req.keys.is_empty() {
+        return Err(fail(
+            "upsert needs key columns (target.keys in the spec, or --key)".into(),
+        ));
+    }
+    for k in &req.keys {
+        if !req.columns.iter().any(|o| &o.name == k) {
+            return Err(fail(format!(
+                "upsert key {k:?} is not a column of the transform's output"
+            )));
+        }
+    }
+    if exists {
+        let mut want = req.keys.clone();
+        want.sort();
+        let found = unique_keys(c, &req.target).await?.into_iter().any(|mut k| {
+            k.sort();
+            k == want
+        });
+        if !found {
+            return Err(fail(format!(
+                "upsert on {:?} needs a unique index or primary key on exactly those columns",
+                req.keys
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// One COPY stream: header, chunks from the shared queue, trailer.
+async fn run_stream(
+    client: Arc<Client>,
+    copy_sql: Arc<String>,
+    rx: Arc<Mutex<mpsc::Receiver<CopyChunk>>>,
+    index: usize,
+    table: Arc<String>,
+) -> Result<u64, PgError> {
+    // (first output row, rows) of each chunk sent, to name the row PostgreSQL rejects.
+    let mut sent: Vec<(u64, u64)> = Vec::new();
+    let result = async {
+        let sink = client.copy_in::<_, Bytes>(copy_sql.as_str()).await?;
+        futures::pin_mut!(sink);
+        sink.send(Bytes::from_static(&PGCOPY_HEADER)).await?;
+        loop {
+            let next = rx.lock().await.recv().await;
+            let Some(chunk) = next else { break };
+            sent.push((chunk.first_row, chunk.rows));
+            sink.send(chunk.bytes).await?;
+        }
+        sink.send(Bytes::from_static(&PGCOPY_TRAILER)).await?;
+        sink.as_mut().finish().await
+    }
+    .await;
+    result.map_err(|e| {
+        // Stop the producer: nobody else should keep loading into a failed job.
+        if let Ok(mut r) = rx.try_lock() {
+            r.close();
+        }
+        let doing = match copy_line(&e).and_then(|line| locate(&sent, line)) {
+            Some(row) => format!(
+                "loading output row {} into {table} (COPY stream {index})",
+                row + 1
+            ),
+            None => format!("COPY stream {index} into {table}"),
+        };
+        PgError::db(doing, e)
+    })
+}
+
+/// The 1-based tuple number from a COPY error's CONTEXT ("COPY t, line 17, …").
+fn copy_line(e: &tokio_postgres::Error) -> Option<u64> {
+    let ctx = e.as_db_error()?.where_()?;
+    let rest = &ctx[ctx.find(", line ")? + 7..];
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().ok()
+}
+
+fn locate(sent: &[(u64, u64)], line: u64) -> Option<u64> {
+    let mut seen = 0;
+    for &(first, rows) in sent {
+        if line <= seen + rows {
+            return Some(first + (line - seen - 1));
+        }
+        seen += rows;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locates_rows_across_chunks() {
+        let sent = [(0, 10), (30, 5), (50, 5)];
+        assert_eq!(locate(&sent, 1), Some(0));
+        assert_eq!(locate(&sent, 10), Some(9));
+        assert_eq!(locate(&sent, 11), Some(30));
+        assert_eq!(locate(&sent, 16), Some(50));
+        assert_eq!(locate(&sent, 21), None);
+    }
+
+    #[test]
+    fn short_ids() {
+        assert_eq!(
+            short("0190f3c2-7b1e-7c3a-9f00-1234567890ab"),
+            "1234567890ab"
+        );
+    }
+}

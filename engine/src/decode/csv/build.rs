@@ -1,0 +1,442 @@
+//! Typed Arrow columns from tokenized records: one pass per column, parsing
+//! straight into value buffers (no per-value allocation), nulls decided by the
+//! dialect (unquoted null markers only).
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BinaryArray, BooleanBufferBuilder, FixedSizeBinaryArray, PrimitiveArray, RecordBatch,
+    StringArray,
+};
+use arrow::buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
+use arrow::datatypes::*;
+
+use super::super::error::{DecodeError, show_value};
+use super::super::parse::{
+    DecimalError, TimestampError, parse_bool, parse_bytea, parse_date, parse_decimal, parse_f32,
+    parse_f64, parse_i64, parse_interval, parse_time, parse_timestamp,
+};
+use super::dialect::CsvDialect;
+use super::tokenize::Records;
+
+/// Which file columns to decode and as what.
+#[derive(Debug, Clone)]
+pub struct Projection {
+    /// Output fields (their types decide the parsing).
+    pub fields: Vec<FieldRef>,
+    /// File column index of each output field.
+    pub indices: Vec<usize>,
+    /// Optional chrono format per output field (dates, timestamps).
+    pub formats: Vec<Option<String>>,
+    /// Fields every record must have.
+    pub expected_fields: usize,
+    /// All file column names (for messages).
+    pub file_names: Vec<String>,
+}
+
+/// Where a chunk sits in its file, to turn offsets into line numbers.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkPos<'a> {
+    /// File name for messages.
+    pub file: &'a str,
+    /// The chunk's bytes.
+    pub chunk: &'a [u8],
+    /// 1-based line number of the chunk's first byte.
+    pub first_line: u64,
+    /// Byte offset of the chunk in the decompressed input.
+    pub offset: u64,
+}
+
+impl ChunkPos<'_> {
+    /// Line number of a byte offset within the chunk.
+    pub fn line_at(&self, offset: usize) -> u64 {
+        self.first_line
+            + memchr::memchr_iter(b'\n', &self.chunk[..offset.min(self.chunk.len())]).count() as u64
+    }
+}
+
+type Failure = (usize, String, String); // (record, reason, hint)
+
+/// Builds one batch from `records[skip..]`.
+pub fn build_batch(
+    records: &Records,
+    skip: usize,
+    dialect: &CsvDialect,
+    projection: &Projection,
+    schema: SchemaRef,
+    pos: ChunkPos<'_>,
+) -> Result<RecordBatch, DecodeError> {
+    let rows = records.len().saturating_sub(skip);
+    for r in skip..records.len() {
+        let found = records.field_count(r);
+        if found != projection.expected_fields {
+            let start = records.record_offsets[r] as usize;
+            let end = pos.chunk[start..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(pos.chunk.len(), |p| start + p)
+                .min(start + 160);
+            let hint =
+                if found > projection.expected_fields && found == projection.expected_fields + 1 {
+                    "; if every line ends with the delimiter, set trailing_delimiter = true"
+                } else if found == 1 && projection.expected_fields > 1 {
+                    "; is the delimiter right?"
+                } else {
+                    "; check quoting, or the delimiter"
+                };
+            return Err(DecodeError::FieldCount {
+                file: pos.file.to_string(),
+                line: pos.line_at(start),
+                expected: projection.expected_fields,
+                found,
+                preview: show_value(&pos.chunk[start..end]),
+                hint: hint.to_string(),
+            });
+        }
+    }
+    let mut columns = Vec::with_capacity(projection.fields.len());
+    for (k, field) in projection.fields.iter().enumerate() {
+        let c = projection.indices[k];
+        let get = |r: usize| records.get(skip + r, c);
+        let column = build_column(field, projection.formats[k].as_deref(), rows, get, dialect)
+            .map_err(|(r, reason, hint)| {
+                let (bytes, _) = get(r);
+                DecodeError::Value {
+                    file: pos.file.to_string(),
+                    line: pos.line_at(records.record_offsets[skip + r] as usize),
+                    column: c + 1,
+                    name: projection.file_names[c].clone(),
+                    value: show_value(bytes),
+                    reason,
+                    hint,
+                }
+            })?;
+        columns.push(column);
+    }
+    let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(rows));
+    RecordBatch::try_new_with_options(schema, columns, &options).map_err(|e| DecodeError::Layout {
+        file: pos.file.to_string(),
+        detail: format!("internal: {e}"),
+    })
+}
+
+fn nulls_from(valid: BooleanBufferBuilder, any_null: bool) -> Option<NullBuffer> {
+    let mut valid = valid;
+    any_null.then(|| NullBuffer::new(valid.finish()))
+}
+
+/// Parses a primitive column; `parse` returns the value or a reason.
+fn primitive<'a, T: ArrowPrimitiveType>(
+    rows: usize,
+    get: impl Fn(usize) -> (&'a [u8], bool),
+    dialect: &CsvDialect,
+    parse: impl Fn(&[u8]) -> Result<T::Native, (String, String)>,
+) -> Result<PrimitiveArray<T>, Failure> {
+    let mut values = Vec::with_capacity(rows);
+    let mut valid = BooleanBufferBuilder::new(rows);
+    let mut any_null = false;
+    for r in 0..rows {
+        let (bytes, quoted) = get(r);
+        if !quoted && dialect.is_null(bytes) {
+            values.push(T::Native::default());
+            valid.append(false);
+            any_null = true;
+            continue;
+        }
+        let v = parse(bytes).map_err(|(reason, hint)| (r, reason, hint))?;
+        values.push(v);
+        valid.append(true);
+    }
+    Ok(PrimitiveArray::new(
+        ScalarBuffer::from(values),
+        nulls_from(valid, any_null),
+    ))
+}
+
+fn bad(reason: &str, hint: &str) -> (String, String) {
+    (reason.to_string(), hint.to_string())
+}
+
+fn build_column<'a>(
+    field: &Field,
+    format: Option<&str>,
+    rows: usize,
+    get: impl Fn(usize) -> (&'a [u8], bool) + Copy,
+    d: &CsvDialect,
+) -> Result<ArrayRef, Failure> {
+    let declare = "; declare the column as text in the spec and convert it in transform.sql, or fix the value";
+    let int_hint = "; declare a wider type (bigint, numeric(p,s)) or text in the spec";
+    Ok(match field.data_type() {
+        DataType::Utf8 => {
+            let mut offsets = Vec::with_capacity(rows + 1);
+            offsets.push(0i32);
+            let mut data = Vec::new();
+            let mut valid = BooleanBufferBuilder::new(rows);
+            let mut any_null = false;
+            for r in 0..rows {
+                let (bytes, quoted) = get(r);
+                if !quoted && d.is_null(bytes) {
+                    valid.append(false);
+                    any_null = true;
+                } else {
+                    data.extend_from_slice(bytes);
+                    valid.append(true);
+                }
+                let end = i32::try_from(data.len()).map_err(|_| {
+                    (
+                        r,
+                        "more than 2 GiB of text in one batch".to_string(),
+                        String::new(),
+                    )
+                })?;
+                offsets.push(end);
+            }
+            // SAFETY: the reader validated the whole chunk as UTF-8 before
+            // tokenizing; fields are cut at ASCII bytes and unescaping only
+            // removes ASCII quote/escape bytes, so each value is valid UTF-8.
+            Arc::new(unsafe {
+                StringArray::new_unchecked(
+                    OffsetBuffer::new_unchecked(ScalarBuffer::from(offsets)),
+                    Buffer::from_vec(data),
+                    nulls_from(valid, any_null),
+                )
+            })
+        }
+        DataType::Boolean => {
+            let mut values = BooleanBufferBuilder::new(rows);
+            let mut valid = BooleanBufferBuilder::new(rows);
+            let mut any_null = false;
+            for r in 0..rows {
+                let (bytes, quoted) = get(r);
+                if !quoted && d.is_null(bytes) {
+                    values.append(false);
+                    valid.append(false);
+                    any_null = true;
+                    continue;
+                }
+                let v = parse_bool(bytes).ok_or_else(|| {
+                    (
+                        r,
+                        "not a boolean (true/false, t/f, yes/no, on/off, 1/0)".to_string(),
+                        declare.to_string(),
+                    )
+                })?;
+                values.append(v);
+                valid.append(true);
+            }
+            Arc::new(arrow::array::BooleanArray::new(
+                values.finish(),
+                nulls_from(valid, any_null),
+            ))
+        }
+        DataType::Int16 => Arc::new(primitive::<Int16Type>(rows, get, d, |b| {
+            let v = parse_i64(b).ok_or_else(|| bad("not an integer", declare))?;
+            i16::try_from(v).map_err(|_| bad("out of range for smallint", int_hint))
+        })?),
+        DataType::Int32 => Arc::new(primitive::<Int32Type>(rows, get, d, |b| {
+            let v = parse_i64(b).ok_or_else(|| bad("not an integer", declare))?;
+            i32::try_from(v).map_err(|_| bad("out of range for integer", int_hint))
+        })?),
+        DataType::Int64 => Arc::new(primitive::<Int64Type>(rows, get, d, |b| {
+            parse_i64(b).ok_or_else(|| {
+                if b.trim_ascii()
+                    .iter()
+                    .all(|c| c.is_ascii_digit() || *c == b'-' || *c == b'+')
+                    && !b.trim_ascii().is_empty()
+                {
+                    bad(
+                        "out of range for bigint",
+                        "; declare it numeric(38,0) or text in the spec",
+                    )
+                } else {
+                    bad("not an integer", declare)
+                }
+            })
+        })?),
+        DataType::Float32 => Arc::new(primitive::<Float32Type>(rows, get, d, |b| {
+            parse_f32(b).ok_or_else(|| bad("not a real number (or out of range for real)", declare))
+        })?),
+        DataType::Float64 => Arc::new(primitive::<Float64Type>(rows, get, d, |b| {
+            parse_f64(b).ok_or_else(|| {
+                bad(
+                    "not a number (or out of range for double precision)",
+                    declare,
+                )
+            })
+        })?),
+        DataType::Decimal128(p, s) => {
+            let (p, s) = (*p, *s);
+            let a = primitive::<Decimal128Type>(rows, get, d, |b| {
+                parse_decimal(b, p, s).map_err(|e| match e {
+                    DecimalError::Syntax => bad("not a number", declare),
+                    DecimalError::Overflow => (
+                        format!(
+                            "numeric field overflow: numeric({p},{s}) holds values below 10^{}",
+                            p as i16 - s as i16
+                        ),
+                        "; declare a larger precision in the spec".to_string(),
+                    ),
+                })
+            })?;
+            Arc::new(
+                a.with_precision_and_scale(p, s)
+                    .map_err(|e| (0, e.to_string(), String::new()))?,
+            )
+        }
+        DataType::Decimal256(p, s) => {
+            let (p, s) = (*p, *s);
+            let a = primitive::<Decimal256Type>(rows, get, d, |b| {
+                let text = std::str::from_utf8(b.trim_ascii())
+                    .map_err(|_| bad("not a number", declare))?;
+                arrow::compute::kernels::cast_utils::parse_decimal::<Decimal256Type>(text, p, s)
+                    .map_err(|e| (format!("not a numeric({p},{s}): {e}"), declare.to_string()))
+            })?;
+            Arc::new(
+                a.with_precision_and_scale(p, s)
+                    .map_err(|e| (0, e.to_string(), String::new()))?,
+            )
+        }
+        DataType::Date32 => Arc::new(primitive::<Date32Type>(rows, get, d, |b| match format {
+            Some(f) => chrono_date(b, f),
+            None => parse_date(b).ok_or_else(|| {
+                bad(
+                    "not a date (expected YYYY-MM-DD)",
+                    "; set format = \"…\" (strftime) on the column in the spec",
+                )
+            }),
+        })?),
+        DataType::Timestamp(TimeUnit::Microsecond, tz) => {
+            let zoned = tz.is_some();
+            let a = primitive::<TimestampMicrosecondType>(rows, get, d, |b| match format {
+                Some(f) => chrono_timestamp(b, f, zoned),
+                None => parse_timestamp(b, zoned).map_err(|e| match e {
+                    TimestampError::Syntax => bad(
+                        "not a timestamp (expected YYYY-MM-DD HH:MM:SS[.ffffff][+HH:MM])",
+                        "; set format = \"…\" (strftime) on the column in the spec",
+                    ),
+                    TimestampError::UnexpectedZone => bad(
+                        "has a time zone offset, but the column is timestamp without time zone",
+                        "; declare it timestamptz in the spec",
+                    ),
+                }),
+            })?;
+            Arc::new(a.with_timezone_opt(tz.clone()))
+        }
+        DataType::Time64(TimeUnit::Microsecond) => {
+            Arc::new(primitive::<Time64MicrosecondType>(rows, get, d, |b| {
+                parse_time(b)
+                    .ok_or_else(|| bad("not a time of day (expected HH:MM:SS[.ffffff])", declare))
+            })?)
+        }
+        DataType::Interval(IntervalUnit::MonthDayNano) => {
+            Arc::new(primitive::<IntervalMonthDayNanoType>(rows, get, d, |b| {
+                parse_interval(b).ok_or_else(|| {
+                    bad(
+                        "not an interval (e.g. '1 day 02:00:00' or 'P1DT2H')",
+                        declare,
+                    )
+                })
+            })?)
+        }
+        DataType::Binary => {
+            let mut offsets = Vec::with_capacity(rows + 1);
+            offsets.push(0i32);
+            let mut data = Vec::new();
+            let mut valid = BooleanBufferBuilder::new(rows);
+            let mut any_null = false;
+            for r in 0..rows {
+                let (bytes, quoted) = get(r);
+                if !quoted && d.is_null(bytes) {
+                    valid.append(false);
+                    any_null = true;
+                } else {
+                    parse_bytea(bytes, &mut data).ok_or_else(|| {
+                        (
+                            r,
+                            "not bytea (expected \\x followed by hex digits)".to_string(),
+                            declare.to_string(),
+                        )
+                    })?;
+                    valid.append(true);
+                }
+                offsets.push(
+                    i32::try_from(data.len())
+                        .map_err(|_| (r, "more than 2 GiB in one batch".into(), String::new()))?,
+                );
+            }
+            Arc::new(BinaryArray::new(
+                OffsetBuffer::new(ScalarBuffer::from(offsets)),
+                Buffer::from_vec(data),
+                nulls_from(valid, any_null),
+            ))
+        }
+        DataType::FixedSizeBinary(16) => {
+            let mut data = Vec::with_capacity(rows * 16);
+            let mut valid = BooleanBufferBuilder::new(rows);
+            let mut any_null = false;
+            for r in 0..rows {
+                let (bytes, quoted) = get(r);
+                if !quoted && d.is_null(bytes) {
+                    data.extend_from_slice(&[0; 16]);
+                    valid.append(false);
+                    any_null = true;
+                    continue;
+                }
+                let u = std::str::from_utf8(bytes)
+                    .ok()
+                    .and_then(ferry_connectors::pg::values::parse_uuid)
+                    .ok_or_else(|| {
+                        (
+                            r,
+                            "not a UUID (expected 8-4-4-4-12 hex digits)".to_string(),
+                            declare.to_string(),
+                        )
+                    })?;
+                data.extend_from_slice(&u);
+                valid.append(true);
+            }
+            Arc::new(
+                FixedSizeBinaryArray::try_new(
+                    16,
+                    Buffer::from_vec(data),
+                    nulls_from(valid, any_null),
+                )
+                .map_err(|e| (0, e.to_string(), String::new()))?,
+            )
+        }
+        other => {
+            return Err((
+                0,
+                format!("ferry cannot read {other} from delimited text"),
+                "; declare the column as text and convert it in transform.sql".to_string(),
+            ));
+        }
+    })
+}
+
+fn chrono_date(b: &[u8], format: &str) -> Result<i32, (String, String)> {
+    let s = std::str::from_utf8(b.trim_ascii()).map_err(|_| bad("not a date", ""))?;
+    let date = chrono::NaiveDate::parse_from_str(s, format).map_err(|e| {
+        (
+            format!("does not match the date format {format:?}: {e}"),
+            String::new(),
+        )
+    })?;
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    i32::try_from((date - epoch).num_days()).map_err(|_| bad("date out of range", ""))
+}
+
+fn chrono_timestamp(b: &[u8], format: &str, zoned: bool) -> Result<i64, (String, String)> {
+    let s = std::str::from_utf8(b.trim_ascii()).map_err(|_| bad("not a timestamp", ""))?;
+    let mismatch = |e: chrono::ParseError| {
+        (
+            format!("does not match the timestamp format {format:?}: {e}"),
+            String::new(),
+        )
+    };
+    if zoned && let Ok(t) = chrono::DateTime::parse_from_str(s, format) {
+        return Ok(t.timestamp_micros());
+    }
+    let t = chrono::NaiveDateTime::parse_from_str(s, format).map_err(mismatch)?;
+    Ok(t.and_utc().timestamp_micros())
+}

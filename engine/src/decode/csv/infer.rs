@@ -1,0 +1,225 @@
+//! Type inference for delimited text: every sampled value narrows each
+//! column's candidate types; the most specific survivor wins. It uses the
+//! same dialect and value parsers as decoding, so what inference accepts,
+//! decoding accepts. Declared types always take precedence (the caller
+//! applies them); inference never drops rows.
+
+use arrow::datatypes::{DataType, TimeUnit};
+
+use super::super::parse::{parse_date, parse_f64, parse_i64, parse_time, parse_timestamp};
+use super::dialect::CsvDialect;
+use super::tokenize::Records;
+
+const BOOL: u16 = 1;
+const INT: u16 = 2;
+const FLOAT: u16 = 4;
+const DATE: u16 = 8;
+const TS: u16 = 16;
+const TSTZ: u16 = 32;
+const TIME: u16 = 64;
+const UUID: u16 = 128;
+const ALL: u16 = BOOL | INT | FLOAT | DATE | TS | TSTZ | TIME | UUID;
+
+/// What inference concluded for one column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Guess {
+    /// The type to decode with.
+    pub data_type: DataType,
+    /// The column is a UUID (FixedSizeBinary(16) + `arrow.uuid`).
+    pub uuid: bool,
+    /// Non-null values seen.
+    pub values: usize,
+    /// Null values seen.
+    pub nulls: usize,
+}
+
+/// Accumulates candidates for each column over sampled records.
+#[derive(Debug, Clone)]
+pub struct Inference {
+    candidates: Vec<u16>,
+    values: Vec<usize>,
+    nulls: Vec<usize>,
+}
+
+fn fits(bytes: &[u8]) -> u16 {
+    let mut c = 0;
+    let t = bytes.trim_ascii();
+    if t.eq_ignore_ascii_case(b"true")
+        || t.eq_ignore_ascii_case(b"false")
+        || t.eq_ignore_ascii_case(b"t")
+        || t.eq_ignore_ascii_case(b"f")
+    {
+        c |= BOOL;
+    }
+    let integer_like = !t.is_empty()
+        && t.iter()
+            .enumerate()
+            .all(|(i, b)| b.is_ascii_digit() || (i == 0 && (*b == b'-' || *b == b'+')));
+    if integer_like {
+        if parse_i64(t).is_some() {
+            c |= INT | FLOAT;
+        }
+        // Integers beyond i64 would lose digits as floats: leave them text.
+    } else if parse_f64(t).is_some() {
+        c |= FLOAT;
+    }
+    if t.len() >= 8 && t[0].is_ascii_digit() {
+        if parse_date(t).is_some() {
+            c |= DATE;
+        }
+        if parse_timestamp(t, false).is_ok() {
+            c |= TS;
+        }
+        if parse_timestamp(t, true).is_ok() {
+            c |= TSTZ;
+        }
+    }
+    if t.len() >= 5 && t[2] == b':' && parse_time(t).is_some() {
+        c |= TIME;
+    }
+    if t.len() >= 32 && t.len() <= 38 {
+        if let Ok(s) = std::str::from_utf8(t)
+            && ferry_connectors::pg::values::parse_uuid(s).is_some()
+        {
+            c |= UUID;
+        }
+    }
+    c
+}
+
+impl Inference {
+    /// Starts with every type possible for `columns` columns.
+    pub fn new(columns: usize) -> Self {
+        Inference {
+            candidates: vec![ALL; columns],
+            values: vec![0; columns],
+            nulls: vec![0; columns],
+        }
+    }
+
+    /// Narrows candidates with records `skip..` (records with another field
+    /// count are left for decoding to report).
+    pub fn observe(&mut self, records: &Records, skip: usize, d: &CsvDialect) {
+        let n = self.candidates.len();
+        for r in skip..records.len() {
+            if records.field_count(r) != n {
+                continue;
+            }
+            for c in 0..n {
+                let (bytes, quoted) = records.get(r, c);
+                if !quoted && d.is_null(bytes) {
+                    self.nulls[c] += 1;
+                    continue;
+                }
+                self.values[c] += 1;
+                if self.candidates[c] != 0 {
+                    self.candidates[c] &= fits(bytes);
+                }
+            }
+        }
+    }
+
+    /// Whether value `bytes` fits the type inferred so far for column `c`
+    /// (used to detect a header row).
+    pub fn value_fits(&self, c: usize, bytes: &[u8]) -> bool {
+        let cand = self.candidates[c];
+        cand == 0 || self.values[c] == 0 || (fits(bytes) & cand) != 0
+    }
+
+    /// Whether column `c` has a type more specific than text.
+    pub fn is_typed(&self, c: usize) -> bool {
+        self.values[c] > 0 && self.candidates[c] != 0
+    }
+
+    /// The conclusion for every column.
+    pub fn finish(&self) -> Vec<Guess> {
+        (0..self.candidates.len())
+            .map(|c| {
+                let cand = if self.values[c] == 0 {
+                    0
+                } else {
+                    self.candidates[c]
+                };
+                let (data_type, uuid) = if cand & BOOL != 0 {
+                    (DataType::Boolean, false)
+                } else if cand & INT != 0 {
+                    (DataType::Int64, false)
+                } else if cand & FLOAT != 0 {
+                    (DataType::Float64, false)
+                } else if cand & DATE != 0 {
+                    (DataType::Date32, false)
+                } else if cand & TS != 0 {
+                    (DataType::Timestamp(TimeUnit::Microsecond, None), false)
+                } else if cand & TSTZ != 0 {
+                    (
+                        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                        false,
+                    )
+                } else if cand & TIME != 0 {
+                    (DataType::Time64(TimeUnit::Microsecond), false)
+                } else if cand & UUID != 0 {
+                    (DataType::FixedSizeBinary(16), true)
+                } else {
+                    (DataType::Utf8, false)
+                };
+                Guess {
+                    data_type,
+                    uuid,
+                    values: self.values[c],
+                    nulls: self.nulls[c],
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tokenize::tokenize;
+    use super::*;
+
+    fn infer(text: &str) -> Vec<DataType> {
+        let d = CsvDialect::default();
+        let mut r = Records::default();
+        tokenize(text.as_bytes(), &d, &mut r).unwrap();
+        let mut inf = Inference::new(r.field_count(0));
+        inf.observe(&r, 0, &d);
+        inf.finish().into_iter().map(|g| g.data_type).collect()
+    }
+
+    #[test]
+    fn narrows_to_the_most_specific_type() {
+        let types = infer(
+            "1,1.5,2024-01-01,2024-01-01 10:00:00,2024-01-01T10:00:00+02:00,t,10:30,a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11,x\n\
+             -2,3,2024-02-29,2024-01-01,2024-01-01 00:00:00Z,false,23:59:59.5,A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11,1\n\
+             ,,,,,,,,\n",
+        );
+        use DataType as D;
+        assert_eq!(
+            types,
+            vec![
+                D::Int64,
+                D::Float64,
+                D::Date32,
+                D::Timestamp(TimeUnit::Microsecond, None),
+                D::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                D::Boolean,
+                D::Time64(TimeUnit::Microsecond),
+                D::FixedSizeBinary(16),
+                D::Utf8,
+            ]
+        );
+    }
+
+    #[test]
+    fn huge_integers_and_empty_columns_stay_text() {
+        assert_eq!(
+            infer("99999999999999999999,\n1,\n"),
+            vec![DataType::Utf8, DataType::Utf8]
+        );
+        // 0/1 are integers, not booleans
+        assert_eq!(infer("0\n1\n"), vec![DataType::Int64]);
+        // a quoted empty string is a value, and not a number
+        assert_eq!(infer("1\n\"\"\n"), vec![DataType::Utf8]);
+    }
+}

@@ -1,0 +1,373 @@
+//! The streaming, parallel CSV reader behind the `source` table.
+//!
+//! One thread reads (and decompresses) the input in blocks and cuts them at
+//! record boundaries with the quote-aware [`Splitter`]; each chunk is then
+//! validated, tokenized and parsed on the rayon pool. Chunks come back in input
+//! order through a bounded queue of pending results, so memory is bounded by
+//! `queue depth × chunk size` whatever the file size, and the output order
+//! (and so every artifact) is deterministic.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::fs::File;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{Schema, SchemaRef};
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::DataFusionError;
+use datafusion::datasource::TableType;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use tokio::sync::{mpsc, oneshot};
+
+use super::super::compression::Compression;
+use super::super::error::DecodeError;
+use super::build::{ChunkPos, Projection, build_batch};
+use super::dialect::CsvDialect;
+use super::tokenize::{Records, Splitter, tokenize};
+
+/// Bytes read from the input (compressed, as stored) and rows decoded, for
+/// progress bars and summaries.
+#[derive(Debug, Default)]
+pub struct ReadCounters {
+    /// Input bytes consumed so far.
+    pub bytes: AtomicU64,
+    /// Rows decoded so far.
+    pub rows: AtomicU64,
+}
+
+/// A delimited text file as a table: where it is, how it is written, and the
+/// schema of all its columns.
+#[derive(Debug)]
+pub struct CsvSource {
+    /// The local file.
+    pub path: PathBuf,
+    /// Name used in messages (the original URI).
+    pub display: String,
+    /// Resolved codec.
+    pub compression: Compression,
+    /// Dialect.
+    pub dialect: CsvDialect,
+    /// Every column of the file, in order.
+    pub schema: SchemaRef,
+    /// Optional chrono format per column.
+    pub formats: Vec<Option<String>>,
+    /// Target chunk size in bytes.
+    pub chunk_bytes: usize,
+    /// Progress counters.
+    pub counters: Arc<ReadCounters>,
+}
+
+/// Records longer than this are refused rather than buffered without end.
+const MAX_RECORD_BYTES: usize = 1 << 30;
+
+struct CountingReader<R> {
+    inner: R,
+    counters: Arc<ReadCounters>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.counters.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+type Pending = oneshot::Receiver<Result<RecordBatch, DecodeError>>;
+
+thread_local! {
+    static RECORDS: RefCell<Records> = RefCell::new(Records::default());
+}
+
+impl CsvSource {
+    /// Streams the projected columns (`None`: all) as record batches.
+    pub fn stream(self: &Arc<Self>, indices: Vec<usize>) -> SendableRecordBatchStream {
+        let schema = Arc::new(Schema::new(
+            indices
+                .iter()
+                .map(|&i| self.schema.field(i).clone())
+                .collect::<Vec<_>>(),
+        ));
+        let projection = Arc::new(Projection {
+            fields: schema.fields().iter().cloned().collect(),
+            formats: indices.iter().map(|&i| self.formats[i].clone()).collect(),
+            indices,
+            expected_fields: self.schema.fields().len(),
+            file_names: self
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect(),
+        });
+        let depth = rayon::current_num_threads().max(1) * 2;
+        let (tx, rx) = mpsc::channel::<Pending>(depth);
+        let source = self.clone();
+        let out_schema = schema.clone();
+        std::thread::Builder::new()
+            .name("ferry-csv-reader".into())
+            .spawn(move || source.read_loop(projection, out_schema, tx))
+            .expect("spawning a thread");
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            let pending = rx.recv().await?;
+            let result = pending.await.unwrap_or_else(|_| {
+                Err(DecodeError::Layout {
+                    file: String::new(),
+                    detail: "internal: a parse task stopped without a result".into(),
+                })
+            });
+            Some((
+                result.map_err(|e| DataFusionError::External(Box::new(e))),
+                rx,
+            ))
+        });
+        Box::pin(RecordBatchStreamAdapter::new(schema, stream))
+    }
+
+    fn read_loop(
+        self: Arc<Self>,
+        projection: Arc<Projection>,
+        schema: SchemaRef,
+        tx: mpsc::Sender<Pending>,
+    ) {
+        let fail = |tx: &mpsc::Sender<Pending>, e: DecodeError| {
+            let (otx, orx) = oneshot::channel();
+            let _ = otx.send(Err(e));
+            let _ = tx.blocking_send(orx);
+        };
+        let io = |what: &str, source: std::io::Error| DecodeError::Io {
+            file: self.display.clone(),
+            what: what.to_string(),
+            source,
+        };
+        let file = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) => return fail(&tx, io("cannot open", e)),
+        };
+        let counting = CountingReader {
+            inner: file,
+            counters: self.counters.clone(),
+        };
+        let mut reader = match self.compression.reader(counting) {
+            Ok(r) => r,
+            Err(e) => return fail(&tx, io("cannot start decompressing", e)),
+        };
+        let cap = self.chunk_bytes + self.chunk_bytes / 4;
+        let mut buf: Vec<u8> = Vec::with_capacity(cap);
+        let mut splitter = Splitter::new(&self.dialect);
+        let mut scanned = 0;
+        let mut line = 1u64;
+        let mut offset = 0u64;
+        let mut first = true;
+        let mut skip_header = self.dialect.header;
+        loop {
+            let want = self.chunk_bytes.saturating_sub(buf.len()).max(64 * 1024) as u64;
+            let n = match reader.by_ref().take(want).read_to_end(&mut buf) {
+                Ok(n) => n,
+                Err(e) => {
+                    return fail(
+                        &tx,
+                        io("cannot read (truncated or corrupt compressed data?)", e),
+                    );
+                }
+            };
+            let eof = (n as u64) < want;
+            if first {
+                first = false;
+                if buf.starts_with(b"\xEF\xBB\xBF") {
+                    buf.drain(..3);
+                    offset = 3;
+                }
+            }
+            let cut = if eof {
+                Some(buf.len())
+            } else {
+                let c = splitter.scan(&buf, scanned);
+                scanned = buf.len();
+                c
+            };
+            match cut {
+                None => {
+                    if buf.len() > MAX_RECORD_BYTES {
+                        return fail(
+                            &tx,
+                            DecodeError::Layout {
+                                file: self.display.clone(),
+                                detail: format!(
+                                    "line {line}: a single record is longer than 1 GiB (an unterminated quote, or the wrong line ending?)"
+                                ),
+                            },
+                        );
+                    }
+                }
+                Some(c) => {
+                    let mut next = Vec::with_capacity(cap.max(buf.len() - c));
+                    next.extend_from_slice(&buf[c..]);
+                    buf.truncate(c);
+                    let chunk = std::mem::replace(&mut buf, next);
+                    scanned = buf.len();
+                    let chunk_line = line;
+                    let chunk_offset = offset;
+                    line += memchr::memchr_iter(b'\n', &chunk).count() as u64;
+                    offset += chunk.len() as u64;
+                    if !chunk.is_empty() {
+                        let skip = std::mem::take(&mut skip_header) as usize;
+                        let (otx, orx) = oneshot::channel();
+                        if tx.blocking_send(orx).is_err() {
+                            return; // the consumer is gone
+                        }
+                        let source = self.clone();
+                        let projection = projection.clone();
+                        let schema = schema.clone();
+                        rayon::spawn(move || {
+                            let result = source.parse_chunk(
+                                &chunk,
+                                chunk_line,
+                                chunk_offset,
+                                skip,
+                                &projection,
+                                schema,
+                            );
+                            let _ = otx.send(result);
+                        });
+                    }
+                }
+            }
+            if eof {
+                return;
+            }
+        }
+    }
+
+    fn parse_chunk(
+        &self,
+        chunk: &[u8],
+        first_line: u64,
+        offset: u64,
+        skip: usize,
+        projection: &Projection,
+        schema: SchemaRef,
+    ) -> Result<RecordBatch, DecodeError> {
+        let pos = ChunkPos {
+            file: &self.display,
+            chunk,
+            first_line,
+            offset,
+        };
+        if let Err(e) = std::str::from_utf8(chunk) {
+            let at = e.valid_up_to();
+            let bad = &chunk[at..(at + e.error_len().unwrap_or(1)).min(chunk.len())];
+            return Err(DecodeError::Utf8 {
+                file: self.display.clone(),
+                line: pos.line_at(at),
+                offset: offset + at as u64,
+                bytes: bad
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            });
+        }
+        RECORDS.with(|cell| {
+            let mut records = cell.borrow_mut();
+            tokenize(chunk, &self.dialect, &mut records).map_err(|u| {
+                DecodeError::Unterminated {
+                    file: self.display.clone(),
+                    line: pos.line_at(u.record_offset),
+                }
+            })?;
+            let batch = build_batch(
+                &records,
+                skip.min(records.len()),
+                &self.dialect,
+                projection,
+                schema,
+                pos,
+            )?;
+            self.counters
+                .rows
+                .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+            Ok(batch)
+        })
+    }
+}
+
+/// The CSV file as a DataFusion table, decoding only the columns a query uses.
+#[derive(Debug)]
+pub struct CsvTable {
+    source: Arc<CsvSource>,
+}
+
+impl CsvTable {
+    /// Wraps a source.
+    pub fn new(source: Arc<CsvSource>) -> Self {
+        CsvTable { source }
+    }
+}
+
+#[derive(Debug)]
+struct CsvPartition {
+    source: Arc<CsvSource>,
+    indices: Vec<usize>,
+    schema: SchemaRef,
+}
+
+impl PartitionStream for CsvPartition {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        self.source.stream(self.indices.clone())
+    }
+}
+
+#[async_trait]
+impl TableProvider for CsvTable {
+    fn schema(&self) -> SchemaRef {
+        self.source.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+        let indices = projection
+            .cloned()
+            .unwrap_or_else(|| (0..self.source.schema.fields().len()).collect());
+        let schema = Arc::new(self.source.schema.project(&indices)?);
+        let partition = Arc::new(CsvPartition {
+            source: self.source.clone(),
+            indices,
+            schema: schema.clone(),
+        });
+        Ok(Arc::new(StreamingTableExec::try_new(
+            schema,
+            vec![partition],
+            None,
+            Vec::new(),
+            false,
+            limit,
+        )?))
+    }
+}
+
+/// Lets callers recognise the table (e.g. for progress reporting).
+pub fn as_csv_table(t: &dyn Any) -> Option<&CsvTable> {
+    t.downcast_ref::<CsvTable>()
+}

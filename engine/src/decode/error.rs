@@ -1,0 +1,106 @@
+//! Decode errors that name the file, the line, the column and the value, and
+//! say what to do: the message a person reads when an input is bad.
+
+/// A problem reading an input file.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// A value that does not parse as its column's type.
+    #[error("{file}:{line}: column {column} ({name:?}): {reason}: {value}{hint}")]
+    Value {
+        /// Input file.
+        file: String,
+        /// 1-based physical line where the record starts.
+        line: u64,
+        /// 1-based column number.
+        column: usize,
+        /// Column name.
+        name: String,
+        /// The value as text (quoted, truncated).
+        value: String,
+        /// What is wrong.
+        reason: String,
+        /// What to do, starting with "; ".
+        hint: String,
+    },
+    /// A record with the wrong number of fields.
+    #[error(
+        "{file}:{line}: expected {expected} fields, found {found}; record starts: {preview}{hint}"
+    )]
+    FieldCount {
+        /// Input file.
+        file: String,
+        /// 1-based line where the record starts.
+        line: u64,
+        /// Fields expected.
+        expected: usize,
+        /// Fields found.
+        found: usize,
+        /// The start of the record.
+        preview: String,
+        /// What to do.
+        hint: String,
+    },
+    /// A quoted field that never closes.
+    #[error(
+        "{file}:{line}: a quoted field opened in the record starting here is never closed (unterminated quote at end of input)"
+    )]
+    Unterminated {
+        /// Input file.
+        file: String,
+        /// 1-based line where the record starts.
+        line: u64,
+    },
+    /// Bytes that are not UTF-8.
+    #[error(
+        "{file}:{line}: invalid UTF-8 at byte offset {offset} (bytes {bytes}); ferry reads UTF-8 text: convert the file (e.g. iconv -f latin1 -t utf-8)"
+    )]
+    Utf8 {
+        /// Input file.
+        file: String,
+        /// 1-based line.
+        line: u64,
+        /// Byte offset in the (decompressed) input.
+        offset: u64,
+        /// The offending bytes in hex.
+        bytes: String,
+    },
+    /// The file could not be read or decompressed.
+    #[error("{file}: {what}: {source}")]
+    Io {
+        /// Input file.
+        file: String,
+        /// What was being done.
+        what: String,
+        /// Underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file's structure does not match the spec (header, column names…).
+    #[error("{file}: {detail}")]
+    Layout {
+        /// Input file.
+        file: String,
+        /// What does not match.
+        detail: String,
+    },
+    /// A reader from DataFusion/Arrow failed (JSON, Parquet, Arrow IPC).
+    #[error("{file}{location}: {detail}")]
+    Reader {
+        /// Input file.
+        file: String,
+        /// ":line" when known.
+        location: String,
+        /// The reader's message.
+        detail: String,
+    },
+}
+
+/// Quotes a field for an error message, lossily decoded and truncated.
+pub fn show_value(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out: String = text.chars().take(120).collect();
+    if out.len() < text.len() {
+        out.push('…');
+    }
+    format!("{out:?}")
+}

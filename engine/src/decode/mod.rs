@@ -1,0 +1,10 @@
+//! Decoding inputs into Arrow record batches: ferry's CSV reader, and
+//! DataFusion's readers for NDJSON, Parquet and Arrow IPC.
+
+pub mod compression;
+pub mod csv;
+pub mod error;
+pub mod parse;
+
+pub use compression::Compression;
+pub use error::DecodeError;
