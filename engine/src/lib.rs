@@ -4,3 +4,11 @@
 #![warn(missing_docs)]
 
 pub mod decode;
+pub mod error;
+pub mod format;
+pub mod load;
+pub mod progress;
+pub mod sniff;
+pub mod source;
+pub mod spec;
+pub mod transform;

@@ -288,7 +288,7 @@ impl ArtifactWriter {
             .map(|f| f.rows)
             .sum();
         let mut out = format!(
-            "--\n-- ferry {}: load {} rows into {} (mode {}).\n-- Run: psql -v ON_ERROR_STOP=1 -f load.sql\n--\n\n\\set ON_ERROR_STOP on\nSET client_encoding = 'UTF8';\nBEGIN;\n",
+            "--\n-- ferry {}: load {} rows into {} (mode {}).\n-- Run: psql -v ON_ERROR_STOP=1 -f load.sql\n--\n\n\\set ON_ERROR_STOP on\nSET client_encoding = 'UTF8';\nSET client_min_messages = warning;\nBEGIN;\n",
             env!("CARGO_PKG_VERSION"),
             rows,
             s.target,
@@ -296,7 +296,7 @@ impl ArtifactWriter {
         );
         if let Some(l) = ledger {
             out.push_str(&format!(
-                "SELECT pg_advisory_xact_lock(hashtext('ferry.loads'));\n{LEDGER_DDL};\nSELECT NOT EXISTS (SELECT 1 FROM ferry.loads WHERE target = {} AND input = {} AND checksum = {}) AS ferry_todo \\gset\n\\if :ferry_todo\n",
+                "SELECT pg_advisory_xact_lock(hashtext('ferry.loads')) AS ferry_locked \\gset\n{LEDGER_DDL};\nSELECT NOT EXISTS (SELECT 1 FROM ferry.loads WHERE target = {} AND input = {} AND checksum = {}) AS ferry_todo \\gset\n\\if :ferry_todo\n",
                 quote_literal(&s.target.to_string()),
                 quote_literal(&l.input),
                 quote_literal(&l.checksum)

@@ -143,6 +143,29 @@ pub fn create_table_sql(
     sql
 }
 
+/// `CREATE TABLE IF NOT EXISTS` reproducing an existing table's columns as
+/// the catalog spells their types (for the `.sql` artifacts of a load into an
+/// existing table).
+pub fn create_table_sql_from_catalog(table: &QualifiedName, columns: &[TableColumn]) -> String {
+    let lines: Vec<String> = columns
+        .iter()
+        .filter(|c| !c.generated)
+        .map(|c| {
+            format!(
+                "    {} {}{}",
+                quote_ident(&c.name),
+                c.type_name,
+                if c.not_null { " NOT NULL" } else { "" }
+            )
+        })
+        .collect();
+    format!(
+        "CREATE TABLE IF NOT EXISTS {} (\n{}\n)",
+        table.quoted(),
+        lines.join(",\n")
+    )
+}
+
 /// `("a", "b", …)` for a COPY or INSERT column list.
 pub fn column_list(names: &[String]) -> String {
     let quoted: Vec<String> = names.iter().map(|n| quote_ident(n)).collect();

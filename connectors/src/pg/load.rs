@@ -21,7 +21,10 @@ use tokio::task::JoinHandle;
 use tokio_postgres::Client;
 
 use super::binary::{PGCOPY_HEADER, PGCOPY_TRAILER};
-use super::catalog::{NewColumn, TableColumn, create_table_sql, describe_table, unique_keys};
+use super::catalog::{
+    NewColumn, TableColumn, create_table_sql, create_table_sql_from_catalog, describe_table,
+    unique_keys,
+};
 use super::codec::{Codecs, ColumnCodec};
 use super::connect::PgConfig;
 use super::error::PgError;
@@ -188,7 +191,9 @@ impl LoadSession {
         };
         let target_ddl = match &new_columns {
             Some(cols) => create_table_sql(&req.target, cols, &pk, true, false),
-            None => format!("CREATE TABLE IF NOT EXISTS {} ()", req.target.quoted()),
+            None => {
+                create_table_sql_from_catalog(&req.target, existing.as_deref().unwrap_or_default())
+            }
         };
         let copy_columns: Vec<String> = req.columns.iter().map(|c| c.name.clone()).collect();
         let layout = if req.streams <= 1 {

@@ -97,11 +97,11 @@ impl Inference {
         }
     }
 
-    /// Narrows candidates with records `skip..` (records with another field
-    /// count are left for decoding to report).
-    pub fn observe(&mut self, records: &Records, skip: usize, d: &CsvDialect) {
+    /// Narrows candidates with the records in `range` (records with another
+    /// field count are left for decoding to report).
+    pub fn observe(&mut self, records: &Records, range: std::ops::Range<usize>, d: &CsvDialect) {
         let n = self.candidates.len();
-        for r in skip..records.len() {
+        for r in range {
             if records.field_count(r) != n {
                 continue;
             }
@@ -183,7 +183,7 @@ mod tests {
         let mut r = Records::default();
         tokenize(text.as_bytes(), &d, &mut r).unwrap();
         let mut inf = Inference::new(r.field_count(0));
-        inf.observe(&r, 0, &d);
+        inf.observe(&r, 0..r.len(), &d);
         inf.finish().into_iter().map(|g| g.data_type).collect()
     }
 

@@ -1,0 +1,301 @@
+//! Object stores and working storage: where inputs come from (`s3://`,
+//! `file://`, plain paths) and how they are staged into a job folder without
+//! letting an object key escape it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
+use tokio::io::AsyncWriteExt;
+
+/// An object-store failure.
+#[derive(Debug, thiserror::Error)]
+#[error("{uri}: {detail}")]
+pub struct StoreError {
+    /// The object or location.
+    pub uri: String,
+    /// What went wrong.
+    pub detail: String,
+    /// Whether trying again may help (network, throttling, server errors).
+    pub retryable: bool,
+}
+
+/// Where an input lives.
+#[derive(Debug, Clone)]
+pub enum Location {
+    /// A file on this machine.
+    Local(PathBuf),
+    /// An object in S3 (or an S3-compatible endpoint).
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// The key.
+        key: String,
+        /// `s3://bucket/key` as given.
+        uri: String,
+    },
+}
+
+impl Location {
+    /// Parses `s3://bucket/key`, `file:///path` or a plain path.
+    pub fn parse(uri: &str) -> Result<Location, StoreError> {
+        let bad = |detail: &str| StoreError {
+            uri: uri.to_string(),
+            detail: detail.to_string(),
+            retryable: false,
+        };
+        if let Some(rest) = uri.strip_prefix("s3://") {
+            let (bucket, key) = rest
+                .split_once('/')
+                .ok_or_else(|| bad("expected s3://bucket/key"))?;
+            if bucket.is_empty() || key.is_empty() {
+                return Err(bad("expected s3://bucket/key"));
+            }
+            return Ok(Location::S3 {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+                uri: uri.to_string(),
+            });
+        }
+        if uri.starts_with("file://") {
+            let url = url::Url::parse(uri).map_err(|e| bad(&e.to_string()))?;
+            let path = url
+                .to_file_path()
+                .map_err(|_| bad("not a local file URL"))?;
+            return Ok(Location::Local(path));
+        }
+        if let Some((scheme, _)) = uri.split_once("://") {
+            return Err(bad(&format!(
+                "unsupported scheme {scheme}:// (use a path, file:// or s3://)"
+            )));
+        }
+        Ok(Location::Local(PathBuf::from(uri)))
+    }
+}
+
+/// An S3 client from the standard environment (`AWS_REGION`,
+/// `AWS_ACCESS_KEY_ID`…, `AWS_ENDPOINT_URL[_S3]` for emulators).
+pub fn s3_store(bucket: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
+    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_S3")
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+        .ok();
+    if let Some(ep) = endpoint {
+        builder = builder
+            .with_endpoint(&ep)
+            .with_allow_http(ep.starts_with("http://"));
+    }
+    builder
+        .build()
+        .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+        .map_err(|e| classify(&format!("s3://{bucket}"), e))
+}
+
+fn classify(uri: &str, e: object_store::Error) -> StoreError {
+    let retryable = !matches!(
+        e,
+        object_store::Error::NotFound { .. }
+            | object_store::Error::InvalidPath { .. }
+            | object_store::Error::NotSupported { .. }
+            | object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. }
+            | object_store::Error::UnknownConfigurationKey { .. }
+    );
+    StoreError {
+        uri: uri.to_string(),
+        detail: e.to_string(),
+        retryable,
+    }
+}
+
+/// A file name for an object key that cannot leave its folder: the key's
+/// last segment, with `..`, `.`, empty names, NUL and control characters
+/// refused, and names over 200 bytes shortened (keeping a hash, so two long
+/// keys stay distinct).
+pub fn safe_file_name(key: &str) -> Result<String, StoreError> {
+    let bad = |detail: &str| StoreError {
+        uri: key.to_string(),
+        detail: detail.to_string(),
+        retryable: false,
+    };
+    if key.contains('\0') {
+        return Err(bad("object keys with NUL bytes are refused"));
+    }
+    let name = key.rsplit(['/', '\\']).next().unwrap_or("");
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(bad("the key does not end in a file name"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(bad("object keys with control characters are refused"));
+    }
+    if name.len() <= 200 {
+        return Ok(name.to_string());
+    }
+    let hash = xxhash_rust::xxh3::xxh3_64(key.as_bytes());
+    let ext: String = Path::new(name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .filter(|e| e.len() <= 20)
+        .map(|e| format!(".{e}"))
+        .unwrap_or_default();
+    let mut cut = 150;
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    Ok(format!("{}-{hash:016x}{ext}", &name[..cut]))
+}
+
+/// What was staged.
+#[derive(Debug, Clone)]
+pub struct Staged {
+    /// Where the bytes are now.
+    pub path: PathBuf,
+    /// Size in bytes.
+    pub size: u64,
+    /// The object's ETag, when it came from S3.
+    pub etag: Option<String>,
+    /// The object's version, when versioned.
+    pub version: Option<String>,
+}
+
+/// Makes an input available as a local file: local paths are used in place;
+/// S3 objects are streamed into `dir` (created if needed), with their size
+/// checked against what the store reported.
+pub async fn stage(location: &Location, dir: &Path) -> Result<Staged, StoreError> {
+    match location {
+        Location::Local(path) => {
+            let meta = std::fs::metadata(path).map_err(|e| StoreError {
+                uri: path.display().to_string(),
+                detail: e.to_string(),
+                retryable: false,
+            })?;
+            if !meta.is_file() {
+                return Err(StoreError {
+                    uri: path.display().to_string(),
+                    detail: "not a file".into(),
+                    retryable: false,
+                });
+            }
+            Ok(Staged {
+                path: path.clone(),
+                size: meta.len(),
+                etag: None,
+                version: None,
+            })
+        }
+        Location::S3 { bucket, key, uri } => {
+            let store = s3_store(bucket)?;
+            let object = ObjectPath::parse(key).map_err(|e| StoreError {
+                uri: uri.clone(),
+                detail: e.to_string(),
+                retryable: false,
+            })?;
+            let name = safe_file_name(key)?;
+            let io = |e: std::io::Error| StoreError {
+                uri: uri.clone(),
+                detail: format!("writing to {}: {e}", dir.display()),
+                retryable: false,
+            };
+            tokio::fs::create_dir_all(dir).await.map_err(io)?;
+            let dest = dir.join(&name);
+            let result = store.get(&object).await.map_err(|e| classify(uri, e))?;
+            let meta = result.meta.clone();
+            let mut file = tokio::fs::File::create(&dest).await.map_err(io)?;
+            let mut stream = result.into_stream();
+            let mut size = 0u64;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| classify(uri, e))?;
+                size += chunk.len() as u64;
+                file.write_all(&chunk).await.map_err(io)?;
+            }
+            file.flush().await.map_err(io)?;
+            file.sync_all().await.map_err(io)?;
+            if size != meta.size {
+                return Err(StoreError {
+                    uri: uri.clone(),
+                    detail: format!("downloaded {size} bytes but the object has {}", meta.size),
+                    retryable: true,
+                });
+            }
+            Ok(Staged {
+                path: dest,
+                size,
+                etag: meta.e_tag,
+                version: meta.version,
+            })
+        }
+    }
+}
+
+/// Streams a file through xxh3-128, the checksum the ledger records.
+pub fn checksum_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = xxhash_rust::xxh3::Xxh3Default::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(format!("xxh3-128:{:032x}", hasher.digest128()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_cannot_escape() {
+        assert_eq!(safe_file_name("in/2024/data.csv").unwrap(), "data.csv");
+        assert_eq!(safe_file_name("../../etc/passwd").unwrap(), "passwd");
+        assert_eq!(safe_file_name("..\\..\\x.csv").unwrap(), "x.csv");
+        for bad in ["in/..", "in/.", "in/", "", "a\0b", "x/\u{7}bell"] {
+            assert!(safe_file_name(bad).is_err(), "{bad:?}");
+        }
+        let long = format!("p/{}.csv", "é".repeat(200));
+        let a = safe_file_name(&long).unwrap();
+        assert!(a.len() < 200 && a.ends_with(".csv"), "{a}");
+        let b = safe_file_name(&format!("q/{}.csv", "é".repeat(200))).unwrap();
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn parses_locations() {
+        assert!(
+            matches!(Location::parse("s3://b/k/x.csv").unwrap(), Location::S3 { ref key, .. } if key == "k/x.csv")
+        );
+        assert!(
+            matches!(Location::parse("file:///tmp/x.csv").unwrap(), Location::Local(ref p) if p == Path::new("/tmp/x.csv"))
+        );
+        assert!(matches!(
+            Location::parse("data/x.csv").unwrap(),
+            Location::Local(_)
+        ));
+        assert!(Location::parse("s3://bucket").is_err());
+        assert!(Location::parse("gs://b/k").is_err());
+    }
+
+    #[tokio::test]
+    async fn stages_local_files_in_place_and_checksums() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("a.csv");
+        std::fs::write(&f, b"x\n1\n").unwrap();
+        let s = stage(&Location::parse(f.to_str().unwrap()).unwrap(), tmp.path())
+            .await
+            .unwrap();
+        assert_eq!((s.path, s.size), (f.clone(), 4));
+        let c = checksum_file(&f).unwrap();
+        assert!(c.starts_with("xxh3-128:") && c.len() == 41);
+        assert!(
+            stage(&Location::Local(tmp.path().join("missing")), tmp.path())
+                .await
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,249 @@
+//! ferry's error: what went wrong, whose fault it is, whether trying again can
+//! help, and the exit code scripts (and Step Functions' Retry/Catch) act on.
+
+use datafusion::common::DataFusionError;
+use ferry_connectors::pg::{EncodeError, PgError};
+
+use crate::decode::DecodeError;
+use crate::spec::SpecError;
+
+/// Whose fault an error is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Bad flags, spec or SQL: fix the configuration.
+    Config,
+    /// Bad input data: fix the file (or the spec's types).
+    Input,
+    /// The target database refused (constraint, type, permissions).
+    Target,
+    /// A service was unreachable or failed transiently: retrying may help.
+    External,
+    /// A bug in ferry.
+    Internal,
+}
+
+impl Fault {
+    /// The process exit code for this fault (documented in the README).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Fault::Internal => 1,
+            Fault::Config => 2,
+            Fault::Input => 3,
+            Fault::Target => 4,
+            Fault::External => 5,
+        }
+    }
+}
+
+/// Any error a ferry command can end with.
+#[derive(Debug, thiserror::Error)]
+pub enum FerryError {
+    /// A spec problem.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// A bad input file.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// A PostgreSQL problem.
+    #[error(transparent)]
+    Pg(#[from] PgError),
+    /// A value the transform produced that its column cannot hold.
+    #[error("transformed row {row}: {source}")]
+    Encode {
+        /// 1-based row of the transform's output.
+        row: u64,
+        /// Details.
+        #[source]
+        source: EncodeError,
+    },
+    /// Bad command-line usage.
+    #[error("{0}")]
+    Usage(String),
+    /// A file or directory could not be used.
+    #[error("{context}: {source}")]
+    Io {
+        /// What ferry was doing.
+        context: String,
+        /// Underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The transform failed while running (e.g. a cast in the SQL).
+    #[error("{path}: the transform failed: {detail}")]
+    Transform {
+        /// transform.sql
+        path: String,
+        /// DataFusion's message.
+        detail: String,
+    },
+    /// An object store (S3, file://) failed.
+    #[error("{uri}: {detail}")]
+    Store {
+        /// The object.
+        uri: String,
+        /// What failed.
+        detail: String,
+        /// Whether retrying may help.
+        retryable: bool,
+    },
+    /// A bug.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl FerryError {
+    /// Whose fault it is.
+    pub fn fault(&self) -> Fault {
+        match self {
+            FerryError::Spec(_) | FerryError::Usage(_) => Fault::Config,
+            FerryError::Decode(DecodeError::Io { .. }) => Fault::External,
+            FerryError::Decode(_) | FerryError::Encode { .. } => Fault::Input,
+            FerryError::Transform { .. } => Fault::Input,
+            FerryError::Pg(e) if e.is_retryable() => Fault::External,
+            FerryError::Pg(PgError::Config(_)) => Fault::Config,
+            FerryError::Pg(PgError::Encode(_)) => Fault::Input,
+            FerryError::Pg(PgError::Count(_)) => Fault::Internal,
+            FerryError::Pg(PgError::Io { .. }) => Fault::External,
+            FerryError::Pg(_) => Fault::Target,
+            FerryError::Io { .. } => Fault::External,
+            FerryError::Store { retryable, .. } => {
+                if *retryable {
+                    Fault::External
+                } else {
+                    Fault::Config
+                }
+            }
+            FerryError::Internal(_) => Fault::Internal,
+        }
+    }
+
+    /// Whether running the same job again later can succeed unchanged.
+    pub fn retryable(&self) -> bool {
+        self.fault() == Fault::External
+    }
+
+    /// Unwraps a DataFusion error into the ferry error inside it, if any
+    /// (decode errors travel through DataFusion as `External`).
+    pub fn from_datafusion(e: DataFusionError, transform_path: &str) -> FerryError {
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(err) = cur {
+            if let Some(d) = err.downcast_ref::<DecodeError>() {
+                return FerryError::Decode(clone_decode(d));
+            }
+            if let Some(fe) = err.downcast_ref::<FerryError>() {
+                return FerryError::Internal(fe.to_string());
+            }
+            cur = err.source();
+        }
+        FerryError::Transform {
+            path: transform_path.to_string(),
+            detail: e.strip_backtrace(),
+        }
+    }
+
+    /// Builds an I/O error with context.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> FerryError {
+        FerryError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// Decode errors are not `Clone` (they may hold an `io::Error`); rebuild the
+/// one found inside a DataFusion error.
+fn clone_decode(d: &DecodeError) -> DecodeError {
+    match d {
+        DecodeError::Value {
+            file,
+            line,
+            column,
+            name,
+            value,
+            reason,
+            hint,
+        } => DecodeError::Value {
+            file: file.clone(),
+            line: *line,
+            column: *column,
+            name: name.clone(),
+            value: value.clone(),
+            reason: reason.clone(),
+            hint: hint.clone(),
+        },
+        DecodeError::FieldCount {
+            file,
+            line,
+            expected,
+            found,
+            preview,
+            hint,
+        } => DecodeError::FieldCount {
+            file: file.clone(),
+            line: *line,
+            expected: *expected,
+            found: *found,
+            preview: preview.clone(),
+            hint: hint.clone(),
+        },
+        DecodeError::Unterminated { file, line } => DecodeError::Unterminated {
+            file: file.clone(),
+            line: *line,
+        },
+        DecodeError::Utf8 {
+            file,
+            line,
+            offset,
+            bytes,
+        } => DecodeError::Utf8 {
+            file: file.clone(),
+            line: *line,
+            offset: *offset,
+            bytes: bytes.clone(),
+        },
+        DecodeError::Io { file, what, source } => DecodeError::Io {
+            file: file.clone(),
+            what: what.clone(),
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
+        DecodeError::Layout { file, detail } => DecodeError::Layout {
+            file: file.clone(),
+            detail: detail.clone(),
+        },
+        DecodeError::Reader {
+            file,
+            location,
+            detail,
+        } => DecodeError::Reader {
+            file: file.clone(),
+            location: location.clone(),
+            detail: detail.clone(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_errors_survive_datafusion() {
+        let d = DecodeError::Unterminated {
+            file: "f.csv".into(),
+            line: 7,
+        };
+        let df = DataFusionError::Context(
+            "scan".into(),
+            Box::new(DataFusionError::External(Box::new(d))),
+        );
+        let e = FerryError::from_datafusion(df, "t.sql");
+        assert!(
+            matches!(
+                e,
+                FerryError::Decode(DecodeError::Unterminated { line: 7, .. })
+            ),
+            "{e:?}"
+        );
+        assert_eq!(e.fault().exit_code(), 3);
+    }
+}

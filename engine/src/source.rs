@@ -1,0 +1,516 @@
+//! Opening an input as the table `source` of a DataFusion session: ferry's
+//! CSV reader for delimited text, DataFusion's readers for NDJSON, Parquet and
+//! Arrow IPC. Declared column types win over inferred ones for every format.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
+use datafusion::datasource::file_format::options::ArrowReadOptions;
+use datafusion::prelude::{JsonReadOptions, ParquetReadOptions, SessionContext, cast, col};
+
+use crate::decode::csv::infer::{Guess, Inference};
+use crate::decode::csv::tokenize::{Records, Splitter, tokenize};
+use crate::decode::csv::{CsvDialect, CsvSource, CsvTable, ReadCounters};
+use crate::decode::{Compression, DecodeError};
+use crate::error::FerryError;
+use crate::format::Format;
+use crate::spec::types::parse_source_type;
+use crate::spec::{ColumnSpec, DatasetSpec, SourceSpec};
+
+/// A local input file and the name to show for it.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// Where the bytes are.
+    pub path: PathBuf,
+    /// What the user called it (a path or URI).
+    pub display: String,
+}
+
+/// What was registered as `source`.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The input's format.
+    pub format: Format,
+    /// The schema of `source` (after declared types).
+    pub schema: SchemaRef,
+    /// Read progress (bytes for delimited text; rows for every format via the caller).
+    pub counters: Arc<ReadCounters>,
+    /// Input size in bytes.
+    pub size: u64,
+}
+
+/// Default records sampled for inference.
+pub const DEFAULT_INFER_ROWS: usize = 10_000;
+/// Chunk size for the CSV reader.
+pub const CSV_CHUNK_BYTES: usize = 4 << 20;
+
+/// The input's format: the spec's, else the extension's, else its first bytes.
+pub fn resolve_format(spec: &SourceSpec, input: &Input) -> Result<Format, FerryError> {
+    if let Some(f) = spec.format {
+        return Ok(f);
+    }
+    if let Some(f) =
+        Format::from_path(Path::new(&input.display)).or_else(|| Format::from_path(&input.path))
+    {
+        return Ok(f);
+    }
+    let mut head = [0u8; 8];
+    let n = std::fs::File::open(&input.path)
+        .and_then(|mut f| f.read(&mut head))
+        .map_err(|e| FerryError::io(format!("reading {}", input.display), e))?;
+    let head = &head[..n];
+    Ok(if head.starts_with(b"PAR1") {
+        Format::Parquet
+    } else if head.starts_with(b"ARROW1") {
+        Format::Arrow
+    } else if head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        Format::Ndjson
+    } else {
+        Format::Csv
+    })
+}
+
+/// Registers the input as the table `source`.
+pub async fn register_source(
+    ctx: &SessionContext,
+    spec: &DatasetSpec,
+    input: &Input,
+) -> Result<Source, FerryError> {
+    let size = std::fs::metadata(&input.path)
+        .map_err(|e| FerryError::io(format!("reading {}", input.display), e))?
+        .len();
+    let format = resolve_format(&spec.source, input)?;
+    let counters = Arc::new(ReadCounters::default());
+    let schema = match format {
+        Format::Csv | Format::Tsv => {
+            let mut dialect = spec.dialect();
+            if format == Format::Tsv {
+                dialect.delimiter = b'\t';
+            }
+            let compression = spec.source.compression.resolve(&input.path);
+            let (schema, formats) = resolve_csv_schema(input, compression, &dialect, &spec.source)?;
+            let source = Arc::new(CsvSource {
+                path: input.path.clone(),
+                display: input.display.clone(),
+                compression,
+                dialect,
+                schema: schema.clone(),
+                formats,
+                chunk_bytes: CSV_CHUNK_BYTES,
+                counters: counters.clone(),
+            });
+            ctx.register_table("source", Arc::new(CsvTable::new(source)))
+                .map_err(|e| FerryError::Internal(e.to_string()))?;
+            schema
+        }
+        Format::Ndjson => register_json(ctx, spec, input).await?,
+        Format::Parquet | Format::Arrow => register_columnar(ctx, spec, input, format).await?,
+    };
+    Ok(Source {
+        format,
+        schema,
+        counters,
+        size,
+    })
+}
+
+fn df_err(input: &Input) -> impl Fn(datafusion::common::DataFusionError) -> FerryError + '_ {
+    move |e| {
+        FerryError::Decode(DecodeError::Reader {
+            file: input.display.clone(),
+            location: String::new(),
+            detail: e.strip_backtrace(),
+        })
+    }
+}
+
+fn compression_type(c: Compression) -> FileCompressionType {
+    match c {
+        Compression::Gzip => FileCompressionType::GZIP,
+        Compression::Zstd => FileCompressionType::ZSTD,
+        Compression::Bzip2 => FileCompressionType::BZIP2,
+        Compression::Xz => FileCompressionType::XZ,
+        Compression::Auto | Compression::None => FileCompressionType::UNCOMPRESSED,
+    }
+}
+
+fn path_str(input: &Input) -> Result<String, FerryError> {
+    let abs = std::path::absolute(&input.path)
+        .map_err(|e| FerryError::io(format!("resolving {}", input.display), e))?;
+    abs.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| FerryError::Usage(format!("{}: the path is not valid UTF-8", input.display)))
+}
+
+/// Applies declared types to an inferred schema (adding declared columns the
+/// sample did not show).
+fn apply_declared(
+    inferred: &Schema,
+    columns: &[ColumnSpec],
+    file: &Path,
+) -> Result<Schema, FerryError> {
+    let mut fields: Vec<Field> = inferred
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    for c in columns {
+        let Some(ty) = &c.ty else { continue };
+        let st = parse_source_type(ty).map_err(|m| crate::spec::SpecError {
+            location: format!("{} (column {})", file.display(), c.name),
+            message: m,
+        })?;
+        match fields.iter_mut().find(|f| f.name() == &c.name) {
+            Some(f) => *f = st.field(&c.name, true),
+            None => fields.push(st.field(&c.name, true)),
+        }
+    }
+    Ok(Schema::new(fields))
+}
+
+async fn register_json(
+    ctx: &SessionContext,
+    spec: &DatasetSpec,
+    input: &Input,
+) -> Result<SchemaRef, FerryError> {
+    let compression = spec.source.compression.resolve(&input.path);
+    let path = path_str(input)?;
+    let infer_rows = match spec.source.infer_rows {
+        Some(0) => usize::MAX,
+        Some(n) => n,
+        None => DEFAULT_INFER_ROWS,
+    };
+    let options = || {
+        JsonReadOptions::default()
+            .file_extension("")
+            .file_compression_type(compression_type(compression))
+            .schema_infer_max_records(infer_rows)
+    };
+    let inferred = ctx
+        .read_json(path.as_str(), options())
+        .await
+        .map_err(df_err(input))?;
+    let inferred = inferred.schema().as_arrow().clone();
+    let schema = apply_declared(&inferred, &spec.source.columns, &spec.toml_path())?;
+    ctx.register_json("source", path.as_str(), options().schema(&schema))
+        .await
+        .map_err(df_err(input))?;
+    Ok(Arc::new(schema))
+}
+
+async fn register_columnar(
+    ctx: &SessionContext,
+    spec: &DatasetSpec,
+    input: &Input,
+    format: Format,
+) -> Result<SchemaRef, FerryError> {
+    let path = path_str(input)?;
+    let raw = if spec.source.columns.iter().any(|c| c.ty.is_some()) {
+        "__ferry_raw"
+    } else {
+        "source"
+    };
+    match format {
+        Format::Parquet => ctx
+            .register_parquet(
+                raw,
+                path.as_str(),
+                ParquetReadOptions::default().file_extension(""),
+            )
+            .await
+            .map_err(df_err(input))?,
+        _ => {
+            let options = ArrowReadOptions {
+                file_extension: "",
+                ..Default::default()
+            };
+            ctx.register_arrow(raw, path.as_str(), options)
+                .await
+                .map_err(df_err(input))?
+        }
+    }
+    let table = ctx.table(raw).await.map_err(df_err(input))?;
+    if raw == "source" {
+        return Ok(Arc::new(table.schema().as_arrow().clone()));
+    }
+    // Declared types win: cast the columns that have one.
+    let inferred = table.schema().as_arrow().clone();
+    let declared = apply_declared(&inferred, &spec.source.columns, &spec.toml_path())?;
+    let mut exprs = Vec::new();
+    for f in declared.fields() {
+        if inferred.field_with_name(f.name()).is_err() {
+            return Err(FerryError::Decode(DecodeError::Layout {
+                file: input.display.clone(),
+                detail: format!(
+                    "declared column {:?} is not in the file (it has {:?})",
+                    f.name(),
+                    inferred
+                        .fields()
+                        .iter()
+                        .map(|f| f.name())
+                        .collect::<Vec<_>>()
+                ),
+            }));
+        }
+        exprs.push(
+            cast(
+                col(format!("\"{}\"", f.name().replace('"', "\"\""))),
+                f.data_type().clone(),
+            )
+            .alias(f.name()),
+        );
+    }
+    let view = table.select(exprs).map_err(df_err(input))?;
+    let schema = Arc::new(view.schema().as_arrow().clone());
+    ctx.register_table("source", view.into_view())
+        .map_err(df_err(input))?;
+    Ok(schema)
+}
+
+/// What reading the head of a delimited file found.
+#[derive(Debug, Clone)]
+pub struct CsvHead {
+    /// The header's names, if the dialect has one.
+    pub header: Option<Vec<String>>,
+    /// Fields per record (from the header or the first record).
+    pub fields: usize,
+    /// Type evidence from the sampled records.
+    pub guesses: Vec<Guess>,
+    /// Records sampled (excluding the header).
+    pub sampled: usize,
+}
+
+/// Reads up to `max_records` records from the start of a delimited file
+/// (decompressing, stripping a BOM) and infers column types from them.
+pub fn read_csv_head(
+    input: &Input,
+    compression: Compression,
+    dialect: &CsvDialect,
+    max_records: usize,
+) -> Result<CsvHead, FerryError> {
+    let io = |what: &str, e: std::io::Error| {
+        FerryError::Decode(DecodeError::Io {
+            file: input.display.clone(),
+            what: what.to_string(),
+            source: e,
+        })
+    };
+    let file = std::fs::File::open(&input.path).map_err(|e| io("cannot open", e))?;
+    let mut reader = BufReader::with_capacity(
+        1 << 20,
+        compression
+            .reader(file)
+            .map_err(|e| io("cannot decompress", e))?,
+    );
+    let mut buf = Vec::new();
+    let mut splitter = Splitter::new(dialect);
+    let mut records = Records::default();
+    let mut header: Option<Vec<String>> = None;
+    let mut inference: Option<Inference> = None;
+    let mut sampled = 0usize;
+    let mut fields = 0usize;
+    let mut first = true;
+    let mut line = 1u64;
+    loop {
+        let want = 1 << 20;
+        let n = reader
+            .by_ref()
+            .take(want)
+            .read_to_end(&mut buf)
+            .map_err(|e| io("cannot read", e))?;
+        let eof = (n as u64) < want;
+        if first {
+            first = false;
+            if buf.starts_with(b"\xEF\xBB\xBF") {
+                buf.drain(..3);
+            }
+        }
+        let cut = if eof {
+            Some(buf.len())
+        } else {
+            splitter.scan(&buf, 0)
+        };
+        let Some(cut) = cut else {
+            if buf.len() > 64 << 20 {
+                break;
+            }
+            continue;
+        };
+        let chunk = &buf[..cut];
+        if let Err(e) = std::str::from_utf8(chunk) {
+            let at = e.valid_up_to();
+            return Err(FerryError::Decode(DecodeError::Utf8 {
+                file: input.display.clone(),
+                line: line + memchr::memchr_iter(b'\n', &chunk[..at]).count() as u64,
+                offset: at as u64,
+                bytes: chunk[at..(at + 4).min(chunk.len())]
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            }));
+        }
+        tokenize(chunk, dialect, &mut records).map_err(|u| {
+            FerryError::Decode(DecodeError::Unterminated {
+                file: input.display.clone(),
+                line: line + memchr::memchr_iter(b'\n', &chunk[..u.record_offset]).count() as u64,
+            })
+        })?;
+        let mut skip = 0;
+        if inference.is_none() && !records.is_empty() {
+            fields = records.field_count(0);
+            if dialect.header {
+                header = Some(
+                    (0..fields)
+                        .map(|c| String::from_utf8_lossy(records.get(0, c).0).to_string())
+                        .collect(),
+                );
+                skip = 1;
+            }
+            inference = Some(Inference::new(fields));
+        }
+        if let Some(inf) = inference.as_mut() {
+            let take = (records.len() - skip).min(max_records - sampled);
+            inf.observe(&records, skip..skip + take, dialect);
+            sampled += take;
+        }
+        line += memchr::memchr_iter(b'\n', chunk).count() as u64;
+        buf.drain(..cut);
+        splitter = Splitter::new(dialect);
+        if eof || sampled >= max_records {
+            break;
+        }
+    }
+    let guesses = inference.map(|i| i.finish()).unwrap_or_default();
+    Ok(CsvHead {
+        header,
+        fields,
+        guesses,
+        sampled,
+    })
+}
+
+/// The schema of a delimited file: names from the header or the spec,
+/// declared types first, inferred types for the rest.
+pub fn resolve_csv_schema(
+    input: &Input,
+    compression: Compression,
+    dialect: &CsvDialect,
+    spec: &SourceSpec,
+) -> Result<(SchemaRef, Vec<Option<String>>), FerryError> {
+    let all_declared = !spec.columns.is_empty() && spec.columns.iter().all(|c| c.ty.is_some());
+    let max = match spec.infer_rows {
+        Some(0) => usize::MAX,
+        Some(n) => n,
+        None => DEFAULT_INFER_ROWS,
+    };
+    // With every type declared and no header, only the field count is needed.
+    let head = read_csv_head(
+        input,
+        compression,
+        dialect,
+        if all_declared { 1 } else { max },
+    )?;
+    let layout = |detail: String| {
+        FerryError::Decode(DecodeError::Layout {
+            file: input.display.clone(),
+            detail,
+        })
+    };
+    let names: Vec<String> = match (&head.header, spec.columns.is_empty()) {
+        (Some(h), _) => {
+            let mut names = Vec::with_capacity(h.len());
+            for (i, n) in h.iter().enumerate() {
+                let n = if n.trim().is_empty() {
+                    format!("column_{}", i + 1)
+                } else {
+                    n.clone()
+                };
+                if names.contains(&n) {
+                    return Err(layout(format!(
+                        "the header names column {n:?} twice; rename one (or set header = false and declare the columns)"
+                    )));
+                }
+                names.push(n);
+            }
+            for c in &spec.columns {
+                if !names.contains(&c.name) {
+                    return Err(layout(format!(
+                        "declared column {:?} is not in the header {names:?}",
+                        c.name
+                    )));
+                }
+            }
+            names
+        }
+        (None, true) => (1..=head.fields.max(1))
+            .map(|i| format!("column_{i}"))
+            .collect(),
+        (None, false) => {
+            if head.fields != 0 && spec.columns.len() != head.fields {
+                return Err(layout(format!(
+                    "the spec declares {} columns but records have {} fields{}",
+                    spec.columns.len(),
+                    head.fields,
+                    if head.fields == spec.columns.len() + 1 && !dialect.trailing_delimiter {
+                        " (every line ends with the delimiter? set trailing_delimiter = true)"
+                    } else {
+                        ""
+                    }
+                )));
+            }
+            spec.columns.iter().map(|c| c.name.clone()).collect()
+        }
+    };
+    let mut fields = Vec::with_capacity(names.len());
+    let mut formats = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let decl = spec.columns.iter().find(|c| &c.name == name);
+        let field = match decl.and_then(|c| c.ty.as_ref()) {
+            Some(ty) => parse_source_type(ty)
+                .map_err(|m| crate::spec::SpecError {
+                    location: format!("column {name:?}"),
+                    message: m,
+                })?
+                .field(name, true),
+            None => match head.guesses.get(i) {
+                Some(g) if g.uuid => parse_source_type("uuid")
+                    .map_err(FerryError::Usage)?
+                    .field(name, true),
+                Some(g) => Field::new(name, g.data_type.clone(), true),
+                None => Field::new(name, arrow::datatypes::DataType::Utf8, true),
+            },
+        };
+        fields.push(field);
+        formats.push(decl.and_then(|c| c.format.clone()));
+    }
+    Ok((Arc::new(Schema::new(fields)), formats))
+}
+
+/// Reads the first line of a text file (decompressed), for messages and sniffing.
+pub fn first_lines(
+    input: &Input,
+    compression: Compression,
+    n: usize,
+) -> Result<Vec<String>, FerryError> {
+    let file = std::fs::File::open(&input.path)
+        .map_err(|e| FerryError::io(format!("opening {}", input.display), e))?;
+    let reader = BufReader::new(
+        compression
+            .reader(file)
+            .map_err(|e| FerryError::io("decompressing", e))?,
+    );
+    let mut out = Vec::new();
+    for line in reader.split(b'\n').take(n) {
+        let line = line.map_err(|e| FerryError::io(format!("reading {}", input.display), e))?;
+        out.push(
+            String::from_utf8_lossy(&line)
+                .trim_end_matches('\r')
+                .to_string(),
+        );
+    }
+    Ok(out)
+}

@@ -1,0 +1,334 @@
+//! `ferry spec check` and `ferry spec init`: what a spec will produce, before
+//! any data moves, and a first spec written from a sample file.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::datasource::MemTable;
+use ferry_connectors::pg::catalog::{NewColumn, create_table_sql};
+use ferry_connectors::pg::{LoadMode, PgType, QualifiedName};
+use serde::Serialize;
+
+use super::types::{parse_source_type, spell};
+use super::{ColumnSpec, DatasetSection, DatasetSpec, RoutingSpec, SourceSpec, TargetSpec};
+use crate::error::FerryError;
+use crate::format::Format;
+use crate::source::{Input, register_source, resolve_csv_schema};
+use crate::{sniff, transform};
+
+/// One output column as the load will create it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputColumnInfo {
+    /// Name.
+    pub name: String,
+    /// Arrow type from the transform.
+    pub arrow: String,
+    /// PostgreSQL column type.
+    pub postgres: String,
+    /// Whether it may be NULL.
+    pub nullable: bool,
+}
+
+/// What `spec check` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    /// Dataset name.
+    pub dataset: String,
+    /// Where the source schema came from.
+    pub schema_from: String,
+    /// The source columns.
+    pub source: Vec<OutputColumnInfo>,
+    /// The transform's output.
+    pub output: Vec<OutputColumnInfo>,
+    /// `CREATE TABLE` for the target.
+    pub ddl: Option<String>,
+}
+
+fn describe(
+    schema: &Schema,
+    overrides: &std::collections::BTreeMap<String, String>,
+) -> Result<Vec<OutputColumnInfo>, FerryError> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let pg = match overrides.get(f.name()) {
+                Some(t) => PgType::parse(t),
+                None => PgType::for_field(f),
+            };
+            Ok(OutputColumnInfo {
+                name: f.name().clone(),
+                arrow: f.data_type().to_string(),
+                postgres: pg.map(|t| t.to_string()).ok_or_else(|| {
+                    FerryError::Usage(format!(
+                        "column {:?} ({}) has no PostgreSQL mapping; cast it in transform.sql or set [target.types]",
+                        f.name(),
+                        f.data_type()
+                    ))
+                })?,
+                nullable: f.is_nullable(),
+            })
+        })
+        .collect()
+}
+
+/// The source schema from declarations alone, when every column has a type.
+fn declared_schema(spec: &DatasetSpec) -> Option<SchemaRef> {
+    let cols = &spec.source.columns;
+    if cols.is_empty() || cols.iter().any(|c| c.ty.is_none()) {
+        return None;
+    }
+    let fields: Option<Vec<Field>> = cols
+        .iter()
+        .map(|c| {
+            parse_source_type(c.ty.as_deref()?)
+                .ok()
+                .map(|t| t.field(&c.name, true))
+        })
+        .collect();
+    Some(Arc::new(Schema::new(fields?)))
+}
+
+/// Plans the spec against its declared schema or a sample file and reports
+/// the output schema and the target's DDL. Touches no database.
+pub async fn check(spec: &DatasetSpec, sample: Option<&Path>) -> Result<CheckReport, FerryError> {
+    let ctx = transform::new_session();
+    let sample = sample.map(Path::to_path_buf).or_else(|| spec.sample_path());
+    let (schema, schema_from) = match (&sample, declared_schema(spec)) {
+        (None, Some(schema)) => {
+            let table = MemTable::try_new(schema.clone(), vec![vec![]])
+                .map_err(|e| FerryError::Internal(e.to_string()))?;
+            ctx.register_table("source", Arc::new(table))
+                .map_err(|e| FerryError::Internal(e.to_string()))?;
+            (schema, "declared columns".to_string())
+        }
+        (Some(path), _) => {
+            let input = Input {
+                path: path.clone(),
+                display: path.display().to_string(),
+            };
+            let source = register_source(&ctx, spec, &input).await?;
+            (source.schema, format!("sample {}", path.display()))
+        }
+        (None, None) => {
+            return Err(FerryError::Usage(format!(
+                "{}: cannot know the source schema without data: declare a type for every column in [[source.columns]], set source.sample, or pass --sample <file>",
+                spec.toml_path().display()
+            )));
+        }
+    };
+    let df = transform::plan(&ctx, spec).await?;
+    let out = df.schema().as_arrow().clone();
+    let overrides = spec
+        .target
+        .as_ref()
+        .map(|t| t.types.clone())
+        .unwrap_or_default();
+    let output = describe(&out, &overrides)?;
+    let source_cols = describe(&schema, &Default::default())?;
+    let ddl = match (&spec.target, spec.target_table()) {
+        (Some(t), Some(table)) => {
+            let pk = if t.mode == LoadMode::Upsert {
+                t.keys.clone()
+            } else {
+                Vec::new()
+            };
+            for k in &pk {
+                if !output.iter().any(|c| &c.name == k) {
+                    return Err(FerryError::Usage(format!(
+                        "target.keys: {k:?} is not a column of the transform's output"
+                    )));
+                }
+            }
+            let cols: Vec<NewColumn> = output
+                .iter()
+                .map(|c| NewColumn {
+                    name: c.name.clone(),
+                    pg: PgType::parse(&c.postgres).unwrap_or(PgType::Text),
+                    not_null: !c.nullable || pk.contains(&c.name),
+                })
+                .collect();
+            Some(create_table_sql(&table, &cols, &pk, true, false))
+        }
+        _ => None,
+    };
+    Ok(CheckReport {
+        dataset: spec.name.clone(),
+        schema_from,
+        source: source_cols,
+        output,
+        ddl,
+    })
+}
+
+/// What `spec init` wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct InitReport {
+    /// The new spec folder.
+    pub dir: PathBuf,
+    /// Files written.
+    pub files: Vec<PathBuf>,
+    /// The sniffing conclusions worth double-checking.
+    pub notes: Vec<String>,
+}
+
+fn sql_ident(name: &str) -> String {
+    let plain = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if plain {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// Sniffs `file` and writes `<parent>/<name>/dataset.toml`, `transform.sql`
+/// and (for text formats) a small `sample.*` of the file's first lines.
+pub async fn init(
+    file: &Path,
+    name: &str,
+    parent: &Path,
+    table: Option<&str>,
+    force: bool,
+) -> Result<InitReport, FerryError> {
+    if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+        return Err(FerryError::Usage(format!(
+            "--name {name:?}: use a plain folder name like `orders`"
+        )));
+    }
+    let dir = parent.join(name);
+    if dir.join("dataset.toml").exists() && !force {
+        return Err(FerryError::Usage(format!(
+            "{} exists; pass --force to overwrite it",
+            dir.join("dataset.toml").display()
+        )));
+    }
+    let input = Input {
+        path: file.to_path_buf(),
+        display: file.display().to_string(),
+    };
+    let mut source = SourceSpec::default();
+    let sniffed = sniff::complete_source(&mut source, &input)?;
+    let format = source.format.unwrap_or(Format::Csv);
+    let mut notes = Vec::new();
+    if let Some(s) = &sniffed {
+        notes.push(format!(
+            "delimiter {:?}; header {}",
+            s.delimiter as char, s.header_reason
+        ));
+    }
+    // Infer the schema the way a load would.
+    let ad_hoc = DatasetSpec::ad_hoc(name, source.clone(), None);
+    let schema = if format.is_delimited() {
+        let mut dialect = ad_hoc.dialect();
+        if format == Format::Tsv {
+            dialect.delimiter = b'\t';
+        }
+        let compression = source.compression.resolve(file);
+        resolve_csv_schema(&input, compression, &dialect, &source)?.0
+    } else {
+        let ctx = transform::new_session();
+        register_source(&ctx, &ad_hoc, &input).await?.schema
+    };
+    let declare_types = format.is_delimited();
+    source.columns = schema
+        .fields()
+        .iter()
+        .map(|f| ColumnSpec {
+            name: f.name().clone(),
+            ty: declare_types.then(|| spell(f)),
+            format: None,
+        })
+        .collect();
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| FerryError::io(format!("creating {}", dir.display()), e))?;
+    let mut files = Vec::new();
+    let file_name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    if format.is_delimited() || format == Format::Ndjson {
+        let compression = source.compression.resolve(file);
+        let lines = crate::source::first_lines(&input, compression, 101)?;
+        let ext = match format {
+            Format::Tsv => "tsv",
+            Format::Ndjson => "ndjson",
+            _ => "csv",
+        };
+        let sample = dir.join(format!("sample.{ext}"));
+        let mut text = lines.join("\n");
+        text.push('\n');
+        std::fs::write(&sample, text)
+            .map_err(|e| FerryError::io(format!("writing {}", sample.display()), e))?;
+        source.sample = Some(format!("sample.{ext}"));
+        // The sample is uncompressed even if the input is not.
+        if source.compression != crate::decode::Compression::Auto {
+            notes.push("the sample is stored uncompressed".into());
+        }
+        files.push(sample);
+    }
+    let stem = file_name.split('.').next().unwrap_or(name).to_string();
+    let spec_toml = SpecToml {
+        dataset: DatasetSection {
+            name: Some(name.to_string()),
+            description: Some(format!("Generated by `ferry spec init` from {file_name}")),
+        },
+        source,
+        routing: RoutingSpec {
+            keys: vec![format!("**/{stem}*")],
+            workflow: super::Workflow::Loader,
+        },
+        target: TargetSpec {
+            table: table
+                .map(str::to_string)
+                .unwrap_or_else(|| QualifiedName::new("public", name).to_string()),
+            mode: LoadMode::Append,
+            keys: Vec::new(),
+            create: true,
+            types: Default::default(),
+        },
+    };
+    let body =
+        toml::to_string_pretty(&spec_toml).map_err(|e| FerryError::Internal(e.to_string()))?;
+    let mut text = format!(
+        "# ferry dataset spec, generated by `ferry spec init` from {file_name}.\n# Edit freely; `ferry spec check {}` validates it. Every key: sql/README.md.\n",
+        dir.display()
+    );
+    for n in &notes {
+        text.push_str(&format!("# sniffed: {n}\n"));
+    }
+    text.push('\n');
+    text.push_str(&body);
+    let toml_path = dir.join("dataset.toml");
+    std::fs::write(&toml_path, text)
+        .map_err(|e| FerryError::io(format!("writing {}", toml_path.display()), e))?;
+    files.push(toml_path);
+    let cols: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| format!("    {}", sql_ident(f.name())))
+        .collect();
+    let sql = format!(
+        "-- One DataFusion SELECT over the table `source`: rename, cast, filter or compute columns here.\nSELECT\n{}\nFROM source\n",
+        cols.join(",\n")
+    );
+    let sql_path = dir.join("transform.sql");
+    std::fs::write(&sql_path, sql)
+        .map_err(|e| FerryError::io(format!("writing {}", sql_path.display()), e))?;
+    files.push(sql_path);
+    // What we wrote must read back.
+    DatasetSpec::load(&dir)?;
+    Ok(InitReport { dir, files, notes })
+}
+
+#[derive(Serialize)]
+struct SpecToml {
+    dataset: DatasetSection,
+    source: SourceSpec,
+    routing: RoutingSpec,
+    target: TargetSpec,
+}

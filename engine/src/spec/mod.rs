@@ -1,0 +1,573 @@
+//! Dataset specs: `sql/<dataset>/dataset.toml` (source, routing, target) and
+//! `transform.sql` (one `SELECT` over the table `source`).
+//!
+//! Every key is checked when the spec is read: unknown keys, bad values, a
+//! missing file or SQL that does not parse are reported with the file, the
+//! line and column, and the key, before any data is touched. The reference
+//! of every key is `sql/README.md`.
+
+pub mod check;
+pub mod types;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ferry_connectors::pg::{LoadMode, PgType, QualifiedName};
+use serde::{Deserialize, Serialize};
+
+use crate::decode::Compression;
+use crate::decode::csv::CsvDialect;
+use crate::format::Format;
+
+/// A spec problem, located as precisely as possible.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{location}: {message}")]
+pub struct SpecError {
+    /// `file[:line[:column]]`, plus the key when known.
+    pub location: String,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl SpecError {
+    fn at(file: &Path, message: impl Into<String>) -> Self {
+        SpecError {
+            location: file.display().to_string(),
+            message: message.into(),
+        }
+    }
+    fn key(file: &Path, key: &str, message: impl Into<String>) -> Self {
+        SpecError {
+            location: format!("{} (key {key})", file.display()),
+            message: message.into(),
+        }
+    }
+}
+
+/// Which workflow an object routed to this dataset runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Workflow {
+    /// Transform and load into PostgreSQL.
+    #[default]
+    Loader,
+    /// Convert to another format and validate by reconversion.
+    Converter,
+}
+
+/// `[dataset]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetSection {
+    /// Name (defaults to the folder name).
+    pub name: Option<String>,
+    /// What the data is.
+    pub description: Option<String>,
+}
+
+/// One or more null markers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum NullMarkers {
+    /// A single marker.
+    One(String),
+    /// Several markers.
+    Many(Vec<String>),
+}
+
+impl NullMarkers {
+    /// The markers as a list.
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            NullMarkers::One(s) => vec![s.clone()],
+            NullMarkers::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// `[[source.columns]]`: a declared column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnSpec {
+    /// Column name (matched to the header, or naming a headerless column).
+    pub name: String,
+    /// Declared type; inferred when absent.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub ty: Option<String>,
+    /// strftime format for dates and timestamps that are not ISO 8601.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+}
+
+/// `[source]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    /// Input format; from the file extension when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<Format>,
+    /// Compression; `auto` decides by extension.
+    #[serde(default)]
+    pub compression: Compression,
+    /// Field delimiter (csv; tsv is always a tab).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<String>,
+    /// Whether the first record is a header (csv/tsv; default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<bool>,
+    /// Quote character; `""` disables quoting (default `"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote: Option<String>,
+    /// Escape character inside quotes (default: the quote, i.e. doubling).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escape: Option<String>,
+    /// Lines starting with this character are skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// Null marker(s), matched against unquoted fields (default `""`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub null: Option<NullMarkers>,
+    /// Every line ends with the delimiter (TPC-H `.tbl` files).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub trailing_delimiter: bool,
+    /// Text encoding; only UTF-8 is supported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+    /// Records (csv) or objects (ndjson) sampled to infer types (default 10000; 0 = all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub infer_rows: Option<usize>,
+    /// A small example input in the spec folder, used by `spec check`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<String>,
+    /// Declared columns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<ColumnSpec>,
+}
+
+/// `[routing]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingSpec {
+    /// Object-key globs that route an input to this dataset.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
+    /// The workflow those inputs run.
+    #[serde(default)]
+    pub workflow: Workflow,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[target]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSpec {
+    /// `table` or `schema.table`.
+    pub table: String,
+    /// `append` (default), `replace` or `upsert`.
+    #[serde(default = "default_mode")]
+    pub mode: LoadMode,
+    /// Key columns for upsert (and the primary key of a created table).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
+    /// Create the table when missing (default true).
+    #[serde(default = "yes")]
+    pub create: bool,
+    /// PostgreSQL type per output column, overriding the default mapping.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub types: BTreeMap<String, String>,
+}
+
+fn default_mode() -> LoadMode {
+    LoadMode::Append
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DatasetToml {
+    #[serde(default)]
+    dataset: DatasetSection,
+    #[serde(default)]
+    source: SourceSpec,
+    #[serde(default)]
+    routing: RoutingSpec,
+    target: Option<TargetSpec>,
+}
+
+/// A validated dataset spec.
+#[derive(Debug, Clone)]
+pub struct DatasetSpec {
+    /// Dataset name.
+    pub name: String,
+    /// The spec folder (`None` for an ad-hoc spec built from CLI flags).
+    pub dir: Option<PathBuf>,
+    /// Description.
+    pub description: Option<String>,
+    /// Source options.
+    pub source: SourceSpec,
+    /// Routing.
+    pub routing: RoutingSpec,
+    /// Target, when the dataset loads into PostgreSQL.
+    pub target: Option<TargetSpec>,
+    /// The transform's SQL.
+    pub transform_sql: String,
+    /// Where the SQL came from (for messages).
+    pub transform_path: PathBuf,
+}
+
+/// Converts a byte offset in `text` to 1-based (line, column).
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before.len(), |p| before.len() - p - 1)
+        + 1;
+    (line, col)
+}
+
+fn single_char(
+    file: &Path,
+    key: &str,
+    value: &str,
+    allow_empty: bool,
+) -> Result<Option<u8>, SpecError> {
+    let value = match value {
+        "\\t" | "tab" => "\t",
+        other => other,
+    };
+    match value.as_bytes() {
+        [] if allow_empty => Ok(None),
+        [b] if b.is_ascii() && *b != b'\n' && *b != b'\r' => Ok(Some(*b)),
+        _ => Err(SpecError::key(
+            file,
+            key,
+            format!("{value:?} must be exactly one ASCII character (\"\\t\" for tab)"),
+        )),
+    }
+}
+
+impl DatasetSpec {
+    /// Reads and validates `dir/dataset.toml` and `dir/transform.sql`.
+    pub fn load(dir: &Path) -> Result<DatasetSpec, SpecError> {
+        let toml_path = dir.join("dataset.toml");
+        let sql_path = dir.join("transform.sql");
+        if !dir.is_dir() {
+            return Err(SpecError::at(
+                dir,
+                "no such spec folder (expected sql/<dataset>/ with dataset.toml and transform.sql)",
+            ));
+        }
+        let text = std::fs::read_to_string(&toml_path)
+            .map_err(|e| SpecError::at(&toml_path, format!("cannot read: {e}")))?;
+        let parsed: DatasetToml = toml::from_str(&text).map_err(|e| {
+            let (line, col) = e.span().map_or((1, 1), |s| line_col(&text, s.start));
+            SpecError {
+                location: format!("{}:{line}:{col}", toml_path.display()),
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        let transform_sql = std::fs::read_to_string(&sql_path).map_err(|e| {
+            SpecError::at(&sql_path, format!("cannot read ({e}); every dataset needs a transform.sql with one SELECT over the table `source`"))
+        })?;
+        let name = parsed.dataset.name.clone().unwrap_or_else(|| {
+            dir.file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default()
+        });
+        let spec = DatasetSpec {
+            name,
+            dir: Some(dir.to_path_buf()),
+            description: parsed.dataset.description,
+            source: parsed.source,
+            routing: parsed.routing,
+            target: parsed.target,
+            transform_sql,
+            transform_path: sql_path,
+        };
+        spec.validate(&toml_path)?;
+        Ok(spec)
+    }
+
+    /// A spec for `ferry load --input … --table …` without a spec folder.
+    pub fn ad_hoc(name: &str, source: SourceSpec, target: Option<TargetSpec>) -> DatasetSpec {
+        DatasetSpec {
+            name: name.to_string(),
+            dir: None,
+            description: None,
+            source,
+            routing: RoutingSpec::default(),
+            target,
+            transform_sql: "SELECT * FROM source".to_string(),
+            transform_path: PathBuf::from("(default transform)"),
+        }
+    }
+
+    /// Checks the values serde cannot check.
+    pub fn validate(&self, file: &Path) -> Result<(), SpecError> {
+        let s = &self.source;
+        let delimited = s.format.is_none_or(Format::is_delimited);
+        if !delimited {
+            for (key, set) in [
+                ("source.delimiter", s.delimiter.is_some()),
+                ("source.header", s.header.is_some()),
+                ("source.quote", s.quote.is_some()),
+                ("source.escape", s.escape.is_some()),
+                ("source.comment", s.comment.is_some()),
+                ("source.null", s.null.is_some()),
+                ("source.trailing_delimiter", s.trailing_delimiter),
+            ] {
+                if set {
+                    return Err(SpecError::key(
+                        file,
+                        key,
+                        format!(
+                            "applies to csv/tsv sources only, not {}",
+                            s.format.map(|f| f.to_string()).unwrap_or_default()
+                        ),
+                    ));
+                }
+            }
+        }
+        if s.format == Some(Format::Tsv)
+            && s.delimiter
+                .as_deref()
+                .is_some_and(|d| d != "\t" && d != "\\t")
+        {
+            return Err(SpecError::key(
+                file,
+                "source.delimiter",
+                "tsv is always tab-delimited; use format = \"csv\" for other delimiters",
+            ));
+        }
+        if let Some(enc) = &s.encoding
+            && !matches!(enc.to_ascii_lowercase().as_str(), "utf-8" | "utf8")
+        {
+            return Err(SpecError::key(
+                file,
+                "source.encoding",
+                format!("{enc:?} is not supported: ferry reads UTF-8 (convert with iconv first)"),
+            ));
+        }
+        self.dialect_checked(file)?;
+        let mut seen = std::collections::HashSet::new();
+        for (i, c) in s.columns.iter().enumerate() {
+            if c.name.is_empty() {
+                return Err(SpecError::key(
+                    file,
+                    &format!("source.columns[{i}].name"),
+                    "must not be empty",
+                ));
+            }
+            if !seen.insert(&c.name) {
+                return Err(SpecError::key(
+                    file,
+                    &format!("source.columns[{i}].name"),
+                    format!("{:?} is declared twice", c.name),
+                ));
+            }
+            if let Some(t) = &c.ty {
+                types::parse_source_type(t)
+                    .map_err(|m| SpecError::key(file, &format!("source.columns[{i}].type"), m))?;
+            }
+        }
+        if let Some(sample) = &s.sample
+            && let Some(dir) = &self.dir
+            && !dir.join(sample).is_file()
+        {
+            return Err(SpecError::key(
+                file,
+                "source.sample",
+                format!("{} does not exist", dir.join(sample).display()),
+            ));
+        }
+        for (i, g) in self.routing.keys.iter().enumerate() {
+            globset::Glob::new(g)
+                .map_err(|e| SpecError::key(file, &format!("routing.keys[{i}]"), e.to_string()))?;
+        }
+        if let Some(t) = &self.target {
+            QualifiedName::parse(&t.table)
+                .map_err(|e| SpecError::key(file, "target.table", e.to_string()))?;
+            if t.mode == LoadMode::Upsert && t.keys.is_empty() {
+                return Err(SpecError::key(
+                    file,
+                    "target.keys",
+                    "mode = \"upsert\" needs the key columns, e.g. keys = [\"id\"]",
+                ));
+            }
+            for (col, ty) in &t.types {
+                PgType::parse(ty).ok_or_else(|| {
+                    SpecError::key(
+                        file,
+                        &format!("target.types.{col}"),
+                        format!("unknown PostgreSQL type {ty:?}"),
+                    )
+                })?;
+            }
+        } else if self.routing.workflow == Workflow::Loader && self.dir.is_some() {
+            return Err(SpecError::key(
+                file,
+                "target",
+                "a loader dataset needs a [target] section with table = \"schema.table\"",
+            ));
+        }
+        Ok(())
+    }
+
+    fn dialect_checked(&self, file: &Path) -> Result<CsvDialect, SpecError> {
+        let s = &self.source;
+        let mut d = CsvDialect::default();
+        if s.format == Some(Format::Tsv) {
+            d.delimiter = b'\t';
+        }
+        if let Some(v) = &s.delimiter {
+            d.delimiter = single_char(file, "source.delimiter", v, false)?.unwrap_or(b',');
+        }
+        if let Some(v) = &s.quote {
+            d.quote = single_char(file, "source.quote", v, true)?;
+        }
+        if let Some(v) = &s.escape {
+            d.escape = single_char(file, "source.escape", v, true)?;
+        }
+        if let Some(v) = &s.comment {
+            d.comment = single_char(file, "source.comment", v, true)?;
+        }
+        if let Some(h) = s.header {
+            d.header = h;
+        }
+        if let Some(n) = &s.null {
+            d.nulls = n.to_vec().into_iter().map(String::into_bytes).collect();
+        }
+        d.trailing_delimiter = s.trailing_delimiter;
+        d.validate()
+            .map_err(|m| SpecError::key(file, "source", m))?;
+        Ok(d)
+    }
+
+    /// The CSV dialect the source options describe.
+    pub fn dialect(&self) -> CsvDialect {
+        self.dialect_checked(Path::new("")).unwrap_or_default()
+    }
+
+    /// Where `dataset.toml` is (for messages).
+    pub fn toml_path(&self) -> PathBuf {
+        self.dir.as_ref().map_or_else(
+            || PathBuf::from("(command line)"),
+            |d| d.join("dataset.toml"),
+        )
+    }
+
+    /// The target table, parsed.
+    pub fn target_table(&self) -> Option<QualifiedName> {
+        self.target
+            .as_ref()
+            .and_then(|t| QualifiedName::parse(&t.table).ok())
+    }
+
+    /// The sample file, resolved against the spec folder.
+    pub fn sample_path(&self) -> Option<PathBuf> {
+        Some(self.dir.as_ref()?.join(self.source.sample.as_ref()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, toml: &str, sql: Option<&str>) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("dataset.toml"), toml).unwrap();
+        if let Some(sql) = sql {
+            std::fs::write(dir.join("transform.sql"), sql).unwrap();
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_line() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("d");
+        write(
+            &dir,
+            "[source]\nformat = \"csv\"\ndelimter = \"|\"\n",
+            Some("SELECT * FROM source"),
+        );
+        let e = DatasetSpec::load(&dir).unwrap_err();
+        assert!(e.location.ends_with("dataset.toml:3:1"), "{e}");
+        assert!(e.message.contains("unknown field `delimter`"), "{e}");
+    }
+
+    #[test]
+    fn missing_transform_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("d");
+        write(&dir, "[target]\ntable = \"t\"\n", None);
+        let e = DatasetSpec::load(&dir).unwrap_err();
+        assert!(e.location.ends_with("transform.sql"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cases = [
+            (
+                "[source]\ndelimiter = \"||\"\n[target]\ntable = \"t\"",
+                "source.delimiter",
+            ),
+            (
+                "[source]\nformat = \"parquet\"\nheader = true\n[target]\ntable = \"t\"",
+                "source.header",
+            ),
+            (
+                "[[source.columns]]\nname = \"a\"\ntype = \"strnig\"\n[target]\ntable = \"t\"",
+                "source.columns[0].type",
+            ),
+            ("[target]\ntable = \"a.b.c\"", "target.table"),
+            ("[target]\ntable = \"t\"\nmode = \"upsert\"", "target.keys"),
+            (
+                "[target]\ntable = \"t\"\n[target.types]\nx = \"geometry\"",
+                "target.types.x",
+            ),
+            (
+                "[source]\nquote = \"'\"\nescape = \"'\"\ndelimiter = \"'\"\n[target]\ntable = \"t\"",
+                "source",
+            ),
+            ("[source]\nformat = \"csv\"", "target"),
+        ];
+        for (i, (toml, key)) in cases.iter().enumerate() {
+            let dir = tmp.path().join(format!("d{i}"));
+            write(&dir, toml, Some("SELECT * FROM source"));
+            let e = DatasetSpec::load(&dir).unwrap_err();
+            assert!(e.location.contains(&format!("(key {key})")), "{toml}: {e}");
+        }
+        let dir = tmp.path().join("bad-mode");
+        write(
+            &dir,
+            "[target]\ntable = \"t\"\nmode = \"merge\"",
+            Some("SELECT 1"),
+        );
+        let e = DatasetSpec::load(&dir).unwrap_err();
+        assert!(e.location.ends_with(":3:8"), "{e}");
+    }
+
+    #[test]
+    fn a_good_spec_reads_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("orders");
+        write(
+            &dir,
+            "[source]\nformat = \"csv\"\ndelimiter = \"|\"\nheader = false\nnull = [\"\", \"NA\"]\n[[source.columns]]\nname = \"id\"\ntype = \"bigint\"\n[target]\ntable = \"sales.orders\"\nmode = \"upsert\"\nkeys = [\"id\"]\n",
+            Some("SELECT id FROM source"),
+        );
+        let s = DatasetSpec::load(&dir).unwrap();
+        assert_eq!(s.name, "orders");
+        let d = s.dialect();
+        assert_eq!((d.delimiter, d.header), (b'|', false));
+        assert_eq!(d.nulls, vec![b"".to_vec(), b"NA".to_vec()]);
+        assert_eq!(
+            s.target_table(),
+            Some(QualifiedName::new("sales", "orders"))
+        );
+    }
+}

@@ -1,0 +1,159 @@
+//! The transform: a dataset's `transform.sql`, one DataFusion `SELECT` over
+//! the table `source`, planned in a session tuned for streaming.
+
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::context::SQLOptions;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::error::FerryError;
+use crate::spec::{DatasetSpec, SpecError};
+
+/// A DataFusion session for one job.
+///
+/// Round-robin repartitioning is off: ferry's CSV source is one ordered
+/// stream and its parsing and encoding are already parallel outside
+/// DataFusion, so the output keeps input order (deterministic artifacts)
+/// at no cost in throughput.
+pub fn new_session() -> SessionContext {
+    let mut config = SessionConfig::new()
+        .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .with_batch_size(8192)
+        .with_information_schema(false);
+    let options = config.options_mut();
+    options.sql_parser.collect_spans = true;
+    options.optimizer.enable_round_robin_repartition = false;
+    SessionContext::new_with_config(config)
+}
+
+/// Plans the spec's transform against the registered `source`. Only a query
+/// is allowed (no DDL, DML or `SET`), and errors point into `transform.sql`.
+pub async fn plan(ctx: &SessionContext, spec: &DatasetSpec) -> Result<DataFrame, FerryError> {
+    let options = SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
+    let df = ctx
+        .sql_with_options(&spec.transform_sql, options)
+        .await
+        .map_err(|e| FerryError::Spec(sql_error(&e, spec)))?;
+    let schema = df.schema().as_arrow();
+    let mut seen = std::collections::HashSet::new();
+    for f in schema.fields() {
+        if !seen.insert(f.name().as_str()) {
+            return Err(FerryError::Spec(SpecError {
+                location: spec.transform_path.display().to_string(),
+                message: format!(
+                    "the SELECT produces column {:?} twice; give one an alias (AS …)",
+                    f.name()
+                ),
+            }));
+        }
+    }
+    Ok(df)
+}
+
+/// Locates a planning error in `transform.sql` (line:column) when DataFusion
+/// knows where it is.
+fn sql_error(e: &datafusion::common::DataFusionError, spec: &DatasetSpec) -> SpecError {
+    let message = e.strip_backtrace();
+    let mut location = spec.transform_path.display().to_string();
+    let span = e
+        .diagnostic()
+        .and_then(|d| d.span)
+        .filter(|s| s.start.line > 0);
+    if let Some(span) = span {
+        location = format!("{location}:{}:{}", span.start.line, span.start.column);
+    } else if let Some((line, col)) = parser_position(&message) {
+        location = format!("{location}:{line}:{col}");
+    }
+    let hint = if message.contains("table 'source'")
+        || message.contains("not found") && message.contains("source")
+    {
+        ""
+    } else if message.contains("only supports a single SQL statement") {
+        " (transform.sql must hold exactly one SELECT)"
+    } else if message.contains("not supported")
+        && (message.contains("DDL") || message.contains("DML") || message.contains("Statement"))
+    {
+        " (transform.sql must be a SELECT over the table `source`)"
+    } else {
+        ""
+    };
+    SpecError {
+        location,
+        message: format!("{message}{hint}"),
+    }
+}
+
+/// `… at Line: 3, Column: 14` from sqlparser's messages.
+fn parser_position(message: &str) -> Option<(u64, u64)> {
+    let at = message.find("Line: ")?;
+    let rest = &message[at + 6..];
+    let line: u64 = rest.split(',').next()?.trim().parse().ok()?;
+    let col_at = rest.find("Column: ")?;
+    let col: u64 = rest[col_at + 8..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect::<String>()
+        .parse()
+        .ok()?;
+    Some((line, col))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::SourceSpec;
+    use arrow::array::{Int64Array, RecordBatch};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    async fn ctx_with_source() -> SessionContext {
+        let ctx = new_session();
+        let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)]));
+        let batch =
+            RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1, 2]))]).unwrap();
+        ctx.register_batch("source", batch).unwrap();
+        ctx
+    }
+
+    fn spec(sql: &str) -> DatasetSpec {
+        let mut s = DatasetSpec::ad_hoc("t", SourceSpec::default(), None);
+        s.transform_sql = sql.to_string();
+        s.transform_path = "sql/t/transform.sql".into();
+        s
+    }
+
+    #[tokio::test]
+    async fn errors_point_into_the_sql() {
+        let ctx = ctx_with_source().await;
+        let e = plan(&ctx, &spec("SELECT a,\n  nope FROM source"))
+            .await
+            .unwrap_err();
+        let FerryError::Spec(e) = e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(e.location, "sql/t/transform.sql:2:3", "{e}");
+        let e = plan(&ctx, &spec("SELEC a FROM source")).await.unwrap_err();
+        assert!(e.to_string().starts_with("sql/t/transform.sql:1:1"), "{e}");
+        let e = plan(&ctx, &spec("CREATE TABLE x AS SELECT 1"))
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("SELECT over the table `source`"),
+            "{e}"
+        );
+        let e = plan(&ctx, &spec("SELECT a, a FROM source"))
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("unique") || e.to_string().contains("twice"),
+            "{e}"
+        );
+        assert!(
+            plan(&ctx, &spec("SELECT a * 2 AS b FROM source"))
+                .await
+                .is_ok()
+        );
+    }
+}
