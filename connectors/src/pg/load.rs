@@ -190,7 +190,17 @@ impl LoadSession {
             Vec::new()
         };
         let target_ddl = match &new_columns {
-            Some(cols) => create_table_sql(&req.target, cols, &pk, true, false),
+            Some(cols) => {
+                let table = create_table_sql(&req.target, cols, &pk, true, false);
+                if req.target.schema == "public" {
+                    table
+                } else {
+                    format!(
+                        "CREATE SCHEMA IF NOT EXISTS {};\n{table}",
+                        super::ident::quote_ident(&req.target.schema)
+                    )
+                }
+            }
             None => {
                 create_table_sql_from_catalog(&req.target, existing.as_deref().unwrap_or_default())
             }
