@@ -753,6 +753,9 @@ fn copy_line(e: &tokio_postgres::Error) -> Option<u64> {
 }
 
 fn locate(sent: &[(u64, u64)], line: u64) -> Option<u64> {
+    if line == 0 {
+        return None;
+    }
     let mut seen = 0;
     for &(first, rows) in sent {
         if line <= seen + rows {
@@ -775,6 +778,7 @@ mod tests {
         assert_eq!(locate(&sent, 11), Some(30));
         assert_eq!(locate(&sent, 16), Some(50));
         assert_eq!(locate(&sent, 21), None);
+        assert_eq!(locate(&sent, 0), None);
     }
 
     #[test]

@@ -1,0 +1,552 @@
+//! The loader against a real PostgreSQL: every load mode with one and with
+//! several COPY streams, the ledger, and injected failures (a constraint
+//! violation on one row, the backend terminated mid-COPY) that must leave the
+//! target exactly as it was.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use bytes::Bytes;
+use ferry_connectors::pg::load::{
+    Begin, CopyChunk, InputIdentity, LoadRequest, LoadSession, Outcome, OutputColumn,
+};
+use ferry_connectors::pg::{BinaryEncoder, LoadMode, PgConfig, PgError, PgType, QualifiedName};
+use tokio_postgres::Client;
+
+fn url() -> String {
+    std::env::var("FERRY_TEST_DATABASE_URL")
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .unwrap_or_else(|_| {
+            panic!("these tests need PostgreSQL: run scripts/test, or set FERRY_TEST_DATABASE_URL")
+        })
+}
+
+fn cfg() -> PgConfig {
+    PgConfig::from_url_or_env(Some(&url())).unwrap()
+}
+
+async fn db() -> Client {
+    cfg().connect().await.unwrap()
+}
+
+async fn schema(db: &Client, name: &str) -> String {
+    let s = format!("l_{name}_{}", std::process::id());
+    db.batch_execute(&format!(
+        "DROP SCHEMA IF EXISTS {s} CASCADE; CREATE SCHEMA {s}"
+    ))
+    .await
+    .unwrap();
+    s
+}
+
+fn columns() -> Vec<OutputColumn> {
+    vec![
+        OutputColumn {
+            name: "id".into(),
+            data_type: DataType::Int64,
+            nullable: false,
+            pg: PgType::Int8,
+        },
+        OutputColumn {
+            name: "v".into(),
+            data_type: DataType::Int32,
+            nullable: true,
+            pg: PgType::Int4,
+        },
+        OutputColumn {
+            name: "note".into(),
+            data_type: DataType::Utf8,
+            nullable: true,
+            pg: PgType::Text,
+        },
+    ]
+}
+
+/// Rows `from..to`, with `v = id % 100` except `bad` rows get v = 5000.
+fn batch(from: i64, to: i64, bad: Option<i64>) -> RecordBatch {
+    let ids: Vec<i64> = (from..to).collect();
+    let v: Vec<i32> = ids
+        .iter()
+        .map(|i| {
+            if Some(*i) == bad {
+                5000
+            } else {
+                (i % 100) as i32
+            }
+        })
+        .collect();
+    let notes: Vec<String> = ids.iter().map(|i| format!("row {i} ✓")).collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("v", DataType::Int32, true),
+        Field::new("note", DataType::Utf8, true),
+    ]));
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from(ids)),
+        Arc::new(Int32Array::from(v)),
+        Arc::new(StringArray::from(notes)),
+    ];
+    RecordBatch::try_new(schema, cols).unwrap()
+}
+
+fn request(table: &QualifiedName, mode: LoadMode, streams: usize, input: &str) -> LoadRequest {
+    LoadRequest {
+        target: table.clone(),
+        mode,
+        keys: if mode == LoadMode::Upsert {
+            vec!["id".into()]
+        } else {
+            vec![]
+        },
+        streams,
+        create: true,
+        force: false,
+        input: InputIdentity {
+            input: input.into(),
+            checksum: format!("sum-of-{input}"),
+            bytes: 1,
+        },
+        dataset: "test".into(),
+        job_id: uuid_like(),
+        columns: columns(),
+    }
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(1);
+    format!(
+        "0190f3c2-7b1e-7c3a-9f00-{:06}{:06}",
+        std::process::id() % 1_000_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Sends rows in chunks of 250, returns the total.
+async fn send(session: &LoadSession, batches: &[RecordBatch]) -> u64 {
+    let enc = BinaryEncoder::new(session.codecs());
+    let tx = session.sender();
+    let mut first = 0u64;
+    for b in batches {
+        for off in (0..b.num_rows()).step_by(250) {
+            let part = b.slice(off, 250.min(b.num_rows() - off));
+            let mut out = Vec::new();
+            enc.encode(&part, &mut out).unwrap();
+            let rows = part.num_rows() as u64;
+            if tx
+                .send(CopyChunk {
+                    bytes: Bytes::from(out),
+                    rows,
+                    first_row: first,
+                })
+                .await
+                .is_err()
+            {
+                return first;
+            }
+            first += rows;
+        }
+    }
+    first
+}
+
+async fn load(req: LoadRequest, batches: &[RecordBatch]) -> Result<Outcome, PgError> {
+    match LoadSession::begin(&cfg(), req).await? {
+        Begin::AlreadyLoaded(p) => Ok(Outcome::AlreadyLoaded(p)),
+        Begin::Ready(s) => {
+            let n = send(&s, batches).await;
+            s.finish(n).await
+        }
+    }
+}
+
+/// The table's content, as one sorted text value (for exact comparisons).
+async fn snapshot(db: &Client, table: &QualifiedName) -> String {
+    db.query_one(
+        &format!(
+            "SELECT coalesce(string_agg(t::text, ';' ORDER BY t::text), '') FROM {} t",
+            table.quoted()
+        ),
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+async fn leftovers(db: &Client, schema: &str) -> Vec<String> {
+    db.query(
+        "SELECT schemaname || '.' || tablename FROM pg_tables
+          WHERE (schemaname = 'ferry' AND tablename LIKE 'stage\\_%') OR (schemaname = $1 AND tablename LIKE '%\\_\\_ferry\\_%')",
+        &[&schema],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+async fn prepare_target(db: &Client, table: &QualifiedName) {
+    db.batch_execute(&format!(
+        "CREATE TABLE {t} (id bigint PRIMARY KEY, v integer CHECK (v < 1000), note text);
+         INSERT INTO {t} SELECT g, g % 7, 'before' FROM generate_series(1, 50) g;",
+        t = table.quoted()
+    ))
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_mode_publishes_the_right_rows() {
+    let db = db().await;
+    let s = schema(&db, "modes").await;
+    for streams in [1, 3] {
+        for mode in [LoadMode::Append, LoadMode::Replace, LoadMode::Upsert] {
+            let table = QualifiedName::new(&s, format!("{mode}_{streams}"));
+            prepare_target(&db, &table).await;
+            // Upsert gets ids 41..1041: 10 overlap the existing 1..50 and update them.
+            let first = if mode == LoadMode::Upsert { 41 } else { 51 };
+            let out = load(
+                request(&table, mode, streams, &format!("{table}.csv")),
+                &[batch(first, first + 1000, None)],
+            )
+            .await
+            .unwrap();
+            assert_eq!(
+                out,
+                Outcome::Loaded {
+                    rows: 1000,
+                    created: false
+                },
+                "{mode} x{streams}"
+            );
+            let count: i64 = db
+                .query_one(&format!("SELECT count(*) FROM {}", table.quoted()), &[])
+                .await
+                .unwrap()
+                .get(0);
+            let before: i64 = db
+                .query_one(
+                    &format!(
+                        "SELECT count(*) FROM {} WHERE note = 'before'",
+                        table.quoted()
+                    ),
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            let expected = match mode {
+                LoadMode::Append => (1050, 50),
+                LoadMode::Replace => (1000, 0),
+                LoadMode::Upsert => (1040, 40),
+            };
+            assert_eq!((count, before), expected, "{mode} x{streams}");
+            // A replaced table keeps its constraints and primary key.
+            let checks: i64 = db
+                .query_one(
+                    "SELECT count(*) FROM pg_constraint WHERE conrelid = $1::text::regclass AND contype IN ('c','p')",
+                    &[&table.quoted()],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            assert_eq!(checks, 2, "{mode} x{streams}");
+            assert!(
+                leftovers(&db, &s).await.is_empty(),
+                "{mode} x{streams}: {:?}",
+                leftovers(&db, &s).await
+            );
+        }
+    }
+    // A missing target is created (with a primary key for upsert).
+    let table = QualifiedName::new(&s, "created");
+    let out = load(
+        request(&table, LoadMode::Upsert, 2, "new.csv"),
+        &[batch(1, 101, None)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        out,
+        Outcome::Loaded {
+            rows: 100,
+            created: true
+        }
+    );
+    let pk: i64 = db
+        .query_one("SELECT count(*) FROM pg_constraint WHERE conrelid = $1::text::regclass AND contype = 'p'", &[&table.quoted()])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(pk, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_constraint_violation_on_one_row_leaves_the_target_unchanged() {
+    let db = db().await;
+    let s = schema(&db, "violation").await;
+    for streams in [1, 3] {
+        for mode in [LoadMode::Append, LoadMode::Replace, LoadMode::Upsert] {
+            let table = QualifiedName::new(&s, format!("{mode}_{streams}"));
+            prepare_target(&db, &table).await;
+            let before = snapshot(&db, &table).await;
+            let err = load(
+                request(&table, mode, streams, "bad.csv"),
+                &[batch(100, 1100, Some(777))],
+            )
+            .await
+            .unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains("check constraint"), "{mode} x{streams}: {msg}");
+            // Rows are named where PostgreSQL names them: the COPY line, or the failing row's values.
+            assert!(
+                msg.contains("output row 678") || msg.contains("5000"),
+                "{mode} x{streams}: {msg}"
+            );
+            assert!(!err.is_retryable(), "{mode} x{streams}");
+            assert_eq!(
+                snapshot(&db, &table).await,
+                before,
+                "{mode} x{streams}: the target changed"
+            );
+            assert!(leftovers(&db, &s).await.is_empty(), "{mode} x{streams}");
+            // Fixed input loads (the failed attempt left no ledger entry).
+            let out = load(
+                request(&table, mode, streams, "bad.csv"),
+                &[batch(100, 1100, None)],
+            )
+            .await
+            .unwrap();
+            assert!(
+                matches!(out, Outcome::Loaded { rows: 1000, .. }),
+                "{mode} x{streams}: {out:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backend_terminated_during_copy_leaves_the_target_unchanged() {
+    let db = db().await;
+    let s = schema(&db, "terminate").await;
+    for streams in [1, 3] {
+        for mode in [LoadMode::Append, LoadMode::Replace, LoadMode::Upsert] {
+            let table = QualifiedName::new(&s, format!("{mode}_{streams}"));
+            prepare_target(&db, &table).await;
+            let before = snapshot(&db, &table).await;
+            let req = request(&table, mode, streams, "killed.csv");
+            let app = format!("ferry {}", &req.job_id[req.job_id.len() - 12..]);
+            let Begin::Ready(session) = LoadSession::begin(&cfg(), req).await.unwrap() else {
+                panic!()
+            };
+            let sent = send(&session, &[batch(100, 600, None)]).await;
+            // Wait until a COPY is running, then kill its backend.
+            let mut killed = 0;
+            for _ in 0..500 {
+                killed = db
+                    .query_one(
+                        "SELECT count(pg_terminate_backend(pid)) FROM (SELECT pid FROM pg_stat_activity
+                          WHERE application_name = $1 AND query LIKE 'COPY%' LIMIT 1) p",
+                        &[&app],
+                    )
+                    .await
+                    .unwrap()
+                    .get::<_, i64>(0);
+                if killed > 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert_eq!(killed, 1, "{mode} x{streams}: no COPY backend to terminate");
+            let more = send(&session, &[batch(600, 1100, None)]).await;
+            let err = session.finish(sent + more).await.unwrap_err();
+            assert!(
+                err.is_retryable(),
+                "{mode} x{streams}: a terminated backend should be retryable: {err}"
+            );
+            assert_eq!(
+                snapshot(&db, &table).await,
+                before,
+                "{mode} x{streams}: the target changed"
+            );
+            // Staging tables are dropped (possibly by a fresh connection).
+            for _ in 0..50 {
+                if leftovers(&db, &s).await.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert!(
+                leftovers(&db, &s).await.is_empty(),
+                "{mode} x{streams}: {:?}",
+                leftovers(&db, &s).await
+            );
+            // The retry succeeds and loads exactly once.
+            let out = load(
+                request(&table, mode, streams, "killed.csv"),
+                &[batch(100, 1100, None)],
+            )
+            .await
+            .unwrap();
+            assert!(
+                matches!(out, Outcome::Loaded { rows: 1000, .. }),
+                "{mode} x{streams}: {out:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_input_loads_once_unless_forced() {
+    let db = db().await;
+    let s = schema(&db, "ledger").await;
+    let table = QualifiedName::new(&s, "t");
+    let rows = [batch(1, 301, None)];
+    assert!(matches!(
+        load(request(&table, LoadMode::Append, 2, "a.csv"), &rows)
+            .await
+            .unwrap(),
+        Outcome::Loaded { rows: 300, .. }
+    ));
+    let again = load(request(&table, LoadMode::Append, 2, "a.csv"), &rows)
+        .await
+        .unwrap();
+    let Outcome::AlreadyLoaded(prev) = again else {
+        panic!("loaded twice: {again:?}")
+    };
+    assert_eq!(prev.rows, 300);
+    let mut forced = request(&table, LoadMode::Append, 2, "a.csv");
+    forced.force = true;
+    assert!(matches!(
+        load(forced, &rows).await.unwrap(),
+        Outcome::Loaded { rows: 300, .. }
+    ));
+    let count: i64 = db
+        .query_one(&format!("SELECT count(*) FROM {}", table.quoted()), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 600);
+    let loads: i32 = db
+        .query_one(
+            "SELECT loads FROM ferry.loads WHERE target = $1 AND input = 'a.csv'",
+            &[&table.to_string()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(loads, 2);
+    // A changed file (other checksum) under the same name is a new input.
+    let mut changed = request(&table, LoadMode::Append, 1, "a.csv");
+    changed.input.checksum = "another".into();
+    assert!(matches!(
+        load(changed, &rows).await.unwrap(),
+        Outcome::Loaded { .. }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_duplicate_loads_publish_once() {
+    let db = db().await;
+    let s = schema(&db, "race").await;
+    let table = QualifiedName::new(&s, "t");
+    db.batch_execute(&format!(
+        "CREATE TABLE {} (id bigint, v integer, note text)",
+        table.quoted()
+    ))
+    .await
+    .unwrap();
+    let mut handles = Vec::new();
+    for streams in [1, 2, 1, 3] {
+        let req = request(&table, LoadMode::Append, streams, "dup.csv");
+        handles.push(tokio::spawn(async move {
+            load(req, &[batch(1, 501, None)]).await
+        }));
+    }
+    let mut loaded = 0;
+    for h in handles {
+        match h.await.unwrap().unwrap() {
+            Outcome::Loaded { .. } => loaded += 1,
+            Outcome::AlreadyLoaded(_) => {}
+        }
+    }
+    assert_eq!(loaded, 1);
+    let count: i64 = db
+        .query_one(&format!("SELECT count(*) FROM {}", table.quoted()), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 500);
+    assert!(leftovers(&db, &s).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mismatched_targets_are_refused_before_any_row() {
+    let db = db().await;
+    let s = schema(&db, "mismatch").await;
+    let table = QualifiedName::new(&s, "t");
+    db.batch_execute(&format!(
+        "CREATE TABLE {} (id bigint, v date, note text, must integer NOT NULL)",
+        table.quoted()
+    ))
+    .await
+    .unwrap();
+    let err = LoadSession::begin(&cfg(), request(&table, LoadMode::Append, 1, "x"))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string()
+            .contains("cannot load Arrow Int32 into PostgreSQL date"),
+        "{err}"
+    );
+    db.batch_execute(&format!(
+        "ALTER TABLE {} ALTER v TYPE integer USING NULL",
+        table.quoted()
+    ))
+    .await
+    .unwrap();
+    let err = LoadSession::begin(&cfg(), request(&table, LoadMode::Append, 1, "x"))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains("\"must\"") && err.to_string().contains("NOT NULL"),
+        "{err}"
+    );
+    db.batch_execute(&format!("ALTER TABLE {} DROP must", table.quoted()))
+        .await
+        .unwrap();
+    let err = LoadSession::begin(&cfg(), request(&table, LoadMode::Upsert, 1, "x"))
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("unique index"), "{err}");
+    // An Int64 into a numeric column is encoded as numeric, from the target's type.
+    db.batch_execute(&format!(
+        "ALTER TABLE {} ALTER id TYPE numeric(30,2)",
+        table.quoted()
+    ))
+    .await
+    .unwrap();
+    let out = load(
+        request(&table, LoadMode::Append, 1, "numeric.csv"),
+        &[batch(1, 11, None)],
+    )
+    .await
+    .unwrap();
+    assert!(matches!(out, Outcome::Loaded { rows: 10, .. }));
+    let sum: String = db
+        .query_one(
+            &format!("SELECT sum(id)::text FROM {}", table.quoted()),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(sum, "55.00");
+}
