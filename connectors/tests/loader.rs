@@ -109,19 +109,30 @@ fn request(table: &QualifiedName, mode: LoadMode, streams: usize, input: &str) -
             bytes: 1,
         },
         dataset: "test".into(),
-        job_id: uuid_like(),
+        job_id: uuid_like(&tag(&table.schema)),
         columns: columns(),
     }
 }
 
-fn uuid_like() -> String {
+/// Job ids whose last 12 characters (which name staging tables) start with
+/// the test's schema tag, so a test only inspects its own staging tables.
+fn uuid_like(tag: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(1);
     format!(
-        "0190f3c2-7b1e-7c3a-9f00-{:06}{:06}",
-        std::process::id() % 1_000_000,
+        "0190f3c2-7b1e-7c3a-9f00-{tag}{:08}",
         N.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// A 4-letter tag derived from a schema name.
+fn tag(schema: &str) -> String {
+    let h = schema
+        .bytes()
+        .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
+    (0..4)
+        .map(|i| (b'a' + ((h >> (i * 5)) % 26) as u8) as char)
+        .collect()
 }
 
 /// Sends rows in chunks of 250, returns the total.
@@ -179,8 +190,8 @@ async fn snapshot(db: &Client, table: &QualifiedName) -> String {
 async fn leftovers(db: &Client, schema: &str) -> Vec<String> {
     db.query(
         "SELECT schemaname || '.' || tablename FROM pg_tables
-          WHERE (schemaname = 'ferry' AND tablename LIKE 'stage\\_%') OR (schemaname = $1 AND tablename LIKE '%\\_\\_ferry\\_%')",
-        &[&schema],
+          WHERE (schemaname = 'ferry' AND tablename LIKE 'stage\\_' || $2 || '%') OR (schemaname = $1 AND tablename LIKE '%\\_\\_ferry\\_%')",
+        &[&schema, &tag(schema)],
     )
     .await
     .unwrap()
@@ -481,7 +492,8 @@ async fn concurrent_duplicate_loads_publish_once() {
         .unwrap()
         .get(0);
     assert_eq!(count, 500);
-    assert!(leftovers(&db, &s).await.is_empty());
+    let left = leftovers(&db, &s).await;
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -264,8 +264,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let fault = e.fault();
-            tracing::error!(fault = ?fault, retryable = e.retryable(), exit_code = fault.exit_code(), error = %e, "ferry failed");
-            if !json_logs {
+            if json_logs {
+                tracing::error!(fault = ?fault, retryable = e.retryable(), exit_code = fault.exit_code(), error = %e, "ferry failed");
+            } else {
                 eprintln!("ferry: error: {e}");
                 if e.retryable() {
                     eprintln!(
@@ -346,6 +347,16 @@ fn print_columns(cols: &[ferry_engine::spec::check::OutputColumnInfo]) {
 
 async fn run_load(args: LoadArgs, interactive: bool) -> Result<(), FerryError> {
     let pg = PgConfig::from_url_or_env(args.database_url.as_deref())?;
+    if let ferry_connectors::store::Location::Local(path) =
+        ferry_connectors::store::Location::parse(&args.input)
+            .map_err(|e| FerryError::Usage(e.to_string()))?
+        && !path.is_file()
+    {
+        return Err(FerryError::Usage(format!(
+            "--input {}: no such file",
+            args.input
+        )));
+    }
     let table = args
         .table
         .as_deref()

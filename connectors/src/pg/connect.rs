@@ -132,6 +132,10 @@ impl PgConfig {
             TlsMode::Prefer => SslMode::Prefer,
             _ => SslMode::Require,
         });
+        if config.get_options().is_none() {
+            // ferry's own `IF NOT EXISTS` statements would otherwise log NOTICEs.
+            config.options("-c client_min_messages=warning");
+        }
         config.keepalives(true);
         Ok(Self {
             config,

@@ -152,6 +152,8 @@ pub struct LoadSession {
     target_ddl: String,
     sender: Option<mpsc::Sender<CopyChunk>>,
     streams: Vec<JoinHandle<Result<u64, PgError>>>,
+    /// A transaction is open on the control connection.
+    in_tx: bool,
 }
 
 impl LoadSession {
@@ -223,6 +225,7 @@ impl LoadSession {
             target_ddl,
             sender: None,
             streams: Vec::new(),
+            in_tx: false,
             req,
         };
         if let Err(e) = session.open(new_columns.as_deref()).await {
@@ -290,6 +293,7 @@ impl LoadSession {
         match (self.layout, req.mode) {
             (Layout::Single, mode) => {
                 exec(c, "BEGIN", "starting the load transaction").await?;
+                self.in_tx = true;
                 match mode {
                     LoadMode::Append => {
                         if !self.target_exists {
@@ -409,6 +413,7 @@ impl LoadSession {
         let c = &self.control;
         if self.layout == Layout::Staged {
             exec(c, "BEGIN", "starting the publish transaction").await?;
+            self.in_tx = true;
         }
         let created = !self.target_exists;
         match (self.layout, req.mode) {
@@ -476,6 +481,7 @@ impl LoadSession {
         if inserted == 0 {
             // A concurrent job published this input first: ours must not count.
             exec(c, "ROLLBACK", "rolling back a duplicate load").await?;
+            self.in_tx = false;
             let prev = previous_load(c, req).await?.unwrap_or(PreviousLoad {
                 job_id: String::new(),
                 rows: 0,
@@ -484,6 +490,7 @@ impl LoadSession {
             return Ok(Outcome::AlreadyLoaded(prev));
         }
         exec(c, "COMMIT", "committing the load").await?;
+        self.in_tx = false;
         if req.mode == LoadMode::Replace {
             // The swapped-in table is the target now; nothing to clean up.
             self.cleanup = None;
@@ -501,7 +508,7 @@ impl LoadSession {
         for h in self.streams.drain(..) {
             h.abort();
         }
-        if !self.control.is_closed() {
+        if self.in_tx && !self.control.is_closed() {
             let _ = self.control.batch_execute("ROLLBACK").await;
         }
         self.drop_cleanup_table().await;

@@ -1,0 +1,372 @@
+//! The `ferry` binary end to end against a real PostgreSQL: the shipped
+//! datasets, sniffed loads, bad inputs (named precisely, nothing loaded,
+//! exit codes scripts can trust), spec errors, and the ledger.
+
+mod common;
+
+use common::{Scratch, ferry, repo, text};
+
+fn code(o: &std::process::Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn help_teaches_by_example() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["--help"],
+        vec!["load", "--help"],
+        vec!["spec", "check", "--help"],
+        vec!["spec", "init", "--help"],
+    ] {
+        let o = ferry(&args, dir.path());
+        assert_eq!(code(&o), 0, "{}", text(&o));
+        assert!(text(&o).contains("Example"), "{args:?}: {}", text(&o));
+    }
+    let o = ferry(&["--help"], dir.path());
+    assert!(text(&o).contains("Exit codes"), "{}", text(&o));
+    let o = ferry(&["load"], dir.path());
+    assert_eq!(code(&o), 2, "missing --input is a usage error");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shipped_datasets_check_and_load() {
+    let s = Scratch::new("shipped").await;
+    let root = repo();
+    for (name, sample, table) in [
+        ("lineitem", "sample.tbl", "lineitem"),
+        ("events", "sample.ndjson", "events"),
+        ("trips", "sample.parquet", "trips"),
+    ] {
+        let spec = root.join("sql").join(name);
+        let o = ferry(&["spec", "check", spec.to_str().unwrap()], s.dir.path());
+        assert_eq!(code(&o), 0, "{name}: {}", text(&o));
+        assert!(
+            text(&o).contains("CREATE TABLE IF NOT EXISTS"),
+            "{}",
+            text(&o)
+        );
+        let target = s.table(table);
+        let input = spec.join(sample);
+        let o = ferry(
+            &[
+                "load",
+                "--dataset",
+                spec.to_str().unwrap(),
+                "--input",
+                input.to_str().unwrap(),
+                "--table",
+                &target,
+            ],
+            s.dir.path(),
+        );
+        assert_eq!(code(&o), 0, "{name}: {}", text(&o));
+        assert!(text(&o).contains("loaded"), "{}", text(&o));
+    }
+    assert_eq!(
+        s.scalar::<i64>(&format!("SELECT count(*) FROM {}", s.table("lineitem")))
+            .await,
+        200
+    );
+    assert_eq!(
+        s.scalar::<i64>(&format!("SELECT count(*) FROM {}", s.table("events")))
+            .await,
+        200
+    );
+    // trips drops negative distances in its transform.
+    let kept: i64 = s
+        .scalar(&format!("SELECT count(*) FROM {}", s.table("trips")))
+        .await;
+    assert!(kept > 400 && kept < 500, "{kept}");
+    let sum: String = s
+        .scalar(&format!(
+            "SELECT sum(l_extendedprice)::text FROM {}",
+            s.table("lineitem")
+        ))
+        .await;
+    assert!(
+        sum.ends_with(|c: char| c.is_ascii_digit()) && sum.contains('.'),
+        "{sum}"
+    );
+    let ty: String = s
+        .scalar(&format!("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = '{}'::regclass AND attname = 'event_id'", s.table("events")))
+        .await;
+    assert_eq!(ty, "uuid");
+    let user: i64 = s
+        .scalar(&format!(
+            "SELECT count(*) FROM {} WHERE actor ? 'name' AND user_id = (actor->>'id')::bigint",
+            s.table("events")
+        ))
+        .await;
+    assert_eq!(user, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sniffed_load_twice_loads_once_and_force_reloads() {
+    let s = Scratch::new("sniffed").await;
+    let input = s.path("people.csv");
+    std::fs::write(
+        &input,
+        "id;name;born;score\n1;Ann;1990-01-02;1.5\n2;\"Bob; Jr\";;2\n3;;2000-02-29;NA\n",
+    )
+    .unwrap();
+    let table = s.table("people");
+    let args = [
+        "load",
+        "--input",
+        input.to_str().unwrap(),
+        "--table",
+        &table,
+        "--null",
+        "",
+        "--null",
+        "NA",
+    ];
+    let o = ferry(&args, s.dir.path());
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains("loaded 3 rows"), "{}", text(&o));
+    let o = ferry(&args, s.dir.path());
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains("skipped"), "{}", text(&o));
+    assert_eq!(
+        s.scalar::<i64>(&format!("SELECT count(*) FROM {table}"))
+            .await,
+        3
+    );
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    let o = ferry(&forced, s.dir.path());
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_eq!(
+        s.scalar::<i64>(&format!("SELECT count(*) FROM {table}"))
+            .await,
+        6
+    );
+    let nulls: i64 = s
+        .scalar(&format!(
+            "SELECT count(*) FROM {table} WHERE score IS NULL OR born IS NULL"
+        ))
+        .await;
+    assert_eq!(nulls, 4);
+    let ty: String = s
+        .scalar(&format!("SELECT string_agg(format_type(atttypid, atttypmod), ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid = '{table}'::regclass AND attnum > 0"))
+        .await;
+    assert_eq!(ty, "bigint,text,date,double precision");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_is_named_and_nothing_is_loaded() {
+    let s = Scratch::new("badinput").await;
+    let cases: Vec<(&str, &[u8], &str, Vec<&str>)> = vec![
+        (
+            "value.csv",
+            b"id,amount\n1,2.5\n2,3\n3,abc\n4,5\n",
+            "bigint|numeric(10,2)",
+            vec![
+                "value.csv:4",
+                "column 2",
+                "\"amount\"",
+                "\"abc\"",
+                "not a number",
+            ],
+        ),
+        (
+            "range.csv",
+            b"id,amount\n1,2\n70000,3\n",
+            "smallint|numeric(10,2)",
+            vec![
+                "range.csv:3",
+                "\"id\"",
+                "\"70000\"",
+                "out of range for smallint",
+            ],
+        ),
+        (
+            "ragged.csv",
+            b"id,amount\n1,2\n2,3,4\n",
+            "bigint|numeric(10,2)",
+            vec!["ragged.csv:3", "expected 2 fields, found 3"],
+        ),
+        (
+            "quote.csv",
+            b"id,amount\n1,2\n\"2,3\n4,5\n",
+            "bigint|numeric(10,2)",
+            vec!["quote.csv:3", "never closed"],
+        ),
+        (
+            "utf8.csv",
+            b"id,amount\n1,2\n2,\xff\xfe\n",
+            "bigint|numeric(10,2)",
+            vec!["utf8.csv:3", "invalid UTF-8", "ff"],
+        ),
+        (
+            "overflow.csv",
+            b"id,amount\n1,123456789.5\n",
+            "bigint|numeric(10,2)",
+            vec!["overflow.csv:2", "numeric field overflow"],
+        ),
+    ];
+    for (file, body, types, needles) in cases {
+        let input = s.path(file);
+        std::fs::write(&input, body).unwrap();
+        let types: Vec<&str> = types.split('|').collect();
+        let spec = s.spec(
+            &format!("spec_{file}"),
+            &format!(
+                "[source]\nformat = \"csv\"\n[[source.columns]]\nname = \"id\"\ntype = \"{}\"\n[[source.columns]]\nname = \"amount\"\ntype = \"{}\"\n[target]\ntable = \"{}\"\n",
+                types[0],
+                types.get(1).copied().unwrap_or("text"),
+                s.table(&file.replace('.', "_"))
+            ),
+            "SELECT * FROM source",
+        );
+        let o = ferry(
+            &[
+                "load",
+                "--dataset",
+                spec.to_str().unwrap(),
+                "--input",
+                input.to_str().unwrap(),
+                "--streams",
+                "2",
+            ],
+            s.dir.path(),
+        );
+        assert_eq!(code(&o), 3, "{file}: {}", text(&o));
+        for n in needles {
+            assert!(
+                text(&o).contains(n),
+                "{file}: expected {n:?} in:\n{}",
+                text(&o)
+            );
+        }
+        assert!(!text(&o).contains("panicked"), "{}", text(&o));
+        let exists: bool = s
+            .scalar(&format!(
+                "SELECT to_regclass('{}') IS NOT NULL",
+                s.table(&file.replace('.', "_"))
+            ))
+            .await;
+        assert!(!exists, "{file}: the target was created by a failed load");
+    }
+    let loads: i64 = s
+        .scalar(&format!(
+            "SELECT count(*) FROM ferry.loads WHERE target LIKE '{}.%'",
+            s.schema
+        ))
+        .await;
+    assert_eq!(loads, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_errors_exit_2_and_point_at_the_spec() {
+    let s = Scratch::new("specerr").await;
+    let input = s.path("x.csv");
+    std::fs::write(&input, "a\n1\n").unwrap();
+    let bad_toml = s.spec(
+        "typo",
+        "[source]\nformat = \"csv\"\ndelimter = \";\"\n[target]\ntable = \"t\"\n",
+        "SELECT * FROM source",
+    );
+    let bad_sql = s.spec(
+        "badsql",
+        "[source]\nformat = \"csv\"\n[target]\ntable = \"t\"\n",
+        "SELECT a,\n       nope\nFROM source",
+    );
+    for (spec, needle) in [
+        (&bad_toml, "dataset.toml:3:1"),
+        (&bad_sql, "transform.sql:2:8"),
+    ] {
+        let o = ferry(
+            &[
+                "load",
+                "--dataset",
+                spec.to_str().unwrap(),
+                "--input",
+                input.to_str().unwrap(),
+            ],
+            s.dir.path(),
+        );
+        assert_eq!(code(&o), 2, "{}", text(&o));
+        assert!(
+            text(&o).contains(needle),
+            "expected {needle:?} in {}",
+            text(&o)
+        );
+    }
+    let o = ferry(&["spec", "check", bad_toml.to_str().unwrap()], s.dir.path());
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(
+        text(&o).contains("unknown field `delimter`"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spec_init_writes_a_spec_that_checks_and_loads() {
+    let s = Scratch::new("init").await;
+    let input = s.path("orders.csv");
+    let out = std::process::Command::new("python3")
+        .arg(repo().join("scripts/gen_sample.py"))
+        .args(["orders", "--rows", "2000"])
+        .output()
+        .unwrap();
+    std::fs::write(&input, out.stdout).unwrap();
+    let specs = s.path("sql");
+    let o = ferry(
+        &[
+            "spec",
+            "init",
+            input.to_str().unwrap(),
+            "--name",
+            "orders",
+            "--dir",
+            specs.to_str().unwrap(),
+            "--table",
+            &s.table("orders"),
+        ],
+        s.dir.path(),
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let toml = std::fs::read_to_string(specs.join("orders/dataset.toml")).unwrap();
+    assert!(
+        toml.contains("header = true") && toml.contains("type = \"timestamptz\""),
+        "{toml}"
+    );
+    let o = ferry(
+        &["spec", "check", specs.join("orders").to_str().unwrap()],
+        s.dir.path(),
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let o = ferry(
+        &[
+            "load",
+            "-d",
+            specs.join("orders").to_str().unwrap(),
+            "-i",
+            input.to_str().unwrap(),
+        ],
+        s.dir.path(),
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_eq!(
+        s.scalar::<i64>(&format!("SELECT count(*) FROM {}", s.table("orders")))
+            .await,
+        2000
+    );
+    // Refuses to overwrite without --force.
+    let o = ferry(
+        &[
+            "spec",
+            "init",
+            input.to_str().unwrap(),
+            "--name",
+            "orders",
+            "--dir",
+            specs.to_str().unwrap(),
+        ],
+        s.dir.path(),
+    );
+    assert_eq!(code(&o), 2, "{}", text(&o));
+}
