@@ -2,6 +2,10 @@
 //! workflows that tie them to the connectors.
 
 #![warn(missing_docs)]
+// Errors here carry file, line, column and value for the person reading them;
+// they are built once per failed job, never on the per-row path, so their size
+// in a `Result` costs nothing that matters.
+#![allow(clippy::result_large_err)]
 
 pub mod decode;
 pub mod error;

@@ -143,7 +143,7 @@ fn columns() -> Vec<Col> {
     )
     .unwrap();
     let d256 = Decimal256Array::from(vec![
-        Some(i256::from_string(&format!("{}", "9".repeat(76))).unwrap()),
+        Some(i256::from_string(&"9".repeat(76)).unwrap()),
         Some(i256::from_string(&format!("-{}", "9".repeat(76))).unwrap()),
         Some(i256::ZERO),
         None,
@@ -353,8 +353,8 @@ fn columns() -> Vec<Col> {
             "d",
             Arc::new(
                 Decimal128Array::from(vec![
-                    Some(i128::from_str_radix(&"9".repeat(38), 10).unwrap()),
-                    Some(-i128::from_str_radix(&"9".repeat(38), 10).unwrap()),
+                    Some("9".repeat(38).parse::<i128>().unwrap()),
+                    Some(-"9".repeat(38).parse::<i128>().unwrap()),
                     Some(0),
                     None,
                     Some(1),

@@ -97,7 +97,7 @@ pub struct PreviousLoad {
 /// The result of [`LoadSession::begin`].
 pub enum Begin {
     /// Ready to receive rows.
-    Ready(LoadSession),
+    Ready(Box<LoadSession>),
     /// The ledger already has this input for this target (and `force` is off).
     AlreadyLoaded(PreviousLoad),
 }
@@ -232,7 +232,7 @@ impl LoadSession {
             session.abort().await;
             return Err(e);
         }
-        Ok(Begin::Ready(session))
+        Ok(Begin::Ready(Box::new(session)))
     }
 
     /// The column plans, in COPY order, for the encoder.

@@ -138,7 +138,7 @@ pub fn render_column(
     let err = |i: usize, reason: String| codec.error(array.as_ref(), i, reason);
     let mut ibuf = itoa::Buffer::new();
     match Column::new(codec, array) {
-        Column::Null(_) => rows!(|_i, _o| ()),
+        Column::Null(_) => rows!(|_i, _o| {}),
         Column::Bool(a) => rows!(|i, o| o.push(if a.value(i) { b't' } else { b'f' })),
         Column::I16(v) => rows!(|i, o| o.extend_from_slice(ibuf.format(v[i]).as_bytes())),
         Column::I32(v) => rows!(|i, o| o.extend_from_slice(ibuf.format(v[i]).as_bytes())),

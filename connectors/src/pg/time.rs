@@ -179,7 +179,7 @@ fn push_fraction(out: &mut Vec<u8>, mut frac: u64) {
         return;
     }
     let mut width = 6;
-    while frac % 10 == 0 {
+    while frac.is_multiple_of(10) {
         frac /= 10;
         width -= 1;
     }

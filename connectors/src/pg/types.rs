@@ -144,7 +144,7 @@ impl PgType {
                 let t = typmod - 4;
                 let precision = ((t >> 16) & 0xffff) as u32;
                 // The scale is an 11-bit signed field since PostgreSQL 15.
-                let scale = (((t & 0x7ff) ^ 1024) - 1024) as i32;
+                let scale = ((t & 0x7ff) ^ 1024) - 1024;
                 (precision, scale)
             })),
             "text" | "citext" | "name" => PgType::Text,

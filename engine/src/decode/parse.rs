@@ -176,8 +176,11 @@ pub fn parse_decimal(s: &[u8], precision: u8, scale: i8) -> Result<i128, Decimal
     Ok(if neg { -v } else { v })
 }
 
+/// (year, month, day)
+type Ymd = (i64, u32, u32);
+
 /// Parses `[+-]YYYY-MM-DD`, returning (year, month, day) and the rest.
-fn date_part(s: &[u8]) -> Option<((i64, u32, u32), &[u8])> {
+fn date_part(s: &[u8]) -> Option<(Ymd, &[u8])> {
     let (neg, s) = match s.first()? {
         b'-' => (true, &s[1..]),
         b'+' => (false, &s[1..]),

@@ -77,12 +77,11 @@ fn fits(bytes: &[u8]) -> u16 {
     if t.len() >= 5 && t[2] == b':' && parse_time(t).is_some() {
         c |= TIME;
     }
-    if t.len() >= 32 && t.len() <= 38 {
-        if let Ok(s) = std::str::from_utf8(t)
-            && ferry_connectors::pg::values::parse_uuid(s).is_some()
-        {
-            c |= UUID;
-        }
+    if (32..=38).contains(&t.len())
+        && let Ok(s) = std::str::from_utf8(t)
+        && ferry_connectors::pg::values::parse_uuid(s).is_some()
+    {
+        c |= UUID;
     }
     c
 }
