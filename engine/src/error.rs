@@ -100,7 +100,7 @@ impl FerryError {
             FerryError::Decode(_) | FerryError::Encode { .. } => Fault::Input,
             FerryError::Transform { .. } => Fault::Input,
             FerryError::Pg(e) if e.is_retryable() => Fault::External,
-            FerryError::Pg(PgError::Config(_)) => Fault::Config,
+            FerryError::Pg(PgError::Config(_) | PgError::Connect { .. }) => Fault::Config,
             FerryError::Pg(PgError::Encode(_)) => Fault::Input,
             FerryError::Pg(PgError::Count(_)) => Fault::Internal,
             FerryError::Pg(PgError::Io { .. }) => Fault::External,

@@ -77,7 +77,12 @@ impl PgError {
     /// problem with the data or the setup.
     pub fn is_retryable(&self) -> bool {
         match self {
-            PgError::Connect { .. } => true,
+            PgError::Connect { source, detail, .. } => match source.code().map(|c| c.code()) {
+                // The server answered: only "not now" conditions are transient.
+                Some(c) => c.starts_with("57P") || c.starts_with("53") || c.starts_with("08"),
+                // TLS verification failures do not fix themselves.
+                None => !(detail.contains("certificate") || detail.contains("TLS handshake")),
+            },
             PgError::Db {
                 code: None, source, ..
             } => source.is_closed() || source.as_db_error().is_none(),
