@@ -107,6 +107,10 @@ pub fn run_stamp() -> String {
     chrono::Utc::now().format("%d%m%Y%H%M%S").to_string()
 }
 
+/// Rows encoded per task: small enough to spread over every core and keep
+/// COPY messages and artifact parts fine-grained.
+const ENCODE_ROWS: usize = 8192;
+
 /// One batch encoded for both outputs.
 struct Encoded {
     binary: Bytes,
@@ -167,7 +171,9 @@ pub async fn load(
 ) -> Result<LoadReport, FerryError> {
     let started = Instant::now();
     let job_id = uuid::Uuid::now_v7().to_string();
-    let job_dir = opts.work_dir.join(&job_id).join(run_stamp());
+    let work_dir = std::path::absolute(&opts.work_dir)
+        .map_err(|e| FerryError::io(format!("working directory {}", opts.work_dir.display()), e))?;
+    let job_dir = work_dir.join(&job_id).join(run_stamp());
     let target_spec = spec.target.as_ref();
     let table = opts
         .table
@@ -397,19 +403,21 @@ async fn pipeline(
         let mut first_row = 0u64;
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(|e| FerryError::from_datafusion(e, &sql_path))?;
-            if batch.num_rows() == 0 {
-                continue;
+            // Encode in slices (zero-copy) so work spreads over the pool and
+            // COPY chunks and artifact parts stay small.
+            for offset in (0..batch.num_rows()).step_by(ENCODE_ROWS) {
+                let slice = batch.slice(offset, ENCODE_ROWS.min(batch.num_rows() - offset));
+                let (otx, orx) = oneshot::channel();
+                if q_tx.send(orx).await.is_err() {
+                    return Ok(first_row); // the consumer stopped; it reports why
+                }
+                let (encoder, codecs) = (encoder.clone(), codecs.clone());
+                let row = first_row;
+                first_row += slice.num_rows() as u64;
+                rayon::spawn(move || {
+                    let _ = otx.send(encode(&encoder, &codecs, &slice, row, want_text));
+                });
             }
-            let (otx, orx) = oneshot::channel();
-            if q_tx.send(orx).await.is_err() {
-                break; // the consumer stopped; it reports why
-            }
-            let (encoder, codecs) = (encoder.clone(), codecs.clone());
-            let row = first_row;
-            first_row += batch.num_rows() as u64;
-            rayon::spawn(move || {
-                let _ = otx.send(encode(&encoder, &codecs, &batch, row, want_text));
-            });
         }
         drop(q_tx);
         Ok::<u64, Stop>(first_row)

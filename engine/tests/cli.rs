@@ -370,3 +370,117 @@ async fn spec_init_writes_a_spec_that_checks_and_loads() {
     );
     assert_eq!(code(&o), 2, "{}", text(&o));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compressed_inputs_bom_crlf_and_split_artifacts() {
+    use std::io::Write;
+    let s = Scratch::new("compressed").await;
+    // A BOM, CRLF line endings, a quoted CRLF inside a field, and a comment-free header.
+    let mut csv = String::from("\u{feff}id,name,note\r\n");
+    for i in 0..30_000 {
+        csv.push_str(&format!(
+            "{i},\"name {i}\",\"line one\r\nline two, with comma\"\r\n"
+        ));
+    }
+    let plain = s.path("people.csv");
+    std::fs::write(&plain, &csv).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(csv.as_bytes()).unwrap();
+    std::fs::write(s.path("people.csv.gz"), gz.finish().unwrap()).unwrap();
+    std::fs::write(
+        s.path("people.csv.zst"),
+        zstd::encode_all(csv.as_bytes(), 3).unwrap(),
+    )
+    .unwrap();
+    let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+    bz.write_all(csv.as_bytes()).unwrap();
+    std::fs::write(s.path("people.csv.bz2"), bz.finish().unwrap()).unwrap();
+    let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 1);
+    xz.write_all(csv.as_bytes()).unwrap();
+    std::fs::write(s.path("people.csv.xz"), xz.finish().unwrap()).unwrap();
+
+    for file in [
+        "people.csv",
+        "people.csv.gz",
+        "people.csv.zst",
+        "people.csv.bz2",
+        "people.csv.xz",
+    ] {
+        let table = s.table(&file.replace('.', "_"));
+        let input = s.path(file);
+        let o = ferry(
+            &[
+                "load",
+                "-i",
+                input.to_str().unwrap(),
+                "-t",
+                &table,
+                "--part-size",
+                "32KiB",
+                "--json",
+            ],
+            s.dir.path(),
+        );
+        assert_eq!(code(&o), 0, "{file}: {}", text(&o));
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(report["rows"], 30_000, "{file}");
+        // The first column is named id, not "\u{feff}id"; the quoted CRLF survives.
+        let (n, notes): (i64, i64) = {
+            let r = s.db
+                .query_one(&format!("SELECT count(id), count(*) FILTER (WHERE note = E'line one\\r\\nline two, with comma') FROM {table}"), &[])
+                .await
+                .unwrap();
+            (r.get(0), r.get(1))
+        };
+        assert_eq!((n, notes), (30_000, 30_000), "{file}");
+        // Small parts: several .sql and .pgcopy files, replayed into a copy of the table.
+        let parts = report["artifacts"].as_array().unwrap();
+        let sql_parts = parts.iter().filter(|a| a["kind"] == "sql").count();
+        let copy_parts = parts.iter().filter(|a| a["kind"] == "pgcopy").count();
+        assert!(
+            sql_parts > 2 && copy_parts > 2,
+            "{file}: {sql_parts} sql, {copy_parts} pgcopy parts"
+        );
+        let rows_in_parts: u64 = parts
+            .iter()
+            .filter(|a| a["kind"] == "sql")
+            .map(|a| a["rows"].as_u64().unwrap())
+            .sum();
+        assert_eq!(rows_in_parts, 30_000);
+        if file == "people.csv" {
+            let job_dir = std::path::PathBuf::from(report["job_dir"].as_str().unwrap());
+            s.db.batch_execute(&format!(
+                "ALTER TABLE {table} RENAME TO people_binary; DELETE FROM ferry.loads WHERE job_id = '{}'",
+                report["job_id"].as_str().unwrap()
+            ))
+            .await
+            .unwrap();
+            let out = common::psql_file(&job_dir.join("artifacts/load.sql"));
+            assert!(out.status.success(), "{}", text(&out));
+            assert!(s.diff(&s.table("people_binary"), &table).await.is_empty());
+        }
+    }
+    // A truncated compressed file is an input error, not a panic or a partial load.
+    let gz = std::fs::read(s.path("people.csv.gz")).unwrap();
+    std::fs::write(s.path("cut.csv.gz"), &gz[..gz.len() / 2]).unwrap();
+    let o = ferry(
+        &[
+            "load",
+            "-i",
+            s.path("cut.csv.gz").to_str().unwrap(),
+            "-t",
+            &s.table("cut"),
+            "--header",
+        ],
+        s.dir.path(),
+    );
+    assert!(matches!(code(&o), 3 | 5), "{}", text(&o));
+    assert!(text(&o).contains("cut.csv.gz"), "{}", text(&o));
+    let exists: bool = s
+        .scalar(&format!(
+            "SELECT to_regclass('{}') IS NOT NULL",
+            s.table("cut")
+        ))
+        .await;
+    assert!(!exists);
+}
