@@ -38,8 +38,8 @@ use crate::transform;
 /// How to run a load, beyond what the spec says.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
-    /// Parallel COPY connections.
-    pub streams: usize,
+    /// Parallel COPY connections; `None` picks by mode (see [`default_streams`]).
+    pub streams: Option<usize>,
     /// Load even if the ledger has this input.
     pub force: bool,
     /// Working storage root.
@@ -98,6 +98,19 @@ impl LoadReport {
     /// Input megabytes (10^6) per second.
     pub fn mb_per_second(&self) -> f64 {
         self.input_bytes as f64 / 1e6 / self.seconds.max(1e-9)
+    }
+}
+
+/// The number of COPY streams when none is given: every core for `replace`,
+/// whose streams write straight into the new table, and one for `append` and
+/// `upsert`, where several streams must go through a staging table and a
+/// second pass (`INSERT … SELECT`) that costs more than the parallel COPY
+/// saves (measured on TPC-H lineitem SF1, 2 cores: append 6.7 s with one
+/// stream vs 13.9 s with two; replace 5.9 s vs 5.3 s).
+pub fn default_streams(mode: LoadMode) -> usize {
+    match mode {
+        LoadMode::Replace => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        LoadMode::Append | LoadMode::Upsert => 1,
     }
 }
 
@@ -194,6 +207,7 @@ pub async fn load(
         .clone()
         .or_else(|| target_spec.map(|t| t.keys.clone()))
         .unwrap_or_default();
+    let streams = opts.streams.unwrap_or_else(|| default_streams(mode));
 
     // Stage the input (S3 objects are downloaded into the job folder).
     let location = Location::parse(input_uri).map_err(store_err)?;
@@ -256,7 +270,7 @@ pub async fn load(
         target: table.clone(),
         mode,
         keys: keys.clone(),
-        streams: opts.streams.max(1),
+        streams: streams.max(1),
         create: target_spec.is_none_or(|t| t.create),
         force: opts.force,
         input: InputIdentity {
@@ -290,7 +304,7 @@ pub async fn load(
         }
         Begin::Ready(s) => s,
     };
-    tracing::info!(job_id = %job_id, dataset = %spec.name, input = %input_uri, target = %table, %mode, streams = opts.streams, "load started");
+    tracing::info!(job_id = %job_id, dataset = %spec.name, input = %input_uri, target = %table, %mode, streams, "load started");
 
     let artifact_spec = ArtifactSpec {
         dir: job_dir.join("artifacts"),

@@ -115,7 +115,8 @@ struct LoadArgs {
     /// Key column for upsert (repeat for composite keys); overrides the spec's.
     #[arg(long = "key", value_name = "COLUMN")]
     keys: Vec<String>,
-    /// Parallel COPY connections [default: number of cores].
+    /// Parallel COPY connections [default: the number of cores for replace, 1 for append
+    /// and upsert, where more streams need a staging table and a second pass].
     #[arg(long, value_name = "N")]
     streams: Option<usize>,
     /// Load even if the ledger says this input is already loaded.
@@ -438,9 +439,7 @@ async fn run_load(args: LoadArgs, interactive: bool) -> Result<(), FerryError> {
         },
     };
     let options = LoadOptions {
-        streams: args
-            .streams
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        streams: args.streams,
         force: args.force,
         work_dir: args.work_dir.clone(),
         artifacts,

@@ -922,7 +922,7 @@ async fn every_type_loads_identically_through_binary_copy_and_sql() {
     let spec = DatasetSpec::load(&spec_dir).unwrap();
     let work = s.path("work");
     let options = LoadOptions {
-        streams: 2,
+        streams: Some(2),
         force: false,
         work_dir: work.clone(),
         artifacts: ArtifactKinds {
@@ -1130,7 +1130,7 @@ a newline",ünï ✓,\x,0001-01-01 BC,23:59:59.999999,1970-01-01 00:00:00.000001
     );
     let spec = DatasetSpec::load(&spec_dir).unwrap();
     let options = LoadOptions {
-        streams: 1,
+        streams: Some(1),
         force: false,
         work_dir: s.path("work"),
         artifacts: ArtifactKinds {
