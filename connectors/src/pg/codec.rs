@@ -235,13 +235,8 @@ impl ColumnCodec {
             }
             PgType::Array(elem) => match list_field(src) {
                 Some(f) => {
-                    let inner = ColumnCodec::plan(name, f.data_type(), elem).map_err(|e| {
-                        fail(&format!(
-                            "; array elements: {}",
-                            e.hint.trim_start_matches("; ")
-                        ))
-                        .with_inner(e)
-                    })?;
+                    let inner = ColumnCodec::plan(name, f.data_type(), elem)
+                        .map_err(|e| fail(&format!("; array elements: {}{}", e.target, e.hint)))?;
                     if matches!(inner.kind, Kind::Array(_)) {
                         return Err(fail("; only one-dimensional arrays are supported"));
                     }
@@ -323,15 +318,6 @@ impl ColumnCodec {
     }
 }
 
-impl PlanError {
-    fn with_inner(mut self, inner: PlanError) -> Self {
-        if self.hint.is_empty() {
-            self.hint = inner.hint;
-        }
-        self
-    }
-}
-
 /// Renders one value for an error message, truncated to 200 characters.
 pub fn display_value(array: &dyn Array, row: usize) -> String {
     if row >= array.len() {
@@ -350,18 +336,6 @@ pub fn display_value(array: &dyn Array, row: usize) -> String {
         out.push('…');
     }
     format!("{out:?}")
-}
-
-/// Plans every column of a batch against its target types.
-pub fn plan_columns(
-    fields: &[FieldRef],
-    targets: &[(String, PgType)],
-) -> Result<Vec<ColumnCodec>, PlanError> {
-    fields
-        .iter()
-        .zip(targets)
-        .map(|(f, (name, pg))| ColumnCodec::plan(name, f.data_type(), pg))
-        .collect()
 }
 
 /// Shared handle to a column plan list.

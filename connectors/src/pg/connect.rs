@@ -171,11 +171,6 @@ impl PgConfig {
         )
     }
 
-    /// The TLS mode in force.
-    pub fn tls_mode(&self) -> TlsMode {
-        self.tls
-    }
-
     /// Opens a connection and drives it on the Tokio runtime.
     pub async fn connect(&self) -> Result<Client, PgError> {
         let fail = |source: tokio_postgres::Error| PgError::Connect {

@@ -109,14 +109,6 @@ impl PgType {
         })
     }
 
-    /// Whether values of this type are carried as text in both COPY formats.
-    pub fn is_textual(&self) -> bool {
-        matches!(
-            self,
-            PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_) | PgType::Enum(_)
-        )
-    }
-
     /// Recognises a type from the catalog: `typname` (arrays start with `_`),
     /// `atttypmod`, and the type's `typtype` (`e` for enums).
     ///

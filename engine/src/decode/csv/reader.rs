@@ -7,7 +7,6 @@
 //! `queue depth × chunk size` whatever the file size, and the output order
 //! (and so every artifact) is deterministic.
 
-use std::any::Any;
 use std::cell::RefCell;
 use std::fs::File;
 use std::io::Read;
@@ -365,9 +364,4 @@ impl TableProvider for CsvTable {
             limit,
         )?))
     }
-}
-
-/// Lets callers recognise the table (e.g. for progress reporting).
-pub fn as_csv_table(t: &dyn Any) -> Option<&CsvTable> {
-    t.downcast_ref::<CsvTable>()
 }
