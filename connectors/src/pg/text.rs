@@ -5,7 +5,7 @@
 //! Floats use their shortest round-trip form and timestamps are written in UTC,
 //! so a `.sql` file loads exactly the values the binary stream loads.
 
-use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::array::{Array, ArrayRef, AsArray, GenericListArray, OffsetSizeTrait};
 use arrow::datatypes::DataType;
 use arrow_json_encoder::{EncoderOptions, make_encoder};
 
@@ -306,31 +306,19 @@ fn push_array_element(out: &mut Vec<u8>, v: &[u8]) {
 
 /// The child values and per-row element offsets of any list layout.
 pub fn list_parts(a: &dyn Array) -> (ArrayRef, Vec<usize>) {
+    fn offsets_of<O: OffsetSizeTrait>(l: &GenericListArray<O>) -> (ArrayRef, Vec<usize>) {
+        let offsets = l.value_offsets();
+        let base = offsets[0].as_usize();
+        let end = offsets.last().map_or(base, |o| o.as_usize());
+        let values = l.values().slice(base, end - base);
+        (
+            values,
+            offsets.iter().map(|o| o.as_usize() - base).collect(),
+        )
+    }
     match a.data_type() {
-        DataType::List(_) => {
-            let l = a.as_list::<i32>();
-            let base = l.value_offsets()[0] as usize;
-            let end = *l.value_offsets().last().unwrap_or(&0) as usize;
-            let values = l.values().slice(base, end - base);
-            let offsets = l
-                .value_offsets()
-                .iter()
-                .map(|&o| o as usize - base)
-                .collect();
-            (values, offsets)
-        }
-        DataType::LargeList(_) => {
-            let l = a.as_list::<i64>();
-            let base = l.value_offsets()[0] as usize;
-            let end = *l.value_offsets().last().unwrap_or(&0) as usize;
-            let values = l.values().slice(base, end - base);
-            let offsets = l
-                .value_offsets()
-                .iter()
-                .map(|&o| o as usize - base)
-                .collect();
-            (values, offsets)
-        }
+        DataType::List(_) => offsets_of(a.as_list::<i32>()),
+        DataType::LargeList(_) => offsets_of(a.as_list::<i64>()),
         DataType::FixedSizeList(_, size) => {
             let l = a.as_fixed_size_list();
             let size = *size as usize;

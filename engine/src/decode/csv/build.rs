@@ -153,6 +153,48 @@ fn primitive<'a, T: ArrowPrimitiveType>(
     ))
 }
 
+/// Offsets, value bytes and nulls of a variable-length column.
+type VarColumn = (OffsetBuffer<i32>, Vec<u8>, Option<NullBuffer>);
+
+/// Builds offsets, value bytes and nulls for a variable-length column;
+/// `push` appends one value's bytes.
+fn varlen<'a>(
+    rows: usize,
+    get: impl Fn(usize) -> (&'a [u8], bool),
+    dialect: &CsvDialect,
+    mut push: impl FnMut(&[u8], &mut Vec<u8>) -> Result<(), (String, String)>,
+) -> Result<VarColumn, Failure> {
+    let mut offsets = Vec::with_capacity(rows + 1);
+    offsets.push(0i32);
+    let mut data = Vec::new();
+    let mut valid = BooleanBufferBuilder::new(rows);
+    let mut any_null = false;
+    for r in 0..rows {
+        let (bytes, quoted) = get(r);
+        if !quoted && dialect.is_null(bytes) {
+            valid.append(false);
+            any_null = true;
+        } else {
+            push(bytes, &mut data).map_err(|(reason, hint)| (r, reason, hint))?;
+            valid.append(true);
+        }
+        let end = i32::try_from(data.len()).map_err(|_| {
+            (
+                r,
+                "more than 2 GiB of values in one batch".to_string(),
+                String::new(),
+            )
+        })?;
+        offsets.push(end);
+    }
+    // Offsets start at 0 and never decrease: valid by construction.
+    Ok((
+        OffsetBuffer::new(ScalarBuffer::from(offsets)),
+        data,
+        nulls_from(valid, any_null),
+    ))
+}
+
 fn bad(reason: &str, hint: &str) -> (String, String) {
     (reason.to_string(), hint.to_string())
 }
@@ -168,39 +210,14 @@ fn build_column<'a>(
     let int_hint = "; declare a wider type (bigint, numeric(p,s)) or text in the spec";
     Ok(match field.data_type() {
         DataType::Utf8 => {
-            let mut offsets = Vec::with_capacity(rows + 1);
-            offsets.push(0i32);
-            let mut data = Vec::new();
-            let mut valid = BooleanBufferBuilder::new(rows);
-            let mut any_null = false;
-            for r in 0..rows {
-                let (bytes, quoted) = get(r);
-                if !quoted && d.is_null(bytes) {
-                    valid.append(false);
-                    any_null = true;
-                } else {
-                    data.extend_from_slice(bytes);
-                    valid.append(true);
-                }
-                let end = i32::try_from(data.len()).map_err(|_| {
-                    (
-                        r,
-                        "more than 2 GiB of text in one batch".to_string(),
-                        String::new(),
-                    )
-                })?;
-                offsets.push(end);
-            }
+            let (offsets, data, nulls) = varlen(rows, get, d, |bytes, data| {
+                data.extend_from_slice(bytes);
+                Ok(())
+            })?;
             // SAFETY: the reader validated the whole chunk as UTF-8 before
             // tokenizing; fields are cut at ASCII bytes and unescaping only
             // removes ASCII quote/escape bytes, so each value is valid UTF-8.
-            Arc::new(unsafe {
-                StringArray::new_unchecked(
-                    OffsetBuffer::new_unchecked(ScalarBuffer::from(offsets)),
-                    Buffer::from_vec(data),
-                    nulls_from(valid, any_null),
-                )
-            })
+            Arc::new(unsafe { StringArray::new_unchecked(offsets, Buffer::from_vec(data), nulls) })
         }
         DataType::Boolean => {
             let mut values = BooleanBufferBuilder::new(rows);
@@ -339,36 +356,11 @@ fn build_column<'a>(
             })?)
         }
         DataType::Binary => {
-            let mut offsets = Vec::with_capacity(rows + 1);
-            offsets.push(0i32);
-            let mut data = Vec::new();
-            let mut valid = BooleanBufferBuilder::new(rows);
-            let mut any_null = false;
-            for r in 0..rows {
-                let (bytes, quoted) = get(r);
-                if !quoted && d.is_null(bytes) {
-                    valid.append(false);
-                    any_null = true;
-                } else {
-                    parse_bytea(bytes, &mut data).ok_or_else(|| {
-                        (
-                            r,
-                            "not bytea (expected \\x followed by hex digits)".to_string(),
-                            declare.to_string(),
-                        )
-                    })?;
-                    valid.append(true);
-                }
-                offsets.push(
-                    i32::try_from(data.len())
-                        .map_err(|_| (r, "more than 2 GiB in one batch".into(), String::new()))?,
-                );
-            }
-            Arc::new(BinaryArray::new(
-                OffsetBuffer::new(ScalarBuffer::from(offsets)),
-                Buffer::from_vec(data),
-                nulls_from(valid, any_null),
-            ))
+            let (offsets, data, nulls) = varlen(rows, get, d, |bytes, data| {
+                parse_bytea(bytes, data)
+                    .ok_or_else(|| bad("not bytea (expected \\x followed by hex digits)", declare))
+            })?;
+            Arc::new(BinaryArray::new(offsets, Buffer::from_vec(data), nulls))
         }
         DataType::FixedSizeBinary(16) => {
             let mut data = Vec::with_capacity(rows * 16);
