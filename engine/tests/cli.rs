@@ -484,3 +484,33 @@ async fn compressed_inputs_bom_crlf_and_split_artifacts() {
         .await;
     assert!(!exists);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_identifiers_are_quoted_and_pg_variables_work() {
+    let s = Scratch::new("idents").await;
+    let input = s.path("odd.csv");
+    std::fs::write(&input, "\"na\"\"me\",sp ace,ünï,\"x); DROP TABLE t; --\"\n1,a,b,c\n").unwrap();
+    let table = format!("\"{}\".\"we\"\"ird tab.le\"", s.schema);
+    // Connect through libpq-style variables instead of a URL.
+    let url = url::Url::parse(&common::database_url()).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["load", "-i", input.to_str().unwrap(), "-t", &table])
+        .current_dir(s.dir.path())
+        .env_remove("DATABASE_URL")
+        .env("PGHOST", url.host_str().unwrap())
+        .env("PGPORT", url.port().unwrap().to_string())
+        .env("PGUSER", url.username())
+        .env("PGDATABASE", url.path().trim_start_matches('/'))
+        .env("PGSSLMODE", "disable")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let cols: String = s
+        .scalar(&format!(
+            "SELECT string_agg(attname, '|' ORDER BY attnum) FROM pg_attribute WHERE attrelid = '{}'::regclass AND attnum > 0",
+            table.replace('\'', "''")
+        ))
+        .await;
+    assert_eq!(cols, "na\"me|sp ace|ünï|x); DROP TABLE t; --");
+    assert_eq!(s.scalar::<i64>(&format!("SELECT count(*) FROM {table}")).await, 1);
+}
