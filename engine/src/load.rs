@@ -352,8 +352,28 @@ pub async fn load(
         }
         Err(Stop::Failed(e)) => {
             session.abort().await;
-            Err(e)
+            Err(explain(e, spec, &source, &input))
         }
+    }
+}
+
+/// Turns a reader failure inside the transform into one naming the input
+/// line, where the format's reader could not say it.
+fn explain(
+    e: FerryError,
+    spec: &DatasetSpec,
+    source: &crate::source::Source,
+    input: &Input,
+) -> FerryError {
+    match (&e, source.format) {
+        (FerryError::Transform { detail, .. }, crate::format::Format::Ndjson)
+            if detail.contains("Json error") =>
+        {
+            let compression = spec.source.compression.resolve(&input.path);
+            crate::source::locate_json_error(input, compression, Some(&source.schema))
+                .map_or(e, FerryError::Decode)
+        }
+        _ => e,
     }
 }
 

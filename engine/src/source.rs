@@ -117,6 +117,48 @@ pub async fn register_source(
     })
 }
 
+/// Finds the first line of an NDJSON file that is not valid JSON or does not
+/// decode with `schema` (when given), for an error that names the line.
+/// Arrow's JSON reader reports neither; this slow path runs only after a failure.
+pub fn locate_json_error(
+    input: &Input,
+    compression: Compression,
+    schema: Option<&SchemaRef>,
+) -> Option<DecodeError> {
+    let file = std::fs::File::open(&input.path).ok()?;
+    let reader = BufReader::with_capacity(1 << 20, compression.reader(file).ok()?);
+    for (i, line) in reader.split(b'\n').enumerate() {
+        let line = line.ok()?;
+        let text = line.strip_suffix(b"\r").unwrap_or(&line);
+        if text.trim_ascii().is_empty() {
+            continue;
+        }
+        let problem = match serde_json::from_slice::<serde_json::Value>(text) {
+            Err(e) => Some(format!("not valid JSON: {e}")),
+            Ok(_) => schema.and_then(|schema| {
+                let mut decoder = arrow::json::ReaderBuilder::new(schema.clone())
+                    .build_decoder()
+                    .ok()?;
+                let decoded = decoder.decode(text).and_then(|_| decoder.flush());
+                decoded
+                    .err()
+                    .map(|e| e.to_string().trim_start_matches("Json error: ").to_string())
+            }),
+        };
+        if let Some(detail) = problem {
+            return Some(DecodeError::Reader {
+                file: input.display.clone(),
+                location: format!(":{}", i + 1),
+                detail: format!(
+                    "{detail}; the line starts: {}",
+                    crate::decode::error::show_value(&text[..text.len().min(120)])
+                ),
+            });
+        }
+    }
+    None
+}
+
 fn df_err(input: &Input) -> impl Fn(datafusion::common::DataFusionError) -> FerryError + '_ {
     move |e| {
         FerryError::Decode(DecodeError::Reader {
@@ -189,10 +231,10 @@ async fn register_json(
             .file_compression_type(compression_type(compression))
             .schema_infer_max_records(infer_rows)
     };
-    let inferred = ctx
-        .read_json(path.as_str(), options())
-        .await
-        .map_err(df_err(input))?;
+    let inferred = ctx.read_json(path.as_str(), options()).await.map_err(|e| {
+        locate_json_error(input, compression, None)
+            .map_or_else(|| df_err(input)(e), FerryError::Decode)
+    })?;
     let inferred = inferred.schema().as_arrow().clone();
     let schema = apply_declared(&inferred, &spec.source.columns, &spec.toml_path())?;
     ctx.register_json("source", path.as_str(), options().schema(&schema))

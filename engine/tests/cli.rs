@@ -489,7 +489,11 @@ async fn compressed_inputs_bom_crlf_and_split_artifacts() {
 async fn hostile_identifiers_are_quoted_and_pg_variables_work() {
     let s = Scratch::new("idents").await;
     let input = s.path("odd.csv");
-    std::fs::write(&input, "\"na\"\"me\",sp ace,ünï,\"x); DROP TABLE t; --\"\n1,a,b,c\n").unwrap();
+    std::fs::write(
+        &input,
+        "\"na\"\"me\",sp ace,ünï,\"x); DROP TABLE t; --\"\n1,a,b,c\n",
+    )
+    .unwrap();
     let table = format!("\"{}\".\"we\"\"ird tab.le\"", s.schema);
     // Connect through libpq-style variables instead of a URL.
     let url = url::Url::parse(&common::database_url()).unwrap();
@@ -512,5 +516,59 @@ async fn hostile_identifiers_are_quoted_and_pg_variables_work() {
         ))
         .await;
     assert_eq!(cols, "na\"me|sp ace|ünï|x); DROP TABLE t; --");
-    assert_eq!(s.scalar::<i64>(&format!("SELECT count(*) FROM {table}")).await, 1);
+    assert_eq!(
+        s.scalar::<i64>(&format!("SELECT count(*) FROM {table}"))
+            .await,
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_ndjson_names_the_line() {
+    let s = Scratch::new("badjson").await;
+    let spec = s.spec(
+        "ev",
+        &format!("[source]\nformat = \"ndjson\"\n[[source.columns]]\nname = \"ts\"\ntype = \"timestamptz\"\n[target]\ntable = \"{}\"\n", s.table("ev")),
+        "SELECT * FROM source",
+    );
+    for (file, body, needles) in [
+        (
+            "typed.ndjson",
+            "{\"id\": 1, \"ts\": \"2024-01-01T00:00:00Z\"}\n{\"id\": 2, \"ts\": \"yesterday\"}\n",
+            vec!["typed.ndjson:2", "'ts'", "yesterday"],
+        ),
+        (
+            "broken.ndjson",
+            "{\"id\": 1, \"ts\": null}\n\n{\"id\": 2,\n",
+            vec!["broken.ndjson:3", "not valid JSON"],
+        ),
+    ] {
+        let input = s.path(file);
+        std::fs::write(&input, body).unwrap();
+        let o = ferry(
+            &[
+                "load",
+                "-d",
+                spec.to_str().unwrap(),
+                "-i",
+                input.to_str().unwrap(),
+            ],
+            s.dir.path(),
+        );
+        assert_eq!(code(&o), 3, "{file}: {}", text(&o));
+        for n in needles {
+            assert!(
+                text(&o).contains(n),
+                "{file}: expected {n:?} in {}",
+                text(&o)
+            );
+        }
+    }
+    let exists: bool = s
+        .scalar(&format!(
+            "SELECT to_regclass('{}') IS NOT NULL",
+            s.table("ev")
+        ))
+        .await;
+    assert!(!exists);
 }
