@@ -349,6 +349,8 @@ pub fn read_csv_head(
     );
     let mut buf = Vec::new();
     let mut splitter = Splitter::new(dialect);
+    // Bytes of `buf` the splitter has already seen (it keeps quote state).
+    let mut scanned = 0;
     let mut records = Records::default();
     let mut header: Option<Vec<String>> = None;
     let mut inference: Option<Inference> = None;
@@ -373,7 +375,9 @@ pub fn read_csv_head(
         let cut = if eof {
             Some(buf.len())
         } else {
-            splitter.scan(&buf, 0)
+            let c = splitter.scan(&buf, scanned);
+            scanned = buf.len();
+            c
         };
         let Some(cut) = cut else {
             if buf.len() > 64 << 20 {
@@ -422,6 +426,7 @@ pub fn read_csv_head(
         line += memchr::memchr_iter(b'\n', chunk).count() as u64;
         buf.drain(..cut);
         splitter = Splitter::new(dialect);
+        scanned = 0;
         if eof || sampled >= max_records {
             break;
         }
@@ -555,4 +560,31 @@ pub fn first_lines(
         );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_inference_survives_records_longer_than_a_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("big.csv");
+        // A 3 MiB quoted field full of line breaks, then ordinary records.
+        let mut text = String::from("\"");
+        text.push_str(&"a\n".repeat(3 << 19));
+        text.push_str("\",1\nx,2\ny,3\n");
+        std::fs::write(&path, text).unwrap();
+        let input = Input {
+            path,
+            display: "big.csv".into(),
+        };
+        let dialect = CsvDialect {
+            header: false,
+            ..CsvDialect::default()
+        };
+        let head = read_csv_head(&input, Compression::None, &dialect, 100).unwrap();
+        assert_eq!((head.fields, head.sampled), (2, 3));
+        assert_eq!(head.guesses[1].data_type, arrow::datatypes::DataType::Int64);
+    }
 }

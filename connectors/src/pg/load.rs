@@ -540,16 +540,9 @@ impl LoadSession {
 }
 
 fn short(job_id: &str) -> String {
-    job_id
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect::<String>()
-        .chars()
-        .rev()
-        .take(12)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
+    let alnum: Vec<char> = job_id.chars().filter(char::is_ascii_alphanumeric).collect();
+    alnum[alnum.len().saturating_sub(12)..]
+        .iter()
         .collect::<String>()
         .to_ascii_lowercase()
 }
