@@ -109,6 +109,15 @@ pub async fn unique_keys(
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
+/// One column of a `CREATE TABLE`: `    "name" type[ NOT NULL]`.
+fn column_line(name: &str, ty: &dyn std::fmt::Display, not_null: bool) -> String {
+    format!(
+        "    {} {ty}{}",
+        quote_ident(name),
+        if not_null { " NOT NULL" } else { "" }
+    )
+}
+
 /// `CREATE TABLE [IF NOT EXISTS] "s"."t" (…[, PRIMARY KEY (…)])`.
 pub fn create_table_sql(
     table: &QualifiedName,
@@ -125,14 +134,7 @@ pub fn create_table_sql(
     );
     let mut lines: Vec<String> = columns
         .iter()
-        .map(|c| {
-            format!(
-                "    {} {}{}",
-                quote_ident(&c.name),
-                c.pg,
-                if c.not_null { " NOT NULL" } else { "" }
-            )
-        })
+        .map(|c| column_line(&c.name, &c.pg, c.not_null))
         .collect();
     if !primary_key.is_empty() {
         let keys: Vec<String> = primary_key.iter().map(|k| quote_ident(k)).collect();
@@ -150,14 +152,7 @@ pub fn create_table_sql_from_catalog(table: &QualifiedName, columns: &[TableColu
     let lines: Vec<String> = columns
         .iter()
         .filter(|c| !c.generated)
-        .map(|c| {
-            format!(
-                "    {} {}{}",
-                quote_ident(&c.name),
-                c.type_name,
-                if c.not_null { " NOT NULL" } else { "" }
-            )
-        })
+        .map(|c| column_line(&c.name, &c.type_name, c.not_null))
         .collect();
     format!(
         "CREATE TABLE IF NOT EXISTS {} (\n{}\n)",
