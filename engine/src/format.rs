@@ -19,9 +19,11 @@ pub enum Format {
     Ndjson,
     /// Apache Parquet.
     Parquet,
-    /// Arrow IPC file format (Feather v2).
-    #[serde(alias = "ipc", alias = "feather")]
+    /// Arrow IPC, file format (Feather v2) or stream format.
+    #[serde(alias = "ipc", alias = "feather", alias = "arrows")]
     Arrow,
+    /// Avro object container file.
+    Avro,
 }
 
 impl Format {
@@ -37,7 +39,8 @@ impl Format {
             "tsv" | "tab" => Format::Tsv,
             "ndjson" | "jsonl" | "json" => Format::Ndjson,
             "parquet" | "pq" => Format::Parquet,
-            "arrow" | "ipc" | "feather" => Format::Arrow,
+            "arrow" | "ipc" | "feather" | "arrows" => Format::Arrow,
+            "avro" => Format::Avro,
             _ => return None,
         })
     }
@@ -56,6 +59,7 @@ impl std::fmt::Display for Format {
             Format::Ndjson => "ndjson",
             Format::Parquet => "parquet",
             Format::Arrow => "arrow",
+            Format::Avro => "avro",
         })
     }
 }

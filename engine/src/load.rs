@@ -14,15 +14,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
-use bytes::Bytes;
 use ferry_connectors::pg::artifacts::{
     ArtifactFile, ArtifactKinds, ArtifactSpec, ArtifactWriter, LedgerEntry,
 };
-use ferry_connectors::pg::codec::Codecs;
+use ferry_connectors::pg::copy::{Encoded, encode_batch};
 use ferry_connectors::pg::load::{
     Begin, CopyChunk, InputIdentity, LoadRequest, LoadSession, Outcome, OutputColumn, PreviousLoad,
 };
-use ferry_connectors::pg::text::{Style, TextColumn, render_column};
 use ferry_connectors::pg::{BinaryEncoder, LoadMode, PgConfig, PgError, PgType, QualifiedName};
 use ferry_connectors::store::{Location, checksum_file, stage};
 use futures::StreamExt;
@@ -124,54 +122,15 @@ pub fn run_stamp() -> String {
 /// COPY messages and artifact parts fine-grained.
 const ENCODE_ROWS: usize = 8192;
 
-/// One batch encoded for both outputs.
-struct Encoded {
-    binary: Bytes,
-    text: Bytes,
-    rows: u64,
-    first_row: u64,
-}
-
 fn encode(
     encoder: &BinaryEncoder,
-    codecs: &Codecs,
     batch: &RecordBatch,
     first_row: u64,
     want_text: bool,
 ) -> Result<Encoded, FerryError> {
-    let at = |e: ferry_connectors::pg::EncodeError| FerryError::Encode {
+    encode_batch(encoder, batch, first_row, true, want_text).map_err(|e| FerryError::Encode {
         row: first_row + e.row as u64 + 1,
         source: e,
-    };
-    let mut binary = Vec::with_capacity(batch.get_array_memory_size() + batch.num_rows() * 8);
-    encoder.encode(batch, &mut binary).map_err(at)?;
-    let mut text = Vec::new();
-    if want_text {
-        let n = batch.num_rows();
-        let mut cols = Vec::with_capacity(codecs.len());
-        for (codec, array) in codecs.iter().zip(batch.columns()) {
-            let normalized = codec.normalize(array).map_err(at)?;
-            let mut col = TextColumn::default();
-            render_column(codec, &normalized, Style::Copy, &mut col).map_err(at)?;
-            cols.push(col);
-        }
-        let size: usize = cols.iter().map(|c| c.data.len()).sum::<usize>() + n * cols.len();
-        text.reserve(size);
-        for r in 0..n {
-            for (k, c) in cols.iter().enumerate() {
-                if k > 0 {
-                    text.push(b'\t');
-                }
-                text.extend_from_slice(c.get(r));
-            }
-            text.push(b'\n');
-        }
-    }
-    Ok(Encoded {
-        binary: Bytes::from(binary),
-        text: Bytes::from(text),
-        rows: batch.num_rows() as u64,
-        first_row,
     })
 }
 
@@ -408,8 +367,8 @@ async fn pipeline(
     rows_done: Arc<AtomicU64>,
 ) -> Result<(u64, Vec<ArtifactFile>), Stop> {
     let sql_path = spec.transform_path.display().to_string();
-    let codecs = session.codecs();
-    let encoder = BinaryEncoder::new(codecs.clone());
+    let encoder = BinaryEncoder::new(session.codecs());
+
     let want_text = artifact_spec.kinds.sql;
     let write_artifacts = artifact_spec.kinds.sql || artifact_spec.kinds.pgcopy;
     let copy_tx = session.sender();
@@ -430,8 +389,7 @@ async fn pipeline(
     let depth = rayon::current_num_threads().max(1) * 2;
     let (q_tx, mut q_rx) = mpsc::channel::<oneshot::Receiver<Result<Encoded, FerryError>>>(depth);
     let producer = async {
-        let mut stream = df
-            .execute_stream()
+        let mut stream = transform::execute_ordered(df)
             .await
             .map_err(|e| FerryError::from_datafusion(e, &sql_path))?;
         let mut first_row = 0u64;
@@ -445,11 +403,11 @@ async fn pipeline(
                 if q_tx.send(orx).await.is_err() {
                     return Ok(first_row); // the consumer stopped; it reports why
                 }
-                let (encoder, codecs) = (encoder.clone(), codecs.clone());
+                let encoder = encoder.clone();
                 let row = first_row;
                 first_row += slice.num_rows() as u64;
                 rayon::spawn(move || {
-                    let _ = otx.send(encode(&encoder, &codecs, &slice, row, want_text));
+                    let _ = otx.send(encode(&encoder, &slice, row, want_text));
                 });
             }
         }

@@ -11,6 +11,7 @@ use datafusion::datasource::file_format::file_compression_type::FileCompressionT
 use datafusion::datasource::file_format::options::ArrowReadOptions;
 use datafusion::prelude::{JsonReadOptions, ParquetReadOptions, SessionContext, cast, col};
 
+use crate::decode::blocking::{BlockingPartition, OpenFn};
 use crate::decode::csv::infer::{Guess, Inference};
 use crate::decode::csv::tokenize::{Records, Splitter, tokenize};
 use crate::decode::csv::{CsvDialect, CsvSource, CsvTable, ReadCounters};
@@ -64,8 +65,10 @@ pub fn resolve_format(spec: &SourceSpec, input: &Input) -> Result<Format, FerryE
     let head = &head[..n];
     Ok(if head.starts_with(b"PAR1") {
         Format::Parquet
-    } else if head.starts_with(b"ARROW1") {
+    } else if head.starts_with(b"ARROW1") || head.starts_with(&[0xff, 0xff, 0xff, 0xff]) {
         Format::Arrow
+    } else if head.starts_with(b"Obj\x01") {
+        Format::Avro
     } else if head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
         Format::Ndjson
     } else {
@@ -107,7 +110,9 @@ pub async fn register_source(
             schema
         }
         Format::Ndjson => register_json(ctx, spec, input).await?,
-        Format::Parquet | Format::Arrow => register_columnar(ctx, spec, input, format).await?,
+        Format::Parquet | Format::Arrow | Format::Avro => {
+            register_columnar(ctx, spec, input, format).await?
+        }
     };
     Ok(Source {
         format,
@@ -264,6 +269,11 @@ async fn register_columnar(
             )
             .await
             .map_err(df_err(input))?,
+        Format::Avro => {
+            let table = avro_table(input)?.table().map_err(df_err(input))?;
+            ctx.register_table(raw, Arc::new(table))
+                .map_err(df_err(input))?;
+        }
         _ => {
             let options = ArrowReadOptions {
                 file_extension: "",
@@ -310,6 +320,42 @@ async fn register_columnar(
     ctx.register_table("source", view.into_view())
         .map_err(df_err(input))?;
     Ok(schema)
+}
+
+/// An Avro object container file as a blocking source (arrow-avro's reader).
+fn avro_table(input: &Input) -> Result<BlockingPartition, FerryError> {
+    let path = input.path.clone();
+    let display = input.display.clone();
+    let open_reader =
+        move || -> Result<arrow_avro::reader::Reader<BufReader<std::fs::File>>, DecodeError> {
+            let file = std::fs::File::open(&path).map_err(|e| DecodeError::Io {
+                file: display.clone(),
+                what: "cannot open".into(),
+                source: e,
+            })?;
+            arrow_avro::reader::ReaderBuilder::new()
+                .with_batch_size(8192)
+                .build(BufReader::with_capacity(1 << 20, file))
+                .map_err(|e| DecodeError::Reader {
+                    file: display.clone(),
+                    location: String::new(),
+                    detail: format!("not a readable Avro file: {e}"),
+                })
+        };
+    let schema = open_reader().map_err(FerryError::Decode)?.schema();
+    let display = input.display.clone();
+    let open: OpenFn = Arc::new(move || {
+        let display = display.clone();
+        let reader = open_reader()?;
+        Ok(Box::new(reader.map(move |b| {
+            b.map_err(|e| DecodeError::Reader {
+                file: display.clone(),
+                location: String::new(),
+                detail: e.to_string(),
+            })
+        })) as Box<dyn Iterator<Item = _> + Send>)
+    });
+    Ok(BlockingPartition::new(schema, open))
 }
 
 /// What reading the head of a delimited file found.

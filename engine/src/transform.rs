@@ -1,9 +1,14 @@
 //! The transform: a dataset's `transform.sql`, one DataFusion `SELECT` over
 //! the table `source`, planned in a session tuned for streaming.
 
+use std::sync::Arc;
+
 use datafusion::dataframe::DataFrame;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SQLOptions;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::StreamExt;
 
 use crate::error::FerryError;
 use crate::spec::{DatasetSpec, SpecError};
@@ -50,6 +55,36 @@ pub async fn plan(ctx: &SessionContext, spec: &DatasetSpec) -> Result<DataFrame,
         }
     }
     Ok(df)
+}
+
+/// Runs the plan and returns its output in a deterministic order: the
+/// partitions (e.g. byte ranges of one Parquet file) run in parallel, each
+/// ahead by at most two batches, and are read out one after the other. Order
+/// matters for deterministic artifacts and for validation digests.
+pub async fn execute_ordered(
+    df: DataFrame,
+) -> datafusion::common::Result<SendableRecordBatchStream> {
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    let mut partitions = df.execute_stream_partitioned().await?;
+    if partitions.len() == 1 {
+        return Ok(partitions.remove(0));
+    }
+    let mut receivers = Vec::with_capacity(partitions.len());
+    for mut partition in partitions {
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        tokio::spawn(async move {
+            while let Some(batch) = partition.next().await {
+                if tx.send(batch).await.is_err() {
+                    break;
+                }
+            }
+        });
+        receivers.push(rx);
+    }
+    let stream = futures::stream::iter(receivers).flat_map(|rx| {
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) })
+    });
+    Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
 }
 
 /// Locates a planning error in `transform.sql` (line:column) when DataFusion

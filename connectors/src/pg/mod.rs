@@ -7,6 +7,7 @@ pub mod binary;
 pub mod catalog;
 pub mod codec;
 pub mod connect;
+pub mod copy;
 pub mod error;
 pub mod ident;
 pub mod load;

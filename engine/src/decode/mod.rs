@@ -1,6 +1,7 @@
 //! Decoding inputs into Arrow record batches: ferry's CSV reader, and
 //! DataFusion's readers for NDJSON, Parquet and Arrow IPC.
 
+pub mod blocking;
 pub mod compression;
 pub mod csv;
 pub mod error;

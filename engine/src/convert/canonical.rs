@@ -1,0 +1,348 @@
+//! What each output format can hold exactly, and how a source column is
+//! brought to that form before writing (the documented lossy mapping).
+//!
+//! The converter writes `canonicalize(batch)`; validation reads the output
+//! back and compares it with the same canonical batches, so a mismatch is
+//! always a real difference, never a type the format cannot express. The
+//! table of mappings is printed by `ferry convert --help` and in the README.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, ListArray, PrimitiveArray, RecordBatch, StringArray};
+use arrow::compute::{CastOptions, cast_with_options};
+use arrow::datatypes::*;
+use ferry_connectors::pg::PgType;
+use ferry_connectors::pg::codec::ColumnCodec;
+use ferry_connectors::pg::text::{Style, TextColumn, render_column};
+use ferry_connectors::pg::types::{EXTENSION_NAME, PG_TYPE_METADATA};
+
+use crate::error::FerryError;
+
+/// Output formats grouped by what they can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// CSV and TSV: text, read back with the canonical schema.
+    Text,
+    /// NDJSON: JSON values, read back with the canonical schema.
+    Json,
+    /// Parquet: Arrow's types, as the parquet crate maps them.
+    Parquet,
+    /// Arrow IPC file and stream: every Arrow type.
+    Ipc,
+    /// Avro object container files.
+    Avro,
+    /// The PostgreSQL artifacts (`.sql`, `.pgcopy`): the type mapping's types.
+    Postgres,
+}
+
+fn is_uuid(f: &Field) -> bool {
+    matches!(f.data_type(), DataType::FixedSizeBinary(16))
+        && f.metadata().get(EXTENSION_NAME).map(String::as_str) == Some("arrow.uuid")
+}
+
+fn nested(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::List(_)
+            | DataType::LargeList(_)
+            | DataType::FixedSizeList(..)
+            | DataType::ListView(_)
+            | DataType::LargeListView(_)
+            | DataType::Struct(_)
+            | DataType::Map(..)
+            | DataType::Union(..)
+    )
+}
+
+fn us_timestamp(tz: &Option<Arc<str>>) -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, tz.as_ref().map(|_| Arc::from("UTC")))
+}
+
+/// Scalar types every text-like family shares (CSV, PostgreSQL, JSON).
+fn text_scalar(dt: &DataType) -> DataType {
+    use DataType as D;
+    match dt {
+        D::Int8 | D::UInt8 | D::Int16 => D::Int16,
+        D::UInt16 | D::Int32 => D::Int32,
+        D::UInt32 | D::Int64 => D::Int64,
+        D::UInt64 => D::Decimal128(20, 0),
+        D::Float16 | D::Float32 => D::Float32,
+        D::Decimal32(p, s) | D::Decimal64(p, s) => D::Decimal128(*p, *s),
+        D::Utf8 | D::LargeUtf8 | D::Utf8View => D::Utf8,
+        D::Binary | D::LargeBinary | D::BinaryView | D::FixedSizeBinary(_) => D::Binary,
+        D::Date32 | D::Date64 => D::Date32,
+        D::Time32(_) | D::Time64(_) => D::Time64(TimeUnit::Microsecond),
+        D::Timestamp(_, tz) => us_timestamp(tz),
+        D::Duration(_) | D::Interval(_) => D::Interval(IntervalUnit::MonthDayNano),
+        D::Null => D::Utf8,
+        D::Dictionary(_, v) => text_scalar(v),
+        D::RunEndEncoded(_, v) => text_scalar(v.data_type()),
+        other => other.clone(),
+    }
+}
+
+fn json_text_field(name: &str, nullable: bool, jsonb: bool) -> Field {
+    let f = Field::new(name, DataType::Utf8, nullable);
+    if jsonb {
+        f.with_metadata([(EXTENSION_NAME.to_string(), "arrow.json".to_string())].into())
+    } else {
+        f
+    }
+}
+
+/// The field a source field becomes in `family`.
+pub fn canonical_field(f: &Field, family: Family) -> Field {
+    let name = f.name();
+    let dt = f.data_type();
+    let keep = |dt: DataType| Field::new(name, dt, f.is_nullable()).with_metadata(f.metadata().clone());
+    match family {
+        Family::Ipc => f.clone(),
+        Family::Text | Family::Postgres if is_uuid(f) => f.clone(),
+        Family::Text => {
+            if nested(dt) {
+                json_text_field(name, f.is_nullable(), false)
+            } else {
+                Field::new(name, text_scalar(dt), f.is_nullable())
+            }
+        }
+        Family::Postgres => {
+            let pinned = f.metadata().contains_key(PG_TYPE_METADATA)
+                || f.metadata().get(EXTENSION_NAME).is_some_and(|e| e == "arrow.json");
+            match dt {
+                DataType::List(item) | DataType::LargeList(item) | DataType::FixedSizeList(item, _)
+                    if !nested(item.data_type()) =>
+                {
+                    let item = canonical_field(item, family);
+                    Field::new(name, DataType::List(Arc::new(item)), f.is_nullable())
+                }
+                _ if nested(dt) => json_text_field(name, f.is_nullable(), true),
+                _ if pinned => keep(text_scalar(dt)),
+                _ => Field::new(name, text_scalar(dt), f.is_nullable()),
+            }
+        }
+        Family::Json => match dt {
+            DataType::List(item) | DataType::LargeList(item) | DataType::FixedSizeList(item, _) => {
+                let item = canonical_field(item, family);
+                Field::new(name, DataType::List(Arc::new(item)), f.is_nullable())
+            }
+            DataType::Struct(fields) => {
+                let fields: Fields = fields.iter().map(|c| Arc::new(canonical_field(c, family))).collect();
+                Field::new(name, DataType::Struct(fields), f.is_nullable())
+            }
+            _ if nested(dt) => json_text_field(name, f.is_nullable(), false),
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => {
+                // JSON has no bytes: PostgreSQL's hex text (\x…).
+                Field::new(name, DataType::Utf8, f.is_nullable())
+            }
+            DataType::Duration(_) | DataType::Interval(_) | DataType::Time32(_) | DataType::Time64(_) => {
+                Field::new(name, DataType::Utf8, f.is_nullable())
+            }
+            _ => Field::new(name, text_scalar(dt), f.is_nullable()),
+        },
+        Family::Parquet => match dt {
+            DataType::Interval(IntervalUnit::MonthDayNano) => Field::new(name, DataType::Utf8, f.is_nullable()),
+            DataType::Null => Field::new(name, DataType::Utf8, f.is_nullable()),
+            DataType::Utf8View => keep(DataType::Utf8),
+            DataType::BinaryView => keep(DataType::Binary),
+            _ => f.clone(),
+        },
+        Family::Avro => match dt {
+            DataType::Int8 | DataType::UInt8 | DataType::Int16 | DataType::UInt16 => keep(DataType::Int32),
+            DataType::UInt32 => keep(DataType::Int64),
+            DataType::UInt64 => keep(DataType::Decimal128(20, 0)),
+            DataType::Float16 => keep(DataType::Float32),
+            DataType::Utf8View | DataType::LargeUtf8 => keep(DataType::Utf8),
+            DataType::BinaryView | DataType::LargeBinary => keep(DataType::Binary),
+            DataType::Interval(_) | DataType::Duration(_) | DataType::Null => Field::new(name, DataType::Utf8, f.is_nullable()),
+            DataType::Dictionary(_, v) => canonical_field(&Field::new(name, v.as_ref().clone(), f.is_nullable()), family),
+            _ => f.clone(),
+        },
+    }
+}
+
+/// The schema a source schema becomes in `family`.
+pub fn canonical_schema(schema: &Schema, family: Family) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema.fields().iter().map(|f| canonical_field(f, family)).collect::<Vec<_>>(),
+    ))
+}
+
+/// One line per column whose type changes, for reports and `--help`.
+pub fn lossy_notes(source: &Schema, canonical: &Schema) -> Vec<String> {
+    source
+        .fields()
+        .iter()
+        .zip(canonical.fields())
+        .filter(|(a, b)| a.data_type() != b.data_type())
+        .map(|(a, b)| format!("{}: {} -> {}", a.name(), a.data_type(), b.data_type()))
+        .collect()
+}
+
+fn err(column: &str, e: impl std::fmt::Display) -> FerryError {
+    FerryError::Transform {
+        path: String::new(),
+        detail: format!("column {column:?} cannot be converted for the output format: {e}"),
+    }
+}
+
+/// Renders any column as text (PostgreSQL's text forms; JSON for nested values).
+fn render_text(name: &str, array: &ArrayRef) -> Result<ArrayRef, FerryError> {
+    let codec = ColumnCodec::plan(name, array.data_type(), &PgType::Text).map_err(|e| err(name, e))?;
+    let normalized = codec.normalize(array).map_err(|e| err(name, e))?;
+    let mut col = TextColumn::default();
+    render_column(&codec, &normalized, Style::Raw, &mut col).map_err(|e| err(name, e))?;
+    let values: StringArray = (0..array.len())
+        .map(|i| array.is_valid(i).then(|| String::from_utf8_lossy(col.get(i)).into_owned()))
+        .collect();
+    Ok(Arc::new(values))
+}
+
+/// Floors any timestamp unit to microseconds, keeping the ±infinity sentinels.
+fn timestamp_to_micros(name: &str, array: &ArrayRef, to: &DataType) -> Result<ArrayRef, FerryError> {
+    let DataType::Timestamp(unit, _) = array.data_type() else {
+        return Err(err(name, "not a timestamp"));
+    };
+    let raw: PrimitiveArray<Int64Type> = cast_with_options(array, &DataType::Int64, &CastOptions::default())
+        .map_err(|e| err(name, e))?
+        .as_primitive::<Int64Type>()
+        .clone();
+    let per = match unit {
+        TimeUnit::Second => -1_000_000,
+        TimeUnit::Millisecond => -1_000,
+        TimeUnit::Microsecond => 1,
+        TimeUnit::Nanosecond => 1_000,
+    };
+    let micros = raw.try_unary::<_, Int64Type, _>(|v| match v {
+        i64::MAX | i64::MIN => Ok(v),
+        _ if per < 0 => v.checked_mul(-per).ok_or_else(|| err(name, format!("{v} is out of range in microseconds"))),
+        _ => Ok(v.div_euclid(per)),
+    })?;
+    cast_with_options(&(Arc::new(micros) as ArrayRef), to, &CastOptions::default()).map_err(|e| err(name, e))
+}
+
+/// Floors an interval's nanoseconds to microseconds (what text forms carry).
+fn interval_to_micros(name: &str, array: &ArrayRef) -> Result<ArrayRef, FerryError> {
+    let mdn = cast_with_options(array, &DataType::Interval(IntervalUnit::MonthDayNano), &CastOptions::default())
+        .map_err(|e| err(name, e))?;
+    let floored = mdn.as_primitive::<IntervalMonthDayNanoType>().unary::<_, IntervalMonthDayNanoType>(|v| {
+        IntervalMonthDayNano::new(v.months, v.days, v.nanoseconds.div_euclid(1_000) * 1_000)
+    });
+    Ok(Arc::new(floored))
+}
+
+/// Replaces NaN and infinities by NULL (JSON has no such numbers).
+fn finite_only(array: &ArrayRef) -> ArrayRef {
+    fn go<T: ArrowPrimitiveType>(a: &PrimitiveArray<T>, finite: impl Fn(T::Native) -> bool) -> ArrayRef {
+        Arc::new(a.iter().map(|v| v.filter(|x| finite(*x))).collect::<PrimitiveArray<T>>())
+    }
+    match array.data_type() {
+        DataType::Float32 => go(array.as_primitive::<Float32Type>(), |x: f32| x.is_finite()),
+        DataType::Float64 => go(array.as_primitive::<Float64Type>(), |x: f64| x.is_finite()),
+        _ => array.clone(),
+    }
+}
+
+/// Converts one column to its canonical field.
+fn convert(name: &str, array: &ArrayRef, to: &Field, family: Family) -> Result<ArrayRef, FerryError> {
+    let from = array.data_type();
+    let target = to.data_type();
+    if let (DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..), DataType::List(item)) = (from, target) {
+        let (values, offsets) = ferry_connectors::pg::text::list_parts(array.as_ref());
+        let values = convert(name, &values, item, family)?;
+        let offsets: Vec<i32> = offsets.iter().map(|&o| o as i32).collect();
+        let list = ListArray::try_new(
+            item.clone(),
+            arrow::buffer::OffsetBuffer::new(offsets.into()),
+            values,
+            array.logical_nulls(),
+        )
+        .map_err(|e| err(name, e))?;
+        return Ok(Arc::new(list));
+    }
+    if let (DataType::Struct(from_fields), DataType::Struct(to_fields)) = (from, target)
+        && from_fields != to_fields
+    {
+        let s = array.as_struct();
+        let columns = to_fields
+            .iter()
+            .zip(s.columns())
+            .map(|(f, c)| convert(name, c, f, family))
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = arrow::array::StructArray::try_new(to_fields.clone(), columns, s.nulls().cloned())
+            .map_err(|e| err(name, e))?;
+        return Ok(Arc::new(out));
+    }
+    let converted = match (from, target) {
+        (a, b) if a == b => array.clone(),
+        (_, DataType::Utf8) if !matches!(from, DataType::Utf8View | DataType::LargeUtf8 | DataType::Dictionary(..)) => {
+            render_text(name, array)?
+        }
+        (DataType::Timestamp(..), DataType::Timestamp(TimeUnit::Microsecond, _)) => timestamp_to_micros(name, array, target)?,
+        (DataType::Duration(_) | DataType::Interval(_), DataType::Interval(IntervalUnit::MonthDayNano)) => {
+            interval_to_micros(name, array)?
+        }
+        (DataType::Date64, DataType::Date32) => {
+            let ms = array.as_primitive::<Date64Type>();
+            Arc::new(ms.unary::<_, Date32Type>(|v| v.div_euclid(86_400_000) as i32))
+        }
+        _ => cast_with_options(array, target, &CastOptions { safe: false, ..Default::default() }).map_err(|e| err(name, e))?,
+    };
+    Ok(match family {
+        Family::Json => finite_only(&converted),
+        _ => converted,
+    })
+}
+
+/// Brings a batch to the canonical schema of its family.
+pub fn canonicalize(batch: &RecordBatch, canonical: &SchemaRef, family: Family) -> Result<RecordBatch, FerryError> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(canonical.fields())
+        .map(|(a, f)| convert(f.name(), a, f, family))
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new_with_options(
+        canonical.clone(),
+        columns,
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )
+    .map_err(|e| FerryError::Internal(format!("canonical batch: {e}")))
+}
+
+/// Representation-only normalisation before comparing or hashing: string,
+/// binary and list layouts and dictionaries are the same values whatever their
+/// encoding, and readers choose layouts freely (DataFusion reads Parquet
+/// strings as views).
+pub fn comparable_type(dt: &DataType) -> DataType {
+    use DataType as D;
+    match dt {
+        D::Utf8View | D::LargeUtf8 => D::Utf8,
+        D::BinaryView | D::LargeBinary => D::Binary,
+        D::Dictionary(_, v) => comparable_type(v),
+        D::RunEndEncoded(_, v) => comparable_type(v.data_type()),
+        D::List(f) | D::LargeList(f) | D::ListView(f) | D::LargeListView(f) => {
+            D::List(Arc::new(Field::new("item", comparable_type(f.data_type()), true)))
+        }
+        D::FixedSizeList(f, n) => D::FixedSizeList(Arc::new(Field::new("item", comparable_type(f.data_type()), true)), *n),
+        D::Struct(fields) => D::Struct(
+            fields
+                .iter()
+                .map(|f| Field::new(f.name(), comparable_type(f.data_type()), true))
+                .collect(),
+        ),
+        D::Map(entries, sorted) => D::Map(
+            Arc::new(Field::new(entries.name(), comparable_type(entries.data_type()), false)),
+            *sorted,
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Casts an array to its comparable type.
+pub fn comparable(array: &ArrayRef) -> Result<ArrayRef, FerryError> {
+    let to = comparable_type(array.data_type());
+    if &to == array.data_type() {
+        return Ok(array.clone());
+    }
+    cast_with_options(array, &to, &CastOptions::default()).map_err(|e| FerryError::Internal(format!("normalising for comparison: {e}")))
+}
