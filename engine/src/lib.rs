@@ -7,6 +7,7 @@
 // in a `Result` costs nothing that matters.
 #![allow(clippy::result_large_err)]
 
+pub mod convert;
 pub mod decode;
 pub mod error;
 pub mod format;

@@ -8,6 +8,12 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ferry_connectors::pg::artifacts::ArtifactKinds;
 use ferry_connectors::pg::{LoadMode, PgConfig, QualifiedName};
+use ferry_connectors::store::{Location, stage};
+use ferry_engine::convert::writers::{
+    AvroCodec, IpcCodec, OutputFormat, ParquetCodec, ParquetOptions, Statistics, TextCompression,
+    TextOptions,
+};
+use ferry_engine::convert::{ConvertRequest, convert, validate};
 use ferry_engine::error::FerryError;
 use ferry_engine::format::Format;
 use ferry_engine::load::{LoadOptions, LoadReport, load};
@@ -32,6 +38,9 @@ Examples:
   # Write a first spec from a sample file:
   ferry spec init data/orders.csv --name orders
 
+  # Convert to Parquet and prove it by reading it back:
+  ferry convert --input data/orders.csv --to parquet
+
 PostgreSQL is found through --database-url, DATABASE_URL or the libpq
 variables (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE).
 
@@ -41,7 +50,8 @@ Exit codes:
   2 bad usage, spec or SQL: fix the configuration
   3 bad input data: fix the file or the declared types
   4 PostgreSQL refused the load (constraint, type, permission): fix the target
-  5 a service was unreachable or failed transiently: retrying may help";
+  5 a service was unreachable or failed transiently: retrying may help
+  6 validation failed: the converted file does not read back as the input";
 
 #[derive(Parser)]
 #[command(
@@ -93,9 +103,116 @@ same transaction as the rows: loading the same input again does nothing (exit 0)
 unless --force. Artifacts (.sql parts with load.sql, and .pgcopy parts) go to
 <work-dir>/<job-id>/<ddmmyyyyhhmmss>/artifacts/.")]
     Load(LoadArgs),
+    /// Convert a file to another format and validate it by reading it back.
+    #[command(after_help = CONVERT_HELP)]
+    Convert(ConvertArgs),
     /// Check or create dataset specs.
     #[command(subcommand)]
     Spec(SpecCommand),
+}
+
+const CONVERT_HELP: &str = "\
+Examples:
+  ferry convert --input orders.csv --to parquet
+  ferry convert --input orders.csv --to parquet --compression zstd:3 --row-group-rows 500000
+  ferry convert --input events.ndjson.gz --to csv --output out/events.csv.gz --compression gzip
+  ferry convert --dataset sql/lineitem --input lineitem.tbl --to arrow
+  ferry convert --input trips.parquet --to sql --table public.trips   # psql-loadable, no database
+
+Formats (--to): csv, tsv, ndjson, parquet, arrow (IPC file), arrows (IPC stream), avro,
+sql (.sql files + load.sql in a folder), pgcopy (binary COPY files in a folder).
+Inputs: csv, tsv, ndjson, parquet, arrow (file or stream), avro; gzip, zstd, bzip2, xz.
+
+--compression by format:
+  csv, tsv, ndjson   none (default), gzip, zstd
+  parquet            snappy (default), zstd[:level], gzip[:level], lz4, none
+  arrow, arrows      none (default), lz4, zstd
+  avro               null (default), deflate, snappy, zstd
+
+Validation (on unless --no-validate) reads the output back with that format's own
+reader and compares it with the converted input: schema, row count, NULLs per column
+and an order-preserving digest of every column. A mismatch names the first differing
+row, column and values, writes <output>.validation.json, and exits 6.
+
+What each format cannot hold is converted first, and listed in the report:
+  csv, tsv           values in PostgreSQL's text forms (what COPY … CSV writes and reads);
+                     small/unsigned integers widen, UInt64 -> numeric(20), times and
+                     timestamps to microseconds, intervals/durations -> interval,
+                     lists/structs/maps -> JSON text
+  ndjson             the same scalars; bytes, times, intervals -> text; NaN/Infinity -> null
+  parquet            interval(month-day-nano) -> text; everything else exact
+  arrow, arrows      exact
+  avro               small/unsigned integers widen, UInt64 -> decimal(20), Float16 -> float,
+                     intervals/durations -> text
+  sql, pgcopy        PostgreSQL's types (see the README's type mapping); nested -> jsonb";
+
+#[derive(Args)]
+struct ConvertArgs {
+    /// The input: a path, file:///path or s3://bucket/key.
+    #[arg(short, long, value_name = "URI")]
+    input: String,
+    /// The output format.
+    #[arg(long, value_parser = ["csv", "tsv", "ndjson", "parquet", "arrow", "arrows", "avro", "sql", "pgcopy"])]
+    to: String,
+    /// Output path [default: the input's name with the new extension, beside it].
+    #[arg(short, long, value_name = "PATH")]
+    output: Option<PathBuf>,
+    /// A dataset spec: its source options and transform.sql apply before writing.
+    #[arg(short, long, value_name = "DIR")]
+    dataset: Option<PathBuf>,
+    /// Skip validation by reconversion.
+    #[arg(long)]
+    no_validate: bool,
+    /// Run one step only, as the container tasks do: convert, or validate an earlier conversion.
+    #[arg(long, value_parser = ["convert", "validate"])]
+    step: Option<String>,
+    /// Overwrite an existing output.
+    #[arg(long)]
+    force: bool,
+    /// Compression (see below for each format).
+    #[arg(long, value_name = "CODEC")]
+    compression: Option<String>,
+    /// Parquet: rows per row group.
+    #[arg(long, default_value_t = 1_048_576, value_name = "N")]
+    row_group_rows: usize,
+    /// Parquet: turn dictionary encoding off.
+    #[arg(long)]
+    no_dictionary: bool,
+    /// Parquet: statistics to write: none, chunk or page.
+    #[arg(long, default_value = "page", value_parser = ["none", "chunk", "page"])]
+    statistics: String,
+    /// csv: output field delimiter.
+    #[arg(long, value_name = "CHAR")]
+    delimiter: Option<String>,
+    /// csv/tsv: no header line in the output.
+    #[arg(long)]
+    no_header: bool,
+    /// csv/tsv: how NULL is written (default: nothing; an empty string is then written as \"\").
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    null: String,
+    /// sql/pgcopy: the table the files load into [default: the dataset's target, or public.<input name>].
+    #[arg(short, long, value_name = "TABLE")]
+    table: Option<String>,
+    /// Input format when it cannot be told from the name (without --dataset).
+    #[arg(long, value_parser = parse_format)]
+    input_format: Option<Format>,
+    /// Input delimiter (without --dataset; sniffed by default).
+    #[arg(long, value_name = "CHAR")]
+    input_delimiter: Option<String>,
+    /// An unquoted input value that means NULL (without --dataset; repeatable).
+    #[arg(long = "input-null", value_name = "TEXT")]
+    input_nulls: Vec<String>,
+    /// Working storage for inputs staged from S3.
+    #[arg(
+        long,
+        env = "FERRY_WORK_DIR",
+        default_value = ".ferry/work",
+        value_name = "DIR"
+    )]
+    work_dir: PathBuf,
+    /// Print the reports as JSON on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -262,7 +379,8 @@ fn main() -> ExitCode {
     };
     let interactive = !cli.quiet && !json_logs && std::io::stderr().is_terminal();
     match runtime.block_on(run(cli, interactive)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Done::Ok) => ExitCode::SUCCESS,
+        Ok(Done::Invalid) => ExitCode::from(6),
         Err(e) => {
             let fault = e.fault();
             if json_logs {
@@ -280,9 +398,17 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli, interactive: bool) -> Result<(), FerryError> {
+/// How a command that did not fail ended.
+enum Done {
+    Ok,
+    /// Validation found a difference (exit 6).
+    Invalid,
+}
+
+async fn run(cli: Cli, interactive: bool) -> Result<Done, FerryError> {
     match cli.command {
         Command::Load(args) => run_load(args, interactive).await,
+        Command::Convert(args) => run_convert(args, interactive).await,
         Command::Spec(SpecCommand::Check { dir, sample, json }) => {
             let spec = DatasetSpec::load(&dir)?;
             let report = check(&spec, sample.as_deref()).await?;
@@ -291,7 +417,7 @@ async fn run(cli: Cli, interactive: bool) -> Result<(), FerryError> {
                     "{}",
                     serde_json::to_string_pretty(&report).unwrap_or_default()
                 );
-                return Ok(());
+                return Ok(Done::Ok);
             }
             println!("dataset {} ({}) is valid", report.dataset, dir.display());
             println!("\nsource columns (from {}):", report.schema_from);
@@ -301,7 +427,7 @@ async fn run(cli: Cli, interactive: bool) -> Result<(), FerryError> {
             if let Some(ddl) = report.ddl {
                 println!("\ntarget table:\n{ddl};");
             }
-            Ok(())
+            Ok(Done::Ok)
         }
         Command::Spec(SpecCommand::Init {
             file,
@@ -322,7 +448,7 @@ async fn run(cli: Cli, interactive: bool) -> Result<(), FerryError> {
                 report.dir.display(),
                 report.dir.display()
             );
-            Ok(())
+            Ok(Done::Ok)
         }
     }
 }
@@ -346,7 +472,7 @@ fn print_columns(cols: &[ferry_engine::spec::check::OutputColumnInfo]) {
     }
 }
 
-async fn run_load(args: LoadArgs, interactive: bool) -> Result<(), FerryError> {
+async fn run_load(args: LoadArgs, interactive: bool) -> Result<Done, FerryError> {
     let pg = PgConfig::from_url_or_env(args.database_url.as_deref())?;
     if let ferry_connectors::store::Location::Local(path) =
         ferry_connectors::store::Location::parse(&args.input)
@@ -458,7 +584,7 @@ async fn run_load(args: LoadArgs, interactive: bool) -> Result<(), FerryError> {
     } else {
         print_summary(&report, &pg);
     }
-    Ok(())
+    Ok(Done::Ok)
 }
 
 fn print_summary(r: &LoadReport, pg: &PgConfig) {
@@ -494,4 +620,288 @@ fn print_summary(r: &LoadReport, pg: &PgConfig) {
         );
     }
     println!("job: {}  database: {}", r.job_id, pg.display());
+}
+
+fn output_format(args: &ConvertArgs) -> Result<OutputFormat, FerryError> {
+    let codec = args.compression.as_deref().map(str::to_ascii_lowercase);
+    let bad = |what: &str| {
+        FerryError::Usage(format!(
+            "--compression {:?} does not apply to {}: use {what}",
+            codec.as_deref().unwrap_or(""),
+            args.to
+        ))
+    };
+    let level = |c: &str, name: &str| -> Result<Option<i64>, FerryError> {
+        match c.strip_prefix(name) {
+            Some("") => Ok(None),
+            Some(rest) => rest
+                .strip_prefix(':')
+                .and_then(|l| l.parse().ok())
+                .map(Some)
+                .ok_or_else(|| {
+                    FerryError::Usage(format!("--compression {c}: expected {name}:<level>"))
+                }),
+            None => Ok(None),
+        }
+    };
+    let text_codec = || -> Result<TextCompression, FerryError> {
+        match codec.as_deref() {
+            None | Some("none") => Ok(TextCompression::None),
+            Some("gzip") | Some("gz") => Ok(TextCompression::Gzip),
+            Some("zstd") | Some("zst") => Ok(TextCompression::Zstd),
+            _ => Err(bad("none, gzip or zstd")),
+        }
+    };
+    let text = |delimiter: u8| -> Result<TextOptions, FerryError> {
+        let delimiter = match &args.delimiter {
+            Some(d) => match d.as_str() {
+                "\\t" | "tab" => b'\t',
+                d if d.len() == 1 && d.is_ascii() => d.as_bytes()[0],
+                d => {
+                    return Err(FerryError::Usage(format!(
+                        "--delimiter {d:?}: one ASCII character"
+                    )));
+                }
+            },
+            None => delimiter,
+        };
+        Ok(TextOptions {
+            delimiter,
+            quote: b'"',
+            header: !args.no_header,
+            null: args.null.clone(),
+            compression: text_codec()?,
+        })
+    };
+    Ok(match args.to.as_str() {
+        "csv" => OutputFormat::Csv(text(b',')?),
+        "tsv" => OutputFormat::Tsv(text(b'\t')?),
+        "ndjson" => OutputFormat::Ndjson(text_codec()?),
+        "parquet" => {
+            let c = codec.clone().unwrap_or_else(|| "snappy".into());
+            let parquet_codec = if c == "snappy" {
+                ParquetCodec::Snappy
+            } else if c.starts_with("zstd") {
+                ParquetCodec::Zstd(level(&c, "zstd")?.unwrap_or(3) as i32)
+            } else if c.starts_with("gzip") {
+                ParquetCodec::Gzip(level(&c, "gzip")?.unwrap_or(6) as u32)
+            } else if c == "lz4" {
+                ParquetCodec::Lz4
+            } else if c == "none" || c == "uncompressed" {
+                ParquetCodec::None
+            } else {
+                return Err(bad("snappy, zstd[:level], gzip[:level], lz4 or none"));
+            };
+            OutputFormat::Parquet(ParquetOptions {
+                codec: parquet_codec,
+                row_group_rows: args.row_group_rows,
+                dictionary: !args.no_dictionary,
+                statistics: match args.statistics.as_str() {
+                    "none" => Statistics::None,
+                    "chunk" => Statistics::Chunk,
+                    _ => Statistics::Page,
+                },
+            })
+        }
+        "arrow" | "arrows" => {
+            let c = match codec.as_deref() {
+                None | Some("none") => IpcCodec::None,
+                Some("lz4") => IpcCodec::Lz4,
+                Some("zstd") => IpcCodec::Zstd,
+                _ => return Err(bad("none, lz4 or zstd")),
+            };
+            if args.to == "arrow" {
+                OutputFormat::ArrowFile(c)
+            } else {
+                OutputFormat::ArrowStream(c)
+            }
+        }
+        "avro" => OutputFormat::Avro(match codec.as_deref() {
+            None | Some("null") | Some("none") => AvroCodec::Null,
+            Some("deflate") => AvroCodec::Deflate,
+            Some("snappy") => AvroCodec::Snappy,
+            Some("zstd") => AvroCodec::Zstd,
+            _ => return Err(bad("null, deflate, snappy or zstd")),
+        }),
+        "sql" | "pgcopy" => {
+            if codec.is_some() {
+                return Err(bad("nothing (the artifacts are not compressed)"));
+            }
+            if args.to == "sql" {
+                OutputFormat::Sql
+            } else {
+                OutputFormat::Pgcopy
+            }
+        }
+        other => return Err(FerryError::Usage(format!("--to {other}: unknown format"))),
+    })
+}
+
+/// Makes the input a local file (staging S3 objects into the working folder).
+async fn local_input(uri: &str, work_dir: &std::path::Path) -> Result<Input, FerryError> {
+    let location = Location::parse(uri).map_err(|e| FerryError::Usage(e.to_string()))?;
+    if let Location::Local(path) = &location
+        && !path.is_file()
+    {
+        return Err(FerryError::Usage(format!("--input {uri}: no such file")));
+    }
+    let dir = std::path::absolute(work_dir)
+        .unwrap_or_else(|_| work_dir.to_path_buf())
+        .join(uuid::Uuid::now_v7().to_string())
+        .join(ferry_engine::load::run_stamp())
+        .join("input");
+    let staged = stage(&location, &dir)
+        .await
+        .map_err(|e| FerryError::Store {
+            uri: e.uri,
+            detail: e.detail,
+            retryable: e.retryable,
+        })?;
+    Ok(Input {
+        path: staged.path,
+        display: uri.to_string(),
+    })
+}
+
+async fn run_convert(args: ConvertArgs, interactive: bool) -> Result<Done, FerryError> {
+    let format = output_format(&args)?;
+    let input = local_input(&args.input, &args.work_dir).await?;
+    let spec = match &args.dataset {
+        Some(dir) => {
+            if args.input_format.is_some()
+                || args.input_delimiter.is_some()
+                || !args.input_nulls.is_empty()
+            {
+                return Err(FerryError::Usage(
+                    "--input-format, --input-delimiter and --input-null describe the input without a spec; with --dataset, set them in dataset.toml".into(),
+                ));
+            }
+            DatasetSpec::load(dir)?
+        }
+        None => {
+            let mut source = SourceSpec {
+                format: args.input_format,
+                delimiter: args.input_delimiter.clone(),
+                null: (!args.input_nulls.is_empty())
+                    .then(|| NullMarkers::Many(args.input_nulls.clone())),
+                ..SourceSpec::default()
+            };
+            ferry_engine::sniff::complete_source(&mut source, &input)?;
+            let stem = file_stem(&args.input);
+            let spec = DatasetSpec::ad_hoc(&stem, source, None);
+            spec.validate(&spec.toml_path())?;
+            spec
+        }
+    };
+    let output = match &args.output {
+        Some(o) => o.clone(),
+        None => {
+            let stem = file_stem(&args.input);
+            let name = match format.extension() {
+                Some(ext) => format!("{stem}.{ext}"),
+                None => format!("{stem}-{}", format.name()),
+            };
+            match Location::parse(&args.input) {
+                Ok(Location::Local(p)) => p.with_file_name(name),
+                _ => PathBuf::from(name),
+            }
+        }
+    };
+    if std::path::absolute(&output).ok() == std::path::absolute(&input.path).ok() {
+        return Err(FerryError::Usage(format!(
+            "--output {} is the input itself",
+            output.display()
+        )));
+    }
+    let step = args.step.as_deref();
+    if step != Some("validate") && output.exists() && !args.force {
+        return Err(FerryError::Usage(format!(
+            "{} exists; pass --force to overwrite it",
+            output.display()
+        )));
+    }
+    let table = match &args.table {
+        Some(t) => {
+            QualifiedName::parse(t).map_err(|e| FerryError::Usage(format!("--table: {e}")))?
+        }
+        None => spec.target_table().unwrap_or_else(|| {
+            QualifiedName::new(
+                "public",
+                file_stem(&args.input).replace(['-', '.', ' '], "_"),
+            )
+        }),
+    };
+    let req = ConvertRequest {
+        spec,
+        input,
+        output,
+        format,
+        table,
+        progress: interactive,
+    };
+    let mut done = Done::Ok;
+    if step != Some("validate") {
+        let r = convert(&req).await?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+        } else {
+            println!(
+                "converted {} rows {} -> {} ({}) in {:.2} s: {:.0} rows/s, {:.1} MB in ({:.1} MB/s), {:.1} MB out",
+                r.rows,
+                r.input,
+                r.output.display(),
+                r.format,
+                r.seconds,
+                r.rows as f64 / r.seconds.max(1e-9),
+                r.input_bytes as f64 / 1e6,
+                r.input_bytes as f64 / 1e6 / r.seconds.max(1e-9),
+                r.output_bytes as f64 / 1e6,
+            );
+            for l in &r.lossy {
+                println!("  converted for {}: {l}", r.format);
+            }
+        }
+    }
+    if !args.no_validate && step != Some("convert") {
+        let v = validate(&req).await?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        } else if v.is_valid() {
+            println!(
+                "validation: valid ({} rows, {} columns read back and identical) in {:.2} s",
+                v.rows.1,
+                v.written.columns.len(),
+                v.seconds
+            );
+        } else {
+            println!("validation: INVALID");
+            for p in &v.problems {
+                println!("  {p}");
+            }
+            if let Some(d) = &v.first_difference {
+                println!(
+                    "  first difference: row {}, column {:?}: input {}, output {}",
+                    d.row, d.column, d.source, d.written
+                );
+            }
+            println!(
+                "  report: {}",
+                ferry_engine::convert::report_path(&req.output, "validation.json").display()
+            );
+        }
+        if !v.is_valid() {
+            done = Done::Invalid;
+        }
+    }
+    Ok(done)
+}
+
+fn file_stem(uri: &str) -> String {
+    let name = uri.rsplit(['/', '\\']).next().unwrap_or(uri);
+    let name = name.split('.').next().unwrap_or(name);
+    if name.is_empty() {
+        "output".to_string()
+    } else {
+        name.to_string()
+    }
 }

@@ -164,7 +164,8 @@ pub fn locate_json_error(
     None
 }
 
-fn df_err(input: &Input) -> impl Fn(datafusion::common::DataFusionError) -> FerryError + '_ {
+/// A DataFusion reader error, as a decode error of this input.
+pub fn df_err(input: &Input) -> impl Fn(datafusion::common::DataFusionError) -> FerryError + '_ {
     move |e| {
         FerryError::Decode(DecodeError::Reader {
             file: input.display.clone(),
@@ -174,7 +175,8 @@ fn df_err(input: &Input) -> impl Fn(datafusion::common::DataFusionError) -> Ferr
     }
 }
 
-fn compression_type(c: Compression) -> FileCompressionType {
+/// DataFusion's name for a compression codec.
+pub fn compression_type(c: Compression) -> FileCompressionType {
     match c {
         Compression::Gzip => FileCompressionType::GZIP,
         Compression::Zstd => FileCompressionType::ZSTD,
@@ -184,7 +186,8 @@ fn compression_type(c: Compression) -> FileCompressionType {
     }
 }
 
-fn path_str(input: &Input) -> Result<String, FerryError> {
+/// The absolute path as the UTF-8 string DataFusion wants.
+pub fn path_str(input: &Input) -> Result<String, FerryError> {
     let abs = std::path::absolute(&input.path)
         .map_err(|e| FerryError::io(format!("resolving {}", input.display), e))?;
     abs.to_str()
@@ -323,7 +326,7 @@ async fn register_columnar(
 }
 
 /// An Avro object container file as a blocking source (arrow-avro's reader).
-fn avro_table(input: &Input) -> Result<BlockingPartition, FerryError> {
+pub fn avro_table(input: &Input) -> Result<BlockingPartition, FerryError> {
     let path = input.path.clone();
     let display = input.display.clone();
     let open_reader =

@@ -15,10 +15,13 @@ use crate::spec::{DatasetSpec, SpecError};
 
 /// A DataFusion session for one job.
 ///
-/// Round-robin repartitioning is off: ferry's CSV source is one ordered
-/// stream and its parsing and encoding are already parallel outside
-/// DataFusion, so the output keeps input order (deterministic artifacts)
-/// at no cost in throughput.
+/// Round-robin repartitioning and splitting files into byte ranges are off:
+/// every file is read as one ordered stream, so the output keeps input order
+/// (deterministic artifacts, and the order-preserving digests validation
+/// compares). DataFusion does not promise that range partitions of one file
+/// come back in file order — a validation test caught the last Arrow IPC
+/// block arriving first. ferry's CSV reader, encoders and writers are parallel
+/// outside DataFusion.
 pub fn new_session() -> SessionContext {
     let mut config = SessionConfig::new()
         .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()))
@@ -27,6 +30,7 @@ pub fn new_session() -> SessionContext {
     let options = config.options_mut();
     options.sql_parser.collect_spans = true;
     options.optimizer.enable_round_robin_repartition = false;
+    options.optimizer.repartition_file_scans = false;
     SessionContext::new_with_config(config)
 }
 

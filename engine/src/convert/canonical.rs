@@ -94,7 +94,8 @@ fn json_text_field(name: &str, nullable: bool, jsonb: bool) -> Field {
 pub fn canonical_field(f: &Field, family: Family) -> Field {
     let name = f.name();
     let dt = f.data_type();
-    let keep = |dt: DataType| Field::new(name, dt, f.is_nullable()).with_metadata(f.metadata().clone());
+    let keep =
+        |dt: DataType| Field::new(name, dt, f.is_nullable()).with_metadata(f.metadata().clone());
     match family {
         Family::Ipc => f.clone(),
         Family::Text | Family::Postgres if is_uuid(f) => f.clone(),
@@ -107,9 +108,13 @@ pub fn canonical_field(f: &Field, family: Family) -> Field {
         }
         Family::Postgres => {
             let pinned = f.metadata().contains_key(PG_TYPE_METADATA)
-                || f.metadata().get(EXTENSION_NAME).is_some_and(|e| e == "arrow.json");
+                || f.metadata()
+                    .get(EXTENSION_NAME)
+                    .is_some_and(|e| e == "arrow.json");
             match dt {
-                DataType::List(item) | DataType::LargeList(item) | DataType::FixedSizeList(item, _)
+                DataType::List(item)
+                | DataType::LargeList(item)
+                | DataType::FixedSizeList(item, _)
                     if !nested(item.data_type()) =>
                 {
                     let item = canonical_field(item, family);
@@ -126,35 +131,51 @@ pub fn canonical_field(f: &Field, family: Family) -> Field {
                 Field::new(name, DataType::List(Arc::new(item)), f.is_nullable())
             }
             DataType::Struct(fields) => {
-                let fields: Fields = fields.iter().map(|c| Arc::new(canonical_field(c, family))).collect();
+                let fields: Fields = fields
+                    .iter()
+                    .map(|c| Arc::new(canonical_field(c, family)))
+                    .collect();
                 Field::new(name, DataType::Struct(fields), f.is_nullable())
             }
             _ if nested(dt) => json_text_field(name, f.is_nullable(), false),
-            DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => {
+            DataType::Binary
+            | DataType::LargeBinary
+            | DataType::BinaryView
+            | DataType::FixedSizeBinary(_) => {
                 // JSON has no bytes: PostgreSQL's hex text (\x…).
                 Field::new(name, DataType::Utf8, f.is_nullable())
             }
-            DataType::Duration(_) | DataType::Interval(_) | DataType::Time32(_) | DataType::Time64(_) => {
-                Field::new(name, DataType::Utf8, f.is_nullable())
-            }
+            DataType::Duration(_)
+            | DataType::Interval(_)
+            | DataType::Time32(_)
+            | DataType::Time64(_) => Field::new(name, DataType::Utf8, f.is_nullable()),
             _ => Field::new(name, text_scalar(dt), f.is_nullable()),
         },
         Family::Parquet => match dt {
-            DataType::Interval(IntervalUnit::MonthDayNano) => Field::new(name, DataType::Utf8, f.is_nullable()),
+            DataType::Interval(IntervalUnit::MonthDayNano) => {
+                Field::new(name, DataType::Utf8, f.is_nullable())
+            }
             DataType::Null => Field::new(name, DataType::Utf8, f.is_nullable()),
             DataType::Utf8View => keep(DataType::Utf8),
             DataType::BinaryView => keep(DataType::Binary),
             _ => f.clone(),
         },
         Family::Avro => match dt {
-            DataType::Int8 | DataType::UInt8 | DataType::Int16 | DataType::UInt16 => keep(DataType::Int32),
+            DataType::Int8 | DataType::UInt8 | DataType::Int16 | DataType::UInt16 => {
+                keep(DataType::Int32)
+            }
             DataType::UInt32 => keep(DataType::Int64),
             DataType::UInt64 => keep(DataType::Decimal128(20, 0)),
             DataType::Float16 => keep(DataType::Float32),
             DataType::Utf8View | DataType::LargeUtf8 => keep(DataType::Utf8),
             DataType::BinaryView | DataType::LargeBinary => keep(DataType::Binary),
-            DataType::Interval(_) | DataType::Duration(_) | DataType::Null => Field::new(name, DataType::Utf8, f.is_nullable()),
-            DataType::Dictionary(_, v) => canonical_field(&Field::new(name, v.as_ref().clone(), f.is_nullable()), family),
+            DataType::Interval(_) | DataType::Duration(_) | DataType::Null => {
+                Field::new(name, DataType::Utf8, f.is_nullable())
+            }
+            DataType::Dictionary(_, v) => canonical_field(
+                &Field::new(name, v.as_ref().clone(), f.is_nullable()),
+                family,
+            ),
             _ => f.clone(),
         },
     }
@@ -163,7 +184,11 @@ pub fn canonical_field(f: &Field, family: Family) -> Field {
 /// The schema a source schema becomes in `family`.
 pub fn canonical_schema(schema: &Schema, family: Family) -> SchemaRef {
     Arc::new(Schema::new(
-        schema.fields().iter().map(|f| canonical_field(f, family)).collect::<Vec<_>>(),
+        schema
+            .fields()
+            .iter()
+            .map(|f| canonical_field(f, family))
+            .collect::<Vec<_>>(),
     ))
 }
 
@@ -187,25 +212,35 @@ fn err(column: &str, e: impl std::fmt::Display) -> FerryError {
 
 /// Renders any column as text (PostgreSQL's text forms; JSON for nested values).
 fn render_text(name: &str, array: &ArrayRef) -> Result<ArrayRef, FerryError> {
-    let codec = ColumnCodec::plan(name, array.data_type(), &PgType::Text).map_err(|e| err(name, e))?;
+    let codec =
+        ColumnCodec::plan(name, array.data_type(), &PgType::Text).map_err(|e| err(name, e))?;
     let normalized = codec.normalize(array).map_err(|e| err(name, e))?;
     let mut col = TextColumn::default();
     render_column(&codec, &normalized, Style::Raw, &mut col).map_err(|e| err(name, e))?;
     let values: StringArray = (0..array.len())
-        .map(|i| array.is_valid(i).then(|| String::from_utf8_lossy(col.get(i)).into_owned()))
+        .map(|i| {
+            array
+                .is_valid(i)
+                .then(|| String::from_utf8_lossy(col.get(i)).into_owned())
+        })
         .collect();
     Ok(Arc::new(values))
 }
 
 /// Floors any timestamp unit to microseconds, keeping the ±infinity sentinels.
-fn timestamp_to_micros(name: &str, array: &ArrayRef, to: &DataType) -> Result<ArrayRef, FerryError> {
+fn timestamp_to_micros(
+    name: &str,
+    array: &ArrayRef,
+    to: &DataType,
+) -> Result<ArrayRef, FerryError> {
     let DataType::Timestamp(unit, _) = array.data_type() else {
         return Err(err(name, "not a timestamp"));
     };
-    let raw: PrimitiveArray<Int64Type> = cast_with_options(array, &DataType::Int64, &CastOptions::default())
-        .map_err(|e| err(name, e))?
-        .as_primitive::<Int64Type>()
-        .clone();
+    let raw: PrimitiveArray<Int64Type> =
+        cast_with_options(array, &DataType::Int64, &CastOptions::default())
+            .map_err(|e| err(name, e))?
+            .as_primitive::<Int64Type>()
+            .clone();
     let per = match unit {
         TimeUnit::Second => -1_000_000,
         TimeUnit::Millisecond => -1_000,
@@ -214,26 +249,42 @@ fn timestamp_to_micros(name: &str, array: &ArrayRef, to: &DataType) -> Result<Ar
     };
     let micros = raw.try_unary::<_, Int64Type, _>(|v| match v {
         i64::MAX | i64::MIN => Ok(v),
-        _ if per < 0 => v.checked_mul(-per).ok_or_else(|| err(name, format!("{v} is out of range in microseconds"))),
+        _ if per < 0 => v
+            .checked_mul(-per)
+            .ok_or_else(|| err(name, format!("{v} is out of range in microseconds"))),
         _ => Ok(v.div_euclid(per)),
     })?;
-    cast_with_options(&(Arc::new(micros) as ArrayRef), to, &CastOptions::default()).map_err(|e| err(name, e))
+    cast_with_options(&(Arc::new(micros) as ArrayRef), to, &CastOptions::default())
+        .map_err(|e| err(name, e))
 }
 
 /// Floors an interval's nanoseconds to microseconds (what text forms carry).
 fn interval_to_micros(name: &str, array: &ArrayRef) -> Result<ArrayRef, FerryError> {
-    let mdn = cast_with_options(array, &DataType::Interval(IntervalUnit::MonthDayNano), &CastOptions::default())
-        .map_err(|e| err(name, e))?;
-    let floored = mdn.as_primitive::<IntervalMonthDayNanoType>().unary::<_, IntervalMonthDayNanoType>(|v| {
-        IntervalMonthDayNano::new(v.months, v.days, v.nanoseconds.div_euclid(1_000) * 1_000)
-    });
+    let mdn = cast_with_options(
+        array,
+        &DataType::Interval(IntervalUnit::MonthDayNano),
+        &CastOptions::default(),
+    )
+    .map_err(|e| err(name, e))?;
+    let floored = mdn
+        .as_primitive::<IntervalMonthDayNanoType>()
+        .unary::<_, IntervalMonthDayNanoType>(|v| {
+            IntervalMonthDayNano::new(v.months, v.days, v.nanoseconds.div_euclid(1_000) * 1_000)
+        });
     Ok(Arc::new(floored))
 }
 
 /// Replaces NaN and infinities by NULL (JSON has no such numbers).
 fn finite_only(array: &ArrayRef) -> ArrayRef {
-    fn go<T: ArrowPrimitiveType>(a: &PrimitiveArray<T>, finite: impl Fn(T::Native) -> bool) -> ArrayRef {
-        Arc::new(a.iter().map(|v| v.filter(|x| finite(*x))).collect::<PrimitiveArray<T>>())
+    fn go<T: ArrowPrimitiveType>(
+        a: &PrimitiveArray<T>,
+        finite: impl Fn(T::Native) -> bool,
+    ) -> ArrayRef {
+        Arc::new(
+            a.iter()
+                .map(|v| v.filter(|x| finite(*x)))
+                .collect::<PrimitiveArray<T>>(),
+        )
     }
     match array.data_type() {
         DataType::Float32 => go(array.as_primitive::<Float32Type>(), |x: f32| x.is_finite()),
@@ -243,10 +294,19 @@ fn finite_only(array: &ArrayRef) -> ArrayRef {
 }
 
 /// Converts one column to its canonical field.
-fn convert(name: &str, array: &ArrayRef, to: &Field, family: Family) -> Result<ArrayRef, FerryError> {
+fn convert(
+    name: &str,
+    array: &ArrayRef,
+    to: &Field,
+    family: Family,
+) -> Result<ArrayRef, FerryError> {
     let from = array.data_type();
     let target = to.data_type();
-    if let (DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..), DataType::List(item)) = (from, target) {
+    if let (
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..),
+        DataType::List(item),
+    ) = (from, target)
+    {
         let (values, offsets) = ferry_connectors::pg::text::list_parts(array.as_ref());
         let values = convert(name, &values, item, family)?;
         let offsets: Vec<i32> = offsets.iter().map(|&o| o as i32).collect();
@@ -268,24 +328,41 @@ fn convert(name: &str, array: &ArrayRef, to: &Field, family: Family) -> Result<A
             .zip(s.columns())
             .map(|(f, c)| convert(name, c, f, family))
             .collect::<Result<Vec<_>, _>>()?;
-        let out = arrow::array::StructArray::try_new(to_fields.clone(), columns, s.nulls().cloned())
-            .map_err(|e| err(name, e))?;
+        let out =
+            arrow::array::StructArray::try_new(to_fields.clone(), columns, s.nulls().cloned())
+                .map_err(|e| err(name, e))?;
         return Ok(Arc::new(out));
     }
     let converted = match (from, target) {
         (a, b) if a == b => array.clone(),
-        (_, DataType::Utf8) if !matches!(from, DataType::Utf8View | DataType::LargeUtf8 | DataType::Dictionary(..)) => {
+        (_, DataType::Utf8)
+            if !matches!(
+                from,
+                DataType::Utf8View | DataType::LargeUtf8 | DataType::Dictionary(..)
+            ) =>
+        {
             render_text(name, array)?
         }
-        (DataType::Timestamp(..), DataType::Timestamp(TimeUnit::Microsecond, _)) => timestamp_to_micros(name, array, target)?,
-        (DataType::Duration(_) | DataType::Interval(_), DataType::Interval(IntervalUnit::MonthDayNano)) => {
-            interval_to_micros(name, array)?
+        (DataType::Timestamp(..), DataType::Timestamp(TimeUnit::Microsecond, _)) => {
+            timestamp_to_micros(name, array, target)?
         }
+        (
+            DataType::Duration(_) | DataType::Interval(_),
+            DataType::Interval(IntervalUnit::MonthDayNano),
+        ) => interval_to_micros(name, array)?,
         (DataType::Date64, DataType::Date32) => {
             let ms = array.as_primitive::<Date64Type>();
             Arc::new(ms.unary::<_, Date32Type>(|v| v.div_euclid(86_400_000) as i32))
         }
-        _ => cast_with_options(array, target, &CastOptions { safe: false, ..Default::default() }).map_err(|e| err(name, e))?,
+        _ => cast_with_options(
+            array,
+            target,
+            &CastOptions {
+                safe: false,
+                ..Default::default()
+            },
+        )
+        .map_err(|e| err(name, e))?,
     };
     Ok(match family {
         Family::Json => finite_only(&converted),
@@ -294,7 +371,11 @@ fn convert(name: &str, array: &ArrayRef, to: &Field, family: Family) -> Result<A
 }
 
 /// Brings a batch to the canonical schema of its family.
-pub fn canonicalize(batch: &RecordBatch, canonical: &SchemaRef, family: Family) -> Result<RecordBatch, FerryError> {
+pub fn canonicalize(
+    batch: &RecordBatch,
+    canonical: &SchemaRef,
+    family: Family,
+) -> Result<RecordBatch, FerryError> {
     let columns = batch
         .columns()
         .iter()
@@ -318,12 +399,17 @@ pub fn comparable_type(dt: &DataType) -> DataType {
     match dt {
         D::Utf8View | D::LargeUtf8 => D::Utf8,
         D::BinaryView | D::LargeBinary => D::Binary,
+        // A zoned timestamp is an instant: "+00:00" and "UTC" name the same one.
+        D::Timestamp(unit, Some(_)) => D::Timestamp(*unit, Some("UTC".into())),
         D::Dictionary(_, v) => comparable_type(v),
         D::RunEndEncoded(_, v) => comparable_type(v.data_type()),
-        D::List(f) | D::LargeList(f) | D::ListView(f) | D::LargeListView(f) => {
-            D::List(Arc::new(Field::new("item", comparable_type(f.data_type()), true)))
-        }
-        D::FixedSizeList(f, n) => D::FixedSizeList(Arc::new(Field::new("item", comparable_type(f.data_type()), true)), *n),
+        D::List(f) | D::LargeList(f) | D::ListView(f) | D::LargeListView(f) => D::List(Arc::new(
+            Field::new("item", comparable_type(f.data_type()), true),
+        )),
+        D::FixedSizeList(f, n) => D::FixedSizeList(
+            Arc::new(Field::new("item", comparable_type(f.data_type()), true)),
+            *n,
+        ),
         D::Struct(fields) => D::Struct(
             fields
                 .iter()
@@ -331,7 +417,11 @@ pub fn comparable_type(dt: &DataType) -> DataType {
                 .collect(),
         ),
         D::Map(entries, sorted) => D::Map(
-            Arc::new(Field::new(entries.name(), comparable_type(entries.data_type()), false)),
+            Arc::new(Field::new(
+                entries.name(),
+                comparable_type(entries.data_type()),
+                false,
+            )),
             *sorted,
         ),
         other => other.clone(),
@@ -344,5 +434,6 @@ pub fn comparable(array: &ArrayRef) -> Result<ArrayRef, FerryError> {
     if &to == array.data_type() {
         return Ok(array.clone());
     }
-    cast_with_options(array, &to, &CastOptions::default()).map_err(|e| FerryError::Internal(format!("normalising for comparison: {e}")))
+    cast_with_options(array, &to, &CastOptions::default())
+        .map_err(|e| FerryError::Internal(format!("normalising for comparison: {e}")))
 }

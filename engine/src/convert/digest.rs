@@ -83,7 +83,9 @@ impl Digest {
                     Some(c) => c,
                     slot => slot.insert(
                         RowConverter::new(vec![SortField::new(array.data_type().clone())])
-                            .map_err(|e| FerryError::Internal(format!("digest of {}: {e}", col.name)))?,
+                            .map_err(|e| {
+                                FerryError::Internal(format!("digest of {}: {e}", col.name))
+                            })?,
                     ),
                 };
                 let rows = converter
@@ -123,18 +125,39 @@ mod tests {
     use std::sync::Arc;
 
     fn digest(a: ArrayRef) -> DigestSummary {
-        let schema = Arc::new(Schema::new(vec![Field::new("c", a.data_type().clone(), true)]));
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "c",
+            a.data_type().clone(),
+            true,
+        )]));
         let mut d = Digest::new(&["c".to_string()]);
-        d.update(&RecordBatch::try_new(schema, vec![a]).unwrap()).unwrap();
+        d.update(&RecordBatch::try_new(schema, vec![a]).unwrap())
+            .unwrap();
         d.summary()
     }
 
     #[test]
     fn sensitive_to_order_sign_and_nulls_not_to_layout() {
-        let a = digest(Arc::new(Float64Array::from(vec![Some(0.0), Some(1.0), None])));
-        let b = digest(Arc::new(Float64Array::from(vec![Some(1.0), Some(0.0), None])));
-        let c = digest(Arc::new(Float64Array::from(vec![Some(-0.0), Some(1.0), None])));
-        let d = digest(Arc::new(Float64Array::from(vec![Some(0.0), Some(1.0), Some(f64::NAN)])));
+        let a = digest(Arc::new(Float64Array::from(vec![
+            Some(0.0),
+            Some(1.0),
+            None,
+        ])));
+        let b = digest(Arc::new(Float64Array::from(vec![
+            Some(1.0),
+            Some(0.0),
+            None,
+        ])));
+        let c = digest(Arc::new(Float64Array::from(vec![
+            Some(-0.0),
+            Some(1.0),
+            None,
+        ])));
+        let d = digest(Arc::new(Float64Array::from(vec![
+            Some(0.0),
+            Some(1.0),
+            Some(f64::NAN),
+        ])));
         assert_ne!(a, b);
         assert_ne!(a, c);
         assert_ne!(a, d);
@@ -147,7 +170,10 @@ mod tests {
         let mut split = Digest::new(&["c".to_string()]);
         for part in [vec!["x"], vec!["yy"]] {
             split
-                .update(&RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(part))]).unwrap())
+                .update(
+                    &RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(part))])
+                        .unwrap(),
+                )
                 .unwrap();
         }
         assert_eq!(split.summary(), s);

@@ -3,6 +3,7 @@
 
 pub mod blocking;
 pub mod compression;
+pub mod copy;
 pub mod csv;
 pub mod error;
 pub mod parse;

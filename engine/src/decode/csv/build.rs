@@ -55,7 +55,8 @@ impl ChunkPos<'_> {
     }
 }
 
-type Failure = (usize, String, String); // (record, reason, hint)
+/// A value that failed to parse: (record, reason, hint).
+pub(crate) type Failure = (usize, String, String);
 
 /// Builds one batch from `records[skip..]`.
 pub fn build_batch(
@@ -199,7 +200,10 @@ fn bad(reason: &str, hint: &str) -> (String, String) {
     (reason.to_string(), hint.to_string())
 }
 
-fn build_column<'a>(
+/// Builds one typed column from text fields (`get(row)` gives the bytes and
+/// whether they were quoted). Callers guarantee the bytes are UTF-8: the
+/// `Utf8` arm relies on it.
+pub(crate) fn build_column<'a>(
     field: &Field,
     format: Option<&str>,
     rows: usize,

@@ -1,0 +1,679 @@
+//! The Converter: a file in, another format out, proved by reading it back.
+//!
+//! Two steps, as two container tasks run them: [`convert`] decodes the input,
+//! applies the dataset's transform, brings each batch to the form the output
+//! format can hold ([`canonical`]), writes it (in parallel, in order) and
+//! records a digest of what it wrote; [`validate`] reads the output back with
+//! that format's own reader, digests it the same way and compares schema, row
+//! count, null counts and digests — naming the first differing row, column and
+//! values when they differ.
+
+pub mod canonical;
+pub mod digest;
+pub mod writers;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::datatypes::{Schema, SchemaRef};
+use arrow::row::{RowConverter, SortField};
+use datafusion::datasource::file_format::options::ArrowReadOptions;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::prelude::{JsonReadOptions, ParquetReadOptions, SessionContext};
+use ferry_connectors::pg::QualifiedName;
+use ferry_connectors::pg::codec::display_value;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use self::canonical::{
+    Family, canonical_schema, canonicalize, comparable, comparable_type, lossy_notes,
+};
+use self::digest::{Digest, DigestSummary};
+use self::writers::{Chunk, OutputFormat, TextCompression, output_bytes};
+use crate::decode::csv::{CsvDialect, CsvSource, CsvTable, ReadCounters};
+use crate::decode::{Compression, DecodeError, copy};
+use crate::error::FerryError;
+use crate::progress::Progress;
+use crate::source::{Input, avro_table, compression_type, df_err, path_str, register_source};
+use crate::spec::DatasetSpec;
+use crate::transform;
+
+/// Rows per parallel task.
+const SLICE_ROWS: usize = 8192;
+
+/// What to convert.
+#[derive(Debug, Clone)]
+pub struct ConvertRequest {
+    /// The dataset (its source options and transform); ad hoc without `--dataset`.
+    pub spec: DatasetSpec,
+    /// The input, as a local file.
+    pub input: Input,
+    /// Where the output goes (a folder for `sql`/`pgcopy`).
+    pub output: PathBuf,
+    /// The output format and its options.
+    pub format: OutputFormat,
+    /// The table named in `sql`/`pgcopy` outputs.
+    pub table: QualifiedName,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+/// What the conversion step did; saved as `<output>.convert.json` for the
+/// validation step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConvertReport {
+    /// The input as given.
+    pub input: String,
+    /// The output.
+    pub output: PathBuf,
+    /// Output format name.
+    pub format: String,
+    /// Rows written.
+    pub rows: u64,
+    /// Input size.
+    pub input_bytes: u64,
+    /// Output size.
+    pub output_bytes: u64,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// Files written.
+    pub files: Vec<PathBuf>,
+    /// Columns whose type the format could not hold as is, and what they became.
+    pub lossy: Vec<String>,
+    /// Digest of the rows written, as written.
+    pub digest: DigestSummary,
+    /// The written schema, as an Arrow IPC schema message in hex.
+    pub schema_ipc: String,
+}
+
+/// The first difference validation found.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Difference {
+    /// 1-based row.
+    pub row: u64,
+    /// Column name.
+    pub column: String,
+    /// The value converted from the input.
+    pub source: String,
+    /// The value read back from the output.
+    pub written: String,
+}
+
+/// What the validation step found; saved as `<output>.validation.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ValidationReport {
+    /// `valid` or `invalid`.
+    pub verdict: String,
+    /// The output validated.
+    pub output: PathBuf,
+    /// Rows expected and found.
+    pub rows: (u64, u64),
+    /// Everything that differs (empty when valid).
+    pub problems: Vec<String>,
+    /// The first differing value, when the rows could be compared.
+    pub first_difference: Option<Difference>,
+    /// Columns whose type the format changed (documented lossy mappings).
+    pub lossy: Vec<String>,
+    /// Seconds spent.
+    pub seconds: f64,
+    /// Digest of the source rows (as converted).
+    pub source: DigestSummary,
+    /// Digest of the rows read back.
+    pub written: DigestSummary,
+}
+
+impl ValidationReport {
+    /// Whether the output matched.
+    pub fn is_valid(&self) -> bool {
+        self.verdict == "valid"
+    }
+}
+
+/// `<output>.<suffix>`: where a step's report goes.
+pub fn report_path(output: &Path, suffix: &str) -> PathBuf {
+    let mut name = output
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(format!(".{suffix}"));
+    output.with_file_name(name)
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), FerryError> {
+    let text =
+        serde_json::to_string_pretty(value).map_err(|e| FerryError::Internal(e.to_string()))?;
+    std::fs::write(path, text).map_err(|e| FerryError::io(format!("writing {}", path.display()), e))
+}
+
+fn schema_to_hex(schema: &Schema) -> Result<String, FerryError> {
+    let mut buf = Vec::new();
+    let mut w = arrow::ipc::writer::StreamWriter::try_new(&mut buf, schema)
+        .map_err(|e| FerryError::Internal(e.to_string()))?;
+    w.finish()
+        .map_err(|e| FerryError::Internal(e.to_string()))?;
+    drop(w);
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn schema_from_hex(hex: &str) -> Result<SchemaRef, FerryError> {
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect();
+    let bytes = bytes
+        .ok_or_else(|| FerryError::Usage("the conversion report's schema is corrupt".into()))?;
+    let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
+        .map_err(|e| {
+            FerryError::Usage(format!("the conversion report's schema is corrupt: {e}"))
+        })?;
+    Ok(reader.schema())
+}
+
+/// The input decoded, transformed and brought to the output's canonical form.
+struct Canonical {
+    stream: SendableRecordBatchStream,
+    source_schema: SchemaRef,
+    canonical: SchemaRef,
+    family: Family,
+    input_bytes: u64,
+    counters: Arc<ReadCounters>,
+    sql_path: String,
+}
+
+async fn open_canonical(req: &ConvertRequest) -> Result<Canonical, FerryError> {
+    let ctx = transform::new_session();
+    let source = register_source(&ctx, &req.spec, &req.input).await?;
+    let df = transform::plan(&ctx, &req.spec).await?;
+    let source_schema = Arc::new(df.schema().as_arrow().clone());
+    let family = req.format.family();
+    let canonical = canonical_schema(&source_schema, family);
+    let sql_path = req.spec.transform_path.display().to_string();
+    let stream = transform::execute_ordered(df)
+        .await
+        .map_err(|e| FerryError::from_datafusion(e, &sql_path))?;
+    Ok(Canonical {
+        stream,
+        source_schema,
+        canonical,
+        family,
+        input_bytes: source.size,
+        counters: source.counters,
+        sql_path,
+    })
+}
+
+/// A canonical batch and its encoded chunk, being computed on the pool.
+type Pending = oneshot::Receiver<Result<(RecordBatch, Option<Chunk>), FerryError>>;
+
+/// Canonical batches, sliced and converted in parallel, in order.
+fn canonical_batches(
+    mut c: Canonical,
+    encoder: Option<Arc<dyn writers::ChunkEncoder>>,
+) -> mpsc::Receiver<Pending> {
+    let depth = rayon::current_num_threads().max(1) * 2;
+    let (tx, rx) = mpsc::channel(depth);
+    tokio::spawn(async move {
+        let mut first_row = 0u64;
+        while let Some(batch) = c.stream.next().await {
+            let batch = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    let (otx, orx) = oneshot::channel();
+                    let _ = otx.send(Err(FerryError::from_datafusion(e, &c.sql_path)));
+                    let _ = tx.send(orx).await;
+                    return;
+                }
+            };
+            for offset in (0..batch.num_rows()).step_by(SLICE_ROWS) {
+                let slice = batch.slice(offset, SLICE_ROWS.min(batch.num_rows() - offset));
+                let (otx, orx) = oneshot::channel();
+                if tx.send(orx).await.is_err() {
+                    return;
+                }
+                let (canonical, family, encoder) = (c.canonical.clone(), c.family, encoder.clone());
+                let row = first_row;
+                first_row += slice.num_rows() as u64;
+                rayon::spawn(move || {
+                    let result = canonicalize(&slice, &canonical, family).and_then(|b| {
+                        let chunk = match &encoder {
+                            Some(e) => Some(e.encode(b.clone(), row)?),
+                            None => None,
+                        };
+                        Ok((b, chunk))
+                    });
+                    let _ = otx.send(result);
+                });
+            }
+        }
+    });
+    rx
+}
+
+/// Step 1: convert the input to the output format and record its digest.
+pub async fn convert(req: &ConvertRequest) -> Result<ConvertReport, FerryError> {
+    let started = Instant::now();
+    let c = open_canonical(req).await?;
+    let canonical = c.canonical.clone();
+    let lossy = lossy_notes(&c.source_schema, &canonical);
+    let input_bytes = c.input_bytes;
+    if let Some(parent) = req.output.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| FerryError::io(format!("creating {}", parent.display()), e))?;
+    }
+    let output = writers::open(&req.format, &req.output, canonical.clone(), &req.table)?;
+    let rows = Arc::new(AtomicU64::new(0));
+    let counters = c.counters.clone();
+    let mut progress = Progress::start(
+        req.progress,
+        input_bytes,
+        Arc::new(move || counters.bytes.load(Ordering::Relaxed)),
+        rows.clone(),
+    );
+    // The sink and the digest run on their own thread, in order.
+    let (sink_tx, mut sink_rx) = mpsc::channel::<(RecordBatch, Chunk)>(4);
+    let names: Vec<String> = canonical
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let mut sink = output.sink;
+    let writer = std::thread::Builder::new()
+        .name("ferry-convert-sink".into())
+        .spawn(
+            move || -> Result<(DigestSummary, Vec<PathBuf>), FerryError> {
+                let mut digest = Digest::new(&names);
+                while let Some((batch, chunk)) = sink_rx.blocking_recv() {
+                    digest.update(&batch)?;
+                    sink.write(chunk, batch.num_rows() as u64)?;
+                }
+                let files = sink.finish()?;
+                Ok((digest.summary(), files))
+            },
+        )
+        .map_err(|e| FerryError::io("starting the writer", e))?;
+    let mut queue = canonical_batches(c, Some(output.encoder));
+    let mut failure = None;
+    while let Some(pending) = queue.recv().await {
+        let item = pending
+            .await
+            .unwrap_or_else(|_| Err(FerryError::Internal("a conversion task stopped".into())));
+        match item {
+            Ok((batch, Some(chunk))) => {
+                rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                if sink_tx.send((batch, chunk)).await.is_err() {
+                    break; // the writer failed: its error is collected below
+                }
+            }
+            Ok((_, None)) => {}
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    drop(queue);
+    drop(sink_tx);
+    progress.finish();
+    let written = tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .map_err(|e| FerryError::Internal(e.to_string()))?
+        .map_err(|_| FerryError::Internal("the writer panicked".into()))?;
+    if let Some(e) = failure {
+        // The sink finished a complete file on a partial stream: remove it.
+        if let Ok((_, files)) = &written {
+            for f in files {
+                let _ = std::fs::remove_file(f);
+            }
+            if req.output.is_dir() {
+                let _ = std::fs::remove_dir_all(&req.output);
+            }
+        }
+        return Err(e);
+    }
+    let (digest, files) = written?;
+    let report = ConvertReport {
+        input: req.input.display.clone(),
+        output: req.output.clone(),
+        format: req.format.name().to_string(),
+        rows: digest.rows,
+        input_bytes,
+        output_bytes: output_bytes(&files),
+        seconds: started.elapsed().as_secs_f64(),
+        files,
+        lossy,
+        digest,
+        schema_ipc: schema_to_hex(&canonical)?,
+    };
+    write_json(&report_path(&req.output, "convert.json"), &report)?;
+    Ok(report)
+}
+
+/// Reads the output back with its format's reader.
+async fn read_back(
+    req: &ConvertRequest,
+    schema: &SchemaRef,
+    files: &[PathBuf],
+) -> Result<SendableRecordBatchStream, FerryError> {
+    let display = req.output.display().to_string();
+    let input = Input {
+        path: req.output.clone(),
+        display: display.clone(),
+    };
+    let ctx = SessionContext::new_with_config(transform::new_session().copied_config());
+    match &req.format {
+        OutputFormat::Csv(o) | OutputFormat::Tsv(o) => {
+            let compression = Compression::from_path(&req.output);
+            let source = Arc::new(CsvSource {
+                path: req.output.clone(),
+                display,
+                compression,
+                dialect: CsvDialect {
+                    delimiter: o.delimiter,
+                    quote: Some(o.quote),
+                    escape: None,
+                    comment: None,
+                    header: o.header,
+                    nulls: vec![o.null.clone().into_bytes()],
+                    trailing_delimiter: false,
+                },
+                schema: schema.clone(),
+                formats: vec![None; schema.fields().len()],
+                chunk_bytes: crate::source::CSV_CHUNK_BYTES,
+                counters: Arc::default(),
+            });
+            ctx.register_table("out", Arc::new(CsvTable::new(source)))
+                .map_err(df_err(&input))?;
+        }
+        OutputFormat::Ndjson(c) => {
+            let compression = match c {
+                TextCompression::None => Compression::None,
+                TextCompression::Gzip => Compression::Gzip,
+                TextCompression::Zstd => Compression::Zstd,
+            };
+            let options = JsonReadOptions::default()
+                .file_extension("")
+                .file_compression_type(compression_type(compression))
+                .schema(schema.as_ref());
+            ctx.register_json("out", path_str(&input)?.as_str(), options)
+                .await
+                .map_err(df_err(&input))?;
+        }
+        OutputFormat::Parquet(_) => {
+            ctx.register_parquet(
+                "out",
+                path_str(&input)?.as_str(),
+                ParquetReadOptions::default().file_extension(""),
+            )
+            .await
+            .map_err(df_err(&input))?;
+        }
+        OutputFormat::ArrowFile(_) | OutputFormat::ArrowStream(_) => {
+            let options = ArrowReadOptions {
+                file_extension: "",
+                ..Default::default()
+            };
+            ctx.register_arrow("out", path_str(&input)?.as_str(), options)
+                .await
+                .map_err(df_err(&input))?;
+        }
+        OutputFormat::Avro(_) => {
+            let table = avro_table(&input)?.table().map_err(df_err(&input))?;
+            ctx.register_table("out", Arc::new(table))
+                .map_err(df_err(&input))?;
+        }
+        OutputFormat::Sql | OutputFormat::Pgcopy => {
+            let sql = req.format == OutputFormat::Sql;
+            let ext = if sql { "sql" } else { "pgcopy" };
+            let mut parts: Vec<PathBuf> = files
+                .iter()
+                .filter(|f| {
+                    f.extension().is_some_and(|e| e == ext)
+                        && f.file_name().is_some_and(|n| n != "load.sql")
+                })
+                .cloned()
+                .collect();
+            parts.sort();
+            let (schema, open_schema) = (schema.clone(), schema.clone());
+            let open: crate::decode::blocking::OpenFn = Arc::new(move || {
+                let mut batches = Vec::new();
+                for p in &parts {
+                    let shown = p.display().to_string();
+                    batches.extend(if sql {
+                        copy::read_sql(p, &shown, &open_schema)?
+                    } else {
+                        copy::read_pgcopy(p, &shown, &open_schema)?
+                    });
+                }
+                Ok(Box::new(batches.into_iter().map(Ok))
+                    as Box<
+                        dyn Iterator<Item = Result<RecordBatch, DecodeError>> + Send,
+                    >)
+            });
+            let table = crate::decode::blocking::BlockingPartition::new(schema, open)
+                .table()
+                .map_err(df_err(&input))?;
+            ctx.register_table("out", Arc::new(table))
+                .map_err(df_err(&input))?;
+        }
+    }
+    let df = ctx.table("out").await.map_err(df_err(&input))?;
+    transform::execute_ordered(df).await.map_err(df_err(&input))
+}
+
+fn comparable_schema(schema: &Schema) -> Vec<(String, arrow::datatypes::DataType)> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| (f.name().clone(), comparable_type(f.data_type())))
+        .collect()
+}
+
+/// Step 2: read the output back and compare it with what was written.
+pub async fn validate(req: &ConvertRequest) -> Result<ValidationReport, FerryError> {
+    let started = Instant::now();
+    let report_file = report_path(&req.output, "convert.json");
+    let converted: ConvertReport =
+        serde_json::from_slice(&std::fs::read(&report_file).map_err(|e| {
+            FerryError::io(
+                format!(
+                    "reading {} (run the convert step first)",
+                    report_file.display()
+                ),
+                e,
+            )
+        })?)
+        .map_err(|e| FerryError::Usage(format!("{}: {e}", report_file.display())))?;
+    let schema = schema_from_hex(&converted.schema_ipc)?;
+    let mut problems = Vec::new();
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let mut digest = Digest::new(&names);
+    let mut first_difference = None;
+    let read_schema;
+    match read_back(req, &schema, &converted.files).await {
+        Err(e) => problems.push(format!("the output cannot be read back: {e}")),
+        Ok(mut stream) => {
+            read_schema = stream.schema();
+            if comparable_schema(&read_schema) != comparable_schema(&schema) {
+                for (a, b) in schema.fields().iter().zip(read_schema.fields()) {
+                    if a.name() != b.name()
+                        || comparable_type(a.data_type()) != comparable_type(b.data_type())
+                    {
+                        problems.push(format!(
+                            "schema: column {:?} ({}) reads back as {:?} ({})",
+                            a.name(),
+                            a.data_type(),
+                            b.name(),
+                            b.data_type()
+                        ));
+                    }
+                }
+                if schema.fields().len() != read_schema.fields().len() {
+                    problems.push(format!(
+                        "schema: {} columns written, {} read back",
+                        schema.fields().len(),
+                        read_schema.fields().len()
+                    ));
+                }
+            } else {
+                while let Some(batch) = stream.next().await {
+                    match batch {
+                        Ok(b) => digest.update(&b)?,
+                        Err(e) => {
+                            problems.push(format!(
+                                "reading the output back failed: {}",
+                                FerryError::from_datafusion(e, "")
+                            ));
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let written = digest.summary();
+    let source = converted.digest.clone();
+    if problems.is_empty() {
+        if written.rows != source.rows {
+            problems.push(format!(
+                "row count: {} written, {} read back",
+                source.rows, written.rows
+            ));
+        }
+        for (a, b) in source.columns.iter().zip(&written.columns) {
+            if a.nulls != b.nulls {
+                problems.push(format!(
+                    "column {:?}: {} NULLs written, {} read back",
+                    a.name, a.nulls, b.nulls
+                ));
+            }
+            if a.digest != b.digest {
+                problems.push(format!("column {:?}: content digest differs", a.name));
+            }
+        }
+        if !problems.is_empty() {
+            first_difference = find_difference(req, &schema, &converted.files).await?;
+        }
+    }
+    let report = ValidationReport {
+        verdict: if problems.is_empty() {
+            "valid"
+        } else {
+            "invalid"
+        }
+        .to_string(),
+        output: req.output.clone(),
+        rows: (source.rows, written.rows),
+        problems,
+        first_difference,
+        lossy: converted.lossy.clone(),
+        seconds: started.elapsed().as_secs_f64(),
+        source,
+        written,
+    };
+    write_json(&report_path(&req.output, "validation.json"), &report)?;
+    Ok(report)
+}
+
+/// Walks the converted input and the output in step and returns the first
+/// value that differs (the slow path, only after a digest mismatch).
+async fn find_difference(
+    req: &ConvertRequest,
+    schema: &SchemaRef,
+    files: &[PathBuf],
+) -> Result<Option<Difference>, FerryError> {
+    let c = open_canonical(req).await?;
+    let mut left = canonical_batches(c, None);
+    let mut right = read_back(req, schema, files).await?;
+    let mut converters: Vec<Option<RowConverter>> =
+        (0..schema.fields().len()).map(|_| None).collect();
+    let (mut lb, mut lo): (Option<RecordBatch>, usize) = (None, 0);
+    let (mut rb, mut ro): (Option<RecordBatch>, usize) = (None, 0);
+    let mut row = 0u64;
+    loop {
+        if lb.as_ref().is_none_or(|b| lo == b.num_rows()) {
+            lb = match left.recv().await {
+                Some(p) => Some(
+                    p.await
+                        .map_err(|_| FerryError::Internal("conversion task stopped".into()))??
+                        .0,
+                ),
+                None => None,
+            };
+            lo = 0;
+        }
+        if rb.as_ref().is_none_or(|b| ro == b.num_rows()) {
+            rb = match right.next().await {
+                Some(b) => Some(b.map_err(|e| FerryError::from_datafusion(e, ""))?),
+                None => None,
+            };
+            ro = 0;
+        }
+        let (l, r) = match (&lb, &rb) {
+            (None, None) => return Ok(None),
+            (Some(l), None) => {
+                return Ok(Some(Difference {
+                    row: row + 1,
+                    column: String::new(),
+                    source: format!("a row ({} more)", l.num_rows() - lo),
+                    written: "end of the output".into(),
+                }));
+            }
+            (None, Some(_)) => {
+                return Ok(Some(Difference {
+                    row: row + 1,
+                    column: String::new(),
+                    source: "end of the input".into(),
+                    written: "an extra row".into(),
+                }));
+            }
+            (Some(l), Some(r)) => (l, r),
+        };
+        if l.num_rows() == 0 || r.num_rows() == 0 {
+            if l.num_rows() == 0 {
+                lo = 0;
+                lb = None;
+            }
+            if r.num_rows() == 0 {
+                ro = 0;
+                rb = None;
+            }
+            continue;
+        }
+        let n = (l.num_rows() - lo).min(r.num_rows() - ro);
+        for (k, conv) in converters.iter_mut().enumerate() {
+            let a: ArrayRef = comparable(&l.column(k).slice(lo, n))?;
+            let b: ArrayRef = comparable(&r.column(k).slice(ro, n))?;
+            let conv = match conv {
+                Some(c) => c,
+                slot => slot.insert(
+                    RowConverter::new(vec![SortField::new(a.data_type().clone())])
+                        .map_err(|e| FerryError::Internal(e.to_string()))?,
+                ),
+            };
+            let ra = conv
+                .convert_columns(std::slice::from_ref(&a))
+                .map_err(|e| FerryError::Internal(e.to_string()))?;
+            let rb_rows = conv
+                .convert_columns(std::slice::from_ref(&b))
+                .map_err(|e| FerryError::Internal(e.to_string()))?;
+            if let Some(i) = (0..n).find(|&i| ra.row(i) != rb_rows.row(i)) {
+                return Ok(Some(Difference {
+                    row: row + i as u64 + 1,
+                    column: schema.field(k).name().clone(),
+                    source: display_value(a.as_ref(), i),
+                    written: display_value(b.as_ref(), i),
+                }));
+            }
+        }
+        row += n as u64;
+        lo += n;
+        ro += n;
+    }
+}
