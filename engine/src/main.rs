@@ -1,6 +1,9 @@
 //! The `ferry` command line. Library errors become exit codes here, and only
 //! here; everything else lives in `ferry_engine`.
 
+// As in the library: errors are built once per failed command, never per row.
+#![allow(clippy::result_large_err)]
+
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
