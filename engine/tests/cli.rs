@@ -572,3 +572,107 @@ async fn bad_ndjson_names_the_line() {
         .await;
     assert!(!exists);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn convert_validates_and_exits_6_on_a_mismatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("orders.csv");
+    let out = std::process::Command::new("python3")
+        .arg(repo().join("scripts/gen_sample.py"))
+        .args(["orders", "--rows", "3000"])
+        .output()
+        .unwrap();
+    std::fs::write(&input, out.stdout).unwrap();
+    let run = |args: &[&str]| ferry(args, dir.path());
+    let o = run(&[
+        "convert",
+        "-i",
+        "orders.csv",
+        "--to",
+        "parquet",
+        "--compression",
+        "zstd:3",
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(
+        text(&o).contains("converted 3000 rows") && text(&o).contains("validation: valid"),
+        "{}",
+        text(&o)
+    );
+    assert!(dir.path().join("orders.parquet").is_file());
+    assert!(dir.path().join("orders.parquet.validation.json").is_file());
+    // The output exists: refuse to overwrite without --force.
+    let o = run(&["convert", "-i", "orders.csv", "--to", "parquet"]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    // Round trip through another format and back, then tamper with a CSV and validate only.
+    let o = run(&[
+        "convert",
+        "-i",
+        "orders.parquet",
+        "--to",
+        "csv",
+        "-o",
+        "back.csv",
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let back = std::fs::read_to_string(dir.path().join("back.csv")).unwrap();
+    std::fs::write(
+        dir.path().join("back.csv"),
+        back.replacen(",paid,", ",PAID,", 1),
+    )
+    .unwrap();
+    let o = run(&[
+        "convert",
+        "-i",
+        "orders.parquet",
+        "--to",
+        "csv",
+        "-o",
+        "back.csv",
+        "--step",
+        "validate",
+    ]);
+    assert_eq!(code(&o), 6, "{}", text(&o));
+    assert!(
+        text(&o).contains("INVALID")
+            && text(&o).contains("column \"status\"")
+            && text(&o).contains("\"PAID\""),
+        "{}",
+        text(&o)
+    );
+    // To a loadable script without a database, then load it with psql.
+    let s = Scratch::new("convsql").await;
+    let table = s.table("orders");
+    let o = run(&[
+        "convert",
+        "-i",
+        "orders.csv",
+        "--to",
+        "sql",
+        "-o",
+        "orders-sql",
+        "--table",
+        &table,
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let out = common::psql_file(&dir.path().join("orders-sql/load.sql"));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        s.scalar::<i64>(&format!("SELECT count(*) FROM {table}"))
+            .await,
+        3000
+    );
+    // Help documents formats and options.
+    let o = run(&["convert", "--help"]);
+    for needle in [
+        "parquet",
+        "avro",
+        "pgcopy",
+        "--compression",
+        "zstd[:level]",
+        "row-group-rows",
+        "exits 6",
+    ] {
+        assert!(text(&o).contains(needle), "--help lacks {needle}");
+    }
+}

@@ -27,8 +27,11 @@ pub enum Family {
     Json,
     /// Parquet: Arrow's types, as the parquet crate maps them.
     Parquet,
-    /// Arrow IPC file and stream: every Arrow type.
+    /// Arrow IPC stream: every Arrow type.
     Ipc,
+    /// Arrow IPC file: every Arrow type, but one dictionary per column for the
+    /// whole file, so dictionary columns are written as their values.
+    IpcFile,
     /// Avro object container files.
     Avro,
     /// The PostgreSQL artifacts (`.sql`, `.pgcopy`): the type mapping's types.
@@ -90,14 +93,44 @@ fn json_text_field(name: &str, nullable: bool, jsonb: bool) -> Field {
     }
 }
 
+/// A decimal with a negative scale as the same integers at scale 0, for
+/// formats whose decimals cannot have one (Parquet, Avro, JSON readers).
+fn non_negative_scale(dt: &DataType) -> Option<DataType> {
+    let (p, s) = match dt {
+        DataType::Decimal32(p, s)
+        | DataType::Decimal64(p, s)
+        | DataType::Decimal128(p, s)
+        | DataType::Decimal256(p, s) => (*p, *s),
+        _ => return None,
+    };
+    if s >= 0 {
+        return None;
+    }
+    let p = (p as i16 - s as i16).min(76) as u8;
+    Some(if p <= 38 {
+        DataType::Decimal128(p, 0)
+    } else {
+        DataType::Decimal256(p, 0)
+    })
+}
+
 /// The field a source field becomes in `family`.
 pub fn canonical_field(f: &Field, family: Family) -> Field {
     let name = f.name();
     let dt = f.data_type();
+    if matches!(family, Family::Parquet | Family::Avro | Family::Json)
+        && let Some(d) = non_negative_scale(dt)
+    {
+        return Field::new(name, d, f.is_nullable());
+    }
     let keep =
         |dt: DataType| Field::new(name, dt, f.is_nullable()).with_metadata(f.metadata().clone());
     match family {
         Family::Ipc => f.clone(),
+        Family::IpcFile => match dt {
+            DataType::Dictionary(_, v) => keep(v.as_ref().clone()),
+            _ => f.clone(),
+        },
         Family::Text | Family::Postgres if is_uuid(f) => f.clone(),
         Family::Text => {
             if nested(dt) {
@@ -176,6 +209,13 @@ pub fn canonical_field(f: &Field, family: Family) -> Field {
                 &Field::new(name, v.as_ref().clone(), f.is_nullable()),
                 family,
             ),
+            // Avro's logical types: date is days; times and timestamps are ms, µs or ns.
+            DataType::Date64 => keep(DataType::Timestamp(TimeUnit::Millisecond, None)),
+            DataType::Time32(TimeUnit::Second) => keep(DataType::Time32(TimeUnit::Millisecond)),
+            DataType::Time64(TimeUnit::Nanosecond) => keep(DataType::Time64(TimeUnit::Microsecond)),
+            DataType::Timestamp(TimeUnit::Second, tz) => {
+                keep(DataType::Timestamp(TimeUnit::Millisecond, tz.clone()))
+            }
             _ => f.clone(),
         },
     }
@@ -192,14 +232,32 @@ pub fn canonical_schema(schema: &Schema, family: Family) -> SchemaRef {
     ))
 }
 
-/// One line per column whose type changes, for reports and `--help`.
-pub fn lossy_notes(source: &Schema, canonical: &Schema) -> Vec<String> {
+/// One line per column the format changes (its type, or values it cannot
+/// hold), for reports and `--help`.
+pub fn lossy_notes(source: &Schema, canonical: &Schema, family: Family) -> Vec<String> {
     source
         .fields()
         .iter()
         .zip(canonical.fields())
-        .filter(|(a, b)| a.data_type() != b.data_type())
-        .map(|(a, b)| format!("{}: {} -> {}", a.name(), a.data_type(), b.data_type()))
+        .filter_map(|(a, b)| {
+            if a.data_type() != b.data_type() {
+                Some(format!(
+                    "{}: {} -> {}",
+                    a.name(),
+                    a.data_type(),
+                    b.data_type()
+                ))
+            } else if family == Family::Json
+                && matches!(b.data_type(), DataType::Float32 | DataType::Float64)
+            {
+                Some(format!(
+                    "{}: NaN and ±Infinity -> null (JSON has no such numbers)",
+                    a.name()
+                ))
+            } else {
+                None
+            }
+        })
         .collect()
 }
 
@@ -396,6 +454,13 @@ pub fn canonicalize(
 /// strings as views).
 pub fn comparable_type(dt: &DataType) -> DataType {
     use DataType as D;
+    let field = |f: &FieldRef| {
+        Arc::new(Field::new(
+            f.name(),
+            comparable_type(f.data_type()),
+            f.is_nullable(),
+        ))
+    };
     match dt {
         D::Utf8View | D::LargeUtf8 => D::Utf8,
         D::BinaryView | D::LargeBinary => D::Binary,
@@ -403,27 +468,29 @@ pub fn comparable_type(dt: &DataType) -> DataType {
         D::Timestamp(unit, Some(_)) => D::Timestamp(*unit, Some("UTC".into())),
         D::Dictionary(_, v) => comparable_type(v),
         D::RunEndEncoded(_, v) => comparable_type(v.data_type()),
-        D::List(f) | D::LargeList(f) | D::ListView(f) | D::LargeListView(f) => D::List(Arc::new(
-            Field::new("item", comparable_type(f.data_type()), true),
-        )),
-        D::FixedSizeList(f, n) => D::FixedSizeList(
-            Arc::new(Field::new("item", comparable_type(f.data_type()), true)),
-            *n,
-        ),
-        D::Struct(fields) => D::Struct(
-            fields
-                .iter()
-                .map(|f| Field::new(f.name(), comparable_type(f.data_type()), true))
-                .collect(),
-        ),
-        D::Map(entries, sorted) => D::Map(
-            Arc::new(Field::new(
-                entries.name(),
-                comparable_type(entries.data_type()),
-                false,
-            )),
-            *sorted,
-        ),
+        D::List(f) | D::LargeList(f) | D::ListView(f) | D::LargeListView(f) => D::List(field(f)),
+        D::FixedSizeList(f, n) => D::FixedSizeList(field(f), *n),
+        D::Struct(fields) => D::Struct(fields.iter().map(field).collect()),
+        // Map entry names differ between writers ("keys"/"key"): values matter, not names.
+        D::Map(entries, sorted) => match entries.data_type() {
+            D::Struct(kv) if kv.len() == 2 => {
+                let key = Field::new("key", comparable_type(kv[0].data_type()), false);
+                let value = Field::new(
+                    "value",
+                    comparable_type(kv[1].data_type()),
+                    kv[1].is_nullable(),
+                );
+                D::Map(
+                    Arc::new(Field::new(
+                        "entries",
+                        D::Struct(vec![key, value].into()),
+                        false,
+                    )),
+                    *sorted,
+                )
+            }
+            _ => D::Map(field(entries), *sorted),
+        },
         other => other.clone(),
     }
 }

@@ -259,9 +259,15 @@ fn canonical_batches(
 /// Step 1: convert the input to the output format and record its digest.
 pub async fn convert(req: &ConvertRequest) -> Result<ConvertReport, FerryError> {
     let started = Instant::now();
+    if std::path::absolute(&req.output).ok() == std::path::absolute(&req.input.path).ok() {
+        return Err(FerryError::Usage(format!(
+            "the output {} is the input itself",
+            req.output.display()
+        )));
+    }
     let c = open_canonical(req).await?;
     let canonical = c.canonical.clone();
-    let lossy = lossy_notes(&c.source_schema, &canonical);
+    let lossy = lossy_notes(&c.source_schema, &canonical, c.family);
     let input_bytes = c.input_bytes;
     if let Some(parent) = req.output.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)

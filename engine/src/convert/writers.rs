@@ -151,7 +151,8 @@ impl OutputFormat {
             OutputFormat::Csv(_) | OutputFormat::Tsv(_) => Family::Text,
             OutputFormat::Ndjson(_) => Family::Json,
             OutputFormat::Parquet(_) => Family::Parquet,
-            OutputFormat::ArrowFile(_) | OutputFormat::ArrowStream(_) => Family::Ipc,
+            OutputFormat::ArrowFile(_) => Family::IpcFile,
+            OutputFormat::ArrowStream(_) => Family::Ipc,
             OutputFormat::Avro(_) => Family::Avro,
             OutputFormat::Sql | OutputFormat::Pgcopy => Family::Postgres,
         }
