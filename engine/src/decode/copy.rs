@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, ListArray, RecordBatch, RecordBatchOptions};
 use arrow::buffer::{NullBuffer, OffsetBuffer};
-use arrow::datatypes::{DataType, Field, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, FieldRef, SchemaRef, TimeUnit};
 use ferry_connectors::pg::PGCOPY_HEADER;
 use ferry_connectors::pg::time::PG_EPOCH_DAYS;
 
@@ -137,7 +137,13 @@ pub fn read_sql(
             }
         }
         if cols[0].len() == BATCH_ROWS {
-            batches.push(text_batch(&mut cols, schema, display, first_line)?);
+            batches.push(take_batch(
+                &mut cols,
+                schema,
+                display,
+                first_line,
+                text_column,
+            )?);
             first_line = line_no + 1;
         }
     }
@@ -148,7 +154,13 @@ pub fn read_sql(
         });
     }
     if cols.first().is_some_and(|c| c.len() > 0) {
-        batches.push(text_batch(&mut cols, schema, display, first_line)?);
+        batches.push(take_batch(
+            &mut cols,
+            schema,
+            display,
+            first_line,
+            text_column,
+        )?);
     }
     Ok(batches)
 }
@@ -251,38 +263,15 @@ fn text_column(
         Some(v) => (v, true),
     };
     if let DataType::List(item) = field.data_type() {
-        let mut elems = Fields::default();
-        let mut offsets = vec![0i32];
-        for i in 0..col.len() {
-            if let Some(v) = col.get(i) {
-                let parts = array_elements(v).ok_or_else(|| {
-                    bad(
-                        display,
-                        first_line + i as u64,
-                        field,
-                        "not an array literal",
-                    )
-                })?;
-                for p in &parts {
-                    elems.push(p.as_deref());
-                }
-            }
-            offsets.push(elems.len() as i32);
-        }
-        let values = text_column(item, &elems, display, first_line)?;
-        let nulls = NullBuffer::from(
-            (0..col.len())
-                .map(|i| col.get(i).is_some())
-                .collect::<Vec<_>>(),
+        return list_column(
+            field,
+            item,
+            col,
+            display,
+            first_line,
+            array_elements,
+            text_column,
         );
-        let list = ListArray::try_new(
-            item.clone(),
-            OffsetBuffer::new(offsets.into()),
-            values,
-            Some(nulls),
-        )
-        .map_err(|e| bad(display, first_line, field, e))?;
-        return Ok(Arc::new(list));
     }
     build_column(field, None, col.len(), get, &dialect).map_err(|(r, reason, _)| {
         bad(
@@ -294,18 +283,25 @@ fn text_column(
     })
 }
 
-fn text_batch(
+/// Builds one column of a batch from its collected fields.
+type ColumnFn = fn(&Field, &Fields, &str, u64) -> Result<ArrayRef, DecodeError>;
+/// Splits an array value into its elements (NULL elements are `None`).
+type SplitFn = fn(&[u8]) -> Option<Vec<Option<Vec<u8>>>>;
+
+/// Builds a batch from the collected fields with `column` and empties them.
+fn take_batch(
     cols: &mut [Fields],
     schema: &SchemaRef,
     display: &str,
-    first_line: u64,
+    first: u64,
+    column: ColumnFn,
 ) -> Result<RecordBatch, DecodeError> {
     let rows = cols.first().map_or(0, Fields::len);
     let arrays = schema
         .fields()
         .iter()
         .zip(cols.iter())
-        .map(|(f, c)| text_column(f, c, display, first_line))
+        .map(|(f, c)| column(f, c, display, first))
         .collect::<Result<Vec<_>, _>>()?;
     for c in cols.iter_mut() {
         *c = Fields::default();
@@ -319,6 +315,45 @@ fn text_batch(
         file: display.into(),
         detail: e.to_string(),
     })
+}
+
+/// A list column: each value split into elements by `split`, the elements
+/// built by `column`.
+fn list_column(
+    field: &Field,
+    item: &FieldRef,
+    col: &Fields,
+    display: &str,
+    first: u64,
+    split: SplitFn,
+    column: ColumnFn,
+) -> Result<ArrayRef, DecodeError> {
+    let mut elems = Fields::default();
+    let mut offsets = vec![0i32];
+    for i in 0..col.len() {
+        if let Some(v) = col.get(i) {
+            let parts = split(v)
+                .ok_or_else(|| bad(display, first + i as u64, field, "not a valid array"))?;
+            for p in &parts {
+                elems.push(p.as_deref());
+            }
+        }
+        offsets.push(elems.len() as i32);
+    }
+    let values = column(item, &elems, display, first)?;
+    let nulls = NullBuffer::from(
+        (0..col.len())
+            .map(|i| col.get(i).is_some())
+            .collect::<Vec<_>>(),
+    );
+    let list = ListArray::try_new(
+        item.clone(),
+        OffsetBuffer::new(offsets.into()),
+        values,
+        Some(nulls),
+    )
+    .map_err(|e| bad(display, first, field, e))?;
+    Ok(Arc::new(list))
 }
 
 // ---------------------------------------------------------------- binary
@@ -398,7 +433,13 @@ pub fn read_pgcopy(
             }
         }
         if cols[0].len() == BATCH_ROWS {
-            batches.push(binary_batch(&mut cols, schema, display, first_row)?);
+            batches.push(take_batch(
+                &mut cols,
+                schema,
+                display,
+                first_row,
+                binary_column,
+            )?);
             first_row = row + 1;
         }
     }
@@ -409,36 +450,15 @@ pub fn read_pgcopy(
         )));
     }
     if cols.first().is_some_and(|c| c.len() > 0) {
-        batches.push(binary_batch(&mut cols, schema, display, first_row)?);
+        batches.push(take_batch(
+            &mut cols,
+            schema,
+            display,
+            first_row,
+            binary_column,
+        )?);
     }
     Ok(batches)
-}
-
-fn binary_batch(
-    cols: &mut [Fields],
-    schema: &SchemaRef,
-    display: &str,
-    first_row: u64,
-) -> Result<RecordBatch, DecodeError> {
-    let rows = cols.first().map_or(0, Fields::len);
-    let arrays = schema
-        .fields()
-        .iter()
-        .zip(cols.iter())
-        .map(|(f, c)| binary_column(f, c, display, first_row))
-        .collect::<Result<Vec<_>, _>>()?;
-    for c in cols.iter_mut() {
-        *c = Fields::default();
-    }
-    RecordBatch::try_new_with_options(
-        schema.clone(),
-        arrays,
-        &RecordBatchOptions::new().with_row_count(Some(rows)),
-    )
-    .map_err(|e| DecodeError::Layout {
-        file: display.into(),
-        detail: e.to_string(),
-    })
 }
 
 fn be<const N: usize>(v: &[u8]) -> Option<[u8; N]> {
@@ -590,32 +610,15 @@ fn binary_column(
 ) -> Result<ArrayRef, DecodeError> {
     let mut text = Fields::default();
     if let DataType::List(item) = field.data_type() {
-        let mut elems = Fields::default();
-        let mut offsets = vec![0i32];
-        for i in 0..col.len() {
-            if let Some(v) = col.get(i) {
-                let parts = binary_array_elements(v)
-                    .ok_or_else(|| bad(display, first_row + i as u64, field, "malformed array"))?;
-                for part in parts {
-                    elems.push(part.as_deref());
-                }
-            }
-            offsets.push(elems.len() as i32);
-        }
-        let values = binary_column(item, &elems, display, first_row)?;
-        let nulls = NullBuffer::from(
-            (0..col.len())
-                .map(|i| col.get(i).is_some())
-                .collect::<Vec<_>>(),
+        return list_column(
+            field,
+            item,
+            col,
+            display,
+            first_row,
+            binary_array_elements,
+            binary_column,
         );
-        let list = ListArray::try_new(
-            item.clone(),
-            OffsetBuffer::new(offsets.into()),
-            values,
-            Some(nulls),
-        )
-        .map_err(|e| bad(display, first_row, field, e))?;
-        return Ok(Arc::new(list));
     }
     for i in 0..col.len() {
         match col.get(i) {
