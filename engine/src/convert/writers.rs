@@ -344,28 +344,54 @@ impl ChunkEncoder for JsonEncoder {
     }
 }
 
+/// The compressor over an output file.
+enum Compressor {
+    Plain(BufWriter<File>),
+    Gzip(flate2::write::GzEncoder<BufWriter<File>>),
+    Zstd(zstd::stream::write::Encoder<'static, BufWriter<File>>),
+}
+
+impl Compressor {
+    fn out(&mut self) -> &mut dyn Write {
+        match self {
+            Compressor::Plain(w) => w,
+            Compressor::Gzip(w) => w,
+            Compressor::Zstd(w) => w,
+        }
+    }
+
+    /// Writes the compressor's trailer (errors included: a failed finish is a
+    /// failed output, never a silently truncated one) and returns the file.
+    fn finish(self) -> std::io::Result<File> {
+        let buffered = match self {
+            Compressor::Plain(w) => w,
+            Compressor::Gzip(w) => w.finish()?,
+            Compressor::Zstd(w) => w.finish()?,
+        };
+        buffered.into_inner().map_err(|e| e.into_error())
+    }
+}
+
 /// A file of bytes, optionally compressed.
 struct ByteSink {
     path: PathBuf,
     tmp: PathBuf,
-    out: Box<dyn Write + Send>,
+    out: Compressor,
 }
 
 impl ByteSink {
     fn create(path: &Path, compression: TextCompression) -> Result<ByteSink, FerryError> {
         let tmp = temp_path(path);
         let file = BufWriter::with_capacity(1 << 20, File::create(&tmp).map_err(io(&tmp))?);
-        let out: Box<dyn Write + Send> = match compression {
-            TextCompression::None => Box::new(file),
-            TextCompression::Gzip => Box::new(flate2::write::GzEncoder::new(
+        let out = match compression {
+            TextCompression::None => Compressor::Plain(file),
+            TextCompression::Gzip => Compressor::Gzip(flate2::write::GzEncoder::new(
                 file,
                 flate2::Compression::default(),
             )),
-            TextCompression::Zstd => Box::new(
-                zstd::stream::write::Encoder::new(file, 3)
-                    .map_err(io(&tmp))?
-                    .auto_finish(),
-            ),
+            TextCompression::Zstd => {
+                Compressor::Zstd(zstd::stream::write::Encoder::new(file, 3).map_err(io(&tmp))?)
+            }
         };
         Ok(ByteSink {
             path: path.to_path_buf(),
@@ -378,17 +404,12 @@ impl ByteSink {
 impl ChunkSink for ByteSink {
     fn write(&mut self, chunk: Chunk, _rows: u64) -> Result<(), FerryError> {
         match chunk {
-            Chunk::Bytes(b) => self.out.write_all(&b).map_err(io(&self.tmp)),
+            Chunk::Bytes(b) => self.out.out().write_all(&b).map_err(io(&self.tmp)),
             _ => Err(FerryError::Internal("a byte sink got a batch".into())),
         }
     }
-    fn finish(mut self: Box<Self>) -> Result<Vec<PathBuf>, FerryError> {
-        self.out.flush().map_err(io(&self.tmp))?;
-        drop(self.out); // finishes the compressor and flushes the file
-        let file = File::options()
-            .write(true)
-            .open(&self.tmp)
-            .map_err(io(&self.tmp))?;
+    fn finish(self: Box<Self>) -> Result<Vec<PathBuf>, FerryError> {
+        let file = self.out.finish().map_err(io(&self.tmp))?;
         file.sync_all().map_err(io(&self.tmp))?;
         commit(&self.tmp, &self.path)?;
         Ok(vec![self.path])
