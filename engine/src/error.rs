@@ -91,6 +91,16 @@ pub enum FerryError {
     Internal(String),
 }
 
+impl From<ferry_connectors::store::StoreError> for FerryError {
+    fn from(e: ferry_connectors::store::StoreError) -> Self {
+        FerryError::Store {
+            uri: e.uri,
+            detail: e.detail,
+            retryable: e.retryable,
+        }
+    }
+}
+
 impl FerryError {
     /// Whose fault it is.
     pub fn fault(&self) -> Fault {

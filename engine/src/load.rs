@@ -169,10 +169,10 @@ pub async fn load(
     let streams = opts.streams.unwrap_or_else(|| default_streams(mode));
 
     // Stage the input (S3 objects are downloaded into the job folder).
-    let location = Location::parse(input_uri).map_err(store_err)?;
+    let location = Location::parse(input_uri).map_err(FerryError::from)?;
     let staged = stage(&location, &job_dir.join("input"))
         .await
-        .map_err(store_err)?;
+        .map_err(FerryError::from)?;
     let identity = match (&location, &staged.version, &staged.etag) {
         (Location::S3 { uri, .. }, Some(v), _) if v != "null" => format!("{uri}#version={v}"),
         (Location::S3 { uri, .. }, _, Some(e)) => format!("{uri}#etag={}", e.trim_matches('"')),
@@ -311,36 +311,8 @@ pub async fn load(
         }
         Err(Stop::Failed(e)) => {
             session.abort().await;
-            Err(explain(e, spec, &source, &input))
+            Err(source.explain(e, spec, &input))
         }
-    }
-}
-
-/// Turns a reader failure inside the transform into one naming the input
-/// line, where the format's reader could not say it.
-fn explain(
-    e: FerryError,
-    spec: &DatasetSpec,
-    source: &crate::source::Source,
-    input: &Input,
-) -> FerryError {
-    match (&e, source.format) {
-        (FerryError::Transform { detail, .. }, crate::format::Format::Ndjson)
-            if detail.contains("Json error") =>
-        {
-            let compression = spec.source.compression.resolve(&input.path);
-            crate::source::locate_json_error(input, compression, Some(&source.schema))
-                .map_or(e, FerryError::Decode)
-        }
-        _ => e,
-    }
-}
-
-fn store_err(e: ferry_connectors::store::StoreError) -> FerryError {
-    FerryError::Store {
-        uri: e.uri,
-        detail: e.detail,
-        retryable: e.retryable,
     }
 }
 

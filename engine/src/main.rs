@@ -753,13 +753,7 @@ async fn local_input(uri: &str, work_dir: &std::path::Path) -> Result<Input, Fer
         .join(uuid::Uuid::now_v7().to_string())
         .join(ferry_engine::load::run_stamp())
         .join("input");
-    let staged = stage(&location, &dir)
-        .await
-        .map_err(|e| FerryError::Store {
-            uri: e.uri,
-            detail: e.detail,
-            retryable: e.retryable,
-        })?;
+    let staged = stage(&location, &dir).await?;
     Ok(Input {
         path: staged.path,
         display: uri.to_string(),

@@ -43,6 +43,23 @@ pub struct Source {
     pub size: u64,
 }
 
+impl Source {
+    /// Turns a reader failure inside the transform into one naming the input
+    /// line, where the format's reader could not say it (Arrow's JSON reader).
+    pub fn explain(&self, e: FerryError, spec: &DatasetSpec, input: &Input) -> FerryError {
+        match (&e, self.format) {
+            (FerryError::Transform { detail, .. }, Format::Ndjson)
+                if detail.contains("Json error") =>
+            {
+                let compression = spec.source.compression.resolve(&input.path);
+                locate_json_error(input, compression, Some(&self.schema))
+                    .map_or(e, FerryError::Decode)
+            }
+            _ => e,
+        }
+    }
+}
+
 /// Default records sampled for inference.
 pub const DEFAULT_INFER_ROWS: usize = 10_000;
 /// Chunk size for the CSV reader.

@@ -275,13 +275,17 @@ fn render_text(name: &str, array: &ArrayRef) -> Result<ArrayRef, FerryError> {
     let normalized = codec.normalize(array).map_err(|e| err(name, e))?;
     let mut col = TextColumn::default();
     render_column(&codec, &normalized, Style::Raw, &mut col).map_err(|e| err(name, e))?;
-    let values: StringArray = (0..array.len())
-        .map(|i| {
-            array
-                .is_valid(i)
-                .then(|| String::from_utf8_lossy(col.get(i)).into_owned())
-        })
-        .collect();
+    // The rendered column already is a string array's values and offsets.
+    let offsets = std::iter::once(0)
+        .chain(col.ends.iter().copied())
+        .map(|o| i32::try_from(o).map_err(|_| err(name, "more than 2 GiB of text in one batch")))
+        .collect::<Result<Vec<i32>, _>>()?;
+    let values = StringArray::try_new(
+        arrow::buffer::OffsetBuffer::new(offsets.into()),
+        arrow::buffer::Buffer::from_vec(col.data),
+        array.logical_nulls(),
+    )
+    .map_err(|e| err(name, e))?;
     Ok(Arc::new(values))
 }
 

@@ -34,7 +34,7 @@ use self::canonical::{
 };
 use self::digest::{Digest, DigestSummary};
 use self::writers::{Chunk, OutputFormat, TextCompression, output_bytes};
-use crate::decode::csv::{CsvDialect, CsvSource, CsvTable, ReadCounters};
+use crate::decode::csv::{CsvDialect, CsvSource, CsvTable};
 use crate::decode::{Compression, DecodeError, copy};
 use crate::error::FerryError;
 use crate::progress::Progress;
@@ -182,8 +182,7 @@ struct Canonical {
     source_schema: SchemaRef,
     canonical: SchemaRef,
     family: Family,
-    input_bytes: u64,
-    counters: Arc<ReadCounters>,
+    source: crate::source::Source,
     sql_path: String,
 }
 
@@ -203,8 +202,7 @@ async fn open_canonical(req: &ConvertRequest) -> Result<Canonical, FerryError> {
         source_schema,
         canonical,
         family,
-        input_bytes: source.size,
-        counters: source.counters,
+        source,
         sql_path,
     })
 }
@@ -268,14 +266,15 @@ pub async fn convert(req: &ConvertRequest) -> Result<ConvertReport, FerryError> 
     let c = open_canonical(req).await?;
     let canonical = c.canonical.clone();
     let lossy = lossy_notes(&c.source_schema, &canonical, c.family);
-    let input_bytes = c.input_bytes;
+    let input_bytes = c.source.size;
+    let source = c.source.clone();
     if let Some(parent) = req.output.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .map_err(|e| FerryError::io(format!("creating {}", parent.display()), e))?;
     }
     let output = writers::open(&req.format, &req.output, canonical.clone(), &req.table)?;
     let rows = Arc::new(AtomicU64::new(0));
-    let counters = c.counters.clone();
+    let counters = c.source.counters.clone();
     let mut progress = Progress::start(
         req.progress,
         input_bytes,
@@ -341,7 +340,7 @@ pub async fn convert(req: &ConvertRequest) -> Result<ConvertReport, FerryError> 
                 let _ = std::fs::remove_dir_all(&req.output);
             }
         }
-        return Err(e);
+        return Err(source.explain(e, &req.spec, &req.input));
     }
     let (digest, files) = written?;
     let report = ConvertReport {

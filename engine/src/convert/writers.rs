@@ -240,6 +240,13 @@ pub fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// Makes a finished temporary file durable and gives it its final name.
+fn seal(file: File, tmp: &Path, path: PathBuf) -> Result<Vec<PathBuf>, FerryError> {
+    file.sync_all().map_err(io(tmp))?;
+    commit(tmp, &path)?;
+    Ok(vec![path])
+}
+
 fn commit(tmp: &Path, path: &Path) -> Result<(), FerryError> {
     std::fs::rename(tmp, path).map_err(|e| {
         FerryError::io(
@@ -410,9 +417,7 @@ impl ChunkSink for ByteSink {
     }
     fn finish(self: Box<Self>) -> Result<Vec<PathBuf>, FerryError> {
         let file = self.out.finish().map_err(io(&self.tmp))?;
-        file.sync_all().map_err(io(&self.tmp))?;
-        commit(&self.tmp, &self.path)?;
-        Ok(vec![self.path])
+        seal(file, &self.tmp, self.path)
     }
 }
 
@@ -551,9 +556,7 @@ impl ChunkSink for ParquetSink {
         let file = file.into_inner().map_err(|e| {
             FerryError::io(format!("writing {}", self.tmp.display()), e.into_error())
         })?;
-        file.sync_all().map_err(io(&self.tmp))?;
-        commit(&self.tmp, &self.path)?;
-        Ok(vec![self.path])
+        seal(file, &self.tmp, self.path)
     }
 }
 
@@ -619,9 +622,7 @@ impl<W: RecordWriter> ChunkSink for RecordSink<W> {
         let file = file.into_inner().map_err(|e| {
             FerryError::io(format!("writing {}", self.tmp.display()), e.into_error())
         })?;
-        file.sync_all().map_err(io(&self.tmp))?;
-        commit(&self.tmp, &self.path)?;
-        Ok(vec![self.path])
+        seal(file, &self.tmp, self.path)
     }
 }
 
