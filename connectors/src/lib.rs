@@ -1,11 +1,18 @@
 //! ferry's connections to the outside world.
 //!
 //! This crate knows PostgreSQL (binary COPY encoder, `.sql` writer, loader),
-//! object stores and working storage. It depends on Arrow but never on
-//! DataFusion: the engine decides *what* to load, this crate decides *how* it
-//! reaches each system.
+//! object stores and working storage, the job stores (SQLite, DynamoDB),
+//! notifications (JSONL, SNS, EventBridge), SQS and Step Functions task
+//! tokens. It depends on Arrow but never on DataFusion: the engine decides
+//! *what* to do, this crate decides *how* it reaches each system.
 
 #![warn(missing_docs)]
 
+pub mod aws;
+pub mod jobs;
+pub mod notify;
 pub mod pg;
+pub mod queue;
+pub mod sfn;
 pub mod store;
+pub mod work;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use futures::StreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt};
-use tokio::io::AsyncWriteExt;
+use object_store::{GetOptions, ObjectStore, ObjectStoreExt, WriteMultipart};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// An object-store failure.
 #[derive(Debug, thiserror::Error)]
@@ -161,10 +161,23 @@ pub struct Staged {
     pub version: Option<String>,
 }
 
+/// What the event said about the object; the downloader refuses an object
+/// that no longer matches (it was overwritten after the event was sent).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expect {
+    /// Read this version (versioned buckets; S3's `"null"` is ignored).
+    pub version: Option<String>,
+    /// The object must still have this ETag.
+    pub etag: Option<String>,
+    /// The object must have this size.
+    pub size: Option<u64>,
+}
+
 /// Makes an input available as a local file: local paths are used in place;
-/// S3 objects are streamed into `dir` (created if needed), with their size
-/// checked against what the store reported.
-pub async fn stage(location: &Location, dir: &Path) -> Result<Staged, StoreError> {
+/// S3 objects are streamed into `dir` (created if needed) under a name that
+/// cannot leave it, then checked against the size the store reported and
+/// against what `expect` says.
+pub async fn stage(location: &Location, dir: &Path, expect: &Expect) -> Result<Staged, StoreError> {
     match location {
         Location::Local(path) => {
             let meta = std::fs::metadata(path).map_err(|e| StoreError {
@@ -201,9 +214,40 @@ pub async fn stage(location: &Location, dir: &Path) -> Result<Staged, StoreError
             };
             tokio::fs::create_dir_all(dir).await.map_err(io)?;
             let dest = dir.join(&name);
-            let result = store.get(&object).await.map_err(|e| classify(uri, e))?;
+            let options = GetOptions {
+                version: expect
+                    .version
+                    .clone()
+                    .filter(|v| !v.is_empty() && v != "null"),
+                if_match: expect.etag.as_ref().map(|e| quoted_etag(e)),
+                ..GetOptions::default()
+            };
+            let result = store.get_opts(&object, options).await.map_err(|e| match e {
+                object_store::Error::Precondition { .. } => StoreError {
+                    uri: uri.clone(),
+                    detail: format!(
+                        "the object changed after the event (its ETag is no longer {}); the newer object has its own event",
+                        expect.etag.as_deref().unwrap_or("")
+                    ),
+                    retryable: false,
+                },
+                e => classify(uri, e),
+            })?;
             let meta = result.meta.clone();
-            let mut file = tokio::fs::File::create(&dest).await.map_err(io)?;
+            if let Some(want) = expect.size
+                && want != meta.size
+            {
+                return Err(StoreError {
+                    uri: uri.clone(),
+                    detail: format!(
+                        "the event said {want} bytes but the object has {}",
+                        meta.size
+                    ),
+                    retryable: false,
+                });
+            }
+            let tmp = dir.join(format!(".{name}.partial"));
+            let mut file = tokio::fs::File::create(&tmp).await.map_err(io)?;
             let mut stream = result.into_stream();
             let mut size = 0u64;
             while let Some(chunk) = stream.next().await {
@@ -213,13 +257,16 @@ pub async fn stage(location: &Location, dir: &Path) -> Result<Staged, StoreError
             }
             file.flush().await.map_err(io)?;
             file.sync_all().await.map_err(io)?;
+            drop(file);
             if size != meta.size {
+                let _ = tokio::fs::remove_file(&tmp).await;
                 return Err(StoreError {
                     uri: uri.clone(),
                     detail: format!("downloaded {size} bytes but the object has {}", meta.size),
                     retryable: true,
                 });
             }
+            tokio::fs::rename(&tmp, &dest).await.map_err(io)?;
             Ok(Staged {
                 path: dest,
                 size,
@@ -228,6 +275,145 @@ pub async fn stage(location: &Location, dir: &Path) -> Result<Staged, StoreError
             })
         }
     }
+}
+
+fn quoted_etag(e: &str) -> String {
+    if e.starts_with('"') {
+        e.to_string()
+    } else {
+        format!("\"{e}\"")
+    }
+}
+
+/// Where an upload went.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Uploaded {
+    /// `s3://bucket/key` or the local path.
+    pub uri: String,
+    /// Bytes uploaded.
+    pub bytes: u64,
+    /// The stored object's ETag (S3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+}
+
+/// Part size of multipart uploads: S3 needs ≥ 5 MiB; 16 MiB keeps a 100 GB
+/// file under S3's 10 000-part limit.
+const PART_BYTES: usize = 16 << 20;
+
+/// Copies a local file to `dest`: `s3://bucket/key` as a multipart upload
+/// (parts sent 4 at a time, the upload aborted on failure so no part is
+/// left behind), or a local path / `file://` URL (written beside it and
+/// renamed into place).
+pub async fn upload(file: &Path, dest: &str) -> Result<Uploaded, StoreError> {
+    let location = Location::parse(dest)?;
+    let ioerr = |e: std::io::Error| StoreError {
+        uri: dest.to_string(),
+        detail: format!("reading {}: {e}", file.display()),
+        retryable: false,
+    };
+    match location {
+        Location::Local(path) => {
+            let werr = |e: std::io::Error| StoreError {
+                uri: dest.to_string(),
+                detail: e.to_string(),
+                retryable: false,
+            };
+            if let Some(parent) = path.parent() {
+                tokio::fs::create_dir_all(parent).await.map_err(werr)?;
+            }
+            let tmp = path.with_extension("partial");
+            let bytes = tokio::fs::copy(file, &tmp).await.map_err(werr)?;
+            tokio::fs::rename(&tmp, &path).await.map_err(werr)?;
+            Ok(Uploaded {
+                uri: path.display().to_string(),
+                bytes,
+                etag: None,
+            })
+        }
+        Location::S3 { bucket, key, uri } => {
+            let store = s3_store(&bucket)?;
+            let object = ObjectPath::parse(&key).map_err(|e| StoreError {
+                uri: uri.clone(),
+                detail: e.to_string(),
+                retryable: false,
+            })?;
+            let upload = store
+                .put_multipart(&object)
+                .await
+                .map_err(|e| classify(&uri, e))?;
+            let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+            let mut input = tokio::fs::File::open(file).await.map_err(ioerr)?;
+            let mut bytes = 0u64;
+            let result = async {
+                loop {
+                    let mut buf = vec![0u8; PART_BYTES];
+                    let mut filled = 0;
+                    while filled < buf.len() {
+                        let n = input.read(&mut buf[filled..]).await.map_err(ioerr)?;
+                        if n == 0 {
+                            break;
+                        }
+                        filled += n;
+                    }
+                    if filled == 0 {
+                        break;
+                    }
+                    buf.truncate(filled);
+                    bytes += filled as u64;
+                    writer
+                        .wait_for_capacity(4)
+                        .await
+                        .map_err(|e| classify(&uri, e))?;
+                    writer.put(bytes::Bytes::from(buf));
+                }
+                Ok::<(), StoreError>(())
+            }
+            .await;
+            if let Err(e) = result {
+                let _ = writer.abort().await;
+                return Err(e);
+            }
+            let put = writer.finish().await.map_err(|e| classify(&uri, e))?;
+            Ok(Uploaded {
+                uri,
+                bytes,
+                etag: put.e_tag,
+            })
+        }
+    }
+}
+
+/// An object found by [`list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Its key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// ETag.
+    pub etag: Option<String>,
+    /// Version id.
+    pub version: Option<String>,
+}
+
+/// Lists the objects under `prefix` in `bucket`.
+pub async fn list(bucket: &str, prefix: &str) -> Result<Vec<Listed>, StoreError> {
+    let store = s3_store(bucket)?;
+    let uri = format!("s3://{bucket}/{prefix}");
+    let prefix = (!prefix.is_empty()).then(|| ObjectPath::from(prefix.trim_end_matches('/')));
+    let mut stream = store.list(prefix.as_ref());
+    let mut out = Vec::new();
+    while let Some(meta) = stream.next().await {
+        let meta = meta.map_err(|e| classify(&uri, e))?;
+        out.push(Listed {
+            key: meta.location.to_string(),
+            size: meta.size,
+            etag: meta.e_tag,
+            version: meta.version,
+        });
+    }
+    Ok(out)
 }
 
 /// Streams a file through xxh3-128, the checksum the ledger records.
@@ -286,16 +472,24 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let f = tmp.path().join("a.csv");
         std::fs::write(&f, b"x\n1\n").unwrap();
-        let s = stage(&Location::parse(f.to_str().unwrap()).unwrap(), tmp.path())
-            .await
-            .unwrap();
+        let s = stage(
+            &Location::parse(f.to_str().unwrap()).unwrap(),
+            tmp.path(),
+            &Expect::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!((s.path, s.size), (f.clone(), 4));
         let c = checksum_file(&f).unwrap();
         assert!(c.starts_with("xxh3-128:") && c.len() == 41);
         assert!(
-            stage(&Location::Local(tmp.path().join("missing")), tmp.path())
-                .await
-                .is_err()
+            stage(
+                &Location::Local(tmp.path().join("missing")),
+                tmp.path(),
+                &Expect::default()
+            )
+            .await
+            .is_err()
         );
     }
 }

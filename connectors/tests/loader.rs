@@ -111,6 +111,7 @@ fn request(table: &QualifiedName, mode: LoadMode, streams: usize, input: &str) -
         dataset: "test".into(),
         job_id: uuid_like(&tag(&table.schema)),
         columns: columns(),
+        format: Default::default(),
     }
 }
 

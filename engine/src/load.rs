@@ -240,6 +240,7 @@ pub async fn load(
         dataset: spec.name.clone(),
         job_id: job_id.clone(),
         columns,
+        format: Default::default(),
     };
     let report = |status, rows, created, artifacts, previous: Option<PreviousLoad>| LoadReport {
         job_id: job_id.clone(),

@@ -50,8 +50,16 @@ pub enum PgError {
     /// Row counts disagree between stages: a bug, never user data.
     #[error("row count mismatch: {0}")]
     Count(String),
-    /// Writing an artifact failed.
-    #[error("writing {path}: {source}")]
+    /// An artifact read back for loading is not what ferry writes.
+    #[error("{path}: {detail}")]
+    Artifact {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// Reading or writing an artifact failed.
+    #[error("{path}: {source}")]
     Io {
         /// The file.
         path: String,

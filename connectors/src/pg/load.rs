@@ -30,7 +30,8 @@ use super::connect::PgConfig;
 use super::error::PgError;
 use super::ident::QualifiedName;
 use super::statements::{
-    LEDGER_DDL, LoadMode, copy_binary_sql, insert_select_sql, ledger_insert_sql, upsert_sql,
+    CopyFormat, LEDGER_DDL, LoadMode, copy_from_stdin_sql, insert_select_sql, ledger_insert_sql,
+    upsert_sql,
 };
 use super::types::PgType;
 
@@ -81,6 +82,9 @@ pub struct LoadRequest {
     pub job_id: String,
     /// The transform's output columns, in order.
     pub columns: Vec<OutputColumn>,
+    /// What the chunks hold: binary tuples (the encoder's output, `.pgcopy`
+    /// parts) or COPY text rows (replayed `.sql` parts).
+    pub format: CopyFormat,
 }
 
 /// A ledger entry found for this input.
@@ -169,44 +173,12 @@ impl LoadSession {
         {
             return Ok(Begin::AlreadyLoaded(prev));
         }
-        let existing = describe_table(&control, &req.target).await?;
-        let (codecs, new_columns) = match &existing {
-            Some(cols) => (match_existing(&req, cols)?, None),
-            None if !req.create => {
-                return Err(PgError::Target {
-                    table: req.target.to_string(),
-                    detail: "does not exist (and creating it is turned off)".into(),
-                });
-            }
-            None => {
-                let (codecs, cols) = plan_new(&req)?;
-                (codecs, Some(cols))
-            }
-        };
-        if req.mode == LoadMode::Upsert {
-            check_upsert_keys(&control, &req, existing.is_some()).await?;
-        }
-        let pk = if req.mode == LoadMode::Upsert {
-            req.keys.clone()
-        } else {
-            Vec::new()
-        };
-        let target_ddl = match &new_columns {
-            Some(cols) => {
-                let table = create_table_sql(&req.target, cols, &pk, true, false);
-                if req.target.schema == "public" {
-                    table
-                } else {
-                    format!(
-                        "CREATE SCHEMA IF NOT EXISTS {};\n{table}",
-                        super::ident::quote_ident(&req.target.schema)
-                    )
-                }
-            }
-            None => {
-                create_table_sql_from_catalog(&req.target, existing.as_deref().unwrap_or_default())
-            }
-        };
+        let Planned {
+            codecs,
+            new_columns,
+            target_exists,
+            target_ddl,
+        } = plan(&control, &req).await?;
         let copy_columns: Vec<String> = req.columns.iter().map(|c| c.name.clone()).collect();
         let layout = if req.streams <= 1 {
             Layout::Single
@@ -221,7 +193,7 @@ impl LoadSession {
             copy_columns,
             copy_table: req.target.clone(),
             cleanup: None,
-            target_exists: existing.is_some(),
+            target_exists,
             target_ddl,
             sender: None,
             streams: Vec::new(),
@@ -334,10 +306,11 @@ impl LoadSession {
                 self.copy_table = stage;
             }
         }
-        let copy_sql = Arc::new(copy_binary_sql(
+        let copy_sql = Arc::new(copy_from_stdin_sql(
             &self.copy_table,
             &self.copy_columns,
             freeze,
+            req.format,
         ));
         let (tx, rx) = mpsc::channel::<CopyChunk>(req.streams.max(1) * 2);
         let rx = Arc::new(Mutex::new(rx));
@@ -349,6 +322,7 @@ impl LoadSession {
                 rx,
                 0,
                 table,
+                req.format,
             )));
         } else {
             for k in 0..req.streams {
@@ -359,6 +333,7 @@ impl LoadSession {
                     rx.clone(),
                     k,
                     table.clone(),
+                    req.format,
                 )));
             }
         }
@@ -539,6 +514,82 @@ impl LoadSession {
     }
 }
 
+/// How the transform's output meets the target, decided before any row.
+struct Planned {
+    codecs: Vec<ColumnCodec>,
+    /// Columns to create the target with, when it does not exist.
+    new_columns: Option<Vec<NewColumn>>,
+    target_exists: bool,
+    target_ddl: String,
+}
+
+async fn plan(control: &Client, req: &LoadRequest) -> Result<Planned, PgError> {
+    let existing = describe_table(control, &req.target).await?;
+    let (codecs, new_columns) = match &existing {
+        Some(cols) => (match_existing(req, cols)?, None),
+        None if !req.create => {
+            return Err(PgError::Target {
+                table: req.target.to_string(),
+                detail: "does not exist (and creating it is turned off)".into(),
+            });
+        }
+        None => {
+            let (codecs, cols) = plan_new(req)?;
+            (codecs, Some(cols))
+        }
+    };
+    if req.mode == LoadMode::Upsert {
+        check_upsert_keys(control, req, existing.is_some()).await?;
+    }
+    let pk = if req.mode == LoadMode::Upsert {
+        req.keys.clone()
+    } else {
+        Vec::new()
+    };
+    let target_ddl = match &new_columns {
+        Some(cols) => {
+            let table = create_table_sql(&req.target, cols, &pk, true, false);
+            if req.target.schema == "public" {
+                table
+            } else {
+                format!(
+                    "CREATE SCHEMA IF NOT EXISTS {};\n{table}",
+                    super::ident::quote_ident(&req.target.schema)
+                )
+            }
+        }
+        None => create_table_sql_from_catalog(&req.target, existing.as_deref().unwrap_or_default()),
+    };
+    Ok(Planned {
+        codecs,
+        new_columns,
+        target_exists: existing.is_some(),
+        target_ddl,
+    })
+}
+
+/// The encoding a load of `req` would use, worked out from the target's
+/// catalog (or from the output when ferry would create the target) without
+/// starting a load: the transform step of the split Loader writes its
+/// artifacts with these, and sql-processor checks the target still agrees.
+#[derive(Debug, Clone)]
+pub struct OutputPlan {
+    /// Column plans in COPY order.
+    pub codecs: Codecs,
+    /// `CREATE TABLE IF NOT EXISTS` for the target.
+    pub target_ddl: String,
+}
+
+/// Plans a load of `req` (reading the catalog; writing nothing).
+pub async fn plan_output(cfg: &PgConfig, req: &LoadRequest) -> Result<OutputPlan, PgError> {
+    let control = cfg.connect().await?;
+    let p = plan(&control, req).await?;
+    Ok(OutputPlan {
+        codecs: Arc::new(p.codecs),
+        target_ddl: p.target_ddl,
+    })
+}
+
 fn short(job_id: &str) -> String {
     let alnum: Vec<char> = job_id.chars().filter(char::is_ascii_alphanumeric).collect();
     alnum[alnum.len().saturating_sub(12)..]
@@ -711,20 +762,26 @@ async fn run_stream(
     rx: Arc<Mutex<mpsc::Receiver<CopyChunk>>>,
     index: usize,
     table: Arc<String>,
+    format: CopyFormat,
 ) -> Result<u64, PgError> {
     // (first output row, rows) of each chunk sent, to name the row PostgreSQL rejects.
     let mut sent: Vec<(u64, u64)> = Vec::new();
     let result = async {
         let sink = client.copy_in::<_, Bytes>(copy_sql.as_str()).await?;
         futures::pin_mut!(sink);
-        sink.send(Bytes::from_static(&PGCOPY_HEADER)).await?;
+        let binary = format == CopyFormat::Binary;
+        if binary {
+            sink.send(Bytes::from_static(&PGCOPY_HEADER)).await?;
+        }
         loop {
             let next = rx.lock().await.recv().await;
             let Some(chunk) = next else { break };
             sent.push((chunk.first_row, chunk.rows));
             sink.send(chunk.bytes).await?;
         }
-        sink.send(Bytes::from_static(&PGCOPY_TRAILER)).await?;
+        if binary {
+            sink.send(Bytes::from_static(&PGCOPY_TRAILER)).await?;
+        }
         sink.as_mut().finish().await
     }
     .await;

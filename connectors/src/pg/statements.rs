@@ -63,10 +63,34 @@ impl std::fmt::Display for LoadMode {
 
 /// `COPY "s"."t" ("a", …) FROM STDIN WITH (FORMAT binary[, FREEZE])`.
 pub fn copy_binary_sql(table: &QualifiedName, columns: &[String], freeze: bool) -> String {
+    copy_from_stdin_sql(table, columns, freeze, CopyFormat::Binary)
+}
+
+/// What a COPY stream carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CopyFormat {
+    /// PostgreSQL binary COPY tuples (what ferry encodes and `.pgcopy` holds).
+    #[default]
+    Binary,
+    /// COPY text rows (what the `.sql` artifacts hold), for replaying them.
+    Text,
+}
+
+/// `COPY table (cols) FROM STDIN WITH (FORMAT binary|text[, FREEZE])`.
+pub fn copy_from_stdin_sql(
+    table: &QualifiedName,
+    columns: &[String],
+    freeze: bool,
+    format: CopyFormat,
+) -> String {
     format!(
-        "COPY {} {} FROM STDIN WITH (FORMAT binary{})",
+        "COPY {} {} FROM STDIN WITH (FORMAT {}{})",
         table.quoted(),
         column_list(columns),
+        match format {
+            CopyFormat::Binary => "binary",
+            CopyFormat::Text => "text",
+        },
         if freeze { ", FREEZE" } else { "" }
     )
 }

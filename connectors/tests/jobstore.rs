@@ -1,0 +1,185 @@
+//! One behavioural suite for every job store: SQLite (a temp file) and
+//! DynamoDB (the local AWS emulator `scripts/test` starts; the real SDK).
+
+use std::sync::Arc;
+
+use ferry_connectors::aws::emulator_config;
+use ferry_connectors::jobs::dynamodb::DynamoJobStore;
+use ferry_connectors::jobs::sqlite::SqliteJobStore;
+use ferry_connectors::jobs::{
+    self, Created, JobError, JobInput, JobStatus, JobStore, JobStoreError, StepRecord, Workflow,
+    claim, finish, idempotency_key, new_job, step_finished, step_started,
+};
+
+fn input(key: &str, etag: &str) -> JobInput {
+    JobInput {
+        uri: format!("s3://in/{key}"),
+        size: Some(10),
+        etag: Some(format!("\"{etag}\"")),
+        version: Some("null".into()),
+    }
+}
+
+fn job(key: &str, etag: &str) -> jobs::Job {
+    let i = input(key, etag);
+    let k = idempotency_key(&i, None);
+    new_job(
+        i,
+        k,
+        Some("orders".into()),
+        Some(Workflow::Loader),
+        "/work/x".into(),
+        uuid::Uuid::now_v7().to_string(),
+    )
+}
+
+async fn suite(store: Arc<dyn JobStore>) {
+    // Create once: the same object (same ETag) gives the same job, even
+    // from 12 concurrent creators.
+    let first = job("a.csv", "e1");
+    assert_eq!(first.idempotency_key, "s3://in/a.csv#etag=e1");
+    let mut handles = Vec::new();
+    for _ in 0..12 {
+        let s = store.clone();
+        let j = job("a.csv", "e1");
+        handles.push(tokio::spawn(async move { s.create(&j).await.unwrap() }));
+    }
+    let mut new = 0;
+    let mut ids = std::collections::BTreeSet::new();
+    for h in handles {
+        let c = h.await.unwrap();
+        ids.insert(c.job().job_id.clone());
+        if matches!(c, Created::New(_)) {
+            new += 1;
+        }
+    }
+    assert_eq!((new, ids.len()), (1, 1), "one job per object version");
+    let id = ids.into_iter().next().unwrap();
+    assert!(matches!(store.create(&first).await.unwrap(), Created::Existing(j) if j.job_id == id));
+    // A new version of the object is a new job.
+    let other = store.create(&job("a.csv", "e2")).await.unwrap();
+    assert!(matches!(other, Created::New(_)));
+
+    // Claim: of 8 concurrent workers exactly one wins.
+    let mut handles = Vec::new();
+    for _ in 0..8 {
+        let s = store.clone();
+        let id = id.clone();
+        handles.push(tokio::spawn(async move { claim(s.as_ref(), &id).await }));
+    }
+    let mut won = 0;
+    for h in handles {
+        match h.await.unwrap() {
+            Ok(j) => {
+                won += 1;
+                assert_eq!((j.status, j.attempts), (JobStatus::Running, 1));
+            }
+            Err(JobStoreError::Refused { status, .. }) => assert_eq!(status, "running"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(won, 1);
+
+    // Steps are recorded with their figures.
+    step_started(store.as_ref(), &id, "s3-efs-downloader")
+        .await
+        .unwrap();
+    let mut rec = store.get(&id).await.unwrap().unwrap().steps[0].clone();
+    rec.finished_at = Some(jobs::now());
+    rec.seconds = Some(0.25);
+    rec.bytes = Some(10);
+    rec.outputs
+        .insert("path".into(), serde_json::json!("/work/x/input/a.csv"));
+    step_finished(store.as_ref(), &id, &rec).await.unwrap();
+    step_started(store.as_ref(), &id, "transform")
+        .await
+        .unwrap();
+    let j = store.get(&id).await.unwrap().unwrap();
+    assert_eq!(j.steps.len(), 2);
+    assert_eq!(j.step("s3-efs-downloader").unwrap().bytes, Some(10));
+    assert!(j.step("transform").unwrap().finished_at.is_none());
+
+    // Fail, then a new event re-runs it (attempt 2); success is final.
+    let err = JobError {
+        step: "transform".into(),
+        name: "ferry.Input".into(),
+        retryable: false,
+        message: "a.csv:3: column 2: not a number: \"x\"".into(),
+    };
+    let failed = finish(store.as_ref(), &id, Some(err.clone()), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (failed.status, failed.error.as_ref()),
+        (JobStatus::Failed, Some(&err))
+    );
+    assert_eq!(
+        store.list(Some(JobStatus::Failed), 10).await.unwrap().len(),
+        1
+    );
+    let again = claim(store.as_ref(), &id).await.unwrap();
+    assert_eq!((again.attempts, again.error.is_none()), (2, true));
+    step_started(store.as_ref(), &id, "transform")
+        .await
+        .unwrap();
+    let done = finish(store.as_ref(), &id, None, Some(3)).await.unwrap();
+    assert_eq!((done.status, done.rows), (JobStatus::Succeeded, Some(3)));
+    assert_eq!(done.steps.iter().filter(|s| s.attempt == 2).count(), 1);
+    // Finishing twice the same way is a no-op; claiming a succeeded job is refused.
+    finish(store.as_ref(), &id, None, None).await.unwrap();
+    assert!(matches!(
+        claim(store.as_ref(), &id).await,
+        Err(JobStoreError::Refused {
+            status: "succeeded",
+            ..
+        })
+    ));
+    assert!(step_started(store.as_ref(), &id, "x").await.is_err());
+
+    // Listing: by status, newest first.
+    let all = store.list(None, 10).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(all[0].created_at >= all[1].created_at);
+    let pending = store.list(Some(JobStatus::Pending), 10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].job_id, other.job().job_id);
+    assert_eq!(
+        store.list(Some(JobStatus::Succeeded), 10).await.unwrap()[0].job_id,
+        id
+    );
+    assert_eq!(store.list(None, 1).await.unwrap().len(), 1);
+    assert!(
+        store
+            .get("0190f3c2-7b1e-7c3a-9f00-000000000000")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A stale write is refused.
+    let mut stale = store.get(&id).await.unwrap().unwrap();
+    let current = stale.version;
+    stale.version = current; // expects current - 1: stale
+    assert!(!store.replace(&stale).await.unwrap());
+    let _unused: Option<StepRecord> = None;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteJobStore::open(&tmp.path().join("jobs.db")).unwrap());
+    suite(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamodb_store() {
+    let endpoint = std::env::var("FERRY_TEST_AWS_ENDPOINT_URL").unwrap_or_else(|_| {
+        panic!("this test needs the local AWS emulator: run scripts/test, or set FERRY_TEST_AWS_ENDPOINT_URL")
+    });
+    let config = emulator_config(&endpoint).await;
+    let table = format!("ferry-jobs-test-{}", uuid::Uuid::now_v7().simple());
+    let store = DynamoJobStore::with_config(&config, &table);
+    store.create_table().await.unwrap();
+    store.create_table().await.unwrap(); // exists: fine
+    suite(Arc::new(store)).await;
+}
