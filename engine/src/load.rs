@@ -22,7 +22,7 @@ use ferry_connectors::pg::load::{
     Begin, CopyChunk, InputIdentity, LoadRequest, LoadSession, Outcome, OutputColumn, PreviousLoad,
 };
 use ferry_connectors::pg::{BinaryEncoder, LoadMode, PgConfig, PgError, PgType, QualifiedName};
-use ferry_connectors::store::{Location, checksum_file, stage};
+use ferry_connectors::store::{Expect, Location, checksum_file, stage};
 use futures::StreamExt;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
@@ -170,7 +170,7 @@ pub async fn load(
 
     // Stage the input (S3 objects are downloaded into the job folder).
     let location = Location::parse(input_uri).map_err(FerryError::from)?;
-    let staged = stage(&location, &job_dir.join("input"))
+    let staged = stage(&location, &job_dir.join("input"), &Expect::default())
         .await
         .map_err(FerryError::from)?;
     let identity = match (&location, &staged.version, &staged.etag) {

@@ -11,18 +11,15 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ferry_connectors::pg::artifacts::ArtifactKinds;
 use ferry_connectors::pg::{LoadMode, PgConfig, QualifiedName};
-use ferry_connectors::store::{Location, stage};
-use ferry_engine::convert::writers::{
-    AvroCodec, IpcCodec, OutputFormat, ParquetCodec, ParquetOptions, Statistics, TextCompression,
-    TextOptions,
-};
+use ferry_connectors::store::{Expect, Location, stage};
+use ferry_engine::convert::writers::OutputFormat;
 use ferry_engine::convert::{ConvertRequest, convert, validate};
 use ferry_engine::error::FerryError;
 use ferry_engine::format::Format;
 use ferry_engine::load::{LoadOptions, LoadReport, load};
 use ferry_engine::source::Input;
 use ferry_engine::spec::check::{check, init};
-use ferry_engine::spec::{DatasetSpec, NullMarkers, SourceSpec, TargetSpec};
+use ferry_engine::spec::{ConvertSpec, DatasetSpec, NullMarkers, SourceSpec, TargetSpec};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -626,117 +623,16 @@ fn print_summary(r: &LoadReport, pg: &PgConfig) {
 }
 
 fn output_format(args: &ConvertArgs) -> Result<OutputFormat, FerryError> {
-    let codec = args.compression.as_deref().map(str::to_ascii_lowercase);
-    let bad = |what: &str| {
-        FerryError::Usage(format!(
-            "--compression {:?} does not apply to {}: use {what}",
-            codec.as_deref().unwrap_or(""),
-            args.to
-        ))
-    };
-    let level = |c: &str, name: &str| -> Result<Option<i64>, FerryError> {
-        match c.strip_prefix(name) {
-            Some("") => Ok(None),
-            Some(rest) => rest
-                .strip_prefix(':')
-                .and_then(|l| l.parse().ok())
-                .map(Some)
-                .ok_or_else(|| {
-                    FerryError::Usage(format!("--compression {c}: expected {name}:<level>"))
-                }),
-            None => Ok(None),
-        }
-    };
-    let text_codec = || -> Result<TextCompression, FerryError> {
-        match codec.as_deref() {
-            None | Some("none") => Ok(TextCompression::None),
-            Some("gzip") | Some("gz") => Ok(TextCompression::Gzip),
-            Some("zstd") | Some("zst") => Ok(TextCompression::Zstd),
-            _ => Err(bad("none, gzip or zstd")),
-        }
-    };
-    let text = |delimiter: u8| -> Result<TextOptions, FerryError> {
-        let delimiter = match &args.delimiter {
-            Some(d) => match d.as_str() {
-                "\\t" | "tab" => b'\t',
-                d if d.len() == 1 && d.is_ascii() => d.as_bytes()[0],
-                d => {
-                    return Err(FerryError::Usage(format!(
-                        "--delimiter {d:?}: one ASCII character"
-                    )));
-                }
-            },
-            None => delimiter,
-        };
-        Ok(TextOptions {
-            delimiter,
-            quote: b'"',
-            header: !args.no_header,
-            null: args.null.clone(),
-            compression: text_codec()?,
-        })
-    };
-    Ok(match args.to.as_str() {
-        "csv" => OutputFormat::Csv(text(b',')?),
-        "tsv" => OutputFormat::Tsv(text(b'\t')?),
-        "ndjson" => OutputFormat::Ndjson(text_codec()?),
-        "parquet" => {
-            let c = codec.clone().unwrap_or_else(|| "snappy".into());
-            let parquet_codec = if c == "snappy" {
-                ParquetCodec::Snappy
-            } else if c.starts_with("zstd") {
-                ParquetCodec::Zstd(level(&c, "zstd")?.unwrap_or(3) as i32)
-            } else if c.starts_with("gzip") {
-                ParquetCodec::Gzip(level(&c, "gzip")?.unwrap_or(6) as u32)
-            } else if c == "lz4" {
-                ParquetCodec::Lz4
-            } else if c == "none" || c == "uncompressed" {
-                ParquetCodec::None
-            } else {
-                return Err(bad("snappy, zstd[:level], gzip[:level], lz4 or none"));
-            };
-            OutputFormat::Parquet(ParquetOptions {
-                codec: parquet_codec,
-                row_group_rows: args.row_group_rows,
-                dictionary: !args.no_dictionary,
-                statistics: match args.statistics.as_str() {
-                    "none" => Statistics::None,
-                    "chunk" => Statistics::Chunk,
-                    _ => Statistics::Page,
-                },
-            })
-        }
-        "arrow" | "arrows" => {
-            let c = match codec.as_deref() {
-                None | Some("none") => IpcCodec::None,
-                Some("lz4") => IpcCodec::Lz4,
-                Some("zstd") => IpcCodec::Zstd,
-                _ => return Err(bad("none, lz4 or zstd")),
-            };
-            if args.to == "arrow" {
-                OutputFormat::ArrowFile(c)
-            } else {
-                OutputFormat::ArrowStream(c)
-            }
-        }
-        "avro" => OutputFormat::Avro(match codec.as_deref() {
-            None | Some("null") | Some("none") => AvroCodec::Null,
-            Some("deflate") => AvroCodec::Deflate,
-            Some("snappy") => AvroCodec::Snappy,
-            Some("zstd") => AvroCodec::Zstd,
-            _ => return Err(bad("null, deflate, snappy or zstd")),
-        }),
-        "sql" | "pgcopy" => {
-            if codec.is_some() {
-                return Err(bad("nothing (the artifacts are not compressed)"));
-            }
-            if args.to == "sql" {
-                OutputFormat::Sql
-            } else {
-                OutputFormat::Pgcopy
-            }
-        }
-        other => return Err(FerryError::Usage(format!("--to {other}: unknown format"))),
+    OutputFormat::from_spec(&ConvertSpec {
+        to: args.to.clone(),
+        compression: args.compression.clone(),
+        row_group_rows: Some(args.row_group_rows),
+        dictionary: Some(!args.no_dictionary),
+        statistics: Some(args.statistics.clone()),
+        delimiter: args.delimiter.clone(),
+        header: Some(!args.no_header),
+        null: Some(args.null.clone()),
+        validate: Some(!args.no_validate),
     })
 }
 
@@ -753,7 +649,7 @@ async fn local_input(uri: &str, work_dir: &std::path::Path) -> Result<Input, Fer
         .join(uuid::Uuid::now_v7().to_string())
         .join(ferry_engine::load::run_stamp())
         .join("input");
-    let staged = stage(&location, &dir).await?;
+    let staged = stage(&location, &dir, &Expect::default()).await?;
     Ok(Input {
         path: staged.path,
         display: uri.to_string(),

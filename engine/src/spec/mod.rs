@@ -44,16 +44,7 @@ impl SpecError {
     }
 }
 
-/// Which workflow an object routed to this dataset runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Workflow {
-    /// Transform and load into PostgreSQL.
-    #[default]
-    Loader,
-    /// Convert to another format and validate by reconversion.
-    Converter,
-}
+pub use ferry_connectors::jobs::Workflow;
 
 /// `[dataset]`
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -180,6 +171,39 @@ pub struct TargetSpec {
     pub types: BTreeMap<String, String>,
 }
 
+/// `[convert]`: the output of a Converter dataset. The keys mirror
+/// `ferry convert`'s flags (`to` is `--to`, and so on).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConvertSpec {
+    /// csv, tsv, ndjson, parquet, arrow, arrows, avro, sql or pgcopy.
+    pub to: String,
+    /// Codec (see `ferry convert --help` for each format's choices).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
+    /// Parquet: rows per row group (default 1 048 576).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_group_rows: Option<usize>,
+    /// Parquet: dictionary encoding (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dictionary: Option<bool>,
+    /// Parquet: none, chunk or page (default page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statistics: Option<String>,
+    /// csv: field delimiter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<String>,
+    /// csv/tsv: write a header line (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<bool>,
+    /// csv/tsv: how NULL is written (default: nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub null: Option<String>,
+    /// Validate by reconversion (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validate: Option<bool>,
+}
+
 fn default_mode() -> LoadMode {
     LoadMode::Append
 }
@@ -194,6 +218,7 @@ struct DatasetToml {
     #[serde(default)]
     routing: RoutingSpec,
     target: Option<TargetSpec>,
+    convert: Option<ConvertSpec>,
 }
 
 /// A validated dataset spec.
@@ -211,6 +236,8 @@ pub struct DatasetSpec {
     pub routing: RoutingSpec,
     /// Target, when the dataset loads into PostgreSQL.
     pub target: Option<TargetSpec>,
+    /// Output, when the dataset is converted.
+    pub convert: Option<ConvertSpec>,
     /// The transform's SQL.
     pub transform_sql: String,
     /// Where the SQL came from (for messages).
@@ -284,6 +311,7 @@ impl DatasetSpec {
             source: parsed.source,
             routing: parsed.routing,
             target: parsed.target,
+            convert: parsed.convert,
             transform_sql,
             transform_path: sql_path,
         };
@@ -300,6 +328,7 @@ impl DatasetSpec {
             source,
             routing: RoutingSpec::default(),
             target,
+            convert: None,
             transform_sql: "SELECT * FROM source".to_string(),
             transform_path: PathBuf::from("(default transform)"),
         }
@@ -406,7 +435,18 @@ impl DatasetSpec {
                     )
                 })?;
             }
-        } else if self.routing.workflow == Workflow::Loader && self.dir.is_some() {
+        }
+        if let Some(c) = &self.convert {
+            crate::convert::writers::OutputFormat::from_spec(c)
+                .map_err(|e| SpecError::key(file, "convert", e.to_string()))?;
+        } else if self.routing.workflow == Workflow::Converter && self.dir.is_some() {
+            return Err(SpecError::key(
+                file,
+                "convert",
+                "a converter dataset needs a [convert] section, e.g. to = \"parquet\"",
+            ));
+        }
+        if self.target.is_none() && self.routing.workflow == Workflow::Loader && self.dir.is_some() {
             return Err(SpecError::key(
                 file,
                 "target",
