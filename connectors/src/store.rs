@@ -397,6 +397,24 @@ pub struct Listed {
     pub version: Option<String>,
 }
 
+/// Reads an object's metadata (size, ETag, version) without its bytes.
+pub async fn head(bucket: &str, key: &str) -> Result<Listed, StoreError> {
+    let store = s3_store(bucket)?;
+    let uri = format!("s3://{bucket}/{key}");
+    let path = ObjectPath::parse(key).map_err(|e| StoreError {
+        uri: uri.clone(),
+        detail: e.to_string(),
+        retryable: false,
+    })?;
+    let meta = store.head(&path).await.map_err(|e| classify(&uri, e))?;
+    Ok(Listed {
+        key: key.to_string(),
+        size: meta.size,
+        etag: meta.e_tag,
+        version: meta.version,
+    })
+}
+
 /// Lists the objects under `prefix` in `bucket`.
 pub async fn list(bucket: &str, prefix: &str) -> Result<Vec<Listed>, StoreError> {
     let store = s3_store(bucket)?;

@@ -86,6 +86,24 @@ pub enum FerryError {
         /// Whether retrying may help.
         retryable: bool,
     },
+    /// The job store failed or refused a transition.
+    #[error(transparent)]
+    Jobs(#[from] ferry_connectors::jobs::JobStoreError),
+    /// A job event could not be sent.
+    #[error(transparent)]
+    Notify(#[from] ferry_connectors::notify::NotifyError),
+    /// An AWS call failed.
+    #[error(transparent)]
+    Aws(#[from] ferry_connectors::aws::AwsError),
+    /// The artifacts could not be archived.
+    #[error(transparent)]
+    Archive(#[from] ferry_connectors::work::ArchiveError),
+    /// No dataset's routing globs match an object key (or several do).
+    #[error("{0}")]
+    Route(String),
+    /// A converted file does not read back as what was written.
+    #[error("validation by reconversion failed: {0}")]
+    Invalid(String),
     /// A bug.
     #[error("internal error: {0}")]
     Internal(String),
@@ -112,7 +130,7 @@ impl FerryError {
             FerryError::Pg(e) if e.is_retryable() => Fault::External,
             FerryError::Pg(PgError::Config(_) | PgError::Connect { .. }) => Fault::Config,
             FerryError::Pg(PgError::Encode(_)) => Fault::Input,
-            FerryError::Pg(PgError::Count(_)) => Fault::Internal,
+            FerryError::Pg(PgError::Count(_) | PgError::Artifact { .. }) => Fault::Internal,
             FerryError::Pg(PgError::Io { .. }) => Fault::External,
             FerryError::Pg(_) => Fault::Target,
             FerryError::Io { .. } => Fault::External,
@@ -123,7 +141,39 @@ impl FerryError {
                     Fault::Config
                 }
             }
+            FerryError::Jobs(e) if e.retryable() => Fault::External,
+            FerryError::Jobs(ferry_connectors::jobs::JobStoreError::Corrupt { .. }) => {
+                Fault::Internal
+            }
+            FerryError::Jobs(_) => Fault::Config,
+            FerryError::Notify(e) if e.retryable() => Fault::External,
+            FerryError::Notify(_) => Fault::Config,
+            FerryError::Aws(e) if e.retryable => Fault::External,
+            FerryError::Aws(_) => Fault::Config,
+            FerryError::Archive(ferry_connectors::work::ArchiveError::Escapes(_)) => {
+                Fault::Internal
+            }
+            FerryError::Archive(_) => Fault::External,
+            FerryError::Route(_) => Fault::Config,
+            FerryError::Invalid(_) => Fault::Input,
             FerryError::Internal(_) => Fault::Internal,
+        }
+    }
+
+    /// The error name a Step Functions Retry/Catch matches on:
+    /// `ferry.Transient` is the one worth retrying; `ferry.Input`,
+    /// `ferry.Config`, `ferry.Target`, `ferry.Invalid` and `ferry.Internal`
+    /// fail the same way every time.
+    pub fn error_name(&self) -> &'static str {
+        if matches!(self, FerryError::Invalid(_)) {
+            return "ferry.Invalid";
+        }
+        match self.fault() {
+            Fault::External => "ferry.Transient",
+            Fault::Input => "ferry.Input",
+            Fault::Config => "ferry.Config",
+            Fault::Target => "ferry.Target",
+            Fault::Internal => "ferry.Internal",
         }
     }
 

@@ -17,3 +17,4 @@ pub mod sniff;
 pub mod source;
 pub mod spec;
 pub mod transform;
+pub mod workflow;

@@ -20,16 +20,21 @@ use ferry_connectors::pg::artifacts::{
 use ferry_connectors::pg::copy::{Encoded, encode_batch};
 use ferry_connectors::pg::load::{
     Begin, CopyChunk, InputIdentity, LoadRequest, LoadSession, Outcome, OutputColumn, PreviousLoad,
+    plan_output,
 };
-use ferry_connectors::pg::{BinaryEncoder, LoadMode, PgConfig, PgError, PgType, QualifiedName};
-use ferry_connectors::store::{Expect, Location, checksum_file, stage};
+use ferry_connectors::pg::replay::{PgcopyChunks, Rows, SqlCopyChunks};
+use ferry_connectors::pg::{
+    BinaryEncoder, CopyFormat, LoadMode, PgConfig, PgError, PgType, QualifiedName,
+};
+use ferry_connectors::store::{Expect, Location, Staged, checksum_file, stage};
+use ferry_connectors::work::JobDir;
 use futures::StreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::FerryError;
 use crate::progress::Progress;
-use crate::source::{Input, register_source};
+use crate::source::{Input, Source, register_source};
 use crate::spec::DatasetSpec;
 use crate::transform;
 
@@ -54,6 +59,8 @@ pub struct LoadOptions {
     pub keys: Option<Vec<String>>,
     /// Show a progress bar.
     pub progress: bool,
+    /// The job this load is a step of (`None` for a one-off `ferry load`).
+    pub job: Option<JobContext>,
 }
 
 /// What a load did.
@@ -134,18 +141,51 @@ fn encode(
     })
 }
 
-/// Runs a whole load: stage, decode, transform, encode, COPY, publish.
-pub async fn load(
+/// A job's identity when a load runs as a step of a job (`ferry run`,
+/// `ferry task`), instead of as a one-off `ferry load`.
+#[derive(Debug, Clone)]
+pub struct JobContext {
+    /// The job id (names staging tables and ledger entries).
+    pub job_id: String,
+    /// The job's folder.
+    pub dir: JobDir,
+    /// The input as the ledger records it (`s3://b/k#version=…`).
+    pub identity: String,
+    /// The input as people know it (`s3://b/k`).
+    pub display: String,
+}
+
+/// Everything decided before the first row: the job folder, the staged and
+/// checksummed input, the plan, the target and the load request.
+struct Prepared {
+    started: Instant,
+    job_id: String,
+    job_dir: PathBuf,
+    display: String,
+    staged: Staged,
+    input: Input,
+    source: Source,
+    df: datafusion::dataframe::DataFrame,
+    request: LoadRequest,
+}
+
+async fn prepare(
     spec: &DatasetSpec,
     input_uri: &str,
-    pg: &PgConfig,
     opts: &LoadOptions,
-) -> Result<LoadReport, FerryError> {
+) -> Result<Prepared, FerryError> {
     let started = Instant::now();
-    let job_id = uuid::Uuid::now_v7().to_string();
-    let work_dir = std::path::absolute(&opts.work_dir)
-        .map_err(|e| FerryError::io(format!("working directory {}", opts.work_dir.display()), e))?;
-    let job_dir = work_dir.join(&job_id).join(run_stamp());
+    let (job_id, job_dir) = match &opts.job {
+        Some(job) => (job.job_id.clone(), job.dir.root().to_path_buf()),
+        None => {
+            let job_id = uuid::Uuid::now_v7().to_string();
+            let work_dir = std::path::absolute(&opts.work_dir).map_err(|e| {
+                FerryError::io(format!("working directory {}", opts.work_dir.display()), e)
+            })?;
+            let dir = work_dir.join(&job_id).join(run_stamp());
+            (job_id, dir)
+        }
+    };
     let target_spec = spec.target.as_ref();
     let table = opts
         .table
@@ -173,23 +213,32 @@ pub async fn load(
     let staged = stage(&location, &job_dir.join("input"), &Expect::default())
         .await
         .map_err(FerryError::from)?;
-    let identity = match (&location, &staged.version, &staged.etag) {
-        (Location::S3 { uri, .. }, Some(v), _) if v != "null" => format!("{uri}#version={v}"),
-        (Location::S3 { uri, .. }, _, Some(e)) => format!("{uri}#etag={}", e.trim_matches('"')),
-        (Location::S3 { uri, .. }, _, _) => uri.clone(),
-        (Location::Local(p), _, _) => std::path::absolute(p)
+    let identity = match (&opts.job, &location, &staged.version, &staged.etag) {
+        (Some(job), ..) => job.identity.clone(),
+        (None, Location::S3 { uri, .. }, Some(v), _) if v != "null" => {
+            format!("{uri}#version={v}")
+        }
+        (None, Location::S3 { uri, .. }, _, Some(e)) => {
+            format!("{uri}#etag={}", e.trim_matches('"'))
+        }
+        (None, Location::S3 { uri, .. }, _, _) => uri.clone(),
+        (None, Location::Local(p), _, _) => std::path::absolute(p)
             .unwrap_or_else(|_| p.clone())
             .display()
             .to_string(),
     };
+    let display = opts
+        .job
+        .as_ref()
+        .map_or_else(|| input_uri.to_string(), |j| j.display.clone());
     let path = staged.path.clone();
     let checksum = tokio::task::spawn_blocking(move || checksum_file(&path))
         .await
         .map_err(|e| FerryError::Internal(e.to_string()))?
-        .map_err(|e| FerryError::io(format!("reading {input_uri}"), e))?;
+        .map_err(|e| FerryError::io(format!("reading {display}"), e))?;
     let input = Input {
         path: staged.path.clone(),
-        display: input_uri.to_string(),
+        display: display.clone(),
     };
 
     // Decode + transform plan.
@@ -226,80 +275,137 @@ pub async fn load(
         }
     }
     let request = LoadRequest {
-        target: table.clone(),
+        target: table,
         mode,
-        keys: keys.clone(),
+        keys,
         streams: streams.max(1),
         create: target_spec.is_none_or(|t| t.create),
         force: opts.force,
         input: InputIdentity {
-            input: identity.clone(),
-            checksum: checksum.clone(),
+            input: identity,
+            checksum,
             bytes: staged.size,
         },
         dataset: spec.name.clone(),
         job_id: job_id.clone(),
         columns,
-        format: Default::default(),
+        format: CopyFormat::Binary,
     };
-    let report = |status, rows, created, artifacts, previous: Option<PreviousLoad>| LoadReport {
-        job_id: job_id.clone(),
-        dataset: spec.name.clone(),
-        input: input_uri.to_string(),
-        target: table.to_string(),
-        mode,
-        status,
-        rows,
-        input_bytes: staged.size,
-        seconds: started.elapsed().as_secs_f64(),
-        created_table: created,
-        job_dir: job_dir.clone(),
-        artifacts,
-        previous_job: previous
-            .map(|p| format!("job {} at {}, {} rows", p.job_id, p.loaded_at, p.rows)),
-    };
-    let session = match LoadSession::begin(pg, request).await? {
+    Ok(Prepared {
+        started,
+        job_id,
+        job_dir,
+        display,
+        staged,
+        input,
+        source,
+        df,
+        request,
+    })
+}
+
+impl Prepared {
+    fn report(
+        &self,
+        status: &'static str,
+        rows: u64,
+        created: bool,
+        artifacts: Vec<ArtifactFile>,
+        previous: Option<PreviousLoad>,
+    ) -> LoadReport {
+        LoadReport {
+            job_id: self.job_id.clone(),
+            dataset: self.request.dataset.clone(),
+            input: self.display.clone(),
+            target: self.request.target.to_string(),
+            mode: self.request.mode,
+            status,
+            rows,
+            input_bytes: self.staged.size,
+            seconds: self.started.elapsed().as_secs_f64(),
+            created_table: created,
+            job_dir: self.job_dir.clone(),
+            artifacts,
+            previous_job: previous
+                .map(|p| format!("job {} at {}, {} rows", p.job_id, p.loaded_at, p.rows)),
+        }
+    }
+
+    fn artifact_spec(&self, opts: &LoadOptions, target_ddl: String, columns: Vec<String>) -> ArtifactSpec {
+        ArtifactSpec {
+            dir: self.job_dir.join("artifacts"),
+            stem: self.request.target.name.clone(),
+            kinds: opts.artifacts,
+            part_bytes: opts.part_bytes,
+            target: self.request.target.clone(),
+            target_ddl,
+            columns,
+            mode: self.request.mode,
+            keys: self.request.keys.clone(),
+        }
+    }
+
+    fn ledger(&self) -> LedgerEntry {
+        LedgerEntry {
+            input: self.request.input.input.clone(),
+            checksum: self.request.input.checksum.clone(),
+            dataset: self.request.dataset.clone(),
+            job_id: self.job_id.clone(),
+            bytes: self.staged.size,
+        }
+    }
+
+    fn progress(&self, on: bool, rows_done: Arc<AtomicU64>) -> Progress {
+        let counters = self.source.counters.clone();
+        Progress::start(
+            on,
+            self.source.size,
+            Arc::new(move || counters.bytes.load(Ordering::Relaxed)),
+            rows_done,
+        )
+    }
+}
+
+/// Runs a whole load in one process: stage, decode, transform, encode, COPY
+/// while writing the artifacts, publish. (The Loader's transform and
+/// sql-processor steps, fused.)
+pub async fn load(
+    spec: &DatasetSpec,
+    input_uri: &str,
+    pg: &PgConfig,
+    opts: &LoadOptions,
+) -> Result<LoadReport, FerryError> {
+    let p = prepare(spec, input_uri, opts).await?;
+    let session = match LoadSession::begin(pg, p.request.clone()).await? {
         Begin::AlreadyLoaded(prev) => {
-            return Ok(report("skipped", 0, false, Vec::new(), Some(prev)));
+            return Ok(p.report("skipped", 0, false, Vec::new(), Some(prev)));
         }
         Begin::Ready(s) => s,
     };
-    tracing::info!(job_id = %job_id, dataset = %spec.name, input = %input_uri, target = %table, %mode, streams, "load started");
-
-    let artifact_spec = ArtifactSpec {
-        dir: job_dir.join("artifacts"),
-        stem: table.name.clone(),
-        kinds: opts.artifacts,
-        part_bytes: opts.part_bytes,
-        target: table.clone(),
-        target_ddl: session.target_ddl().to_string(),
-        columns: session.columns().to_vec(),
-        mode,
-        keys,
-    };
-    let ledger = LedgerEntry {
-        input: identity,
-        checksum,
-        dataset: spec.name.clone(),
-        job_id: job_id.clone(),
-        bytes: staged.size,
-    };
+    tracing::info!(job_id = %p.job_id, dataset = %spec.name, input = %p.display, target = %p.request.target, mode = %p.request.mode, streams = p.request.streams, "load started");
+    let artifact_spec = p.artifact_spec(opts, session.target_ddl().to_string(), session.columns().to_vec());
     let rows_done = Arc::new(AtomicU64::new(0));
-    let counters = source.counters.clone();
-    let mut progress = Progress::start(
-        opts.progress,
-        source.size,
-        Arc::new(move || counters.bytes.load(Ordering::Relaxed)),
-        rows_done.clone(),
-    );
-    let piped = pipeline(&session, df, spec, artifact_spec, ledger, rows_done).await;
+    let mut progress = p.progress(opts.progress, rows_done.clone());
+    let encoder = BinaryEncoder::new(session.codecs());
+    let piped = pipeline(
+        encoder,
+        Some(session.sender()),
+        p.df.clone(),
+        spec,
+        artifact_spec,
+        p.ledger(),
+        rows_done,
+    )
+    .await;
     progress.finish();
     match piped {
         Ok((rows, artifacts)) => match session.finish(rows).await? {
             Outcome::Loaded { rows, created } => {
-                Ok(report("loaded", rows, created, artifacts, None))
+                Ok(p.report("loaded", rows, created, artifacts, None))
             }
-            Outcome::AlreadyLoaded(prev) => Ok(report("skipped", 0, false, artifacts, Some(prev))),
+            Outcome::AlreadyLoaded(prev) => {
+                Ok(p.report("skipped", 0, false, artifacts, Some(prev)))
+            }
         },
         Err(Stop::LoaderStopped) => {
             // A COPY stream failed: its error is the one to report.
@@ -312,7 +418,325 @@ pub async fn load(
         }
         Err(Stop::Failed(e)) => {
             session.abort().await;
-            Err(source.explain(e, spec, &input))
+            Err(p.source.explain(e, spec, &p.input))
+        }
+    }
+}
+
+/// The file the transform step leaves for sql-processor in the job folder.
+pub const TRANSFORM_REPORT: &str = "transform.json";
+
+/// One output column as the transform step encoded it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EncodedColumn {
+    /// Name.
+    pub name: String,
+    /// Arrow type out of the transform.
+    pub data_type: arrow::datatypes::DataType,
+    /// Whether it may be NULL.
+    pub nullable: bool,
+    /// The PostgreSQL type the binary values were encoded for.
+    pub pg: String,
+}
+
+/// One artifact file, as recorded in `transform.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedArtifact {
+    /// Path.
+    pub path: PathBuf,
+    /// `sql`, `pgcopy` or `driver`.
+    pub kind: String,
+    /// Rows it holds.
+    pub rows: u64,
+    /// Size.
+    pub bytes: u64,
+}
+
+/// `transform.json`: what the transform step wrote, so sql-processor (another
+/// container, maybe later) loads exactly it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransformReport {
+    /// Job id.
+    pub job_id: String,
+    /// Dataset.
+    pub dataset: String,
+    /// The input as people know it.
+    pub input: String,
+    /// The input as the ledger records it.
+    pub identity: String,
+    /// Checksum of the input's bytes.
+    pub checksum: String,
+    /// Input size.
+    pub input_bytes: u64,
+    /// Target table.
+    pub target: String,
+    /// Load mode.
+    pub mode: LoadMode,
+    /// Upsert keys.
+    pub keys: Vec<String>,
+    /// Create the target when missing.
+    pub create: bool,
+    /// The columns, in COPY order.
+    pub columns: Vec<EncodedColumn>,
+    /// Rows written.
+    pub rows: u64,
+    /// Seconds taken.
+    pub seconds: f64,
+    /// The files.
+    pub artifacts: Vec<RecordedArtifact>,
+}
+
+/// The Loader's transform step on its own: decode, transform and encode into
+/// the `.sql` and `.pgcopy` artifacts (with the column types the target has,
+/// read from its catalog, or would be created with), and record them in
+/// `transform.json`. Nothing is loaded.
+pub async fn transform_artifacts(
+    spec: &DatasetSpec,
+    input_uri: &str,
+    pg: &PgConfig,
+    opts: &LoadOptions,
+) -> Result<TransformReport, FerryError> {
+    if !opts.artifacts.pgcopy && !opts.artifacts.sql {
+        return Err(FerryError::Usage(
+            "the transform step writes artifacts for sql-processor: .pgcopy, .sql or both".into(),
+        ));
+    }
+    let p = prepare(spec, input_uri, opts).await?;
+    let plan = plan_output(pg, &p.request).await?;
+    let columns: Vec<String> = p.request.columns.iter().map(|c| c.name.clone()).collect();
+    let artifact_spec = p.artifact_spec(opts, plan.target_ddl.clone(), columns);
+    let rows_done = Arc::new(AtomicU64::new(0));
+    let mut progress = p.progress(opts.progress, rows_done.clone());
+    let piped = pipeline(
+        BinaryEncoder::new(plan.codecs.clone()),
+        None,
+        p.df.clone(),
+        spec,
+        artifact_spec,
+        p.ledger(),
+        rows_done,
+    )
+    .await;
+    progress.finish();
+    let (rows, artifacts) = match piped {
+        Ok(done) => done,
+        Err(Stop::Failed(e)) => return Err(p.source.explain(e, spec, &p.input)),
+        Err(Stop::LoaderStopped) => {
+            return Err(FerryError::Internal("no loader runs in the transform step".into()));
+        }
+    };
+    let report = TransformReport {
+        job_id: p.job_id.clone(),
+        dataset: spec.name.clone(),
+        input: p.display.clone(),
+        identity: p.request.input.input.clone(),
+        checksum: p.request.input.checksum.clone(),
+        input_bytes: p.staged.size,
+        target: p.request.target.to_string(),
+        mode: p.request.mode,
+        keys: p.request.keys.clone(),
+        create: p.request.create,
+        columns: p
+            .request
+            .columns
+            .iter()
+            .zip(plan.codecs.iter())
+            .map(|(c, codec)| EncodedColumn {
+                name: c.name.clone(),
+                data_type: c.data_type.clone(),
+                nullable: c.nullable,
+                pg: codec.pg.to_string(),
+            })
+            .collect(),
+        rows,
+        seconds: p.started.elapsed().as_secs_f64(),
+        artifacts: artifacts
+            .iter()
+            .map(|a| RecordedArtifact {
+                path: a.path.clone(),
+                kind: a.kind.to_string(),
+                rows: a.rows,
+                bytes: a.bytes,
+            })
+            .collect(),
+    };
+    let path = p.job_dir.join(TRANSFORM_REPORT);
+    let json = serde_json::to_vec_pretty(&report).map_err(|e| FerryError::Internal(e.to_string()))?;
+    std::fs::write(&path, json).map_err(|e| FerryError::io(format!("writing {}", path.display()), e))?;
+    Ok(report)
+}
+
+/// Which artifacts sql-processor loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ArtifactSource {
+    /// The `.pgcopy` parts, as binary COPY (the fast path).
+    #[default]
+    Pgcopy,
+    /// The `.sql` parts' COPY text blocks (what `psql -f load.sql` replays).
+    Sql,
+}
+
+/// The Loader's sql-processor step: loads the artifacts the transform step
+/// recorded in `<job_dir>/transform.json`, with parallel COPY streams under
+/// the load mode's atomicity and the ledger's load-once guarantee. The
+/// target must still have the column types the artifacts were encoded for.
+pub async fn load_artifacts(
+    job_dir: &std::path::Path,
+    pg: &PgConfig,
+    from: ArtifactSource,
+    streams: Option<usize>,
+    force: bool,
+) -> Result<LoadReport, FerryError> {
+    let started = Instant::now();
+    let path = job_dir.join(TRANSFORM_REPORT);
+    let text = std::fs::read(&path).map_err(|e| {
+        FerryError::io(
+            format!("reading {} (did the transform step run?)", path.display()),
+            e,
+        )
+    })?;
+    let t: TransformReport = serde_json::from_slice(&text)
+        .map_err(|e| FerryError::Internal(format!("{}: {e}", path.display())))?;
+    let target = QualifiedName::parse(&t.target).map_err(|e| FerryError::Usage(e.to_string()))?;
+    let mut columns = Vec::with_capacity(t.columns.len());
+    for c in &t.columns {
+        columns.push(OutputColumn {
+            name: c.name.clone(),
+            data_type: c.data_type.clone(),
+            nullable: c.nullable,
+            pg: PgType::parse(&c.pg).ok_or_else(|| {
+                FerryError::Internal(format!("{}: unknown type {:?}", path.display(), c.pg))
+            })?,
+        });
+    }
+    let (kind, format) = match from {
+        ArtifactSource::Pgcopy => ("pgcopy", CopyFormat::Binary),
+        ArtifactSource::Sql => ("sql", CopyFormat::Text),
+    };
+    let parts: Vec<&RecordedArtifact> = t.artifacts.iter().filter(|a| a.kind == kind).collect();
+    if parts.is_empty() {
+        return Err(FerryError::Usage(format!(
+            "{}: the transform step wrote no .{kind} files",
+            path.display()
+        )));
+    }
+    let expected: u64 = parts.iter().map(|a| a.rows).sum();
+    if expected != t.rows {
+        return Err(FerryError::Internal(format!(
+            "{}: the .{kind} files hold {expected} rows but the transform wrote {}",
+            path.display(),
+            t.rows
+        )));
+    }
+    let request = LoadRequest {
+        target: target.clone(),
+        mode: t.mode,
+        keys: t.keys.clone(),
+        streams: streams.unwrap_or_else(|| default_streams(t.mode)).max(1),
+        create: t.create,
+        force,
+        input: InputIdentity {
+            input: t.identity.clone(),
+            checksum: t.checksum.clone(),
+            bytes: t.input_bytes,
+        },
+        dataset: t.dataset.clone(),
+        job_id: t.job_id.clone(),
+        columns,
+        format,
+    };
+    let report = |status, rows, created, previous: Option<PreviousLoad>| LoadReport {
+        job_id: t.job_id.clone(),
+        dataset: t.dataset.clone(),
+        input: t.input.clone(),
+        target: target.to_string(),
+        mode: t.mode,
+        status,
+        rows,
+        input_bytes: parts.iter().map(|a| a.bytes).sum(),
+        seconds: started.elapsed().as_secs_f64(),
+        created_table: created,
+        job_dir: job_dir.to_path_buf(),
+        artifacts: Vec::new(),
+        previous_job: previous
+            .map(|p| format!("job {} at {}, {} rows", p.job_id, p.loaded_at, p.rows)),
+    };
+    let session = match LoadSession::begin(pg, request).await? {
+        Begin::AlreadyLoaded(prev) => return Ok(report("skipped", 0, false, Some(prev))),
+        Begin::Ready(s) => s,
+    };
+    // The binary values were encoded for the types recorded; the target
+    // must still have them (a changed table needs the transform again).
+    if format == CopyFormat::Binary {
+        for (codec, c) in session.codecs().iter().zip(&t.columns) {
+            if codec.pg.to_string() != c.pg {
+                session.abort().await;
+                return Err(FerryError::Pg(PgError::Target {
+                    table: target.to_string(),
+                    detail: format!(
+                        "column {:?} is {} now, but the .pgcopy files were encoded for {}; run the transform step again",
+                        c.name, codec.pg, c.pg
+                    ),
+                }));
+            }
+        }
+    }
+    let tx = session.sender();
+    let files: Vec<PathBuf> = parts.iter().map(|a| a.path.clone()).collect();
+    let feed = async move {
+        let mut first_row = 0u64;
+        for f in files {
+            // Reading is blocking I/O: one thread per part, chunks handed over
+            // through a small channel.
+            let (ctx, mut crx) = mpsc::channel::<Result<Rows, PgError>>(2);
+            let reader = tokio::task::spawn_blocking(move || {
+                let chunks: Box<dyn Iterator<Item = Result<Rows, PgError>>> = match from {
+                    ArtifactSource::Pgcopy => match PgcopyChunks::open(&f) {
+                        Ok(c) => Box::new(c),
+                        Err(e) => Box::new(std::iter::once(Err(e))),
+                    },
+                    ArtifactSource::Sql => match SqlCopyChunks::open(&f) {
+                        Ok(c) => Box::new(c),
+                        Err(e) => Box::new(std::iter::once(Err(e))),
+                    },
+                };
+                for c in chunks {
+                    if ctx.blocking_send(c).is_err() {
+                        break;
+                    }
+                }
+            });
+            while let Some(chunk) = crx.recv().await {
+                let chunk = chunk?;
+                let rows = chunk.rows;
+                let sent = tx
+                    .send(CopyChunk {
+                        bytes: chunk.bytes,
+                        rows,
+                        first_row,
+                    })
+                    .await;
+                if sent.is_err() {
+                    return Ok(None); // a stream failed; finish() reports it
+                }
+                first_row += rows;
+            }
+            let _ = reader.await;
+        }
+        Ok::<Option<u64>, PgError>(Some(first_row))
+    };
+    match feed.await {
+        Ok(Some(rows)) => match session.finish(rows).await? {
+            Outcome::Loaded { rows, created } => Ok(report("loaded", rows, created, None)),
+            Outcome::AlreadyLoaded(prev) => Ok(report("skipped", 0, false, Some(prev))),
+        },
+        Ok(None) => match session.finish(0).await {
+            Err(e) => Err(e.into()),
+            Ok(_) => Err(FerryError::Internal("the loader stopped without an error".into())),
+        },
+        Err(e) => {
+            session.abort().await;
+            Err(e.into())
         }
     }
 }
@@ -332,7 +756,8 @@ impl From<FerryError> for Stop {
 
 /// Decode → encode (parallel, ordered) → COPY + artifacts.
 async fn pipeline(
-    session: &LoadSession,
+    encoder: BinaryEncoder,
+    copy_tx: Option<mpsc::Sender<CopyChunk>>,
     df: datafusion::dataframe::DataFrame,
     spec: &DatasetSpec,
     artifact_spec: ArtifactSpec,
@@ -340,11 +765,9 @@ async fn pipeline(
     rows_done: Arc<AtomicU64>,
 ) -> Result<(u64, Vec<ArtifactFile>), Stop> {
     let sql_path = spec.transform_path.display().to_string();
-    let encoder = BinaryEncoder::new(session.codecs());
 
     let want_text = artifact_spec.kinds.sql;
     let write_artifacts = artifact_spec.kinds.sql || artifact_spec.kinds.pgcopy;
-    let copy_tx = session.sender();
 
     // Artifact writer: a blocking thread fed in order.
     let (art_tx, mut art_rx) = mpsc::channel::<Arc<Encoded>>(4);
@@ -399,7 +822,9 @@ async fn pipeline(
                 rows: encoded.rows,
                 first_row: encoded.first_row,
             };
-            if copy_tx.send(chunk).await.is_err() {
+            if let Some(tx) = &copy_tx
+                && tx.send(chunk).await.is_err()
+            {
                 return Err(Stop::LoaderStopped);
             }
             if write_artifacts && art_tx.send(Arc::new(encoded)).await.is_err() {

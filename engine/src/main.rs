@@ -4,6 +4,8 @@
 // As in the library: errors are built once per failed command, never per row.
 #![allow(clippy::result_large_err)]
 
+mod commands;
+
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -109,7 +111,62 @@ unless --force. Artifacts (.sql parts with load.sql, and .pgcopy parts) go to
     /// Check or create dataset specs.
     #[command(subcommand)]
     Spec(SpecCommand),
+    /// Run a whole job for one input, routed to its dataset by the specs' globs.
+    #[command(after_help = RUN_HELP)]
+    Run(commands::RunArgs),
+    /// Run one step of a job, as a container task of the Step Functions state machines.
+    #[command(after_help = TASK_HELP)]
+    Task(commands::TaskArgs),
+    /// Run jobs as objects arrive in a folder, an S3 prefix or an SQS queue of S3 events.
+    #[command(after_help = WATCH_HELP)]
+    Watch(commands::WatchArgs),
+    /// List and show jobs.
+    #[command(subcommand)]
+    Jobs(commands::JobsCommand),
 }
+
+const RUN_HELP: &str = "\
+Examples:
+  ferry run --input data/in/orders/2026-11.csv          # routed by sql/*/dataset.toml [routing] keys
+  ferry run --input s3://in-bucket/orders/2026-11.csv --output s3://out-bucket/ferry
+  ferry run --event event.json                           # an EventBridge S3 Object Created event
+  aws s3api ... | ferry run --event -
+
+A job is created once per object version (bucket/key + version id, or + ETag);
+running it again for the same object does nothing. Steps:
+  Loader     create-job, s3-efs-downloader, transform+sql-processor (fused), efs-s3-uploader, notify
+  Converter  create-job, s3-efs-downloader, convert, validate, efs-s3-uploader, notify
+The job folder is <work-dir>/<job-id>/<ddmmyyyyhhmmss>/; file.zip and manifest.json
+go to <output>/<dataset>/<job-id>/<ddmmyyyyhhmmss>/; one event per job goes to --notify.";
+
+const TASK_HELP: &str = "\
+Examples (what the state machines run, each step in its own container):
+  ferry task create-job --event @event.json
+  ferry task s3-efs-downloader --job '{\"job_id\": \"0190…\"}'
+  ferry task transform --job @job.json
+  ferry task sql-processor --job @job.json [--from sql]
+  ferry task convert --job @job.json
+  ferry task validate --job @job.json
+  ferry task efs-s3-uploader --job @job.json
+  ferry task notify --job '{\"job_id\": \"0190…\", \"error\": {\"Error\": \"ferry.Input\", \"Cause\": \"…\"}}'
+
+Each prints its output as one JSON object (job_id, status, run, rows, bytes, outputs)
+for the next state. With a task token (--task-token or FERRY_TASK_TOKEN) it sends
+heartbeats while working, then SendTaskSuccess with that output, or SendTaskFailure
+with an error name for Retry/Catch:
+  ferry.Transient   retrying may help (network, throttling, database restart)
+  ferry.Input       bad input data        ferry.Config    bad spec, flags or routing
+  ferry.Target      PostgreSQL refused    ferry.Invalid   validation by reconversion failed
+  ferry.Internal    a bug";
+
+const WATCH_HELP: &str = "\
+Examples:
+  ferry watch data/incoming                     # file-system notifications; existing files too
+  ferry watch s3://in-bucket/incoming/ --poll 10
+  ferry watch https://sqs.eu-west-1.amazonaws.com/123456789012/ferry-events --concurrency 4
+
+An SQS message is deleted only after its job ended (succeeded, failed for good, or was
+a duplicate); after a transient failure it becomes visible again and is retried.";
 
 const CONVERT_HELP: &str = "\
 Examples:
@@ -393,6 +450,9 @@ fn main() -> ExitCode {
                     );
                 }
             }
+            if matches!(e, FerryError::Invalid(_)) {
+                return ExitCode::from(6);
+            }
             ExitCode::from(fault.exit_code() as u8)
         }
     }
@@ -409,6 +469,10 @@ async fn run(cli: Cli, interactive: bool) -> Result<Done, FerryError> {
     match cli.command {
         Command::Load(args) => run_load(args, interactive).await,
         Command::Convert(args) => run_convert(args, interactive).await,
+        Command::Run(args) => commands::run(args, interactive).await.map(|()| Done::Ok),
+        Command::Task(args) => commands::task(args).await.map(|()| Done::Ok),
+        Command::Watch(args) => commands::watch_cmd(args, interactive).await.map(|()| Done::Ok),
+        Command::Jobs(cmd) => commands::jobs_cmd(cmd).await.map(|()| Done::Ok),
         Command::Spec(SpecCommand::Check { dir, sample, json }) => {
             let spec = DatasetSpec::load(&dir)?;
             let report = check(&spec, sample.as_deref()).await?;
@@ -574,6 +638,7 @@ async fn run_load(args: LoadArgs, interactive: bool) -> Result<Done, FerryError>
         mode: args.mode,
         keys: (!args.keys.is_empty()).then(|| args.keys.clone()),
         progress: interactive,
+        job: None,
     };
     let report = load(&spec, &args.input, &pg, &options).await?;
     if args.json {

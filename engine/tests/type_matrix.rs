@@ -934,6 +934,7 @@ async fn every_type_loads_identically_through_binary_copy_and_sql() {
         mode: None,
         keys: None,
         progress: false,
+        job: None,
     };
     let report = load(
         &spec,
@@ -1142,6 +1143,7 @@ a newline",ünï ✓,\x,0001-01-01 BC,23:59:59.999999,1970-01-01 00:00:00.000001
         mode: None,
         keys: None,
         progress: false,
+        job: None,
     };
     let report = load(
         &spec,

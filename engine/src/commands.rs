@@ -1,0 +1,500 @@
+//! The job commands of the `ferry` binary: `run`, `task`, `watch`, `jobs`.
+//! (Part of the binary, not the library: argument parsing and printing only;
+//! the work is `ferry_engine::workflow`.)
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+use ferry_connectors::jobs::{self, Job, JobError, JobStatus};
+use ferry_connectors::pg::PgConfig;
+use ferry_connectors::pg::artifacts::ArtifactKinds;
+use ferry_connectors::sfn::TaskToken;
+use ferry_engine::error::FerryError;
+use ferry_engine::load::ArtifactSource;
+use ferry_engine::workflow::event::Trigger;
+use ferry_engine::workflow::route::Routes;
+use ferry_engine::workflow::watch::{WatchOptions, WatchSource, watch};
+use ferry_engine::workflow::{self, Runtime, Settings};
+use serde_json::Value;
+
+/// Where jobs, events, specs and outputs are: shared by run, task and watch.
+#[derive(Args, Clone)]
+pub struct JobArgs {
+    /// Dataset specs: a folder of sql/<dataset>/ folders, routed by their [routing] keys.
+    #[arg(long, env = "FERRY_SPECS", default_value = "sql", value_name = "DIR")]
+    specs: PathBuf,
+    /// Job store: sqlite://PATH or dynamodb://TABLE [default: sqlite://<work-dir>/jobs.db].
+    #[arg(long, env = "FERRY_JOB_STORE", value_name = "URL")]
+    job_store: Option<String>,
+    /// Job events: file://PATH (JSON lines), sns://TOPIC-ARN or eventbridge://BUS
+    /// [default: <work-dir>/events.jsonl].
+    #[arg(long, env = "FERRY_NOTIFY", value_name = "URL")]
+    notify: Option<String>,
+    /// Where file.zip and manifest.json go: s3://bucket/prefix or a folder
+    /// [default: <work-dir>/../output].
+    #[arg(long, env = "FERRY_OUTPUT", value_name = "URI")]
+    output: Option<String>,
+    /// Working storage (the EFS mount in AWS).
+    #[arg(long, env = "FERRY_WORK_DIR", default_value = ".ferry/work", value_name = "DIR")]
+    work_dir: PathBuf,
+    /// PostgreSQL URL (Loader datasets).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    database_url: Option<String>,
+    /// Parallel COPY connections [default: by load mode].
+    #[arg(long, value_name = "N")]
+    streams: Option<usize>,
+    /// Load even if the ledger says the input is already loaded.
+    #[arg(long)]
+    force: bool,
+    /// Artifact part size.
+    #[arg(long, default_value = "256MiB", value_name = "SIZE")]
+    part_size: bytesize::ByteSize,
+}
+
+impl JobArgs {
+    async fn runtime(&self, progress: bool, from: ArtifactSource) -> Result<Runtime, FerryError> {
+        let work_dir = std::path::absolute(&self.work_dir)
+            .map_err(|e| FerryError::io(format!("working directory {}", self.work_dir.display()), e))?;
+        let store = jobs::open(self.job_store.as_deref(), &work_dir).await?;
+        let notifier = ferry_connectors::notify::open(self.notify.as_deref(), &work_dir).await?;
+        let routes = Routes::load(&self.specs)?;
+        let pg = match &self.database_url {
+            Some(url) => Some(PgConfig::from_url_or_env(Some(url))?),
+            None => PgConfig::from_url_or_env(None).ok(),
+        };
+        let output = self.output.clone().unwrap_or_else(|| {
+            work_dir
+                .parent()
+                .map_or_else(|| work_dir.join("output"), |p| p.join("output"))
+                .display()
+                .to_string()
+        });
+        Ok(Runtime {
+            settings: Settings {
+                work_dir,
+                output,
+                streams: self.streams,
+                artifacts: ArtifactKinds {
+                    sql: true,
+                    pgcopy: true,
+                },
+                part_bytes: self.part_size.as_u64(),
+                force: self.force,
+                progress,
+                from,
+            },
+            store,
+            notifier,
+            routes,
+            pg,
+        })
+    }
+}
+
+/// `ferry run`.
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["input", "event"])))]
+pub struct RunArgs {
+    /// The input: a path, file:///path or s3://bucket/key (routed by the specs' globs).
+    #[arg(short, long, value_name = "URI")]
+    input: Option<String>,
+    /// An S3 Object Created event as EventBridge delivers it: a file, or - for stdin.
+    #[arg(long, value_name = "FILE")]
+    event: Option<String>,
+    #[command(flatten)]
+    job: JobArgs,
+    /// Print the job as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The steps `ferry task` runs.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum TaskStep {
+    /// Parse the event, route it, create the job once and claim it.
+    CreateJob,
+    /// Copy the input from S3 into the job folder (checks size and ETag).
+    S3EfsDownloader,
+    /// Decode, transform, encode into .sql and .pgcopy artifacts.
+    Transform,
+    /// Load the artifacts into PostgreSQL (parallel binary COPY, atomic, once).
+    SqlProcessor,
+    /// Convert to the dataset's [convert] format.
+    Convert,
+    /// Read the converted file back and compare.
+    Validate,
+    /// Zip the artifacts with manifest.json and upload them.
+    EfsS3Uploader,
+    /// End the job (failed if the input has an "error") and send its event.
+    Notify,
+}
+
+impl TaskStep {
+    /// The step's name as the architecture and the job record say it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskStep::CreateJob => workflow::CREATE_JOB,
+            TaskStep::S3EfsDownloader => workflow::DOWNLOAD,
+            TaskStep::Transform => workflow::TRANSFORM,
+            TaskStep::SqlProcessor => workflow::SQL_PROCESSOR,
+            TaskStep::Convert => workflow::CONVERT,
+            TaskStep::Validate => workflow::VALIDATE,
+            TaskStep::EfsS3Uploader => workflow::UPLOAD,
+            TaskStep::Notify => workflow::NOTIFY,
+        }
+    }
+}
+
+/// `ferry task`.
+#[derive(Args)]
+pub struct TaskArgs {
+    /// The step to run.
+    step: TaskStep,
+    /// The job: JSON with "job_id" (a previous task's output), or @FILE.
+    /// create-job takes the event instead: --event, or the S3 event as --job.
+    #[arg(long, value_name = "JSON|@FILE")]
+    job: Option<String>,
+    /// create-job: the S3 Object Created event (JSON, @FILE, or - for stdin).
+    #[arg(long, value_name = "JSON|@FILE|-")]
+    event: Option<String>,
+    /// create-job: an input URI instead of an event.
+    #[arg(short, long, value_name = "URI")]
+    input: Option<String>,
+    /// A Step Functions task token (.waitForTaskToken): heartbeats while the
+    /// step runs, then SendTaskSuccess with the output or SendTaskFailure.
+    #[arg(long, env = "FERRY_TASK_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    task_token: Option<String>,
+    /// Seconds between heartbeats (keep it under the state's HeartbeatSeconds).
+    #[arg(long, env = "FERRY_HEARTBEAT_SECONDS", default_value_t = 30)]
+    heartbeat_seconds: u64,
+    /// sql-processor: load the .pgcopy files (binary COPY) or replay the .sql files.
+    #[arg(long, default_value = "pgcopy", value_parser = ["pgcopy", "sql"])]
+    from: String,
+    #[command(flatten)]
+    args: JobArgs,
+}
+
+/// `ferry watch`.
+#[derive(Args)]
+pub struct WatchArgs {
+    /// A folder, s3://bucket/prefix, or an SQS queue URL receiving EventBridge S3 events.
+    source: String,
+    /// Jobs at once.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    concurrency: usize,
+    /// Exit after this many seconds with nothing running and nothing new.
+    #[arg(long, value_name = "SECONDS")]
+    idle_exit: Option<f64>,
+    /// Seconds between S3 listings (and the SQS long-poll wait).
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    poll: f64,
+    #[command(flatten)]
+    job: JobArgs,
+}
+
+/// `ferry jobs`.
+#[derive(Subcommand)]
+pub enum JobsCommand {
+    /// List jobs, newest first.
+    List {
+        /// Only jobs with this status: pending, running, succeeded, failed.
+        #[arg(long)]
+        status: Option<JobStatus>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Show one job with its steps.
+    Show {
+        /// The job id.
+        id: String,
+        /// Print the job record as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// Where the job store is.
+#[derive(Args)]
+pub struct StoreArgs {
+    /// Job store: sqlite://PATH or dynamodb://TABLE [default: sqlite://<work-dir>/jobs.db].
+    #[arg(long, env = "FERRY_JOB_STORE", value_name = "URL")]
+    job_store: Option<String>,
+    /// Working storage (where the default job store is).
+    #[arg(long, env = "FERRY_WORK_DIR", default_value = ".ferry/work", value_name = "DIR")]
+    work_dir: PathBuf,
+}
+
+fn read_arg(text: &str) -> Result<String, FerryError> {
+    if text == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| FerryError::io("reading stdin", e))?;
+        return Ok(s);
+    }
+    if let Some(path) = text.strip_prefix('@') {
+        return std::fs::read_to_string(path).map_err(|e| FerryError::io(format!("reading {path}"), e));
+    }
+    Ok(text.to_string())
+}
+
+fn print_job_line(job: &Job) {
+    println!(
+        "{}  {:<9}  {:<9}  {:<12}  {:>10}  {}",
+        job.job_id,
+        job.status.as_str(),
+        job.workflow.map(|w| w.to_string()).unwrap_or_else(|| "-".into()),
+        job.dataset.as_deref().unwrap_or("-"),
+        job.rows.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
+        job.input.uri
+    );
+}
+
+fn print_job(job: &Job) {
+    println!("job       {}", job.job_id);
+    println!("status    {}", job.status.as_str());
+    println!("input     {}", job.input.uri);
+    println!("dataset   {}", job.dataset.as_deref().unwrap_or("- (not routed)"));
+    println!("workflow  {}", job.workflow.map(|w| w.to_string()).unwrap_or_else(|| "-".into()));
+    println!("created   {}", job.created_at);
+    println!("updated   {}", job.updated_at);
+    println!("attempts  {}", job.attempts);
+    println!("folder    {}", job.dir);
+    if let Some(r) = job.rows {
+        println!("rows      {r}");
+    }
+    if let Some(e) = &job.error {
+        println!("error     {} in {}: {}", e.name, e.step, e.message);
+    }
+    println!("steps:");
+    for s in &job.steps {
+        let figures = [
+            s.rows.map(|r| format!("{r} rows")),
+            s.bytes.map(|b| format!("{b} bytes")),
+            s.seconds.map(|t| format!("{t:.2} s")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ");
+        let state = match (&s.error, &s.finished_at) {
+            (Some(e), _) => format!("FAILED {}: {}", e.name, e.message),
+            (None, Some(_)) => "ok".into(),
+            (None, None) => "running".into(),
+        };
+        println!("  #{} {:<24} {state}  {figures}", s.attempt, s.step);
+        for (k, v) in &s.outputs {
+            println!("      {k}: {}", v.as_str().map_or_else(|| v.to_string(), str::to_string));
+        }
+    }
+}
+
+/// `ferry run`.
+pub async fn run(args: RunArgs, interactive: bool) -> Result<(), FerryError> {
+    let rt = args.job.runtime(interactive, ArtifactSource::Pgcopy).await?;
+    let trigger = match (&args.input, &args.event) {
+        (Some(uri), _) => Trigger::from_uri(uri).await?,
+        (None, Some(e)) => Trigger::from_event(&read_arg(e)?)?,
+        (None, None) => return Err(FerryError::Usage("give --input or --event".into())),
+    };
+    let admission = rt.run(&trigger).await?;
+    let job = &admission.job;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(job).unwrap_or_default());
+    } else if !admission.run {
+        println!(
+            "job {} for {} is already {}: nothing to do",
+            job.job_id,
+            job.input.uri,
+            job.status.as_str()
+        );
+    } else {
+        print_job(job);
+    }
+    Ok(())
+}
+
+fn job_id_of(text: &str) -> Result<String, FerryError> {
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| FerryError::Usage(format!("--job is not JSON: {e}")))?;
+    v.get("job_id")
+        .or_else(|| v.pointer("/job/job_id"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| FerryError::Usage("--job has no \"job_id\" (pass a previous task's output)".into()))
+}
+
+/// The failure a Catch passed on: `{"error": {"Error": …, "Cause": …}}`.
+fn caught_error(text: &str, job: &Job) -> Option<JobError> {
+    let v: Value = serde_json::from_str(text).ok()?;
+    let caught = v.get("error").filter(|e| !e.is_null())?;
+    // The failed step recorded its own error; prefer it (it has the step name).
+    if let Some(e) = job
+        .steps
+        .iter()
+        .rev()
+        .filter(|s| s.attempt == job.attempts)
+        .find_map(|s| s.error.clone())
+    {
+        return Some(e);
+    }
+    let name = caught.get("Error").and_then(Value::as_str).unwrap_or("ferry.Internal");
+    Some(JobError {
+        step: "unknown".into(),
+        name: name.to_string(),
+        retryable: name == "ferry.Transient",
+        message: caught
+            .get("Cause")
+            .and_then(Value::as_str)
+            .unwrap_or("the state machine caught a failure without a cause")
+            .to_string(),
+    })
+}
+
+/// `ferry task`.
+pub async fn task(args: TaskArgs) -> Result<(), FerryError> {
+    let token = match args.task_token.clone().filter(|t| !t.is_empty()) {
+        Some(t) => Some(TaskToken::new(t).await),
+        None => None,
+    };
+    let heartbeat = token
+        .as_ref()
+        .map(|t| t.heartbeat(Duration::from_secs(args.heartbeat_seconds.max(1))));
+    let result = task_inner(&args).await;
+    let beats = heartbeat.as_ref().map_or(0, |h| h.sent());
+    drop(heartbeat);
+    if let Some(t) = &token {
+        tracing::info!(step = args.step.name(), heartbeats = beats, "answering the task token");
+        let answered = match &result {
+            Ok(out) => t.succeed(out).await,
+            Err(e) => {
+                let cause = serde_json::json!({"step": args.step.name(), "message": e.to_string(), "retryable": e.retryable()});
+                t.fail(e.error_name(), &cause.to_string()).await
+            }
+        };
+        if let Err(e) = answered {
+            tracing::error!(error = %e, "could not answer the task token");
+            if result.is_ok() {
+                return Err(e.into());
+            }
+        }
+    }
+    let out = result?;
+    println!("{}", serde_json::to_string(&out).unwrap_or_default());
+    Ok(())
+}
+
+async fn task_inner(args: &TaskArgs) -> Result<Value, FerryError> {
+    let from = if args.from == "sql" {
+        ArtifactSource::Sql
+    } else {
+        ArtifactSource::Pgcopy
+    };
+    let rt = args.args.runtime(false, from).await?;
+    let step = args.step.name();
+    if let TaskStep::CreateJob = args.step {
+        let trigger = match (&args.input, &args.event, &args.job) {
+            (Some(uri), _, _) => Trigger::from_uri(uri).await?,
+            (None, Some(e), _) | (None, None, Some(e)) => {
+                let text = read_arg(e)?;
+                // Step Functions passes its input; the event may sit under "event".
+                let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                match v.get("event") {
+                    Some(inner) => Trigger::from_event(&inner.to_string())?,
+                    None => Trigger::from_event(&text)?,
+                }
+            }
+            (None, None, None) => {
+                return Err(FerryError::Usage("create-job needs --event or --input".into()));
+            }
+        };
+        let admission = rt.create_job(&trigger).await?;
+        return Ok(Runtime::task_output(&admission.job, step, Some(&admission)));
+    }
+    let text = read_arg(args.job.as_deref().ok_or_else(|| {
+        FerryError::Usage(format!("{step} needs --job (the previous task's output)"))
+    })?)?;
+    let job_id = job_id_of(&text)?;
+    let job = match args.step {
+        TaskStep::Notify => {
+            let current = rt
+                .store
+                .get(&job_id)
+                .await?
+                .ok_or_else(|| FerryError::Usage(format!("no job {job_id}")))?;
+            let error = caught_error(&text, &current);
+            rt.notify(&job_id, error).await?
+        }
+        _ => rt.run_step(&job_id, step).await?,
+    };
+    Ok(Runtime::task_output(&job, step, None))
+}
+
+/// `ferry watch`.
+pub async fn watch_cmd(args: WatchArgs, interactive: bool) -> Result<(), FerryError> {
+    let source = WatchSource::parse(&args.source)?;
+    let rt = Arc::new(args.job.runtime(interactive, ArtifactSource::Pgcopy).await?);
+    let summary = watch(
+        rt,
+        source,
+        WatchOptions {
+            concurrency: args.concurrency,
+            idle_exit: args.idle_exit.map(Duration::from_secs_f64),
+            poll: Duration::from_secs_f64(args.poll.max(0.1)),
+        },
+    )
+    .await?;
+    println!(
+        "watch: {} succeeded, {} failed, {} duplicate events",
+        summary.succeeded, summary.failed, summary.duplicates
+    );
+    Ok(())
+}
+
+/// `ferry jobs`.
+pub async fn jobs_cmd(cmd: JobsCommand) -> Result<(), FerryError> {
+    match cmd {
+        JobsCommand::List { status, limit, json, store } => {
+            let work = std::path::absolute(&store.work_dir).unwrap_or(store.work_dir.clone());
+            let s = jobs::open(store.job_store.as_deref(), &work).await?;
+            let list = s.list(status, limit).await?;
+            if json {
+                for j in &list {
+                    println!("{}", serde_json::to_string(j).unwrap_or_default());
+                }
+            } else {
+                println!(
+                    "{:<36}  {:<9}  {:<9}  {:<12}  {:>10}  input",
+                    "job", "status", "workflow", "dataset", "rows"
+                );
+                for j in &list {
+                    print_job_line(j);
+                }
+            }
+            Ok(())
+        }
+        JobsCommand::Show { id, json, store } => {
+            let work = std::path::absolute(&store.work_dir).unwrap_or(store.work_dir.clone());
+            let s = jobs::open(store.job_store.as_deref(), &work).await?;
+            let job = s
+                .get(&id)
+                .await?
+                .ok_or_else(|| FerryError::Usage(format!("no job {id} in {}", s.describe())))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&job).unwrap_or_default());
+            } else {
+                print_job(&job);
+            }
+            Ok(())
+        }
+    }
+}
