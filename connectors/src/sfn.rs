@@ -64,33 +64,36 @@ impl TaskToken {
         }
     }
 
-    /// Sends a heartbeat every `every` until the returned guard is dropped.
-    /// A failed heartbeat is logged and retried at the next tick: the state
+    /// Sends one heartbeat.
+    pub async fn beat(&self) -> Result<(), AwsError> {
+        self.client
+            .send_task_heartbeat()
+            .task_token(&self.token)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("StepFunctions", "SendTaskHeartbeat", e))?;
+        Ok(())
+    }
+
+    /// Sends a heartbeat now (so a stale token shows up before the work
+    /// starts) and then every `every` until the returned guard is dropped. A
+    /// failed heartbeat is logged and retried at the next tick: the state
     /// machine's `HeartbeatSeconds` decides when silence means death.
-    pub fn heartbeat(&self, every: Duration) -> Heartbeat {
+    pub async fn heartbeat(&self, every: Duration) -> Heartbeat {
         let sent = Arc::new(AtomicU64::new(0));
+        let note = |r: Result<(), AwsError>, counter: &AtomicU64| match r {
+            Ok(()) => {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!(error = %e, "task heartbeat failed"),
+        };
+        note(self.beat().await, &sent);
         let me = self.clone();
         let counter = sent.clone();
         let handle = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
-                match me
-                    .client
-                    .send_task_heartbeat()
-                    .task_token(&me.token)
-                    .send()
-                    .await
-                {
-                    Ok(_) => {
-                        counter.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        let e = AwsError::from_sdk("StepFunctions", "SendTaskHeartbeat", e);
-                        tracing::warn!(error = %e, "task heartbeat failed");
-                    }
-                }
+                tokio::time::sleep(every).await;
+                note(me.beat().await, &counter);
             }
         });
         Heartbeat { handle, sent }

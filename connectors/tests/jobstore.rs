@@ -7,8 +7,8 @@ use ferry_connectors::aws::emulator_config;
 use ferry_connectors::jobs::dynamodb::DynamoJobStore;
 use ferry_connectors::jobs::sqlite::SqliteJobStore;
 use ferry_connectors::jobs::{
-    self, Created, JobError, JobInput, JobStatus, JobStore, JobStoreError, StepRecord, Workflow,
-    claim, finish, idempotency_key, new_job, step_finished, step_started,
+    self, Created, JobError, JobInput, JobStatus, JobStore, JobStoreError, Workflow, claim, finish,
+    idempotency_key, new_job, step_finished, step_started,
 };
 
 fn input(key: &str, etag: &str) -> JobInput {
@@ -156,12 +156,13 @@ async fn suite(store: Arc<dyn JobStore>) {
             .is_none()
     );
 
-    // A stale write is refused.
+    // A writer that read before another write cannot overwrite it.
     let mut stale = store.get(&id).await.unwrap().unwrap();
-    let current = stale.version;
-    stale.version = current; // expects current - 1: stale
+    finish(store.as_ref(), &id, None, None).await.unwrap();
+    stale.version += 1;
+    stale.rows = Some(999);
     assert!(!store.replace(&stale).await.unwrap());
-    let _unused: Option<StepRecord> = None;
+    assert_eq!(store.get(&id).await.unwrap().unwrap().rows, Some(3));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

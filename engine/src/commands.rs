@@ -37,7 +37,12 @@ pub struct JobArgs {
     #[arg(long, env = "FERRY_OUTPUT", value_name = "URI")]
     output: Option<String>,
     /// Working storage (the EFS mount in AWS).
-    #[arg(long, env = "FERRY_WORK_DIR", default_value = ".ferry/work", value_name = "DIR")]
+    #[arg(
+        long,
+        env = "FERRY_WORK_DIR",
+        default_value = ".ferry/work",
+        value_name = "DIR"
+    )]
     work_dir: PathBuf,
     /// PostgreSQL URL (Loader datasets).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
@@ -55,8 +60,9 @@ pub struct JobArgs {
 
 impl JobArgs {
     async fn runtime(&self, progress: bool, from: ArtifactSource) -> Result<Runtime, FerryError> {
-        let work_dir = std::path::absolute(&self.work_dir)
-            .map_err(|e| FerryError::io(format!("working directory {}", self.work_dir.display()), e))?;
+        let work_dir = std::path::absolute(&self.work_dir).map_err(|e| {
+            FerryError::io(format!("working directory {}", self.work_dir.display()), e)
+        })?;
         let store = jobs::open(self.job_store.as_deref(), &work_dir).await?;
         let notifier = ferry_connectors::notify::open(self.notify.as_deref(), &work_dir).await?;
         let routes = Routes::load(&self.specs)?;
@@ -100,8 +106,8 @@ pub struct RunArgs {
     /// The input: a path, file:///path or s3://bucket/key (routed by the specs' globs).
     #[arg(short, long, value_name = "URI")]
     input: Option<String>,
-    /// An S3 Object Created event as EventBridge delivers it: a file, or - for stdin.
-    #[arg(long, value_name = "FILE")]
+    /// An S3 Object Created event as EventBridge delivers it: a file, inline JSON, or - for stdin.
+    #[arg(long, value_name = "FILE|JSON|-")]
     event: Option<String>,
     #[command(flatten)]
     job: JobArgs,
@@ -164,7 +170,12 @@ pub struct TaskArgs {
     input: Option<String>,
     /// A Step Functions task token (.waitForTaskToken): heartbeats while the
     /// step runs, then SendTaskSuccess with the output or SendTaskFailure.
-    #[arg(long, env = "FERRY_TASK_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    #[arg(
+        long,
+        env = "FERRY_TASK_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     task_token: Option<String>,
     /// Seconds between heartbeats (keep it under the state's HeartbeatSeconds).
     #[arg(long, env = "FERRY_HEARTBEAT_SECONDS", default_value_t = 30)]
@@ -230,7 +241,12 @@ pub struct StoreArgs {
     #[arg(long, env = "FERRY_JOB_STORE", value_name = "URL")]
     job_store: Option<String>,
     /// Working storage (where the default job store is).
-    #[arg(long, env = "FERRY_WORK_DIR", default_value = ".ferry/work", value_name = "DIR")]
+    #[arg(
+        long,
+        env = "FERRY_WORK_DIR",
+        default_value = ".ferry/work",
+        value_name = "DIR"
+    )]
     work_dir: PathBuf,
 }
 
@@ -241,10 +257,19 @@ fn read_arg(text: &str) -> Result<String, FerryError> {
             .map_err(|e| FerryError::io("reading stdin", e))?;
         return Ok(s);
     }
-    if let Some(path) = text.strip_prefix('@') {
-        return std::fs::read_to_string(path).map_err(|e| FerryError::io(format!("reading {path}"), e));
+    let trimmed = text.trim_start();
+    let path = match text.strip_prefix('@') {
+        Some(p) => Some(p),
+        // Inline JSON, or a file name.
+        None if !trimmed.starts_with('{') && std::path::Path::new(text).is_file() => Some(text),
+        None => None,
+    };
+    match path {
+        Some(p) => {
+            std::fs::read_to_string(p).map_err(|e| FerryError::io(format!("reading {p}"), e))
+        }
+        None => Ok(text.to_string()),
     }
-    Ok(text.to_string())
 }
 
 fn print_job_line(job: &Job) {
@@ -252,9 +277,13 @@ fn print_job_line(job: &Job) {
         "{}  {:<9}  {:<9}  {:<12}  {:>10}  {}",
         job.job_id,
         job.status.as_str(),
-        job.workflow.map(|w| w.to_string()).unwrap_or_else(|| "-".into()),
+        job.workflow
+            .map(|w| w.to_string())
+            .unwrap_or_else(|| "-".into()),
         job.dataset.as_deref().unwrap_or("-"),
-        job.rows.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
+        job.rows
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "-".into()),
         job.input.uri
     );
 }
@@ -263,8 +292,16 @@ fn print_job(job: &Job) {
     println!("job       {}", job.job_id);
     println!("status    {}", job.status.as_str());
     println!("input     {}", job.input.uri);
-    println!("dataset   {}", job.dataset.as_deref().unwrap_or("- (not routed)"));
-    println!("workflow  {}", job.workflow.map(|w| w.to_string()).unwrap_or_else(|| "-".into()));
+    println!(
+        "dataset   {}",
+        job.dataset.as_deref().unwrap_or("- (not routed)")
+    );
+    println!(
+        "workflow  {}",
+        job.workflow
+            .map(|w| w.to_string())
+            .unwrap_or_else(|| "-".into())
+    );
     println!("created   {}", job.created_at);
     println!("updated   {}", job.updated_at);
     println!("attempts  {}", job.attempts);
@@ -293,14 +330,20 @@ fn print_job(job: &Job) {
         };
         println!("  #{} {:<24} {state}  {figures}", s.attempt, s.step);
         for (k, v) in &s.outputs {
-            println!("      {k}: {}", v.as_str().map_or_else(|| v.to_string(), str::to_string));
+            println!(
+                "      {k}: {}",
+                v.as_str().map_or_else(|| v.to_string(), str::to_string)
+            );
         }
     }
 }
 
 /// `ferry run`.
 pub async fn run(args: RunArgs, interactive: bool) -> Result<(), FerryError> {
-    let rt = args.job.runtime(interactive, ArtifactSource::Pgcopy).await?;
+    let rt = args
+        .job
+        .runtime(interactive, ArtifactSource::Pgcopy)
+        .await?;
     let trigger = match (&args.input, &args.event) {
         (Some(uri), _) => Trigger::from_uri(uri).await?,
         (None, Some(e)) => Trigger::from_event(&read_arg(e)?)?,
@@ -330,7 +373,9 @@ fn job_id_of(text: &str) -> Result<String, FerryError> {
         .or_else(|| v.pointer("/job/job_id"))
         .and_then(Value::as_str)
         .map(str::to_string)
-        .ok_or_else(|| FerryError::Usage("--job has no \"job_id\" (pass a previous task's output)".into()))
+        .ok_or_else(|| {
+            FerryError::Usage("--job has no \"job_id\" (pass a previous task's output)".into())
+        })
 }
 
 /// The failure a Catch passed on: `{"error": {"Error": …, "Cause": …}}`.
@@ -347,7 +392,10 @@ fn caught_error(text: &str, job: &Job) -> Option<JobError> {
     {
         return Some(e);
     }
-    let name = caught.get("Error").and_then(Value::as_str).unwrap_or("ferry.Internal");
+    let name = caught
+        .get("Error")
+        .and_then(Value::as_str)
+        .unwrap_or("ferry.Internal");
     Some(JobError {
         step: "unknown".into(),
         name: name.to_string(),
@@ -366,14 +414,22 @@ pub async fn task(args: TaskArgs) -> Result<(), FerryError> {
         Some(t) => Some(TaskToken::new(t).await),
         None => None,
     };
-    let heartbeat = token
-        .as_ref()
-        .map(|t| t.heartbeat(Duration::from_secs(args.heartbeat_seconds.max(1))));
+    let heartbeat = match &token {
+        Some(t) => Some(
+            t.heartbeat(Duration::from_secs(args.heartbeat_seconds.max(1)))
+                .await,
+        ),
+        None => None,
+    };
     let result = task_inner(&args).await;
     let beats = heartbeat.as_ref().map_or(0, |h| h.sent());
     drop(heartbeat);
     if let Some(t) = &token {
-        tracing::info!(step = args.step.name(), heartbeats = beats, "answering the task token");
+        tracing::info!(
+            step = args.step.name(),
+            heartbeats = beats,
+            "answering the task token"
+        );
         let answered = match &result {
             Ok(out) => t.succeed(out).await,
             Err(e) => {
@@ -414,7 +470,9 @@ async fn task_inner(args: &TaskArgs) -> Result<Value, FerryError> {
                 }
             }
             (None, None, None) => {
-                return Err(FerryError::Usage("create-job needs --event or --input".into()));
+                return Err(FerryError::Usage(
+                    "create-job needs --event or --input".into(),
+                ));
             }
         };
         let admission = rt.create_job(&trigger).await?;
@@ -442,7 +500,11 @@ async fn task_inner(args: &TaskArgs) -> Result<Value, FerryError> {
 /// `ferry watch`.
 pub async fn watch_cmd(args: WatchArgs, interactive: bool) -> Result<(), FerryError> {
     let source = WatchSource::parse(&args.source)?;
-    let rt = Arc::new(args.job.runtime(interactive, ArtifactSource::Pgcopy).await?);
+    let rt = Arc::new(
+        args.job
+            .runtime(interactive, ArtifactSource::Pgcopy)
+            .await?,
+    );
     let summary = watch(
         rt,
         source,
@@ -463,7 +525,12 @@ pub async fn watch_cmd(args: WatchArgs, interactive: bool) -> Result<(), FerryEr
 /// `ferry jobs`.
 pub async fn jobs_cmd(cmd: JobsCommand) -> Result<(), FerryError> {
     match cmd {
-        JobsCommand::List { status, limit, json, store } => {
+        JobsCommand::List {
+            status,
+            limit,
+            json,
+            store,
+        } => {
             let work = std::path::absolute(&store.work_dir).unwrap_or(store.work_dir.clone());
             let s = jobs::open(store.job_store.as_deref(), &work).await?;
             let list = s.list(status, limit).await?;

@@ -17,6 +17,7 @@ use arrow::array::RecordBatch;
 use ferry_connectors::pg::artifacts::{
     ArtifactFile, ArtifactKinds, ArtifactSpec, ArtifactWriter, LedgerEntry,
 };
+use ferry_connectors::pg::codec::Codecs;
 use ferry_connectors::pg::copy::{Encoded, encode_batch};
 use ferry_connectors::pg::load::{
     Begin, CopyChunk, InputIdentity, LoadRequest, LoadSession, Outcome, OutputColumn, PreviousLoad,
@@ -331,7 +332,12 @@ impl Prepared {
         }
     }
 
-    fn artifact_spec(&self, opts: &LoadOptions, target_ddl: String, columns: Vec<String>) -> ArtifactSpec {
+    fn artifact_spec(
+        &self,
+        opts: &LoadOptions,
+        target_ddl: String,
+        columns: Vec<String>,
+    ) -> ArtifactSpec {
         ArtifactSpec {
             dir: self.job_dir.join("artifacts"),
             stem: self.request.target.name.clone(),
@@ -343,6 +349,57 @@ impl Prepared {
             mode: self.request.mode,
             keys: self.request.keys.clone(),
         }
+    }
+
+    /// Writes `transform.json` into the job folder: what was encoded, for
+    /// sql-processor (and the uploader's manifest).
+    fn write_transform_report(
+        &self,
+        codecs: &Codecs,
+        rows: u64,
+        artifacts: &[ArtifactFile],
+    ) -> Result<TransformReport, FerryError> {
+        let report = TransformReport {
+            job_id: self.job_id.clone(),
+            dataset: self.request.dataset.clone(),
+            input: self.display.clone(),
+            identity: self.request.input.input.clone(),
+            checksum: self.request.input.checksum.clone(),
+            input_bytes: self.staged.size,
+            target: self.request.target.to_string(),
+            mode: self.request.mode,
+            keys: self.request.keys.clone(),
+            create: self.request.create,
+            columns: self
+                .request
+                .columns
+                .iter()
+                .zip(codecs.iter())
+                .map(|(c, codec)| EncodedColumn {
+                    name: c.name.clone(),
+                    data_type: c.data_type.clone(),
+                    nullable: c.nullable,
+                    pg: codec.pg.to_string(),
+                })
+                .collect(),
+            rows,
+            seconds: self.started.elapsed().as_secs_f64(),
+            artifacts: artifacts
+                .iter()
+                .map(|a| RecordedArtifact {
+                    path: a.path.clone(),
+                    kind: a.kind.to_string(),
+                    rows: a.rows,
+                    bytes: a.bytes,
+                })
+                .collect(),
+        };
+        let path = self.job_dir.join(TRANSFORM_REPORT);
+        let json =
+            serde_json::to_vec_pretty(&report).map_err(|e| FerryError::Internal(e.to_string()))?;
+        std::fs::write(&path, json)
+            .map_err(|e| FerryError::io(format!("writing {}", path.display()), e))?;
+        Ok(report)
     }
 
     fn ledger(&self) -> LedgerEntry {
@@ -383,12 +440,16 @@ pub async fn load(
         Begin::Ready(s) => s,
     };
     tracing::info!(job_id = %p.job_id, dataset = %spec.name, input = %p.display, target = %p.request.target, mode = %p.request.mode, streams = p.request.streams, "load started");
-    let artifact_spec = p.artifact_spec(opts, session.target_ddl().to_string(), session.columns().to_vec());
+    let artifact_spec = p.artifact_spec(
+        opts,
+        session.target_ddl().to_string(),
+        session.columns().to_vec(),
+    );
     let rows_done = Arc::new(AtomicU64::new(0));
     let mut progress = p.progress(opts.progress, rows_done.clone());
-    let encoder = BinaryEncoder::new(session.codecs());
+    let codecs = session.codecs();
     let piped = pipeline(
-        encoder,
+        BinaryEncoder::new(codecs.clone()),
         Some(session.sender()),
         p.df.clone(),
         spec,
@@ -398,6 +459,13 @@ pub async fn load(
     )
     .await;
     progress.finish();
+    if let Ok((rows, artifacts)) = &piped
+        && opts.job.is_some()
+        && let Err(e) = p.write_transform_report(&codecs, *rows, artifacts)
+    {
+        session.abort().await;
+        return Err(e);
+    }
     match piped {
         Ok((rows, artifacts)) => match session.finish(rows).await? {
             Outcome::Loaded { rows, created } => {
@@ -522,48 +590,12 @@ pub async fn transform_artifacts(
         Ok(done) => done,
         Err(Stop::Failed(e)) => return Err(p.source.explain(e, spec, &p.input)),
         Err(Stop::LoaderStopped) => {
-            return Err(FerryError::Internal("no loader runs in the transform step".into()));
+            return Err(FerryError::Internal(
+                "no loader runs in the transform step".into(),
+            ));
         }
     };
-    let report = TransformReport {
-        job_id: p.job_id.clone(),
-        dataset: spec.name.clone(),
-        input: p.display.clone(),
-        identity: p.request.input.input.clone(),
-        checksum: p.request.input.checksum.clone(),
-        input_bytes: p.staged.size,
-        target: p.request.target.to_string(),
-        mode: p.request.mode,
-        keys: p.request.keys.clone(),
-        create: p.request.create,
-        columns: p
-            .request
-            .columns
-            .iter()
-            .zip(plan.codecs.iter())
-            .map(|(c, codec)| EncodedColumn {
-                name: c.name.clone(),
-                data_type: c.data_type.clone(),
-                nullable: c.nullable,
-                pg: codec.pg.to_string(),
-            })
-            .collect(),
-        rows,
-        seconds: p.started.elapsed().as_secs_f64(),
-        artifacts: artifacts
-            .iter()
-            .map(|a| RecordedArtifact {
-                path: a.path.clone(),
-                kind: a.kind.to_string(),
-                rows: a.rows,
-                bytes: a.bytes,
-            })
-            .collect(),
-    };
-    let path = p.job_dir.join(TRANSFORM_REPORT);
-    let json = serde_json::to_vec_pretty(&report).map_err(|e| FerryError::Internal(e.to_string()))?;
-    std::fs::write(&path, json).map_err(|e| FerryError::io(format!("writing {}", path.display()), e))?;
-    Ok(report)
+    p.write_transform_report(&plan.codecs, rows, &artifacts)
 }
 
 /// Which artifacts sql-processor loads.
@@ -732,7 +764,9 @@ pub async fn load_artifacts(
         },
         Ok(None) => match session.finish(0).await {
             Err(e) => Err(e.into()),
-            Ok(_) => Err(FerryError::Internal("the loader stopped without an error".into())),
+            Ok(_) => Err(FerryError::Internal(
+                "the loader stopped without an error".into(),
+            )),
         },
         Err(e) => {
             session.abort().await;

@@ -471,7 +471,9 @@ async fn run(cli: Cli, interactive: bool) -> Result<Done, FerryError> {
         Command::Convert(args) => run_convert(args, interactive).await,
         Command::Run(args) => commands::run(args, interactive).await.map(|()| Done::Ok),
         Command::Task(args) => commands::task(args).await.map(|()| Done::Ok),
-        Command::Watch(args) => commands::watch_cmd(args, interactive).await.map(|()| Done::Ok),
+        Command::Watch(args) => commands::watch_cmd(args, interactive)
+            .await
+            .map(|()| Done::Ok),
         Command::Jobs(cmd) => commands::jobs_cmd(cmd).await.map(|()| Done::Ok),
         Command::Spec(SpecCommand::Check { dir, sample, json }) => {
             let spec = DatasetSpec::load(&dir)?;

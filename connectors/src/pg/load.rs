@@ -269,7 +269,7 @@ impl LoadSession {
                 match mode {
                     LoadMode::Append => {
                         if !self.target_exists {
-                            exec(c, &self.target_ddl, "creating the target table").await?;
+                            create_target(c, &req.target, &self.target_ddl).await?;
                         }
                     }
                     LoadMode::Replace => {
@@ -279,7 +279,7 @@ impl LoadSession {
                     }
                     LoadMode::Upsert => {
                         if !self.target_exists {
-                            exec(c, &self.target_ddl, "creating the target table").await?;
+                            create_target(c, &req.target, &self.target_ddl).await?;
                         }
                         let stage = QualifiedName::new("pg_temp", format!("ferry_stage_{job}"));
                         let l = super::catalog::column_list(&self.copy_columns);
@@ -415,7 +415,7 @@ impl LoadSession {
             }
             (Layout::Staged, LoadMode::Append) => {
                 if !self.target_exists {
-                    exec(c, &self.target_ddl, "creating the target table").await?;
+                    create_target(c, &req.target, &self.target_ddl).await?;
                 }
                 exec(
                     c,
@@ -426,7 +426,7 @@ impl LoadSession {
             }
             (_, LoadMode::Upsert) => {
                 if !self.target_exists && self.layout == Layout::Staged {
-                    exec(c, &self.target_ddl, "creating the target table").await?;
+                    create_target(c, &req.target, &self.target_ddl).await?;
                 }
                 exec(
                     c,
@@ -596,6 +596,22 @@ fn short(job_id: &str) -> String {
         .iter()
         .collect::<String>()
         .to_ascii_lowercase()
+}
+
+/// Creates a missing target inside the load's transaction, serialised per
+/// schema (its DDL may create the schema too) with a transaction-scoped
+/// advisory lock: two loads that both found
+/// the table missing would otherwise race on the catalog (`CREATE TABLE IF
+/// NOT EXISTS` is not safe against a concurrent, uncommitted creator). The
+/// second waits for the first to commit, then finds the table and skips.
+async fn create_target(c: &Client, target: &QualifiedName, ddl: &str) -> Result<(), PgError> {
+    c.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('ferry.create:' || $1::text))::text",
+        &[&target.schema],
+    )
+    .await
+    .map_err(|e| PgError::db("locking the target table's creation", e))?;
+    exec(c, ddl, "creating the target table").await
 }
 
 async fn exec(c: &Client, sql: &str, doing: &str) -> Result<(), PgError> {

@@ -850,127 +850,126 @@ pub fn output_bytes(files: &[PathBuf]) -> u64 {
 impl OutputFormat {
     /// The format a `[convert]` section (or `ferry convert`'s flags) asks for.
     pub fn from_spec(args: &ConvertSpec) -> Result<OutputFormat, FerryError> {
-    let codec = args.compression.as_deref().map(str::to_ascii_lowercase);
-    let bad = |what: &str| {
-        FerryError::Usage(format!(
-            "compression {:?} does not apply to {}: use {what}",
-            codec.as_deref().unwrap_or(""),
-            args.to
-        ))
-    };
-    let level = |c: &str, name: &str| -> Result<Option<i64>, FerryError> {
-        match c.strip_prefix(name) {
-            Some("") => Ok(None),
-            Some(rest) => rest
-                .strip_prefix(':')
-                .and_then(|l| l.parse().ok())
-                .map(Some)
-                .ok_or_else(|| {
-                    FerryError::Usage(format!("compression {c}: expected {name}:<level>"))
-                }),
-            None => Ok(None),
-        }
-    };
-    let text_codec = || -> Result<TextCompression, FerryError> {
-        match codec.as_deref() {
-            None | Some("none") => Ok(TextCompression::None),
-            Some("gzip") | Some("gz") => Ok(TextCompression::Gzip),
-            Some("zstd") | Some("zst") => Ok(TextCompression::Zstd),
-            _ => Err(bad("none, gzip or zstd")),
-        }
-    };
-    let text = |delimiter: u8| -> Result<TextOptions, FerryError> {
-        let delimiter = match &args.delimiter {
-            Some(d) => match d.as_str() {
-                "\\t" | "tab" => b'\t',
-                d if d.len() == 1 && d.is_ascii() => d.as_bytes()[0],
-                d => {
-                    return Err(FerryError::Usage(format!(
-                        "delimiter {d:?}: one ASCII character"
-                    )));
-                }
-            },
-            None => delimiter,
+        let codec = args.compression.as_deref().map(str::to_ascii_lowercase);
+        let bad = |what: &str| {
+            FerryError::Usage(format!(
+                "compression {:?} does not apply to {}: use {what}",
+                codec.as_deref().unwrap_or(""),
+                args.to
+            ))
         };
-        Ok(TextOptions {
-            delimiter,
-            quote: b'"',
-            header: args.header.unwrap_or(true),
-            null: args.null.clone().unwrap_or_default(),
-            compression: text_codec()?,
-        })
-    };
-    Ok(match args.to.as_str() {
-        "csv" => OutputFormat::Csv(text(b',')?),
-        "tsv" => OutputFormat::Tsv(text(b'\t')?),
-        "ndjson" => OutputFormat::Ndjson(text_codec()?),
-        "parquet" => {
-            let c = codec.clone().unwrap_or_else(|| "snappy".into());
-            let parquet_codec = if c == "snappy" {
-                ParquetCodec::Snappy
-            } else if c.starts_with("zstd") {
-                ParquetCodec::Zstd(level(&c, "zstd")?.unwrap_or(3) as i32)
-            } else if c.starts_with("gzip") {
-                ParquetCodec::Gzip(level(&c, "gzip")?.unwrap_or(6) as u32)
-            } else if c == "lz4" {
-                ParquetCodec::Lz4
-            } else if c == "none" || c == "uncompressed" {
-                ParquetCodec::None
-            } else {
-                return Err(bad("snappy, zstd[:level], gzip[:level], lz4 or none"));
-            };
-            OutputFormat::Parquet(ParquetOptions {
-                codec: parquet_codec,
-                row_group_rows: args.row_group_rows.unwrap_or(1_048_576).max(1),
-                dictionary: args.dictionary.unwrap_or(true),
-                statistics: match args.statistics.as_deref() {
-                    None | Some("page") => Statistics::Page,
-                    Some("none") => Statistics::None,
-                    Some("chunk") => Statistics::Chunk,
-                    Some(other) => {
+        let level = |c: &str, name: &str| -> Result<Option<i64>, FerryError> {
+            match c.strip_prefix(name) {
+                Some("") => Ok(None),
+                Some(rest) => rest
+                    .strip_prefix(':')
+                    .and_then(|l| l.parse().ok())
+                    .map(Some)
+                    .ok_or_else(|| {
+                        FerryError::Usage(format!("compression {c}: expected {name}:<level>"))
+                    }),
+                None => Ok(None),
+            }
+        };
+        let text_codec = || -> Result<TextCompression, FerryError> {
+            match codec.as_deref() {
+                None | Some("none") => Ok(TextCompression::None),
+                Some("gzip") | Some("gz") => Ok(TextCompression::Gzip),
+                Some("zstd") | Some("zst") => Ok(TextCompression::Zstd),
+                _ => Err(bad("none, gzip or zstd")),
+            }
+        };
+        let text = |delimiter: u8| -> Result<TextOptions, FerryError> {
+            let delimiter = match &args.delimiter {
+                Some(d) => match d.as_str() {
+                    "\\t" | "tab" => b'\t',
+                    d if d.len() == 1 && d.is_ascii() => d.as_bytes()[0],
+                    d => {
                         return Err(FerryError::Usage(format!(
-                            "statistics {other:?}: use none, chunk or page"
+                            "delimiter {d:?}: one ASCII character"
                         )));
                     }
                 },
-            })
-        }
-        "arrow" | "arrows" => {
-            let c = match codec.as_deref() {
-                None | Some("none") => IpcCodec::None,
-                Some("lz4") => IpcCodec::Lz4,
-                Some("zstd") => IpcCodec::Zstd,
-                _ => return Err(bad("none, lz4 or zstd")),
+                None => delimiter,
             };
-            if args.to == "arrow" {
-                OutputFormat::ArrowFile(c)
-            } else {
-                OutputFormat::ArrowStream(c)
+            Ok(TextOptions {
+                delimiter,
+                quote: b'"',
+                header: args.header.unwrap_or(true),
+                null: args.null.clone().unwrap_or_default(),
+                compression: text_codec()?,
+            })
+        };
+        Ok(match args.to.as_str() {
+            "csv" => OutputFormat::Csv(text(b',')?),
+            "tsv" => OutputFormat::Tsv(text(b'\t')?),
+            "ndjson" => OutputFormat::Ndjson(text_codec()?),
+            "parquet" => {
+                let c = codec.clone().unwrap_or_else(|| "snappy".into());
+                let parquet_codec = if c == "snappy" {
+                    ParquetCodec::Snappy
+                } else if c.starts_with("zstd") {
+                    ParquetCodec::Zstd(level(&c, "zstd")?.unwrap_or(3) as i32)
+                } else if c.starts_with("gzip") {
+                    ParquetCodec::Gzip(level(&c, "gzip")?.unwrap_or(6) as u32)
+                } else if c == "lz4" {
+                    ParquetCodec::Lz4
+                } else if c == "none" || c == "uncompressed" {
+                    ParquetCodec::None
+                } else {
+                    return Err(bad("snappy, zstd[:level], gzip[:level], lz4 or none"));
+                };
+                OutputFormat::Parquet(ParquetOptions {
+                    codec: parquet_codec,
+                    row_group_rows: args.row_group_rows.unwrap_or(1_048_576).max(1),
+                    dictionary: args.dictionary.unwrap_or(true),
+                    statistics: match args.statistics.as_deref() {
+                        None | Some("page") => Statistics::Page,
+                        Some("none") => Statistics::None,
+                        Some("chunk") => Statistics::Chunk,
+                        Some(other) => {
+                            return Err(FerryError::Usage(format!(
+                                "statistics {other:?}: use none, chunk or page"
+                            )));
+                        }
+                    },
+                })
             }
-        }
-        "avro" => OutputFormat::Avro(match codec.as_deref() {
-            None | Some("null") | Some("none") => AvroCodec::Null,
-            Some("deflate") => AvroCodec::Deflate,
-            Some("snappy") => AvroCodec::Snappy,
-            Some("zstd") => AvroCodec::Zstd,
-            _ => return Err(bad("null, deflate, snappy or zstd")),
-        }),
-        "sql" | "pgcopy" => {
-            if codec.is_some() {
-                return Err(bad("nothing (the artifacts are not compressed)"));
+            "arrow" | "arrows" => {
+                let c = match codec.as_deref() {
+                    None | Some("none") => IpcCodec::None,
+                    Some("lz4") => IpcCodec::Lz4,
+                    Some("zstd") => IpcCodec::Zstd,
+                    _ => return Err(bad("none, lz4 or zstd")),
+                };
+                if args.to == "arrow" {
+                    OutputFormat::ArrowFile(c)
+                } else {
+                    OutputFormat::ArrowStream(c)
+                }
             }
-            if args.to == "sql" {
-                OutputFormat::Sql
-            } else {
-                OutputFormat::Pgcopy
+            "avro" => OutputFormat::Avro(match codec.as_deref() {
+                None | Some("null") | Some("none") => AvroCodec::Null,
+                Some("deflate") => AvroCodec::Deflate,
+                Some("snappy") => AvroCodec::Snappy,
+                Some("zstd") => AvroCodec::Zstd,
+                _ => return Err(bad("null, deflate, snappy or zstd")),
+            }),
+            "sql" | "pgcopy" => {
+                if codec.is_some() {
+                    return Err(bad("nothing (the artifacts are not compressed)"));
+                }
+                if args.to == "sql" {
+                    OutputFormat::Sql
+                } else {
+                    OutputFormat::Pgcopy
+                }
             }
-        }
-        other => {
-            return Err(FerryError::Usage(format!(
-                "{other:?} is not an output format (csv, tsv, ndjson, parquet, arrow, arrows, avro, sql, pgcopy)"
-            )));
-        }
-    })
+            other => {
+                return Err(FerryError::Usage(format!(
+                    "{other:?} is not an output format (csv, tsv, ndjson, parquet, arrow, arrows, avro, sql, pgcopy)"
+                )));
+            }
+        })
     }
 }
-

@@ -446,7 +446,8 @@ impl DatasetSpec {
                 "a converter dataset needs a [convert] section, e.g. to = \"parquet\"",
             ));
         }
-        if self.target.is_none() && self.routing.workflow == Workflow::Loader && self.dir.is_some() {
+        if self.target.is_none() && self.routing.workflow == Workflow::Loader && self.dir.is_some()
+        {
             return Err(SpecError::key(
                 file,
                 "target",

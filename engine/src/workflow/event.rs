@@ -51,7 +51,9 @@ impl Trigger {
                 .pointer("/bucket/name")
                 .and_then(Value::as_str)
                 .ok_or_else(|| bad("no detail.bucket.name"))?;
-            let object = detail.get("object").ok_or_else(|| bad("no detail.object"))?;
+            let object = detail
+                .get("object")
+                .ok_or_else(|| bad("no detail.object"))?;
             let key = object
                 .get("key")
                 .and_then(Value::as_str)
@@ -60,12 +62,19 @@ impl Trigger {
                 bucket,
                 key,
                 object.get("size").and_then(Value::as_u64),
-                object.get("etag").and_then(Value::as_str),
+                // AWS sends "etag"; some emulators "eTag".
+                object
+                    .get("etag")
+                    .or_else(|| object.get("eTag"))
+                    .and_then(Value::as_str),
                 object.get("version-id").and_then(Value::as_str),
             ));
         }
         if let Some(record) = v.pointer("/Records/0") {
-            let name = record.get("eventName").and_then(Value::as_str).unwrap_or("");
+            let name = record
+                .get("eventName")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             if !name.starts_with("ObjectCreated") {
                 return Err(bad(&format!("eventName is {name:?}")));
             }
@@ -170,10 +179,20 @@ mod tests {
         let eb = r#"{"version":"0","id":"1","detail-type":"Object Created","source":"aws.s3","account":"123","time":"2026-11-26T00:00:00Z","region":"us-east-1","resources":["arn:aws:s3:::in"],"detail":{"version":"0","bucket":{"name":"in"},"object":{"key":"data/orders 1.csv","size":42,"etag":"abc","version-id":"null","sequencer":"0A"},"request-id":"r","requester":"me","reason":"PutObject"}}"#;
         let t = Trigger::from_event(eb).unwrap();
         assert_eq!(t.input.uri, "s3://in/data/orders 1.csv");
-        assert_eq!((t.input.size, t.input.etag.as_deref(), t.input.version.as_deref()), (Some(42), Some("abc"), None));
+        assert_eq!(
+            (
+                t.input.size,
+                t.input.etag.as_deref(),
+                t.input.version.as_deref()
+            ),
+            (Some(42), Some("abc"), None)
+        );
         assert_eq!(t.idempotency_key(), "s3://in/data/orders 1.csv#etag=abc");
         let versioned = eb.replace(r#""version-id":"null""#, r#""version-id":"v7""#);
-        assert_eq!(Trigger::from_event(&versioned).unwrap().idempotency_key(), "s3://in/data/orders 1.csv#version=v7");
+        assert_eq!(
+            Trigger::from_event(&versioned).unwrap().idempotency_key(),
+            "s3://in/data/orders 1.csv#version=v7"
+        );
 
         let s3 = r#"{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"in"},"object":{"key":"data/orders+1%2B%C3%A9.csv","size":42,"eTag":"abc"}}}]}"#;
         let t = Trigger::from_event(s3).unwrap();

@@ -42,8 +42,8 @@ use crate::convert::writers::OutputFormat;
 use crate::convert::{ConvertRequest, convert, report_path, validate};
 use crate::error::FerryError;
 use crate::load::{
-    ArtifactSource, JobContext, LoadOptions, LoadReport, TRANSFORM_REPORT, TransformReport,
-    load, load_artifacts, run_stamp, transform_artifacts,
+    ArtifactSource, JobContext, LoadOptions, LoadReport, TRANSFORM_REPORT, TransformReport, load,
+    load_artifacts, run_stamp, transform_artifacts,
 };
 use crate::source::Input;
 use crate::spec::DatasetSpec;
@@ -68,7 +68,14 @@ pub const UPLOAD: &str = "efs-s3-uploader";
 pub const NOTIFY: &str = "notify";
 
 /// The Loader's steps as container tasks run them.
-pub const LOADER_STEPS: [&str; 6] = [CREATE_JOB, DOWNLOAD, TRANSFORM, SQL_PROCESSOR, UPLOAD, NOTIFY];
+pub const LOADER_STEPS: [&str; 6] = [
+    CREATE_JOB,
+    DOWNLOAD,
+    TRANSFORM,
+    SQL_PROCESSOR,
+    UPLOAD,
+    NOTIFY,
+];
 /// The Converter's steps as container tasks run them.
 pub const CONVERTER_STEPS: [&str; 6] = [CREATE_JOB, DOWNLOAD, CONVERT, VALIDATE, UPLOAD, NOTIFY];
 
@@ -159,11 +166,23 @@ fn output_of(job: &Job, step: &str, key: &str) -> Option<String> {
 fn stem_of(uri: &str) -> String {
     let name = uri.rsplit(['/', '\\']).next().unwrap_or(uri);
     let stem = name.split('.').next().unwrap_or(name);
+    // Bounded: the output's file name must fit any file system.
     let clean: String = stem
         .chars()
-        .map(|c| if c.is_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .take(64)
+        .map(|c| {
+            if c.is_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
-    if clean.is_empty() { "output".into() } else { clean }
+    if clean.is_empty() {
+        "output".into()
+    } else {
+        clean
+    }
 }
 
 impl Runtime {
@@ -182,7 +201,9 @@ impl Runtime {
 
     fn pg(&self) -> Result<&PgConfig, FerryError> {
         self.pg.as_ref().ok_or_else(|| {
-            FerryError::Usage("the Loader needs PostgreSQL: set DATABASE_URL or --database-url".into())
+            FerryError::Usage(
+                "the Loader needs PostgreSQL: set DATABASE_URL or --database-url".into(),
+            )
         })
     }
 
@@ -224,11 +245,22 @@ impl Runtime {
         let job = created.job().clone();
         if let Err(e) = routed {
             if duplicate {
-                return Ok(Admission { job, run: false, duplicate });
+                return Ok(Admission {
+                    job,
+                    run: false,
+                    duplicate,
+                });
             }
             let err = job_error(CREATE_JOB, &e);
-            self.record(&job.job_id, CREATE_JOB, &started_at, started, Err(&err), StepResult::default())
-                .await?;
+            self.record(
+                &job.job_id,
+                CREATE_JOB,
+                &started_at,
+                started,
+                Err(&err),
+                StepResult::default(),
+            )
+            .await?;
             tracing::error!(job_id = %job.job_id, input = %trigger.input.uri, error = %e, "unroutable input");
             self.notify(&job.job_id, Some(err)).await?;
             return Err(e);
@@ -237,7 +269,11 @@ impl Runtime {
             JobStatus::Pending | JobStatus::Failed => {}
             status => {
                 tracing::info!(job_id = %job.job_id, input = %job.input.uri, status = status.as_str(), "duplicate event: the job exists; nothing to do");
-                return Ok(Admission { job, run: false, duplicate });
+                return Ok(Admission {
+                    job,
+                    run: false,
+                    duplicate,
+                });
             }
         }
         let rerun = job.status == JobStatus::Failed;
@@ -246,7 +282,11 @@ impl Runtime {
             Err(JobStoreError::Refused { .. }) => {
                 // Another worker claimed it between our read and our write.
                 let job = self.get(&job.job_id).await?;
-                return Ok(Admission { job, run: false, duplicate: true });
+                return Ok(Admission {
+                    job,
+                    run: false,
+                    duplicate: true,
+                });
             }
             Err(e) => return Err(e.into()),
         };
@@ -261,12 +301,26 @@ impl Runtime {
         }
         let result = StepResult::default()
             .output("dataset", claimed.dataset.clone().unwrap_or_default())
-            .output("workflow", claimed.workflow.map(|w| w.to_string()).unwrap_or_default());
+            .output(
+                "workflow",
+                claimed.workflow.map(|w| w.to_string()).unwrap_or_default(),
+            );
         let job = self
-            .record(&claimed.job_id, CREATE_JOB, &started_at, started, Ok(()), result)
+            .record(
+                &claimed.job_id,
+                CREATE_JOB,
+                &started_at,
+                started,
+                Ok(()),
+                result,
+            )
             .await?;
         tracing::info!(job_id = %job.job_id, input = %job.input.uri, dataset = job.dataset.as_deref().unwrap_or(""), workflow = %job.workflow.unwrap_or_default(), attempt = job.attempts, "job created");
-        Ok(Admission { job, run: true, duplicate })
+        Ok(Admission {
+            job,
+            run: true,
+            duplicate,
+        })
     }
 
     /// Writes a step record (finished) and logs the step's summary line.
@@ -326,11 +380,21 @@ impl Runtime {
             .map(|s| s.started_at.clone())
             .unwrap_or_else(jobs::now);
         match self.dispatch(&job, step).await {
-            Ok(result) => self.record(job_id, step, &started_at, started, Ok(()), result).await,
+            Ok(result) => {
+                self.record(job_id, step, &started_at, started, Ok(()), result)
+                    .await
+            }
             Err(e) => {
                 let err = job_error(step, &e);
-                self.record(job_id, step, &started_at, started, Err(&err), StepResult::default())
-                    .await?;
+                self.record(
+                    job_id,
+                    step,
+                    &started_at,
+                    started,
+                    Err(&err),
+                    StepResult::default(),
+                )
+                .await?;
                 Err(e)
             }
         }
@@ -339,7 +403,10 @@ impl Runtime {
     async fn dispatch(&self, job: &Job, step: &str) -> Result<StepResult, FerryError> {
         let workflow = job.workflow.unwrap_or_default();
         let allowed = match workflow {
-            Workflow::Loader => matches!(step, DOWNLOAD | TRANSFORM | SQL_PROCESSOR | TRANSFORM_AND_LOAD | UPLOAD),
+            Workflow::Loader => matches!(
+                step,
+                DOWNLOAD | TRANSFORM | SQL_PROCESSOR | TRANSFORM_AND_LOAD | UPLOAD
+            ),
             Workflow::Converter => matches!(step, DOWNLOAD | CONVERT | VALIDATE | UPLOAD),
         };
         if !allowed {
@@ -518,7 +585,9 @@ impl Runtime {
     async fn validate(&self, job: &Job) -> Result<StepResult, FerryError> {
         let (req, wanted) = self.convert_request(job)?;
         if !wanted {
-            return Ok(StepResult::default().output("validation", "skipped ([convert] validate = false)"));
+            return Ok(
+                StepResult::default().output("validation", "skipped ([convert] validate = false)")
+            );
         }
         let v = validate(&req).await?;
         if !v.is_valid() {
@@ -566,10 +635,14 @@ impl Runtime {
                 } else {
                     "output"
                 };
-                let rows = transform.as_ref().and_then(|t| {
-                    t.artifacts.iter().find(|a| a.path == path).map(|a| a.rows)
+                let rows = transform
+                    .as_ref()
+                    .and_then(|t| t.artifacts.iter().find(|a| a.path == path).map(|a| a.rows));
+                entries.push(ZipEntry {
+                    path,
+                    kind: kind.into(),
+                    rows,
                 });
-                entries.push(ZipEntry { path, kind: kind.into(), rows });
             }
         }
         if dir.file(TRANSFORM_REPORT).is_file() {
@@ -617,7 +690,8 @@ impl Runtime {
             job.job_id
         );
         let zip = store::upload(&dir.zip(), &format!("{base}/file.zip")).await?;
-        let man = store::upload(&dir.file("manifest.json"), &format!("{base}/manifest.json")).await?;
+        let man =
+            store::upload(&dir.file("manifest.json"), &format!("{base}/manifest.json")).await?;
         Ok(StepResult {
             rows: Some(rows),
             bytes: Some(zip_bytes),
@@ -640,7 +714,11 @@ impl Runtime {
             .steps
             .iter()
             .rev()
-            .find(|s| s.attempt == current.attempts && main.contains(&s.step.as_str()) && s.error.is_none())
+            .find(|s| {
+                s.attempt == current.attempts
+                    && main.contains(&s.step.as_str())
+                    && s.error.is_none()
+            })
             .and_then(|s| s.rows);
         let job = jobs::finish(self.store.as_ref(), job_id, error.clone(), rows).await?;
         let event = JobEvent::for_job(&job);
@@ -648,15 +726,30 @@ impl Runtime {
         let result = StepResult::default().output("notified", self.notifier.describe());
         match sent {
             Ok(()) => {
-                let job = self.record(job_id, NOTIFY, &started_at, started, Ok(()), result).await?;
-                tracing::info!(job_id, status = job.status.as_str(), rows = job.rows.unwrap_or(0), "job {}", job.status.as_str());
+                let job = self
+                    .record(job_id, NOTIFY, &started_at, started, Ok(()), result)
+                    .await?;
+                tracing::info!(
+                    job_id,
+                    status = job.status.as_str(),
+                    rows = job.rows.unwrap_or(0),
+                    "job {}",
+                    job.status.as_str()
+                );
                 Ok(job)
             }
             Err(e) => {
                 let e = FerryError::from(e);
                 let err = job_error(NOTIFY, &e);
-                self.record(job_id, NOTIFY, &started_at, started, Err(&err), StepResult::default())
-                    .await?;
+                self.record(
+                    job_id,
+                    NOTIFY,
+                    &started_at,
+                    started,
+                    Err(&err),
+                    StepResult::default(),
+                )
+                .await?;
                 Err(e)
             }
         }
@@ -744,7 +837,10 @@ fn files_under(dir: &Path) -> Result<Vec<PathBuf>, FerryError> {
 mod tests {
     #[test]
     fn stems() {
-        assert_eq!(super::stem_of("s3://b/in/orders 2026.csv.gz"), "orders_2026");
+        assert_eq!(
+            super::stem_of("s3://b/in/orders 2026.csv.gz"),
+            "orders_2026"
+        );
         assert_eq!(super::stem_of("/x/.csv"), "output");
     }
 }

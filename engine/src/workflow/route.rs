@@ -39,7 +39,12 @@ impl Routes {
                 let glob = GlobBuilder::new(g)
                     .literal_separator(true)
                     .build()
-                    .map_err(|e| FerryError::Usage(format!("{}: routing.keys {g:?}: {e}", spec.toml_path().display())))?;
+                    .map_err(|e| {
+                        FerryError::Usage(format!(
+                            "{}: routing.keys {g:?}: {e}",
+                            spec.toml_path().display()
+                        ))
+                    })?;
                 set.add(glob);
             }
             let set = set
@@ -75,12 +80,19 @@ impl Routes {
                 Err(FerryError::Route(format!(
                     "no dataset routes {key:?}: the specs in {} route {}; add a glob to [routing] keys of the right dataset",
                     self.dir.display(),
-                    if known.is_empty() { "nothing".to_string() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        known.join(", ")
+                    }
                 )))
             }
             many => Err(FerryError::Route(format!(
                 "{key:?} matches the routing globs of several datasets ({}); make them exclusive",
-                many.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+                many.iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))),
         }
     }
@@ -114,8 +126,20 @@ mod tests {
     #[test]
     fn routes_by_glob() {
         let tmp = tempfile::tempdir().unwrap();
-        spec(tmp.path(), "orders", r#"["**/orders/*.csv"]"#, "loader", "[target]\ntable = \"orders\"\n");
-        spec(tmp.path(), "orders_pq", r#"["convert/**/*.csv"]"#, "converter", "[convert]\nto = \"parquet\"\n");
+        spec(
+            tmp.path(),
+            "orders",
+            r#"["**/orders/*.csv"]"#,
+            "loader",
+            "[target]\ntable = \"orders\"\n",
+        );
+        spec(
+            tmp.path(),
+            "orders_pq",
+            r#"["convert/**/*.csv"]"#,
+            "converter",
+            "[convert]\nto = \"parquet\"\n",
+        );
         let r = Routes::load(tmp.path()).unwrap();
         assert_eq!(r.route("in/orders/2026-11.csv").unwrap().name, "orders");
         assert_eq!(r.route("orders/a.csv").unwrap().name, "orders");
@@ -123,8 +147,17 @@ mod tests {
         // `*` does not cross folders.
         assert!(r.route("in/orders/deep/a.csv").is_err());
         let e = r.route("other/a.csv").unwrap_err().to_string();
-        assert!(e.contains("no dataset routes \"other/a.csv\"") && e.contains("orders"), "{e}");
-        spec(tmp.path(), "dup", r#"["convert/**"]"#, "converter", "[convert]\nto = \"csv\"\n");
+        assert!(
+            e.contains("no dataset routes \"other/a.csv\"") && e.contains("orders"),
+            "{e}"
+        );
+        spec(
+            tmp.path(),
+            "dup",
+            r#"["convert/**"]"#,
+            "converter",
+            "[convert]\nto = \"csv\"\n",
+        );
         let r = Routes::load(tmp.path()).unwrap();
         let e = r.route("convert/a.csv").unwrap_err().to_string();
         assert!(e.contains("several datasets"), "{e}");

@@ -41,7 +41,9 @@ impl WatchSource {
         if let Some(rest) = s.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
-                return Err(FerryError::Usage(format!("{s}: expected s3://bucket/prefix")));
+                return Err(FerryError::Usage(format!(
+                    "{s}: expected s3://bucket/prefix"
+                )));
             }
             return Ok(WatchSource::S3 {
                 bucket: bucket.to_string(),
@@ -222,7 +224,10 @@ fn ignored(path: &Path, work_dir: &Path) -> bool {
     let hidden = path
         .components()
         .any(|c| c.as_os_str().to_string_lossy().starts_with('.'));
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     hidden
         || name.ends_with(".partial")
         || name.ends_with(".tmp")
@@ -232,7 +237,11 @@ fn ignored(path: &Path, work_dir: &Path) -> bool {
             .is_some_and(|(p, w)| p.starts_with(w))
 }
 
-async fn watch_dir(dir: PathBuf, work_dir: PathBuf, tx: mpsc::Sender<Work>) -> Result<(), FerryError> {
+async fn watch_dir(
+    dir: PathBuf,
+    work_dir: PathBuf,
+    tx: mpsc::Sender<Work>,
+) -> Result<(), FerryError> {
     use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
     use notify::{EventKind, RecursiveMode, Watcher};
     let (ntx, mut nrx) = mpsc::unbounded_channel::<PathBuf>();
@@ -258,7 +267,14 @@ async fn watch_dir(dir: PathBuf, work_dir: PathBuf, tx: mpsc::Sender<Work>) -> R
     for path in super::files_under(&dir)? {
         if !ignored(&path, &work_dir) {
             let trigger = Trigger::from_path(&path)?;
-            if tx.send(Work { trigger, message: None }).await.is_err() {
+            if tx
+                .send(Work {
+                    trigger,
+                    message: None,
+                })
+                .await
+                .is_err()
+            {
                 return Ok(());
             }
         }
@@ -269,7 +285,14 @@ async fn watch_dir(dir: PathBuf, work_dir: PathBuf, tx: mpsc::Sender<Work>) -> R
         }
         match Trigger::from_path(&path) {
             Ok(trigger) => {
-                if tx.send(Work { trigger, message: None }).await.is_err() {
+                if tx
+                    .send(Work {
+                        trigger,
+                        message: None,
+                    })
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -280,7 +303,12 @@ async fn watch_dir(dir: PathBuf, work_dir: PathBuf, tx: mpsc::Sender<Work>) -> R
     Ok(())
 }
 
-async fn poll_s3(bucket: String, prefix: String, every: Duration, tx: mpsc::Sender<Work>) -> Result<(), FerryError> {
+async fn poll_s3(
+    bucket: String,
+    prefix: String,
+    every: Duration,
+    tx: mpsc::Sender<Work>,
+) -> Result<(), FerryError> {
     let mut seen: HashSet<(String, Option<String>)> = HashSet::new();
     loop {
         match store::list(&bucket, &prefix).await {
@@ -290,7 +318,14 @@ async fn poll_s3(bucket: String, prefix: String, every: Duration, tx: mpsc::Send
                         continue;
                     }
                     let trigger = Trigger::from_listed(&bucket, &o);
-                    if tx.send(Work { trigger, message: None }).await.is_err() {
+                    if tx
+                        .send(Work {
+                            trigger,
+                            message: None,
+                        })
+                        .await
+                        .is_err()
+                    {
                         return Ok(());
                     }
                 }
@@ -308,7 +343,11 @@ async fn poll_sqs(url: String, wait: Duration, tx: mpsc::Sender<Work>) -> Result
     loop {
         let capacity = tx.capacity().clamp(1, 10) as i32;
         let messages = match queue
-            .receive(capacity, wait.min(Duration::from_secs(20)), Duration::from_secs(180))
+            .receive(
+                capacity,
+                wait.min(Duration::from_secs(20)),
+                Duration::from_secs(180),
+            )
             .await
         {
             Ok(m) => {
