@@ -1046,3 +1046,89 @@ async fn object_keys_cannot_escape_the_job_folder() {
         "{staged}"
     );
 }
+
+/// `ferry watch` on a folder (files already there, one renamed in, one
+/// written in place) and on an S3 prefix; watching again runs nothing.
+#[tokio::test]
+async fn watch_reacts_to_a_folder_and_to_an_s3_prefix() {
+    let s = Scratch::new("wf_watch").await;
+    let specs = s.path("specs");
+    std::fs::create_dir_all(&specs).unwrap();
+    s.spec(
+        "specs/orders",
+        &ORDERS_SPEC
+            .replace("SCHEMA", &s.schema)
+            .replace("orders/*.csv", "**/*.csv"),
+        "SELECT * FROM source",
+    );
+    let incoming = s.path("incoming");
+    std::fs::create_dir_all(&incoming).unwrap();
+    std::fs::write(incoming.join("a.csv"), "id,amount,note\n1,1,a\n").unwrap();
+    let env = [
+        ("FERRY_SPECS", specs.to_str().unwrap()),
+        ("FERRY_WORK_DIR", "work"),
+    ];
+    let spawn = |source: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
+        cmd.args(["watch", source, "--idle-exit", "2", "--poll", "0.5"])
+            .current_dir(s.dir.path())
+            .env("DATABASE_URL", database_url())
+            .env("AWS_ENDPOINT_URL", endpoint())
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("FERRY_LOG_FORMAT", "json")
+            .env_remove("FERRY_JOB_STORE")
+            .env_remove("FERRY_NOTIFY")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.spawn().unwrap()
+    };
+    let child = spawn("incoming");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    std::fs::write(incoming.join(".b.csv.partial"), "id,amount,note\n2,2,b\n").unwrap();
+    std::fs::rename(incoming.join(".b.csv.partial"), incoming.join("b.csv")).unwrap();
+    std::fs::write(incoming.join("c.csv"), "id,amount,note\n3,3,c\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("watch: 3 succeeded, 0 failed"),
+        "{}",
+        text(&out)
+    );
+    let rows: i64 = s
+        .scalar(&format!("SELECT count(*) FROM {}", s.table("orders")))
+        .await;
+    assert_eq!(rows, 3);
+    let again = spawn("incoming").wait_with_output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&again.stdout)
+            .contains("watch: 0 succeeded, 0 failed, 3 duplicate events"),
+        "{}",
+        text(&again)
+    );
+
+    let a = aws().await;
+    let bucket = unique("watch");
+    a.bucket(&bucket, false).await;
+    a.put(&bucket, "drop/d.csv", b"id,amount,note\n4,4,d\n")
+        .await;
+    a.put(&bucket, "drop/e.csv", b"id,amount,note\n5,5,e\n")
+        .await;
+    a.put(&bucket, "other/f.csv", b"id,amount,note\n6,6,f\n")
+        .await;
+    let out = spawn(&format!("s3://{bucket}/drop/"))
+        .wait_with_output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("watch: 2 succeeded, 0 failed, 0 duplicate"),
+        "{}",
+        text(&out)
+    );
+    let rows: i64 = s
+        .scalar(&format!("SELECT count(*) FROM {}", s.table("orders")))
+        .await;
+    assert_eq!(rows, 5);
+}

@@ -220,8 +220,13 @@ async fn run_one(rt: &Runtime, work: Work, counters: &Counters) {
     }
 }
 
-fn ignored(path: &Path, work_dir: &Path) -> bool {
-    let hidden = path
+/// Hidden files and folders (below the watched folder), partial uploads and
+/// ferry's own working storage are not inputs.
+fn ignored(path: &Path, watched: &Path, work_dir: &Path) -> bool {
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let (path_abs, watched_abs) = (abs(path), abs(watched));
+    let below = path_abs.strip_prefix(&watched_abs).unwrap_or(&path_abs);
+    let hidden = below
         .components()
         .any(|c| c.as_os_str().to_string_lossy().starts_with('.'));
     let name = path
@@ -247,15 +252,20 @@ async fn watch_dir(
     let (ntx, mut nrx) = mpsc::unbounded_channel::<PathBuf>();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if let Ok(ev) = res {
-            let complete = matches!(
-                ev.kind,
-                EventKind::Access(AccessKind::Close(AccessMode::Write))
-                    | EventKind::Modify(ModifyKind::Name(RenameMode::To))
-            );
-            if complete {
-                for p in ev.paths {
-                    let _ = ntx.send(p);
+            match ev.kind {
+                // Written and closed.
+                EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
+                    for p in ev.paths {
+                        let _ = ntx.send(p);
+                    }
                 }
+                // Renamed or moved in: the destination is the last path.
+                EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both)) => {
+                    if let Some(p) = ev.paths.last() {
+                        let _ = ntx.send(p.clone());
+                    }
+                }
+                _ => {}
             }
         }
     })
@@ -265,7 +275,7 @@ async fn watch_dir(
         .map_err(|e| FerryError::Usage(format!("watching {}: {e}", dir.display())))?;
     // Files already there count as new (their jobs, if any, make them no-ops).
     for path in super::files_under(&dir)? {
-        if !ignored(&path, &work_dir) {
+        if !ignored(&path, &dir, &work_dir) {
             let trigger = Trigger::from_path(&path)?;
             if tx
                 .send(Work {
@@ -280,7 +290,7 @@ async fn watch_dir(
         }
     }
     while let Some(path) = nrx.recv().await {
-        if ignored(&path, &work_dir) || !path.is_file() {
+        if ignored(&path, &dir, &work_dir) || !path.is_file() {
             continue;
         }
         match Trigger::from_path(&path) {
