@@ -163,3 +163,22 @@ mod tests {
         assert!(e.contains("several datasets"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod shipped {
+    use super::*;
+
+    #[test]
+    fn the_shipped_specs_route_their_keys_exclusively() {
+        let r = Routes::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../sql")).unwrap();
+        for (key, dataset) in [
+            ("in/2026/lineitem.tbl.gz", "lineitem"),
+            ("events/2026/11/a.ndjson", "events"),
+            ("trips/yellow/2026-11.parquet", "trips"),
+            ("convert/orders/nov.csv", "orders_parquet"),
+        ] {
+            assert_eq!(r.route(key).unwrap().name, dataset, "{key}");
+        }
+        assert!(r.route("random/file.csv").is_err());
+    }
+}
