@@ -184,10 +184,7 @@ pub async fn open(url: Option<&str>, work_dir: &Path) -> Result<Arc<dyn Notifier
                 detail: "expected sns://arn:aws:sns:<region>:<account>:<topic>".into(),
             });
         }
-        return Ok(Arc::new(SnsNotifier {
-            client: aws_sdk_sns::Client::new(sdk_config().await),
-            topic_arn: arn.to_string(),
-        }));
+        return Ok(Arc::new(SnsNotifier::with_config(sdk_config().await, arn)));
     }
     if let Some(bus) = url.strip_prefix("eventbridge://") {
         if bus.is_empty() {
@@ -196,10 +193,10 @@ pub async fn open(url: Option<&str>, work_dir: &Path) -> Result<Arc<dyn Notifier
                 detail: "expected eventbridge://<bus name>".into(),
             });
         }
-        return Ok(Arc::new(EventBridgeNotifier {
-            client: aws_sdk_eventbridge::Client::new(sdk_config().await),
-            bus: bus.to_string(),
-        }));
+        return Ok(Arc::new(EventBridgeNotifier::with_config(
+            sdk_config().await,
+            bus,
+        )));
     }
     let path = match url.strip_prefix("file://") {
         Some(p) => PathBuf::from(p),
@@ -267,6 +264,16 @@ pub struct SnsNotifier {
     topic_arn: String,
 }
 
+impl SnsNotifier {
+    /// Publishes to `topic_arn` with a given SDK configuration.
+    pub fn with_config(config: &aws_config::SdkConfig, topic_arn: &str) -> Self {
+        Self {
+            client: aws_sdk_sns::Client::new(config),
+            topic_arn: topic_arn.to_string(),
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl Notifier for SnsNotifier {
     async fn send(&self, event: &JobEvent) -> Result<(), NotifyError> {
@@ -310,6 +317,16 @@ impl Notifier for SnsNotifier {
 pub struct EventBridgeNotifier {
     client: aws_sdk_eventbridge::Client,
     bus: String,
+}
+
+impl EventBridgeNotifier {
+    /// Puts events on `bus` with a given SDK configuration.
+    pub fn with_config(config: &aws_config::SdkConfig, bus: &str) -> Self {
+        Self {
+            client: aws_sdk_eventbridge::Client::new(config),
+            bus: bus.to_string(),
+        }
+    }
 }
 
 #[async_trait::async_trait]

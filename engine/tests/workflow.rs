@@ -1023,6 +1023,17 @@ async fn object_keys_cannot_escape_the_job_folder() {
         text(&listed)
     );
 
+    // An object overwritten after its event is refused (its ETag changed).
+    a.put(&bucket, "in/stale.csv", b"a,b\n1,2\n").await;
+    std::fs::write(s.path("event.json"), event("in/stale.csv")).unwrap();
+    let out = ferry_aws(&["run", "--event", "event.json"], s.dir.path(), &env);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("changed after the event"),
+        "{}",
+        text(&out)
+    );
+
     // A 400-byte name is shortened, stays distinct, and lands in the job folder.
     let long = format!("in/{}.csv", "é".repeat(200));
     a.put(&bucket, &long, b"a,b\n1,2\n").await;
