@@ -25,9 +25,8 @@ pub struct JobArgs {
     /// Dataset specs: a folder of sql/<dataset>/ folders, routed by their [routing] keys.
     #[arg(long, env = "FERRY_SPECS", default_value = "sql", value_name = "DIR")]
     specs: PathBuf,
-    /// Job store: sqlite://PATH or dynamodb://TABLE [default: sqlite://<work-dir>/jobs.db].
-    #[arg(long, env = "FERRY_JOB_STORE", value_name = "URL")]
-    job_store: Option<String>,
+    #[command(flatten)]
+    store: StoreArgs,
     /// Job events: file://PATH (JSON lines), sns://TOPIC-ARN or eventbridge://BUS
     /// [default: <work-dir>/events.jsonl].
     #[arg(long, env = "FERRY_NOTIFY", value_name = "URL")]
@@ -36,14 +35,6 @@ pub struct JobArgs {
     /// [default: <work-dir>/../output].
     #[arg(long, env = "FERRY_OUTPUT", value_name = "URI")]
     output: Option<String>,
-    /// Working storage (the EFS mount in AWS).
-    #[arg(
-        long,
-        env = "FERRY_WORK_DIR",
-        default_value = ".ferry/work",
-        value_name = "DIR"
-    )]
-    work_dir: PathBuf,
     /// PostgreSQL URL (Loader datasets).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
     database_url: Option<String>,
@@ -60,10 +51,8 @@ pub struct JobArgs {
 
 impl JobArgs {
     async fn runtime(&self, progress: bool, from: ArtifactSource) -> Result<Runtime, FerryError> {
-        let work_dir = std::path::absolute(&self.work_dir).map_err(|e| {
-            FerryError::io(format!("working directory {}", self.work_dir.display()), e)
-        })?;
-        let store = jobs::open(self.job_store.as_deref(), &work_dir).await?;
+        let work_dir = self.store.work_dir()?;
+        let store = self.store.open().await?;
         let notifier = ferry_connectors::notify::open(self.notify.as_deref(), &work_dir).await?;
         let routes = Routes::load(&self.specs)?;
         let pg = match &self.database_url {
@@ -234,13 +223,13 @@ pub enum JobsCommand {
     },
 }
 
-/// Where the job store is.
-#[derive(Args)]
+/// Where the job store (and working storage) is.
+#[derive(Args, Clone)]
 pub struct StoreArgs {
     /// Job store: sqlite://PATH or dynamodb://TABLE [default: sqlite://<work-dir>/jobs.db].
     #[arg(long, env = "FERRY_JOB_STORE", value_name = "URL")]
     job_store: Option<String>,
-    /// Working storage (where the default job store is).
+    /// Working storage (the EFS mount in AWS; the default job store is in it).
     #[arg(
         long,
         env = "FERRY_WORK_DIR",
@@ -248,6 +237,18 @@ pub struct StoreArgs {
         value_name = "DIR"
     )]
     work_dir: PathBuf,
+}
+
+impl StoreArgs {
+    fn work_dir(&self) -> Result<PathBuf, FerryError> {
+        std::path::absolute(&self.work_dir).map_err(|e| {
+            FerryError::io(format!("working directory {}", self.work_dir.display()), e)
+        })
+    }
+
+    async fn open(&self) -> Result<Arc<dyn jobs::JobStore>, FerryError> {
+        Ok(jobs::open(self.job_store.as_deref(), &self.work_dir()?).await?)
+    }
 }
 
 fn read_arg(text: &str) -> Result<String, FerryError> {
@@ -531,9 +532,7 @@ pub async fn jobs_cmd(cmd: JobsCommand) -> Result<(), FerryError> {
             json,
             store,
         } => {
-            let work = std::path::absolute(&store.work_dir).unwrap_or(store.work_dir.clone());
-            let s = jobs::open(store.job_store.as_deref(), &work).await?;
-            let list = s.list(status, limit).await?;
+            let list = store.open().await?.list(status, limit).await?;
             if json {
                 for j in &list {
                     println!("{}", serde_json::to_string(j).unwrap_or_default());
@@ -550,8 +549,7 @@ pub async fn jobs_cmd(cmd: JobsCommand) -> Result<(), FerryError> {
             Ok(())
         }
         JobsCommand::Show { id, json, store } => {
-            let work = std::path::absolute(&store.work_dir).unwrap_or(store.work_dir.clone());
-            let s = jobs::open(store.job_store.as_deref(), &work).await?;
+            let s = store.open().await?;
             let job = s
                 .get(&id)
                 .await?

@@ -33,6 +33,14 @@ fn unique(prefix: &str) -> String {
 
 /// Runs `ferry` with the emulator's endpoint and test credentials.
 fn ferry_aws(args: &[&str], cwd: &Path, extra_env: &[(&str, &str)]) -> Output {
+    ferry_cmd(args, cwd, extra_env)
+        .output()
+        .expect("running ferry")
+}
+
+/// `ferry` with the test database, the emulator's endpoint and test
+/// credentials, JSON logs, and none of the caller's job settings.
+fn ferry_cmd(args: &[&str], cwd: &Path, extra_env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
     cmd.args(args)
         .current_dir(cwd)
@@ -49,7 +57,7 @@ fn ferry_aws(args: &[&str], cwd: &Path, extra_env: &[(&str, &str)]) -> Output {
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
-    cmd.output().expect("running ferry")
+    cmd
 }
 
 fn text(o: &Output) -> String {
@@ -1080,23 +1088,15 @@ async fn watch_reacts_to_a_folder_and_to_an_s3_prefix() {
         ("FERRY_WORK_DIR", "work"),
     ];
     let spawn = |source: &str| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
-        cmd.args(["watch", source, "--idle-exit", "2", "--poll", "0.5"])
-            .current_dir(s.dir.path())
-            .env("DATABASE_URL", database_url())
-            .env("AWS_ENDPOINT_URL", endpoint())
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
-            .env("FERRY_LOG_FORMAT", "json")
-            .env_remove("FERRY_JOB_STORE")
-            .env_remove("FERRY_NOTIFY")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.spawn().unwrap()
+        ferry_cmd(
+            &["watch", source, "--idle-exit", "2", "--poll", "0.5"],
+            s.dir.path(),
+            &env,
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
     };
     let child = spawn("incoming");
     tokio::time::sleep(Duration::from_millis(700)).await;
