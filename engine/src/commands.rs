@@ -59,6 +59,13 @@ impl JobArgs {
             Some(url) => Some(PgConfig::from_url_or_env(Some(url))?),
             None => PgConfig::from_url_or_env(None).ok(),
         };
+        if let Some(pg) = &pg {
+            // Leave a local server's COPY backend a core (see worker_threads).
+            let threads = ferry_engine::load::worker_threads(pg, self.streams.unwrap_or(1));
+            let _ = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build_global();
+        }
         let output = self.output.clone().unwrap_or_else(|| {
             work_dir
                 .parent()

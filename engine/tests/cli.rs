@@ -640,6 +640,27 @@ async fn convert_validates_and_exits_6_on_a_mismatch() {
         "{}",
         text(&o)
     );
+    // Converted without validation, there is no digest to validate against.
+    let o = run(&[
+        "convert",
+        "-i",
+        "orders.csv",
+        "--to",
+        "arrow",
+        "--no-validate",
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let o = run(&[
+        "convert",
+        "-i",
+        "orders.csv",
+        "--to",
+        "arrow",
+        "--step",
+        "validate",
+    ]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(text(&o).contains("without a digest"), "{}", text(&o));
     // To a loadable script without a database, then load it with psql.
     let s = Scratch::new("convsql").await;
     let table = s.table("orders");

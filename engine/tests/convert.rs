@@ -683,6 +683,7 @@ fn request(input: &Path, output: PathBuf, format: OutputFormat) -> ConvertReques
         format,
         table: QualifiedName::new("public", "m"),
         progress: false,
+        digest: true,
     }
 }
 

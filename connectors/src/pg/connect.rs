@@ -150,6 +150,21 @@ impl PgConfig {
         self
     }
 
+    /// Whether the server runs on this machine (loopback, `localhost` or a
+    /// Unix socket), so it competes with ferry for the same cores.
+    pub fn is_local(&self) -> bool {
+        match self.config.get_hosts().first() {
+            Some(Host::Tcp(h)) => {
+                h == "localhost"
+                    || h.parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }
+            #[cfg(unix)]
+            Some(Host::Unix(_)) => true,
+            None => true,
+        }
+    }
+
     /// `user@host:port/db`, for messages and logs (no password).
     pub fn display(&self) -> String {
         let host = match self.config.get_hosts().first() {
@@ -411,6 +426,23 @@ mod tests {
             ("host=h dbname=d", Some(TlsMode::Require))
         );
         assert!(split_tls_params("postgres://h/db?sslmode=bogus").is_err());
+    }
+
+    #[test]
+    fn local_servers_are_recognised() {
+        for (url, local) in [
+            ("postgres://u@127.0.0.1:5432/d", true),
+            ("postgres://u@localhost/d", true),
+            ("postgres://u@[::1]:5432/d", true),
+            ("postgres://u@db.example:5432/d", false),
+            ("postgres://u@10.0.0.5/d", false),
+        ] {
+            assert_eq!(
+                PgConfig::from_url_or_env(Some(url)).unwrap().is_local(),
+                local,
+                "{url}"
+            );
+        }
     }
 
     #[test]

@@ -564,6 +564,7 @@ impl Runtime {
             format,
             table,
             progress: self.settings.progress,
+            digest: cspec.validate.unwrap_or(true),
         };
         Ok((req, cspec.validate.unwrap_or(true)))
     }
