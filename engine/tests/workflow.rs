@@ -248,6 +248,21 @@ workflow = "loader"
 table = "SCHEMA.orders"
 "#;
 
+/// A specs folder with the orders Loader dataset, routed by `glob`, loading
+/// into the scratch schema.
+fn orders_spec(s: &Scratch, glob: &str) -> std::path::PathBuf {
+    let specs = s.path("specs");
+    std::fs::create_dir_all(&specs).unwrap();
+    s.spec(
+        "specs/orders",
+        &ORDERS_SPEC
+            .replace("SCHEMA", &s.schema)
+            .replace("orders/*.csv", glob),
+        "SELECT * FROM source",
+    );
+    specs
+}
+
 const CONVERT_SPEC: &str = r#"
 [source]
 format = "csv"
@@ -664,15 +679,7 @@ async fn s3_events_through_eventbridge_and_sqs_drive_both_workflows() {
 #[tokio::test]
 async fn split_tasks_run_the_loader_step_by_step() {
     let s = Scratch::new("wf_tasks").await;
-    let specs = s.path("specs");
-    std::fs::create_dir_all(&specs).unwrap();
-    s.spec(
-        "specs/orders",
-        &ORDERS_SPEC
-            .replace("SCHEMA", &s.schema)
-            .replace("orders/*.csv", "**/orders-*.csv"),
-        "SELECT * FROM source",
-    );
+    let specs = orders_spec(&s, "**/orders-*.csv");
     std::fs::write(
         s.path("orders-1.csv"),
         "id,amount,note\n1,1.50,\"a\nb\"\n2,,tab\there\n3,3,\\N\n",
@@ -863,15 +870,7 @@ async fn task_tokens_report_success_failure_and_heartbeats() {
             panic!("execution {arn} did not finish");
         }
     };
-    let specs = s.path("specs");
-    std::fs::create_dir_all(&specs).unwrap();
-    s.spec(
-        "specs/orders",
-        &ORDERS_SPEC
-            .replace("SCHEMA", &s.schema)
-            .replace("orders/*.csv", "**/*.csv"),
-        "SELECT * FROM source",
-    );
+    let specs = orders_spec(&s, "**/*.csv");
     std::fs::write(s.path("t.csv"), "id,amount,note\n1,1,x\n").unwrap();
     let env = [
         ("FERRY_SPECS", specs.to_str().unwrap()),
@@ -1071,15 +1070,7 @@ async fn object_keys_cannot_escape_the_job_folder() {
 #[tokio::test]
 async fn watch_reacts_to_a_folder_and_to_an_s3_prefix() {
     let s = Scratch::new("wf_watch").await;
-    let specs = s.path("specs");
-    std::fs::create_dir_all(&specs).unwrap();
-    s.spec(
-        "specs/orders",
-        &ORDERS_SPEC
-            .replace("SCHEMA", &s.schema)
-            .replace("orders/*.csv", "**/*.csv"),
-        "SELECT * FROM source",
-    );
+    let specs = orders_spec(&s, "**/*.csv");
     let incoming = s.path("incoming");
     std::fs::create_dir_all(&incoming).unwrap();
     std::fs::write(incoming.join("a.csv"), "id,amount,note\n1,1,a\n").unwrap();
