@@ -10,6 +10,14 @@ use tokio::sync::OnceCell;
 
 static CONFIG: OnceCell<SdkConfig> = OnceCell::const_new();
 
+/// hyper 1 + rustls on ring: the TLS stack object_store and
+/// tokio-postgres-rustls already bring.
+fn http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
 /// The shared SDK configuration, loaded once per process.
 ///
 /// Without a region in the environment the SDK cannot sign requests; ferry
@@ -18,10 +26,7 @@ static CONFIG: OnceCell<SdkConfig> = OnceCell::const_new();
 pub async fn sdk_config() -> &'static SdkConfig {
     CONFIG
         .get_or_init(|| async {
-            let http = Builder::new()
-                .tls_provider(Provider::Rustls(CryptoMode::Ring))
-                .build_https();
-            let loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);
+            let loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http_client());
             let config = loader.load().await;
             if config.region().is_some() {
                 config
@@ -39,11 +44,8 @@ pub async fn sdk_config() -> &'static SdkConfig {
 /// credentials and `us-east-1`, nothing read from the environment. For tests
 /// and tools that must not depend on the caller's AWS settings.
 pub async fn emulator_config(endpoint: &str) -> SdkConfig {
-    let http = Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
     aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http)
+        .http_client(http_client())
         .test_credentials()
         .region(aws_config::Region::from_static("us-east-1"))
         .endpoint_url(endpoint)

@@ -64,6 +64,18 @@ pub struct LoadOptions {
     pub job: Option<JobContext>,
 }
 
+impl LoadOptions {
+    /// The load mode (flag, else the spec's, else append) and the number of
+    /// COPY streams (flag, else by mode: see [`default_streams`]).
+    pub fn mode_and_streams(&self, spec: &DatasetSpec) -> (LoadMode, usize) {
+        let mode = self
+            .mode
+            .or(spec.target.as_ref().map(|t| t.mode))
+            .unwrap_or(LoadMode::Append);
+        (mode, self.streams.unwrap_or_else(|| default_streams(mode)))
+    }
+}
+
 /// What a load did.
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadReport {
@@ -140,6 +152,11 @@ pub fn worker_threads(pg: &PgConfig, streams: usize) -> usize {
     } else {
         cores
     }
+}
+
+/// The earlier load the ledger found, for the report.
+fn describe_previous(p: PreviousLoad) -> String {
+    format!("job {} at {}, {} rows", p.job_id, p.loaded_at, p.rows)
 }
 
 /// `ddmmyyyyhhmmss` (UTC), the job folder's run stamp as the reference
@@ -220,16 +237,12 @@ async fn prepare(
                 spec.toml_path().display()
             ))
         })?;
-    let mode = opts
-        .mode
-        .or(target_spec.map(|t| t.mode))
-        .unwrap_or(LoadMode::Append);
+    let (mode, streams) = opts.mode_and_streams(spec);
     let keys = opts
         .keys
         .clone()
         .or_else(|| target_spec.map(|t| t.keys.clone()))
         .unwrap_or_default();
-    let streams = opts.streams.unwrap_or_else(|| default_streams(mode));
 
     // Stage the input (S3 objects are downloaded into the job folder).
     let location = Location::parse(input_uri).map_err(FerryError::from)?;
@@ -349,8 +362,7 @@ impl Prepared {
             created_table: created,
             job_dir: self.job_dir.clone(),
             artifacts,
-            previous_job: previous
-                .map(|p| format!("job {} at {}, {} rows", p.job_id, p.loaded_at, p.rows)),
+            previous_job: previous.map(describe_previous),
         }
     }
 
@@ -712,8 +724,7 @@ pub async fn load_artifacts(
         created_table: created,
         job_dir: job_dir.to_path_buf(),
         artifacts: Vec::new(),
-        previous_job: previous
-            .map(|p| format!("job {} at {}, {} rows", p.job_id, p.loaded_at, p.rows)),
+        previous_job: previous.map(describe_previous),
     };
     let session = match LoadSession::begin(pg, request).await? {
         Begin::AlreadyLoaded(prev) => return Ok(report("skipped", 0, false, Some(prev))),

@@ -18,7 +18,7 @@ use ferry_engine::convert::writers::OutputFormat;
 use ferry_engine::convert::{ConvertRequest, convert, validate};
 use ferry_engine::error::FerryError;
 use ferry_engine::format::Format;
-use ferry_engine::load::{LoadOptions, LoadReport, default_streams, load, worker_threads};
+use ferry_engine::load::{LoadOptions, LoadReport, load, worker_threads};
 use ferry_engine::source::Input;
 use ferry_engine::spec::check::{check, init};
 use ferry_engine::spec::{ConvertSpec, DatasetSpec, NullMarkers, SourceSpec, TargetSpec};
@@ -642,11 +642,7 @@ async fn run_load(args: LoadArgs, interactive: bool) -> Result<Done, FerryError>
         progress: interactive,
         job: None,
     };
-    let mode = args
-        .mode
-        .or(spec.target.as_ref().map(|t| t.mode))
-        .unwrap_or(LoadMode::Append);
-    let streams = args.streams.unwrap_or_else(|| default_streams(mode));
+    let (_, streams) = options.mode_and_streams(&spec);
     let threads = worker_threads(&pg, streams);
     // First use of the pool in this process, so the size takes effect.
     if rayon::ThreadPoolBuilder::new()

@@ -462,22 +462,27 @@ pub async fn step_started(
     .await
 }
 
-/// Records how `step` ended: its figures, outputs or error.
+/// Records how `step` ended: its figures, outputs or error. The record
+/// belongs to the job's current attempt (its `attempt` is set here, from the
+/// same read the write is conditional on).
 pub async fn step_finished(
     store: &dyn JobStore,
     job_id: &str,
     finished: &StepRecord,
 ) -> Result<Job, JobStoreError> {
     update(store, job_id, |job| {
-        let attempt = job.attempts;
+        let record = StepRecord {
+            attempt: job.attempts,
+            ..finished.clone()
+        };
         match job
             .steps
             .iter_mut()
             .rev()
-            .find(|s| s.step == finished.step && s.attempt == attempt)
+            .find(|s| s.step == record.step && s.attempt == record.attempt)
         {
-            Some(s) => *s = finished.clone(),
-            None => job.steps.push(finished.clone()),
+            Some(s) => *s = record,
+            None => job.steps.push(record),
         }
         Ok(())
     })

@@ -70,64 +70,50 @@ impl PgcopyChunks {
         })
     }
 
-    fn next_chunk(&mut self) -> Result<Option<Rows>, PgError> {
-        if self.done {
-            return Ok(None);
+    /// Appends one tuple to `buf`; `false` at the trailer.
+    fn read_tuple(
+        input: &mut BufReader<File>,
+        path: &Path,
+        buf: &mut Vec<u8>,
+    ) -> Result<bool, PgError> {
+        let truncated = || corrupt(path, "ends inside a tuple (truncated?)");
+        let mut n = [0u8; 2];
+        input
+            .read_exact(&mut n)
+            .map_err(|_| corrupt(path, "has no trailer (truncated?)"))?;
+        let fields = i16::from_be_bytes(n);
+        if fields == -1 {
+            return Ok(false);
         }
-        let mut buf = Vec::with_capacity(CHUNK_BYTES + 64 * 1024);
-        let mut rows = 0u64;
-        let truncated = |p: &Path| corrupt(p, "ends inside a tuple (truncated?)");
-        while buf.len() < CHUNK_BYTES {
-            let mut n = [0u8; 2];
-            self.input
-                .read_exact(&mut n)
-                .map_err(|_| corrupt(&self.path, "has no trailer (truncated?)"))?;
-            let fields = i16::from_be_bytes(n);
-            if fields == -1 {
-                self.done = true;
-                break;
-            }
-            if fields < 0 {
-                return Err(corrupt(
-                    &self.path,
-                    format!("a tuple claims {fields} fields"),
-                ));
-            }
-            buf.extend_from_slice(&n);
-            for _ in 0..fields {
-                let mut l = [0u8; 4];
-                self.input
-                    .read_exact(&mut l)
-                    .map_err(|_| truncated(&self.path))?;
-                buf.extend_from_slice(&l);
-                let len = i32::from_be_bytes(l);
-                if len < -1 {
-                    return Err(corrupt(&self.path, format!("a field claims {len} bytes")));
-                }
-                if len > 0 {
-                    let start = buf.len();
-                    buf.resize(start + len as usize, 0);
-                    self.input
-                        .read_exact(&mut buf[start..])
-                        .map_err(|_| truncated(&self.path))?;
-                }
-            }
-            rows += 1;
+        if fields < 0 {
+            return Err(corrupt(path, format!("a tuple claims {fields} fields")));
         }
-        if rows == 0 {
-            return Ok(None);
+        buf.extend_from_slice(&n);
+        for _ in 0..fields {
+            let mut l = [0u8; 4];
+            input.read_exact(&mut l).map_err(|_| truncated())?;
+            buf.extend_from_slice(&l);
+            let len = i32::from_be_bytes(l);
+            if len < -1 {
+                return Err(corrupt(path, format!("a field claims {len} bytes")));
+            }
+            if len > 0 {
+                let start = buf.len();
+                buf.resize(start + len as usize, 0);
+                input
+                    .read_exact(&mut buf[start..])
+                    .map_err(|_| truncated())?;
+            }
         }
-        Ok(Some(Rows {
-            bytes: Bytes::from(buf),
-            rows,
-        }))
+        Ok(true)
     }
 }
 
 impl Iterator for PgcopyChunks {
     type Item = Result<Rows, PgError>;
     fn next(&mut self) -> Option<Self::Item> {
-        self.next_chunk().transpose()
+        let Self { path, input, done } = self;
+        next_chunk(done, |buf| Self::read_tuple(input, path, buf)).transpose()
     }
 }
 
@@ -160,52 +146,63 @@ impl SqlCopyChunks {
         })
     }
 
-    fn next_chunk(&mut self) -> Result<Option<Rows>, PgError> {
-        if self.done {
-            return Ok(None);
+    /// Appends one row (line) to `buf`; `false` at the `\.` end marker.
+    fn read_line(
+        input: &mut BufReader<File>,
+        path: &Path,
+        buf: &mut Vec<u8>,
+    ) -> Result<bool, PgError> {
+        let start = buf.len();
+        if input.read_until(b'\n', buf).map_err(io(path))? == 0 {
+            return Err(corrupt(
+                path,
+                "the COPY block has no end marker \\. (truncated?)",
+            ));
         }
-        let mut buf = Vec::with_capacity(CHUNK_BYTES + 64 * 1024);
-        let mut rows = 0u64;
-        while buf.len() < CHUNK_BYTES {
-            let start = buf.len();
-            let n = self
-                .input
-                .read_until(b'\n', &mut buf)
-                .map_err(io(&self.path))?;
-            if n == 0 {
-                return Err(corrupt(
-                    &self.path,
-                    "the COPY block has no end marker \\. (truncated?)",
-                ));
-            }
-            if &buf[start..] == b"\\.\n" {
-                buf.truncate(start);
-                self.done = true;
-                break;
-            }
-            if buf.last() != Some(&b'\n') {
-                return Err(corrupt(
-                    &self.path,
-                    "the last row has no newline (truncated?)",
-                ));
-            }
-            rows += 1;
+        if &buf[start..] == b"\\.\n" {
+            buf.truncate(start);
+            return Ok(false);
         }
-        if rows == 0 {
-            return Ok(None);
+        if buf.last() != Some(&b'\n') {
+            return Err(corrupt(path, "the last row has no newline (truncated?)"));
         }
-        Ok(Some(Rows {
-            bytes: Bytes::from(buf),
-            rows,
-        }))
+        Ok(true)
     }
 }
 
 impl Iterator for SqlCopyChunks {
     type Item = Result<Rows, PgError>;
     fn next(&mut self) -> Option<Self::Item> {
-        self.next_chunk().transpose()
+        let Self { path, input, done } = self;
+        next_chunk(done, |buf| Self::read_line(input, path, buf)).transpose()
     }
+}
+
+/// Reads whole rows with `read_row` (which appends one row, or returns
+/// `false` at the format's end marker) until a chunk is about full.
+fn next_chunk(
+    done: &mut bool,
+    mut read_row: impl FnMut(&mut Vec<u8>) -> Result<bool, PgError>,
+) -> Result<Option<Rows>, PgError> {
+    if *done {
+        return Ok(None);
+    }
+    let mut buf = Vec::with_capacity(CHUNK_BYTES + 64 * 1024);
+    let mut rows = 0u64;
+    while buf.len() < CHUNK_BYTES {
+        if !read_row(&mut buf)? {
+            *done = true;
+            break;
+        }
+        rows += 1;
+    }
+    if rows == 0 {
+        return Ok(None);
+    }
+    Ok(Some(Rows {
+        bytes: Bytes::from(buf),
+        rows,
+    }))
 }
 
 #[cfg(test)]

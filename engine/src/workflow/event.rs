@@ -123,6 +123,17 @@ impl Trigger {
         }
     }
 
+    /// An object found by listing a prefix.
+    pub fn from_listed(bucket: &str, o: &store::Listed) -> Trigger {
+        s3_trigger(
+            bucket,
+            &o.key,
+            Some(o.size),
+            o.etag.as_deref(),
+            o.version.as_deref(),
+        )
+    }
+
     /// A local file.
     pub fn from_path(path: &Path) -> Result<Trigger, FerryError> {
         let meta = std::fs::metadata(path)

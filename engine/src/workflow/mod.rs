@@ -334,10 +334,10 @@ impl Runtime {
         result: StepResult,
     ) -> Result<Job, FerryError> {
         let seconds = started.elapsed().as_secs_f64();
-        let attempt = self.get(job_id).await?.attempts;
         let record = StepRecord {
             step: step.to_string(),
-            attempt,
+            attempt: 0, // set by step_finished from the stored job
+
             started_at: started_at.to_string(),
             finished_at: Some(jobs::now()),
             seconds: Some(seconds),

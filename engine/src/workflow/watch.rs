@@ -392,19 +392,3 @@ async fn poll_sqs(url: String, wait: Duration, tx: mpsc::Sender<Work>) -> Result
         }
     }
 }
-
-impl Trigger {
-    /// An object found by listing a prefix.
-    pub fn from_listed(bucket: &str, o: &store::Listed) -> Trigger {
-        Trigger {
-            input: ferry_connectors::jobs::JobInput {
-                uri: format!("s3://{bucket}/{}", o.key),
-                size: Some(o.size),
-                etag: o.etag.as_ref().map(|e| e.trim_matches('"').to_string()),
-                version: o.version.clone().filter(|v| v != "null"),
-            },
-            key: o.key.clone(),
-            mtime_ns: None,
-        }
-    }
-}
