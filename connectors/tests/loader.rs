@@ -356,26 +356,52 @@ async fn a_backend_terminated_during_copy_leaves_the_target_unchanged() {
                 panic!()
             };
             let sent = send(&session, &[batch(100, 600, None)]).await;
-            // Wait until a COPY is running, then kill its backend.
-            let mut killed = 0;
+            // Wait until a COPY is running, kill its backend, and wait until
+            // the backend is gone (pg_terminate_backend only sends a signal).
+            let mut killed = None;
             for _ in 0..500 {
-                killed = db
-                    .query_one(
-                        "SELECT count(pg_terminate_backend(pid)) FROM (SELECT pid FROM pg_stat_activity
-                          WHERE application_name = $1 AND query LIKE 'COPY%' LIMIT 1) p",
+                let rows = db
+                    .query(
+                        "WITH copying AS MATERIALIZED (
+                           SELECT pid, state, left(query, 60) AS query FROM pg_stat_activity
+                            WHERE application_name = $1 AND query LIKE 'COPY%' LIMIT 1)
+                         SELECT pid, state, query FROM copying WHERE pg_terminate_backend(pid)",
                         &[&app],
                     )
                     .await
-                    .unwrap()
-                    .get::<_, i64>(0);
-                if killed > 0 {
+                    .unwrap();
+                if let Some(r) = rows.first() {
+                    killed = Some((
+                        r.get::<_, i32>(0),
+                        r.get::<_, Option<String>>(1),
+                        r.get::<_, String>(2),
+                    ));
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            assert_eq!(killed, 1, "{mode} x{streams}: no COPY backend to terminate");
+            let Some(killed) = killed else {
+                panic!("{mode} x{streams}: no COPY backend to terminate")
+            };
+            for _ in 0..500 {
+                let alive: i64 = db
+                    .query_one(
+                        "SELECT count(*) FROM pg_stat_activity WHERE pid = $1",
+                        &[&killed.0],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0);
+                if alive == 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
             let more = send(&session, &[batch(600, 1100, None)]).await;
-            let err = session.finish(sent + more).await.unwrap_err();
+            let out = session.finish(sent + more).await;
+            let Err(err) = out else {
+                panic!("{mode} x{streams}: loaded after terminating {killed:?}: {out:?}")
+            };
             assert!(
                 err.is_retryable(),
                 "{mode} x{streams}: a terminated backend should be retryable: {err}"
