@@ -148,10 +148,12 @@ pub fn text(o: &Output) -> String {
     )
 }
 
-/// The repository root (for the shipped specs).
+/// The repository root (for the shipped specs). Read from the environment
+/// `cargo test` sets at run time first: a test binary reused from a shared
+/// target dir may have been compiled in another checkout.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    dir.parent().unwrap().to_path_buf()
 }
