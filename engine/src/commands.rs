@@ -17,7 +17,7 @@ use ferry_engine::workflow::event::Trigger;
 use ferry_engine::workflow::route::Routes;
 use ferry_engine::workflow::watch::{WatchOptions, WatchSource, watch};
 use ferry_engine::workflow::{self, Runtime, Settings};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Where jobs, events, specs and outputs are: shared by run, task and watch.
 #[derive(Args, Clone)]
@@ -181,6 +181,76 @@ pub struct TaskArgs {
     from: String,
     #[command(flatten)]
     args: JobArgs,
+}
+
+/// The container-task contract, read off the CLI's own definitions: the
+/// step names and their help, which flag and variable carries each setting,
+/// and the error names a state machine's Retry/Catch sees. `cdk/` builds the
+/// state machines from the checked-in copy (`containers/ferry-tasks.json`),
+/// and a test keeps that copy equal to this, so neither side can drift.
+/// `root` is the whole CLI (its global flags apply to `task` too).
+pub fn task_contract(root: &clap::Command) -> Value {
+    let task = root
+        .find_subcommand("task")
+        .expect("the CLI has a task subcommand");
+    let mut steps = serde_json::Map::new();
+    for step in TaskStep::value_variants() {
+        let value = step.to_possible_value().expect("every step has a name");
+        let name = step.name();
+        debug_assert_eq!(value.get_name(), name);
+        let (flag, placeholder) = if matches!(step, TaskStep::CreateJob) {
+            ("--event", "<EventBridge S3 Object Created event, JSON>")
+        } else {
+            ("--job", "<the previous step's output, JSON>")
+        };
+        steps.insert(
+            name.to_string(),
+            json!({
+                "summary": value.get_help().map(|h| h.to_string()).unwrap_or_default(),
+                "command": ["task", name, flag, placeholder],
+            }),
+        );
+    }
+    let mut environment = serde_json::Map::new();
+    for arg in root.get_arguments().chain(task.get_arguments()) {
+        if let Some(env) = arg.get_env() {
+            environment.insert(
+                env.to_string_lossy().into_owned(),
+                json!({
+                    "flag": format!("--{}", arg.get_long().unwrap_or_default()),
+                    "help": arg.get_help().map(|h| h.to_string()).unwrap_or_default(),
+                }),
+            );
+        }
+    }
+    json!({
+        "schema": "ferry.tasks.v1",
+        "entrypoint": "ferry",
+        "workflows": {
+            "loader": workflow::LOADER_STEPS,
+            "converter": workflow::CONVERTER_STEPS,
+        },
+        "steps": steps,
+        "environment": environment,
+        "job_store": {
+            "partition_key": ferry_connectors::jobs::dynamodb::PARTITION_KEY,
+            "status_index": {
+                "name": ferry_connectors::jobs::dynamodb::STATUS_INDEX,
+                "partition_key": ferry_connectors::jobs::dynamodb::STATUS_KEY,
+                "sort_key": ferry_connectors::jobs::dynamodb::CREATED_KEY,
+            },
+        },
+        "database_environment": ["PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGSSLMODE", "PGSSLROOTCERT"],
+        "errors": {
+            "retryable": ["ferry.Transient"],
+            "not_retryable": ["ferry.Input", "ferry.Config", "ferry.Target", "ferry.Invalid", "ferry.Internal"],
+        },
+    })
+}
+
+/// [`task_contract`] as the pretty JSON that is checked in.
+pub fn task_contract_json(root: &clap::Command) -> String {
+    serde_json::to_string_pretty(&task_contract(root)).expect("JSON values serialise")
 }
 
 /// `ferry watch`.
@@ -354,7 +424,7 @@ pub async fn run(args: RunArgs, interactive: bool) -> Result<(), FerryError> {
         .await?;
     let trigger = match (&args.input, &args.event) {
         (Some(uri), _) => Trigger::from_uri(uri).await?,
-        (None, Some(e)) => Trigger::from_event(&read_arg(e)?)?,
+        (None, Some(e)) => Trigger::from_event(&read_arg(e)?)?.with_identity().await?,
         (None, None) => return Err(FerryError::Usage("give --input or --event".into())),
     };
     let admission = rt.run(&trigger).await?;
@@ -476,6 +546,8 @@ async fn task_inner(args: &TaskArgs) -> Result<Value, FerryError> {
                     Some(inner) => Trigger::from_event(&inner.to_string())?,
                     None => Trigger::from_event(&text)?,
                 }
+                .with_identity()
+                .await?
             }
             (None, None, None) => {
                 return Err(FerryError::Usage(

@@ -10,7 +10,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use ferry_connectors::pg::artifacts::ArtifactKinds;
 use ferry_connectors::pg::{LoadMode, PgConfig, QualifiedName};
 use ferry_connectors::store::{Expect, Location, stage};
@@ -123,7 +123,16 @@ unless --force. Artifacts (.sql parts with load.sql, and .pgcopy parts) go to
     /// List and show jobs.
     #[command(subcommand)]
     Jobs(commands::JobsCommand),
+    /// Print the container-task contract (steps, commands, environment, error
+    /// names) as JSON: the CDK app builds its state machines from it.
+    #[command(after_help = TASKS_HELP)]
+    Tasks,
 }
+
+const TASKS_HELP: &str = "\
+containers/ferry-tasks.json is this output, checked in; a test fails when the
+two differ, so the state machines cannot drift from the CLI:
+  ferry tasks > containers/ferry-tasks.json";
 
 const RUN_HELP: &str = "\
 Examples:
@@ -475,6 +484,10 @@ async fn run(cli: Cli, interactive: bool) -> Result<Done, FerryError> {
             .await
             .map(|()| Done::Ok),
         Command::Jobs(cmd) => commands::jobs_cmd(cmd).await.map(|()| Done::Ok),
+        Command::Tasks => {
+            println!("{}", commands::task_contract_json(&Cli::command()));
+            Ok(Done::Ok)
+        }
         Command::Spec(SpecCommand::Check { dir, sample, json }) => {
             let spec = DatasetSpec::load(&dir)?;
             let report = check(&spec, sample.as_deref()).await?;

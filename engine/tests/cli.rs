@@ -697,3 +697,44 @@ async fn convert_validates_and_exits_6_on_a_mismatch() {
         assert!(text(&o).contains(needle), "--help lacks {needle}");
     }
 }
+
+/// The CDK app builds its state machines from containers/ferry-tasks.json:
+/// the checked-in file must be exactly what this CLI prints.
+#[test]
+fn the_task_contract_file_matches_the_cli() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .arg("tasks")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let printed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let file = common::repo().join("containers/ferry-tasks.json");
+    let checked_in: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(
+        printed,
+        checked_in,
+        "{} is stale: run `ferry tasks > containers/ferry-tasks.json`",
+        file.display()
+    );
+    // Every step the workflows name has a command, and the variables the
+    // state machines set are ones the CLI reads.
+    for wf in ["loader", "converter"] {
+        for step in printed["workflows"][wf].as_array().unwrap() {
+            let s = step.as_str().unwrap();
+            assert_eq!(printed["steps"][s]["command"][1], s, "{wf}: {s}");
+        }
+    }
+    for var in [
+        "FERRY_WORK_DIR",
+        "FERRY_JOB_STORE",
+        "FERRY_NOTIFY",
+        "FERRY_OUTPUT",
+        "FERRY_SPECS",
+        "FERRY_LOG_FORMAT",
+        "FERRY_TASK_TOKEN",
+        "FERRY_HEARTBEAT_SECONDS",
+    ] {
+        assert!(printed["environment"].get(var).is_some(), "{var}");
+    }
+}

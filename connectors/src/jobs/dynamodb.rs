@@ -25,6 +25,12 @@ use crate::aws::{AwsError, sdk_config};
 
 /// The status index's name.
 pub const STATUS_INDEX: &str = "by-status";
+/// The table's partition key (a string: `job#<id>` or `key#<xxh3>`).
+pub const PARTITION_KEY: &str = "pk";
+/// The status index's partition key.
+pub const STATUS_KEY: &str = "status";
+/// The status index's sort key (RFC 3339 text, so it sorts by time).
+pub const CREATED_KEY: &str = "created_at";
 
 /// Jobs in a DynamoDB table.
 pub struct DynamoJobStore {
@@ -120,8 +126,8 @@ impl DynamoJobStore {
         };
         let index = GlobalSecondaryIndex::builder()
             .index_name(STATUS_INDEX)
-            .key_schema(key("status", KeyType::Hash)?)
-            .key_schema(key("created_at", KeyType::Range)?)
+            .key_schema(key(STATUS_KEY, KeyType::Hash)?)
+            .key_schema(key(CREATED_KEY, KeyType::Range)?)
             .projection(
                 Projection::builder()
                     .projection_type(ProjectionType::All)
@@ -133,10 +139,10 @@ impl DynamoJobStore {
             .client
             .create_table()
             .table_name(&self.table)
-            .attribute_definitions(attr("pk")?)
-            .attribute_definitions(attr("status")?)
-            .attribute_definitions(attr("created_at")?)
-            .key_schema(key("pk", KeyType::Hash)?)
+            .attribute_definitions(attr(PARTITION_KEY)?)
+            .attribute_definitions(attr(STATUS_KEY)?)
+            .attribute_definitions(attr(CREATED_KEY)?)
+            .key_schema(key(PARTITION_KEY, KeyType::Hash)?)
             .global_secondary_indexes(index)
             .billing_mode(BillingMode::PayPerRequest)
             .send()
