@@ -123,6 +123,20 @@ impl Trigger {
         }
     }
 
+    /// The trigger with the object's identity filled in: an S3 event that
+    /// names neither an ETag nor a version (a backfill built from a listing,
+    /// a hand-written event) is completed with a HEAD request, so the job
+    /// gets the same idempotency key the object's own event would give.
+    pub async fn with_identity(self) -> Result<Trigger, FerryError> {
+        if self.input.etag.is_some()
+            || self.input.version.is_some()
+            || !self.input.uri.starts_with("s3://")
+        {
+            return Ok(self);
+        }
+        Trigger::from_uri(&self.input.uri).await
+    }
+
     /// An object found by listing a prefix.
     pub fn from_listed(bucket: &str, o: &store::Listed) -> Trigger {
         s3_trigger(
