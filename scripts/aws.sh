@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# A local AWS emulator (moto server from PyPI) on loopback, for tests that run
-# the real AWS SDK / object_store clients against S3 and friends.
+# A local AWS emulator (moto server from PyPI, via scripts/moto_server.py) on
+# loopback, for tests that run the real AWS SDK / object_store clients against
+# S3 and friends, and for running the synthesized state machines.
 #
 #   scripts/aws.sh start   install moto into a virtualenv (first time) and start it
 #   scripts/aws.sh stop    stop it
@@ -31,7 +32,9 @@ start() {
   install
   if running; then say "already running on 127.0.0.1:$PORT"; return; fi
   mkdir -p "$STATE"
-  MOTO_PORT=$PORT nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >"$STATE/moto.log" 2>&1 &
+  # moto with the gaps a synthesized architecture hits filled in (see the script).
+  MOTO_PORT=$PORT nohup "$VENV/bin/python" "$(dirname "$0")/moto_server.py" -H 127.0.0.1 -p "$PORT" \
+    >"$STATE/moto.log" 2>&1 &
   echo $! >"$STATE/pid"
   for _ in $(seq 1 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then

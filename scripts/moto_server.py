@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""The local AWS emulator for ferry's tests: moto's server, with the two gaps of
+moto 5.2.5 that keep a synthesized architecture from running filled in.
+
+  python scripts/moto_server.py -H 127.0.0.1 -p 54567
+
+1. Step Functions `ecs:runTask` and `states:startExecution` states hand boto3
+   the ASL's PascalCase parameters (`Cluster`, `Overrides.ContainerOverrides[]
+   .Command`, `StateMachineArn`, `Input`, …) and read PascalCase back
+   (`Tasks[0].TaskArn`, `ExecutionArn`); moto's normalisation hooks for them are
+   empty. Both APIs' members are all camelCase, so the mapping is mechanical
+   both ways.
+2. An EventBridge rule whose target is a state machine raises
+   NotImplementedError (PutEvents and S3's notifications fail). Here it starts
+   an execution with the event as input, as AWS does.
+
+Everything else is moto as published. scripts/aws.sh starts this.
+"""
+
+import json
+import sys
+import uuid
+
+
+def _camel(value):
+    if isinstance(value, dict):
+        return {(k[:1].lower() + k[1:]): _camel(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_camel(v) for v in value]
+    return value
+
+
+def _pascal(value):
+    if isinstance(value, dict):
+        return {(k[:1].upper() + k[1:]): _pascal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_pascal(v) for v in value]
+    return value
+
+
+def _replace(target, new):
+    target.clear()
+    target.update(new)
+
+
+def patch_task_states():
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_ecs as ecs,
+        state_task_service_sfn as sfn,
+    )
+
+    for cls in (ecs.StateTaskServiceEcs, sfn.StateTaskServiceSfn):
+        own = cls._normalise_parameters  # the SFN one turns an object Input into JSON text first
+
+        def normalise_parameters(self, parameters, boto_service_name=None, service_action_name=None, _own=own):
+            _own(self, parameters, boto_service_name, service_action_name)
+            if service_action_name is None:
+                _replace(parameters, _camel(parameters))
+
+        def normalise_response(self, response, boto_service_name=None, service_action_name=None):
+            if isinstance(response, dict):
+                _replace(response, _pascal(response))
+
+        cls._normalise_parameters = normalise_parameters
+        cls._normalise_response = normalise_response
+
+
+def patch_events_to_states():
+    from moto.events import models
+    from moto.utilities.arns import parse_arn
+
+    original = models.Rule.send_to_targets
+
+    def send_to_targets(self, original_event, transform_input=True):
+        targets = list(self.targets)
+        to_states = [t for t in targets if parse_arn(t["Arn"]).service == "states"]
+        self.targets = [t for t in targets if t not in to_states]
+        try:
+            original(self, original_event, transform_input)
+        finally:
+            self.targets = targets
+        if not to_states or not self.event_pattern.matches_event(original_event):
+            return
+        from moto.stepfunctions.responses import get_backend
+
+        for target in to_states:
+            arn = parse_arn(target["Arn"])
+            event = dict(original_event)
+            if "Input" in target:
+                event = json.loads(target["Input"])
+            get_backend(arn.account, arn.region).start_execution(
+                target["Arn"], f"event-{uuid.uuid4()}", json.dumps(event)
+            )
+
+    models.Rule.send_to_targets = send_to_targets
+
+
+def main():
+    patch_task_states()
+    patch_events_to_states()
+    from moto.server import main as moto_main
+
+    moto_main(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    main()
