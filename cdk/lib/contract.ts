@@ -1,0 +1,55 @@
+import * as fs from 'fs';
+import * as path from 'path';
+
+/**
+ * The container-task contract printed by `ferry tasks` and checked in as
+ * containers/ferry-tasks.json (a ferry test fails when the file and the CLI
+ * differ). The state machines are built from it, so a renamed step, flag or
+ * variable breaks `cdk synth` instead of a deployed pipeline.
+ */
+export interface TaskContract {
+  schema: string;
+  entrypoint: string;
+  workflows: { loader: string[]; converter: string[] };
+  steps: Record<string, { summary: string; command: string[] }>;
+  environment: Record<string, { flag: string; help: string }>;
+  database_environment: string[];
+  job_store: { partition_key: string; status_index: { name: string; partition_key: string; sort_key: string } };
+  errors: { retryable: string[]; not_retryable: string[] };
+}
+
+/** The repository root (cdk/ sits in it). */
+export const REPO_ROOT = path.resolve(__dirname, '..', '..');
+
+/** Reads and checks the contract; throws with a clear message when it is not usable. */
+export function loadContract(file = path.join(REPO_ROOT, 'containers', 'ferry-tasks.json')): TaskContract {
+  const c = JSON.parse(fs.readFileSync(file, 'utf8')) as TaskContract;
+  if (c.schema !== 'ferry.tasks.v1') {
+    throw new Error(`${file}: schema ${c.schema}, this app understands ferry.tasks.v1`);
+  }
+  for (const [wf, steps] of Object.entries(c.workflows)) {
+    if (steps[0] !== 'create-job' || steps[steps.length - 1] !== 'notify') {
+      throw new Error(`${file}: the ${wf} workflow must start with create-job and end with notify`);
+    }
+    for (const s of steps) {
+      if (!c.steps[s]) throw new Error(`${file}: ${wf} names an unknown step ${s}`);
+    }
+  }
+  return c;
+}
+
+/** The variable's name, after checking the CLI reads it (so a typo fails synth). */
+export function envName(c: TaskContract, name: string): string {
+  if (!c.environment[name] && !c.database_environment.includes(name)) {
+    throw new Error(`ferry does not read ${name}; it reads ${Object.keys(c.environment).join(', ')}`);
+  }
+  return name;
+}
+
+/** The command a step runs, with the JSON argument filled in by the state machine. */
+export function commandFor(c: TaskContract, step: string): { args: string[]; flag: string } {
+  const cmd = c.steps[step]?.command;
+  if (!cmd) throw new Error(`ferry has no task step ${step}`);
+  // ["task", step, "--job" | "--event", "<placeholder>"]: the last item is the state's JSON.
+  return { args: cmd.slice(0, -2), flag: cmd[cmd.length - 2] };
+}

@@ -1,0 +1,523 @@
+import { CfnOutput, Duration, RemovalPolicy, Stack, StackProps, Token } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as efs from 'aws-cdk-lib/aws-efs';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as rds from 'aws-cdk-lib/aws-rds';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { IgnoreMode } from 'aws-cdk-lib';
+import { Construct } from 'constructs';
+import { TaskContract, commandFor, envName, loadContract, REPO_ROOT } from './contract';
+import { FerrySettings, readSettings } from './settings';
+
+/** Where every task mounts the EFS access point; FERRY_WORK_DIR points here. */
+export const WORK_MOUNT = '/data';
+/** The image's user (containers/Dockerfile) and the access point's owner. */
+export const TASK_UID = '10001';
+/** Where the image keeps the dataset specs. */
+export const SPECS_DIR = '/opt/ferry/sql';
+/** The RDS CA bundle the image ships, for sslmode=verify-full. */
+export const RDS_CA = '/etc/ssl/certs/rds-global-bundle.pem';
+/** Prefix of the output bucket under which file.zip and manifest.json go. */
+export const OUTPUT_PREFIX = 'ferry';
+
+/** Which AWS APIs a step's task role may call, beyond the job table. */
+interface StepNeeds {
+  readInput?: boolean;
+  writeOutput?: boolean;
+  publish?: boolean;
+  database?: boolean;
+}
+
+/** Least privilege per step: each step's task role gets only what that step does. */
+const NEEDS: Record<string, StepNeeds> = {
+  // create-job notifies an unroutable input itself (the job fails before any workflow).
+  'create-job': { publish: true },
+  's3-efs-downloader': { readInput: true },
+  // transform reads the target's catalog to plan the encoded columns.
+  transform: { database: true },
+  'sql-processor': { database: true },
+  convert: {},
+  validate: {},
+  'efs-s3-uploader': { writeOutput: true },
+  notify: { publish: true },
+};
+
+/**
+ * The whole architecture of the reference design: input bucket → EventBridge →
+ * orchestrator state machine → Loader or Converter state machine, each step an
+ * ECS Fargate task running `ferry task <step>` on a shared EFS working
+ * directory; jobs in DynamoDB, tables in RDS PostgreSQL, events on SNS, logs in
+ * CloudWatch. Env-agnostic: `cdk synth` needs no account and no network.
+ */
+export class FerryStack extends Stack {
+  readonly settings: FerrySettings;
+  readonly contract: TaskContract;
+  readonly inputBucket: s3.Bucket;
+  readonly outputBucket: s3.Bucket;
+  readonly jobs: dynamodb.Table;
+  readonly topic: sns.Topic;
+  readonly database: rds.DatabaseInstance;
+  readonly fileSystem: efs.FileSystem;
+  readonly cluster: ecs.Cluster;
+  readonly taskDefinitions: Record<string, ecs.FargateTaskDefinition> = {};
+  readonly stateMachines: Record<'orchestrator' | 'loader' | 'converter' | 'backfill', sfn.StateMachine>;
+  readonly rule: events.Rule;
+  readonly deadLetters: sqs.Queue;
+
+  constructor(scope: Construct, id: string, props?: StackProps) {
+    super(scope, id, props);
+    const settings = (this.settings = readSettings(this.node));
+    const contract = (this.contract = loadContract());
+    const retention = logRetention(settings.logRetentionDays);
+
+    // ---- network: tasks in private subnets, the database isolated.
+    const flowLogs = new logs.LogGroup(this, 'FlowLogs', { retention, removalPolicy: RemovalPolicy.DESTROY });
+    const vpc = new ec2.Vpc(this, 'Vpc', {
+      maxAzs: 2,
+      natGateways: settings.natGateways,
+      subnetConfiguration: [
+        { name: 'public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24 },
+        { name: 'tasks', subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS, cidrMask: 22 },
+        { name: 'database', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 24 },
+      ],
+      flowLogs: { all: { destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogs) } },
+      gatewayEndpoints: {
+        S3: { service: ec2.GatewayVpcEndpointAwsService.S3 },
+        DynamoDB: { service: ec2.GatewayVpcEndpointAwsService.DYNAMODB },
+      },
+    });
+    const taskSubnets = { subnetGroupName: 'tasks' };
+    const tasksSg = new ec2.SecurityGroup(this, 'TasksSecurityGroup', {
+      vpc,
+      description: 'ferry step tasks: outbound only',
+      allowAllOutbound: true,
+    });
+
+    // ---- storage: input, output, access logs.
+    const accessLogs = new s3.Bucket(this, 'AccessLogs', {
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+      lifecycleRules: [{ expiration: Duration.days(settings.logRetentionDays) }],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    this.inputBucket = new s3.Bucket(this, 'Input', {
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      versioned: true,
+      eventBridgeEnabled: true,
+      serverAccessLogsBucket: accessLogs,
+      serverAccessLogsPrefix: 'input/',
+      lifecycleRules: [
+        { noncurrentVersionExpiration: Duration.days(30), abortIncompleteMultipartUploadAfter: Duration.days(7) },
+      ],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    this.outputBucket = new s3.Bucket(this, 'Output', {
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      serverAccessLogsBucket: accessLogs,
+      serverAccessLogsPrefix: 'output/',
+      lifecycleRules: [
+        {
+          transitions: [{ storageClass: s3.StorageClass.INFREQUENT_ACCESS, transitionAfter: Duration.days(30) }],
+          expiration: Duration.days(Math.max(settings.outputRetentionDays, 31)),
+          abortIncompleteMultipartUploadAfter: Duration.days(7),
+        },
+      ],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    // ---- job records: the layout connectors::jobs::dynamodb expects (from the contract).
+    const js = contract.job_store;
+    this.jobs = new dynamodb.Table(this, 'Jobs', {
+      partitionKey: { name: js.partition_key, type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      encryption: dynamodb.TableEncryption.AWS_MANAGED,
+      deletionProtection: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    this.jobs.addGlobalSecondaryIndex({
+      indexName: js.status_index.name,
+      partitionKey: { name: js.status_index.partition_key, type: dynamodb.AttributeType.STRING },
+      sortKey: { name: js.status_index.sort_key, type: dynamodb.AttributeType.STRING },
+      projectionType: dynamodb.ProjectionType.ALL,
+    });
+
+    // ---- job events.
+    const key = new kms.Key(this, 'EventsKey', {
+      enableKeyRotation: true,
+      description: 'ferry: job events (SNS) and the EventBridge dead-letter queue',
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    this.topic = new sns.Topic(this, 'JobEvents', { masterKey: key, enforceSSL: true });
+
+    // ---- working storage (the job folders): EFS through one access point.
+    const efsSg = new ec2.SecurityGroup(this, 'WorkSecurityGroup', {
+      vpc,
+      description: 'ferry working storage: NFS from the step tasks only',
+      allowAllOutbound: false,
+    });
+    efsSg.addIngressRule(tasksSg, ec2.Port.tcp(2049), 'NFS from ferry tasks');
+    this.fileSystem = new efs.FileSystem(this, 'Work', {
+      vpc,
+      vpcSubnets: taskSubnets,
+      securityGroup: efsSg,
+      encrypted: true,
+      throughputMode: efs.ThroughputMode.ELASTIC,
+      performanceMode: efs.PerformanceMode.GENERAL_PURPOSE,
+      lifecyclePolicy: efs.LifecyclePolicy.AFTER_14_DAYS,
+      enableAutomaticBackups: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    const accessPoint = this.fileSystem.addAccessPoint('WorkAccessPoint', {
+      path: '/ferry',
+      posixUser: { uid: TASK_UID, gid: TASK_UID },
+      createAcl: { ownerUid: TASK_UID, ownerGid: TASK_UID, permissions: '750' },
+    });
+
+    // ---- PostgreSQL: isolated subnets, TLS forced, credentials only in Secrets Manager.
+    const dbSg = new ec2.SecurityGroup(this, 'DatabaseSecurityGroup', {
+      vpc,
+      description: 'ferry PostgreSQL: from the step tasks only',
+      allowAllOutbound: false,
+    });
+    dbSg.addIngressRule(tasksSg, ec2.Port.tcp(5432), 'PostgreSQL from ferry tasks');
+    const engine = rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_16 });
+    this.database = new rds.DatabaseInstance(this, 'Database', {
+      engine,
+      instanceType: new ec2.InstanceType(settings.dbInstanceClass),
+      vpc,
+      vpcSubnets: { subnetGroupName: 'database' },
+      securityGroups: [dbSg],
+      credentials: rds.Credentials.fromGeneratedSecret('ferry'),
+      databaseName: 'ferry',
+      multiAz: settings.dbMultiAz,
+      allocatedStorage: settings.dbAllocatedStorageGiB,
+      maxAllocatedStorage: settings.dbAllocatedStorageGiB * 4,
+      storageType: rds.StorageType.GP3,
+      storageEncrypted: true,
+      iamAuthentication: true,
+      deletionProtection: true,
+      backupRetention: Duration.days(7),
+      enablePerformanceInsights: true,
+      cloudwatchLogsExports: ['postgresql'],
+      cloudwatchLogsRetention: retention,
+      parameterGroup: new rds.ParameterGroup(this, 'DatabaseParameters', {
+        engine,
+        parameters: { 'rds.force_ssl': '1' },
+      }),
+      removalPolicy: RemovalPolicy.SNAPSHOT,
+    });
+    this.database.addRotationSingleUser({ automaticallyAfter: Duration.days(30), vpcSubnets: taskSubnets });
+    const dbSecret = this.database.secret!;
+
+    // ---- the step tasks: one task definition and one role per step.
+    this.cluster = new ecs.Cluster(this, 'Cluster', {
+      vpc,
+      containerInsightsV2: ecs.ContainerInsights.ENABLED,
+    });
+    const image = settings.image
+      ? ecs.ContainerImage.fromRegistry(settings.image)
+      : ecs.ContainerImage.fromAsset(REPO_ROOT, {
+          file: 'containers/Dockerfile',
+          ignoreMode: IgnoreMode.DOCKER,
+        });
+    const taskLogs = new logs.LogGroup(this, 'TaskLogs', { retention, removalPolicy: RemovalPolicy.DESTROY });
+    const env = (name: string) => envName(contract, name);
+    const common: Record<string, string> = {
+      [env('FERRY_WORK_DIR')]: WORK_MOUNT,
+      [env('FERRY_JOB_STORE')]: `dynamodb://${this.jobs.tableName}`,
+      [env('FERRY_NOTIFY')]: `sns://${this.topic.topicArn}`,
+      [env('FERRY_OUTPUT')]: `s3://${this.outputBucket.bucketName}/${OUTPUT_PREFIX}`,
+      [env('FERRY_SPECS')]: SPECS_DIR,
+      [env('FERRY_LOG_FORMAT')]: 'json',
+      // Heartbeats well inside the states' HeartbeatSeconds.
+      [env('FERRY_HEARTBEAT_SECONDS')]: String(Math.max(10, Math.floor(settings.heartbeatSeconds / 4))),
+    };
+    const steps = new Set([...contract.workflows.loader, ...contract.workflows.converter]);
+    const containers: Record<string, ecs.ContainerDefinition> = {};
+    for (const step of steps) {
+      const needs = NEEDS[step];
+      if (!needs) throw new Error(`no IAM needs declared for ferry step ${step}`);
+      const def = new ecs.FargateTaskDefinition(this, `Task-${step}`, {
+        cpu: settings.taskCpu,
+        memoryLimitMiB: settings.taskMemoryMiB,
+        runtimePlatform: { cpuArchitecture: ecs.CpuArchitecture.X86_64, operatingSystemFamily: ecs.OperatingSystemFamily.LINUX },
+        volumes: [
+          {
+            name: 'work',
+            efsVolumeConfiguration: {
+              fileSystemId: this.fileSystem.fileSystemId,
+              transitEncryption: 'ENABLED',
+              authorizationConfig: { accessPointId: accessPoint.accessPointId, iam: 'ENABLED' },
+            },
+          },
+        ],
+      });
+      const environment = { ...common };
+      const secrets: Record<string, ecs.Secret> = {};
+      if (needs.database) {
+        // The password reaches the process as an ECS secret: never in the template, the task
+        // definition or the logs (ferry reads libpq's PG* variables when DATABASE_URL is unset).
+        secrets[env('PGHOST')] = ecs.Secret.fromSecretsManager(dbSecret, 'host');
+        secrets[env('PGPORT')] = ecs.Secret.fromSecretsManager(dbSecret, 'port');
+        secrets[env('PGUSER')] = ecs.Secret.fromSecretsManager(dbSecret, 'username');
+        secrets[env('PGPASSWORD')] = ecs.Secret.fromSecretsManager(dbSecret, 'password');
+        secrets[env('PGDATABASE')] = ecs.Secret.fromSecretsManager(dbSecret, 'dbname');
+        environment[env('PGSSLMODE')] = 'verify-full';
+        environment[env('PGSSLROOTCERT')] = RDS_CA;
+      }
+      const container = def.addContainer('ferry', {
+        image,
+        essential: true,
+        // The state machines override the command with the job; alone it says what it needs.
+        command: commandFor(contract, step).args,
+        environment,
+        secrets,
+        readonlyRootFilesystem: true,
+        user: `${TASK_UID}:${TASK_UID}`,
+        logging: ecs.LogDrivers.awsLogs({ logGroup: taskLogs, streamPrefix: step }),
+      });
+      container.addMountPoints({ containerPath: WORK_MOUNT, sourceVolume: 'work', readOnly: false });
+      // The root filesystem is read-only; DataFusion may spill large sorts to /tmp.
+      def.addVolume({ name: 'tmp' });
+      container.addMountPoints({ containerPath: '/tmp', sourceVolume: 'tmp', readOnly: false });
+      const role = def.taskRole;
+      this.fileSystem.grant(role, 'elasticfilesystem:ClientMount', 'elasticfilesystem:ClientWrite');
+      this.jobs.grantReadWriteData(role);
+      if (needs.readInput) this.inputBucket.grantRead(role);
+      if (needs.writeOutput) this.outputBucket.grantPut(role, `${OUTPUT_PREFIX}/*`);
+      if (needs.publish) this.topic.grantPublish(role);
+      // Task-token callbacks do not support resource-level permissions (IAM requires "*").
+      role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          actions: ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'],
+          resources: ['*'],
+        }),
+      );
+      this.taskDefinitions[step] = def;
+      containers[step] = container;
+    }
+
+    // ---- state machines.
+    const sfnLogs = new logs.LogGroup(this, 'StateMachineLogs', { retention, removalPolicy: RemovalPolicy.DESTROY });
+    const machineProps = (definitionBody: sfn.DefinitionBody, comment: string): sfn.StateMachineProps => ({
+      definitionBody,
+      comment,
+      stateMachineType: sfn.StateMachineType.STANDARD,
+      tracingEnabled: true,
+      // Execution data would include task tokens: log the events, not the data.
+      logs: { destination: sfnLogs, level: sfn.LogLevel.ALL, includeExecutionData: false },
+    });
+    // Each step is an ECS task started with .waitForTaskToken, not .sync: .sync gives the next state
+    // only ECS's description of the stopped task, while the token lets ferry answer with its own
+    // output (job id, rows, outputs) for the next step and the Choice; heartbeats catch a lost
+    // task within heartbeatSeconds instead of at the task timeout.
+    const runStep = (scope: Construct, label: string, step: string, argument: string, resultPath: string) => {
+      const { args, flag } = commandFor(contract, step);
+      const task = new tasks.EcsRunTask(scope, label, {
+        comment: contract.steps[step].summary,
+        integrationPattern: sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+        cluster: this.cluster,
+        taskDefinition: this.taskDefinitions[step],
+        launchTarget: new tasks.EcsFargateLaunchTarget({ platformVersion: ecs.FargatePlatformVersion.LATEST }),
+        subnets: taskSubnets,
+        securityGroups: [tasksSg],
+        assignPublicIp: false,
+        propagatedTagSource: ecs.PropagatedTagSource.TASK_DEFINITION,
+        containerOverrides: [
+          {
+            containerDefinition: containers[step],
+            command: Token.asList(
+              sfn.JsonPath.array(...args, flag, sfn.JsonPath.jsonToString(sfn.JsonPath.objectAt(argument))),
+            ),
+            environment: [{ name: env('FERRY_TASK_TOKEN'), value: sfn.JsonPath.taskToken }],
+          },
+        ],
+        heartbeatTimeout: sfn.Timeout.duration(Duration.seconds(settings.heartbeatSeconds)),
+        taskTimeout: sfn.Timeout.duration(Duration.hours(12)),
+        resultPath,
+      });
+      // Retry only what a retry can mend: ferry.Transient (network, throttling, a restarted
+      // database), a lost task (no heartbeat) and ECS refusing to place it.
+      task.addRetry({
+        errors: [...contract.errors.retryable, sfn.Errors.HEARTBEAT_TIMEOUT, 'ECS.AmazonECSException'],
+        interval: Duration.seconds(15),
+        backoffRate: 2,
+        maxAttempts: 4,
+        maxDelay: Duration.minutes(5),
+        jitterStrategy: sfn.JitterType.FULL,
+      });
+      return task;
+    };
+
+    const workflowMachine = (wf: 'loader' | 'converter'): sfn.StateMachine => {
+      const scope = new Construct(this, wf === 'loader' ? 'Loader' : 'Converter');
+      const failed = new sfn.Fail(scope, 'Failed', {
+        comment: 'The job failed; its record and event say why',
+        causePath: '$.job.error.Cause',
+        errorPath: '$.job.error.Error',
+      });
+      const notifyFailure = runStep(scope, 'notify failure', 'notify', '$.job', sfn.JsonPath.DISCARD);
+      notifyFailure.next(failed);
+      // The job is failed and notified even if the failure notice cannot be sent.
+      notifyFailure.addCatch(failed, { errors: [sfn.Errors.ALL], resultPath: sfn.JsonPath.DISCARD });
+      const middle = contract.workflows[wf].slice(1, -1);
+      const states = middle.map((step) => {
+        const t = runStep(scope, step, step, '$.job', '$.job');
+        t.addCatch(notifyFailure, { errors: [sfn.Errors.ALL], resultPath: '$.job.error' });
+        return t;
+      });
+      const notify = runStep(scope, 'notify', 'notify', '$.job', '$.job');
+      notify.addCatch(failed, { errors: [sfn.Errors.ALL], resultPath: '$.job.error' });
+      let definition = sfn.Chain.start(states[0]);
+      for (const s of states.slice(1)) definition = definition.next(s);
+      definition = definition.next(notify).next(new sfn.Succeed(scope, 'Done'));
+      return new sfn.StateMachine(
+        this,
+        `${wf === 'loader' ? 'Loader' : 'Converter'}StateMachine`,
+        machineProps(
+          sfn.DefinitionBody.fromChainable(definition),
+          `ferry ${wf}: ${contract.workflows[wf].join(' → ')}`,
+        ),
+      );
+    };
+    const loader = workflowMachine('loader');
+    const converter = workflowMachine('converter');
+
+    // The orchestrator: create the job once, then run its workflow (or nothing for a duplicate).
+    const orch = new Construct(this, 'Orchestrator');
+    const createJob = runStep(orch, 'create-job', 'create-job', '$', '$.job');
+    const notCreated = new sfn.Fail(orch, 'NotCreated', {
+      comment: 'Unroutable input (already recorded and notified by create-job) or the job store failed',
+      causePath: '$.error.Cause',
+      errorPath: '$.error.Error',
+    });
+    createJob.addCatch(notCreated, { errors: [sfn.Errors.ALL], resultPath: '$.error' });
+    const startWorkflow = (label: string, machine: sfn.StateMachine) => {
+      const t = new tasks.StepFunctionsStartExecution(orch, label, {
+        stateMachine: machine,
+        integrationPattern: sfn.IntegrationPattern.RUN_JOB,
+        associateWithParent: true,
+        // Unique per job and attempt: a re-run of a failed job is a new execution.
+        name: sfn.JsonPath.format('{}-{}', sfn.JsonPath.stringAt('$.job.job_id'), sfn.JsonPath.stringAt('$.job.attempt')),
+        input: sfn.TaskInput.fromObject({ job: sfn.JsonPath.objectAt('$.job') }),
+        resultSelector: { status: sfn.JsonPath.stringAt('$.Status'), execution: sfn.JsonPath.stringAt('$.ExecutionArn') },
+        resultPath: '$.workflow',
+      });
+      t.addCatch(new sfn.Fail(orch, `${label} failed`, { causePath: '$.error.Cause', errorPath: '$.error.Error' }), {
+        errors: [sfn.Errors.ALL],
+        resultPath: '$.error',
+      });
+      return t.next(new sfn.Succeed(orch, `${label} done`));
+    };
+    const route = new sfn.Choice(orch, 'Route')
+      .when(sfn.Condition.booleanEquals('$.job.run', false), new sfn.Succeed(orch, 'AlreadyHandled', {
+        comment: 'A re-delivered event: the job exists and is running or done',
+      }))
+      .when(sfn.Condition.stringEquals('$.job.workflow', 'loader'), startWorkflow('Run Loader', loader))
+      .when(sfn.Condition.stringEquals('$.job.workflow', 'converter'), startWorkflow('Run Converter', converter))
+      .otherwise(new sfn.Fail(orch, 'UnknownWorkflow', { error: 'ferry.Config', cause: 'create-job named no known workflow' }));
+    const orchestrator = new sfn.StateMachine(
+      this,
+      'OrchestratorStateMachine',
+      machineProps(sfn.DefinitionBody.fromChainable(createJob.next(route)), 'ferry: one S3 Object Created event → one job → its workflow'),
+    );
+
+    // Backfill: every object under a prefix through the orchestrator, a bounded number at once.
+    const back = new Construct(this, 'Backfill');
+    const perObject = new tasks.StepFunctionsStartExecution(back, 'Run one object', {
+      stateMachine: orchestrator,
+      integrationPattern: sfn.IntegrationPattern.RUN_JOB,
+      associateWithParent: true,
+      name: sfn.JsonPath.uuid(),
+      // The same shape as EventBridge's Object Created event, so create-job treats both alike. No ETag:
+      // create-job reads the object's current ETag and version with a HEAD request, so a backfilled
+      // object gets the idempotency key its own event gave it (and loads once).
+      input: sfn.TaskInput.fromObject({
+        source: 'ferry.backfill',
+        'detail-type': 'Object Created',
+        detail: {
+          bucket: { name: this.inputBucket.bucketName },
+          object: { key: sfn.JsonPath.stringAt('$.Key'), size: sfn.JsonPath.numberAt('$.Size') },
+        },
+      }),
+      resultSelector: { status: sfn.JsonPath.stringAt('$.Status') },
+    });
+    // A failed object is already recorded and notified by its job: the backfill goes on.
+    perObject.addCatch(new sfn.Pass(back, 'Object failed (recorded by its job)'), {
+      errors: [sfn.Errors.ALL],
+      resultPath: '$.error',
+    });
+    const map = new sfn.DistributedMap(back, 'Every object', {
+      itemReader: new sfn.S3ObjectsItemReader({ bucket: this.inputBucket, prefix: sfn.JsonPath.stringAt('$.prefix') }),
+      maxConcurrency: settings.backfillConcurrency,
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+    map.itemProcessor(perObject);
+    const backfill = new sfn.StateMachine(
+      this,
+      'BackfillStateMachine',
+      machineProps(sfn.DefinitionBody.fromChainable(map), 'ferry backfill: start with {"prefix": "in/2026/"}'),
+    );
+    this.stateMachines = { orchestrator, loader, converter, backfill };
+
+    // ---- the trigger: Object Created in the input bucket → the orchestrator.
+    this.deadLetters = new sqs.Queue(this, 'TriggerDeadLetters', {
+      encryption: sqs.QueueEncryption.KMS,
+      encryptionMasterKey: key,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    this.rule = new events.Rule(this, 'ObjectCreated', {
+      description: 'ferry: every new object in the input bucket starts the orchestrator',
+      eventPattern: {
+        source: ['aws.s3'],
+        detailType: ['Object Created'],
+        detail: { bucket: { name: [this.inputBucket.bucketName] } },
+      },
+    });
+    this.rule.addTarget(
+      new targets.SfnStateMachine(orchestrator, {
+        deadLetterQueue: this.deadLetters,
+        retryAttempts: 8,
+        maxEventAge: Duration.hours(24),
+      }),
+    );
+
+    for (const [name, value] of Object.entries({
+      InputBucket: this.inputBucket.bucketName,
+      OutputBucket: this.outputBucket.bucketName,
+      JobsTable: this.jobs.tableName,
+      JobEventsTopic: this.topic.topicArn,
+      DatabaseSecret: dbSecret.secretArn,
+      BackfillStateMachineArn: backfill.stateMachineArn,
+    })) {
+      new CfnOutput(this, name, { value });
+    }
+  }
+}
+
+/** The RetentionDays value for a number of days, or a clear error. */
+function logRetention(days: number): logs.RetentionDays {
+  const allowed = Object.values(logs.RetentionDays).filter((v): v is number => typeof v === 'number' && v > 0);
+  if (!allowed.includes(days)) {
+    throw new Error(`context logRetentionDays=${days}: CloudWatch Logs accepts ${allowed.join(', ')}`);
+  }
+  return days as logs.RetentionDays;
+}

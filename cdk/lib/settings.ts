@@ -1,0 +1,82 @@
+import { Node } from 'constructs';
+
+/**
+ * Sizes and knobs, read from CDK context (`cdk deploy -c taskCpu=4096 …` or
+ * cdk.json) so the same template serves a trial and a production account.
+ * Context rather than CloudFormation parameters: Fargate CPU/memory pairs and
+ * instance classes are validated at synth time, before anything is created.
+ */
+export interface FerrySettings {
+  /** Fargate vCPU units per step task (1024 = 1 vCPU). */
+  taskCpu: number;
+  /** Fargate memory per step task, MiB (must suit taskCpu). */
+  taskMemoryMiB: number;
+  /** RDS instance class, e.g. t4g.medium, m7g.large. */
+  dbInstanceClass: string;
+  /** RDS storage, GiB (grows automatically up to 4×). */
+  dbAllocatedStorageGiB: number;
+  /** A standby in a second AZ. */
+  dbMultiAz: boolean;
+  /** Objects processed at once by the backfill state machine. */
+  backfillConcurrency: number;
+  /** CloudWatch Logs retention for tasks, state machines and flow logs, days. */
+  logRetentionDays: number;
+  /** Days before output artifacts expire. */
+  outputRetentionDays: number;
+  /** NAT gateways (0 is not enough: tasks reach Step Functions, SNS and ECR). */
+  natGateways: number;
+  /** A prebuilt image (ECR URI); default: build containers/Dockerfile as a CDK asset. */
+  image?: string;
+  /** Seconds without a heartbeat before Step Functions counts a task as lost. */
+  heartbeatSeconds: number;
+}
+
+const DEFAULTS: FerrySettings = {
+  taskCpu: 2048,
+  taskMemoryMiB: 4096,
+  dbInstanceClass: 't4g.medium',
+  dbAllocatedStorageGiB: 100,
+  dbMultiAz: true,
+  backfillConcurrency: 8,
+  logRetentionDays: 30,
+  outputRetentionDays: 365,
+  natGateways: 1,
+  heartbeatSeconds: 120,
+};
+
+/** Settings from context, each checked; unknown values fail synth with the key's name. */
+export function readSettings(node: Node): FerrySettings {
+  const num = (key: keyof FerrySettings, min: number, max: number): number => {
+    const raw = node.tryGetContext(key);
+    const v = raw === undefined ? (DEFAULTS[key] as number) : Number(raw);
+    if (!Number.isInteger(v) || v < min || v > max) {
+      throw new Error(`context ${key}=${raw}: expected a whole number from ${min} to ${max}`);
+    }
+    return v;
+  };
+  const bool = (key: keyof FerrySettings): boolean => {
+    const raw = node.tryGetContext(key);
+    if (raw === undefined) return DEFAULTS[key] as boolean;
+    if (raw === true || raw === 'true') return true;
+    if (raw === false || raw === 'false') return false;
+    throw new Error(`context ${key}=${raw}: expected true or false`);
+  };
+  const dbInstanceClass = String(node.tryGetContext('dbInstanceClass') ?? DEFAULTS.dbInstanceClass);
+  if (!/^[a-z0-9]+\.[a-z0-9]+$/.test(dbInstanceClass)) {
+    throw new Error(`context dbInstanceClass=${dbInstanceClass}: expected a class like t4g.medium`);
+  }
+  const image = node.tryGetContext('image');
+  return {
+    taskCpu: num('taskCpu', 256, 16384),
+    taskMemoryMiB: num('taskMemoryMiB', 512, 122880),
+    dbInstanceClass,
+    dbAllocatedStorageGiB: num('dbAllocatedStorageGiB', 20, 65536),
+    dbMultiAz: bool('dbMultiAz'),
+    backfillConcurrency: num('backfillConcurrency', 1, 1000),
+    logRetentionDays: num('logRetentionDays', 1, 3653),
+    outputRetentionDays: num('outputRetentionDays', 1, 36500),
+    natGateways: num('natGateways', 1, 3),
+    heartbeatSeconds: num('heartbeatSeconds', 30, 3600),
+    image: image === undefined ? undefined : String(image),
+  };
+}

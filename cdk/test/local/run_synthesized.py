@@ -1,0 +1,474 @@
+#!/usr/bin/env python3
+"""The synthesized architecture, executed locally.
+
+Reads the template `cdk synth` wrote, creates what it describes in the local
+AWS emulator (buckets, the jobs table, the topic, the secret, the ECS cluster
+and task definitions, the four state machines with their synthesized ASL, the
+EventBridge rule with its dead-letter queue), then puts objects into the input
+bucket and lets it run: S3 → EventBridge → orchestrator → Loader/Converter →
+one ECS task per step. An "ECS agent" thread plays Fargate: for every task the
+state machines start it reads the task's container overrides and its task
+definition (environment, and secrets resolved from Secrets Manager as ECS
+does), and runs that command with the real `ferry` binary against the local
+PostgreSQL and the emulator, with the job folders in a local directory standing
+in for EFS. ferry answers the task token itself (SendTaskSuccess/Failure).
+
+What differs from AWS, and why: FERRY_WORK_DIR (/data, the EFS mount) and
+FERRY_SPECS (/opt/ferry/sql, baked into the image) point at local folders; the
+local PostgreSQL has no TLS, so PGSSLMODE=verify-full becomes disable; IAM is
+not enforced by the emulator (the CDK tests check the policies instead).
+
+  python run_synthesized.py --template cdk.out/Ferry.template.json --ferry PATH \
+      --endpoint http://127.0.0.1:PORT --database-url postgres://… --specs ../sql
+
+Exit 0 when every check passes; each check prints one line with its figures.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+
+def say(*a):
+    print("local-aws:", *a, file=sys.stderr, flush=True)
+
+
+class Checks:
+    def __init__(self):
+        self.failed = []
+
+    def ok(self, cond, what):
+        print(("ok   " if cond else "FAIL ") + what, flush=True)
+        if not cond:
+            self.failed.append(what)
+
+
+# ---------------------------------------------------------------- template → emulator
+
+class Resolver:
+    """CloudFormation intrinsic functions over the physical ids created here."""
+
+    def __init__(self):
+        self.refs = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT,
+                     "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": "Ferry"}
+
+    def __call__(self, v):
+        if isinstance(v, list):
+            return [self(x) for x in v]
+        if not isinstance(v, dict):
+            return v
+        if len(v) == 1:
+            (k, arg), = v.items()
+            if k == "Ref":
+                if arg not in self.refs:
+                    raise KeyError(f"Ref {arg}: not created locally")
+                return self.refs[arg]
+            if k == "Fn::GetAtt":
+                key = f"{arg[0]}.{arg[1]}"
+                if key not in self.refs:
+                    raise KeyError(f"GetAtt {key}: not created locally")
+                return self.refs[key]
+            if k == "Fn::Join":
+                return arg[0].join(str(self(p)) for p in arg[1])
+            if k == "Fn::Select":
+                return self(arg[1])[int(arg[0])]
+            if k == "Fn::Split":
+                return self(arg[1]).split(arg[0])
+        return {k: self(x) for k, x in v.items()}
+
+
+def of_type(template, kind):
+    return [(k, r) for k, r in template["Resources"].items() if r["Type"] == kind]
+
+
+def camel(v):
+    if isinstance(v, dict):
+        return {k[:1].lower() + k[1:]: camel(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [camel(x) for x in v]
+    return v
+
+
+def deploy(template, aws, resolve, pg, suffix):
+    """Creates the template's resources in the emulator; returns what the checks need."""
+    s3, ddb, sns, sqs = aws("s3"), aws("dynamodb"), aws("sns"), aws("sqs")
+    ec2, ecs, sm, sfn, events = aws("ec2"), aws("ecs"), aws("secretsmanager"), aws("stepfunctions"), aws("events")
+    out = {}
+    # Buckets; the ones the EventBridge custom resource names get notifications.
+    eventbridge = {r["Properties"]["BucketName"]["Ref"] for _, r in of_type(template, "Custom::S3BucketNotifications")
+                   if "EventBridgeConfiguration" in r["Properties"]["NotificationConfiguration"]}
+    for lid, r in of_type(template, "AWS::S3::Bucket"):
+        name = f"ferry-{lid.lower()[:30]}-{suffix}"
+        s3.create_bucket(Bucket=name)
+        resolve.refs[lid], resolve.refs[f"{lid}.Arn"] = name, f"arn:aws:s3:::{name}"
+        if r["Properties"].get("VersioningConfiguration", {}).get("Status") == "Enabled":
+            s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        if lid in eventbridge:
+            s3.put_bucket_notification_configuration(
+                Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}})
+            out["input"] = name
+    # The jobs table, with the key schema and index exactly as synthesized.
+    for lid, r in of_type(template, "AWS::DynamoDB::Table"):
+        p = r["Properties"]
+        name = f"ferry-jobs-{suffix}"
+        ddb.create_table(TableName=name, AttributeDefinitions=p["AttributeDefinitions"], KeySchema=p["KeySchema"],
+                         BillingMode=p["BillingMode"],
+                         GlobalSecondaryIndexes=[{k: g[k] for k in ("IndexName", "KeySchema", "Projection")}
+                                                 for g in p.get("GlobalSecondaryIndexes", [])])
+        resolve.refs[lid], resolve.refs[f"{lid}.Arn"] = name, f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
+        out["table"] = name
+    for lid, _ in of_type(template, "AWS::SNS::Topic"):
+        arn = sns.create_topic(Name=f"ferry-events-{suffix}")["TopicArn"]
+        resolve.refs[lid] = arn
+        # A subscriber, to receive the job events the way a consumer would.
+        url = sqs.create_queue(QueueName=f"ferry-events-listener-{suffix}")["QueueUrl"]
+        qarn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=qarn, Attributes={"RawMessageDelivery": "true"})
+        out["events_queue"] = url
+    for lid, _ in of_type(template, "AWS::SQS::Queue"):
+        url = sqs.create_queue(QueueName=f"ferry-{lid.lower()[:40]}-{suffix}")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        resolve.refs[lid], resolve.refs[f"{lid}.Arn"] = url, arn
+        out["dead_letters"] = url
+    # The database secret: the local PostgreSQL, in the shape RDS writes.
+    secret = json.dumps({"engine": "postgres", "host": pg["host"], "port": pg["port"], "username": pg["user"],
+                         "password": pg["password"], "dbname": pg["dbname"]})
+    for lid, _ in of_type(template, "AWS::SecretsManager::Secret"):
+        arn = sm.create_secret(Name=f"ferry-db-{suffix}", SecretString=secret)["ARN"]
+        resolve.refs[lid] = arn
+        for alid, a in of_type(template, "AWS::SecretsManager::SecretTargetAttachment"):
+            if a["Properties"]["SecretId"] == {"Ref": lid}:
+                resolve.refs[alid] = arn
+    # Network: the VPC, subnets and security groups the task states name.
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+    for lid, _ in of_type(template, "AWS::EC2::VPC"):
+        resolve.refs[lid] = vpc
+    for i, (lid, r) in enumerate(of_type(template, "AWS::EC2::Subnet")):
+        sid = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24")["Subnet"]["SubnetId"]
+        resolve.refs[lid] = sid
+    for lid, r in of_type(template, "AWS::EC2::SecurityGroup"):
+        gid = ec2.create_security_group(GroupName=f"{lid}-{suffix}", Description="ferry", VpcId=vpc)["GroupId"]
+        resolve.refs[f"{lid}.GroupId"] = gid
+    for lid, _ in of_type(template, "AWS::Logs::LogGroup"):
+        resolve.refs[lid] = f"/ferry/{lid}"
+    for lid, _ in of_type(template, "AWS::IAM::Role"):
+        resolve.refs[f"{lid}.Arn"] = f"arn:aws:iam::{ACCOUNT}:role/{lid}"
+    for lid, _ in of_type(template, "AWS::EFS::FileSystem"):
+        resolve.refs[lid] = "fs-local"
+    for lid, _ in of_type(template, "AWS::EFS::AccessPoint"):
+        resolve.refs[lid] = "fsap-local"
+    # ECS: the cluster and one task definition per step, as synthesized.
+    for lid, _ in of_type(template, "AWS::ECS::Cluster"):
+        c = ecs.create_cluster(clusterName=f"ferry-{suffix}")["cluster"]
+        resolve.refs[lid], resolve.refs[f"{lid}.Arn"] = c["clusterName"], c["clusterArn"]
+        out["cluster"] = c["clusterArn"]
+    out["task_definitions"] = {}
+    for lid, r in of_type(template, "AWS::ECS::TaskDefinition"):
+        p = resolve(r["Properties"])
+        containers = camel(p["ContainerDefinitions"])
+        for c in containers:
+            c["memory"] = int(p["Memory"])
+        arn = ecs.register_task_definition(
+            family=p["Family"], containerDefinitions=containers, cpu=p["Cpu"], memory=p["Memory"],
+            networkMode=p["NetworkMode"], requiresCompatibilities=p["RequiresCompatibilities"],
+            taskRoleArn=p["TaskRoleArn"], executionRoleArn=p["ExecutionRoleArn"],
+        )["taskDefinition"]["taskDefinitionArn"]
+        resolve.refs[lid] = arn
+        out["task_definitions"][p["Family"]] = containers[0]
+    # State machines, children first (the orchestrator and the backfill name them).
+    machines = dict(of_type(template, "AWS::StepFunctions::StateMachine"))
+    out["machines"] = {}
+    while machines:
+        progressed = False
+        for lid, r in list(machines.items()):
+            try:
+                definition = resolve(r["Properties"]["DefinitionString"])
+            except KeyError:
+                continue
+            name = f"{lid}-{suffix}"
+            arn = sfn.create_state_machine(name=name, definition=definition,
+                                           roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn")["stateMachineArn"]
+            resolve.refs[lid], resolve.refs[f"{lid}.Name"] = arn, name
+            out["machines"][lid.split("StateMachine")[0]] = arn
+            del machines[lid]
+            progressed = True
+        if not progressed:
+            raise SystemExit(f"state machines reference something not created: {list(machines)}")
+    # The trigger.
+    for lid, r in of_type(template, "AWS::Events::Rule"):
+        p = resolve(r["Properties"])
+        name = f"ferry-object-created-{suffix}"
+        events.put_rule(Name=name, EventPattern=json.dumps(p["EventPattern"]), State="ENABLED")
+        events.put_targets(Rule=name, Targets=[
+            {"Id": t["Id"], "Arn": t["Arn"], "RoleArn": t.get("RoleArn", f"arn:aws:iam::{ACCOUNT}:role/events"),
+             **({"DeadLetterConfig": t["DeadLetterConfig"]} if "DeadLetterConfig" in t else {}),
+             **({"RetryPolicy": t["RetryPolicy"]} if "RetryPolicy" in t else {})}
+            for t in p["Targets"]])
+    return out
+
+
+# ---------------------------------------------------------------- the ECS agent
+
+class Agent(threading.Thread):
+    """Plays Fargate: runs each started task's command with the real binary, then stops the task."""
+
+    def __init__(self, aws, deployed, ferry, base_env, work, specs, logs):
+        super().__init__(daemon=True)
+        self.ecs, self.sm = aws("ecs"), aws("secretsmanager")
+        self.deployed, self.ferry, self.base_env = deployed, ferry, base_env
+        self.work, self.specs, self.logs = work, specs, logs
+        self.seen, self.runs, self.stop_flag = set(), [], threading.Event()
+        self.pool = ThreadPoolExecutor(max_workers=4)
+
+    def run(self):
+        while not self.stop_flag.is_set():
+            try:
+                arns = self.ecs.list_tasks(cluster=self.deployed["cluster"], desiredStatus="RUNNING")["taskArns"]
+                new = [a for a in arns if a not in self.seen]
+                if new:
+                    self.seen.update(new)
+                    for t in self.ecs.describe_tasks(cluster=self.deployed["cluster"], tasks=new)["tasks"]:
+                        self.pool.submit(self.run_task, t)
+            except Exception as e:  # keep playing Fargate; the checks will tell
+                say(f"agent: {e}")
+            time.sleep(0.1)
+
+    def env_for(self, task):
+        family = task["taskDefinitionArn"].split("/")[-1].split(":")[0]
+        container = self.deployed["task_definitions"][family]
+        env = dict(self.base_env)
+        for e in container.get("environment", []):
+            env[e["name"]] = e["value"]
+        for s in container.get("secrets", []):
+            # valueFrom = <secret arn>:<json key>::  (as ECS resolves it at task start)
+            arn, key = s["valueFrom"].rsplit(":", 3)[0], s["valueFrom"].rsplit(":", 3)[1]
+            value = json.loads(self.sm.get_secret_value(SecretId=arn)["SecretString"])[key]
+            env[s["name"]] = str(value)
+        override = task["overrides"]["containerOverrides"][0]
+        for e in override.get("environment", []):
+            env[e["name"]] = e["value"]
+        # The EFS mount and the image's specs folder, here.
+        if env.get("FERRY_WORK_DIR") == "/data":
+            env["FERRY_WORK_DIR"] = self.work
+        env["FERRY_SPECS"] = self.specs
+        if env.get("PGSSLMODE") == "verify-full":
+            env["PGSSLMODE"] = "disable"
+            env.pop("PGSSLROOTCERT", None)
+        return env, override["command"]
+
+    def run_task(self, task):
+        env, command = self.env_for(task)
+        started = time.time()
+        step = command[1] if len(command) > 1 else "?"
+        log = os.path.join(self.logs, f"{len(self.runs):03d}-{step}.log")
+        with open(log, "wb") as f:
+            rc = subprocess.run([self.ferry] + command, env=env, stdout=f, stderr=subprocess.STDOUT,
+                                timeout=300).returncode
+        self.runs.append({"step": step, "exit": rc, "seconds": round(time.time() - started, 2), "log": log,
+                          "token_in_env": "FERRY_TASK_TOKEN" in env})
+        self.ecs.stop_task(cluster=self.deployed["cluster"], task=task["taskArn"], reason=f"ferry exited {rc}")
+
+
+# ---------------------------------------------------------------- the run
+
+def wait_executions(sfn, machine, count, timeout=180):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        ex = sfn.list_executions(stateMachineArn=machine)["executions"]
+        done = [e for e in ex if e["status"] != "RUNNING"]
+        if len(ex) >= count and len(done) == len(ex):
+            return ex
+        time.sleep(0.3)
+    raise SystemExit(f"timeout: {machine} has {sfn.list_executions(stateMachineArn=machine)['executions']}")
+
+
+def psql(url, sql):
+    return subprocess.run(["psql", url, "-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--template", required=True)
+    ap.add_argument("--ferry", required=True)
+    ap.add_argument("--endpoint", required=True)
+    ap.add_argument("--database-url", required=True, help="an admin URL; a fresh database is made from it")
+    ap.add_argument("--specs", required=True)
+    args = ap.parse_args()
+    checks = Checks()
+    template = json.load(open(args.template))
+    endpoint = args.endpoint.rstrip("/")
+    # Step Functions executes definitions (and ECS tasks stay RUNNING until stopped) only on request.
+    for path, body in [("/moto-api/config", {"stepfunctions": {"execute_state_machine": True}}),
+                       ("/moto-api/state-manager/set-transition",
+                        {"model_name": "ecs::task", "transition": {"progression": "manual", "times": 1000000}})]:
+        req = urllib.request.Request(endpoint + path, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(req).read()
+    creds = {"aws_access_key_id": "test", "aws_secret_access_key": "test", "region_name": REGION}
+    aws = lambda svc: boto3.client(svc, endpoint_url=endpoint, **creds)
+
+    # A fresh database for the deployed pipeline.
+    from urllib.parse import urlparse, urlunparse
+    u = urlparse(args.database_url)
+    dbname = f"ferry_deployed_{os.getpid()}"
+    psql(args.database_url, f"DROP DATABASE IF EXISTS {dbname}")
+    psql(args.database_url, f"CREATE DATABASE {dbname}")
+    db_url = urlunparse(u._replace(path=f"/{dbname}"))
+    pg = {"host": u.hostname, "port": u.port or 5432, "user": u.username or "postgres", "password": u.password or "",
+          "dbname": dbname}
+
+    suffix = uuid.uuid4().hex[:8]
+    resolve = Resolver()
+    deployed = deploy(template, aws, resolve, pg, suffix)
+    say(f"deployed: {len(template['Resources'])} template resources; machines {sorted(deployed['machines'])}")
+
+    tmp = tempfile.mkdtemp(prefix="ferry-deployed-")
+    work, logs = os.path.join(tmp, "efs"), os.path.join(tmp, "logs")
+    os.makedirs(work)
+    os.makedirs(logs)
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PG", "DATABASE_URL", "FERRY_"))}
+    base_env.update({"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                     "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION})
+    agent = Agent(aws, deployed, args.ferry, base_env, work, args.specs, logs)
+    agent.start()
+    s3, sfn, sqs, ddb = aws("s3"), aws("stepfunctions"), aws("sqs"), aws("dynamodb")
+    orchestrator, loader, converter = (deployed["machines"][k] for k in ("Orchestrator", "Loader", "Converter"))
+    rows_in_sample = sum(1 for _ in open(os.path.join(args.specs, "lineitem", "sample.tbl")))
+    try:
+        started = time.time()
+        # 1. A good file for the Loader and one for the Converter, put as a producer would.
+        s3.upload_file(os.path.join(args.specs, "lineitem", "sample.tbl"), deployed["input"], "in/2026/11/lineitem.tbl")
+        s3.upload_file(os.path.join(args.specs, "orders_parquet", "sample.csv"), deployed["input"],
+                       "convert/orders/2026/11/orders.csv")
+        orch = wait_executions(sfn, orchestrator, 2)
+        loads = wait_executions(sfn, loader, 1)
+        converts = wait_executions(sfn, converter, 1)
+        seconds = time.time() - started
+        checks.ok(all(e["status"] == "SUCCEEDED" for e in orch),
+                  f"2 objects → 2 orchestrator executions succeeded ({[e['status'] for e in orch]}, {seconds:.1f} s)")
+        checks.ok(loads[0]["status"] == "SUCCEEDED", f"Loader execution {loads[0]['status']}")
+        checks.ok(converts[0]["status"] == "SUCCEEDED", f"Converter execution {converts[0]['status']}")
+        n = int(psql(db_url, "SELECT count(*) FROM public.lineitem"))
+        checks.ok(n == rows_in_sample, f"public.lineitem has {n} rows (the file has {rows_in_sample})")
+        steps = [r["step"] for r in agent.runs]
+        checks.ok(sorted(steps) == sorted(["create-job", "create-job", "s3-efs-downloader", "transform", "sql-processor",
+                                           "efs-s3-uploader", "notify", "s3-efs-downloader", "convert", "validate",
+                                           "efs-s3-uploader", "notify"]),
+                  f"ECS tasks run as `ferry task <step>`: {steps}")
+        checks.ok(all(r["token_in_env"] for r in agent.runs), "every task got its task token from the state machine")
+        # The job records, as the deployed job store keeps them.
+        jobs = [i for i in ddb.scan(TableName=deployed["table"])["Items"] if i["pk"]["S"].startswith("job#")]
+        status = sorted(i["status"]["S"] for i in jobs)
+        checks.ok(status == ["succeeded", "succeeded"], f"DynamoDB job records: {status}")
+        # The zips and manifests in the output bucket.
+        out_bucket = next(b["Name"] for b in s3.list_buckets()["Buckets"] if "output" in b["Name"] and suffix in b["Name"])
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=out_bucket).get("Contents", [])]
+        zips = [k for k in keys if k.endswith("file.zip")]
+        manifests = [k for k in keys if k.endswith("manifest.json")]
+        checks.ok(len(zips) == 2 and len(manifests) == 2 and all(k.startswith("ferry/") for k in keys),
+                  f"output bucket: {len(zips)} file.zip + {len(manifests)} manifest.json under ferry/")
+        # The events, as an SNS subscriber receives them.
+        got = receive(sqs, deployed["events_queue"], 2)
+        checks.ok(sorted(e.get("status") for e in got) == ["succeeded", "succeeded"],
+                  f"SNS job events: {[(e.get('dataset'), e.get('status')) for e in got]}")
+
+        # 2. A bad file: the Loader fails through its Catch path, notified, the table unchanged.
+        bad = os.path.join(tmp, "lineitem-bad.tbl")
+        with open(os.path.join(args.specs, "lineitem", "sample.tbl")) as f, open(bad, "w") as g:
+            lines = f.readlines()
+            lines[7] = "x" + lines[7]  # an l_orderkey like "x7" is not a bigint
+            g.writelines(lines)
+        s3.upload_file(bad, deployed["input"], "in/2026/11/lineitem-bad.tbl")
+        orch = wait_executions(sfn, orchestrator, 3)
+        loads = wait_executions(sfn, loader, 2)
+        failed = [e for e in loads if e["status"] != "SUCCEEDED"]
+        checks.ok(len(failed) == 1 and failed[0]["status"] == "FAILED", f"bad file: Loader execution {[e['status'] for e in failed]}")
+        if failed:
+            d = sfn.describe_execution(executionArn=failed[0]["executionArn"])
+            checks.ok(d.get("error") == "ferry.Input", f"the execution fails with ferry's error name: {d.get('error')}")
+            hist = sfn.get_execution_history(executionArn=failed[0]["executionArn"], maxResults=1000)["events"]
+            entered = [e["stateEnteredEventDetails"]["name"] for e in hist if "stateEnteredEventDetails" in e]
+            checks.ok("notify failure" in entered and "sql-processor" not in entered,
+                      f"Catch path: {' → '.join(entered)}")
+        n2 = int(psql(db_url, "SELECT count(*) FROM public.lineitem"))
+        checks.ok(n2 == n, f"the table is unchanged after the failed job ({n2} rows)")
+        jobs = [i for i in ddb.scan(TableName=deployed["table"])["Items"] if i["pk"]["S"].startswith("job#")]
+        bad_jobs = [i for i in jobs if i["status"]["S"] == "failed"]
+        checks.ok(len(bad_jobs) == 1, f"the failed job is recorded as failed ({len(bad_jobs)})")
+        got = receive(sqs, deployed["events_queue"], 1)
+        message = json.dumps(got)
+        value = lines[7].split("|")[0]
+        checks.ok([e.get("status") for e in got] == ["failed"] and "lineitem-bad.tbl:8" in message
+                  and "l_orderkey" in message and json.dumps(value) in json.loads(message)[0]["error"]["message"]
+                  if got else False,
+                  f"failure event: {[(e.get('status'), (e.get('error') or {}).get('message', '')[:90]) for e in got]}")
+
+        # 3. Backfill over in/: both objects again through the orchestrator. The loaded one is
+        #    recognised (same version, read by HEAD) and skipped; the failed one is re-run, fails
+        #    again, and is notified again; nothing loads twice.
+        runs_before = len(agent.runs)
+        sfn.start_execution(stateMachineArn=deployed["machines"]["Backfill"], name=f"backfill-{suffix}",
+                            input=json.dumps({"prefix": "in/"}))
+        done = wait_executions(sfn, deployed["machines"]["Backfill"], 1)
+        orch = wait_executions(sfn, orchestrator, 5)
+        loads = wait_executions(sfn, loader, 3)
+        n3 = int(psql(db_url, "SELECT count(*) FROM public.lineitem"))
+        reruns = sorted(r["step"] for r in agent.runs[runs_before:])
+        checks.ok(done[0]["status"] == "SUCCEEDED", f"backfill of in/: {done[0]['status']}")
+        checks.ok(len(orch) == 5 and len(loads) == 3,
+                  f"backfill: {len(orch) - 3} orchestrator runs, {len(loads) - 2} Loader run (the failed job's retry)")
+        checks.ok(reruns == sorted(["create-job", "create-job", "s3-efs-downloader", "transform", "notify"]),
+                  f"backfill tasks: {reruns} (the loaded object: create-job only)")
+        checks.ok(n3 == n, f"nothing loaded twice: {n3} rows")
+        jobs = [i for i in ddb.scan(TableName=deployed["table"])["Items"] if i["pk"]["S"].startswith("job#")]
+        attempts = sorted(json.loads(i["doc"]["S"])["attempts"] for i in jobs)
+        checks.ok(len(jobs) == 3 and attempts == [1, 1, 2], f"job records: {len(jobs)}, attempts {attempts}")
+        got = receive(sqs, deployed["events_queue"], 1)
+        checks.ok([e.get("status") for e in got] == ["failed"], "the re-run failure is notified again")
+    finally:
+        agent.stop_flag.set()
+        for r in agent.runs:
+            if r["exit"] != 0:
+                say(f"task {r['step']} exited {r['exit']}; log: {r['log']}")
+        if checks.failed:
+            for r in agent.runs:
+                say(f"--- {r['step']} (exit {r['exit']}, {r['seconds']} s)")
+                sys.stderr.write(open(r["log"]).read()[-3000:])
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+        psql(args.database_url, f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")
+    if checks.failed:
+        say(f"{len(checks.failed)} check(s) failed")
+        return 1
+    say(f"all checks passed; {len(agent.runs)} ECS tasks run")
+    return 0
+
+
+def receive(sqs, url, count, timeout=30):
+    got, deadline = [], time.time() + timeout
+    while len(got) < count and time.time() < deadline:
+        msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        for m in msgs:
+            got.append(json.loads(m["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return got
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,252 @@
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { Match } from 'aws-cdk-lib/assertions';
+import { loadContract } from '../lib/contract';
+import { allStates, build, definitions } from './util';
+
+const { stack, template } = build();
+const contract = loadContract();
+const resources = (type: string) => Object.entries(template.findResources(type));
+const logicalId = (c: { node: { defaultChild?: unknown } }) => stack.getLogicalId(c.node.defaultChild as never);
+
+test('buckets: encrypted, TLS only, no public access; input versioned and on EventBridge; output expires', () => {
+  template.resourceCountIs('AWS::S3::Bucket', 3);
+  for (const [, b] of resources('AWS::S3::Bucket')) {
+    assert.deepEqual(b.Properties.BucketEncryption.ServerSideEncryptionConfiguration[0].ServerSideEncryptionByDefault, {
+      SSEAlgorithm: 'AES256',
+    });
+    assert.deepEqual(b.Properties.PublicAccessBlockConfiguration, {
+      BlockPublicAcls: true,
+      BlockPublicPolicy: true,
+      IgnorePublicAcls: true,
+      RestrictPublicBuckets: true,
+    });
+  }
+  for (const bucket of [stack.inputBucket, stack.outputBucket]) {
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: { Ref: logicalId(bucket) },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+  }
+  const input = template.toJSON().Resources[logicalId(stack.inputBucket)].Properties;
+  assert.equal(input.VersioningConfiguration.Status, 'Enabled');
+  assert.ok(input.LoggingConfiguration, 'input bucket access logs');
+  const output = template.toJSON().Resources[logicalId(stack.outputBucket)].Properties;
+  const rule = output.LifecycleConfiguration.Rules[0];
+  assert.equal(rule.ExpirationInDays, 365);
+  assert.equal(rule.Transitions[0].StorageClass, 'STANDARD_IA');
+  assert.equal(rule.AbortIncompleteMultipartUpload.DaysAfterInitiation, 7);
+  // EventBridge notifications on the input bucket (CDK's custom resource turns them on).
+  template.hasResourceProperties('Custom::S3BucketNotifications', {
+    BucketName: { Ref: logicalId(stack.inputBucket) },
+    NotificationConfiguration: { EventBridgeConfiguration: {} },
+  });
+});
+
+test('the Object Created rule starts the orchestrator, with retries and a dead-letter queue', () => {
+  template.hasResourceProperties('AWS::Events::Rule', {
+    EventPattern: {
+      source: ['aws.s3'],
+      'detail-type': ['Object Created'],
+      detail: { bucket: { name: [{ Ref: logicalId(stack.inputBucket) }] } },
+    },
+    Targets: [
+      Match.objectLike({
+        Arn: { Ref: logicalId(stack.stateMachines.orchestrator) },
+        DeadLetterConfig: { Arn: { 'Fn::GetAtt': [logicalId(stack.deadLetters), 'Arn'] } },
+        RetryPolicy: { MaximumRetryAttempts: 8, MaximumEventAgeInSeconds: 86400 },
+      }),
+    ],
+  });
+  template.hasResourceProperties('AWS::SQS::Queue', { KmsMasterKeyId: Match.anyValue() });
+});
+
+test('jobs table: the layout the job store expects, on demand, with point-in-time recovery', () => {
+  template.hasResourceProperties('AWS::DynamoDB::Table', {
+    BillingMode: 'PAY_PER_REQUEST',
+    KeySchema: [{ AttributeName: contract.job_store.partition_key, KeyType: 'HASH' }],
+    PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+    SSESpecification: { SSEEnabled: true },
+    DeletionProtectionEnabled: true,
+    GlobalSecondaryIndexes: [
+      {
+        IndexName: contract.job_store.status_index.name,
+        KeySchema: [
+          { AttributeName: contract.job_store.status_index.partition_key, KeyType: 'HASH' },
+          { AttributeName: contract.job_store.status_index.sort_key, KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'ALL' },
+      },
+    ],
+  });
+});
+
+test('EFS: encrypted, one access point owned by the image user, mounted at /data by every step', () => {
+  template.hasResourceProperties('AWS::EFS::FileSystem', { Encrypted: true });
+  template.hasResourceProperties('AWS::EFS::AccessPoint', {
+    PosixUser: { Uid: '10001', Gid: '10001' },
+    RootDirectory: { Path: '/ferry', CreationInfo: { OwnerUid: '10001', OwnerGid: '10001', Permissions: '750' } },
+  });
+  const defs = resources('AWS::ECS::TaskDefinition');
+  assert.equal(defs.length, Object.keys(contract.steps).length, 'one task definition per step');
+  for (const [id, d] of defs) {
+    const p = d.Properties;
+    const efs = p.Volumes.find((v: any) => v.Name === 'work').EFSVolumeConfiguration;
+    assert.equal(efs.TransitEncryption, 'ENABLED', id);
+    assert.equal(efs.AuthorizationConfig.IAM, 'ENABLED', id);
+    const c = p.ContainerDefinitions[0];
+    assert.deepEqual(c.MountPoints.find((m: any) => m.SourceVolume === 'work'), {
+      ContainerPath: '/data',
+      ReadOnly: false,
+      SourceVolume: 'work',
+    });
+    assert.equal(c.ReadonlyRootFilesystem, true, id);
+    assert.equal(c.User, '10001:10001', id);
+    const env = Object.fromEntries(c.Environment.map((e: any) => [e.Name, e.Value]));
+    assert.equal(env.FERRY_WORK_DIR, '/data', id);
+    assert.equal(env.FERRY_LOG_FORMAT, 'json', id);
+    assert.deepEqual(c.Command.slice(0, 1), ['task'], id);
+    assert.equal(c.LogConfiguration.LogDriver, 'awslogs', id);
+  }
+});
+
+test('PostgreSQL: isolated, encrypted, TLS forced, credentials only through Secrets Manager', () => {
+  template.hasResourceProperties('AWS::RDS::DBInstance', {
+    Engine: 'postgres',
+    StorageEncrypted: true,
+    MultiAZ: true,
+    DeletionProtection: true,
+    PubliclyAccessible: false,
+    EnableIAMDatabaseAuthentication: true,
+    BackupRetentionPeriod: 7,
+  });
+  template.hasResourceProperties('AWS::RDS::DBParameterGroup', { Parameters: { 'rds.force_ssl': '1' } });
+  template.hasResourceProperties('AWS::RDS::DBSubnetGroup', {
+    SubnetIds: Match.arrayWith([{ Ref: Match.stringLikeRegexp('^Vpcdatabase') }]),
+  });
+  template.hasResourceProperties('AWS::SecretsManager::RotationSchedule', {
+    RotationRules: { ScheduleExpression: 'rate(30 days)' },
+  });
+  // Only the steps that touch the database get its secret; no password value anywhere in the template.
+  const text = JSON.stringify(template.toJSON());
+  assert.doesNotMatch(text, /"MasterUserPassword":"[^{]/);
+  for (const [id, d] of resources('AWS::ECS::TaskDefinition')) {
+    const c = d.Properties.ContainerDefinitions[0];
+    const secrets = (c.Secrets ?? []).map((s: any) => s.Name).sort();
+    const dbStep = /transform|sqlprocessor/.test(id);
+    assert.deepEqual(secrets, dbStep ? ['PGDATABASE', 'PGHOST', 'PGPASSWORD', 'PGPORT', 'PGUSER'] : [], id);
+    for (const e of c.Environment) assert.doesNotMatch(e.Name, /PASSWORD|SECRET/, id);
+    if (dbStep) {
+      const env = Object.fromEntries(c.Environment.map((e: any) => [e.Name, e.Value]));
+      assert.equal(env.PGSSLMODE, 'verify-full', id);
+    }
+  }
+});
+
+test('job events: a KMS-encrypted SNS topic that only accepts TLS', () => {
+  template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
+  template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+    PolicyDocument: {
+      Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]),
+    },
+  });
+});
+
+test('logs: every log group has a retention; state machines log without execution data and trace', () => {
+  for (const [id, g] of resources('AWS::Logs::LogGroup')) assert.equal(g.Properties.RetentionInDays, 30, id);
+  for (const [id, m] of resources('AWS::StepFunctions::StateMachine')) {
+    assert.equal(m.Properties.LoggingConfiguration.Level, 'ALL', id);
+    assert.equal(m.Properties.LoggingConfiguration.IncludeExecutionData, false, id);
+    assert.equal(m.Properties.TracingConfiguration.Enabled, true, id);
+  }
+  template.hasResourceProperties('AWS::EC2::FlowLog', { TrafficType: 'ALL' });
+  template.hasResourceProperties('AWS::ECS::Cluster', {
+    ClusterSettings: [{ Name: 'containerInsights', Value: 'enabled' }],
+  });
+});
+
+/** The actions a step's task role may perform, flattened from its policies. */
+function actionsOf(step: string): Set<string> {
+  const role = stack.taskDefinitions[step].taskRole;
+  const id = stack.getLogicalId(role.node.tryFindChild('DefaultPolicy')!.node.defaultChild as never);
+  const doc = template.toJSON().Resources[id].Properties.PolicyDocument;
+  return new Set(doc.Statement.flatMap((s: any) => ([] as string[]).concat(s.Action)));
+}
+
+test('least privilege: each step role holds only what that step does', () => {
+  const all = Object.keys(contract.steps);
+  for (const step of all) {
+    const a = actionsOf(step);
+    for (const x of ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat', 'dynamodb:PutItem']) {
+      assert.ok(a.has(x), `${step} lacks ${x}`);
+    }
+    assert.equal(a.has('s3:GetObject*'), step === 's3-efs-downloader', `${step}: input read`);
+    assert.equal(a.has('s3:PutObject'), step === 'efs-s3-uploader', `${step}: output write`);
+    assert.equal(a.has('sns:Publish'), step === 'notify' || step === 'create-job', `${step}: publish`);
+    for (const x of a) assert.ok(!/^(\*|s3:\*|dynamodb:\*|iam:)/.test(x), `${step}: ${x}`);
+  }
+});
+
+test('state machines: one ECS task per step with the CLI command, task tokens, retries only where they help', () => {
+  const defs = definitions(template);
+  assert.deepEqual(Object.keys(defs).sort(), ['Backfill', 'Converter', 'Loader', 'Orchestrator']);
+  for (const wf of ['loader', 'converter'] as const) {
+    const def = defs[wf === 'loader' ? 'Loader' : 'Converter'];
+    const states = allStates(def);
+    const middle = contract.workflows[wf].slice(1, -1);
+    // The order of the CLI's workflow.
+    let at = def.StartAt;
+    const seen: string[] = [];
+    while (states[at] && states[at].Type === 'Task') {
+      seen.push(at);
+      at = states[at].Next;
+    }
+    assert.deepEqual(seen, [...middle, 'notify'], wf);
+    for (const step of [...middle, 'notify']) {
+      const s = states[step];
+      assert.equal(s.Resource, 'arn:aws:states:::ecs:runTask.waitForTaskToken', step);
+      const o = s.Parameters.Overrides.ContainerOverrides[0];
+      assert.equal(o['Command.$'], `States.Array('task', '${step}', '--job', States.JsonToString($.job))`, step);
+      assert.deepEqual(o.Environment, [{ Name: 'FERRY_TASK_TOKEN', 'Value.$': '$$.Task.Token' }], step);
+      assert.equal(s.HeartbeatSeconds, 120, step);
+      assert.equal(s.Parameters.LaunchType, 'FARGATE', step);
+      const retried = s.Retry.flatMap((r: any) => r.ErrorEquals);
+      assert.ok(retried.includes('ferry.Transient'), step);
+      for (const e of contract.errors.not_retryable) assert.ok(!retried.includes(e), `${step} retries ${e}`);
+      assert.ok(!retried.includes('States.ALL'), step);
+      if (step !== 'notify') {
+        assert.deepEqual(s.Catch, [{ ErrorEquals: ['States.ALL'], ResultPath: '$.job.error', Next: 'notify failure' }], step);
+      }
+    }
+    // Failure: notified, then the execution fails with ferry's error name.
+    assert.equal(states['notify failure'].Next, 'Failed');
+    assert.equal(states.Failed.ErrorPath, '$.job.error.Error');
+  }
+  const o = allStates(defs.Orchestrator);
+  assert.equal(defs.Orchestrator.StartAt, 'create-job');
+  assert.equal(
+    o['create-job'].Parameters.Overrides.ContainerOverrides[0]['Command.$'],
+    "States.Array('task', 'create-job', '--event', States.JsonToString($))",
+  );
+  assert.equal(o['Run Loader'].Resource, 'arn:aws:states:::states:startExecution.sync:2');
+  assert.equal(o['Run Converter'].Resource, 'arn:aws:states:::states:startExecution.sync:2');
+  assert.equal(o.Route.Choices[0].Variable, '$.job.run');
+  const b = allStates(defs.Backfill);
+  assert.equal(b['Every object'].ItemProcessor.ProcessorConfig.Mode, 'DISTRIBUTED');
+  assert.equal(b['Every object'].MaxConcurrency, 8);
+  assert.equal(b['Every object'].ItemReader.Resource, 'arn:aws:states:::s3:listObjectsV2');
+  assert.equal(b['Run one object'].Parameters.Input['detail-type'], 'Object Created');
+});
+
+test('sizes come from context and are checked', () => {
+  const { template: t } = build({ taskCpu: 4096, taskMemoryMiB: 8192, dbInstanceClass: 'm7g.large', backfillConcurrency: 3, dbMultiAz: false });
+  t.hasResourceProperties('AWS::ECS::TaskDefinition', { Cpu: '4096', Memory: '8192' });
+  t.hasResourceProperties('AWS::RDS::DBInstance', { DBInstanceClass: 'db.m7g.large', MultiAZ: false });
+  assert.equal(allStates(definitions(t).Backfill)['Every object'].MaxConcurrency, 3);
+  assert.throws(() => build({ taskCpu: 'lots' }), /taskCpu/);
+  assert.throws(() => build({ logRetentionDays: 31 }), /logRetentionDays/);
+});
