@@ -27,6 +27,7 @@ Exit 0 when every check passes; each check prints one line with its figures.
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -88,6 +89,10 @@ class Resolver:
                 return self(arg[1])[int(arg[0])]
             if k == "Fn::Split":
                 return self(arg[1]).split(arg[0])
+            if k == "Fn::Sub" and isinstance(arg, str):
+                # ${Name} and ${Name.Attr}, as CloudFormation substitutes them (image asset URIs).
+                return re.sub(r"\$\{([^}]+)\}", lambda m: str(self(
+                    {"Fn::GetAtt": m.group(1).split(".", 1)} if "." in m.group(1) else {"Ref": m.group(1)})), arg)
         return {k: self(x) for k, x in v.items()}
 
 
