@@ -40,8 +40,9 @@ interface StepNeeds {
 
 /** Least privilege per step: each step's task role gets only what that step does. */
 const NEEDS: Record<string, StepNeeds> = {
-  // create-job notifies an unroutable input itself (the job fails before any workflow).
-  'create-job': { publish: true },
+  // create-job notifies an unroutable input itself (the job fails before any workflow), and reads
+  // an object's ETag/version with a HEAD when the event names neither (backfill).
+  'create-job': { publish: true, readInput: true },
   's3-efs-downloader': { readInput: true },
   // transform reads the target's catalog to plan the encoded columns.
   transform: { database: true },

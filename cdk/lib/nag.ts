@@ -57,12 +57,16 @@ export function acknowledgements(stack: FerryStack): Acknowledgement[] {
     {
       scope: stack,
       id: `AwsSolutions-IAM5[Resource::${ref(stack.inputBucket)}/*]`,
-      reason: 'The s3-efs-downloader reads whichever object (and version) the event names: keys are not known in advance.',
+      reason:
+        'The s3-efs-downloader reads whichever object (and version) the event names, and create-job reads its ' +
+        'metadata (HEAD) when an event carries no ETag: keys are not known in advance.',
     },
     {
       scope: stack,
       id: 'AwsSolutions-IAM5[Action::s3:GetObject*]',
-      reason: 'Read-only object access (object and version, with their tags) for the downloader, on the input bucket only.',
+      reason:
+        'Read-only object access (object and version, with their tags) for the downloader and create-job, on the ' +
+        'input bucket only.',
     },
     {
       scope: stack,

@@ -184,7 +184,7 @@ test('least privilege: each step role holds only what that step does', () => {
     for (const x of ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat', 'dynamodb:PutItem']) {
       assert.ok(a.has(x), `${step} lacks ${x}`);
     }
-    assert.equal(a.has('s3:GetObject*'), step === 's3-efs-downloader', `${step}: input read`);
+    assert.equal(a.has('s3:GetObject*'), step === 's3-efs-downloader' || step === 'create-job', `${step}: input read`);
     assert.equal(a.has('s3:PutObject'), step === 'efs-s3-uploader', `${step}: output write`);
     assert.equal(a.has('sns:Publish'), step === 'notify' || step === 'create-job', `${step}: publish`);
     for (const x of a) assert.ok(!/^(\*|s3:\*|dynamodb:\*|iam:)/.test(x), `${step}: ${x}`);
