@@ -6,7 +6,12 @@
 #   scripts/pg.sh status   exit 0 if running
 #   scripts/pg.sh env      print `export DATABASE_URL=…` for eval
 #   scripts/pg.sh psql …   run psql against it
+#   scripts/pg.sh ca       print the path of the CA that signed the server's certificate
 #
+# The server also accepts TLS (sslmode=require … verify-full): a throwaway CA
+# signs a certificate for localhost and 127.0.0.1 at initialisation (openssl);
+# the cluster's folder also holds an unrelated CA, for tests that must fail
+# verification (tls/untrusted-ca.crt).
 # Settings: FERRY_PG_PORT (54329), FERRY_PG_DIR (/tmp/ferry-pg-<port>),
 # FERRY_PG_CONF (extra postgresql.conf lines, e.g. for benchmarks).
 # Installs Debian's postgresql package when initdb is missing and we are root.
@@ -96,10 +101,36 @@ start() {
       echo "log_min_messages = warning"
       if [ -n "${FERRY_PG_CONF:-}" ]; then printf '%s\n' "$FERRY_PG_CONF"; fi
     } | as_owner tee -a "$PGDIR/postgresql.conf" >/dev/null
+    make_tls
   fi
   as_owner "$BINDIR/pg_ctl" -D "$PGDIR" -l "$PGDIR/server.log" -w -t 60 start >/dev/null \
     || { tail -n 30 "$PGDIR/server.log" >&2; exit 1; }
   say "running on 127.0.0.1:$PORT ($PGDIR); stop with scripts/pg.sh stop"
+}
+
+# A CA and a server certificate (localhost, 127.0.0.1) for TLS tests, plus an
+# unrelated CA; the server key is the cluster owner's, mode 600.
+make_tls() {
+  command -v openssl >/dev/null || { say "openssl not found: the server will not offer TLS"; return; }
+  local t="$PGDIR/tls"
+  mkdir -p "$t"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=ferry test CA" \
+    -keyout "$t/ca.key" -out "$t/ca.crt" >/dev/null 2>&1
+  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=untrusted test CA" \
+    -keyout "$t/untrusted-ca.key" -out "$t/untrusted-ca.crt" >/dev/null 2>&1
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+    -keyout "$t/server.key" -out "$t/server.csr" >/dev/null 2>&1
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$t/ext.cnf"
+  openssl x509 -req -in "$t/server.csr" -CA "$t/ca.crt" -CAkey "$t/ca.key" -CAcreateserial \
+    -days 30 -extfile "$t/ext.cnf" -out "$t/server.crt" >/dev/null 2>&1
+  chmod 644 "$t"/*.crt
+  chmod 600 "$t/server.key"
+  [ "$(id -u)" = 0 ] && chown -R "$OWNER" "$t"
+  {
+    echo "ssl = on"
+    echo "ssl_cert_file = '$t/server.crt'"
+    echo "ssl_key_file = '$t/server.key'"
+  } | as_owner tee -a "$PGDIR/postgresql.conf" >/dev/null
 }
 
 stop() {
@@ -115,6 +146,7 @@ case "${1:-}" in
   status) BINDIR=$(find_bindir) || exit 1; pick_owner; running ;;
   env) echo "export DATABASE_URL='$URL'" ;;
   url) echo "$URL" ;;
+  ca) echo "$PGDIR/tls/ca.crt" ;;
   psql) shift; exec psql "$URL" "$@" ;;
-  *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -738,3 +738,116 @@ fn the_task_contract_file_matches_the_cli() {
         assert!(printed["environment"].get(var).is_some(), "{var}");
     }
 }
+
+/// A database password never reaches logs (text or JSON, verbose), job
+/// records, events or artifacts — neither when the job succeeds nor when the
+/// server cannot be reached (the error then names the server, not the URL).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_database_password_never_reaches_logs_records_or_events() {
+    let s = Scratch::new("secret").await;
+    const PASSWORD: &str = "p4ss-SECRET-7f3a";
+    let specs = s.path("specs");
+    std::fs::create_dir_all(specs.join("orders")).unwrap();
+    std::fs::write(
+        specs.join("orders/dataset.toml"),
+        format!(
+            "[source]\nformat = \"csv\"\nheader = true\n[routing]\nkeys = [\"in/*.csv\"]\nworkflow = \"loader\"\n[target]\ntable = \"{}\"\n",
+            s.table("orders")
+        ),
+    )
+    .unwrap();
+    std::fs::write(specs.join("orders/transform.sql"), "SELECT * FROM source").unwrap();
+    std::fs::create_dir_all(s.path("in")).unwrap();
+    std::fs::write(s.path("in/a.csv"), "id,note\n1,one\n2,two\n").unwrap();
+    // The test server trusts loopback, so any password is accepted: ferry must still hide it.
+    let with_password =
+        common::database_url().replacen("postgres@", &format!("postgres:{PASSWORD}@"), 1);
+    assert!(with_password.contains(PASSWORD), "{with_password}");
+    let unreachable = with_password.replacen(
+        &format!("127.0.0.1:{}", url_port(&with_password)),
+        "127.0.0.1:1",
+        1,
+    );
+    let mut outputs = Vec::new();
+    for (url, format, input, expect) in [
+        (&with_password, "json", "in/a.csv", 0),
+        (&with_password, "text", "in/a.csv", 0), // a duplicate: nothing to do
+        (&unreachable, "json", "in/b.csv", 5),
+    ] {
+        if input == "in/b.csv" {
+            std::fs::write(s.path(input), "id,note\n3,three\n").unwrap();
+        }
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args([
+                "run",
+                "-vv",
+                "--input",
+                input,
+                "--specs",
+                "specs",
+                "--work-dir",
+                "work",
+            ])
+            .current_dir(s.dir.path())
+            .env("DATABASE_URL", url)
+            .env("FERRY_LOG_FORMAT", format)
+            .env_remove("FERRY_WORK_DIR")
+            .output()
+            .unwrap();
+        assert_eq!(code(&o), expect, "{}", text(&o));
+        outputs.push(text(&o));
+    }
+    assert_eq!(
+        s.scalar::<i64>(&format!("SELECT count(*) FROM {}", s.table("orders")))
+            .await,
+        2
+    );
+    for (i, out) in outputs.iter().enumerate() {
+        assert!(
+            !out.contains(PASSWORD),
+            "run {i} printed the password:\n{out}"
+        );
+    }
+    assert!(
+        outputs[2].contains("127.0.0.1"),
+        "the error names the server: {}",
+        outputs[2]
+    );
+    // Every file the jobs wrote: job store, events, job folders, artifacts.
+    let mut files = 0;
+    let mut stack = vec![s.path("work"), s.path("output")];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files += 1;
+                let bytes = std::fs::read(&p).unwrap();
+                assert!(
+                    !bytes
+                        .windows(PASSWORD.len())
+                        .any(|w| w == PASSWORD.as_bytes()),
+                    "{} holds the password",
+                    p.display()
+                );
+            }
+        }
+    }
+    assert!(
+        files >= 4,
+        "only {files} files written: the check would prove nothing"
+    );
+}
+
+/// The port of a postgres:// URL.
+fn url_port(url: &str) -> String {
+    let after_host = url.split_once("127.0.0.1:").expect("a loopback URL").1;
+    after_host
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect()
+}
