@@ -851,3 +851,88 @@ fn url_port(url: &str) -> String {
         .take_while(char::is_ascii_digit)
         .collect()
 }
+
+/// A storm of the same event: 50 `ferry run` processes for one input at
+/// once, sharing the job store (SQLite, across processes) and the database.
+/// One job, one load, one event; the other 49 say there is nothing to do.
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_concurrent_runs_of_one_input_load_it_once() {
+    let s = Scratch::new("storm").await;
+    let specs = s.path("specs");
+    std::fs::create_dir_all(specs.join("orders")).unwrap();
+    std::fs::write(
+        specs.join("orders/dataset.toml"),
+        format!(
+            "[source]\nformat = \"csv\"\nheader = true\n[routing]\nkeys = [\"in/*.csv\"]\nworkflow = \"loader\"\n[target]\ntable = \"{}\"\n",
+            s.table("orders")
+        ),
+    )
+    .unwrap();
+    std::fs::write(specs.join("orders/transform.sql"), "SELECT * FROM source").unwrap();
+    std::fs::create_dir_all(s.path("in")).unwrap();
+    std::fs::write(s.path("in/a.csv"), "id,note\n1,one\n2,two\n3,three\n").unwrap();
+    let children: Vec<_> = (0..50)
+        .map(|_| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+                .args([
+                    "run",
+                    "-q",
+                    "--input",
+                    "in/a.csv",
+                    "--specs",
+                    "specs",
+                    "--work-dir",
+                    "work",
+                ])
+                .current_dir(s.dir.path())
+                .env("DATABASE_URL", common::database_url())
+                .env_remove("FERRY_WORK_DIR")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    for o in &outputs {
+        assert_eq!(code(o), 0, "{}", text(o));
+    }
+    let loaded = outputs
+        .iter()
+        .filter(|o| text(o).contains("load: loaded"))
+        .count();
+    let idle = outputs
+        .iter()
+        .filter(|o| text(o).contains("nothing to do"))
+        .count();
+    assert_eq!((loaded, idle), (1, 49));
+    assert_eq!(
+        s.scalar::<i64>(&format!("SELECT count(*) FROM {}", s.table("orders")))
+            .await,
+        3
+    );
+    let input = s.path("in/a.csv").display().to_string();
+    assert_eq!(
+        s.scalar::<i64>(&format!(
+            "SELECT count(*) FROM ferry.loads WHERE input = '{}'",
+            input.replace('\'', "''")
+        ))
+        .await,
+        1
+    );
+    let events = std::fs::read_to_string(s.path("work/events.jsonl")).unwrap();
+    assert_eq!(events.lines().count(), 1, "{events}");
+    let jobs = ferry(&["jobs", "list", "--work-dir", "work"], s.dir.path());
+    assert_eq!(
+        text(&jobs)
+            .lines()
+            .filter(|l| l.contains("succeeded"))
+            .count(),
+        1,
+        "{}",
+        text(&jobs)
+    );
+}
