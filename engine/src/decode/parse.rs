@@ -95,6 +95,58 @@ pub enum DecimalError {
 /// half away from zero to `scale` digits like PostgreSQL (`1.005` →
 /// `1.01` at scale 2). Accepts an exponent (`1.5e3`). Precision ≤ 38.
 pub fn parse_decimal(s: &[u8], precision: u8, scale: i8) -> Result<i128, DecimalError> {
+    match parse_decimal_plain(s, precision, scale) {
+        Some(v) => Ok(v),
+        None => parse_decimal_general(s, precision, scale),
+    }
+}
+
+/// The common case in one pass, without the digit buffer: `[+-]ddd[.ddd]`
+/// with at most 18 digits and at most `scale` of them after the point, so
+/// it fits without checks and needs no rounding. Anything else (spaces,
+/// exponents, rounding, long or out-of-range numbers, bad syntax) is `None`
+/// and takes the general path, which also produces every error.
+#[inline]
+fn parse_decimal_plain(s: &[u8], precision: u8, scale: i8) -> Option<i128> {
+    if !(0..=18).contains(&scale) {
+        return None;
+    }
+    let (neg, body) = match s.first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if body.len() > 19 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    let mut digits = 0u32;
+    let mut frac: Option<u32> = None;
+    for &b in body {
+        match b {
+            b'0'..=b'9' => {
+                v = v * 10 + u64::from(b - b'0');
+                digits += 1;
+                if let Some(f) = frac.as_mut() {
+                    *f += 1;
+                }
+            }
+            b'.' if frac.is_none() => frac = Some(0),
+            _ => return None,
+        }
+    }
+    let frac = frac.unwrap_or(0);
+    if digits == 0 || digits > 18 || frac > scale as u32 {
+        return None;
+    }
+    let v = i128::from(v) * 10i128.pow(scale as u32 - frac);
+    if v >= 10i128.pow(u32::from(precision.min(38))) {
+        return None;
+    }
+    Some(if neg { -v } else { v })
+}
+
+fn parse_decimal_general(s: &[u8], precision: u8, scale: i8) -> Result<i128, DecimalError> {
     let s = trim(s);
     let (neg, mut rest) = match s.first() {
         Some(b'-') => (true, &s[1..]),
@@ -190,7 +242,10 @@ fn date_part(s: &[u8]) -> Option<(Ymd, &[u8])> {
     if !(4..=7).contains(&ylen) || s.get(ylen) != Some(&b'-') {
         return None;
     }
-    let year: i64 = std::str::from_utf8(&s[..ylen]).ok()?.parse().ok()?;
+    // 4 to 7 ASCII digits (checked above): no overflow, no UTF-8 check needed.
+    let year = s[..ylen]
+        .iter()
+        .fold(0i64, |y, &b| y * 10 + i64::from(b - b'0'));
     let s = &s[ylen + 1..];
     let month = two_digits(s)?;
     if s.get(2) != Some(&b'-') {
@@ -632,6 +687,35 @@ mod tests {
             parse_f64(b"-0").map(f64::to_bits),
             Some((-0.0f64).to_bits())
         );
+    }
+
+    proptest::proptest! {
+        /// The one-pass path agrees with the general one wherever it answers.
+        #[test]
+        fn plain_decimals_agree_with_the_general_parser(
+            text in "[-+]?[0-9]{0,22}(\\.[0-9]{0,22})?",
+            scale in 0i8..=20,
+            extra in 1u8..=20,
+        ) {
+            let precision = (scale as u8).saturating_add(extra).min(38);
+            if let Some(v) = parse_decimal_plain(text.as_bytes(), precision, scale) {
+                proptest::prop_assert_eq!(Ok(v), parse_decimal_general(text.as_bytes(), precision, scale));
+            }
+        }
+    }
+
+    #[test]
+    fn usual_decimals_take_the_one_pass_path() {
+        assert_eq!(parse_decimal_plain(b"14175.00", 15, 2), Some(1417500));
+        assert_eq!(parse_decimal_plain(b"-0.08", 15, 2), Some(-8));
+        assert_eq!(parse_decimal_plain(b"7", 15, 2), Some(700));
+        assert_eq!(parse_decimal_plain(b".5", 3, 1), Some(5));
+        // Rounding, exponents, spaces and overflow go the general way.
+        assert_eq!(parse_decimal_plain(b"1.005", 10, 2), None);
+        assert_eq!(parse_decimal_plain(b"1e3", 10, 0), None);
+        assert_eq!(parse_decimal_plain(b" 1", 10, 0), None);
+        assert_eq!(parse_decimal_plain(b"100", 4, 2), None);
+        assert_eq!(parse_decimal(b"100", 4, 2), Err(DecimalError::Overflow));
     }
 
     #[test]
