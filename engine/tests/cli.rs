@@ -746,18 +746,7 @@ fn the_task_contract_file_matches_the_cli() {
 async fn the_database_password_never_reaches_logs_records_or_events() {
     let s = Scratch::new("secret").await;
     const PASSWORD: &str = "p4ss-SECRET-7f3a";
-    let specs = s.path("specs");
-    std::fs::create_dir_all(specs.join("orders")).unwrap();
-    std::fs::write(
-        specs.join("orders/dataset.toml"),
-        format!(
-            "[source]\nformat = \"csv\"\nheader = true\n[routing]\nkeys = [\"in/*.csv\"]\nworkflow = \"loader\"\n[target]\ntable = \"{}\"\n",
-            s.table("orders")
-        ),
-    )
-    .unwrap();
-    std::fs::write(specs.join("orders/transform.sql"), "SELECT * FROM source").unwrap();
-    std::fs::create_dir_all(s.path("in")).unwrap();
+    routed_orders(&s);
     std::fs::write(s.path("in/a.csv"), "id,note\n1,one\n2,two\n").unwrap();
     // The test server trusts loopback, so any password is accepted: ferry must still hide it.
     let with_password =
@@ -858,18 +847,7 @@ fn url_port(url: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn fifty_concurrent_runs_of_one_input_load_it_once() {
     let s = Scratch::new("storm").await;
-    let specs = s.path("specs");
-    std::fs::create_dir_all(specs.join("orders")).unwrap();
-    std::fs::write(
-        specs.join("orders/dataset.toml"),
-        format!(
-            "[source]\nformat = \"csv\"\nheader = true\n[routing]\nkeys = [\"in/*.csv\"]\nworkflow = \"loader\"\n[target]\ntable = \"{}\"\n",
-            s.table("orders")
-        ),
-    )
-    .unwrap();
-    std::fs::write(specs.join("orders/transform.sql"), "SELECT * FROM source").unwrap();
-    std::fs::create_dir_all(s.path("in")).unwrap();
+    routed_orders(&s);
     std::fs::write(s.path("in/a.csv"), "id,note\n1,one\n2,two\n3,three\n").unwrap();
     let children: Vec<_> = (0..50)
         .map(|_| {
@@ -935,4 +913,18 @@ async fn fifty_concurrent_runs_of_one_input_load_it_once() {
         "{}",
         text(&jobs)
     );
+}
+
+/// `specs/orders`: CSV files under `in/` go to the Loader, into the scratch
+/// schema's `orders` table; `in/` exists.
+fn routed_orders(s: &Scratch) {
+    s.spec(
+        "specs/orders",
+        &format!(
+            "[source]\nformat = \"csv\"\nheader = true\n[routing]\nkeys = [\"in/*.csv\"]\nworkflow = \"loader\"\n[target]\ntable = \"{}\"\n",
+            s.table("orders")
+        ),
+        "SELECT * FROM source",
+    );
+    std::fs::create_dir_all(s.path("in")).unwrap();
 }
