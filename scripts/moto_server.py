@@ -22,19 +22,12 @@ import sys
 import uuid
 
 
-def _camel(value):
+def _rekey(value, first):
+    """`value` with every dict key's first letter passed through `first` (str.lower / str.upper)."""
     if isinstance(value, dict):
-        return {(k[:1].lower() + k[1:]): _camel(v) for k, v in value.items()}
+        return {(first(k[:1]) + k[1:]): _rekey(v, first) for k, v in value.items()}
     if isinstance(value, list):
-        return [_camel(v) for v in value]
-    return value
-
-
-def _pascal(value):
-    if isinstance(value, dict):
-        return {(k[:1].upper() + k[1:]): _pascal(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_pascal(v) for v in value]
+        return [_rekey(v, first) for v in value]
     return value
 
 
@@ -55,11 +48,11 @@ def patch_task_states():
         def normalise_parameters(self, parameters, boto_service_name=None, service_action_name=None, _own=own):
             _own(self, parameters, boto_service_name, service_action_name)
             if service_action_name is None:
-                _replace(parameters, _camel(parameters))
+                _replace(parameters, _rekey(parameters, str.lower))
 
         def normalise_response(self, response, boto_service_name=None, service_action_name=None):
             if isinstance(response, dict):
-                _replace(response, _pascal(response))
+                _replace(response, _rekey(response, str.upper))
 
         cls._normalise_parameters = normalise_parameters
         cls._normalise_response = normalise_response

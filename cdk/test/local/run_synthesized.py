@@ -261,7 +261,7 @@ class Agent(threading.Thread):
             env[e["name"]] = e["value"]
         for s in container.get("secrets", []):
             # valueFrom = <secret arn>:<json key>::  (as ECS resolves it at task start)
-            arn, key = s["valueFrom"].rsplit(":", 3)[0], s["valueFrom"].rsplit(":", 3)[1]
+            arn, key = s["valueFrom"].rsplit(":", 3)[:2]
             value = json.loads(self.sm.get_secret_value(SecretId=arn)["SecretString"])[key]
             env[s["name"]] = str(value)
         override = task["overrides"]["containerOverrides"][0]

@@ -52,10 +52,10 @@ fn key_pk(key: &str) -> String {
 
 fn job_item(job: &Job) -> HashMap<String, AttributeValue> {
     HashMap::from([
-        ("pk".to_string(), s(job_pk(&job.job_id))),
+        (PARTITION_KEY.to_string(), s(job_pk(&job.job_id))),
         ("job_id".to_string(), s(&job.job_id)),
-        ("status".to_string(), s(job.status.as_str())),
-        ("created_at".to_string(), s(&job.created_at)),
+        (STATUS_KEY.to_string(), s(job.status.as_str())),
+        (CREATED_KEY.to_string(), s(&job.created_at)),
         (
             "version".to_string(),
             AttributeValue::N(job.version.to_string()),
@@ -167,7 +167,7 @@ impl DynamoJobStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(pk))
+            .key(PARTITION_KEY, s(pk))
             .consistent_read(true)
             .send()
             .await
@@ -180,7 +180,7 @@ impl DynamoJobStore {
 impl JobStore for DynamoJobStore {
     async fn create(&self, job: &Job) -> Result<Created, JobStoreError> {
         let key_item = HashMap::from([
-            ("pk".to_string(), s(key_pk(&job.idempotency_key))),
+            (PARTITION_KEY.to_string(), s(key_pk(&job.idempotency_key))),
             ("job_id".to_string(), s(&job.job_id)),
             ("idempotency_key".to_string(), s(&job.idempotency_key)),
         ]);
@@ -188,7 +188,8 @@ impl JobStore for DynamoJobStore {
             Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", PARTITION_KEY)
                 .build()
                 .map(|p| TransactWriteItem::builder().put(p).build())
                 .map_err(|e| invalid("TransactWriteItems", e))
@@ -237,7 +238,8 @@ impl JobStore for DynamoJobStore {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(job_item(job)))
-            .condition_expression("attribute_exists(pk) AND version = :expected")
+            .condition_expression("attribute_exists(#pk) AND version = :expected")
+            .expression_attribute_names("#pk", PARTITION_KEY)
             .expression_attribute_values(
                 ":expected",
                 AttributeValue::N((job.version - 1).to_string()),
@@ -272,7 +274,7 @@ impl JobStore for DynamoJobStore {
                         .table_name(&self.table)
                         .index_name(STATUS_INDEX)
                         .key_condition_expression("#s = :s")
-                        .expression_attribute_names("#s", "status")
+                        .expression_attribute_names("#s", STATUS_KEY)
                         .expression_attribute_values(":s", s(st.as_str()))
                         .scan_index_forward(false)
                         .set_exclusive_start_key(start.take())
@@ -286,7 +288,8 @@ impl JobStore for DynamoJobStore {
                         .client
                         .scan()
                         .table_name(&self.table)
-                        .filter_expression("begins_with(pk, :p)")
+                        .filter_expression("begins_with(#pk, :p)")
+                        .expression_attribute_names("#pk", PARTITION_KEY)
                         .expression_attribute_values(":p", s("job#"))
                         .set_exclusive_start_key(start.take())
                         .send()

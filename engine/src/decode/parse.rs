@@ -101,6 +101,17 @@ pub fn parse_decimal(s: &[u8], precision: u8, scale: i8) -> Result<i128, Decimal
     }
 }
 
+/// 10^0 … 10^38, the powers a decimal of up to 38 digits needs.
+const POW10: [i128; 39] = {
+    let mut t = [1i128; 39];
+    let mut i = 1;
+    while i < 39 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
+
 /// The common case in one pass, without the digit buffer: `[+-]ddd[.ddd]`
 /// with at most 18 digits and at most `scale` of them after the point, so
 /// it fits without checks and needs no rounding. Anything else (spaces,
@@ -139,8 +150,8 @@ fn parse_decimal_plain(s: &[u8], precision: u8, scale: i8) -> Option<i128> {
     if digits == 0 || digits > 18 || frac > scale as u32 {
         return None;
     }
-    let v = i128::from(v) * 10i128.pow(scale as u32 - frac);
-    if v >= 10i128.pow(u32::from(precision.min(38))) {
+    let v = i128::from(v) * POW10[(scale as u32 - frac) as usize];
+    if v >= POW10[usize::from(precision.min(38))] {
         return None;
     }
     Some(if neg { -v } else { v })
@@ -222,7 +233,7 @@ fn parse_decimal_general(s: &[u8], precision: u8, scale: i8) -> Result<i128, Dec
     if round_up {
         v += 1;
     }
-    if v >= 10i128.pow(precision as u32) {
+    if v >= POW10[usize::from(precision.min(38))] {
         return Err(DecimalError::Overflow);
     }
     Ok(if neg { -v } else { v })
