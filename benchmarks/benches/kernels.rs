@@ -15,7 +15,7 @@ use ferry_connectors::pg::copy::encode_batch;
 use ferry_connectors::pg::{BinaryEncoder, ColumnCodec, PgType};
 use ferry_engine::convert::digest::Digest;
 use ferry_engine::decode::csv::CsvDialect;
-use ferry_engine::decode::csv::build::{ChunkPos, Projection, build_batch};
+use ferry_engine::decode::csv::build::{ChunkPos, OnBadRow, Projection, build_batch};
 use ferry_engine::decode::csv::tokenize::{Records, tokenize};
 
 const ROWS: usize = 16 * 1024;
@@ -67,7 +67,18 @@ fn decode(csv: &[u8], schema: &Arc<Schema>) -> RecordBatch {
         first_line: 1,
         offset: 0,
     };
-    build_batch(&records, 0, &d, &projection, schema.clone(), pos).unwrap_or_else(|e| panic!("{e}"))
+    build_batch(
+        &records,
+        0,
+        &d,
+        &projection,
+        schema.clone(),
+        pos,
+        OnBadRow::Fail,
+        &[],
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .0
 }
 
 fn encoder(batch: &RecordBatch) -> BinaryEncoder {

@@ -188,7 +188,7 @@ impl FerryError {
         let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&e);
         while let Some(err) = cur {
             if let Some(d) = err.downcast_ref::<DecodeError>() {
-                return FerryError::Decode(clone_decode(d));
+                return FerryError::Decode(d.clone());
             }
             if let Some(fe) = err.downcast_ref::<FerryError>() {
                 return FerryError::Internal(fe.to_string());
@@ -207,78 +207,6 @@ impl FerryError {
             context: context.into(),
             source,
         }
-    }
-}
-
-/// Decode errors are not `Clone` (they may hold an `io::Error`); rebuild the
-/// one found inside a DataFusion error.
-fn clone_decode(d: &DecodeError) -> DecodeError {
-    match d {
-        DecodeError::Value {
-            file,
-            line,
-            column,
-            name,
-            value,
-            reason,
-            hint,
-        } => DecodeError::Value {
-            file: file.clone(),
-            line: *line,
-            column: *column,
-            name: name.clone(),
-            value: value.clone(),
-            reason: reason.clone(),
-            hint: hint.clone(),
-        },
-        DecodeError::FieldCount {
-            file,
-            line,
-            expected,
-            found,
-            preview,
-            hint,
-        } => DecodeError::FieldCount {
-            file: file.clone(),
-            line: *line,
-            expected: *expected,
-            found: *found,
-            preview: preview.clone(),
-            hint: hint.clone(),
-        },
-        DecodeError::Unterminated { file, line } => DecodeError::Unterminated {
-            file: file.clone(),
-            line: *line,
-        },
-        DecodeError::Utf8 {
-            file,
-            line,
-            offset,
-            bytes,
-        } => DecodeError::Utf8 {
-            file: file.clone(),
-            line: *line,
-            offset: *offset,
-            bytes: bytes.clone(),
-        },
-        DecodeError::Io { file, what, source } => DecodeError::Io {
-            file: file.clone(),
-            what: what.clone(),
-            source: std::io::Error::new(source.kind(), source.to_string()),
-        },
-        DecodeError::Layout { file, detail } => DecodeError::Layout {
-            file: file.clone(),
-            detail: detail.clone(),
-        },
-        DecodeError::Reader {
-            file,
-            location,
-            detail,
-        } => DecodeError::Reader {
-            file: file.clone(),
-            location: location.clone(),
-            detail: detail.clone(),
-        },
     }
 }
 

@@ -33,6 +33,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::decode::REJECTS_FILE;
 use crate::error::FerryError;
 use crate::progress::Progress;
 use crate::source::{Input, Source, register_source};
@@ -106,6 +107,11 @@ pub struct LoadReport {
     /// The earlier load, when skipped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_job: Option<String>,
+    /// Input rows set aside under the dataset's error policy.
+    pub rejected: u64,
+    /// The reject file, when rows were rejected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejects: Option<PathBuf>,
 }
 
 impl LoadReport {
@@ -279,7 +285,9 @@ async fn prepare(
 
     // Decode + transform plan.
     let ctx = transform::new_session();
-    let source = register_source(&ctx, spec, &input).await?;
+    let rejects = job_dir.join(REJECTS_FILE);
+    let _ = std::fs::remove_file(&rejects); // from an earlier attempt in this folder
+    let source = register_source(&ctx, spec, &input, Some(rejects)).await?;
     let df = transform::plan(&ctx, spec).await?;
     let schema = df.schema().as_arrow().clone();
     let types = target_spec.map(|t| t.types.clone()).unwrap_or_default();
@@ -363,6 +371,8 @@ impl Prepared {
             job_dir: self.job_dir.clone(),
             artifacts,
             previous_job: previous.map(describe_previous),
+            rejected: self.source.rejected(),
+            rejects: self.source.reject_file(),
         }
     }
 
@@ -427,6 +437,8 @@ impl Prepared {
                     bytes: a.bytes,
                 })
                 .collect(),
+            rejected: self.source.rejected(),
+            rejects: self.source.reject_file(),
         };
         let path = self.job_dir.join(TRANSFORM_REPORT);
         let json =
@@ -586,6 +598,12 @@ pub struct TransformReport {
     pub seconds: f64,
     /// The files.
     pub artifacts: Vec<RecordedArtifact>,
+    /// Input rows set aside under the dataset's error policy.
+    #[serde(default)]
+    pub rejected: u64,
+    /// The reject file, when rows were rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejects: Option<PathBuf>,
 }
 
 /// The Loader's transform step on its own: decode, transform and encode into
@@ -725,6 +743,8 @@ pub async fn load_artifacts(
         job_dir: job_dir.to_path_buf(),
         artifacts: Vec::new(),
         previous_job: previous.map(describe_previous),
+        rejected: t.rejected,
+        rejects: t.rejects.clone(),
     };
     let session = match LoadSession::begin(pg, request).await? {
         Begin::AlreadyLoaded(prev) => return Ok(report("skipped", 0, false, Some(prev))),

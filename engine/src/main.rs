@@ -276,6 +276,10 @@ struct ConvertArgs {
         value_name = "DIR"
     )]
     work_dir: PathBuf,
+    /// Rows of a delimited input that may be bad (set aside in a reject file, the rest
+    /// loaded) before the job fails; overrides the spec's [errors] max_bad_rows [default: 0].
+    #[arg(long, value_name = "N")]
+    max_bad_rows: Option<u64>,
     /// Print the reports as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -337,6 +341,10 @@ struct LoadArgs {
     /// An unquoted value that means NULL (repeatable; default: the empty string).
     #[arg(long = "null", value_name = "TEXT")]
     nulls: Vec<String>,
+    /// Rows of a delimited input that may be bad (set aside in a reject file, the rest
+    /// loaded) before the job fails; overrides the spec's [errors] max_bad_rows [default: 0].
+    #[arg(long, value_name = "N")]
+    max_bad_rows: Option<u64>,
     /// Print the job report as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -569,7 +577,7 @@ async fn run_load(args: LoadArgs, interactive: bool) -> Result<Done, FerryError>
         .map(QualifiedName::parse)
         .transpose()
         .map_err(|e| FerryError::Usage(format!("--table: {e}")))?;
-    let spec = match &args.dataset {
+    let mut spec = match &args.dataset {
         Some(dir) => {
             let spec = DatasetSpec::load(dir)?;
             if args.format.is_some()
@@ -620,11 +628,10 @@ async fn run_load(args: LoadArgs, interactive: bool) -> Result<Done, FerryError>
                 create: true,
                 types: Default::default(),
             };
-            let spec = DatasetSpec::ad_hoc(&table.name, source, Some(target));
-            spec.validate(&spec.toml_path())?;
-            spec
+            DatasetSpec::ad_hoc(&table.name, source, Some(target))
         }
     };
+    allow_bad_rows(&mut spec, args.max_bad_rows)?;
     let artifacts = match args.artifacts {
         ArtifactChoice::All => ArtifactKinds {
             sql: true,
@@ -677,6 +684,25 @@ async fn run_load(args: LoadArgs, interactive: bool) -> Result<Done, FerryError>
     Ok(Done::Ok)
 }
 
+/// Applies `--max-bad-rows` and checks the spec as it will run.
+fn allow_bad_rows(spec: &mut DatasetSpec, max: Option<u64>) -> Result<(), FerryError> {
+    if let Some(n) = max {
+        spec.errors.max_bad_rows = n;
+    }
+    spec.validate(&spec.toml_path())?;
+    Ok(())
+}
+
+/// The line saying how many rows were set aside, and where.
+fn print_rejects(rejected: u64, file: Option<&std::path::Path>) {
+    if let Some(f) = file.filter(|_| rejected > 0) {
+        println!(
+            "rejected {rejected} bad rows (within max_bad_rows): {}",
+            f.display()
+        );
+    }
+}
+
 fn print_summary(r: &LoadReport, pg: &PgConfig) {
     if r.status == "skipped" {
         println!(
@@ -702,6 +728,7 @@ fn print_summary(r: &LoadReport, pg: &PgConfig) {
         r.mb_per_second(),
         r.input_bytes as f64 / 1e6
     );
+    print_rejects(r.rejected, r.rejects.as_deref());
     if !r.artifacts.is_empty() {
         println!(
             "artifacts: {} ({} files)",
@@ -749,7 +776,7 @@ async fn local_input(uri: &str, work_dir: &std::path::Path) -> Result<Input, Fer
 async fn run_convert(args: ConvertArgs, interactive: bool) -> Result<Done, FerryError> {
     let format = output_format(&args)?;
     let input = local_input(&args.input, &args.work_dir).await?;
-    let spec = match &args.dataset {
+    let mut spec = match &args.dataset {
         Some(dir) => {
             if args.input_format.is_some()
                 || args.input_delimiter.is_some()
@@ -771,11 +798,10 @@ async fn run_convert(args: ConvertArgs, interactive: bool) -> Result<Done, Ferry
             };
             ferry_engine::sniff::complete_source(&mut source, &input)?;
             let stem = file_stem(&args.input);
-            let spec = DatasetSpec::ad_hoc(&stem, source, None);
-            spec.validate(&spec.toml_path())?;
-            spec
+            DatasetSpec::ad_hoc(&stem, source, None)
         }
     };
+    allow_bad_rows(&mut spec, args.max_bad_rows)?;
     let output = match &args.output {
         Some(o) => o.clone(),
         None => {
@@ -844,6 +870,7 @@ async fn run_convert(args: ConvertArgs, interactive: bool) -> Result<Done, Ferry
             for l in &r.lossy {
                 println!("  converted for {}: {l}", r.format);
             }
+            print_rejects(r.rejected, r.rejects.as_deref());
         }
     }
     if !args.no_validate && step != Some("convert") {

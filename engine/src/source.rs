@@ -15,7 +15,7 @@ use crate::decode::blocking::{BlockingPartition, OpenFn};
 use crate::decode::csv::infer::{Guess, Inference};
 use crate::decode::csv::tokenize::{Records, Splitter, tokenize};
 use crate::decode::csv::{CsvDialect, CsvSource, CsvTable, ReadCounters};
-use crate::decode::{Compression, DecodeError};
+use crate::decode::{Compression, DecodeError, RejectSink};
 use crate::error::FerryError;
 use crate::format::Format;
 use crate::spec::types::parse_source_type;
@@ -41,6 +41,23 @@ pub struct Source {
     pub counters: Arc<ReadCounters>,
     /// Input size in bytes.
     pub size: u64,
+    /// The reject file, when the dataset allows bad rows.
+    pub rejects: Option<Arc<RejectSink>>,
+}
+
+impl Source {
+    /// Rows set aside in the reject file so far.
+    pub fn rejected(&self) -> u64 {
+        self.rejects.as_ref().map_or(0, |r| r.count())
+    }
+
+    /// The reject file, when a row was rejected.
+    pub fn reject_file(&self) -> Option<PathBuf> {
+        self.rejects
+            .as_ref()
+            .filter(|r| r.count() > 0)
+            .map(|r| r.path().to_path_buf())
+    }
 }
 
 impl Source {
@@ -93,17 +110,23 @@ pub fn resolve_format(spec: &SourceSpec, input: &Input) -> Result<Format, FerryE
     })
 }
 
-/// Registers the input as the table `source`.
+/// Registers the input as the table `source`. `rejects` is where the
+/// dataset's bad rows go when its error policy allows some (`None`: the first
+/// bad row fails the read whatever the policy, as when checking a spec).
 pub async fn register_source(
     ctx: &SessionContext,
     spec: &DatasetSpec,
     input: &Input,
+    rejects: Option<PathBuf>,
 ) -> Result<Source, FerryError> {
     let size = std::fs::metadata(&input.path)
         .map_err(|e| FerryError::io(format!("reading {}", input.display), e))?
         .len();
     let format = resolve_format(&spec.source, input)?;
     let counters = Arc::new(ReadCounters::default());
+    let rejects = rejects
+        .filter(|_| spec.errors.max_bad_rows > 0)
+        .map(|path| Arc::new(RejectSink::new(path, spec.errors.max_bad_rows)));
     let schema = match format {
         Format::Csv | Format::Tsv => {
             let mut dialect = spec.dialect();
@@ -121,6 +144,7 @@ pub async fn register_source(
                 formats,
                 chunk_bytes: CSV_CHUNK_BYTES,
                 counters: counters.clone(),
+                rejects: rejects.clone(),
             });
             ctx.register_table("source", Arc::new(CsvTable::new(source)))
                 .map_err(|e| FerryError::Internal(e.to_string()))?;
@@ -136,6 +160,7 @@ pub async fn register_source(
         schema,
         counters,
         size,
+        rejects,
     })
 }
 
@@ -348,11 +373,8 @@ pub fn avro_table(input: &Input) -> Result<BlockingPartition, FerryError> {
     let display = input.display.clone();
     let open_reader =
         move || -> Result<arrow_avro::reader::Reader<BufReader<std::fs::File>>, DecodeError> {
-            let file = std::fs::File::open(&path).map_err(|e| DecodeError::Io {
-                file: display.clone(),
-                what: "cannot open".into(),
-                source: e,
-            })?;
+            let file = std::fs::File::open(&path)
+                .map_err(|e| DecodeError::io(display.clone(), "cannot open", e))?;
             arrow_avro::reader::ReaderBuilder::new()
                 .with_batch_size(8192)
                 .build(BufReader::with_capacity(1 << 20, file))
@@ -400,11 +422,7 @@ pub fn read_csv_head(
     max_records: usize,
 ) -> Result<CsvHead, FerryError> {
     let io = |what: &str, e: std::io::Error| {
-        FerryError::Decode(DecodeError::Io {
-            file: input.display.clone(),
-            what: what.to_string(),
-            source: e,
-        })
+        FerryError::Decode(DecodeError::io(input.display.clone(), what.to_string(), e))
     };
     let file = std::fs::File::open(&input.path).map_err(|e| io("cannot open", e))?;
     let mut reader = BufReader::with_capacity(
@@ -452,25 +470,10 @@ pub fn read_csv_head(
             continue;
         };
         let chunk = &buf[..cut];
-        if let Err(e) = std::str::from_utf8(chunk) {
-            let at = e.valid_up_to();
-            return Err(FerryError::Decode(DecodeError::Utf8 {
-                file: input.display.clone(),
-                line: line + memchr::memchr_iter(b'\n', &chunk[..at]).count() as u64,
-                offset: at as u64,
-                bytes: chunk[at..(at + 4).min(chunk.len())]
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            }));
-        }
-        tokenize(chunk, dialect, &mut records).map_err(|u| {
-            FerryError::Decode(DecodeError::Unterminated {
-                file: input.display.clone(),
-                line: line + memchr::memchr_iter(b'\n', &chunk[..u.record_offset]).count() as u64,
-            })
-        })?;
+        // Not checked for UTF-8 here: the reader does that, record by
+        // record, and fails or rejects under the dataset's error policy.
+        tokenize(chunk, dialect, &mut records)
+            .map_err(|u| FerryError::Decode(u.to_error(&input.display, chunk, line)))?;
         let mut skip = 0;
         if inference.is_none() && !records.is_empty() {
             fields = records.field_count(0);
@@ -559,9 +562,12 @@ pub fn resolve_csv_schema(
             }
             names
         }
-        (None, true) => (1..=head.fields.max(1))
-            .map(|i| format!("column_{i}"))
-            .collect(),
+        (None, true) if head.fields == 0 => {
+            return Err(layout(
+                "is empty: no header and no rows to take columns from; declare the columns in the spec ([[source.columns]]) to load an empty file as 0 rows".into(),
+            ));
+        }
+        (None, true) => (1..=head.fields).map(|i| format!("column_{i}")).collect(),
         (None, false) => {
             if head.fields != 0 && spec.columns.len() != head.fields {
                 return Err(layout(format!(

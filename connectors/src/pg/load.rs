@@ -30,8 +30,8 @@ use super::connect::PgConfig;
 use super::error::PgError;
 use super::ident::QualifiedName;
 use super::statements::{
-    CopyFormat, LEDGER_DDL, LoadMode, copy_from_stdin_sql, insert_select_sql, ledger_insert_sql,
-    upsert_sql,
+    CopyFormat, LEDGER_DDL, LoadMode, copy_from_stdin_sql, duplicate_key_sql, insert_select_sql,
+    ledger_insert_sql, upsert_sql,
 };
 use super::types::PgType;
 
@@ -428,13 +428,14 @@ impl LoadSession {
                 if !self.target_exists && self.layout == Layout::Staged {
                     create_target(c, &req.target, &self.target_ddl).await?;
                 }
-                exec(
-                    c,
-                    &upsert_sql(&req.target, &self.copy_table, &self.copy_columns, &req.keys),
-                    "upserting staged rows",
-                )
-                .await
-                .map_err(explain_upsert)?;
+                // A savepoint, so that a refused upsert can still ask the
+                // staged rows which key came twice.
+                exec(c, "SAVEPOINT ferry_upsert", "upserting staged rows").await?;
+                let upsert =
+                    upsert_sql(&req.target, &self.copy_table, &self.copy_columns, &req.keys);
+                if let Err(e) = exec(c, &upsert, "upserting staged rows").await {
+                    return Err(explain_upsert(e, c, &self.copy_table, &req.keys).await);
+                }
             }
         }
         let inserted = c
@@ -620,22 +621,55 @@ async fn exec(c: &Client, sql: &str, doing: &str) -> Result<(), PgError> {
         .map_err(|e| PgError::db(doing, e))
 }
 
-fn explain_upsert(e: PgError) -> PgError {
-    match e {
-        PgError::Db {
+/// Names the duplicate key when PostgreSQL refused an upsert because the
+/// input holds a key twice (SQLSTATE 21000).
+async fn explain_upsert(
+    e: PgError,
+    c: &Client,
+    staging: &QualifiedName,
+    keys: &[String],
+) -> PgError {
+    let PgError::Db {
+        doing,
+        detail,
+        code: Some(code),
+        source,
+    } = e
+    else {
+        return e;
+    };
+    if code != "21000" {
+        return PgError::Db {
             doing,
             detail,
             code: Some(code),
             source,
-        } if code == "21000" => PgError::Db {
-            doing,
-            detail: format!(
-                "{detail}\n  ferry: the input holds the same key more than once; upsert needs one row per key (deduplicate in transform.sql, e.g. with DISTINCT ON)"
-            ),
-            code: Some(code),
-            source,
-        },
-        other => other,
+        };
+    }
+    let duplicate = match c.batch_execute("ROLLBACK TO SAVEPOINT ferry_upsert").await {
+        Ok(()) => c
+            .query_opt(&duplicate_key_sql(staging, keys), &[])
+            .await
+            .ok()
+            .flatten()
+            .map(|row| {
+                format!(
+                    " — key ({}) = {} occurs {} times",
+                    keys.join(", "),
+                    row.get::<_, String>(0),
+                    row.get::<_, i64>(1)
+                )
+            }),
+        Err(_) => None,
+    };
+    PgError::Db {
+        doing,
+        detail: format!(
+            "{detail}\n  ferry: the input holds the same key more than once{}; upsert needs one row per key (deduplicate in transform.sql, e.g. with DISTINCT ON)",
+            duplicate.unwrap_or_default()
+        ),
+        code: Some(code),
+        source,
     }
 }
 

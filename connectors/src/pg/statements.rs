@@ -135,6 +135,16 @@ pub fn upsert_sql(
     )
 }
 
+/// One key that occurs more than once in the staged rows, as text, with its
+/// count: what an upsert that PostgreSQL refused (SQLSTATE 21000) tripped on.
+pub fn duplicate_key_sql(staging: &QualifiedName, keys: &[String]) -> String {
+    let list = column_list(keys);
+    format!(
+        "SELECT ({list})::text, count(*) FROM {} GROUP BY {list} HAVING count(*) > 1 LIMIT 1",
+        staging.quoted()
+    )
+}
+
 /// The ledger insert, with bind parameters $1..$8 (target, input, checksum,
 /// dataset, job_id, mode, rows, bytes). With `force`, an existing entry is
 /// updated and its load count incremented; otherwise a conflict inserts nothing.

@@ -90,6 +90,12 @@ pub struct ConvertReport {
     pub lossy: Vec<String>,
     /// Digest of the rows written, as written.
     pub digest: DigestSummary,
+    /// Input rows set aside under the dataset's error policy.
+    #[serde(default)]
+    pub rejected: u64,
+    /// The reject file, when rows were rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejects: Option<PathBuf>,
     /// The written schema, as an Arrow IPC schema message in hex.
     pub schema_ipc: String,
 }
@@ -190,9 +196,10 @@ struct Canonical {
     sql_path: String,
 }
 
-async fn open_canonical(req: &ConvertRequest) -> Result<Canonical, FerryError> {
+/// Opens the input; bad rows the dataset allows go to `rejects`.
+async fn open_canonical(req: &ConvertRequest, rejects: PathBuf) -> Result<Canonical, FerryError> {
     let ctx = transform::new_session();
-    let source = register_source(&ctx, &req.spec, &req.input).await?;
+    let source = register_source(&ctx, &req.spec, &req.input, Some(rejects)).await?;
     let df = transform::plan(&ctx, &req.spec).await?;
     let source_schema = Arc::new(df.schema().as_arrow().clone());
     let family = req.format.family();
@@ -267,7 +274,9 @@ pub async fn convert(req: &ConvertRequest) -> Result<ConvertReport, FerryError> 
             req.output.display()
         )));
     }
-    let c = open_canonical(req).await?;
+    let rejects = report_path(&req.output, "rejects.jsonl");
+    let _ = std::fs::remove_file(&rejects); // from an earlier attempt
+    let c = open_canonical(req, rejects).await?;
     let canonical = c.canonical.clone();
     let lossy = lossy_notes(&c.source_schema, &canonical, c.family);
     let input_bytes = c.source.size;
@@ -369,6 +378,8 @@ pub async fn convert(req: &ConvertRequest) -> Result<ConvertReport, FerryError> 
         files,
         lossy,
         digest,
+        rejected: source.rejected(),
+        rejects: source.reject_file(),
         schema_ipc: schema_to_hex(&canonical)?,
     };
     write_json(&report_path(&req.output, "convert.json"), &report)?;
@@ -407,6 +418,7 @@ async fn read_back(
                 formats: vec![None; schema.fields().len()],
                 chunk_bytes: crate::source::CSV_CHUNK_BYTES,
                 counters: Arc::default(),
+                rejects: None,
             });
             ctx.register_table("out", Arc::new(CsvTable::new(source)))
                 .map_err(df_err(&input))?;
@@ -614,7 +626,21 @@ async fn find_difference(
     schema: &SchemaRef,
     files: &[PathBuf],
 ) -> Result<Option<Difference>, FerryError> {
-    let c = open_canonical(req).await?;
+    // The input's bad rows were recorded by the conversion: a scratch file
+    // takes them this time.
+    let scratch = report_path(&req.output, "rejects.recheck.jsonl");
+    let c = open_canonical(req, scratch.clone()).await?;
+    let found = first_difference(req, schema, files, c).await;
+    let _ = std::fs::remove_file(&scratch);
+    found
+}
+
+async fn first_difference(
+    req: &ConvertRequest,
+    schema: &SchemaRef,
+    files: &[PathBuf],
+    c: Canonical,
+) -> Result<Option<Difference>, FerryError> {
     let mut left = canonical_batches(c, None);
     let mut right = read_back(req, schema, files).await?;
     let mut converters: Vec<Option<RowConverter>> =

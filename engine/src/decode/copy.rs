@@ -61,17 +61,9 @@ pub fn read_sql(
     display: &str,
     schema: &SchemaRef,
 ) -> Result<Vec<RecordBatch>, DecodeError> {
-    let file = std::fs::File::open(path).map_err(|e| DecodeError::Io {
-        file: display.into(),
-        what: "cannot open".into(),
-        source: e,
-    })?;
+    let file = std::fs::File::open(path).map_err(|e| DecodeError::io(display, "cannot open", e))?;
     let mut lines = BufReader::new(file).split(b'\n');
-    let io = |e| DecodeError::Io {
-        file: display.into(),
-        what: "cannot read".into(),
-        source: e,
-    };
+    let io = |e| DecodeError::io(display, "cannot read", e);
     // Skip to the COPY statement.
     let mut line_no = 0u64;
     loop {
@@ -367,11 +359,7 @@ pub fn read_pgcopy(
     let mut bytes = Vec::new();
     std::fs::File::open(path)
         .and_then(|mut f| f.read_to_end(&mut bytes))
-        .map_err(|e| DecodeError::Io {
-            file: display.into(),
-            what: "cannot read".into(),
-            source: e,
-        })?;
+        .map_err(|e| DecodeError::io(display, "cannot read", e))?;
     let layout = |detail: String| DecodeError::Layout {
         file: display.into(),
         detail,

@@ -1,8 +1,9 @@
 //! Decode errors that name the file, the line, the column and the value, and
 //! say what to do: the message a person reads when an input is bad.
 
-/// A problem reading an input file.
-#[derive(Debug, thiserror::Error)]
+/// A problem reading an input file. `Clone` because the error travels
+/// through DataFusion as a boxed source and is rebuilt on the way out.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum DecodeError {
     /// A value that does not parse as its column's type.
     #[error("{file}:{line}: column {column} ({name:?}): {reason}: {value}{hint}")]
@@ -73,7 +74,7 @@ pub enum DecodeError {
         what: String,
         /// Underlying error.
         #[source]
-        source: std::io::Error,
+        source: std::sync::Arc<std::io::Error>,
     },
     /// The file's structure does not match the spec (header, column names…).
     #[error("{file}: {detail}")]
@@ -82,6 +83,22 @@ pub enum DecodeError {
         file: String,
         /// What does not match.
         detail: String,
+    },
+    /// More rows were bad than the dataset's error policy allows.
+    #[error(
+        "{file}: {count} bad rows, more than max_bad_rows = {max}; the first: {first}; every bad row so far is in {rejects}"
+    )]
+    TooManyBadRows {
+        /// Input file.
+        file: String,
+        /// Rows rejected when the limit was crossed.
+        count: u64,
+        /// The dataset's `max_bad_rows`.
+        max: u64,
+        /// The first rejected row, described.
+        first: String,
+        /// The reject file.
+        rejects: String,
     },
     /// A reader from DataFusion/Arrow failed (JSON, Parquet, Arrow IPC).
     #[error("{file}{location}: {detail}")]
@@ -93,6 +110,17 @@ pub enum DecodeError {
         /// The reader's message.
         detail: String,
     },
+}
+
+impl DecodeError {
+    /// An I/O failure on `file` while doing `what`.
+    pub fn io(file: impl Into<String>, what: impl Into<String>, source: std::io::Error) -> Self {
+        DecodeError::Io {
+            file: file.into(),
+            what: what.into(),
+            source: std::sync::Arc::new(source),
+        }
+    }
 }
 
 /// Quotes a field for an error message, lossily decoded and truncated.

@@ -7,6 +7,8 @@ pub mod copy;
 pub mod csv;
 pub mod error;
 pub mod parse;
+pub mod reject;
 
 pub use compression::Compression;
 pub use error::DecodeError;
+pub use reject::{REJECTS_FILE, RejectSink, RejectedRow};

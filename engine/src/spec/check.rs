@@ -108,7 +108,7 @@ pub async fn check(spec: &DatasetSpec, sample: Option<&Path>) -> Result<CheckRep
                 path: path.clone(),
                 display: path.display().to_string(),
             };
-            let source = register_source(&ctx, spec, &input).await?;
+            let source = register_source(&ctx, spec, &input, None).await?;
             (source.schema, format!("sample {}", path.display()))
         }
         (None, None) => {
@@ -232,7 +232,7 @@ pub async fn init(
         resolve_csv_schema(&input, compression, &dialect, &source)?.0
     } else {
         let ctx = transform::new_session();
-        register_source(&ctx, &ad_hoc, &input).await?.schema
+        register_source(&ctx, &ad_hoc, &input, None).await?.schema
     };
     let declare_types = format.is_delimited();
     source.columns = schema

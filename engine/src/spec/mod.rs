@@ -204,6 +204,18 @@ pub struct ConvertSpec {
     pub validate: Option<bool>,
 }
 
+/// `[errors]`: the dataset's error policy for bad rows of delimited text.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorsSpec {
+    /// How many rows may be bad (wrong field count, a value that does not
+    /// parse as its column's type, invalid UTF-8) before the job fails. Bad
+    /// rows up to this number are written to the job's reject file and left
+    /// out; the default, 0, fails on the first one.
+    #[serde(default)]
+    pub max_bad_rows: u64,
+}
+
 fn default_mode() -> LoadMode {
     LoadMode::Append
 }
@@ -219,6 +231,8 @@ struct DatasetToml {
     routing: RoutingSpec,
     target: Option<TargetSpec>,
     convert: Option<ConvertSpec>,
+    #[serde(default)]
+    errors: ErrorsSpec,
 }
 
 /// A validated dataset spec.
@@ -238,6 +252,8 @@ pub struct DatasetSpec {
     pub target: Option<TargetSpec>,
     /// Output, when the dataset is converted.
     pub convert: Option<ConvertSpec>,
+    /// Error policy.
+    pub errors: ErrorsSpec,
     /// The transform's SQL.
     pub transform_sql: String,
     /// Where the SQL came from (for messages).
@@ -312,6 +328,7 @@ impl DatasetSpec {
             routing: parsed.routing,
             target: parsed.target,
             convert: parsed.convert,
+            errors: parsed.errors,
             transform_sql,
             transform_path: sql_path,
         };
@@ -329,6 +346,7 @@ impl DatasetSpec {
             routing: RoutingSpec::default(),
             target,
             convert: None,
+            errors: ErrorsSpec::default(),
             transform_sql: "SELECT * FROM source".to_string(),
             transform_path: PathBuf::from("(default transform)"),
         }
@@ -347,6 +365,7 @@ impl DatasetSpec {
                 ("source.comment", s.comment.is_some()),
                 ("source.null", s.null.is_some()),
                 ("source.trailing_delimiter", s.trailing_delimiter),
+                ("errors.max_bad_rows", self.errors.max_bad_rows > 0),
             ] {
                 if set {
                     return Err(SpecError::key(

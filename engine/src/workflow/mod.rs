@@ -40,6 +40,7 @@ use self::event::Trigger;
 use self::route::Routes;
 use crate::convert::writers::OutputFormat;
 use crate::convert::{ConvertRequest, convert, report_path, validate};
+use crate::decode::REJECTS_FILE;
 use crate::error::FerryError;
 use crate::load::{
     ArtifactSource, JobContext, LoadOptions, LoadReport, TRANSFORM_REPORT, TransformReport, load,
@@ -138,6 +139,17 @@ impl StepResult {
     fn output(mut self, key: &str, value: impl Into<Value>) -> Self {
         self.outputs.insert(key.to_string(), value.into());
         self
+    }
+
+    /// Records the rows the error policy set aside (job record, task output
+    /// and the notification all read the step's outputs).
+    fn rejects(self, rejected: u64, file: Option<&Path>) -> Self {
+        match file.filter(|_| rejected > 0) {
+            Some(f) => self
+                .output("rejected_rows", rejected)
+                .output("rejects", f.display().to_string()),
+            None => self,
+        }
     }
 }
 
@@ -499,7 +511,8 @@ impl Runtime {
             outputs: BTreeMap::new(),
         }
         .output("artifacts", r.artifacts.len())
-        .output("target", r.target))
+        .output("target", r.target)
+        .rejects(r.rejected, r.rejects.as_deref()))
     }
 
     fn loaded(r: &LoadReport) -> StepResult {
@@ -509,7 +522,8 @@ impl Runtime {
             outputs: BTreeMap::new(),
         }
         .output("target", r.target.clone())
-        .output("load", r.status);
+        .output("load", r.status)
+        .rejects(r.rejected, r.rejects.as_deref());
         if let Some(p) = &r.previous_job {
             out = out.output("previous_load", p.clone());
         }
@@ -580,7 +594,8 @@ impl Runtime {
             outputs: BTreeMap::new(),
         }
         .output("output", r.output.display().to_string())
-        .output("format", r.format))
+        .output("format", r.format)
+        .rejects(r.rejected, r.rejects.as_deref()))
     }
 
     async fn validate(&self, job: &Job) -> Result<StepResult, FerryError> {
@@ -633,6 +648,8 @@ impl Runtime {
                     "pgcopy"
                 } else if name.ends_with(".json") && folder == dir.output() {
                     "report"
+                } else if name.ends_with(".rejects.jsonl") && folder == dir.output() {
+                    "rejects"
                 } else {
                     "output"
                 };
@@ -646,12 +663,14 @@ impl Runtime {
                 });
             }
         }
-        if dir.file(TRANSFORM_REPORT).is_file() {
-            entries.push(ZipEntry {
-                path: dir.file(TRANSFORM_REPORT),
-                kind: "report".into(),
-                rows: None,
-            });
+        for (name, kind) in [(TRANSFORM_REPORT, "report"), (REJECTS_FILE, "rejects")] {
+            if dir.file(name).is_file() {
+                entries.push(ZipEntry {
+                    path: dir.file(name),
+                    kind: kind.into(),
+                    rows: None,
+                });
+            }
         }
         let main = match workflow {
             Workflow::Loader => [TRANSFORM_AND_LOAD, SQL_PROCESSOR],

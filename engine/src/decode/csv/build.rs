@@ -16,6 +16,7 @@ use super::super::parse::{
     DecimalError, TimestampError, parse_bool, parse_bytea, parse_date, parse_decimal, parse_f32,
     parse_f64, parse_i64, parse_interval, parse_time, parse_timestamp,
 };
+use super::super::reject::RejectedRow;
 use super::dialect::CsvDialect;
 use super::tokenize::Records;
 
@@ -58,7 +59,106 @@ impl ChunkPos<'_> {
 /// A value that failed to parse: (record, reason, hint).
 pub(crate) type Failure = (usize, String, String);
 
-/// Builds one batch from `records[skip..]`.
+/// What to do with a bad record: fail the chunk with the first one, or set
+/// them aside (the dataset allows bad rows) and build the batch from the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnBadRow {
+    /// The first bad record is the chunk's error.
+    Fail,
+    /// Bad records are returned as rejects and left out of the batch.
+    Reject,
+}
+
+/// After this many single-row retries in one chunk, the remaining rows are
+/// checked value by value: a file with many bad rows costs one slow pass per
+/// chunk instead of one rebuild per bad row.
+const RETRIES_BEFORE_SCAN: usize = 8;
+
+impl ChunkPos<'_> {
+    /// The record starting at `start` in the chunk, without its line ending.
+    pub(crate) fn record_text(&self, records: &Records, rec: usize) -> &[u8] {
+        let start = records.record_offsets[rec] as usize;
+        let end = records
+            .record_offsets
+            .get(rec + 1)
+            .map_or(self.chunk.len(), |&e| e as usize);
+        let mut raw = &self.chunk[start..end.max(start)];
+        while let [rest @ .., b'\n' | b'\r'] = raw {
+            raw = rest;
+        }
+        raw
+    }
+
+    pub(crate) fn reject(&self, records: &Records, rec: usize, reason: String) -> RejectedRow {
+        let start = records.record_offsets[rec] as usize;
+        RejectedRow {
+            file: self.file.to_string(),
+            line: self.line_at(start),
+            offset: self.offset + start as u64,
+            column: None,
+            name: None,
+            value: None,
+            reason,
+            raw: String::from_utf8_lossy(self.record_text(records, rec)).into_owned(),
+        }
+    }
+}
+
+/// The error for a record with the wrong number of fields.
+fn field_count_error(
+    records: &Records,
+    rec: usize,
+    projection: &Projection,
+    pos: ChunkPos<'_>,
+) -> DecodeError {
+    let found = records.field_count(rec);
+    let start = records.record_offsets[rec] as usize;
+    let end = pos.chunk[start..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(pos.chunk.len(), |p| start + p)
+        .min(start + 160);
+    let hint = if found == projection.expected_fields + 1 {
+        "; if every line ends with the delimiter, set trailing_delimiter = true"
+    } else if found == 1 && projection.expected_fields > 1 {
+        "; is the delimiter right?"
+    } else {
+        "; check quoting, or the delimiter"
+    };
+    DecodeError::FieldCount {
+        file: pos.file.to_string(),
+        line: pos.line_at(start),
+        expected: projection.expected_fields,
+        found,
+        preview: show_value(&pos.chunk[start..end]),
+        hint: hint.to_string(),
+    }
+}
+
+/// Builds every projected column from the rows `row_of(0..rows)` name.
+/// On failure: the output column index and the failure.
+fn build_columns(
+    records: &Records,
+    rows: usize,
+    row_of: impl Fn(usize) -> usize + Copy,
+    dialect: &CsvDialect,
+    projection: &Projection,
+) -> Result<Vec<ArrayRef>, (usize, Failure)> {
+    let mut columns = Vec::with_capacity(projection.fields.len());
+    for (k, field) in projection.fields.iter().enumerate() {
+        let c = projection.indices[k];
+        let get = |r: usize| records.get(row_of(r), c);
+        let column = build_column(field, projection.formats[k].as_deref(), rows, get, dialect)
+            .map_err(|f| (k, f))?;
+        columns.push(column);
+    }
+    Ok(columns)
+}
+
+/// Builds one batch from `records[skip..]`, leaving out the records in
+/// `excluded` (sorted; already rejected by the caller). With
+/// [`OnBadRow::Reject`], bad records come back as rejects in input order.
+#[allow(clippy::too_many_arguments)]
 pub fn build_batch(
     records: &Records,
     skip: usize,
@@ -66,59 +166,107 @@ pub fn build_batch(
     projection: &Projection,
     schema: SchemaRef,
     pos: ChunkPos<'_>,
-) -> Result<RecordBatch, DecodeError> {
-    let rows = records.len().saturating_sub(skip);
-    for r in skip..records.len() {
-        let found = records.field_count(r);
-        if found != projection.expected_fields {
-            let start = records.record_offsets[r] as usize;
-            let end = pos.chunk[start..]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(pos.chunk.len(), |p| start + p)
-                .min(start + 160);
-            let hint =
-                if found > projection.expected_fields && found == projection.expected_fields + 1 {
-                    "; if every line ends with the delimiter, set trailing_delimiter = true"
-                } else if found == 1 && projection.expected_fields > 1 {
-                    "; is the delimiter right?"
-                } else {
-                    "; check quoting, or the delimiter"
-                };
-            return Err(DecodeError::FieldCount {
+    on_bad: OnBadRow,
+    excluded: &[usize],
+) -> Result<(RecordBatch, Vec<RejectedRow>), DecodeError> {
+    let finish = |columns: Vec<ArrayRef>, rows: usize| {
+        let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(rows));
+        RecordBatch::try_new_with_options(schema.clone(), columns, &options).map_err(|e| {
+            DecodeError::Layout {
                 file: pos.file.to_string(),
-                line: pos.line_at(start),
-                expected: projection.expected_fields,
-                found,
-                preview: show_value(&pos.chunk[start..end]),
-                hint: hint.to_string(),
+                detail: format!("internal: {e}"),
+            }
+        })
+    };
+    let value_error = |rec: usize, k: usize, (reason, hint): (String, String)| {
+        let c = projection.indices[k];
+        DecodeError::Value {
+            file: pos.file.to_string(),
+            line: pos.line_at(records.record_offsets[rec] as usize),
+            column: c + 1,
+            name: projection.file_names[c].clone(),
+            value: show_value(records.get(rec, c).0),
+            reason,
+            hint,
+        }
+    };
+    let value_reject = |rec: usize, k: usize, reason: String| {
+        let c = projection.indices[k];
+        let mut row = pos.reject(records, rec, reason);
+        row.column = Some(c + 1);
+        row.name = Some(projection.file_names[c].clone());
+        row.value = Some(RejectedRow::value_text(records.get(rec, c).0));
+        row
+    };
+    let start = skip.min(records.len());
+    let clean = excluded.is_empty()
+        && (start..records.len()).all(|r| records.field_count(r) == projection.expected_fields);
+    if clean {
+        // The fast path: every record, no indirection.
+        let rows = records.len() - start;
+        match build_columns(records, rows, |r| start + r, dialect, projection) {
+            Ok(columns) => return Ok((finish(columns, rows)?, Vec::new())),
+            Err((k, (r, reason, hint))) if on_bad == OnBadRow::Fail => {
+                return Err(value_error(start + r, k, (reason, hint)));
+            }
+            Err(_) => {}
+        }
+    }
+    let mut rejects = Vec::new();
+    let mut kept = Vec::with_capacity(records.len() - start);
+    for r in start..records.len() {
+        if excluded.binary_search(&r).is_ok() {
+            continue;
+        }
+        if records.field_count(r) != projection.expected_fields {
+            let e = field_count_error(records, r, projection, pos);
+            if on_bad == OnBadRow::Fail {
+                return Err(e);
+            }
+            let reason = format!(
+                "expected {} fields, found {}",
+                projection.expected_fields,
+                records.field_count(r)
+            );
+            rejects.push(pos.reject(records, r, reason));
+        } else {
+            kept.push(r);
+        }
+    }
+    let mut retries = 0;
+    loop {
+        match build_columns(records, kept.len(), |r| kept[r], dialect, projection) {
+            Ok(columns) => {
+                let batch = finish(columns, kept.len())?;
+                rejects.sort_by_key(|r| r.offset);
+                return Ok((batch, rejects));
+            }
+            Err((k, (r, reason, hint))) => {
+                if on_bad == OnBadRow::Fail {
+                    return Err(value_error(kept[r], k, (reason, hint)));
+                }
+                rejects.push(value_reject(kept[r], k, reason));
+                kept.remove(r);
+                retries += 1;
+            }
+        }
+        if retries == RETRIES_BEFORE_SCAN {
+            // Check what is left value by value, once.
+            kept.retain(|&rec| {
+                for (k, field) in projection.fields.iter().enumerate() {
+                    let c = projection.indices[k];
+                    let one = |_: usize| records.get(rec, c);
+                    if let Err((_, reason, _)) =
+                        build_column(field, projection.formats[k].as_deref(), 1, one, dialect)
+                    {
+                        rejects.push(value_reject(rec, k, reason));
+                        return false;
+                    }
+                }
+                true
             });
         }
     }
-    let mut columns = Vec::with_capacity(projection.fields.len());
-    for (k, field) in projection.fields.iter().enumerate() {
-        let c = projection.indices[k];
-        let get = |r: usize| records.get(skip + r, c);
-        let column = build_column(field, projection.formats[k].as_deref(), rows, get, dialect)
-            .map_err(|(r, reason, hint)| {
-                let (bytes, _) = get(r);
-                DecodeError::Value {
-                    file: pos.file.to_string(),
-                    line: pos.line_at(records.record_offsets[skip + r] as usize),
-                    column: c + 1,
-                    name: projection.file_names[c].clone(),
-                    value: show_value(bytes),
-                    reason,
-                    hint,
-                }
-            })?;
-        columns.push(column);
-    }
-    let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(rows));
-    RecordBatch::try_new_with_options(schema, columns, &options).map_err(|e| DecodeError::Layout {
-        file: pos.file.to_string(),
-        detail: format!("internal: {e}"),
-    })
 }
 
 fn nulls_from(valid: BooleanBufferBuilder, any_null: bool) -> Option<NullBuffer> {

@@ -29,7 +29,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::super::compression::Compression;
 use super::super::error::DecodeError;
-use super::build::{ChunkPos, Projection, build_batch};
+use super::super::reject::{RejectSink, RejectedRow};
+use super::build::{ChunkPos, OnBadRow, Projection, build_batch};
 use super::dialect::CsvDialect;
 use super::tokenize::{Records, Splitter, tokenize};
 
@@ -63,6 +64,9 @@ pub struct CsvSource {
     pub chunk_bytes: usize,
     /// Progress counters.
     pub counters: Arc<ReadCounters>,
+    /// Where bad rows go when the dataset allows some (`None`: the first bad
+    /// row fails the read).
+    pub rejects: Option<Arc<RejectSink>>,
 }
 
 /// Records longer than this are refused rather than buffered without end.
@@ -81,7 +85,8 @@ impl<R: Read> Read for CountingReader<R> {
     }
 }
 
-type Pending = oneshot::Receiver<Result<RecordBatch, DecodeError>>;
+type Parsed = Result<(RecordBatch, Vec<RejectedRow>), DecodeError>;
+type Pending = oneshot::Receiver<Parsed>;
 
 thread_local! {
     static RECORDS: RefCell<Records> = RefCell::new(Records::default());
@@ -116,18 +121,31 @@ impl CsvSource {
             .name("ferry-csv-reader".into())
             .spawn(move || source.read_loop(projection, out_schema, tx))
             .expect("spawning a thread");
-        let stream = futures::stream::unfold(rx, |mut rx| async move {
-            let pending = rx.recv().await?;
-            let result = pending.await.unwrap_or_else(|_| {
-                Err(DecodeError::Layout {
-                    file: String::new(),
-                    detail: "internal: a parse task stopped without a result".into(),
-                })
-            });
-            Some((
-                result.map_err(|e| DataFusionError::External(Box::new(e))),
-                rx,
-            ))
+        let source = self.clone();
+        let stream = futures::stream::unfold(rx, move |mut rx| {
+            let source = source.clone();
+            async move {
+                let pending = rx.recv().await?;
+                let result = pending
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(DecodeError::Layout {
+                            file: source.display.clone(),
+                            detail: "internal: a parse task stopped without a result".into(),
+                        })
+                    })
+                    .and_then(|(batch, rejected)| {
+                        // In input order: the reject file is deterministic.
+                        if let Some(sink) = &source.rejects {
+                            sink.record(&source.display, &rejected)?;
+                        }
+                        Ok(batch)
+                    });
+                Some((
+                    result.map_err(|e| DataFusionError::External(Box::new(e))),
+                    rx,
+                ))
+            }
         });
         Box::pin(RecordBatchStreamAdapter::new(schema, stream))
     }
@@ -143,10 +161,8 @@ impl CsvSource {
             let _ = otx.send(Err(e));
             let _ = tx.blocking_send(orx);
         };
-        let io = |what: &str, source: std::io::Error| DecodeError::Io {
-            file: self.display.clone(),
-            what: what.to_string(),
-            source,
+        let io = |what: &str, source: std::io::Error| {
+            DecodeError::io(self.display.clone(), what.to_string(), source)
         };
         let file = match File::open(&self.path) {
             Ok(f) => f,
@@ -255,49 +271,83 @@ impl CsvSource {
         skip: usize,
         projection: &Projection,
         schema: SchemaRef,
-    ) -> Result<RecordBatch, DecodeError> {
+    ) -> Parsed {
         let pos = ChunkPos {
             file: &self.display,
             chunk,
             first_line,
             offset,
         };
-        if let Err(e) = std::str::from_utf8(chunk) {
+        let on_bad = if self.rejects.is_some() {
+            OnBadRow::Reject
+        } else {
+            OnBadRow::Fail
+        };
+        let utf8 = std::str::from_utf8(chunk);
+        if let (Err(e), OnBadRow::Fail) = (&utf8, on_bad) {
             let at = e.valid_up_to();
             let bad = &chunk[at..(at + e.error_len().unwrap_or(1)).min(chunk.len())];
             return Err(DecodeError::Utf8 {
                 file: self.display.clone(),
                 line: pos.line_at(at),
                 offset: offset + at as u64,
-                bytes: bad
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                bytes: hex(bad),
             });
         }
         RECORDS.with(|cell| {
             let mut records = cell.borrow_mut();
-            tokenize(chunk, &self.dialect, &mut records).map_err(|u| {
-                DecodeError::Unterminated {
-                    file: self.display.clone(),
-                    line: pos.line_at(u.record_offset),
+            tokenize(chunk, &self.dialect, &mut records)
+                .map_err(|u| u.to_error(&self.display, chunk, first_line))?;
+            let skip = skip.min(records.len());
+            // Records that are not UTF-8 are rejected whole (the text columns
+            // rely on every kept record being valid UTF-8).
+            let mut excluded = Vec::new();
+            let mut rejected = Vec::new();
+            if utf8.is_err() {
+                for rec in skip..records.len() {
+                    let raw = pos.record_text(&records, rec);
+                    if let Err(e) = std::str::from_utf8(raw) {
+                        let at = e.valid_up_to();
+                        let bad = &raw[at..(at + e.error_len().unwrap_or(1)).min(raw.len())];
+                        let reason = format!(
+                            "invalid UTF-8 at byte offset {} (bytes {})",
+                            offset + records.record_offsets[rec] as u64 + at as u64,
+                            hex(bad)
+                        );
+                        rejected.push(pos.reject(&records, rec, reason));
+                        excluded.push(rec);
+                    }
                 }
-            })?;
-            let batch = build_batch(
+            }
+            let (batch, more) = build_batch(
                 &records,
-                skip.min(records.len()),
+                skip,
                 &self.dialect,
                 projection,
                 schema,
                 pos,
+                on_bad,
+                &excluded,
             )?;
+            if !more.is_empty() {
+                rejected.extend(more);
+                rejected.sort_by_key(|r| r.offset);
+            }
             self.counters
                 .rows
                 .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
-            Ok(batch)
+            Ok((batch, rejected))
         })
     }
+}
+
+/// Bytes as space-separated hex, for messages about invalid encodings.
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The CSV file as a DataFusion table, decoding only the columns a query uses.
@@ -392,6 +442,7 @@ mod tests {
             formats: vec![None, None],
             chunk_bytes: 1000,
             counters: Arc::default(),
+            rejects: None,
         });
         let mut stream = source.stream(vec![0, 1]);
         let mut out = Vec::new();
@@ -427,5 +478,86 @@ mod tests {
             expected.push((i, s));
         }
         assert_eq!(read_all(&text, CsvDialect::default()).await, expected);
+    }
+
+    #[tokio::test]
+    async fn allowed_bad_rows_go_to_the_reject_file_in_order_and_the_rest_load() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("in.csv");
+        let mut bytes = b"id,s\n".to_vec();
+        let mut expected_rows = Vec::new();
+        let mut expected_rejects = Vec::new(); // (line, offset, column, raw)
+        for i in 0..600i64 {
+            let line = i as u64 + 2;
+            let offset = bytes.len() as u64;
+            let raw: Vec<u8> = if i % 7 == 3 {
+                expected_rejects.push((line, offset, Some(1), format!("x{i},r{i}")));
+                format!("x{i},r{i}").into_bytes()
+            } else if i % 50 == 11 {
+                expected_rejects.push((line, offset, None, format!("{i}")));
+                format!("{i}").into_bytes()
+            } else if i == 77 {
+                let raw = b"77,caf\xe9".to_vec();
+                expected_rejects.push((line, offset, None, "77,caf\u{fffd}".to_string()));
+                raw
+            } else {
+                expected_rows.push((i, format!("r{i}")));
+                format!("{i},r{i}").into_bytes()
+            };
+            bytes.extend_from_slice(&raw);
+            bytes.extend_from_slice(if i % 2 == 0 { b"\r\n" } else { b"\n" });
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let rejects = tmp.path().join("rejects.jsonl");
+        let sink = Arc::new(RejectSink::new(rejects.clone(), 1000));
+        let source = Arc::new(CsvSource {
+            path,
+            display: "in.csv".into(),
+            compression: Compression::None,
+            dialect: CsvDialect::default(),
+            schema: Arc::new(Schema::new(vec![
+                Field::new("id", DataType::Int64, true),
+                Field::new("s", DataType::Utf8, true),
+            ])),
+            formats: vec![None, None],
+            chunk_bytes: 1000, // many chunks, several with over 8 bad rows
+            counters: Arc::default(),
+            rejects: Some(sink.clone()),
+        });
+        let mut stream = source.stream(vec![0, 1]);
+        let mut rows = Vec::new();
+        while let Some(batch) = stream.next().await {
+            let batch = batch.unwrap();
+            let ids = batch
+                .column(0)
+                .as_primitive::<arrow::datatypes::Int64Type>();
+            let s = batch.column(1).as_string::<i32>();
+            for i in 0..batch.num_rows() {
+                rows.push((ids.value(i), s.value(i).to_string()));
+            }
+        }
+        assert_eq!(rows, expected_rows);
+        let found: Vec<RejectedRow> = std::fs::read_to_string(&rejects)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let got: Vec<_> = found
+            .iter()
+            .map(|r| (r.line, r.offset, r.column, r.raw.clone()))
+            .collect();
+        assert_eq!(got, expected_rejects);
+        assert_eq!(sink.count(), expected_rejects.len() as u64);
+        let first = &found[0];
+        assert_eq!(first.name.as_deref(), Some("id"));
+        assert_eq!(first.value.as_deref(), Some("x3"));
+        assert!(first.reason.contains("not an integer"), "{first:?}");
+        let short = found.iter().find(|r| r.line == 13).unwrap(); // i = 11
+        assert!(
+            short.reason.contains("expected 2 fields, found 1"),
+            "{short:?}"
+        );
+        let utf8 = found.iter().find(|r| r.line == 79).unwrap();
+        assert!(utf8.reason.contains("invalid UTF-8") && utf8.reason.contains("e9"));
     }
 }

@@ -9,6 +9,7 @@
 
 use memchr::{memchr, memchr2, memchr3};
 
+use super::super::error::{DecodeError, show_value};
 use super::dialect::CsvDialect;
 
 /// Fields of the records of one chunk, stored flat.
@@ -72,11 +73,42 @@ impl Records {
     }
 }
 
-/// A quoted field still open when the chunk (the input) ended.
+/// A quote the records cannot be cut around: a quoted field still open when
+/// the chunk (the input) ended, or one that ran over a line break and closed
+/// in the middle of a field — the mark of a stray quote that swallowed the
+/// lines after it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unterminated {
     /// Byte offset in the chunk where the record started.
     pub record_offset: usize,
+    /// Where the quote closed, when it did (in the middle of a field).
+    pub closed_at: Option<usize>,
+}
+
+impl Unterminated {
+    /// The error a person reads: the file, the line where the record starts
+    /// (`chunk` starts on line `first_line`) and, for a quote closed
+    /// mid-field, the line where it closed.
+    pub fn to_error(&self, file: &str, chunk: &[u8], first_line: u64) -> DecodeError {
+        let line_at = |at: usize| {
+            first_line + memchr::memchr_iter(b'\n', &chunk[..at.min(chunk.len())]).count() as u64
+        };
+        match self.closed_at {
+            None => DecodeError::Unterminated {
+                file: file.to_string(),
+                line: line_at(self.record_offset),
+            },
+            Some(at) => DecodeError::Layout {
+                file: file.to_string(),
+                detail: format!(
+                    "line {}: a quoted field opened in the record starting here runs to line {} and closes in the middle of a field (before {}): a stray quote? Fix the quoting, or set quote = \"\" if the file does not quote",
+                    line_at(self.record_offset),
+                    line_at(at),
+                    show_value(&chunk[(at + 1).min(chunk.len())..(at + 2).min(chunk.len())])
+                ),
+            },
+        }
+    }
 }
 
 /// Tokenizes a chunk made of complete records (the last may lack its line
@@ -139,6 +171,7 @@ pub fn tokenize(chunk: &[u8], d: &CsvDialect, out: &mut Records) -> Result<(), U
                 out.data.extend_from_slice(&rest[..p]);
                 quoted = true;
                 i += p + 1;
+                let opened = i;
                 let q = c;
                 loop {
                     let rest = &chunk[i..];
@@ -149,6 +182,7 @@ pub fn tokenize(chunk: &[u8], d: &CsvDialect, out: &mut Records) -> Result<(), U
                     let Some(p) = hit else {
                         return Err(Unterminated {
                             record_offset: rec_start,
+                            closed_at: None,
                         });
                     };
                     out.data.extend_from_slice(&rest[..p]);
@@ -161,6 +195,17 @@ pub fn tokenize(chunk: &[u8], d: &CsvDialect, out: &mut Records) -> Result<(), U
                             continue;
                         }
                         i += p + 1;
+                        // PostgreSQL reads `"a"b` as `ab`, and so does ferry;
+                        // but a quoted part over a line break that closes
+                        // mid-field is a stray quote, not data.
+                        if next.is_some_and(|n| n != delim && n != b'\n' && n != b'\r')
+                            && memchr(b'\n', &chunk[opened..i]).is_some()
+                        {
+                            return Err(Unterminated {
+                                record_offset: rec_start,
+                                closed_at: Some(i - 1),
+                            });
+                        }
                         break; // back to unquoted
                     }
                     // The escape character: it escapes a quote or itself only.
@@ -408,6 +453,20 @@ mod tests {
         let mut r = Records::default();
         let e = tokenize(b"a\n\"open,1\n2\n", &CsvDialect::default(), &mut r).unwrap_err();
         assert_eq!(e.record_offset, 2);
+    }
+
+    #[test]
+    fn a_stray_quote_that_swallows_lines_is_refused() {
+        let mut r = Records::default();
+        let d = CsvDialect::default();
+        // Line 3 opens a quote that the `"` on line 5 closes mid-field.
+        let text = b"id,s\n1,a\n2,\"b\n3,c\n4,\"d\n5,e\n";
+        let e = tokenize(text, &d, &mut r).unwrap_err();
+        assert_eq!(e.record_offset, 9);
+        assert_eq!(e.closed_at, Some(20));
+        // Over a line break and then a delimiter or line end: fine.
+        tokenize(b"1,\"a\nb\",c\n2,\"x\ny\"\r\n", &d, &mut r).unwrap();
+        assert_eq!(r.len(), 2);
     }
 
     #[test]
