@@ -48,7 +48,12 @@ pub enum FerryError {
     #[error(transparent)]
     Pg(#[from] PgError),
     /// A value the transform produced that its column cannot hold.
-    #[error("transformed row {row}: {source}")]
+    #[error(
+        "transformed row {row}, column {:?}: {} (value: {})",
+        .source.column,
+        .source.reason,
+        .source.value
+    )]
     Encode {
         /// 1-based row of the transform's output.
         row: u64,
@@ -124,6 +129,15 @@ impl FerryError {
     pub fn fault(&self) -> Fault {
         match self {
             FerryError::Spec(_) | FerryError::Usage(_) => Fault::Config,
+            // Corrupt or truncated compressed input (see decode::compression).
+            FerryError::Decode(DecodeError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::InvalidData =>
+            {
+                Fault::Input
+            }
+            FerryError::Io { source, .. } if source.kind() == std::io::ErrorKind::InvalidData => {
+                Fault::Input
+            }
             FerryError::Decode(DecodeError::Io { .. }) => Fault::External,
             FerryError::Decode(_) | FerryError::Encode { .. } => Fault::Input,
             FerryError::Transform { .. } => Fault::Input,

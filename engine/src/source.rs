@@ -65,6 +65,20 @@ impl Source {
     /// line, where the format's reader could not say it (Arrow's JSON reader).
     pub fn explain(&self, e: FerryError, spec: &DatasetSpec, input: &Input) -> FerryError {
         match (&e, self.format) {
+            // A columnar file that fails while being read is a bad input, not
+            // a failing transform.
+            (
+                FerryError::Transform { detail, .. },
+                Format::Parquet | Format::Arrow | Format::Avro,
+            ) if is_reader_failure(detail) => FerryError::Decode(DecodeError::Reader {
+                file: input.display.clone(),
+                location: String::new(),
+                detail: format!(
+                    "corrupt or truncated {} data: {}",
+                    self.format,
+                    reader_detail(detail)
+                ),
+            }),
             (FerryError::Transform { detail, .. }, Format::Ndjson)
                 if detail.contains("Json error") =>
             {
@@ -75,6 +89,24 @@ impl Source {
             _ => e,
         }
     }
+}
+
+/// Whether a failure inside the plan came from a columnar reader (Parquet,
+/// Arrow IPC, Avro decoding) rather than from the transform's own SQL.
+fn is_reader_failure(detail: &str) -> bool {
+    [
+        "Parquet error",
+        "Parquet argument error",
+        "Parser error",
+        "Io error",
+        "Ipc error",
+        "Avro",
+        "snappy",
+        "corrupt",
+        "Invalid",
+    ]
+    .iter()
+    .any(|needle| detail.contains(needle))
 }
 
 /// Default records sampled for inference.
@@ -182,6 +214,9 @@ pub fn locate_json_error(
         }
         let problem = match serde_json::from_slice::<serde_json::Value>(text) {
             Err(e) => Some(format!("not valid JSON: {e}")),
+            Ok(v) if !v.is_object() => {
+                Some("not a JSON object (each line must be one {…} record)".to_string())
+            }
             Ok(_) => schema.and_then(|schema| {
                 let mut decoder = arrow::json::ReaderBuilder::new(schema.clone())
                     .build_decoder()
@@ -212,9 +247,36 @@ pub fn df_err(input: &Input) -> impl Fn(datafusion::common::DataFusionError) -> 
         FerryError::Decode(DecodeError::Reader {
             file: input.display.clone(),
             location: String::new(),
-            detail: e.strip_backtrace(),
+            detail: reader_detail(&e.strip_backtrace()),
         })
     }
+}
+
+/// A reader's message without what misleads a person: DataFusion's "this is a
+/// bug, please file an issue" tail (a corrupt file is not DataFusion's bug) and
+/// prefixes repeated by each layer ("Parquet error: Parquet error: …").
+fn reader_detail(message: &str) -> String {
+    let mut text = message
+        .split("\nThis issue was likely caused by a bug")
+        .next()
+        .unwrap_or(message)
+        .trim()
+        .to_string();
+    for prefix in ["Internal error: ", "Arrow error: ", "External error: "] {
+        if let Some(rest) = text.strip_prefix(prefix) {
+            text = rest.to_string();
+        }
+    }
+    for twice in [
+        "Parquet error: Parquet error: ",
+        "Parser error: Parser error: ",
+    ] {
+        let once = &twice[..twice.len() / 2];
+        while text.contains(twice) {
+            text = text.replace(twice, once);
+        }
+    }
+    text
 }
 
 /// DataFusion's name for a compression codec.

@@ -928,3 +928,108 @@ fn routed_orders(s: &Scratch) {
     );
     std::fs::create_dir_all(s.path("in")).unwrap();
 }
+
+/// The error policy through a job: a routed input with a bad row under
+/// `max_bad_rows` loads the rest, and the count and the reject file reach the
+/// job record, the notification and the output bundle's job folder.
+#[tokio::test(flavor = "multi_thread")]
+async fn rejected_rows_are_counted_in_the_job_record_and_the_event() {
+    let s = Scratch::new("rejects").await;
+    routed_orders(&s);
+    let toml = s.path("specs/orders/dataset.toml");
+    let mut spec = std::fs::read_to_string(&toml).unwrap();
+    spec.push_str("[errors]\nmax_bad_rows = 2\n");
+    std::fs::write(&toml, spec).unwrap();
+    std::fs::write(s.path("in/a.csv"), "id,note\n1,one\n2\n3,three\n").unwrap();
+    let o = ferry(
+        &[
+            "run",
+            "--input",
+            "in/a.csv",
+            "--specs",
+            "specs",
+            "--work-dir",
+            "work",
+        ],
+        s.dir.path(),
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_eq!(
+        s.scalar::<i64>(&format!("SELECT count(*) FROM {}", s.table("orders")))
+            .await,
+        2
+    );
+    let events = std::fs::read_to_string(s.path("work/events.jsonl")).unwrap();
+    let event: serde_json::Value = serde_json::from_str(events.lines().next().unwrap()).unwrap();
+    assert_eq!(event["status"], "succeeded", "{event}");
+    assert_eq!(event["outputs"]["rejected_rows"], 1, "{event}");
+    let rejects = event["outputs"]["rejects"].as_str().unwrap().to_string();
+    let line: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&rejects).unwrap().trim()).unwrap();
+    assert_eq!(line["line"], 3, "{line}");
+    assert_eq!(line["raw"], "2", "{line}");
+    assert_eq!(line["reason"], "expected 2 fields, found 1", "{line}");
+    let job_id = event["job_id"].as_str().unwrap();
+    let job = ferry(
+        &["jobs", "show", job_id, "--json", "--work-dir", "work"],
+        s.dir.path(),
+    );
+    let job: serde_json::Value = serde_json::from_slice(&job.stdout).unwrap();
+    let step = job["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|st| st["outputs"].get("rejected_rows").is_some())
+        .unwrap_or_else(|| panic!("no step records the rejects: {job}"));
+    assert_eq!(step["outputs"]["rejected_rows"], 1);
+    assert_eq!(step["outputs"]["rejects"], rejects.as_str());
+}
+
+/// `ferry convert --max-bad-rows`: the bad row goes to `<output>.rejects.jsonl`,
+/// the rest converts and validates; one more bad row than allowed fails and
+/// leaves no output.
+#[tokio::test(flavor = "multi_thread")]
+async fn convert_sets_bad_rows_aside_and_validates_the_rest() {
+    let s = Scratch::new("convrejects").await;
+    std::fs::write(s.path("in.csv"), "id,note\n1,one\n2\n3,three\n4,four,4\n").unwrap();
+    let convert = |max: &str, out: &str| {
+        ferry(
+            &[
+                "convert",
+                "--input",
+                "in.csv",
+                "--to",
+                "parquet",
+                "--output",
+                out,
+                "--max-bad-rows",
+                max,
+                "--json",
+            ],
+            s.dir.path(),
+        )
+    };
+    let o = convert("2", "ok.parquet");
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let reports: Vec<serde_json::Value> = serde_json::Deserializer::from_slice(&o.stdout)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(reports[0]["rows"], 2, "{}", text(&o));
+    assert_eq!(reports[0]["rejected"], 2);
+    assert_eq!(reports[1]["verdict"], "valid");
+    let lines: Vec<u64> = std::fs::read_to_string(s.path("ok.parquet.rejects.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["line"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(lines, vec![3, 5]);
+    let o = convert("1", "over.parquet");
+    assert_eq!(code(&o), 3, "{}", text(&o));
+    assert!(text(&o).contains("max_bad_rows = 1"), "{}", text(&o));
+    assert!(!s.path("over.parquet").exists());
+}

@@ -56,21 +56,24 @@ impl Compression {
         inner: impl Read + Send + 'a,
     ) -> std::io::Result<Box<dyn Read + Send + 'a>> {
         const BUF: usize = 256 * 1024;
-        Ok(match self {
-            Compression::Auto | Compression::None => Box::new(inner),
-            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(
-                BufReader::with_capacity(BUF, inner),
-            )),
-            Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(
-                BufReader::with_capacity(BUF, inner),
-            )?),
-            Compression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(
-                BufReader::with_capacity(BUF, inner),
-            )),
-            Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(
-                BufReader::with_capacity(BUF, inner),
-            )),
-        })
+        let inner = BufReader::with_capacity(BUF, FromFile(inner));
+        let (decoder, codec): (Box<dyn Read + Send + 'a>, _) = match self {
+            Compression::Auto | Compression::None => return Ok(Box::new(inner.into_inner().0)),
+            Compression::Gzip => (Box::new(flate2::read::MultiGzDecoder::new(inner)), "gzip"),
+            Compression::Zstd => (
+                Box::new(zstd::stream::read::Decoder::with_buffer(inner)?),
+                "zstd",
+            ),
+            Compression::Bzip2 => (Box::new(bzip2::read::MultiBzDecoder::new(inner)), "bzip2"),
+            Compression::Xz => (
+                Box::new(liblzma::read::XzDecoder::new_multi_decoder(inner)),
+                "xz",
+            ),
+        };
+        Ok(Box::new(Decoding {
+            inner: decoder,
+            codec,
+        }))
     }
 
     /// The file name with this codec's extension removed (`a.csv.gz` → `a.csv`).
@@ -82,6 +85,55 @@ impl Compression {
             Some(i) => &name[..i],
             None => name,
         }
+    }
+}
+
+/// The file under a decompressor: its read errors are marked, so that
+/// [`Decoding`] can tell a failing disk from bad compressed bytes.
+struct FromFile<R>(R);
+
+#[derive(Debug)]
+struct FileFault(std::io::Error);
+
+impl std::fmt::Display for FileFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for FileFault {}
+
+impl<R: Read> Read for FromFile<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0
+            .read(buf)
+            .map_err(|e| std::io::Error::new(e.kind(), FileFault(e)))
+    }
+}
+
+/// A decompressor whose errors say what they are: the file's own read errors
+/// pass through unchanged (retrying may help); everything else is corrupt or
+/// truncated input, `InvalidData` (retrying cannot help).
+struct Decoding<'a> {
+    inner: Box<dyn Read + Send + 'a>,
+    codec: &'static str,
+}
+
+impl Read for Decoding<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).map_err(|e| {
+            if e.get_ref().is_some_and(|x| x.is::<FileFault>()) {
+                let kind = e.kind();
+                return match e.into_inner().map(|x| x.downcast::<FileFault>()) {
+                    Some(Ok(f)) => f.0,
+                    _ => std::io::Error::from(kind),
+                };
+            }
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("corrupt or truncated {} data: {e}", self.codec),
+            )
+        })
     }
 }
 

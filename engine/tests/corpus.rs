@@ -1,0 +1,681 @@
+//! The bad-input corpus: files people really receive — ragged, mis-quoted,
+//! mis-encoded, truncated, out of range, mismatched with their table — each
+//! loaded by the real `ferry` binary into a real PostgreSQL, each with its
+//! expected outcome stated exactly: the rows loaded, the rows rejected (line
+//! and column), or the error (exit code and the words that must name the
+//! file, line, column and value). Every case also checks that nothing
+//! panicked and that a failed load left the target as it was.
+//!
+//! The inputs are generated here, so the corpus documents itself and cannot
+//! drift from a binary fixture nobody can read.
+
+mod common;
+
+use std::io::Write;
+use std::sync::Arc;
+
+use arrow::array::{Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use common::{Scratch, ferry, text};
+
+/// What a case must do.
+enum Expect {
+    /// Exit code and the words the message must contain.
+    Fails(i32, Vec<String>),
+    /// Loaded this many rows; optionally a query over the target (`{t}`)
+    /// and its one-value answer.
+    Loads(i64, Option<(&'static str, &'static str)>),
+    /// Loaded this many rows and rejected exactly these (line, column).
+    Rejects(i64, Vec<(u64, Option<usize>)>),
+}
+
+struct Case {
+    name: &'static str,
+    /// File name, extension included (it picks the format and codec).
+    file: String,
+    bytes: Vec<u8>,
+    /// `[source]` and `[errors]` of the spec; `[target]` is added.
+    source: String,
+    /// Extra `[target]` keys.
+    target: &'static str,
+    /// SQL run before the load (`{t}` is the target).
+    setup: Option<&'static str>,
+    expect: Expect,
+}
+
+fn csv_source(columns: &[(&str, &str)]) -> String {
+    let mut s = String::from("[source]\nformat = \"csv\"\nheader = true\n");
+    for (name, ty) in columns {
+        s.push_str(&format!(
+            "[[source.columns]]\nname = \"{name}\"\ntype = \"{ty}\"\n"
+        ));
+    }
+    s
+}
+
+fn case(name: &'static str, file: &str, bytes: &[u8], source: String, expect: Expect) -> Case {
+    Case {
+        name,
+        file: file.to_string(),
+        bytes: bytes.to_vec(),
+        source,
+        target: "",
+        setup: None,
+        expect,
+    }
+}
+
+fn fails(code: i32, needles: &[&str]) -> Expect {
+    Expect::Fails(code, needles.iter().map(|s| s.to_string()).collect())
+}
+
+/// One column of a declared type, its value on line 2.
+fn typed(name: &'static str, ty: &str, value: &str, needles: &[&str]) -> Case {
+    let file = format!("{name}.csv");
+    let mut all = vec![format!("{file}:2"), "column 1 (\"v\")".to_string()];
+    all.push(format!("{value:?}"));
+    all.extend(needles.iter().map(|s| s.to_string()));
+    Case {
+        name,
+        file,
+        bytes: format!("v\n{value}\n").into_bytes(),
+        source: csv_source(&[("v", ty)]),
+        target: "",
+        setup: None,
+        expect: Expect::Fails(3, all),
+    }
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+fn batch() -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("s", DataType::Utf8, true),
+    ]));
+    let ids: Vec<i64> = (0..2000).collect();
+    let s: Vec<String> = ids.iter().map(|i| format!("value {i}")).collect();
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(ids)),
+            Arc::new(StringArray::from(s)),
+        ],
+    )
+    .unwrap()
+}
+
+fn parquet() -> Vec<u8> {
+    let b = batch();
+    let mut out = Vec::new();
+    let props = datafusion::parquet::file::properties::WriterProperties::builder()
+        .set_compression(datafusion::parquet::basic::Compression::SNAPPY)
+        .build();
+    let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(&mut out, b.schema(), Some(props))
+        .unwrap();
+    w.write(&b).unwrap();
+    w.close().unwrap();
+    out
+}
+
+fn arrow_ipc() -> Vec<u8> {
+    let b = batch();
+    let mut out = Vec::new();
+    let mut w = arrow::ipc::writer::FileWriter::try_new(&mut out, &b.schema()).unwrap();
+    w.write(&b).unwrap();
+    w.finish().unwrap();
+    drop(w);
+    out
+}
+
+/// Flips the bytes of `range` (the file keeps its size and magic).
+fn corrupt(mut bytes: Vec<u8>, range: std::ops::Range<usize>) -> Vec<u8> {
+    for b in &mut bytes[range] {
+        *b ^= 0x5a;
+    }
+    bytes
+}
+
+fn cases() -> Vec<Case> {
+    let two = || csv_source(&[("id", "bigint"), ("s", "text")]);
+    let plain = || "[source]\nformat = \"csv\"\nheader = true\n".to_string();
+    let json = || {
+        "[source]\nformat = \"ndjson\"\n[[source.columns]]\nname = \"id\"\ntype = \"bigint\"\n"
+            .to_string()
+    };
+    let pq = parquet();
+    let ipc = arrow_ipc();
+    let mut big = b"id,s\n1,".to_vec();
+    big.extend(std::iter::repeat_n(b'x', 10_000_000));
+    big.push(b'\n');
+    let mut v = vec![
+        // Structure of delimited text.
+        case(
+            "ragged_long",
+            "ragged_long.csv",
+            b"id,s\n1,a\n2,b,extra\n",
+            two(),
+            fails(
+                3,
+                &[
+                    "ragged_long.csv:3",
+                    "expected 2 fields, found 3",
+                    "2,b,extra",
+                ],
+            ),
+        ),
+        case(
+            "ragged_short",
+            "ragged_short.csv",
+            b"id,s\n1,a\n2\n3,c\n",
+            two(),
+            fails(3, &["ragged_short.csv:3", "expected 2 fields, found 1"]),
+        ),
+        case(
+            "quote_open_at_eof",
+            "quote_open_at_eof.csv",
+            b"id,s\n1,a\n2,\"b\n3,c\n",
+            two(),
+            fails(3, &["quote_open_at_eof.csv:3", "never closed"]),
+        ),
+        case(
+            "quote_stray_mid_file",
+            "quote_stray_mid_file.csv",
+            b"id,s\n1,a\n2,\"b\n3,c\n4,\"d\n5,e\n",
+            two(),
+            fails(
+                3,
+                &[
+                    "quote_stray_mid_file.csv",
+                    "line 3",
+                    "runs to line 5",
+                    "stray quote",
+                ],
+            ),
+        ),
+        case(
+            "invalid_utf8",
+            "invalid_utf8.csv",
+            b"id,s\n1,ok\n2,\xff\xfe\n",
+            two(),
+            fails(
+                3,
+                &[
+                    "invalid_utf8.csv:3",
+                    "invalid UTF-8 at byte offset 12 (bytes ff)",
+                ],
+            ),
+        ),
+        case(
+            "latin1",
+            "latin1.csv",
+            b"id,s\n1,caf\xe9\n",
+            two(),
+            fails(3, &["latin1.csv:2", "invalid UTF-8", "e9", "iconv"]),
+        ),
+        case(
+            "nul_byte",
+            "nul_byte.csv",
+            b"id,s\n1,a\x00b\n",
+            two(),
+            fails(3, &["row 1", "column \"s\"", "NUL byte", "a\\0b"]),
+        ),
+        case(
+            "bom_crlf",
+            "bom_crlf.csv",
+            b"\xEF\xBB\xBFid,s\r\n1,a\r\n2,b\r\n",
+            plain(),
+            Expect::Loads(
+                2,
+                Some((
+                    "SELECT string_agg(id || s, ',' ORDER BY id) FROM {t}",
+                    "1a,2b",
+                )),
+            ),
+        ),
+        case(
+            "mixed_line_endings",
+            "mixed_line_endings.csv",
+            b"id,s\n1,a\r\n2,b\n3,c\r\n",
+            plain(),
+            Expect::Loads(
+                3,
+                Some((
+                    "SELECT string_agg(s, '' ORDER BY id) FROM {t} WHERE s NOT LIKE '%' || chr(13)",
+                    "abc",
+                )),
+            ),
+        ),
+        case(
+            "header_only",
+            "header_only.csv",
+            b"id,s\n",
+            two(),
+            Expect::Loads(
+                0,
+                Some((
+                    "SELECT count(*)::text FROM information_schema.columns WHERE format('%I.%I', table_schema, table_name) = '{t}'",
+                    "2",
+                )),
+            ),
+        ),
+        case(
+            "empty_inferred",
+            "empty_inferred.csv",
+            b"",
+            "[source]\nformat = \"csv\"\n".into(),
+            fails(
+                3,
+                &["empty_inferred.csv", "is empty", "declare the columns"],
+            ),
+        ),
+        case(
+            "empty_declared",
+            "empty_declared.csv",
+            b"",
+            csv_source(&[("id", "bigint")]).replace("header = true", "header = false"),
+            Expect::Loads(0, None),
+        ),
+        case(
+            "blank_lines_only",
+            "blank_lines_only.csv",
+            b"\n\r\n\n",
+            "[source]\nformat = \"csv\"\n".into(),
+            fails(3, &["blank_lines_only.csv", "is empty"]),
+        ),
+        case(
+            "field_of_10_mb",
+            "field_of_10_mb.csv",
+            &big,
+            two(),
+            Expect::Loads(1, Some(("SELECT length(s)::text FROM {t}", "10000000"))),
+        ),
+        // Values out of range or malformed for their declared type.
+        typed(
+            "smallint_range",
+            "smallint",
+            "70000",
+            &["out of range for smallint"],
+        ),
+        typed(
+            "integer_range",
+            "integer",
+            "3000000000",
+            &["out of range for integer"],
+        ),
+        typed(
+            "bigint_range",
+            "bigint",
+            "99999999999999999999",
+            &["out of range for bigint"],
+        ),
+        typed(
+            "numeric_overflow",
+            "numeric(5,2)",
+            "12345.6",
+            &["numeric field overflow"],
+        ),
+        typed("real_range", "real", "1e39", &["out of range for real"]),
+        typed("integer_garbage", "integer", "12abc", &["not an integer"]),
+        typed(
+            "double_garbage",
+            "double precision",
+            "1.2.3",
+            &["not a number"],
+        ),
+        typed("bool_garbage", "boolean", "maybe", &["not a boolean"]),
+        typed("uuid_garbage", "uuid", "1234", &["not a UUID"]),
+        typed("date_feb_30", "date", "2026-02-30", &["not a date"]),
+        typed("date_month_13", "date", "2026-13-01", &["not a date"]),
+        typed("date_word", "date", "yesterday", &["not a date"]),
+        typed(
+            "timestamp_hour_25",
+            "timestamp",
+            "2026-01-01 25:00:00",
+            &["not a timestamp"],
+        ),
+        typed(
+            "timestamp_with_zone_into_plain",
+            "timestamp",
+            "2026-01-01 10:00:00+02:00",
+            &["has a time zone offset", "timestamptz"],
+        ),
+        typed(
+            "timestamptz_offset_25h",
+            "timestamptz",
+            "2026-01-01 10:00:00+25:00",
+            &["not a timestamp"],
+        ),
+        typed(
+            "timestamptz_unknown_zone",
+            "timestamptz",
+            "2026-01-01 10:00:00 Mars/Olympus",
+            &["not a timestamp"],
+        ),
+        typed("interval_garbage", "interval", "soon", &["not an interval"]),
+        // JSON lines.
+        case(
+            "json_broken_line",
+            "json_broken_line.ndjson",
+            b"{\"id\":1}\n{\"id\":2,\n{\"id\":3}\n",
+            json(),
+            fails(3, &["json_broken_line.ndjson:2", "not valid JSON"]),
+        ),
+        case(
+            "json_truncated_last_line",
+            "json_truncated_last_line.ndjson",
+            b"{\"id\":1}\n{\"id\":2",
+            json(),
+            fails(3, &["json_truncated_last_line.ndjson:2", "EOF"]),
+        ),
+        case(
+            "json_not_an_object",
+            "json_not_an_object.ndjson",
+            b"{\"id\":1}\n[1,2]\n",
+            json(),
+            fails(
+                3,
+                &["json_not_an_object.ndjson:2", "not a JSON object", "[1,2]"],
+            ),
+        ),
+        case(
+            "json_wrong_type",
+            "json_wrong_type.ndjson",
+            b"{\"id\":1}\n{\"id\":\"x\"}\n",
+            json(),
+            fails(3, &["json_wrong_type.ndjson:2", "'id'", "\"x\""]),
+        ),
+        // Compressed inputs.
+        case(
+            "gzip_truncated",
+            "gzip_truncated.csv.gz",
+            &gzip(b"id,s\n1,a\n2,b\n")[..20],
+            plain(),
+            fails(3, &["gzip_truncated.csv.gz", "corrupt or truncated gzip"]),
+        ),
+        case(
+            "gzip_not_gzip",
+            "gzip_not_gzip.csv.gz",
+            b"id,s\n1,a\n",
+            two(),
+            fails(3, &["gzip_not_gzip.csv.gz", "corrupt or truncated gzip"]),
+        ),
+        case(
+            "zstd_truncated",
+            "zstd_truncated.csv.zst",
+            &zstd::encode_all(&b"id,s\n1,a\n2,b\n"[..], 3).unwrap()[..12],
+            two(),
+            fails(3, &["zstd_truncated.csv.zst", "corrupt or truncated zstd"]),
+        ),
+        // Columnar files.
+        case(
+            "parquet_truncated",
+            "parquet_truncated.parquet",
+            &pq[..pq.len() / 2],
+            String::new(),
+            fails(3, &["parquet_truncated.parquet", "Invalid Parquet file"]),
+        ),
+        case(
+            "parquet_corrupt_pages",
+            "parquet_corrupt_pages.parquet",
+            &corrupt(pq.clone(), 100..400),
+            String::new(),
+            fails(
+                3,
+                &[
+                    "parquet_corrupt_pages.parquet",
+                    "corrupt or truncated parquet",
+                ],
+            ),
+        ),
+        case(
+            "parquet_corrupt_footer",
+            "parquet_corrupt_footer.parquet",
+            &corrupt(pq.clone(), pq.len() - 200..pq.len() - 8),
+            String::new(),
+            fails(3, &["parquet_corrupt_footer.parquet", "Parquet"]),
+        ),
+        case(
+            "parquet_wrong_magic",
+            "parquet_wrong_magic.parquet",
+            b"id,s\n1,a\n",
+            String::new(),
+            fails(3, &["parquet_wrong_magic.parquet", "Invalid Parquet file"]),
+        ),
+        case(
+            "arrow_truncated",
+            "arrow_truncated.arrow",
+            &ipc[..ipc.len() / 2],
+            String::new(),
+            fails(3, &["arrow_truncated.arrow", "Arrow file"]),
+        ),
+        case(
+            "arrow_corrupt",
+            "arrow_corrupt.arrow",
+            &corrupt(ipc.clone(), 200..600),
+            String::new(),
+            fails(3, &["arrow_corrupt.arrow", "corrupt or truncated arrow"]),
+        ),
+        case(
+            "arrow_wrong_magic",
+            "arrow_wrong_magic.arrow",
+            b"id,s\n1,a\n",
+            String::new(),
+            fails(3, &["arrow_wrong_magic.arrow", "Arrow"]),
+        ),
+        case(
+            "hostile_column_names",
+            "hostile_column_names.csv",
+            "\"we\"\"ird\",two words,ünïcødé,\"semi;colon --\"\n1,2,3,4\n".as_bytes(),
+            plain(),
+            Expect::Loads(
+                1,
+                Some((
+                    "SELECT string_agg(column_name, '|' ORDER BY ordinal_position) FROM information_schema.columns WHERE format('%I.%I', table_schema, table_name) = '{t}'",
+                    "we\"ird|two words|ünïcødé|semi;colon --",
+                )),
+            ),
+        ),
+        // Error policy: bad rows set aside, up to the limit.
+        case(
+            "rejects_within_limit",
+            "rejects_within_limit.csv",
+            b"id,s\n1,a\nx2,b\n3\n4,d\n5,\xe9\n6,f\n",
+            format!("{}[errors]\nmax_bad_rows = 3\n", two()),
+            Expect::Rejects(3, vec![(3, Some(1)), (4, None), (6, None)]),
+        ),
+        case(
+            "rejects_over_limit",
+            "rejects_over_limit.csv",
+            b"id,s\n1,a\nx2,b\n3\n4x,d\n",
+            format!("{}[errors]\nmax_bad_rows = 2\n", two()),
+            fails(
+                3,
+                &[
+                    "rejects_over_limit.csv",
+                    "3 bad rows, more than max_bad_rows = 2",
+                    "rejects_over_limit.csv:3: column 1 (\"id\")",
+                    "rejects.jsonl",
+                ],
+            ),
+        ),
+    ];
+    // Against an existing table.
+    v.push(Case {
+        setup: Some(
+            "CREATE TABLE {t} (id integer, s date); INSERT INTO {t} VALUES (7, '2026-01-01')",
+        ),
+        ..case(
+            "target_type_mismatch",
+            "target_type_mismatch.csv",
+            b"id,s\n1,abc\n",
+            plain(),
+            fails(4, &["column \"s\"", "Utf8", "date"]),
+        )
+    });
+    v.push(Case {
+        setup: Some("CREATE TABLE {t} (id integer, s text); INSERT INTO {t} VALUES (7, 'x')"),
+        ..case(
+            "target_missing_column",
+            "target_missing_column.csv",
+            b"id,t\n1,abc\n",
+            plain(),
+            fails(
+                4,
+                &["has no column(s) [\"t\"]", "rename them in transform.sql"],
+            ),
+        )
+    });
+    v.push(Case {
+        target: "mode = \"upsert\"\nkeys = [\"id\"]\n",
+        setup: Some(
+            "CREATE TABLE {t} (id bigint PRIMARY KEY, s text); INSERT INTO {t} VALUES (7, 'x')",
+        ),
+        ..case(
+            "upsert_duplicate_keys",
+            "upsert_duplicate_keys.csv",
+            b"id,s\n1,a\n2,b\n1,c\n",
+            two(),
+            fails(
+                4,
+                &[
+                    "same key more than once",
+                    "key (id) = 1 occurs 2 times",
+                    "DISTINCT ON",
+                ],
+            ),
+        )
+    });
+    v
+}
+
+fn code(o: &std::process::Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_bad_input_is_named_rejected_or_loaded_exactly() {
+    let s = Scratch::new("corpus").await;
+    let cases = cases();
+    assert!(cases.len() >= 40, "the corpus has {} cases", cases.len());
+    let mut failures = Vec::new();
+    for c in cases {
+        let table = s.table(c.name);
+        if let Some(sql) = c.setup {
+            s.db.batch_execute(&sql.replace("{t}", &table))
+                .await
+                .unwrap();
+        }
+        let before: Option<i64> = match c.setup {
+            Some(_) => Some(s.scalar(&format!("SELECT count(*) FROM {table}")).await),
+            None => None,
+        };
+        let input = s.path(&c.file);
+        std::fs::write(&input, &c.bytes).unwrap();
+        let spec = s.spec(
+            &format!("spec_{}", c.name),
+            &format!("{}\n[target]\ntable = \"{table}\"\n{}", c.source, c.target),
+            "SELECT * FROM source",
+        );
+        let o = ferry(
+            &[
+                "load",
+                "--json",
+                "--dataset",
+                spec.to_str().unwrap(),
+                "--input",
+                input.to_str().unwrap(),
+                "--artifacts",
+                "none",
+            ],
+            s.dir.path(),
+        );
+        let out = text(&o);
+        let mut problem = |p: String| failures.push(format!("{}: {p}\n{out}", c.name));
+        if out.contains("panicked") {
+            problem("panicked".into());
+            continue;
+        }
+        let exists: bool = s
+            .scalar(&format!("SELECT to_regclass('{table}') IS NOT NULL"))
+            .await;
+        match &c.expect {
+            Expect::Fails(want, needles) => {
+                if code(&o) != *want {
+                    problem(format!("exit {} (want {want})", code(&o)));
+                }
+                for n in needles {
+                    if !out.contains(n.as_str()) {
+                        problem(format!("no {n:?} in the message"));
+                    }
+                }
+                match before {
+                    None if exists => problem("a failed load created the target".into()),
+                    Some(rows) => {
+                        let after: i64 = s.scalar(&format!("SELECT count(*) FROM {table}")).await;
+                        if after != rows {
+                            problem(format!("the target went from {rows} to {after} rows"));
+                        }
+                    }
+                    None => {}
+                }
+            }
+            Expect::Loads(rows, check) => {
+                if code(&o) != 0 || !exists {
+                    problem(format!("exit {}, target exists: {exists}", code(&o)));
+                    continue;
+                }
+                let n: i64 = s.scalar(&format!("SELECT count(*) FROM {table}")).await;
+                if n != *rows {
+                    problem(format!("{n} rows (want {rows})"));
+                }
+                if let Some((sql, want)) = check {
+                    let got: String = s.scalar(&sql.replace("{t}", &table)).await;
+                    if got != *want {
+                        problem(format!("{sql} gave {got:?} (want {want:?})"));
+                    }
+                }
+            }
+            Expect::Rejects(rows, rejected) => {
+                if code(&o) != 0 {
+                    problem(format!("exit {}", code(&o)));
+                    continue;
+                }
+                let report: serde_json::Value =
+                    serde_json::from_slice(&o.stdout).unwrap_or_default();
+                let n: i64 = s.scalar(&format!("SELECT count(*) FROM {table}")).await;
+                if n != *rows {
+                    problem(format!("{n} rows (want {rows})"));
+                }
+                if report["rejected"] != rejected.len() {
+                    problem(format!("report says {} rejected", report["rejected"]));
+                }
+                let file = report["rejects"].as_str().unwrap_or_default();
+                let got: Vec<(u64, Option<usize>)> = std::fs::read_to_string(file)
+                    .unwrap_or_default()
+                    .lines()
+                    .map(|l| {
+                        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                        (
+                            v["line"].as_u64().unwrap_or(0),
+                            v["column"].as_u64().map(|c| c as usize),
+                        )
+                    })
+                    .collect();
+                if got != *rejected {
+                    problem(format!("rejected {got:?} (want {rejected:?}) in {file:?}"));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} cases failed:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
