@@ -14,6 +14,13 @@ moto 5.2.5 that keep a synthesized architecture from running filled in.
    NotImplementedError (PutEvents and S3's notifications fail). Here it starts
    an execution with the event as input, as AWS does.
 
+3. Fault injection for tests (not an AWS feature): `POST /_ferry/faults` with a
+   JSON list of faults makes the next matching requests fail — each fault has
+   `method` and `path` (a prefix) or `target` (the X-Amz-Target of JSON APIs
+   such as DynamoDB), the `status`, the error `code` and a `count`;
+   `GET /_ferry/faults` returns them with how often each was hit; `DELETE`
+   clears them. Throttling and 5xx errors are how the SDKs' retries are proved.
+
 Everything else is moto as published. scripts/aws.sh starts this.
 """
 
@@ -88,9 +95,79 @@ def patch_events_to_states():
     models.Rule.send_to_targets = send_to_targets
 
 
+FAULTS = []
+
+
+def _fault_for(environ):
+    method = environ.get("REQUEST_METHOD", "")
+    path = environ.get("PATH_INFO", "")
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    for fault in FAULTS:
+        if fault["hits"] >= fault.get("count", 1):
+            continue
+        if "target" in fault and fault["target"] != target:
+            continue
+        if "method" in fault and fault["method"] != method:
+            continue
+        if "path" in fault and not path.startswith(fault["path"]):
+            continue
+        fault["hits"] += 1
+        return fault
+    return None
+
+
+def _error_response(fault, environ, start_response):
+    status = int(fault.get("status", 503))
+    code = fault.get("code", "SlowDown")
+    message = fault.get("message", "injected by the ferry test emulator")
+    if environ.get("HTTP_X_AMZ_TARGET"):
+        body = json.dumps({"__type": code, "message": message}).encode()
+        kind = "application/x-amz-json-1.0"
+    else:
+        body = (
+            f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code>"
+            f"<Message>{message}</Message></Error>"
+        ).encode()
+        kind = "application/xml"
+    start_response(
+        f"{status} {code}",
+        [("Content-Type", kind), ("Content-Length", str(len(body)))],
+    )
+    return [body]
+
+
+def patch_fault_injection():
+    import moto.server
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    class WithFaults(DomainDispatcherApplication):
+        def __call__(self, environ, start_response):
+            if environ.get("PATH_INFO") == "/_ferry/faults":
+                method = environ.get("REQUEST_METHOD")
+                if method == "POST":
+                    size = int(environ.get("CONTENT_LENGTH") or 0)
+                    faults = json.loads(environ["wsgi.input"].read(size) or b"[]")
+                    FAULTS[:] = [dict(f, hits=0) for f in faults]
+                elif method == "DELETE":
+                    FAULTS.clear()
+                body = json.dumps(FAULTS).encode()
+                start_response(
+                    "200 OK",
+                    [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+                )
+                return [body]
+            fault = _fault_for(environ)
+            if fault is not None:
+                return _error_response(fault, environ, start_response)
+            return super().__call__(environ, start_response)
+
+    moto.server.DomainDispatcherApplication = WithFaults
+
+
 def main():
     patch_task_states()
     patch_events_to_states()
+    patch_fault_injection()
     from moto.server import main as moto_main
 
     moto_main(sys.argv[1:])

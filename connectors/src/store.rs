@@ -79,7 +79,9 @@ impl Location {
 /// An S3 client from the standard environment (`AWS_REGION`,
 /// `AWS_ACCESS_KEY_ID`…, `AWS_ENDPOINT_URL[_S3]` for emulators).
 pub fn s3_store(bucket: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
-    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    let mut builder = AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_retry(retry_config());
     let endpoint = std::env::var("AWS_ENDPOINT_URL_S3")
         .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
         .ok();
@@ -92,6 +94,27 @@ pub fn s3_store(bucket: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
         .build()
         .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
         .map_err(|e| classify(&format!("s3://{bucket}"), e))
+}
+
+/// Retries of throttled (503 SlowDown, 429) and failed (5xx, connection)
+/// requests: exponential backoff with jitter from 200 ms to 10 s, at most
+/// `FERRY_S3_RETRIES` times (default 6: about 20 s of backoff) and never past
+/// two minutes, then the error is reported as retryable — the job's own retry
+/// (Step Functions) takes over from there.
+fn retry_config() -> object_store::RetryConfig {
+    let max_retries = std::env::var("FERRY_S3_RETRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
+    object_store::RetryConfig {
+        backoff: object_store::BackoffConfig {
+            init_backoff: std::time::Duration::from_millis(200),
+            max_backoff: std::time::Duration::from_secs(10),
+            base: 2.0,
+        },
+        max_retries,
+        retry_timeout: std::time::Duration::from_secs(120),
+    }
 }
 
 fn classify(uri: &str, e: object_store::Error) -> StoreError {

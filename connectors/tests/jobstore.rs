@@ -2,14 +2,18 @@
 //! DynamoDB (the local AWS emulator `scripts/test` starts; the real SDK).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ferry_connectors::aws::emulator_config;
 use ferry_connectors::jobs::dynamodb::DynamoJobStore;
 use ferry_connectors::jobs::sqlite::SqliteJobStore;
 use ferry_connectors::jobs::{
     self, Created, JobError, JobInput, JobStatus, JobStore, JobStoreError, Workflow, claim, finish,
-    idempotency_key, new_job, step_finished, step_started,
+    idempotency_key, new_job, step_finished, step_started, touch,
 };
+
+/// A lease no step of this test outlives.
+const LEASE: Duration = Duration::from_secs(60);
 
 fn input(key: &str, etag: &str) -> JobInput {
     JobInput {
@@ -65,7 +69,9 @@ async fn suite(store: Arc<dyn JobStore>) {
     for _ in 0..8 {
         let s = store.clone();
         let id = id.clone();
-        handles.push(tokio::spawn(async move { claim(s.as_ref(), &id).await }));
+        handles.push(tokio::spawn(
+            async move { claim(s.as_ref(), &id, LEASE).await },
+        ));
     }
     let mut won = 0;
     for h in handles {
@@ -79,6 +85,39 @@ async fn suite(store: Arc<dyn JobStore>) {
         }
     }
     assert_eq!(won, 1);
+
+    // The lease: a renewed job stays with its worker; one whose worker stopped
+    // renewing it goes to the next claim — to exactly one of 8.
+    let short = Duration::from_secs(1);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    touch(store.as_ref(), &id).await.unwrap();
+    assert!(matches!(
+        claim(store.as_ref(), &id, short).await,
+        Err(JobStoreError::Refused {
+            status: "running",
+            ..
+        })
+    ));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mut handles = Vec::new();
+    for _ in 0..8 {
+        let s = store.clone();
+        let id = id.clone();
+        handles.push(tokio::spawn(
+            async move { claim(s.as_ref(), &id, short).await },
+        ));
+    }
+    let mut took_over = Vec::new();
+    for h in handles {
+        if let Ok(j) = h.await.unwrap() {
+            took_over.push(j.attempts);
+        }
+    }
+    assert_eq!(
+        took_over,
+        vec![2],
+        "exactly one worker takes a stale job over"
+    );
 
     // Steps are recorded with their figures.
     step_started(store.as_ref(), &id, "s3-efs-downloader")
@@ -99,7 +138,7 @@ async fn suite(store: Arc<dyn JobStore>) {
     assert_eq!(j.step("s3-efs-downloader").unwrap().bytes, Some(10));
     assert!(j.step("transform").unwrap().finished_at.is_none());
 
-    // Fail, then a new event re-runs it (attempt 2); success is final.
+    // Fail, then a new event re-runs it (attempt 3); success is final.
     let err = JobError {
         step: "transform".into(),
         name: "ferry.Input".into(),
@@ -117,18 +156,18 @@ async fn suite(store: Arc<dyn JobStore>) {
         store.list(Some(JobStatus::Failed), 10).await.unwrap().len(),
         1
     );
-    let again = claim(store.as_ref(), &id).await.unwrap();
-    assert_eq!((again.attempts, again.error.is_none()), (2, true));
+    let again = claim(store.as_ref(), &id, LEASE).await.unwrap();
+    assert_eq!((again.attempts, again.error.is_none()), (3, true));
     step_started(store.as_ref(), &id, "transform")
         .await
         .unwrap();
     let done = finish(store.as_ref(), &id, None, Some(3)).await.unwrap();
     assert_eq!((done.status, done.rows), (JobStatus::Succeeded, Some(3)));
-    assert_eq!(done.steps.iter().filter(|s| s.attempt == 2).count(), 1);
+    assert_eq!(done.steps.iter().filter(|s| s.attempt == 3).count(), 1);
     // Finishing twice the same way is a no-op; claiming a succeeded job is refused.
     finish(store.as_ref(), &id, None, None).await.unwrap();
     assert!(matches!(
-        claim(store.as_ref(), &id).await,
+        claim(store.as_ref(), &id, LEASE).await,
         Err(JobStoreError::Refused {
             status: "succeeded",
             ..

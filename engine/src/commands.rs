@@ -47,6 +47,16 @@ pub struct JobArgs {
     /// Artifact part size.
     #[arg(long, default_value = "256MiB", value_name = "SIZE")]
     part_size: bytesize::ByteSize,
+    /// How long a running job may go without its worker renewing it before another
+    /// worker takes it over (a killed worker never finishes its job); renewed every
+    /// quarter of this while a step runs.
+    #[arg(
+        long,
+        env = "FERRY_JOB_LEASE",
+        default_value = "15m",
+        value_name = "DURATION"
+    )]
+    job_lease: humantime::Duration,
 }
 
 impl JobArgs {
@@ -86,6 +96,7 @@ impl JobArgs {
                 force: self.force,
                 progress,
                 from,
+                lease: self.job_lease.into(),
             },
             store,
             notifier,

@@ -17,19 +17,54 @@ fn endpoint() -> String {
         .unwrap_or_else(|_| panic!("this test needs the local S3 emulator: run scripts/test (it starts one), or set FERRY_TEST_AWS_ENDPOINT_URL"))
 }
 
-/// Creates a bucket with a plain S3 `PUT /bucket` (object_store has no such call).
-fn make_bucket(bucket: &str) {
+/// One plain HTTP request to the emulator; the reply's body.
+fn emulator(method: &str, path: &str, body: &str) -> String {
     let url = url::Url::parse(&endpoint()).unwrap();
     let host = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
     let mut conn = std::net::TcpStream::connect(&host).unwrap();
     write!(
         conn,
-        "PUT /{bucket} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
     let mut reply = String::new();
     conn.read_to_string(&mut reply).unwrap();
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    reply
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Creates a bucket with a plain S3 `PUT /bucket` (object_store has no such call).
+fn make_bucket(bucket: &str) {
+    emulator("PUT", &format!("/{bucket}"), "");
+}
+
+/// Makes the emulator fail the next `count` GETs of `path` with 503 SlowDown
+/// (S3's throttling answer); returns nothing, see [`fault_hits`].
+fn throttle_gets(path: &str, count: u32) {
+    emulator(
+        "POST",
+        "/_ferry/faults",
+        &format!(
+            r#"[{{"method":"GET","path":"{path}","status":503,"code":"SlowDown","count":{count}}}]"#
+        ),
+    );
+}
+
+/// How many requests the injected faults failed.
+fn fault_hits() -> u64 {
+    let faults: serde_json::Value =
+        serde_json::from_str(&emulator("GET", "/_ferry/faults", "")).unwrap();
+    faults
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["hits"].as_u64().unwrap())
+        .sum()
 }
 
 fn store(bucket: &str) -> impl ObjectStore {
@@ -135,4 +170,66 @@ async fn loads_from_s3_once_and_keeps_keys_inside_the_job_folder() {
     );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("nope.csv"), "{}", text(&o));
+}
+
+/// Throttling and server errors from S3: retried with backoff until they
+/// pass, then reported as a retryable failure naming the object, with nothing
+/// loaded.
+#[tokio::test(flavor = "multi_thread")]
+async fn throttled_s3_reads_are_retried_then_fail_clearly() {
+    let s = Scratch::new("s3throttle").await;
+    let bucket = format!("ferry-throttle-{}", std::process::id());
+    make_bucket(&bucket);
+    store(&bucket)
+        .put(
+            &ObjectPath::from("in/t.csv"),
+            "id,v\n1,a\n2,b\n3,c\n".into(),
+        )
+        .await
+        .unwrap();
+    let uri = format!("s3://{bucket}/in/t.csv");
+    let path = format!("/{bucket}/in/t.csv");
+
+    throttle_gets(&path, 3);
+    let o = ferry_s3(
+        &["load", "-i", &uri, "-t", &s.table("passes")],
+        s.dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        fault_hits(),
+        3,
+        "three throttled GETs, then the fourth passed"
+    );
+    assert_eq!(
+        s.scalar::<i64>(&format!("SELECT count(*) FROM {}", s.table("passes")))
+            .await,
+        3
+    );
+
+    throttle_gets(&path, 100);
+    let o = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["load", "-i", &uri, "-t", &s.table("fails")])
+        .current_dir(s.dir.path())
+        .env("DATABASE_URL", database_url())
+        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("FERRY_LOG_FORMAT", "text")
+        .env("FERRY_S3_RETRIES", "2")
+        .output()
+        .unwrap();
+    emulator("DELETE", "/_ferry/faults", "");
+    assert_eq!(o.status.code(), Some(5), "retryable: {}", text(&o));
+    for needle in [uri.as_str(), "SlowDown", "after 2 retries"] {
+        assert!(text(&o).contains(needle), "no {needle:?} in {}", text(&o));
+    }
+    let exists: bool = s
+        .scalar(&format!(
+            "SELECT to_regclass('{}') IS NOT NULL",
+            s.table("fails")
+        ))
+        .await;
+    assert!(!exists, "a failed download created the target");
 }

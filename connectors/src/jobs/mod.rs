@@ -411,10 +411,27 @@ fn refused(job: &Job, detail: &str) -> JobStoreError {
     }
 }
 
-/// Claims a job for this worker: `pending` (or `failed`, for a re-run) →
-/// `running`, as one conditional write, so of two workers exactly one wins.
-/// A running or succeeded job is refused.
-pub async fn claim(store: &dyn JobStore, job_id: &str) -> Result<Job, JobStoreError> {
+/// Whether a running job's worker has stopped writing to it for longer than
+/// `lease`: it was killed (SIGKILL, a lost container, a reboot) and will never
+/// finish the job. Workers refresh `updated_at` while a step runs
+/// ([`touch`]), so a live worker's job is never stale.
+pub fn is_stale(job: &Job, lease: std::time::Duration) -> bool {
+    job.status == JobStatus::Running
+        && chrono::DateTime::parse_from_rfc3339(&job.updated_at).is_ok_and(|t| {
+            let idle = chrono::Utc::now().signed_duration_since(t);
+            idle.to_std().is_ok_and(|idle| idle > lease)
+        })
+}
+
+/// Claims a job for this worker: `pending` (or `failed`, for a re-run, or
+/// `running` with a lease that ran out: see [`is_stale`]) → `running`, as one
+/// conditional write, so of two workers exactly one wins. A live running or
+/// a succeeded job is refused.
+pub async fn claim(
+    store: &dyn JobStore,
+    job_id: &str,
+    lease: std::time::Duration,
+) -> Result<Job, JobStoreError> {
     update(store, job_id, |job| match job.status {
         JobStatus::Pending | JobStatus::Failed => {
             job.status = JobStatus::Running;
@@ -422,8 +439,25 @@ pub async fn claim(store: &dyn JobStore, job_id: &str) -> Result<Job, JobStoreEr
             job.error = None;
             Ok(())
         }
+        JobStatus::Running if is_stale(job, lease) => {
+            job.attempts += 1;
+            job.error = None;
+            Ok(())
+        }
         JobStatus::Running => Err(refused(job, "another worker is running it")),
         JobStatus::Succeeded => Err(refused(job, "it already succeeded")),
+    })
+    .await
+}
+
+/// Renews a running job's lease (its `updated_at`), which the worker does
+/// while a step runs.
+pub async fn touch(store: &dyn JobStore, job_id: &str) -> Result<Job, JobStoreError> {
+    update(store, job_id, |job| {
+        if job.status != JobStatus::Running {
+            return Err(refused(job, "only a running job has a lease"));
+        }
+        Ok(())
     })
     .await
 }

@@ -99,6 +99,10 @@ pub struct Settings {
     pub progress: bool,
     /// What sql-processor loads.
     pub from: ArtifactSource,
+    /// How long a running job's worker may go without renewing the job
+    /// before another worker may take it over (see [`jobs::is_stale`]);
+    /// workers renew it every quarter of this while a step runs.
+    pub lease: std::time::Duration,
 }
 
 /// Everything steps need: settings, the job store, the notifier, the
@@ -125,6 +129,15 @@ pub struct Admission {
     pub run: bool,
     /// The job existed already (a re-delivered event, or a re-run).
     pub duplicate: bool,
+}
+
+/// Stops renewing a job's lease when dropped.
+struct LeaseRenewal(tokio::task::JoinHandle<()>);
+
+impl Drop for LeaseRenewal {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// What one step produced.
@@ -277,8 +290,12 @@ impl Runtime {
             self.notify(&job.job_id, Some(err)).await?;
             return Err(e);
         }
+        let lease = self.settings.lease;
         match job.status {
             JobStatus::Pending | JobStatus::Failed => {}
+            JobStatus::Running if jobs::is_stale(&job, lease) => {
+                tracing::warn!(job_id = %job.job_id, input = %job.input.uri, since = %job.updated_at, "the job's worker stopped renewing its lease; taking the job over");
+            }
             status => {
                 tracing::info!(job_id = %job.job_id, input = %job.input.uri, status = status.as_str(), "duplicate event: the job exists; nothing to do");
                 return Ok(Admission {
@@ -288,8 +305,9 @@ impl Runtime {
                 });
             }
         }
-        let rerun = job.status == JobStatus::Failed;
-        let claimed = match jobs::claim(self.store.as_ref(), &job.job_id).await {
+        // A re-run (or a take-over) starts in a fresh run folder.
+        let rerun = job.status != JobStatus::Pending;
+        let claimed = match jobs::claim(self.store.as_ref(), &job.job_id, lease).await {
             Ok(j) => j,
             Err(JobStoreError::Refused { .. }) => {
                 // Another worker claimed it between our read and our write.
@@ -391,6 +409,7 @@ impl Runtime {
             .step(step)
             .map(|s| s.started_at.clone())
             .unwrap_or_else(jobs::now);
+        let _lease = self.renew_lease(job_id);
         match self.dispatch(&job, step).await {
             Ok(result) => {
                 self.record(job_id, step, &started_at, started, Ok(()), result)
@@ -410,6 +429,23 @@ impl Runtime {
                 Err(e)
             }
         }
+    }
+
+    /// Renews the job's lease every quarter of it until the returned guard
+    /// is dropped (the step ended). A failed renewal is logged, not fatal:
+    /// the step's own writes renew the lease too.
+    fn renew_lease(&self, job_id: &str) -> LeaseRenewal {
+        let store = self.store.clone();
+        let job_id = job_id.to_string();
+        let every = (self.settings.lease / 4).max(std::time::Duration::from_millis(100));
+        LeaseRenewal(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if let Err(e) = jobs::touch(store.as_ref(), &job_id).await {
+                    tracing::warn!(job_id, error = %e, "could not renew the job's lease");
+                }
+            }
+        }))
     }
 
     async fn dispatch(&self, job: &Job, step: &str) -> Result<StepResult, FerryError> {
