@@ -870,7 +870,7 @@ async fn pipeline(
         .map_err(|e| FerryError::io("starting the artifact writer", e))?;
 
     let depth = rayon::current_num_threads().max(1) * 2;
-    let (q_tx, mut q_rx) = mpsc::channel::<oneshot::Receiver<Result<Encoded, FerryError>>>(depth);
+    let (q_tx, q_rx) = mpsc::channel::<oneshot::Receiver<Result<Encoded, FerryError>>>(depth);
     let producer = async {
         let mut stream = transform::execute_ordered(df)
             .await
@@ -898,6 +898,10 @@ async fn pipeline(
         Ok::<u64, Stop>(first_row)
     };
     let consumer = async {
+        // Owned here: when the consumer stops early (the artifact writer
+        // failed, say on a full disk), the queue closes and the producer
+        // stops too instead of waiting on a full queue forever.
+        let mut q_rx = q_rx;
         let mut rows = 0u64;
         while let Some(pending) = q_rx.recv().await {
             let encoded = pending.await.map_err(|_| {

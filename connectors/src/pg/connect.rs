@@ -144,6 +144,11 @@ impl PgConfig {
         })
     }
 
+    /// The `application_name` the server will show, when set.
+    pub fn application_name(&self) -> Option<&str> {
+        self.config.get_application_name()
+    }
+
     /// Sets the `application_name` the server shows in `pg_stat_activity`.
     pub fn with_application_name(mut self, name: &str) -> Self {
         self.config.application_name(name);

@@ -164,7 +164,13 @@ impl LoadSession {
     /// Connects, checks the ledger, matches the output to the target table,
     /// creates staging tables and opens the COPY streams.
     pub async fn begin(cfg: &PgConfig, req: LoadRequest) -> Result<Begin, PgError> {
-        let app = format!("ferry {}", short(&req.job_id));
+        // The configured name (PGAPPNAME, application_name=…) stays first,
+        // so operators and monitors still find ferry's sessions by it.
+        let app = format!(
+            "{} {}",
+            cfg.application_name().unwrap_or("ferry"),
+            short(&req.job_id)
+        );
         let cfg = cfg.clone().with_application_name(&app);
         let control = Arc::new(cfg.connect().await?);
         ensure_ledger(&control).await?;
@@ -295,12 +301,14 @@ impl LoadSession {
                 }
             }
             (Layout::Staged, LoadMode::Replace) => {
+                drop_leftover(c, &replacement).await?;
                 exec(c, &replacement_ddl(), "creating the replacement table").await?;
                 self.cleanup = Some(replacement.clone());
                 self.copy_table = replacement;
             }
             (Layout::Staged, _) => {
                 let stage = QualifiedName::new("ferry", format!("stage_{job}"));
+                drop_leftover(c, &stage).await?;
                 exec(c, &like_target(&stage, true), "creating the staging table").await?;
                 self.cleanup = Some(stage.clone());
                 self.copy_table = stage;
@@ -613,6 +621,19 @@ async fn create_target(c: &Client, target: &QualifiedName, ddl: &str) -> Result<
     .await
     .map_err(|e| PgError::db("locking the target table's creation", e))?;
     exec(c, ddl, "creating the target table").await
+}
+
+/// Drops a table this job created in an earlier attempt that died before
+/// cleaning up (a SIGKILLed or lost worker): the staged layouts commit their
+/// staging and replacement tables so that every COPY stream sees them, and
+/// their names are the job's own, so a re-run of the job would collide.
+async fn drop_leftover(c: &Client, table: &QualifiedName) -> Result<(), PgError> {
+    exec(
+        c,
+        &format!("DROP TABLE IF EXISTS {}", table.quoted()),
+        "removing a table an earlier attempt of this job left",
+    )
+    .await
 }
 
 async fn exec(c: &Client, sql: &str, doing: &str) -> Result<(), PgError> {

@@ -728,6 +728,10 @@ impl Runtime {
             created_at: jobs::now(),
             files: Vec::new(),
         };
+        // A run whose load was already committed (a re-run after a crash)
+        // wrote nothing into its folder: it may not exist yet.
+        std::fs::create_dir_all(dir.root())
+            .map_err(|e| FerryError::io(format!("creating {}", dir.root().display()), e))?;
         let archive_dir = dir.clone();
         let (manifest, zip_bytes) =
             tokio::task::spawn_blocking(move || archive(&archive_dir, manifest, &entries))
