@@ -11,6 +11,7 @@ pub mod convert;
 pub mod decode;
 pub mod error;
 pub mod format;
+pub mod fuzz;
 pub mod load;
 pub mod progress;
 pub mod sniff;

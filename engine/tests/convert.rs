@@ -901,8 +901,32 @@ async fn corruption_is_caught_and_located() {
 #[tokio::test(flavor = "multi_thread")]
 async fn empty_and_header_only_inputs() {
     let tmp = tempfile::tempdir().unwrap();
+    // No header and no rows: no columns to write, unless the spec declares
+    // them; refused with a message that says so, and no output is left.
+    let input = tmp.path().join("empty.csv");
+    std::fs::write(&input, "").unwrap();
+    for (ext, format) in formats() {
+        let out = tmp.path().join(format!("empty.csv.{ext}"));
+        let e = convert(&request(&input, out.clone(), format))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("is empty"), "{ext}: {e}");
+        assert!(!out.exists(), "{ext}");
+    }
+    let mut declared = request(
+        &input,
+        tmp.path().join("declared.parquet"),
+        formats().remove(5).1,
+    );
+    declared.spec.source.columns = vec![ferry_engine::spec::ColumnSpec {
+        name: "a".into(),
+        ty: Some("bigint".into()),
+        format: None,
+    }];
+    let (c, v) = run(&declared).await;
+    assert_eq!(c.rows, 0);
+    assert!(v.is_valid(), "{:?}", v.problems);
     for (name, body) in [
-        ("empty.csv", ""),
         ("header.csv", "a,b,c\n"),
         ("header_crlf.csv", "\u{feff}a,b\r\n"),
     ] {

@@ -562,8 +562,15 @@ async fn every_bad_input_is_named_rejected_or_loaded_exactly() {
     let s = Scratch::new("corpus").await;
     let cases = cases();
     assert!(cases.len() >= 40, "the corpus has {} cases", cases.len());
+    let total = cases.len();
+    let mut kinds = [0usize; 3]; // fails clearly, loads, rejects
     let mut failures = Vec::new();
     for c in cases {
+        kinds[match c.expect {
+            Expect::Fails(..) => 0,
+            Expect::Loads(..) => 1,
+            Expect::Rejects(..) => 2,
+        }] += 1;
         let table = s.table(c.name);
         if let Some(sql) = c.setup {
             s.db.batch_execute(&sql.replace("{t}", &table))
@@ -672,6 +679,14 @@ async fn every_bad_input_is_named_rejected_or_loaded_exactly() {
             }
         }
     }
+    println!(
+        "CORPUS cases={total} fail_clearly={} load={} reject_rows={} broken={} panics={}",
+        kinds[0],
+        kinds[1],
+        kinds[2],
+        failures.len(),
+        failures.iter().filter(|f| f.contains(": panicked")).count()
+    );
     assert!(
         failures.is_empty(),
         "{} cases failed:\n\n{}",
