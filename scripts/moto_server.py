@@ -17,7 +17,8 @@ moto 5.2.5 that keep a synthesized architecture from running filled in.
 3. Fault injection for tests (not an AWS feature): `POST /_ferry/faults` with a
    JSON list of faults makes the next matching requests fail — each fault has
    `method` and `path` (a prefix) or `target` (the X-Amz-Target of JSON APIs
-   such as DynamoDB), the `status`, the error `code` and a `count`;
+   such as DynamoDB) and optionally `body` (a substring of the request body,
+   e.g. a table name), the `status`, the error `code` and a `count`;
    `GET /_ferry/faults` returns them with how often each was hit; `DELETE`
    clears them. Throttling and 5xx errors are how the SDKs' retries are proved.
 
@@ -102,7 +103,16 @@ def _fault_for(environ):
     method = environ.get("REQUEST_METHOD", "")
     path = environ.get("PATH_INFO", "")
     target = environ.get("HTTP_X_AMZ_TARGET", "")
+    body = None
+    if any("body" in f for f in FAULTS):
+        import io
+
+        size = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(size) if size else b""
+        environ["wsgi.input"] = io.BytesIO(body)  # moto reads it again
     for fault in FAULTS:
+        if "body" in fault and fault["body"].encode() not in (body or b""):
+            continue
         if fault["hits"] >= fault.get("count", 1):
             continue
         if "target" in fault and fault["target"] != target:
