@@ -489,6 +489,20 @@ fn cases() -> Vec<Case> {
             Expect::Rejects(3, vec![(3, Some(1)), (4, None), (6, None)]),
         ),
         case(
+            "rejects_quoted_multiline",
+            "rejects_quoted_multiline.csv",
+            b"id,s\n1,\"a\nb\"\nx,\"c\nd\"\n3,e\n",
+            format!("{}[errors]\nmax_bad_rows = 5\n", two()),
+            Expect::Rejects(2, vec![(4, Some(1))]),
+        ),
+        case(
+            "rejects_in_gzip",
+            "rejects_in_gzip.csv.gz",
+            &gzip(b"id,s\n1,a\n2,b,c\n3,c\n"),
+            format!("{}[errors]\nmax_bad_rows = 1\n", two()),
+            Expect::Rejects(2, vec![(3, None)]),
+        ),
+        case(
             "rejects_over_limit",
             "rejects_over_limit.csv",
             b"id,s\n1,a\nx2,b\n3\n4x,d\n",
