@@ -11,8 +11,8 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ferry_benchmarks::{lineitem_csv_rows, wide};
+use ferry_connectors::pg::BinaryEncoder;
 use ferry_connectors::pg::copy::encode_batch;
-use ferry_connectors::pg::{BinaryEncoder, ColumnCodec, PgType};
 use ferry_engine::convert::digest::Digest;
 use ferry_engine::decode::csv::CsvDialect;
 use ferry_engine::decode::csv::build::{ChunkPos, OnBadRow, Projection, build_batch};
@@ -82,16 +82,7 @@ fn decode(csv: &[u8], schema: &Arc<Schema>) -> RecordBatch {
 }
 
 fn encoder(batch: &RecordBatch) -> BinaryEncoder {
-    let codecs = batch
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| {
-            let pg = PgType::for_field(f).unwrap_or_else(|| panic!("no type for {f}"));
-            ColumnCodec::plan(f.name(), f.data_type(), &pg).unwrap_or_else(|e| panic!("{e}"))
-        })
-        .collect();
-    BinaryEncoder::new(Arc::new(codecs))
+    BinaryEncoder::for_schema(&batch.schema()).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The wide table's columns grouped by type family.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use ferry_connectors::pg::copy::encode_text;
-use ferry_connectors::pg::{BinaryEncoder, ColumnCodec, PGCOPY_HEADER, PGCOPY_TRAILER, PgType};
+use ferry_connectors::pg::{BinaryEncoder, PGCOPY_HEADER, PGCOPY_TRAILER};
 
 use crate::decode::copy::{read_pgcopy, read_sql};
 use crate::decode::csv::CsvDialect;
@@ -46,15 +46,7 @@ fn schema() -> SchemaRef {
 }
 
 fn encoder(schema: &SchemaRef) -> BinaryEncoder {
-    let codecs = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            let pg = PgType::for_field(f).unwrap_or_else(|| panic!("no type for {f}"));
-            ColumnCodec::plan(f.name(), f.data_type(), &pg).unwrap_or_else(|e| panic!("{e}"))
-        })
-        .collect();
-    BinaryEncoder::new(Arc::new(codecs))
+    BinaryEncoder::for_schema(schema).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn scratch() -> tempfile::NamedTempFile {

@@ -852,16 +852,8 @@ async fn fifty_concurrent_runs_of_one_input_load_it_once() {
     let children: Vec<_> = (0..50)
         .map(|_| {
             std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
-                .args([
-                    "run",
-                    "-q",
-                    "--input",
-                    "in/a.csv",
-                    "--specs",
-                    "specs",
-                    "--work-dir",
-                    "work",
-                ])
+                .args(common::RUN_IN_A)
+                .arg("-q")
                 .current_dir(s.dir.path())
                 .env("DATABASE_URL", common::database_url())
                 .env_remove("FERRY_WORK_DIR")
@@ -941,18 +933,7 @@ async fn rejected_rows_are_counted_in_the_job_record_and_the_event() {
     spec.push_str("[errors]\nmax_bad_rows = 2\n");
     std::fs::write(&toml, spec).unwrap();
     std::fs::write(s.path("in/a.csv"), "id,note\n1,one\n2\n3,three\n").unwrap();
-    let o = ferry(
-        &[
-            "run",
-            "--input",
-            "in/a.csv",
-            "--specs",
-            "specs",
-            "--work-dir",
-            "work",
-        ],
-        s.dir.path(),
-    );
+    let o = ferry(&common::RUN_IN_A, s.dir.path());
     assert_eq!(code(&o), 0, "{}", text(&o));
     assert_eq!(
         s.scalar::<i64>(&format!("SELECT count(*) FROM {}", s.table("orders")))

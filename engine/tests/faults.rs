@@ -301,19 +301,8 @@ async fn a_killed_worker_is_taken_over_and_every_row_loads_once() {
         dir
     };
     let run = |dir: &Path| {
-        let mut c = ferry_cmd(
-            &[
-                "run",
-                "-q",
-                "--input",
-                "in/a.csv",
-                "--specs",
-                "specs",
-                "--work-dir",
-                "work",
-            ],
-            dir,
-        );
+        let mut c = ferry_cmd(&common::RUN_IN_A, dir);
+        c.arg("-q");
         c.env("FERRY_JOB_LEASE", "1s");
         c
     };

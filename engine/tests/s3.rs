@@ -79,18 +79,22 @@ fn store(bucket: &str) -> impl ObjectStore {
         .unwrap()
 }
 
-fn ferry_s3(args: &[&str], cwd: &std::path::Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
+/// `ferry …` against the test database and the local S3.
+fn ferry_s3_cmd(args: &[&str], cwd: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    c.args(args)
         .current_dir(cwd)
         .env("DATABASE_URL", database_url())
         .env("AWS_ENDPOINT_URL", endpoint())
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_REGION", "us-east-1")
-        .env("FERRY_LOG_FORMAT", "text")
-        .output()
-        .unwrap()
+        .env("FERRY_LOG_FORMAT", "text");
+    c
+}
+
+fn ferry_s3(args: &[&str], cwd: &std::path::Path) -> std::process::Output {
+    ferry_s3_cmd(args, cwd).output().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -208,15 +212,7 @@ async fn throttled_s3_reads_are_retried_then_fail_clearly() {
     );
 
     throttle_gets(&path, 100);
-    let o = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["load", "-i", &uri, "-t", &s.table("fails")])
-        .current_dir(s.dir.path())
-        .env("DATABASE_URL", database_url())
-        .env("AWS_ENDPOINT_URL", endpoint())
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("FERRY_LOG_FORMAT", "text")
+    let o = ferry_s3_cmd(&["load", "-i", &uri, "-t", &s.table("fails")], s.dir.path())
         .env("FERRY_S3_RETRIES", "2")
         .output()
         .unwrap();

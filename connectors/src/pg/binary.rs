@@ -9,8 +9,9 @@
 use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::buffer::NullBuffer;
 
-use super::codec::{Codecs, ColumnCodec, EncodeError, Kind};
+use super::codec::{Codecs, ColumnCodec, EncodeError, Kind, PlanError};
 use super::text::{Style, TextColumn, list_parts, rebase_to_list, render_column};
+use super::types::PgType;
 use super::values::{
     Bins, Column, Strs, check_no_nul, check_numeric, date_at, interval_at, nulls_of, numeric_at,
     parse_uuid, time_at, timestamp_at,
@@ -437,6 +438,25 @@ impl BinaryEncoder {
     /// An encoder for these column plans, in target column order.
     pub fn new(codecs: Codecs) -> Self {
         Self { codecs }
+    }
+
+    /// An encoder for `schema` with each column's default PostgreSQL type
+    /// (the type mapping): what a table ferry creates from it would have.
+    pub fn for_schema(schema: &arrow::datatypes::Schema) -> Result<Self, PlanError> {
+        let codecs = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let pg = PgType::for_field(f).ok_or_else(|| PlanError {
+                    column: f.name().clone(),
+                    source_type: f.data_type().to_string(),
+                    target: "any PostgreSQL type".into(),
+                    hint: "; cast it in transform.sql".into(),
+                })?;
+                ColumnCodec::plan(f.name(), f.data_type(), &pg)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::new(std::sync::Arc::new(codecs)))
     }
 
     /// The column plans.

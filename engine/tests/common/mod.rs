@@ -127,6 +127,18 @@ pub fn psql_cmd(cmd: &str) -> Output {
         .expect("psql must be installed")
 }
 
+/// `ferry run` of `in/a.csv` with the specs in `specs/` and the job folders,
+/// job store and events in `work/` (relative to the test's folder).
+pub const RUN_IN_A: [&str; 7] = [
+    "run",
+    "--input",
+    "in/a.csv",
+    "--specs",
+    "specs",
+    "--work-dir",
+    "work",
+];
+
 /// Runs the `ferry` binary against the test database.
 pub fn ferry(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ferry"))

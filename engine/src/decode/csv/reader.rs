@@ -423,6 +423,23 @@ mod tests {
     use arrow::datatypes::{DataType, Field};
     use futures::StreamExt;
 
+    /// Every (id, s) row the source streams, in order.
+    async fn rows_of(source: &Arc<CsvSource>) -> Vec<(i64, String)> {
+        let mut stream = source.stream(vec![0, 1]);
+        let mut out = Vec::new();
+        while let Some(batch) = stream.next().await {
+            let batch = batch.unwrap();
+            let ids = batch
+                .column(0)
+                .as_primitive::<arrow::datatypes::Int64Type>();
+            let s = batch.column(1).as_string::<i32>();
+            for i in 0..batch.num_rows() {
+                out.push((ids.value(i), s.value(i).to_string()));
+            }
+        }
+        out
+    }
+
     /// Reads `text` with tiny chunks, so records and quoted line breaks
     /// straddle every read and every chunk boundary.
     async fn read_all(text: &str, dialect: CsvDialect) -> Vec<(i64, String)> {
@@ -444,18 +461,7 @@ mod tests {
             counters: Arc::default(),
             rejects: None,
         });
-        let mut stream = source.stream(vec![0, 1]);
-        let mut out = Vec::new();
-        while let Some(batch) = stream.next().await {
-            let batch = batch.unwrap();
-            let ids = batch
-                .column(0)
-                .as_primitive::<arrow::datatypes::Int64Type>();
-            let s = batch.column(1).as_string::<i32>();
-            for i in 0..batch.num_rows() {
-                out.push((ids.value(i), s.value(i).to_string()));
-            }
-        }
+        let out = rows_of(&source).await;
         assert_eq!(
             source.counters.rows.load(Ordering::Relaxed),
             out.len() as u64
@@ -524,18 +530,7 @@ mod tests {
             counters: Arc::default(),
             rejects: Some(sink.clone()),
         });
-        let mut stream = source.stream(vec![0, 1]);
-        let mut rows = Vec::new();
-        while let Some(batch) = stream.next().await {
-            let batch = batch.unwrap();
-            let ids = batch
-                .column(0)
-                .as_primitive::<arrow::datatypes::Int64Type>();
-            let s = batch.column(1).as_string::<i32>();
-            for i in 0..batch.num_rows() {
-                rows.push((ids.value(i), s.value(i).to_string()));
-            }
-        }
+        let rows = rows_of(&source).await;
         assert_eq!(rows, expected_rows);
         let found: Vec<RejectedRow> = std::fs::read_to_string(&rejects)
             .unwrap()
