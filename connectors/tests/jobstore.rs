@@ -1,6 +1,8 @@
 //! One behavioural suite for every job store: SQLite (a temp file) and
 //! DynamoDB (the local AWS emulator `scripts/test` starts; the real SDK).
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -224,29 +226,6 @@ async fn dynamodb_store() {
     suite(Arc::new(store)).await;
 }
 
-/// Sets the emulator's injected faults (see scripts/moto_server.py); returns
-/// them with their hit counts.
-async fn faults(endpoint: &str, body: &str) -> serde_json::Value {
-    let url = url::Url::parse(endpoint).unwrap();
-    let host = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
-    let method = if body.is_empty() { "GET" } else { "POST" };
-    let request = format!(
-        "{method} /_ferry/faults HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let reply = tokio::task::spawn_blocking(move || {
-        use std::io::{Read, Write};
-        let mut conn = std::net::TcpStream::connect(&host).unwrap();
-        conn.write_all(request.as_bytes()).unwrap();
-        let mut reply = String::new();
-        conn.read_to_string(&mut reply).unwrap();
-        reply
-    })
-    .await
-    .unwrap();
-    serde_json::from_str(reply.split("\r\n\r\n").nth(1).unwrap_or("[]")).unwrap()
-}
-
 /// DynamoDB throttling (ProvisionedThroughputExceededException on this
 /// table's writes): the SDK's retries absorb two in a row; a throttle that
 /// lasts is reported as a retryable error, so the job fails as transient.
@@ -264,16 +243,18 @@ async fn dynamodb_throttling_is_retried_then_reported_as_retryable() {
             r#"[{{"target":"DynamoDB_20120810.TransactWriteItems","body":"{table}","status":400,"code":"ProvisionedThroughputExceededException","count":{count}}}]"#
         )
     };
-    faults(&endpoint, &throttle(2)).await;
+    common::faults(&endpoint, &throttle(2)).await;
     let created = store.create(&job("throttled.csv", "e1")).await;
-    let hits = faults(&endpoint, "").await[0]["hits"].as_u64();
+    let hits = common::faults(&endpoint, "").await[0]["hits"].as_u64();
     assert!(matches!(created, Ok(Created::New(_))), "{created:?}");
     assert_eq!(hits, Some(2), "two throttled writes, then the third passed");
 
-    faults(&endpoint, &throttle(1000)).await;
+    common::faults(&endpoint, &throttle(1000)).await;
     let refused = store.create(&job("throttled.csv", "e2")).await;
-    let hits = faults(&endpoint, "").await[0]["hits"].as_u64().unwrap_or(0);
-    faults(&endpoint, "[]").await;
+    let hits = common::faults(&endpoint, "").await[0]["hits"]
+        .as_u64()
+        .unwrap_or(0);
+    common::faults(&endpoint, "[]").await;
     let e = refused.expect_err("a lasting throttle fails");
     assert!(e.retryable(), "{e}");
     assert!(

@@ -2,6 +2,8 @@
 //! EventBridge (the local AWS emulator, through the real SDK, each read back
 //! from an SQS queue subscribed to it).
 
+mod common;
+
 use ferry_connectors::aws::emulator_config;
 use ferry_connectors::jobs::{JobError, JobInput, JobStatus, Workflow, new_job};
 use ferry_connectors::notify::{
@@ -165,4 +167,45 @@ async fn jsonl_sns_and_eventbridge_carry_the_same_event() {
     );
     let got: JobEvent = serde_json::from_value(delivered["detail"].clone()).unwrap();
     assert_eq!(got, e);
+}
+
+/// EventBridge throttling of the job event (ThrottlingException on PutEvents
+/// to this bus): the SDK's retries absorb two; a lasting throttle is a
+/// retryable error naming it, so the notify step fails as transient and is
+/// retried, not lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_throttled_event_is_retried_then_reported_as_retryable() {
+    let endpoint = std::env::var("FERRY_TEST_AWS_ENDPOINT_URL").unwrap_or_else(|_| {
+        panic!("this test needs the local AWS emulator: run scripts/test, or set FERRY_TEST_AWS_ENDPOINT_URL")
+    });
+    let config = emulator_config(&endpoint).await;
+    let bus = format!("ferry-throttle-{}", uuid::Uuid::now_v7().simple());
+    aws_sdk_eventbridge::Client::new(&config)
+        .create_event_bus()
+        .name(&bus)
+        .send()
+        .await
+        .unwrap();
+    let throttle = |count: u32| {
+        format!(
+            r#"[{{"target":"AWSEvents.PutEvents","body":"{bus}","status":400,"code":"ThrottlingException","count":{count}}}]"#
+        )
+    };
+    let notifier = EventBridgeNotifier::with_config(&config, &bus);
+    common::faults(&endpoint, &throttle(2)).await;
+    let sent = notifier.send(&event()).await;
+    let hits = common::faults(&endpoint, "").await[0]["hits"].as_u64();
+    assert!(sent.is_ok(), "{sent:?}");
+    assert_eq!(
+        hits,
+        Some(2),
+        "two throttled PutEvents, then the third passed"
+    );
+
+    common::faults(&endpoint, &throttle(1000)).await;
+    let refused = notifier.send(&event()).await;
+    common::faults(&endpoint, "[]").await;
+    let e = refused.expect_err("a lasting throttle fails");
+    assert!(e.retryable(), "{e}");
+    assert!(e.to_string().contains("Throttling"), "{e}");
 }
