@@ -62,8 +62,9 @@ fn concat(schema: &SchemaRef, batches: &[RecordBatch]) -> RecordBatch {
 /// aside; then the batch through the binary COPY encoder and ferry's own
 /// PGCOPY reader. Properties: no panic; the reject mode accounts for every
 /// record (kept + rejected) and agrees with the failing mode on clean input;
-/// every rejected row points inside the input; the binary COPY reads back as
-/// exactly the batch.
+/// every rejected row points inside the input; the batch encodes (text with
+/// a NUL byte is the one value PostgreSQL cannot take, refused by name) and
+/// its binary COPY reads back as exactly the batch.
 pub fn csv_to_binary_copy(data: &[u8]) {
     let Some((&opts, body)) = data.split_first() else {
         return;
@@ -135,8 +136,11 @@ pub fn csv_to_binary_copy(data: &[u8]) {
         Err(e) => assert!(!rejected.is_empty(), "failed ({e}) but rejected nothing"),
     }
     let mut bin = PGCOPY_HEADER.to_vec();
-    if let Err(e) = encoder(&schema).encode(&batch, &mut bin) {
-        panic!("a decoded batch must encode: {e}");
+    match encoder(&schema).encode(&batch, &mut bin) {
+        Ok(()) => {}
+        // Text may hold NUL; PostgreSQL's cannot, and the encoder says so.
+        Err(e) if e.reason.contains("NUL byte") => return,
+        Err(e) => panic!("a decoded batch must encode: {e}"),
     }
     bin.extend_from_slice(&PGCOPY_TRAILER);
     let file = scratch();
