@@ -327,15 +327,37 @@ pub fn display_value(array: &dyn Array, row: usize) -> String {
         return "NULL".to_string();
     }
     let options = FormatOptions::default();
-    let text = match ArrayFormatter::try_new(array, &options) {
-        Ok(f) => f.value(row).to_string(),
-        Err(_) => format!("<{}>", array.data_type()),
-    };
+    let text = ArrayFormatter::try_new(array, &options)
+        .ok()
+        .and_then(|f| f.value(row).try_to_string().ok())
+        .unwrap_or_else(|| raw_value(array, row));
     let mut out: String = text.chars().take(200).collect();
     if out.len() < text.len() {
         out.push('…');
     }
     format!("{out:?}")
+}
+
+/// A value Arrow cannot show in its own terms (a date or timestamp beyond
+/// what its calendar code handles): the stored number, with its unit.
+fn raw_value(array: &dyn Array, row: usize) -> String {
+    use arrow::datatypes::DataType as D;
+    let (storage, unit) = match array.data_type() {
+        D::Date32 => (D::Int32, "days since 1970-01-01".to_string()),
+        D::Date64 => (D::Int64, "ms since 1970-01-01".to_string()),
+        D::Timestamp(u, _) => (D::Int64, format!("{u:?} since 1970-01-01")),
+        D::Time32(u) | D::Duration(u) => (D::Int64, format!("{u:?}")),
+        D::Time64(u) => (D::Int64, format!("{u:?}")),
+        other => return format!("<{other}>"),
+    };
+    arrow::compute::cast(&array.slice(row, 1), &storage)
+        .ok()
+        .and_then(|a| {
+            ArrayFormatter::try_new(a.as_ref(), &FormatOptions::default())
+                .ok()
+                .map(|f| format!("{} {unit}", f.value(0)))
+        })
+        .unwrap_or_else(|| format!("<{}>", array.data_type()))
 }
 
 /// Shared handle to a column plan list.
@@ -344,6 +366,12 @@ pub type Codecs = Arc<Vec<ColumnCodec>>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_arrow_cannot_show_are_shown_as_their_number() {
+        let a = arrow::array::Date32Array::from(vec![-146_597_382]);
+        assert_eq!(display_value(&a, 0), "\"-146597382 days since 1970-01-01\"");
+    }
     use arrow::array::{Int64Array, StringArray};
     use arrow::datatypes::Field;
 
