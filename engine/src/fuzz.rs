@@ -140,10 +140,9 @@ pub fn csv_to_binary_copy(data: &[u8]) {
         Ok(()) => {}
         // Values Arrow holds and PostgreSQL cannot — text with NUL, dates
         // and timestamps beyond its calendar — are refused by name.
-        Err(e)
-            if e.reason.contains("NUL byte") || e.reason.contains("out of PostgreSQL's range") =>
-        {
-            assert!(!e.value.contains("ERROR"), "the value is shown: {e}");
+        Err(e) if e.reason.contains("NUL byte") => return,
+        Err(e) if e.reason.contains("out of PostgreSQL's range") => {
+            assert!(!e.value.contains("Cast error"), "the value is shown: {e}");
             return;
         }
         Err(e) => panic!("a decoded batch must encode: {e}"),
