@@ -215,9 +215,7 @@ async fn sqlite_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dynamodb_store() {
-    let endpoint = std::env::var("FERRY_TEST_AWS_ENDPOINT_URL").unwrap_or_else(|_| {
-        panic!("this test needs the local AWS emulator: run scripts/test, or set FERRY_TEST_AWS_ENDPOINT_URL")
-    });
+    let endpoint = common::endpoint();
     let config = emulator_config(&endpoint).await;
     let table = format!("ferry-jobs-test-{}", uuid::Uuid::now_v7().simple());
     let store = DynamoJobStore::with_config(&config, &table);
@@ -231,9 +229,7 @@ async fn dynamodb_store() {
 /// lasts is reported as a retryable error, so the job fails as transient.
 #[tokio::test(flavor = "multi_thread")]
 async fn dynamodb_throttling_is_retried_then_reported_as_retryable() {
-    let endpoint = std::env::var("FERRY_TEST_AWS_ENDPOINT_URL").unwrap_or_else(|_| {
-        panic!("this test needs the local AWS emulator: run scripts/test, or set FERRY_TEST_AWS_ENDPOINT_URL")
-    });
+    let endpoint = common::endpoint();
     let config = emulator_config(&endpoint).await;
     let table = format!("ferry-jobs-throttle-{}", uuid::Uuid::now_v7().simple());
     let store = DynamoJobStore::with_config(&config, &table);

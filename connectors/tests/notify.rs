@@ -91,9 +91,7 @@ async fn jsonl_sns_and_eventbridge_carry_the_same_event() {
         .collect();
     assert_eq!(lines, vec![e.clone(), e.clone()]);
 
-    let endpoint = std::env::var("FERRY_TEST_AWS_ENDPOINT_URL").unwrap_or_else(|_| {
-        panic!("this test needs the local AWS emulator: run scripts/test, or set FERRY_TEST_AWS_ENDPOINT_URL")
-    });
+    let endpoint = common::endpoint();
     let config = emulator_config(&endpoint).await;
     let sqs = aws_sdk_sqs::Client::new(&config);
     let id = uuid::Uuid::now_v7().simple().to_string();
@@ -175,9 +173,7 @@ async fn jsonl_sns_and_eventbridge_carry_the_same_event() {
 /// retried, not lost.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_throttled_event_is_retried_then_reported_as_retryable() {
-    let endpoint = std::env::var("FERRY_TEST_AWS_ENDPOINT_URL").unwrap_or_else(|_| {
-        panic!("this test needs the local AWS emulator: run scripts/test, or set FERRY_TEST_AWS_ENDPOINT_URL")
-    });
+    let endpoint = common::endpoint();
     let config = emulator_config(&endpoint).await;
     let bus = format!("ferry-throttle-{}", uuid::Uuid::now_v7().simple());
     aws_sdk_eventbridge::Client::new(&config)

@@ -68,6 +68,14 @@ impl Rng {
     }
 }
 
+/// Trials and rows per trial (`FERRY_FAULT_TRIALS`, `FERRY_FAULT_ROWS`).
+fn sizes() -> (u64, u64) {
+    (
+        knob("FERRY_FAULT_TRIALS", 20),
+        knob("FERRY_FAULT_ROWS", 100_000),
+    )
+}
+
 /// `rows` CSV rows with ids 1..=rows and four more columns of several types.
 fn write_input(path: &Path, rows: u64) {
     let mut out = String::with_capacity(rows as usize * 60);
@@ -101,6 +109,16 @@ async fn state(s: &Scratch, table: &str) -> (i64, i64, i64) {
         .await
         .unwrap();
     (row.get(0), row.get(1), row.get(2))
+}
+
+/// Creates `table` with three rows of its own (negative ids), which a
+/// failed load must leave and only `replace` may remove.
+async fn prepare_target(s: &Scratch, table: &str) {
+    s.db.batch_execute(&format!(
+        "CREATE TABLE {table} {DDL}; INSERT INTO {table} VALUES (-1, 1, 1, '2026-01-01', 'before'), (-2, 2, 2, '2026-01-02', 'before'), (-3, 3, 3, '2026-01-03', 'before')"
+    ))
+    .await
+    .unwrap();
 }
 
 async fn ledger_entries(s: &Scratch, table: &str) -> i64 {
@@ -170,10 +188,7 @@ fn assert_clean(name: &str, f: &Figures) {
 #[tokio::test(flavor = "multi_thread")]
 async fn backends_terminated_at_random_points_leave_no_partial_load() {
     let s = Scratch::new("pgkill").await;
-    let (trials, rows) = (
-        knob("FERRY_FAULT_TRIALS", 20),
-        knob("FERRY_FAULT_ROWS", 100_000),
-    );
+    let (trials, rows) = sizes();
     let (mut rng, seed) = Rng::new();
     write_input(&s.path("in.csv"), rows);
     let load = |table: &str, mode: &str, streams: &str, app: &str| {
@@ -212,11 +227,7 @@ async fn backends_terminated_at_random_points_leave_no_partial_load() {
         let mode = ["append", "replace", "upsert"][trial as usize % 3];
         let streams = ["1", "2"][trial as usize / 3 % 2];
         let table = s.table(&format!("t{trial}"));
-        s.db.batch_execute(&format!(
-            "CREATE TABLE {table} {DDL}; INSERT INTO {table} VALUES (-1, 1, 1, '2026-01-01', 'before'), (-2, 2, 2, '2026-01-02', 'before'), (-3, 3, 3, '2026-01-03', 'before')"
-        ))
-        .await
-        .unwrap();
+        prepare_target(&s, &table).await;
         let app = format!("ferry-fault-{}-{trial}", std::process::id());
         let child = load(&table, mode, streams, &app).spawn().unwrap();
         tokio::time::sleep(full.mul_f64(1.2 * rng.unit())).await;
@@ -271,10 +282,7 @@ async fn backends_terminated_at_random_points_leave_no_partial_load() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_worker_is_taken_over_and_every_row_loads_once() {
     let s = Scratch::new("sigkill").await;
-    let (trials, rows) = (
-        knob("FERRY_FAULT_TRIALS", 20),
-        knob("FERRY_FAULT_ROWS", 100_000),
-    );
+    let (trials, rows) = sizes();
     let (mut rng, seed) = Rng::new();
     write_input(&s.path("input.csv"), rows);
     let lease = Duration::from_secs(1);
@@ -317,11 +325,7 @@ async fn a_killed_worker_is_taken_over_and_every_row_loads_once() {
         let mode = ["append", "replace", "upsert"][trial as usize % 3];
         let dir = setup(trial, mode);
         let table = s.table(&format!("t{trial}"));
-        s.db.batch_execute(&format!(
-            "CREATE TABLE {table} {DDL}; INSERT INTO {table} VALUES (-1, 1, 1, '2026-01-01', 'before'), (-2, 2, 2, '2026-01-02', 'before'), (-3, 3, 3, '2026-01-03', 'before')"
-        ))
-        .await
-        .unwrap();
+        prepare_target(&s, &table).await;
         let mut child = run(&dir).spawn().unwrap();
         tokio::time::sleep(full.mul_f64(1.2 * rng.unit())).await;
         let killed = child.try_wait().unwrap().is_none();

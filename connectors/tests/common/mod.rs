@@ -1,6 +1,13 @@
 //! Helpers shared by the connector tests that use the local AWS emulator.
 #![allow(dead_code)]
 
+/// The local AWS emulator `scripts/test` starts; a clear failure without it.
+pub fn endpoint() -> String {
+    std::env::var("FERRY_TEST_AWS_ENDPOINT_URL").unwrap_or_else(|_| {
+        panic!("this test needs the local AWS emulator: run scripts/test, or set FERRY_TEST_AWS_ENDPOINT_URL")
+    })
+}
+
 /// Sets the emulator's injected faults (see scripts/moto_server.py); returns
 /// them with their hit counts.
 pub async fn faults(endpoint: &str, body: &str) -> serde_json::Value {
