@@ -92,7 +92,9 @@ impl Source {
 }
 
 /// Whether a failure inside the plan came from a columnar reader (Parquet,
-/// Arrow IPC, Avro decoding) rather than from the transform's own SQL.
+/// Arrow IPC, Avro decoding) rather than from the transform's own SQL: only
+/// the readers' own error kinds count, so a SQL error that happens to say
+/// "invalid" stays the transform's.
 fn is_reader_failure(detail: &str) -> bool {
     [
         "Parquet error",
@@ -101,9 +103,6 @@ fn is_reader_failure(detail: &str) -> bool {
         "Io error",
         "Ipc error",
         "Avro",
-        "snappy",
-        "corrupt",
-        "Invalid",
     ]
     .iter()
     .any(|needle| detail.contains(needle))
