@@ -241,9 +241,10 @@ struct ConvertArgs {
     /// Parquet: rows per row group.
     #[arg(long, default_value_t = 1_048_576, value_name = "N")]
     row_group_rows: usize,
-    /// Parquet: turn dictionary encoding off.
-    #[arg(long)]
-    no_dictionary: bool,
+    /// Parquet: dictionary encoding for which columns: auto (those whose
+    /// first 65 536 values repeat at least 8 times on average), all or none.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "all", "none"], value_name = "WHICH")]
+    dictionary: String,
     /// Parquet: statistics to write: none, chunk or page.
     #[arg(long, default_value = "page", value_parser = ["none", "chunk", "page"])]
     statistics: String,
@@ -744,7 +745,11 @@ fn output_format(args: &ConvertArgs) -> Result<OutputFormat, FerryError> {
         to: args.to.clone(),
         compression: args.compression.clone(),
         row_group_rows: Some(args.row_group_rows),
-        dictionary: Some(!args.no_dictionary),
+        dictionary: match args.dictionary.as_str() {
+            "all" => Some(true),
+            "none" => Some(false),
+            _ => None,
+        },
         statistics: Some(args.statistics.clone()),
         delimiter: args.delimiter.clone(),
         header: Some(!args.no_header),

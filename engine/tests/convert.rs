@@ -645,7 +645,7 @@ fn formats() -> Vec<(&'static str, OutputFormat)> {
             OutputFormat::Parquet(ParquetOptions {
                 codec: ParquetCodec::Snappy,
                 row_group_rows: 3,
-                dictionary: true,
+                dictionary: Dictionary::Always,
                 statistics: Statistics::Page,
             }),
         ),
@@ -654,7 +654,7 @@ fn formats() -> Vec<(&'static str, OutputFormat)> {
             OutputFormat::Parquet(ParquetOptions {
                 codec: ParquetCodec::Zstd(5),
                 row_group_rows: 1_000,
-                dictionary: false,
+                dictionary: Dictionary::Never,
                 statistics: Statistics::None,
             }),
         ),
@@ -843,7 +843,7 @@ async fn corruption_is_caught_and_located() {
     let parquet = OutputFormat::Parquet(ParquetOptions {
         codec: ParquetCodec::None,
         row_group_rows: 1_000,
-        dictionary: false,
+        dictionary: Dictionary::Never,
         statistics: Statistics::Page,
     });
     let v = tamper(parquet, "parquet", |p| {
@@ -881,7 +881,7 @@ async fn corruption_is_caught_and_located() {
         OutputFormat::Parquet(ParquetOptions {
             codec: ParquetCodec::Snappy,
             row_group_rows: 1_000,
-            dictionary: true,
+            dictionary: Dictionary::Always,
             statistics: Statistics::Page,
         }),
         "parquet",
@@ -938,5 +938,60 @@ async fn empty_and_header_only_inputs() {
             assert_eq!(c.rows, 0, "{name} -> {ext}");
             assert!(v.is_valid(), "{name} -> {ext}: {:?}", v.problems);
         }
+    }
+}
+
+/// The encodings of each column chunk of the first row group.
+fn dictionary_columns(path: &Path) -> Vec<(String, bool)> {
+    use datafusion::parquet::basic::Encoding;
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    let group = reader.metadata().row_group(0).clone();
+    group
+        .columns()
+        .iter()
+        .map(|c| {
+            let dict = c
+                .encodings()
+                .any(|e| matches!(e, Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY));
+            (c.column_path().string(), dict)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn parquet_dictionaries_go_to_the_columns_whose_values_repeat() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("d.csv");
+    let mut body = String::from("id,flag,day,note\n");
+    for i in 0..3000 {
+        let flag = ["A", "N", "R"][i % 3];
+        body.push_str(&format!("{i},{flag},2026-01-{:02},note number {i}\n", 1 + i % 28));
+    }
+    std::fs::write(&input, body).unwrap();
+    let parquet = |dictionary| {
+        OutputFormat::Parquet(ParquetOptions {
+            codec: ParquetCodec::Snappy,
+            row_group_rows: 1_000,
+            dictionary,
+            statistics: Statistics::Page,
+        })
+    };
+    let cases = [
+        (Dictionary::Auto, [false, true, true, false]),
+        (Dictionary::Always, [true; 4]),
+        (Dictionary::Never, [false; 4]),
+    ];
+    for (dictionary, expected) in cases {
+        let out = tmp.path().join(format!("{dictionary:?}.parquet"));
+        let (c, v) = run(&request(&input, out.clone(), parquet(dictionary))).await;
+        assert_eq!(c.rows, 3000);
+        assert!(v.is_valid(), "{dictionary:?}: {:?}", v.problems);
+        assert_eq!(v.rows, (3000, 3000), "{dictionary:?}");
+        let got = dictionary_columns(&out);
+        let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["id", "flag", "day", "note"]);
+        let flags: Vec<bool> = got.iter().map(|(_, d)| *d).collect();
+        assert_eq!(flags, expected, "{dictionary:?}");
     }
 }

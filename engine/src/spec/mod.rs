@@ -184,7 +184,8 @@ pub struct ConvertSpec {
     /// Parquet: rows per row group (default 1 048 576).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub row_group_rows: Option<usize>,
-    /// Parquet: dictionary encoding (default true).
+    /// Parquet: dictionary encoding for every column (true), none (false),
+    /// or, when unset, for the columns whose values repeat.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dictionary: Option<bool>,
     /// Parquet: none, chunk or page (default page).
