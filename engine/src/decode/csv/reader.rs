@@ -72,6 +72,26 @@ pub struct CsvSource {
 /// Records longer than this are refused rather than buffered without end.
 const MAX_RECORD_BYTES: usize = 1 << 30;
 
+/// The smallest chunk the reader cuts (but for the input's last).
+const MIN_CHUNK_BYTES: usize = 256 << 10;
+
+/// How many bytes the reader aims to put in its next chunk.
+///
+/// Chunks start small and double up to `max`, so the first rows reach the
+/// writer (or PostgreSQL) after a small chunk's parse rather than a full
+/// one's; and when the bytes left are known (a plain file), the last chunks
+/// shrink so that every core still has one to parse at the end. Both ends of
+/// the pipeline otherwise idle for about a full chunk's work, which is a
+/// fixed cost per file that small files feel most.
+fn chunk_size(max: usize, cut_so_far: u32, remaining: Option<u64>, threads: usize) -> usize {
+    let min = MIN_CHUNK_BYTES.min(max);
+    let growing = min.saturating_mul(1usize << cut_so_far.min(20)).min(max);
+    let tail = remaining.map_or(max, |r| {
+        usize::try_from(r / (2 * threads as u64)).unwrap_or(max)
+    });
+    growing.min(tail).max(min)
+}
+
 struct CountingReader<R> {
     inner: R,
     counters: Arc<ReadCounters>,
@@ -178,6 +198,13 @@ impl CsvSource {
         };
         let cap = self.chunk_bytes + self.chunk_bytes / 4;
         let mut buf: Vec<u8> = Vec::with_capacity(cap);
+        // Known for plain files: the last chunks are made small too.
+        let total = match self.compression {
+            Compression::None => std::fs::metadata(&self.path).ok().map(|m| m.len()),
+            _ => None,
+        };
+        let threads = rayon::current_num_threads().max(1);
+        let mut chunks = 0u32;
         let mut splitter = Splitter::new(&self.dialect);
         let mut scanned = 0;
         let mut line = 1u64;
@@ -185,7 +212,13 @@ impl CsvSource {
         let mut first = true;
         let mut skip_header = self.dialect.header;
         loop {
-            let want = self.chunk_bytes.saturating_sub(buf.len()).max(64 * 1024) as u64;
+            let size = chunk_size(
+                self.chunk_bytes,
+                chunks,
+                total.map(|t| t.saturating_sub(offset)),
+                threads,
+            );
+            let want = size.saturating_sub(buf.len()).max(64 * 1024) as u64;
             let n = match reader.by_ref().take(want).read_to_end(&mut buf) {
                 Ok(n) => n,
                 Err(e) => {
@@ -229,6 +262,7 @@ impl CsvSource {
                     next.extend_from_slice(&buf[c..]);
                     buf.truncate(c);
                     let chunk = std::mem::replace(&mut buf, next);
+                    chunks += 1;
                     scanned = buf.len();
                     let chunk_line = line;
                     let chunk_offset = offset;
@@ -422,6 +456,24 @@ mod tests {
     use arrow::array::AsArray;
     use arrow::datatypes::{DataType, Field};
     use futures::StreamExt;
+
+    #[test]
+    fn chunks_grow_from_small_and_shrink_at_the_end() {
+        const MB: usize = 1 << 20;
+        let sizes: Vec<usize> = (0..6).map(|k| chunk_size(4 * MB, k, None, 2)).collect();
+        assert_eq!(
+            sizes,
+            [MB / 4, MB / 2, MB, 2 * MB, 4 * MB, 4 * MB],
+            "doubling from 256 KiB to the maximum"
+        );
+        // Near the end of a known file: a quarter of what is left (2 threads).
+        assert_eq!(chunk_size(4 * MB, 10, Some(8 * MB as u64), 2), 2 * MB);
+        assert_eq!(chunk_size(4 * MB, 10, Some(100 * MB as u64), 2), 4 * MB);
+        // Never below the minimum, nor above a small maximum.
+        assert_eq!(chunk_size(4 * MB, 10, Some(1000), 2), MB / 4);
+        assert_eq!(chunk_size(1000, 0, None, 2), 1000);
+        assert_eq!(chunk_size(1000, 30, Some(u64::MAX), 64), 1000);
+    }
 
     /// Every (id, s) row the source streams, in order.
     async fn rows_of(source: &Arc<CsvSource>) -> Vec<(i64, String)> {
