@@ -121,6 +121,23 @@ impl Payload<'_> {
             Payload::Fixed {
                 width, nulls: None, ..
             } => sizes.iter_mut().for_each(|s| *s += 4 + width),
+            // Plain strings and bytes, the common variable-length case,
+            // without the per-row dispatch of the general arm.
+            Payload::Var {
+                offsets: Offsets::I32(o),
+                prefix,
+                nulls,
+                ..
+            } => {
+                let extra = 4 + prefix.is_some() as usize;
+                for (i, (s, w)) in sizes.iter_mut().zip(o.windows(2)).enumerate() {
+                    *s += if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
+                        4
+                    } else {
+                        extra + (w[1] - w[0]) as usize
+                    };
+                }
+            }
             _ => {
                 let extra = 4 + self.prefix().is_some() as usize;
                 for (i, s) in sizes.iter_mut().enumerate() {
@@ -162,6 +179,31 @@ impl Payload<'_> {
                 bytes,
                 nulls,
             } => write_fixed::<16>(buf, pos, bytes, nulls),
+            Payload::Var {
+                data,
+                offsets: Offsets::I32(o),
+                prefix,
+                nulls,
+            } => {
+                let extra = prefix.is_some() as usize;
+                for (i, (p, w)) in pos.iter_mut().zip(o.windows(2)).enumerate() {
+                    if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
+                        buf[*p..*p + 4].copy_from_slice(&NULL_LEN);
+                        *p += 4;
+                        continue;
+                    }
+                    let (s, e) = (w[0] as usize, w[1] as usize);
+                    let mut at = *p;
+                    buf[at..at + 4].copy_from_slice(&((e - s + extra) as i32).to_be_bytes());
+                    at += 4;
+                    if let Some(b) = prefix {
+                        buf[at] = *b;
+                        at += 1;
+                    }
+                    buf[at..at + e - s].copy_from_slice(&data[s..e]);
+                    *p = at + e - s;
+                }
+            }
             _ => {
                 let prefix = self.prefix();
                 for (i, p) in pos.iter_mut().enumerate() {

@@ -318,6 +318,21 @@ fn year_of(y: i64, bc: bool) -> Option<i64> {
 
 /// `date`: ISO `YYYY-MM-DD` (optional ` BC`), or ±infinity.
 pub fn parse_date(s: &[u8]) -> Option<i32> {
+    // The common case, exactly `YYYY-MM-DD`, without the general path's
+    // trimming, keyword and era checks; anything else falls through.
+    if let [y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1] = *s
+        && [y0, y1, y2, y3, m0, m1, d0, d1]
+            .iter()
+            .all(u8::is_ascii_digit)
+    {
+        let n = |a: u8, b: u8| u32::from(a - b'0') * 10 + u32::from(b - b'0');
+        let year = i64::from(n(y0, y1) * 100 + n(y2, y3));
+        let (month, day) = (n(m0, m1), n(d0, d1));
+        if (1..=12).contains(&month) && day >= 1 && day <= days_in_month(year, month) {
+            // Years 0000–9999 are well inside i32 days.
+            return Some(unix_days_from_civil(year, month, day) as i32);
+        }
+    }
     let s = trim(s);
     if let Some(pos) = special(s) {
         return Some(if pos { i32::MAX } else { i32::MIN });
@@ -749,6 +764,27 @@ mod tests {
 
     #[test]
     fn dates_and_times() {
+        // The exact-shape fast path agrees with the calendar, day by day.
+        let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        let mut day = chrono::NaiveDate::from_ymd_opt(1599, 12, 25).unwrap();
+        while chrono::Datelike::year(&day) < 2402 {
+            let text = day.format("%Y-%m-%d").to_string();
+            let want = (day - epoch).num_days() as i32;
+            assert_eq!(parse_date(text.as_bytes()), Some(want), "{text}");
+            day = day.succ_opt().unwrap();
+        }
+        for bad in [
+            "2023-02-29",
+            "2100-02-29",
+            "2024-13-01",
+            "2024-00-10",
+            "2024-04-31",
+            "2024-01-00",
+            "2024-0a-01",
+        ] {
+            assert_eq!(parse_date(bad.as_bytes()), None, "{bad}");
+        }
+        assert_eq!(parse_date(b" 2024-02-29 "), parse_date(b"2024-02-29"));
         assert_eq!(parse_date(b"1970-01-02"), Some(1));
         assert_eq!(parse_date(b"2000-02-29"), Some(11_016));
         assert_eq!(parse_date(b"1999-02-29"), None);
