@@ -966,7 +966,10 @@ async fn parquet_dictionaries_go_to_the_columns_whose_values_repeat() {
     let mut body = String::from("id,flag,day,note\n");
     for i in 0..3000 {
         let flag = ["A", "N", "R"][i % 3];
-        body.push_str(&format!("{i},{flag},2026-01-{:02},note number {i}\n", 1 + i % 28));
+        body.push_str(&format!(
+            "{i},{flag},2026-01-{:02},note number {i}\n",
+            1 + i % 28
+        ));
     }
     std::fs::write(&input, body).unwrap();
     let parquet = |dictionary| {

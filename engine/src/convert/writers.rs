@@ -564,10 +564,8 @@ impl ParquetSink {
             .with_coerce_types(props.coerce_types())
             .convert(&self.schema)
             .map_err(|e| FerryError::Usage(format!("Parquet cannot hold this schema: {e}")))?;
-        let file = BufWriter::with_capacity(
-            1 << 20,
-            File::create(&self.tmp).map_err(io(&self.tmp))?,
-        );
+        let file =
+            BufWriter::with_capacity(1 << 20, File::create(&self.tmp).map_err(io(&self.tmp))?);
         let writer =
             SerializedFileWriter::new(file, parquet_schema.root_schema_ptr(), Arc::new(props))
                 .map_err(pq)?;
@@ -647,8 +645,7 @@ impl ChunkSink for ParquetSink {
         }
         self.sample_rows += batch.num_rows();
         self.sample.push(batch);
-        if self.options.dictionary != Dictionary::Auto
-            || self.sample_rows >= DICTIONARY_SAMPLE_ROWS
+        if self.options.dictionary != Dictionary::Auto || self.sample_rows >= DICTIONARY_SAMPLE_ROWS
         {
             self.open()?;
         }
