@@ -141,6 +141,35 @@ impl ColumnDigest {
     }
 }
 
+/// A Parquet file opened for validation: its footer and page index, read
+/// once for the schema check and the column readers.
+pub struct ParquetFile {
+    path: std::path::PathBuf,
+    meta: datafusion::parquet::arrow::arrow_reader::ArrowReaderMetadata,
+}
+
+impl ParquetFile {
+    /// Reads the footer and the page index. The page index is checked
+    /// because readers that prune by it (DataFusion, Spark) would fail or
+    /// skip rows on a corrupt one.
+    pub fn open(path: &Path) -> Result<ParquetFile, String> {
+        use datafusion::parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+        use datafusion::parquet::file::metadata::PageIndexPolicy;
+        let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+        let meta = ArrowReaderMetadata::load(&file, options).map_err(|e| e.to_string())?;
+        Ok(ParquetFile {
+            path: path.to_path_buf(),
+            meta,
+        })
+    }
+
+    /// The Arrow schema the file reads back as.
+    pub fn schema(&self) -> arrow::datatypes::SchemaRef {
+        self.meta.schema().clone()
+    }
+}
+
 /// A running digest.
 pub struct Digest {
     columns: Vec<ColumnDigest>,
@@ -208,17 +237,11 @@ impl Digest {
     /// row-group order, so the digest is the one [`Digest::update`] gives):
     /// column digests are independent, so validation needs neither whole
     /// batches nor a single decoding thread. Errors are the reader's, as text.
-    pub fn update_parquet(&mut self, path: &Path) -> Result<(), String> {
+    pub fn update_parquet(&mut self, file: &ParquetFile) -> Result<(), String> {
         use datafusion::parquet::arrow::ProjectionMask;
-        use datafusion::parquet::arrow::arrow_reader::{
-            ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
-        };
-        use datafusion::parquet::file::metadata::PageIndexPolicy;
+        use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let (path, meta) = (&file.path, &file.meta);
         let open = || std::fs::File::open(path).map_err(|e| e.to_string());
-        // With the page index: readers that prune by it (DataFusion, Spark)
-        // would fail or skip rows on a corrupt one, so it is checked too.
-        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
-        let meta = ArrowReaderMetadata::load(&open()?, options).map_err(|e| e.to_string())?;
         if meta.schema().fields().len() != self.columns.len() {
             return Err(format!(
                 "{} columns read back, {} written",

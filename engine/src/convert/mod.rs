@@ -32,7 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 use self::canonical::{
     Family, canonical_schema, canonicalize, comparable, comparable_type, lossy_notes,
 };
-use self::digest::{Digest, DigestSummary};
+use self::digest::{Digest, DigestSummary, ParquetFile};
 use self::writers::{Chunk, OutputFormat, TextCompression, output_bytes};
 use crate::decode::csv::{CsvDialect, CsvSource, CsvTable};
 use crate::decode::{Compression, DecodeError, copy};
@@ -499,15 +499,6 @@ async fn read_back(
     transform::execute_ordered(df).await.map_err(df_err(&input))
 }
 
-/// The Arrow schema a Parquet file reads back as (from its footer).
-fn parquet_schema(path: &Path) -> Result<SchemaRef, String> {
-    use datafusion::parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
-        .map(|m| m.schema().clone())
-        .map_err(|e| e.to_string())
-}
-
 /// How the schema read back differs from the one written, column by column
 /// (nothing when they hold the same values).
 fn schema_problems(written: &Schema, read: &Schema) -> Vec<String> {
@@ -573,16 +564,15 @@ pub async fn validate(req: &ConvertRequest) -> Result<ValidationReport, FerryErr
     let mut first_difference = None;
     if let OutputFormat::Parquet(_) = req.format {
         // Column by column on every core; the digest is the same.
-        match parquet_schema(&req.output) {
+        match ParquetFile::open(&req.output) {
             Err(e) => problems.push(format!("the output cannot be read back: {e}")),
-            Ok(read_schema) => {
-                let mismatched = schema_problems(&schema, &read_schema);
+            Ok(file) => {
+                let mismatched = schema_problems(&schema, &file.schema());
                 if !mismatched.is_empty() {
                     problems.extend(mismatched);
                 } else {
-                    let output = req.output.clone();
                     let (back, result) = tokio::task::spawn_blocking(move || {
-                        let result = digest.update_parquet(&output);
+                        let result = digest.update_parquet(&file);
                         (digest, result)
                     })
                     .await
