@@ -53,7 +53,7 @@ fn dialect() -> CsvDialect {
 fn decode(csv: &[u8], schema: &Arc<Schema>) -> RecordBatch {
     let d = dialect();
     let mut records = Records::default();
-    tokenize(csv, &d, &mut records).unwrap_or_else(|_| panic!("unterminated quote"));
+    let records = tokenize(csv, &d, &mut records).unwrap_or_else(|_| panic!("unterminated quote"));
     let projection = Projection {
         fields: schema.fields().iter().cloned().collect(),
         indices: (0..schema.fields().len()).collect(),

@@ -78,11 +78,14 @@ pub fn csv_to_binary_copy(data: &[u8]) {
     };
     let schema = schema();
     let mut records = Records::default();
-    if let Err(u) = tokenize(body, &d, &mut records) {
-        let e = u.to_error("fuzz.csv", body, 1).to_string();
-        assert!(e.contains("fuzz.csv"), "{e}");
-        return;
-    }
+    let records = match tokenize(body, &d, &mut records) {
+        Ok(records) => records,
+        Err(u) => {
+            let e = u.to_error("fuzz.csv", body, 1).to_string();
+            assert!(e.contains("fuzz.csv"), "{e}");
+            return;
+        }
+    };
     let n = schema.fields().len();
     let projection = Projection {
         fields: schema.fields().iter().cloned().collect(),

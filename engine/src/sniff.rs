@@ -40,8 +40,11 @@ pub fn sniff_delimited(lines: &[String], base: &CsvDialect) -> Sniffed {
             header: false,
             ..base.clone()
         };
-        let mut r = Records::default();
-        if tokenize(text.as_bytes(), &dialect, &mut r).is_err() || r.is_empty() {
+        let mut records = Records::default();
+        let Ok(r) = tokenize(text.as_bytes(), &dialect, &mut records) else {
+            continue;
+        };
+        if r.is_empty() {
             continue;
         }
         let first = r.field_count(0);
@@ -56,14 +59,17 @@ pub fn sniff_delimited(lines: &[String], base: &CsvDialect) -> Sniffed {
         header: false,
         ..base.clone()
     };
-    let mut r = Records::default();
-    if tokenize(text.as_bytes(), &dialect, &mut r).is_err() || r.is_empty() {
-        return Sniffed {
-            delimiter,
-            header: true,
-            header_reason: "assumed (the sample could not be read)".into(),
-        };
-    }
+    let mut records = Records::default();
+    let r = match tokenize(text.as_bytes(), &dialect, &mut records) {
+        Ok(r) if !r.is_empty() => r,
+        _ => {
+            return Sniffed {
+                delimiter,
+                header: true,
+                header_reason: "assumed (the sample could not be read)".into(),
+            };
+        }
+    };
     let n = r.field_count(0);
     let mut inf = Inference::new(n);
     inf.observe(&r, 1..r.len(), &dialect);

@@ -533,7 +533,7 @@ pub fn read_csv_head(
         let chunk = &buf[..cut];
         // Not checked for UTF-8 here: the reader does that, record by
         // record, and fails or rejects under the dataset's error policy.
-        tokenize(chunk, dialect, &mut records)
+        let records = tokenize(chunk, dialect, &mut records)
             .map_err(|u| FerryError::Decode(u.to_error(&input.display, chunk, line)))?;
         let mut skip = 0;
         if inference.is_none() && !records.is_empty() {

@@ -18,7 +18,7 @@ use super::super::parse::{
 };
 use super::super::reject::RejectedRow;
 use super::dialect::CsvDialect;
-use super::tokenize::Records;
+use super::tokenize::Tokens;
 
 /// Which file columns to decode and as what.
 #[derive(Debug, Clone)]
@@ -75,22 +75,8 @@ pub enum OnBadRow {
 const RETRIES_BEFORE_SCAN: usize = 8;
 
 impl ChunkPos<'_> {
-    /// The record starting at `start` in the chunk, without its line ending.
-    pub(crate) fn record_text(&self, records: &Records, rec: usize) -> &[u8] {
-        let start = records.record_offsets[rec] as usize;
-        let end = records
-            .record_offsets
-            .get(rec + 1)
-            .map_or(self.chunk.len(), |&e| e as usize);
-        let mut raw = &self.chunk[start..end.max(start)];
-        while let [rest @ .., b'\n' | b'\r'] = raw {
-            raw = rest;
-        }
-        raw
-    }
-
-    pub(crate) fn reject(&self, records: &Records, rec: usize, reason: String) -> RejectedRow {
-        let start = records.record_offsets[rec] as usize;
+    pub(crate) fn reject(&self, records: &Tokens<'_>, rec: usize, reason: String) -> RejectedRow {
+        let start = records.record_offset(rec);
         RejectedRow {
             file: self.file.to_string(),
             line: self.line_at(start),
@@ -99,20 +85,20 @@ impl ChunkPos<'_> {
             name: None,
             value: None,
             reason,
-            raw: String::from_utf8_lossy(self.record_text(records, rec)).into_owned(),
+            raw: String::from_utf8_lossy(records.record_text(rec)).into_owned(),
         }
     }
 }
 
 /// The error for a record with the wrong number of fields.
 fn field_count_error(
-    records: &Records,
+    records: &Tokens<'_>,
     rec: usize,
     projection: &Projection,
     pos: ChunkPos<'_>,
 ) -> DecodeError {
     let found = records.field_count(rec);
-    let start = records.record_offsets[rec] as usize;
+    let start = records.record_offset(rec);
     let end = pos.chunk[start..]
         .iter()
         .position(|&b| b == b'\n')
@@ -138,7 +124,7 @@ fn field_count_error(
 /// Builds every projected column from the rows `row_of(0..rows)` name.
 /// On failure: the output column index and the failure.
 fn build_columns(
-    records: &Records,
+    records: &Tokens<'_>,
     rows: usize,
     row_of: impl Fn(usize) -> usize + Copy,
     dialect: &CsvDialect,
@@ -160,7 +146,7 @@ fn build_columns(
 /// [`OnBadRow::Reject`], bad records come back as rejects in input order.
 #[allow(clippy::too_many_arguments)]
 pub fn build_batch(
-    records: &Records,
+    records: &Tokens<'_>,
     skip: usize,
     dialect: &CsvDialect,
     projection: &Projection,
@@ -182,7 +168,7 @@ pub fn build_batch(
         let c = projection.indices[k];
         DecodeError::Value {
             file: pos.file.to_string(),
-            line: pos.line_at(records.record_offsets[rec] as usize),
+            line: pos.line_at(records.record_offset(rec)),
             column: c + 1,
             name: projection.file_names[c].clone(),
             value: show_value(records.get(rec, c).0),
@@ -315,7 +301,9 @@ fn varlen<'a>(
 ) -> Result<VarColumn, Failure> {
     let mut offsets = Vec::with_capacity(rows + 1);
     offsets.push(0i32);
-    let mut data = Vec::new();
+    // The field bytes bound what most columns store: one allocation, not a
+    // doubling series of copies.
+    let mut data = Vec::with_capacity((0..rows).map(|r| get(r).0.len()).sum());
     let mut valid = BooleanBufferBuilder::new(rows);
     let mut any_null = false;
     for r in 0..rows {

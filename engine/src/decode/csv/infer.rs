@@ -8,7 +8,7 @@ use arrow::datatypes::{DataType, TimeUnit};
 
 use super::super::parse::{parse_date, parse_f64, parse_i64, parse_time, parse_timestamp};
 use super::dialect::CsvDialect;
-use super::tokenize::Records;
+use super::tokenize::Tokens;
 
 const BOOL: u16 = 1;
 const INT: u16 = 2;
@@ -98,7 +98,7 @@ impl Inference {
 
     /// Narrows candidates with the records in `range` (records with another
     /// field count are left for decoding to report).
-    pub fn observe(&mut self, records: &Records, range: std::ops::Range<usize>, d: &CsvDialect) {
+    pub fn observe(&mut self, records: &Tokens<'_>, range: std::ops::Range<usize>, d: &CsvDialect) {
         let n = self.candidates.len();
         for r in range {
             if records.field_count(r) != n {
@@ -179,8 +179,8 @@ mod tests {
 
     fn infer(text: &str) -> Vec<DataType> {
         let d = CsvDialect::default();
-        let mut r = Records::default();
-        tokenize(text.as_bytes(), &d, &mut r).unwrap();
+        let mut records = super::super::tokenize::Records::default();
+        let r = tokenize(text.as_bytes(), &d, &mut records).unwrap();
         let mut inf = Inference::new(r.field_count(0));
         inf.observe(&r, 0..r.len(), &d);
         inf.finish().into_iter().map(|g| g.data_type).collect()

@@ -330,7 +330,7 @@ impl CsvSource {
         }
         RECORDS.with(|cell| {
             let mut records = cell.borrow_mut();
-            tokenize(chunk, &self.dialect, &mut records)
+            let records = tokenize(chunk, &self.dialect, &mut records)
                 .map_err(|u| u.to_error(&self.display, chunk, first_line))?;
             let skip = skip.min(records.len());
             // Records that are not UTF-8 are rejected whole (the text columns
@@ -339,13 +339,13 @@ impl CsvSource {
             let mut rejected = Vec::new();
             if utf8.is_err() {
                 for rec in skip..records.len() {
-                    let raw = pos.record_text(&records, rec);
+                    let raw = records.record_text(rec);
                     if let Err(e) = std::str::from_utf8(raw) {
                         let at = e.valid_up_to();
                         let bad = &raw[at..(at + e.error_len().unwrap_or(1)).min(raw.len())];
                         let reason = format!(
                             "invalid UTF-8 at byte offset {} (bytes {})",
-                            offset + records.record_offsets[rec] as u64 + at as u64,
+                            offset + (records.record_offset(rec) + at) as u64,
                             hex(bad)
                         );
                         rejected.push(pos.reject(&records, rec, reason));
