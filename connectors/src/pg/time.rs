@@ -117,6 +117,8 @@ pub fn civil_from_unix_days(days: i64) -> (i64, u32, u32) {
 }
 
 /// Days since 1970-01-01 from a civil date (inverse of [`civil_from_unix_days`]).
+/// Inline: the CSV date parser calls it once per value from another crate.
+#[inline]
 pub fn unix_days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);

@@ -255,9 +255,41 @@ pub fn build_batch(
     }
 }
 
-fn nulls_from(valid: BooleanBufferBuilder, any_null: bool) -> Option<NullBuffer> {
-    let mut valid = valid;
-    any_null.then(|| NullBuffer::new(valid.finish()))
+/// A column's validity, built only once a NULL shows up: most columns have
+/// none, and a bit per value would cost about as much as parsing it.
+struct Validity {
+    rows: usize,
+    bits: Option<BooleanBufferBuilder>,
+}
+
+impl Validity {
+    fn new(rows: usize) -> Self {
+        Validity { rows, bits: None }
+    }
+
+    #[inline]
+    fn valid(&mut self) {
+        if let Some(bits) = &mut self.bits {
+            bits.append(true);
+        }
+    }
+
+    /// Row `r` is NULL; every row before it has been recorded.
+    #[inline]
+    fn null(&mut self, r: usize) {
+        let rows = self.rows;
+        self.bits
+            .get_or_insert_with(|| {
+                let mut bits = BooleanBufferBuilder::new(rows);
+                bits.append_n(r, true);
+                bits
+            })
+            .append(false);
+    }
+
+    fn finish(self) -> Option<NullBuffer> {
+        self.bits.map(|mut bits| NullBuffer::new(bits.finish()))
+    }
 }
 
 /// Parses a primitive column; `parse` returns the value or a reason.
@@ -268,23 +300,21 @@ fn primitive<'a, T: ArrowPrimitiveType>(
     parse: impl Fn(&[u8]) -> Result<T::Native, (String, String)>,
 ) -> Result<PrimitiveArray<T>, Failure> {
     let mut values = Vec::with_capacity(rows);
-    let mut valid = BooleanBufferBuilder::new(rows);
-    let mut any_null = false;
+    let mut valid = Validity::new(rows);
     for r in 0..rows {
         let (bytes, quoted) = get(r);
         if !quoted && dialect.is_null(bytes) {
             values.push(T::Native::default());
-            valid.append(false);
-            any_null = true;
+            valid.null(r);
             continue;
         }
         let v = parse(bytes).map_err(|(reason, hint)| (r, reason, hint))?;
         values.push(v);
-        valid.append(true);
+        valid.valid();
     }
     Ok(PrimitiveArray::new(
         ScalarBuffer::from(values),
-        nulls_from(valid, any_null),
+        valid.finish(),
     ))
 }
 
@@ -304,16 +334,14 @@ fn varlen<'a>(
     // The field bytes bound what most columns store: one allocation, not a
     // doubling series of copies.
     let mut data = Vec::with_capacity((0..rows).map(|r| get(r).0.len()).sum());
-    let mut valid = BooleanBufferBuilder::new(rows);
-    let mut any_null = false;
+    let mut valid = Validity::new(rows);
     for r in 0..rows {
         let (bytes, quoted) = get(r);
         if !quoted && dialect.is_null(bytes) {
-            valid.append(false);
-            any_null = true;
+            valid.null(r);
         } else {
             push(bytes, &mut data).map_err(|(reason, hint)| (r, reason, hint))?;
-            valid.append(true);
+            valid.valid();
         }
         let end = i32::try_from(data.len()).map_err(|_| {
             (
@@ -328,7 +356,7 @@ fn varlen<'a>(
     Ok((
         OffsetBuffer::new(ScalarBuffer::from(offsets)),
         data,
-        nulls_from(valid, any_null),
+        valid.finish(),
     ))
 }
 
@@ -361,14 +389,12 @@ pub(crate) fn build_column<'a>(
         }
         DataType::Boolean => {
             let mut values = BooleanBufferBuilder::new(rows);
-            let mut valid = BooleanBufferBuilder::new(rows);
-            let mut any_null = false;
+            let mut valid = Validity::new(rows);
             for r in 0..rows {
                 let (bytes, quoted) = get(r);
                 if !quoted && d.is_null(bytes) {
                     values.append(false);
-                    valid.append(false);
-                    any_null = true;
+                    valid.null(r);
                     continue;
                 }
                 let v = parse_bool(bytes).ok_or_else(|| {
@@ -379,11 +405,11 @@ pub(crate) fn build_column<'a>(
                     )
                 })?;
                 values.append(v);
-                valid.append(true);
+                valid.valid();
             }
             Arc::new(arrow::array::BooleanArray::new(
                 values.finish(),
-                nulls_from(valid, any_null),
+                valid.finish(),
             ))
         }
         DataType::Int16 => Arc::new(primitive::<Int16Type>(rows, get, d, |b| {
@@ -504,14 +530,12 @@ pub(crate) fn build_column<'a>(
         }
         DataType::FixedSizeBinary(16) => {
             let mut data = Vec::with_capacity(rows * 16);
-            let mut valid = BooleanBufferBuilder::new(rows);
-            let mut any_null = false;
+            let mut valid = Validity::new(rows);
             for r in 0..rows {
                 let (bytes, quoted) = get(r);
                 if !quoted && d.is_null(bytes) {
                     data.extend_from_slice(&[0; 16]);
-                    valid.append(false);
-                    any_null = true;
+                    valid.null(r);
                     continue;
                 }
                 let u = std::str::from_utf8(bytes)
@@ -525,15 +549,11 @@ pub(crate) fn build_column<'a>(
                         )
                     })?;
                 data.extend_from_slice(&u);
-                valid.append(true);
+                valid.valid();
             }
             Arc::new(
-                FixedSizeBinaryArray::try_new(
-                    16,
-                    Buffer::from_vec(data),
-                    nulls_from(valid, any_null),
-                )
-                .map_err(|e| (0, e.to_string(), String::new()))?,
+                FixedSizeBinaryArray::try_new(16, Buffer::from_vec(data), valid.finish())
+                    .map_err(|e| (0, e.to_string(), String::new()))?,
             )
         }
         other => {
@@ -571,4 +591,91 @@ fn chrono_timestamp(b: &[u8], format: &str, zoned: bool) -> Result<i64, (String,
     }
     let t = chrono::NaiveDateTime::parse_from_str(s, format).map_err(mismatch)?;
     Ok(t.and_utc().timestamp_micros())
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::Array;
+
+    use super::super::tokenize::{Records, tokenize};
+    use super::*;
+
+    /// Builds `text` (no header) as the given columns.
+    fn build(text: &str, types: &[DataType]) -> RecordBatch {
+        let fields: Vec<FieldRef> = types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Arc::new(Field::new(format!("c{i}"), t.clone(), true)))
+            .collect();
+        let projection = Projection {
+            fields: fields.clone(),
+            indices: (0..fields.len()).collect(),
+            formats: vec![None; fields.len()],
+            expected_fields: fields.len(),
+            file_names: fields.iter().map(|f| f.name().clone()).collect(),
+        };
+        let d = CsvDialect::default();
+        let mut records = Records::default();
+        let tokens = tokenize(text.as_bytes(), &d, &mut records).unwrap();
+        let pos = ChunkPos {
+            file: "t.csv",
+            chunk: text.as_bytes(),
+            first_line: 1,
+            offset: 0,
+        };
+        let schema = Arc::new(Schema::new(fields));
+        build_batch(
+            &tokens,
+            0,
+            &d,
+            &projection,
+            schema,
+            pos,
+            OnBadRow::Fail,
+            &[],
+        )
+        .unwrap()
+        .0
+    }
+
+    #[test]
+    fn nulls_land_on_their_rows_wherever_the_first_one_is() {
+        let types = [
+            DataType::Int64,
+            DataType::Utf8,
+            DataType::Boolean,
+            DataType::FixedSizeBinary(16),
+        ];
+        let uuid = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11";
+        // Row k is NULL in every column where bit k of the pattern is set.
+        for pattern in [0u8, 0b0001, 0b0100, 0b1000, 0b1010, 0b1111] {
+            let text: String = (0..4)
+                .map(|k| {
+                    if pattern & (1 << k) != 0 {
+                        ",,,\n".to_string()
+                    } else {
+                        format!("{k},\"\",t,{uuid}\n")
+                    }
+                })
+                .collect();
+            let batch = build(&text, &types);
+            for column in batch.columns() {
+                let nulls: Vec<bool> = (0..4).map(|k| column.is_null(k)).collect();
+                let want: Vec<bool> = (0..4).map(|k| pattern & (1 << k) != 0).collect();
+                assert_eq!(nulls, want, "{pattern:04b} {:?}", column.data_type());
+                assert_eq!(column.null_count(), pattern.count_ones() as usize);
+                // No NULL: no validity buffer at all.
+                assert_eq!(column.nulls().is_none(), pattern == 0);
+            }
+            // A quoted empty string is a value, not NULL.
+            let text_col = batch
+                .column(1)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap();
+            if pattern & 1 == 0 {
+                assert_eq!(text_col.value(0), "");
+            }
+        }
+    }
 }

@@ -457,6 +457,14 @@ impl Splitter {
     /// must have scanned `buf[..from]`) and returns the offset just past the
     /// last line break that ends a record, if any.
     pub fn scan(&mut self, buf: &[u8], from: usize) -> Option<usize> {
+        // The common case: no quote in the new bytes and no comment lines,
+        // so every line feed ends a record and the last one is the cut —
+        // two vector scans instead of a search per line.
+        let plain = self.comment.is_none() && !self.in_quotes && !self.skip_next;
+        if plain && self.quote.is_none_or(|q| memchr(q, &buf[from..]).is_none()) {
+            // (`at_line_start` only matters with a comment character.)
+            return memchr::memrchr(b'\n', &buf[from..]).map(|p| from + p + 1);
+        }
         let mut last = None;
         let mut i = from;
         let len = buf.len();
@@ -919,6 +927,37 @@ mod tests {
             assert_eq!(t.get(0, 2), (field.as_bytes(), false));
             assert_eq!(t.get(1, 0), (field.as_bytes(), false));
             assert_eq!(oracle(text.as_bytes(), &d).unwrap().len(), 2);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_splitter_cuts_after_the_last_line_feed_outside_quotes(
+            text in proptest::collection::vec(proptest::sample::select(b"a,\"\n".to_vec()), 0..200),
+            steps in proptest::collection::vec(1usize..40, 1..20),
+        ) {
+            let d = CsvDialect::default();
+            // Where a record may end: after a line feed outside quotes.
+            let mut in_quotes = false;
+            let mut ends = Vec::new();
+            for (i, &b) in text.iter().enumerate() {
+                in_quotes ^= b == b'"';
+                if b == b'\n' && !in_quotes {
+                    ends.push(i + 1);
+                }
+            }
+            let mut s = Splitter::new(&d);
+            let mut from = 0;
+            for step in steps.iter().cycle().take(200) {
+                let end = (from + step).min(text.len());
+                let want = ends.iter().copied().filter(|&e| e > from && e <= end).max();
+                proptest::prop_assert_eq!(s.scan(&text[..end], from), want);
+                from = end;
+                if from == text.len() {
+                    break;
+                }
+            }
+            proptest::prop_assert_eq!(s.in_quotes(), in_quotes);
         }
     }
 }
