@@ -26,6 +26,21 @@ use ferry_engine::spec::{ConvertSpec, DatasetSpec, NullMarkers, SourceSpec, Targ
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Keeps freed memory for reuse instead of handing it back to the OS 10 ms
+/// after it is freed (mimalloc's default). A conversion frees and allocates
+/// batch buffers without pause, and handing them back made the kernel fault
+/// and zero the same pages again: an SF 1 CSV → Parquet took 12–17 k page
+/// faults instead of 2 k, and one run in three spent 0.5 s more in the
+/// kernel. Memory stays at the process's peak, which streaming bounds
+/// (measured: no higher for loads, +20 MB for converts).
+fn keep_freed_memory() {
+    // `mi_option_purge_delay` (-1: never purge); mimalloc keeps the option
+    // numbers stable (deprecated ones keep their slots), v2 and v3 alike.
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: sets one integer option, which mimalloc reads at each purge.
+    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, -1) };
+}
+
 const AFTER_HELP: &str = "\
 Examples:
   # Load a CSV into a new table (types inferred, table created):
@@ -440,6 +455,7 @@ fn init_logging(cli: &Cli) -> bool {
 }
 
 fn main() -> ExitCode {
+    keep_freed_memory();
     let cli = Cli::parse();
     let json_logs = init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

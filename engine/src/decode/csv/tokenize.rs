@@ -7,7 +7,7 @@
 //! produces field bytes, unescaped, with a quoted flag per field (PostgreSQL
 //! treats a quoted empty field as `""` and an unquoted one as NULL).
 
-use memchr::{memchr, memchr2, memchr3};
+use memchr::{memchr, memchr2};
 
 use super::super::error::{DecodeError, show_value};
 use super::dialect::CsvDialect;
@@ -347,10 +347,19 @@ pub fn tokenize<'a>(
                 let opened = i;
                 let q = c;
                 loop {
-                    let rest = &chunk[i..];
                     let hit = match escape {
-                        Some(e) if e != q => memchr2(q, e, rest),
-                        _ => memchr(q, rest),
+                        Some(e) if e != q => memchr2(q, e, &chunk[i..]).map(|p| i + p),
+                        // The quote is one of the scanner's bytes; delimiters
+                        // and line feeds inside the quotes are passed over.
+                        _ => {
+                            let mut from = i;
+                            loop {
+                                match scan.find(from) {
+                                    Some(p) if chunk[p] != q => from = p + 1,
+                                    found => break found,
+                                }
+                            }
+                        }
                     };
                     let Some(p) = hit else {
                         return Err(Unterminated {
@@ -358,7 +367,6 @@ pub fn tokenize<'a>(
                             closed_at: None,
                         });
                     };
-                    let p = i + p;
                     parts.push(chunk, i, p, &mut out.unescaped);
                     let c = chunk[p];
                     let next = chunk.get(p + 1).copied();
@@ -465,6 +473,10 @@ impl Splitter {
             // (`at_line_start` only matters with a comment character.)
             return memchr::memrchr(b'\n', &buf[from..]).map(|p| from + p + 1);
         }
+        // Without a quote character, the line feed stands in for it (and for
+        // the escape), so only line feeds are found.
+        let q = self.quote.unwrap_or(b'\n');
+        let mut hits = Structural::new(buf, [q, b'\n', self.escape.unwrap_or(q)]);
         let mut last = None;
         let mut i = from;
         let len = buf.len();
@@ -493,38 +505,25 @@ impl Splitter {
                     continue;
                 }
             }
-            let rest = &buf[i..];
-            if self.in_quotes {
-                let q = self.quote.unwrap_or(b'"');
-                let hit = match self.escape {
-                    Some(e) if e != q => memchr3(q, e, b'\n', rest),
-                    _ => memchr2(q, b'\n', rest),
-                };
-                let Some(p) = hit else { return last };
-                let c = rest[p];
-                i += p + 1;
-                if c == b'\n' {
-                    self.at_line_start = true;
-                } else if c == q {
+            let Some(p) = hits.find(i) else { return last };
+            let c = buf[p];
+            i = p + 1;
+            if c == b'\n' {
+                self.at_line_start = true;
+                if !self.in_quotes {
+                    last = Some(i);
+                }
+            } else if self.in_quotes {
+                if c == q {
                     // A doubled quote closes and reopens: same state either way.
                     self.in_quotes = false;
                 } else {
-                    self.skip_next = true;
+                    self.skip_next = true; // the escape character
                 }
-            } else {
-                let hit = match self.quote {
-                    Some(q) => memchr2(q, b'\n', rest),
-                    None => memchr(b'\n', rest),
-                };
-                let Some(p) = hit else { return last };
-                i += p + 1;
-                if rest[p] == b'\n' {
-                    self.at_line_start = true;
-                    last = Some(i);
-                } else {
-                    self.in_quotes = true;
-                }
+            } else if c == q {
+                self.in_quotes = true;
             }
+            // (Outside quotes the escape character is an ordinary byte.)
         }
         last
     }
@@ -538,6 +537,8 @@ impl Splitter {
 
 #[cfg(test)]
 mod tests {
+    use memchr::memchr3;
+
     use super::*;
 
     fn fields(input: &str, d: &CsvDialect) -> Vec<Vec<(String, bool)>> {
@@ -933,14 +934,27 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn the_splitter_cuts_after_the_last_line_feed_outside_quotes(
-            text in proptest::collection::vec(proptest::sample::select(b"a,\"\n".to_vec()), 0..200),
+            text in proptest::collection::vec(proptest::sample::select(b"a,\"\n\\".to_vec()), 0..200),
             steps in proptest::collection::vec(1usize..40, 1..20),
+            backslash in proptest::bool::ANY,
         ) {
-            let d = CsvDialect::default();
-            // Where a record may end: after a line feed outside quotes.
-            let mut in_quotes = false;
+            let d = CsvDialect {
+                escape: backslash.then_some(b'\\'),
+                ..CsvDialect::default()
+            };
+            // Where a record may end: after a line feed outside quotes (a
+            // backslash escape inside quotes hides the byte after it).
+            let (mut in_quotes, mut escaped) = (false, false);
             let mut ends = Vec::new();
             for (i, &b) in text.iter().enumerate() {
+                if escaped {
+                    escaped = false;
+                    continue;
+                }
+                if in_quotes && backslash && b == b'\\' {
+                    escaped = true;
+                    continue;
+                }
                 in_quotes ^= b == b'"';
                 if b == b'\n' && !in_quotes {
                     ends.push(i + 1);
