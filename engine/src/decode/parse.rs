@@ -316,6 +316,26 @@ fn year_of(y: i64, bc: bool) -> Option<i64> {
     }
 }
 
+/// First year of [`YEAR_STARTS`].
+const TABLE_FROM: u32 = 1900;
+
+/// Days from 1970-01-01 to January 1st of each year from 1900 to 2099: the
+/// dates most files hold become a lookup and two additions.
+const YEAR_STARTS: [i32; 200] = {
+    let mut t = [0i32; 200];
+    let mut i = 0;
+    while i < 200 {
+        // Days from 0001-01-01 to January 1st, less those to 1970-01-01.
+        let y = TABLE_FROM as i64 + i as i64 - 1;
+        t[i] = (365 * y + y / 4 - y / 100 + y / 400 - 719_162) as i32;
+        i += 1;
+    }
+    t
+};
+
+/// Days in the months before each month of a common year.
+const DAYS_BEFORE_MONTH: [u32; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
+
 /// `date`: ISO `YYYY-MM-DD` (optional ` BC`), or ±infinity.
 pub fn parse_date(s: &[u8]) -> Option<i32> {
     // The common case, exactly `YYYY-MM-DD`, without the general path's
@@ -326,8 +346,25 @@ pub fn parse_date(s: &[u8]) -> Option<i32> {
             .all(u8::is_ascii_digit)
     {
         let n = |a: u8, b: u8| u32::from(a - b'0') * 10 + u32::from(b - b'0');
-        let year = i64::from(n(y0, y1) * 100 + n(y2, y3));
-        let (month, day) = (n(m0, m1), n(d0, d1));
+        let (year, month, day) = (n(y0, y1) * 100 + n(y2, y3), n(m0, m1), n(d0, d1));
+        if let Some(&start) = YEAR_STARTS.get(year.wrapping_sub(TABLE_FROM) as usize) {
+            // 1900–2099: a leap year is a multiple of 4 other than 1900.
+            let leap = year % 4 == 0 && year != 1900;
+            if (1..=12).contains(&month) {
+                // Bit m of 0x15AA is set for the months of 31 days.
+                let last = if month == 2 {
+                    28 + u32::from(leap)
+                } else {
+                    30 + ((0x15AA >> month) & 1)
+                };
+                if (1..=last).contains(&day) {
+                    let before =
+                        DAYS_BEFORE_MONTH[month as usize - 1] + u32::from(leap && month > 2);
+                    return Some(start + (before + day - 1) as i32);
+                }
+            }
+        }
+        let year = i64::from(year);
         if (1..=12).contains(&month) && day >= 1 && day <= days_in_month(year, month) {
             // Years 0000–9999 are well inside i32 days.
             return Some(unix_days_from_civil(year, month, day) as i32);
@@ -781,6 +818,10 @@ mod tests {
             "2024-04-31",
             "2024-01-00",
             "2024-0a-01",
+            "1900-02-29",
+            "2023-06-31",
+            "2023-99-01",
+            "2023-01-32",
         ] {
             assert_eq!(parse_date(bad.as_bytes()), None, "{bad}");
         }

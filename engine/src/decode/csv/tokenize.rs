@@ -177,7 +177,7 @@ impl<'a> Structural<'a> {
     }
 
     /// The first position at or after `from` holding one of the bytes.
-    #[inline]
+    #[inline(always)]
     fn find(&mut self, from: usize) -> Option<usize> {
         let mut base = from & !63;
         let mut mask = if base == self.base {
@@ -195,6 +195,8 @@ impl<'a> Structural<'a> {
         Some(base + mask.trailing_zeros() as usize)
     }
 
+    /// Computes the mask of the block at `base` (once per 64 bytes).
+    #[inline(never)]
     fn load(&mut self, base: usize) -> u64 {
         self.base = base;
         self.mask = match self.bytes.get(base..base + 64) {
