@@ -204,12 +204,7 @@ impl<'a> Structural<'a> {
                 block.try_into().unwrap_or_else(|_| unreachable!()),
                 self.set,
             ),
-            None => {
-                let tail = self.bytes.get(base..).unwrap_or_default();
-                tail.iter()
-                    .enumerate()
-                    .fold(0, |m, (k, b)| m | (u64::from(self.set.contains(b)) << k))
-            }
+            None => scalar_mask(self.bytes.get(base..).unwrap_or_default(), self.set),
         };
         self.mask
     }
@@ -241,7 +236,13 @@ fn mask64(block: &[u8; 64], set: [u8; 3]) -> u64 {
 #[cfg(not(target_arch = "x86_64"))]
 #[inline]
 fn mask64(block: &[u8; 64], set: [u8; 3]) -> u64 {
-    block
+    scalar_mask(block, set)
+}
+
+/// One bit per byte of `bytes` (at most 64) that equals one of `set`: the
+/// tail of a chunk, and every block where there is no SSE2.
+fn scalar_mask(bytes: &[u8], set: [u8; 3]) -> u64 {
+    bytes
         .iter()
         .enumerate()
         .fold(0, |m, (k, b)| m | (u64::from(set.contains(b)) << k))
