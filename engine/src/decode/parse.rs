@@ -347,27 +347,20 @@ pub fn parse_date(s: &[u8]) -> Option<i32> {
     {
         let n = |a: u8, b: u8| u32::from(a - b'0') * 10 + u32::from(b - b'0');
         let (year, month, day) = (n(y0, y1) * 100 + n(y2, y3), n(m0, m1), n(d0, d1));
-        if let Some(&start) = YEAR_STARTS.get(year.wrapping_sub(TABLE_FROM) as usize) {
-            // 1900–2099: a leap year is a multiple of 4 other than 1900.
-            let leap = year % 4 == 0 && year != 1900;
-            if (1..=12).contains(&month) {
-                // Bit m of 0x15AA is set for the months of 31 days.
-                let last = if month == 2 {
-                    28 + u32::from(leap)
-                } else {
-                    30 + ((0x15AA >> month) & 1)
-                };
-                if (1..=last).contains(&day) {
-                    let before =
-                        DAYS_BEFORE_MONTH[month as usize - 1] + u32::from(leap && month > 2);
-                    return Some(start + (before + day - 1) as i32);
-                }
-            }
-        }
-        let year = i64::from(year);
-        if (1..=12).contains(&month) && day >= 1 && day <= days_in_month(year, month) {
-            // Years 0000–9999 are well inside i32 days.
-            return Some(unix_days_from_civil(year, month, day) as i32);
+        if (1..=12).contains(&month) && day >= 1 && day <= days_in_month(i64::from(year), month) {
+            return Some(
+                match YEAR_STARTS.get(year.wrapping_sub(TABLE_FROM) as usize) {
+                    Some(&start) => {
+                        // 1900–2099: a leap year is a multiple of 4 other than 1900.
+                        let leap = year % 4 == 0 && year != 1900;
+                        let before =
+                            DAYS_BEFORE_MONTH[month as usize - 1] + u32::from(leap && month > 2);
+                        start + (before + day - 1) as i32
+                    }
+                    // Years 0000–9999 are well inside i32 days.
+                    None => unix_days_from_civil(i64::from(year), month, day) as i32,
+                },
+            );
         }
     }
     let s = trim(s);

@@ -4,8 +4,9 @@
 //! input and only finds record boundaries (tracking quote state, so a quoted
 //! newline never splits a record: the failure that breaks naive parallel CSV
 //! readers). [`tokenize`] then runs in parallel on complete chunks and
-//! produces field bytes, unescaped, with a quoted flag per field (PostgreSQL
-//! treats a quoted empty field as `""` and an unquoted one as NULL).
+//! produces each field as a span of the chunk (or of a side buffer when it
+//! had to be unescaped) with a quoted flag (PostgreSQL treats a quoted empty
+//! field as `""` and an unquoted one as NULL).
 
 use memchr::{memchr, memchr2};
 
