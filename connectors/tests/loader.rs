@@ -9,6 +9,7 @@ use std::time::Duration;
 use arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use bytes::Bytes;
+use ferry_connectors::pg::catalog::describe_table;
 use ferry_connectors::pg::load::{
     Begin, CopyChunk, InputIdentity, LoadRequest, LoadSession, Outcome, OutputColumn,
 };
@@ -588,4 +589,57 @@ async fn mismatched_targets_are_refused_before_any_row() {
         .unwrap()
         .get(0);
     assert_eq!(sum, "55.00");
+}
+
+/// A target another job creates while this one reads the catalog is seen
+/// either missing or whole, never as a table without columns: the split
+/// Loader's concurrent first loads into a new table failed that way ("has no
+/// column(s) … (it has [])") when the commit fell between two catalog reads.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_created_while_it_is_described_is_seen_missing_or_whole() {
+    let db = db().await;
+    let s = schema(&db, "describe_race").await;
+    let tables: Vec<QualifiedName> = (0..60)
+        .map(|i| QualifiedName::new(&s, format!("t{i}")))
+        .collect();
+    let reader = cfg().connect().await.unwrap();
+    let watched = tables.clone();
+    let watcher = tokio::spawn(async move {
+        let mut polls = 0u64;
+        for t in &watched {
+            loop {
+                polls += 1;
+                match describe_table(&reader, t).await.unwrap() {
+                    None => tokio::task::yield_now().await,
+                    Some(cols) => {
+                        let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
+                        assert_eq!(names, ["id", "note"], "{t} after {polls} polls");
+                        break;
+                    }
+                }
+            }
+        }
+        polls
+    });
+    for t in &tables {
+        // Let the watcher poll the missing table a few times first.
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        db.batch_execute(&format!(
+            "CREATE TABLE {} (id bigint, note text)",
+            t.quoted()
+        ))
+        .await
+        .unwrap();
+    }
+    let polls = watcher.await.unwrap();
+    assert!(
+        polls > tables.len() as u64,
+        "the watcher saw missing tables: {polls} polls"
+    );
+    // A table that really has no columns is found, and found empty.
+    let bare = QualifiedName::new(&s, "bare");
+    db.batch_execute(&format!("CREATE TABLE {} ()", bare.quoted()))
+        .await
+        .unwrap();
+    assert_eq!(describe_table(&db, &bare).await.unwrap(), Some(Vec::new()));
 }

@@ -36,6 +36,12 @@ pub struct NewColumn {
 }
 
 /// Reads a table's columns, or `None` if it does not exist.
+///
+/// One statement finds the table and its columns by name, so both come from
+/// the same snapshot: another job's `CREATE TABLE` committing meanwhile makes
+/// the table either missing or whole, never present without columns (which
+/// two separate reads, or `to_regclass` with its newer catalog snapshot,
+/// allowed).
 pub async fn describe_table(
     client: &Client,
     table: &QualifiedName,
@@ -51,38 +57,39 @@ pub async fn describe_table(
                     a.attnotnull,
                     a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '',
                     a.attgenerated <> ''
-               FROM pg_attribute a
-               JOIN pg_type t ON t.oid = a.atttypid
+               FROM pg_class c
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+               LEFT JOIN pg_attribute a
+                      ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+               LEFT JOIN pg_type t ON t.oid = a.atttypid
                LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
-              WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
+              WHERE c.relname = $2
+                AND (n.nspname = $1 OR ($1 = 'pg_temp' AND n.oid = pg_my_temp_schema()))
               ORDER BY a.attnum",
-            &[&table.quoted()],
+            &[&table.schema, &table.name],
         )
         .await
         .map_err(|e| PgError::db(doing(), e))?;
     if rows.is_empty() {
-        let exists: bool = client
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table.quoted()])
-            .await
-            .map_err(|e| PgError::db(doing(), e))?
-            .get(0);
-        // A table with no columns exists but is useless as a target.
-        return Ok(exists.then(Vec::new));
+        return Ok(None);
     }
     Ok(Some(
         rows.iter()
-            .map(|r| {
+            // A table with no columns yields one row of NULLs: it exists but
+            // is useless as a target, which the caller reports.
+            .filter_map(|r| {
+                let name: String = r.get::<_, Option<String>>(0)?;
                 let typname: String = r.get(2);
                 let typmod: i32 = r.get(3);
                 let typtype: String = r.get(4);
-                TableColumn {
-                    name: r.get(0),
+                Some(TableColumn {
+                    name,
                     type_name: r.get(1),
                     pg: PgType::from_catalog(&typname, typmod, &typtype),
                     not_null: r.get(5),
                     has_default: r.get(6),
                     generated: r.get(7),
-                }
+                })
             })
             .collect(),
     ))
