@@ -10,11 +10,12 @@ use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::buffer::NullBuffer;
 
 use super::codec::{Codecs, ColumnCodec, EncodeError, Kind, PlanError};
+use super::numeric::UnscaledWriter;
 use super::text::{Style, TextColumn, list_parts, rebase_to_list, render_column};
 use super::types::PgType;
 use super::values::{
-    Bins, Column, Strs, check_no_nul, check_numeric, date_at, interval_at, nulls_of, numeric_at,
-    parse_uuid, time_at, timestamp_at,
+    Bins, Column, Numbers, Strs, check_no_nul, check_numeric, date_at, interval_at, nulls_of,
+    numeric_at, parse_uuid, time_at, timestamp_at,
 };
 
 /// The 19-byte header every binary COPY stream and `.pgcopy` file starts with:
@@ -357,6 +358,51 @@ fn strings<'a>(
     }
 }
 
+/// A numeric source's unscaled integers, viewed once per batch so the fast
+/// path reads a slice instead of dispatching on the array type per value.
+enum Unscaled<'a> {
+    I32(&'a [i32]),
+    I64(&'a [i64]),
+    I128(&'a [i128]),
+}
+
+impl Unscaled<'_> {
+    #[inline]
+    fn get(&self, i: usize) -> i128 {
+        match self {
+            Unscaled::I32(v) => v[i] as i128,
+            Unscaled::I64(v) => v[i] as i128,
+            Unscaled::I128(v) => v[i],
+        }
+    }
+}
+
+/// The integer fast path for a numeric column, when its source is a decimal
+/// or a 32/64-bit integer and the target's typmod needs no rounding.
+fn unscaled<'a>(
+    src: &Numbers<'a>,
+    typmod: Option<(u32, i32)>,
+) -> Option<(UnscaledWriter, Unscaled<'a>)> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{
+        DataType, Decimal32Type, Decimal64Type, Decimal128Type, Int32Type, Int64Type,
+    };
+    let (a, scale) = match src {
+        Numbers::Dec(a, s) => (*a, *s),
+        Numbers::I64(a) => (*a, 0),
+        _ => return None,
+    };
+    let values = match a.data_type() {
+        DataType::Decimal32(..) => Unscaled::I32(a.as_primitive::<Decimal32Type>().values()),
+        DataType::Decimal64(..) => Unscaled::I64(a.as_primitive::<Decimal64Type>().values()),
+        DataType::Decimal128(..) => Unscaled::I128(a.as_primitive::<Decimal128Type>().values()),
+        DataType::Int32 => Unscaled::I32(a.as_primitive::<Int32Type>().values()),
+        DataType::Int64 => Unscaled::I64(a.as_primitive::<Int64Type>().values()),
+        _ => return None,
+    };
+    Some((UnscaledWriter::new(scale, typmod)?, values))
+}
+
 /// Prepares one normalised column for writing.
 fn prepare<'a>(codec: &ColumnCodec, array: &'a ArrayRef) -> Result<Payload<'a>, EncodeError> {
     let n = array.len();
@@ -370,12 +416,20 @@ fn prepare<'a>(codec: &ColumnCodec, array: &'a ArrayRef) -> Result<Payload<'a>, 
         Column::I64(v) => fixed_from(v, nulls, i64::to_be_bytes),
         Column::F32(v) => fixed_from(v, nulls, f32::to_be_bytes),
         Column::F64(v) => fixed_from(v, nulls, f64::to_be_bytes),
-        Column::Numeric(src, typmod) => owned(n, nulls, None, |i, out| {
-            let v = numeric_at(&src, i);
-            check_numeric(&v, typmod).map_err(|r| err(i, r))?;
-            v.write_binary(out);
-            Ok(())
-        })?,
+        Column::Numeric(src, typmod) => {
+            let fast = unscaled(&src, typmod);
+            owned(n, nulls, None, |i, out| {
+                if let Some((w, values)) = &fast
+                    && w.write(values.get(i), out)
+                {
+                    return Ok(());
+                }
+                let v = numeric_at(&src, i);
+                check_numeric(&v, typmod).map_err(|r| err(i, r))?;
+                v.write_binary(out);
+                Ok(())
+            })?
+        }
         Column::Str(s) => {
             check_no_nul(codec, array, s)?;
             let prefix = (codec.kind == Kind::JsonbStr).then_some(JSONB_VERSION);

@@ -245,6 +245,98 @@ impl NumericValue {
     }
 }
 
+/// Writes binary `numeric`s straight from unscaled integers (`±mag ×
+/// 10^-scale`, how Decimal32/64/128 and integer columns hold them), for the
+/// common case where the magnitude fits a `u64`: base-10000 groups come from
+/// dividing by a constant instead of from an ASCII digit string, and the
+/// target's `numeric(p, s)` check is one comparison. Anything it declines
+/// goes through [`NumericValue`], which also words the errors; the bytes are
+/// the same either way.
+#[derive(Debug, Clone, Copy)]
+pub struct UnscaledWriter {
+    scale: u16,
+    /// `10^pad` with `pad` the zeros that make the scale a multiple of 4.
+    pad_mul: u64,
+    /// Base-10000 groups right of the point once padded.
+    frac_groups: i16,
+    /// Magnitudes at or above this do not fit the target's typmod.
+    limit: Option<u64>,
+}
+
+impl UnscaledWriter {
+    /// A writer for values of this `scale` checked against `typmod`; `None`
+    /// when the general path must decide: a negative scale, or a target
+    /// scale below the source's (PostgreSQL rounds, and rounding can carry).
+    pub fn new(scale: i32, typmod: Option<(u32, i32)>) -> Option<Self> {
+        let scale16 = u16::try_from(scale).ok()?;
+        let limit = match typmod {
+            None => None,
+            Some((_, target_scale)) if target_scale < scale => return None,
+            // Digits left of the point must number at most p - s, so the
+            // magnitude must stay below 10^(p - s + scale).
+            Some((p, target_scale)) => {
+                let e = p as i64 - target_scale as i64 + scale as i64;
+                match e {
+                    ..=0 => Some(1),
+                    1..=19 => Some(10u64.pow(e as u32)),
+                    _ => None,
+                }
+            }
+        };
+        let pad = (4 - scale % 4) % 4;
+        Some(UnscaledWriter {
+            scale: scale16,
+            pad_mul: 10u64.pow(pad as u32),
+            frac_groups: ((scale + pad) / 4) as i16,
+            limit,
+        })
+    }
+
+    /// Appends the payload of `v × 10^-scale`, or returns `false` having
+    /// written nothing when the value is too large for this path or does not
+    /// fit the target.
+    #[inline]
+    pub fn write(&self, v: i128, out: &mut Vec<u8>) -> bool {
+        let Ok(mag) = u64::try_from(v.unsigned_abs()) else {
+            return false;
+        };
+        if self.limit.is_some_and(|l| mag >= l) {
+            return false;
+        }
+        if mag == 0 {
+            header(out, 0, 0, POS, self.scale);
+            return true;
+        }
+        let Some(mut m) = mag.checked_mul(self.pad_mul) else {
+            return false;
+        };
+        // A u64 has at most 20 decimal digits: 5 groups, least significant first.
+        let mut groups = [0u16; 5];
+        let mut n = 0;
+        while m > 0 {
+            groups[n] = (m % 10_000) as u16;
+            m /= 10_000;
+            n += 1;
+        }
+        // Trailing zero groups are implied by the weight; the top one is nonzero.
+        let low = groups.iter().take_while(|&&g| g == 0).count();
+        let mut buf = [0u8; 8 + 2 * 5];
+        let ndigits = n - low;
+        buf[..2].copy_from_slice(&(ndigits as u16).to_be_bytes());
+        buf[2..4].copy_from_slice(&(n as i16 - 1 - self.frac_groups).to_be_bytes());
+        buf[4..6].copy_from_slice(&(if v < 0 { NEG } else { POS }).to_be_bytes());
+        buf[6..8].copy_from_slice(&self.scale.to_be_bytes());
+        for (slot, g) in buf[8..]
+            .chunks_exact_mut(2)
+            .zip(groups[low..n].iter().rev())
+        {
+            slot.copy_from_slice(&g.to_be_bytes());
+        }
+        out.extend_from_slice(&buf[..8 + 2 * ndigits]);
+        true
+    }
+}
+
 fn header(out: &mut Vec<u8>, ndigits: u16, weight: i16, sign: u16, dscale: u16) {
     out.extend_from_slice(&ndigits.to_be_bytes());
     out.extend_from_slice(&weight.to_be_bytes());
@@ -289,6 +381,8 @@ fn parse_float_text(s: &str) -> Decimal {
 
 #[cfg(test)]
 mod tests {
+    use proptest::strategy::Strategy as _;
+
     use super::*;
 
     fn bin(v: NumericValue) -> Vec<u8> {
@@ -370,6 +464,44 @@ mod tests {
             let expect = num_string(&v.unsigned_abs().to_string(), -(scale as i64));
             proptest::prop_assert_eq!(rebuilt, expect);
             proptest::prop_assert_eq!(sign == 0x4000, v < 0);
+        }
+    }
+
+    proptest::proptest! {
+        /// The unscaled fast path writes exactly what the general path does,
+        /// and declines exactly the values the typmod refuses.
+        #[test]
+        fn the_unscaled_writer_matches_the_general_path(
+            v in proptest::prop_oneof![
+                proptest::num::i128::ANY,
+                proptest::num::i64::ANY.prop_map(i128::from),
+                (-100_000i128..100_000),
+                proptest::num::u64::ANY.prop_map(i128::from),
+                // Powers of ten and their neighbours: the typmod boundaries.
+                (0u32..39, -1i128..=1, proptest::bool::ANY)
+                    .prop_map(|(k, d, neg)| (10i128.pow(k) + d) * if neg { -1 } else { 1 }),
+            ],
+            scale in 0i32..40,
+            typmod in proptest::option::of((1u32..40, 0i32..45)),
+        ) {
+            let general = dec(v, scale);
+            let Some(w) = UnscaledWriter::new(scale, typmod) else {
+                // Declined plans are the rounding ones only.
+                proptest::prop_assert!(typmod.is_some_and(|(_, s)| s < scale));
+                return Ok(());
+            };
+            let mut fast = Vec::new();
+            if w.write(v, &mut fast) {
+                proptest::prop_assert_eq!(&fast, &bin(general));
+                if let Some((p, s)) = typmod {
+                    proptest::prop_assert!(general.fits(p, s));
+                }
+            } else {
+                proptest::prop_assert!(fast.is_empty());
+                let fits = typmod.is_none_or(|(p, s)| general.fits(p, s));
+                // Declined while fitting: only because it is too large for u64.
+                proptest::prop_assert!(!fits || v.unsigned_abs() > u64::MAX as u128 / 1000);
+            }
         }
     }
 
