@@ -457,6 +457,64 @@ pub async fn list(bucket: &str, prefix: &str) -> Result<Vec<Listed>, StoreError>
     Ok(out)
 }
 
+/// An input's checksum, possibly still being computed.
+///
+/// Hashing a staged file reads all of it (0.1 s per GB here) before the first
+/// row could move; a load needs the checksum only to record it in the ledger
+/// at commit, and earlier only when the ledger already knows the input. So
+/// the hash runs on a blocking thread beside the load, and whoever needs it
+/// waits then. Cheap to clone; every clone sees the one result.
+#[derive(Clone)]
+pub struct Checksum(
+    futures::future::Shared<futures::future::BoxFuture<'static, Result<String, Arc<str>>>>,
+);
+
+impl Checksum {
+    /// Starts hashing `path` on the runtime's blocking pool (call it inside a
+    /// Tokio runtime); `label` names the input in an error.
+    pub fn of_file(path: PathBuf, label: String) -> Checksum {
+        use futures::FutureExt;
+        let task = tokio::task::spawn_blocking(move || {
+            checksum_file(&path).map_err(|e| Arc::from(format!("reading {label}: {e}")))
+        });
+        Checksum(
+            async move { task.await.map_err(|e| Arc::from(e.to_string()))? }
+                .boxed()
+                .shared(),
+        )
+    }
+
+    /// A checksum already known (read from a job's records).
+    pub fn known(value: impl Into<String>) -> Checksum {
+        use futures::FutureExt;
+        let value = value.into();
+        Checksum(async move { Ok(value) }.boxed().shared())
+    }
+
+    /// Waits for the checksum.
+    pub async fn get(&self) -> std::io::Result<String> {
+        self.0
+            .clone()
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
+
+    /// Blocks for the checksum, for threads outside the async runtime.
+    pub fn wait(&self) -> std::io::Result<String> {
+        futures::executor::block_on(self.get())
+    }
+}
+
+impl std::fmt::Debug for Checksum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.peek() {
+            Some(Ok(v)) => write!(f, "Checksum({v})"),
+            Some(Err(e)) => write!(f, "Checksum(failed: {e})"),
+            None => f.write_str("Checksum(pending)"),
+        }
+    }
+}
+
 /// Streams a file through xxh3-128, the checksum the ledger records.
 pub fn checksum_file(path: &Path) -> std::io::Result<String> {
     use std::io::Read;

@@ -14,6 +14,7 @@ use ferry_connectors::pg::load::{
     Begin, CopyChunk, InputIdentity, LoadRequest, LoadSession, Outcome, OutputColumn,
 };
 use ferry_connectors::pg::{BinaryEncoder, LoadMode, PgConfig, PgError, PgType, QualifiedName};
+use ferry_connectors::store::Checksum;
 use tokio_postgres::Client;
 
 fn url() -> String {
@@ -106,7 +107,7 @@ fn request(table: &QualifiedName, mode: LoadMode, streams: usize, input: &str) -
         force: false,
         input: InputIdentity {
             input: input.into(),
-            checksum: format!("sum-of-{input}"),
+            checksum: Checksum::known(format!("sum-of-{input}")),
             bytes: 1,
         },
         dataset: "test".into(),
@@ -481,7 +482,7 @@ async fn the_same_input_loads_once_unless_forced() {
     assert_eq!(loads, 2);
     // A changed file (other checksum) under the same name is a new input.
     let mut changed = request(&table, LoadMode::Append, 1, "a.csv");
-    changed.input.checksum = "another".into();
+    changed.input.checksum = Checksum::known("another");
     assert!(matches!(
         load(changed, &rows).await.unwrap(),
         Outcome::Loaded { .. }
@@ -642,4 +643,71 @@ async fn a_table_created_while_it_is_described_is_seen_missing_or_whole() {
         .await
         .unwrap();
     assert_eq!(describe_table(&db, &bare).await.unwrap(), Some(Vec::new()));
+}
+
+/// Hashing an input reads all of it, so a load of an input the ledger has
+/// never seen starts without the checksum and waits for it only to record
+/// it at commit; a second load of that input then waits for its checksum
+/// before anything else, and is skipped.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_input_loads_while_its_checksum_is_computed() {
+    let db = db().await;
+    let s = schema(&db, "pending_sum").await;
+    let table = QualifiedName::new(&s, "t");
+    let dir = tempfile::tempdir().unwrap();
+    // A FIFO: its checksum cannot finish before the test writes the bytes.
+    let fifo = dir.path().join("input.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let bytes = b"the input's bytes, arriving late".to_vec();
+    let plain = dir.path().join("input.plain");
+    std::fs::write(&plain, &bytes).unwrap();
+    let expected = ferry_connectors::store::checksum_file(&plain).unwrap();
+
+    let mut req = request(&table, LoadMode::Append, 1, "late.csv");
+    req.input.checksum = Checksum::of_file(fifo.clone(), "late.csv".into());
+    let begun = match tokio::time::timeout(
+        Duration::from_secs(20),
+        LoadSession::begin(&cfg(), req.clone()),
+    )
+    .await
+    {
+        Ok(begun) => begun.unwrap(),
+        Err(_) => {
+            // Release the hashing thread, so the runtime can shut down.
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::write(fifo, b""));
+            panic!("begin waited for the checksum of a new input");
+        }
+    };
+    let Begin::Ready(session) = begun else {
+        panic!("a new input was taken for a duplicate");
+    };
+    let rows = send(&session, &[batch(1, 301, None)]).await;
+    let writer = std::thread::spawn(move || std::fs::write(&fifo, &bytes).unwrap());
+    match session.finish(rows).await.unwrap() {
+        Outcome::Loaded { rows, .. } => assert_eq!(rows, 300),
+        other => panic!("{other:?}"),
+    }
+    writer.join().unwrap();
+    let recorded: String = db
+        .query_one(
+            "SELECT checksum FROM ferry.loads WHERE target = $1 AND input = 'late.csv'",
+            &[&table.to_string()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(recorded, expected);
+
+    // The ledger knows the input now: the same bytes are a duplicate.
+    let mut again = request(&table, LoadMode::Append, 1, "late.csv");
+    again.input.checksum = Checksum::of_file(plain, "late.csv".into());
+    match load(again, &[batch(1, 301, None)]).await.unwrap() {
+        Outcome::AlreadyLoaded(prev) => assert_eq!(prev.rows, 300),
+        other => panic!("{other:?}"),
+    }
 }

@@ -13,6 +13,7 @@ use ferry_connectors::pg::load::{
     Begin, CopyChunk, InputIdentity, LoadRequest, LoadSession, Outcome, OutputColumn,
 };
 use ferry_connectors::pg::{BinaryEncoder, LoadMode, PgConfig, PgType, QualifiedName};
+use ferry_connectors::store::Checksum;
 
 fn url() -> String {
     std::env::var("FERRY_TEST_DATABASE_URL").unwrap_or_else(|_| {
@@ -151,7 +152,7 @@ async fn a_binary_copy_load_runs_over_verified_tls() {
         force: false,
         input: InputIdentity {
             input: format!("tls-{job_id}.csv"),
-            checksum: "tls".into(),
+            checksum: Checksum::known("tls"),
             bytes: 1,
         },
         dataset: "tls".into(),

@@ -27,7 +27,7 @@ use ferry_connectors::pg::replay::{PgcopyChunks, Rows, SqlCopyChunks};
 use ferry_connectors::pg::{
     BinaryEncoder, CopyFormat, LoadMode, PgConfig, PgError, PgType, QualifiedName,
 };
-use ferry_connectors::store::{Expect, Location, Staged, checksum_file, stage};
+use ferry_connectors::store::{Checksum, Expect, Location, Staged, stage};
 use ferry_connectors::work::JobDir;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -273,11 +273,8 @@ async fn prepare(
         .job
         .as_ref()
         .map_or_else(|| input_uri.to_string(), |j| j.display.clone());
-    let path = staged.path.clone();
-    let checksum = tokio::task::spawn_blocking(move || checksum_file(&path))
-        .await
-        .map_err(|e| FerryError::Internal(e.to_string()))?
-        .map_err(|e| FerryError::io(format!("reading {display}"), e))?;
+    // Hashed beside the load: see `Checksum`.
+    let checksum = Checksum::of_file(staged.path.clone(), display.clone());
     let input = Input {
         path: staged.path.clone(),
         display: display.clone(),
@@ -397,18 +394,19 @@ impl Prepared {
 
     /// Writes `transform.json` into the job folder: what was encoded, for
     /// sql-processor (and the uploader's manifest).
-    fn write_transform_report(
+    async fn write_transform_report(
         &self,
         codecs: &Codecs,
         rows: u64,
         artifacts: &[ArtifactFile],
     ) -> Result<TransformReport, FerryError> {
+        let checksum = self.checksum().await?;
         let report = TransformReport {
             job_id: self.job_id.clone(),
             dataset: self.request.dataset.clone(),
             input: self.display.clone(),
             identity: self.request.input.input.clone(),
-            checksum: self.request.input.checksum.clone(),
+            checksum,
             input_bytes: self.staged.size,
             target: self.request.target.to_string(),
             mode: self.request.mode,
@@ -448,13 +446,37 @@ impl Prepared {
         Ok(report)
     }
 
-    fn ledger(&self) -> LedgerEntry {
-        LedgerEntry {
-            input: self.request.input.input.clone(),
-            checksum: self.request.input.checksum.clone(),
-            dataset: self.request.dataset.clone(),
-            job_id: self.job_id.clone(),
-            bytes: self.staged.size,
+    /// Waits for the input's checksum.
+    async fn checksum(&self) -> Result<String, FerryError> {
+        self.request
+            .input
+            .checksum
+            .get()
+            .await
+            .map_err(|e| FerryError::io("checksumming the input", e))
+    }
+
+    /// The ledger entry for the artifacts' driver, made once the checksum is
+    /// known (by the artifact writer's thread, at its end).
+    fn ledger(&self) -> impl FnOnce() -> Result<LedgerEntry, PgError> + Send + 'static {
+        let checksum = self.request.input.checksum.clone();
+        let input = self.request.input.input.clone();
+        let (dataset, job_id, bytes) = (
+            self.request.dataset.clone(),
+            self.job_id.clone(),
+            self.staged.size,
+        );
+        move || {
+            Ok(LedgerEntry {
+                checksum: checksum.wait().map_err(|source| PgError::Io {
+                    path: input.clone(),
+                    source,
+                })?,
+                input,
+                dataset,
+                job_id,
+                bytes,
+            })
         }
     }
 
@@ -507,7 +529,7 @@ pub async fn load(
     progress.finish();
     if let Ok((rows, artifacts)) = &piped
         && opts.job.is_some()
-        && let Err(e) = p.write_transform_report(&codecs, *rows, artifacts)
+        && let Err(e) = p.write_transform_report(&codecs, *rows, artifacts).await
     {
         session.abort().await;
         return Err(e);
@@ -648,6 +670,7 @@ pub async fn transform_artifacts(
         }
     };
     p.write_transform_report(&plan.codecs, rows, &artifacts)
+        .await
 }
 
 /// Which artifacts sql-processor loads.
@@ -721,7 +744,7 @@ pub async fn load_artifacts(
         force,
         input: InputIdentity {
             input: t.identity.clone(),
-            checksum: t.checksum.clone(),
+            checksum: Checksum::known(t.checksum.clone()),
             bytes: t.input_bytes,
         },
         dataset: t.dataset.clone(),
@@ -848,7 +871,7 @@ async fn pipeline(
     df: datafusion::dataframe::DataFrame,
     spec: &DatasetSpec,
     artifact_spec: ArtifactSpec,
-    ledger: LedgerEntry,
+    ledger: impl FnOnce() -> Result<LedgerEntry, PgError> + Send + 'static,
     rows_done: Arc<AtomicU64>,
 ) -> Result<(u64, Vec<ArtifactFile>), Stop> {
     let sql_path = spec.transform_path.display().to_string();
@@ -865,7 +888,9 @@ async fn pipeline(
             while let Some(e) = art_rx.blocking_recv() {
                 w.write_batch(&e.binary, &e.text, e.rows)?;
             }
-            w.finish(Some(&ledger))
+            // Only the .sql driver records the ledger entry.
+            let ledger = if want_text { Some(ledger()?) } else { None };
+            w.finish(ledger.as_ref())
         })
         .map_err(|e| FerryError::io("starting the artifact writer", e))?;
 

@@ -34,6 +34,7 @@ use super::statements::{
     ledger_insert_sql, upsert_sql,
 };
 use super::types::PgType;
+use crate::store::Checksum;
 
 /// One column the transform produces.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,12 +50,14 @@ pub struct OutputColumn {
 }
 
 /// Where the rows come from, as the ledger records it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct InputIdentity {
     /// Path or `s3://bucket/key#version`.
     pub input: String,
-    /// Checksum of the input's bytes.
-    pub checksum: String,
+    /// Checksum of the input's bytes, possibly still being computed: the
+    /// load waits for it only when the ledger already has this input, and
+    /// to record it at commit.
+    pub checksum: Checksum,
     /// Input size in bytes.
     pub bytes: u64,
 }
@@ -174,7 +177,11 @@ impl LoadSession {
         let cfg = cfg.clone().with_application_name(&app);
         let control = Arc::new(cfg.connect().await?);
         ensure_ledger(&control).await?;
+        // An input the ledger has never seen cannot be a duplicate, whatever
+        // its checksum: only then does the load start before the hash is done
+        // (a concurrent duplicate is still caught when publishing).
         if !req.force
+            && ledger_knows(&control, &req).await?
             && let Some(prev) = previous_load(&control, &req).await?
         {
             return Ok(Begin::AlreadyLoaded(prev));
@@ -446,13 +453,14 @@ impl LoadSession {
                 }
             }
         }
+        let checksum = checksum_of(req).await?;
         let inserted = c
             .execute(
                 ledger_insert_sql(req.force),
                 &[
                     &req.target.to_string(),
                     &req.input.input,
-                    &req.input.checksum,
+                    &checksum,
                     &req.dataset,
                     &req.job_id,
                     &req.mode.to_string(),
@@ -705,16 +713,37 @@ async fn ensure_ledger(c: &Client) -> Result<(), PgError> {
         .map_err(|e| PgError::db("creating the ledger ferry.loads", e))
 }
 
+/// Waits for the input's checksum.
+async fn checksum_of(req: &LoadRequest) -> Result<String, PgError> {
+    req.input
+        .checksum
+        .get()
+        .await
+        .map_err(|source| PgError::Io {
+            path: req.input.input.clone(),
+            source,
+        })
+}
+
+/// Whether the ledger has any load of this input into the target.
+async fn ledger_knows(c: &Client, req: &LoadRequest) -> Result<bool, PgError> {
+    let row = c
+        .query_opt(
+            "SELECT 1 FROM ferry.loads WHERE target = $1 AND input = $2 LIMIT 1",
+            &[&req.target.to_string(), &req.input.input],
+        )
+        .await
+        .map_err(|e| PgError::db("reading ferry.loads", e))?;
+    Ok(row.is_some())
+}
+
 async fn previous_load(c: &Client, req: &LoadRequest) -> Result<Option<PreviousLoad>, PgError> {
+    let checksum = checksum_of(req).await?;
     let row = c
         .query_opt(
             "SELECT job_id, rows, loaded_at::text FROM ferry.loads
               WHERE target = $1 AND input = $2 AND checksum = $3",
-            &[
-                &req.target.to_string(),
-                &req.input.input,
-                &req.input.checksum,
-            ],
+            &[&req.target.to_string(), &req.input.input, &checksum],
         )
         .await
         .map_err(|e| PgError::db("reading ferry.loads", e))?;
