@@ -256,9 +256,68 @@ pub fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// An output file that hands its pages to the disk as it grows (every
+/// [`WRITEBACK_BYTES`]), so the fsync that makes it durable at the end waits
+/// for the last few megabytes instead of the whole file: that fsync took
+/// 68 ms of an SF 1 CSV → Parquet run (214 MB), time in which nothing else
+/// was left to do.
+struct OutFile {
+    file: File,
+    written: u64,
+    handed: u64,
+}
+
+/// How much an [`OutFile`] writes between writeback requests.
+const WRITEBACK_BYTES: u64 = 8 << 20;
+
+impl OutFile {
+    fn create(path: &Path) -> std::io::Result<OutFile> {
+        Ok(OutFile {
+            file: File::create(path)?,
+            written: 0,
+            handed: 0,
+        })
+    }
+
+    /// Starts writeback of what was written since the last call, without
+    /// waiting for it. Advisory: the final fsync reports any I/O error.
+    fn hand_over(&mut self) {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: a valid descriptor and range; the call only schedules
+            // writeback of this file's dirty pages.
+            unsafe {
+                libc::sync_file_range(
+                    self.file.as_raw_fd(),
+                    self.handed as libc::off64_t,
+                    (self.written - self.handed) as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+            }
+        }
+        self.handed = self.written;
+    }
+}
+
+impl Write for OutFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        if self.written - self.handed >= WRITEBACK_BYTES {
+            self.hand_over();
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
 /// Makes a finished temporary file durable and gives it its final name.
-fn seal(file: File, tmp: &Path, path: PathBuf) -> Result<Vec<PathBuf>, FerryError> {
-    file.sync_all().map_err(io(tmp))?;
+fn seal(file: OutFile, tmp: &Path, path: PathBuf) -> Result<Vec<PathBuf>, FerryError> {
+    file.file.sync_all().map_err(io(tmp))?;
     commit(tmp, &path)?;
     Ok(vec![path])
 }
@@ -369,9 +428,9 @@ impl ChunkEncoder for JsonEncoder {
 
 /// The compressor over an output file.
 enum Compressor {
-    Plain(BufWriter<File>),
-    Gzip(flate2::write::GzEncoder<BufWriter<File>>),
-    Zstd(zstd::stream::write::Encoder<'static, BufWriter<File>>),
+    Plain(BufWriter<OutFile>),
+    Gzip(flate2::write::GzEncoder<BufWriter<OutFile>>),
+    Zstd(zstd::stream::write::Encoder<'static, BufWriter<OutFile>>),
 }
 
 impl Compressor {
@@ -385,7 +444,7 @@ impl Compressor {
 
     /// Writes the compressor's trailer (errors included: a failed finish is a
     /// failed output, never a silently truncated one) and returns the file.
-    fn finish(self) -> std::io::Result<File> {
+    fn finish(self) -> std::io::Result<OutFile> {
         let buffered = match self {
             Compressor::Plain(w) => w,
             Compressor::Gzip(w) => w.finish()?,
@@ -405,7 +464,7 @@ struct ByteSink {
 impl ByteSink {
     fn create(path: &Path, compression: TextCompression) -> Result<ByteSink, FerryError> {
         let tmp = temp_path(path);
-        let file = BufWriter::with_capacity(1 << 20, File::create(&tmp).map_err(io(&tmp))?);
+        let file = BufWriter::with_capacity(1 << 20, OutFile::create(&tmp).map_err(io(&tmp))?);
         let out = match compression {
             TextCompression::None => Compressor::Plain(file),
             TextCompression::Gzip => Compressor::Gzip(flate2::write::GzEncoder::new(
@@ -459,7 +518,7 @@ struct ParquetSink {
 
 /// The file writer, once its properties are known.
 struct OpenParquet {
-    writer: SerializedFileWriter<BufWriter<File>>,
+    writer: SerializedFileWriter<BufWriter<OutFile>>,
     factory: ArrowRowGroupWriterFactory,
 }
 
@@ -565,7 +624,7 @@ impl ParquetSink {
             .convert(&self.schema)
             .map_err(|e| FerryError::Usage(format!("Parquet cannot hold this schema: {e}")))?;
         let file =
-            BufWriter::with_capacity(1 << 20, File::create(&self.tmp).map_err(io(&self.tmp))?);
+            BufWriter::with_capacity(1 << 20, OutFile::create(&self.tmp).map_err(io(&self.tmp))?);
         let writer =
             SerializedFileWriter::new(file, parquet_schema.root_schema_ptr(), Arc::new(props))
                 .map_err(pq)?;
@@ -676,34 +735,34 @@ struct RecordSink<W> {
 /// The operations the stateful record writers share.
 trait RecordWriter: Send {
     fn put(&mut self, batch: &RecordBatch) -> Result<(), String>;
-    fn done(self) -> Result<BufWriter<File>, String>;
+    fn done(self) -> Result<BufWriter<OutFile>, String>;
 }
 
-impl RecordWriter for arrow::ipc::writer::FileWriter<BufWriter<File>> {
+impl RecordWriter for arrow::ipc::writer::FileWriter<BufWriter<OutFile>> {
     fn put(&mut self, batch: &RecordBatch) -> Result<(), String> {
         self.write(batch).map_err(|e| e.to_string())
     }
-    fn done(mut self) -> Result<BufWriter<File>, String> {
+    fn done(mut self) -> Result<BufWriter<OutFile>, String> {
         self.finish().map_err(|e| e.to_string())?;
         self.into_inner().map_err(|e| e.to_string())
     }
 }
 
-impl RecordWriter for arrow::ipc::writer::StreamWriter<BufWriter<File>> {
+impl RecordWriter for arrow::ipc::writer::StreamWriter<BufWriter<OutFile>> {
     fn put(&mut self, batch: &RecordBatch) -> Result<(), String> {
         self.write(batch).map_err(|e| e.to_string())
     }
-    fn done(mut self) -> Result<BufWriter<File>, String> {
+    fn done(mut self) -> Result<BufWriter<OutFile>, String> {
         self.finish().map_err(|e| e.to_string())?;
         self.into_inner().map_err(|e| e.to_string())
     }
 }
 
-impl RecordWriter for arrow_avro::writer::AvroWriter<BufWriter<File>> {
+impl RecordWriter for arrow_avro::writer::AvroWriter<BufWriter<OutFile>> {
     fn put(&mut self, batch: &RecordBatch) -> Result<(), String> {
         self.write(batch).map_err(|e| e.to_string())
     }
-    fn done(mut self) -> Result<BufWriter<File>, String> {
+    fn done(mut self) -> Result<BufWriter<OutFile>, String> {
         self.finish().map_err(|e| e.to_string())?;
         Ok(self.into_inner())
     }
@@ -844,7 +903,7 @@ pub fn open(
         },
         OutputFormat::ArrowFile(c) | OutputFormat::ArrowStream(c) => {
             let tmp = temp_path(path);
-            let file = BufWriter::with_capacity(1 << 20, File::create(&tmp).map_err(io(&tmp))?);
+            let file = BufWriter::with_capacity(1 << 20, OutFile::create(&tmp).map_err(io(&tmp))?);
             let options = arrow::ipc::writer::IpcWriteOptions::default()
                 .try_with_compression(match c {
                     IpcCodec::None => None,
@@ -879,7 +938,7 @@ pub fn open(
         }
         OutputFormat::Avro(c) => {
             let tmp = temp_path(path);
-            let file = BufWriter::with_capacity(1 << 20, File::create(&tmp).map_err(io(&tmp))?);
+            let file = BufWriter::with_capacity(1 << 20, OutFile::create(&tmp).map_err(io(&tmp))?);
             let codec = match c {
                 AvroCodec::Null => None,
                 AvroCodec::Deflate => Some(arrow_avro::compression::CompressionCodec::Deflate),
@@ -1080,5 +1139,28 @@ impl OutputFormat {
                 )));
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_hand_their_pages_over_as_they_grow() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.bin");
+        let mut f = OutFile::create(&path).unwrap();
+        let piece = vec![7u8; 1 << 20];
+        for _ in 0..20 {
+            f.write_all(&piece).unwrap();
+        }
+        // Two full 8 MiB stretches were handed over; the last 4 MiB wait for the fsync.
+        assert_eq!(f.handed, 16 << 20);
+        assert_eq!(f.written, 20 << 20);
+        seal(f, &path, dir.path().join("final.bin")).unwrap();
+        let back = std::fs::read(dir.path().join("final.bin")).unwrap();
+        assert_eq!(back.len(), 20 << 20);
+        assert!(back.iter().all(|&b| b == 7));
     }
 }
