@@ -188,13 +188,22 @@ impl CsvSource {
             Ok(f) => f,
             Err(e) => return fail(&tx, io("cannot open", e)),
         };
-        let counting = CountingReader {
-            inner: file,
-            counters: self.counters.clone(),
-        };
-        let mut reader = match self.compression.reader(counting) {
-            Ok(r) => r,
-            Err(e) => return fail(&tx, io("cannot start decompressing", e)),
+        // A plain file is read as the `File` itself, which reads into the
+        // chunk's spare capacity as it is: behind a wrapper that has only
+        // `read`, `read_to_end` zeroes every byte first (a memset of the whole
+        // input). Its bytes are counted here instead.
+        let plain = matches!(self.compression, Compression::None | Compression::Auto);
+        let mut reader: Box<dyn Read + Send> = if plain {
+            Box::new(file)
+        } else {
+            let counting = CountingReader {
+                inner: file,
+                counters: self.counters.clone(),
+            };
+            match self.compression.reader(counting) {
+                Ok(r) => r,
+                Err(e) => return fail(&tx, io("cannot start decompressing", e)),
+            }
         };
         let cap = self.chunk_bytes + self.chunk_bytes / 4;
         let mut buf: Vec<u8> = Vec::with_capacity(cap);
@@ -228,6 +237,9 @@ impl CsvSource {
                     );
                 }
             };
+            if plain {
+                self.counters.bytes.fetch_add(n as u64, Ordering::Relaxed);
+            }
             let eof = (n as u64) < want;
             if first {
                 first = false;
@@ -518,7 +530,46 @@ mod tests {
             source.counters.rows.load(Ordering::Relaxed),
             out.len() as u64
         );
+        // Progress counts every byte of the file.
+        assert_eq!(
+            source.counters.bytes.load(Ordering::Relaxed),
+            text.len() as u64
+        );
         out
+    }
+
+    #[tokio::test]
+    async fn progress_counts_the_compressed_bytes_of_a_compressed_file() {
+        use std::io::Write;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("in.csv.gz");
+        let mut text = String::from("id,s\n");
+        for i in 0..5_000 {
+            text.push_str(&format!("{i},row {i}\n"));
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(text.as_bytes()).unwrap();
+        let gz = gz.finish().unwrap();
+        std::fs::write(&path, &gz).unwrap();
+        let source = Arc::new(CsvSource {
+            path,
+            display: "in.csv.gz".into(),
+            compression: Compression::Gzip,
+            dialect: CsvDialect::default(),
+            schema: Arc::new(Schema::new(vec![
+                Field::new("id", DataType::Int64, true),
+                Field::new("s", DataType::Utf8, true),
+            ])),
+            formats: vec![None, None],
+            chunk_bytes: 4096,
+            counters: Arc::default(),
+            rejects: None,
+        });
+        assert_eq!(rows_of(&source).await.len(), 5_000);
+        assert_eq!(
+            source.counters.bytes.load(Ordering::Relaxed),
+            gz.len() as u64
+        );
     }
 
     #[tokio::test]

@@ -32,6 +32,9 @@ pub struct Records {
     record_fields: Vec<u32>,
     /// Byte offset within the chunk where each record starts.
     record_offsets: Vec<u32>,
+    /// Size of the chunk tokenized last, whose field and record counts
+    /// size the buffers for the next one.
+    last_len: usize,
 }
 
 /// The field had a quoted part (PostgreSQL reads a quoted empty field as
@@ -49,11 +52,36 @@ impl Records {
         self.record_offsets.clear();
     }
 
+    /// Clears the buffers and, when `len` is larger than the last chunk,
+    /// gives them fresh room for it at the last chunk's density: growing a
+    /// cleared buffer would copy its dead contents at every doubling, and
+    /// the reader's chunks double in size at the start of every file.
+    fn prepare(&mut self, len: usize) {
+        let (fields, records, last) = (self.spans.len(), self.record_fields.len(), self.last_len);
+        self.clear();
+        self.last_len = len;
+        if last == 0 || len <= last {
+            return;
+        }
+        let room = |n: usize| (n as u64 * len as u64 / last as u64) as usize + n / 8 + 64;
+        fresh(&mut self.spans, room(fields));
+        fresh(&mut self.flags, room(fields));
+        fresh(&mut self.record_fields, room(records));
+        fresh(&mut self.record_offsets, room(records));
+    }
+
     #[inline]
     fn end_field(&mut self, parts: Parts) {
         self.spans.push((parts.start as u32, parts.end as u32));
         self.flags
             .push(u8::from(parts.quoted) | (u8::from(parts.unescaped) << 1));
+    }
+}
+
+/// Replaces an empty `v` with one of capacity `want` if it has less.
+fn fresh<T>(v: &mut Vec<T>, want: usize) {
+    if v.capacity() < want {
+        *v = Vec::with_capacity(want);
     }
 }
 
@@ -295,7 +323,7 @@ pub fn tokenize<'a>(
     d: &CsvDialect,
     out: &'a mut Records,
 ) -> Result<Tokens<'a>, Unterminated> {
-    out.clear();
+    out.prepare(chunk.len());
     let len = chunk.len();
     let quote = d.quote;
     let escape = d.effective_escape();
