@@ -504,27 +504,37 @@ mod tests {
         out
     }
 
+    /// A source over `path` with the tests' (id bigint, s text) columns.
+    fn id_s_source(
+        path: PathBuf,
+        compression: Compression,
+        dialect: CsvDialect,
+        chunk_bytes: usize,
+        rejects: Option<Arc<RejectSink>>,
+    ) -> Arc<CsvSource> {
+        Arc::new(CsvSource {
+            display: path.file_name().unwrap().to_string_lossy().into_owned(),
+            path,
+            compression,
+            dialect,
+            schema: Arc::new(Schema::new(vec![
+                Field::new("id", DataType::Int64, true),
+                Field::new("s", DataType::Utf8, true),
+            ])),
+            formats: vec![None, None],
+            chunk_bytes,
+            counters: Arc::default(),
+            rejects,
+        })
+    }
+
     /// Reads `text` with tiny chunks, so records and quoted line breaks
     /// straddle every read and every chunk boundary.
     async fn read_all(text: &str, dialect: CsvDialect) -> Vec<(i64, String)> {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("in.csv");
         std::fs::write(&path, text).unwrap();
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Int64, true),
-            Field::new("s", DataType::Utf8, true),
-        ]));
-        let source = Arc::new(CsvSource {
-            path,
-            display: "in.csv".into(),
-            compression: Compression::None,
-            dialect,
-            schema,
-            formats: vec![None, None],
-            chunk_bytes: 1000,
-            counters: Arc::default(),
-            rejects: None,
-        });
+        let source = id_s_source(path, Compression::None, dialect, 1000, None);
         let out = rows_of(&source).await;
         assert_eq!(
             source.counters.rows.load(Ordering::Relaxed),
@@ -551,20 +561,7 @@ mod tests {
         gz.write_all(text.as_bytes()).unwrap();
         let gz = gz.finish().unwrap();
         std::fs::write(&path, &gz).unwrap();
-        let source = Arc::new(CsvSource {
-            path,
-            display: "in.csv.gz".into(),
-            compression: Compression::Gzip,
-            dialect: CsvDialect::default(),
-            schema: Arc::new(Schema::new(vec![
-                Field::new("id", DataType::Int64, true),
-                Field::new("s", DataType::Utf8, true),
-            ])),
-            formats: vec![None, None],
-            chunk_bytes: 4096,
-            counters: Arc::default(),
-            rejects: None,
-        });
+        let source = id_s_source(path, Compression::Gzip, CsvDialect::default(), 4096, None);
         assert_eq!(rows_of(&source).await.len(), 5_000);
         assert_eq!(
             source.counters.bytes.load(Ordering::Relaxed),
@@ -619,20 +616,14 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         let rejects = tmp.path().join("rejects.jsonl");
         let sink = Arc::new(RejectSink::new(rejects.clone(), 1000));
-        let source = Arc::new(CsvSource {
+        // Many chunks, several with over 8 bad rows.
+        let source = id_s_source(
             path,
-            display: "in.csv".into(),
-            compression: Compression::None,
-            dialect: CsvDialect::default(),
-            schema: Arc::new(Schema::new(vec![
-                Field::new("id", DataType::Int64, true),
-                Field::new("s", DataType::Utf8, true),
-            ])),
-            formats: vec![None, None],
-            chunk_bytes: 1000, // many chunks, several with over 8 bad rows
-            counters: Arc::default(),
-            rejects: Some(sink.clone()),
-        });
+            Compression::None,
+            CsvDialect::default(),
+            1000,
+            Some(sink.clone()),
+        );
         let rows = rows_of(&source).await;
         assert_eq!(rows, expected_rows);
         let found: Vec<RejectedRow> = std::fs::read_to_string(&rejects)
