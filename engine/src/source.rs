@@ -110,8 +110,11 @@ fn is_reader_failure(detail: &str) -> bool {
 
 /// Default records sampled for inference.
 pub const DEFAULT_INFER_ROWS: usize = 10_000;
-/// Chunk size for the CSV reader.
-pub const CSV_CHUNK_BYTES: usize = 4 << 20;
+/// Largest chunk the CSV reader cuts. 2 MiB rather than 4: a small input
+/// touched less fresh memory (SF 0.1 CSV → Parquet 0.28 → 0.26 s, 41 k → 32 k
+/// page faults) and SF 1 ran no slower (2.33 → 2.13 s convert, load unchanged,
+/// peak RSS 22–36 MB lower).
+pub const CSV_CHUNK_BYTES: usize = 2 << 20;
 
 /// The input's format: the spec's, else the extension's, else its first bytes.
 pub fn resolve_format(spec: &SourceSpec, input: &Input) -> Result<Format, FerryError> {
