@@ -400,7 +400,7 @@ impl Prepared {
         rows: u64,
         artifacts: &[ArtifactFile],
     ) -> Result<TransformReport, FerryError> {
-        let checksum = self.checksum().await?;
+        let checksum = self.request.input.checksum_value().await?;
         let report = TransformReport {
             job_id: self.job_id.clone(),
             dataset: self.request.dataset.clone(),
@@ -446,21 +446,10 @@ impl Prepared {
         Ok(report)
     }
 
-    /// Waits for the input's checksum.
-    async fn checksum(&self) -> Result<String, FerryError> {
-        self.request
-            .input
-            .checksum
-            .get()
-            .await
-            .map_err(|e| FerryError::io("checksumming the input", e))
-    }
-
     /// The ledger entry for the artifacts' driver, made once the checksum is
     /// known (by the artifact writer's thread, at its end).
     fn ledger(&self) -> impl FnOnce() -> Result<LedgerEntry, PgError> + Send + 'static {
-        let checksum = self.request.input.checksum.clone();
-        let input = self.request.input.input.clone();
+        let input = self.request.input.clone();
         let (dataset, job_id, bytes) = (
             self.request.dataset.clone(),
             self.job_id.clone(),
@@ -468,11 +457,8 @@ impl Prepared {
         );
         move || {
             Ok(LedgerEntry {
-                checksum: checksum.wait().map_err(|source| PgError::Io {
-                    path: input.clone(),
-                    source,
-                })?,
-                input,
+                checksum: input.wait_checksum()?,
+                input: input.input,
                 dataset,
                 job_id,
                 bytes,

@@ -453,7 +453,7 @@ impl LoadSession {
                 }
             }
         }
-        let checksum = checksum_of(req).await?;
+        let checksum = req.input.checksum_value().await?;
         let inserted = c
             .execute(
                 ledger_insert_sql(req.force),
@@ -713,16 +713,23 @@ async fn ensure_ledger(c: &Client) -> Result<(), PgError> {
         .map_err(|e| PgError::db("creating the ledger ferry.loads", e))
 }
 
-/// Waits for the input's checksum.
-async fn checksum_of(req: &LoadRequest) -> Result<String, PgError> {
-    req.input
-        .checksum
-        .get()
-        .await
-        .map_err(|source| PgError::Io {
-            path: req.input.input.clone(),
+impl InputIdentity {
+    /// Waits for the checksum; a failed read names the input.
+    pub async fn checksum_value(&self) -> Result<String, PgError> {
+        self.checksum.get().await.map_err(|e| self.read_error(e))
+    }
+
+    /// Blocks for the checksum, for threads outside the async runtime.
+    pub fn wait_checksum(&self) -> Result<String, PgError> {
+        self.checksum.wait().map_err(|e| self.read_error(e))
+    }
+
+    fn read_error(&self, source: std::io::Error) -> PgError {
+        PgError::Io {
+            path: self.input.clone(),
             source,
-        })
+        }
+    }
 }
 
 /// Whether the ledger has any load of this input into the target.
@@ -738,7 +745,7 @@ async fn ledger_knows(c: &Client, req: &LoadRequest) -> Result<bool, PgError> {
 }
 
 async fn previous_load(c: &Client, req: &LoadRequest) -> Result<Option<PreviousLoad>, PgError> {
-    let checksum = checksum_of(req).await?;
+    let checksum = req.input.checksum_value().await?;
     let row = c
         .query_opt(
             "SELECT job_id, rows, loaded_at::text FROM ferry.loads
