@@ -464,36 +464,51 @@ pub async fn list(bucket: &str, prefix: &str) -> Result<Vec<Listed>, StoreError>
 /// at commit, and earlier only when the ledger already knows the input. So
 /// the hash runs on a blocking thread beside the load, and whoever needs it
 /// waits then. Cheap to clone; every clone sees the one result.
+///
+/// When the last clone is dropped unawaited (the load failed first), the
+/// hashing stops at its next read: the process would otherwise wait for it at
+/// exit, since the runtime finishes its blocking tasks before it shuts down
+/// (a load refused by the server took 2.3 s instead of 16 ms on a 7.8 GB file
+/// in the page cache, and a file on network storage reads far slower).
 #[derive(Clone)]
-pub struct Checksum(
-    futures::future::Shared<futures::future::BoxFuture<'static, Result<String, Arc<str>>>>,
-);
+pub struct Checksum {
+    value: futures::future::Shared<futures::future::BoxFuture<'static, Result<String, Arc<str>>>>,
+    /// Held by every clone; the hashing thread watches it through a `Weak`.
+    _wanted: Arc<()>,
+}
 
 impl Checksum {
     /// Starts hashing `path` on the runtime's blocking pool (call it inside a
     /// Tokio runtime); `label` names the input in an error.
     pub fn of_file(path: PathBuf, label: String) -> Checksum {
         use futures::FutureExt;
+        let wanted = Arc::new(());
+        let watch = Arc::downgrade(&wanted);
         let task = tokio::task::spawn_blocking(move || {
-            checksum_file(&path).map_err(|e| Arc::from(format!("reading {label}: {e}")))
+            hash_file(&path, &|| watch.strong_count() > 0)
+                .map_err(|e| Arc::from(format!("reading {label}: {e}")))
         });
-        Checksum(
-            async move { task.await.map_err(|e| Arc::from(e.to_string()))? }
+        Checksum {
+            value: async move { task.await.map_err(|e| Arc::from(e.to_string()))? }
                 .boxed()
                 .shared(),
-        )
+            _wanted: wanted,
+        }
     }
 
     /// A checksum already known (read from a job's records).
     pub fn known(value: impl Into<String>) -> Checksum {
         use futures::FutureExt;
         let value = value.into();
-        Checksum(async move { Ok(value) }.boxed().shared())
+        Checksum {
+            value: async move { Ok(value) }.boxed().shared(),
+            _wanted: Arc::new(()),
+        }
     }
 
     /// Waits for the checksum.
     pub async fn get(&self) -> std::io::Result<String> {
-        self.0
+        self.value
             .clone()
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))
@@ -507,7 +522,7 @@ impl Checksum {
 
 impl std::fmt::Debug for Checksum {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0.peek() {
+        match self.value.peek() {
             Some(Ok(v)) => write!(f, "Checksum({v})"),
             Some(Err(e)) => write!(f, "Checksum(failed: {e})"),
             None => f.write_str("Checksum(pending)"),
@@ -517,11 +532,19 @@ impl std::fmt::Debug for Checksum {
 
 /// Streams a file through xxh3-128, the checksum the ledger records.
 pub fn checksum_file(path: &Path) -> std::io::Result<String> {
+    hash_file(path, &|| true)
+}
+
+/// [`checksum_file`], giving up between reads once `wanted` says so.
+fn hash_file(path: &Path, wanted: &dyn Fn() -> bool) -> std::io::Result<String> {
     use std::io::Read;
     let mut file = std::fs::File::open(path)?;
     let mut hasher = xxhash_rust::xxh3::Xxh3Default::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
+        if !wanted() {
+            return Err(std::io::Error::other("stopped: nobody waits for it"));
+        }
         let n = file.read(&mut buf)?;
         if n == 0 {
             break;
@@ -564,6 +587,60 @@ mod tests {
         ));
         assert!(Location::parse("s3://bucket").is_err());
         assert!(Location::parse("gs://b/k").is_err());
+    }
+
+    /// A checksum nobody waits for any more stops reading: the writer of a
+    /// FIFO the hash reads from sees the pipe closed. (Without the stop the
+    /// hash would read for as long as bytes come, and a failed load's process
+    /// would wait for it at exit.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_checksum_stops_reading() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("input.fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|s| s.success()) {
+            eprintln!("skipped: mkfifo is not available");
+            return;
+        }
+        let checksum = Checksum::of_file(fifo.clone(), "endless.csv".into());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let writer = std::thread::spawn(move || {
+            // Opening blocks until the hash opens its end.
+            let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            let chunk = vec![b'x'; 64 << 10];
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            let mut sent = 0usize;
+            while std::time::Instant::now() < deadline {
+                match f.write_all(&chunk) {
+                    Ok(()) => {
+                        sent += chunk.len();
+                        if sent == 4 * chunk.len() {
+                            tx.send(()).unwrap(); // the hash is reading
+                        }
+                    }
+                    Err(e) => return Some(e.kind()),
+                }
+            }
+            None
+        });
+        rx.recv().unwrap();
+        drop(checksum);
+        let ended = tokio::task::spawn_blocking(move || writer.join().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(ended, Some(std::io::ErrorKind::BrokenPipe));
+    }
+
+    /// Clones share one hash, which a dropped clone does not stop.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_checksum_finishes_while_one_clone_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.csv");
+        std::fs::write(&f, vec![b'y'; 3 << 20]).unwrap();
+        let kept = Checksum::of_file(f.clone(), "a.csv".into());
+        drop(kept.clone());
+        assert_eq!(kept.get().await.unwrap(), checksum_file(&f).unwrap());
     }
 
     #[tokio::test]
