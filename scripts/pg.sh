@@ -2,7 +2,8 @@
 # A throwaway PostgreSQL on loopback for the tests, the quickstart and benchmarks.
 #
 #   scripts/pg.sh start    initialise (first time) and start; idempotent
-#   scripts/pg.sh stop     stop and delete the cluster (FERRY_PG_KEEP=1 keeps it)
+#   scripts/pg.sh stop     stop the server; the cluster and its data stay for the next start
+#   scripts/pg.sh destroy  stop the server and delete the cluster with everything loaded into it
 #   scripts/pg.sh status   exit 0 if running
 #   scripts/pg.sh env      print `export DATABASE_URL=…` for eval
 #   scripts/pg.sh psql …   run psql against it
@@ -136,17 +137,28 @@ make_tls() {
 stop() {
   BINDIR=$(find_bindir) || return 0
   pick_owner
-  if running; then as_owner "$BINDIR/pg_ctl" -D "$PGDIR" -m fast -w stop >/dev/null || true; fi
-  if [ -z "${FERRY_PG_KEEP:-}" ]; then rm -rf "$PGDIR" "$PGDIR.initdb.log"; fi
+  if running; then
+    as_owner "$BINDIR/pg_ctl" -D "$PGDIR" -m fast -w stop >/dev/null || true
+    say "stopped; the data stays in $PGDIR (scripts/pg.sh start resumes it, scripts/pg.sh destroy deletes it)"
+  fi
+}
+
+destroy() {
+  stop
+  if [ -e "$PGDIR" ]; then
+    rm -rf "$PGDIR" "$PGDIR.initdb.log"
+    say "deleted the cluster $PGDIR and everything loaded into it"
+  fi
 }
 
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
+  destroy) destroy ;;
   status) BINDIR=$(find_bindir) || exit 1; pick_owner; running ;;
   env) echo "export DATABASE_URL='$URL'" ;;
   url) echo "$URL" ;;
   ca) echo "$PGDIR/tls/ca.crt" ;;
   psql) shift; exec psql "$URL" "$@" ;;
-  *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -58,6 +58,7 @@ fn decode(csv: &[u8], schema: &Arc<Schema>) -> RecordBatch {
         fields: schema.fields().iter().cloned().collect(),
         indices: (0..schema.fields().len()).collect(),
         formats: vec![None; schema.fields().len()],
+        exact: vec![false; schema.fields().len()],
         expected_fields: schema.fields().len(),
         file_names: schema.fields().iter().map(|f| f.name().clone()).collect(),
     };

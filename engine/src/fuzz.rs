@@ -91,6 +91,7 @@ pub fn csv_to_binary_copy(data: &[u8]) {
         fields: schema.fields().iter().cloned().collect(),
         indices: (0..n).collect(),
         formats: vec![None; n],
+        exact: vec![false; n],
         expected_fields: n,
         file_names: schema.fields().iter().map(|f| f.name().clone()).collect(),
     };

@@ -540,7 +540,7 @@ pub async fn load(
         }
         Err(Stop::Failed(e)) => {
             session.abort().await;
-            Err(p.source.explain(e, spec, &p.input))
+            Err(p.source.explain(e, &p.input))
         }
     }
 }
@@ -648,7 +648,7 @@ pub async fn transform_artifacts(
     progress.finish();
     let (rows, artifacts) = match piped {
         Ok(done) => done,
-        Err(Stop::Failed(e)) => return Err(p.source.explain(e, spec, &p.input)),
+        Err(Stop::Failed(e)) => return Err(p.source.explain(e, &p.input)),
         Err(Stop::LoaderStopped) => {
             return Err(FerryError::Internal(
                 "no loader runs in the transform step".into(),

@@ -310,10 +310,15 @@ struct ConvertArgs {
         value_name = "DIR"
     )]
     work_dir: PathBuf,
-    /// Rows of a delimited input that may be bad (set aside in a reject file, the rest
-    /// loaded) before the job fails; overrides the spec's [errors] max_bad_rows [default: 0].
+    /// Rows of a delimited or NDJSON input that may be bad (set aside in a reject file, the
+    /// rest loaded) before the job fails; overrides the spec's [errors] max_bad_rows [default: 0].
     #[arg(long, value_name = "N")]
     max_bad_rows: Option<u64>,
+    /// The longest record (a CSV record, an NDJSON line) read before the input is refused,
+    /// e.g. 64MiB; overrides the spec's [source] max_record_size [default: 64MiB]. Memory
+    /// stays within about twice this, whatever the input.
+    #[arg(long, env = "FERRY_MAX_RECORD_SIZE", value_name = "SIZE")]
+    max_record_size: Option<bytesize::ByteSize>,
     /// Print the reports as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -375,10 +380,15 @@ struct LoadArgs {
     /// An unquoted value that means NULL (repeatable; default: the empty string).
     #[arg(long = "null", value_name = "TEXT")]
     nulls: Vec<String>,
-    /// Rows of a delimited input that may be bad (set aside in a reject file, the rest
-    /// loaded) before the job fails; overrides the spec's [errors] max_bad_rows [default: 0].
+    /// Rows of a delimited or NDJSON input that may be bad (set aside in a reject file, the
+    /// rest loaded) before the job fails; overrides the spec's [errors] max_bad_rows [default: 0].
     #[arg(long, value_name = "N")]
     max_bad_rows: Option<u64>,
+    /// The longest record (a CSV record, an NDJSON line) read before the input is refused,
+    /// e.g. 64MiB; overrides the spec's [source] max_record_size [default: 64MiB]. Memory
+    /// stays within about twice this, whatever the input.
+    #[arg(long, env = "FERRY_MAX_RECORD_SIZE", value_name = "SIZE")]
+    max_record_size: Option<bytesize::ByteSize>,
     /// Print the job report as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -643,6 +653,7 @@ async fn run_load(args: LoadArgs, interactive: bool) -> Result<Done, FerryError>
                     None
                 },
                 null: (!args.nulls.is_empty()).then(|| NullMarkers::Many(args.nulls.clone())),
+                max_record_size: record_size(args.max_record_size),
                 ..SourceSpec::default()
             };
             // Sniff what the flags leave open, from the local file (S3 inputs
@@ -667,7 +678,7 @@ async fn run_load(args: LoadArgs, interactive: bool) -> Result<Done, FerryError>
             DatasetSpec::ad_hoc(&table.name, source, Some(target))
         }
     };
-    allow_bad_rows(&mut spec, args.max_bad_rows)?;
+    apply_limits(&mut spec, args.max_bad_rows, args.max_record_size)?;
     let artifacts = match args.artifacts {
         ArtifactChoice::All => ArtifactKinds {
             sql: true,
@@ -720,10 +731,23 @@ async fn run_load(args: LoadArgs, interactive: bool) -> Result<Done, FerryError>
     Ok(Done::Ok)
 }
 
-/// Applies `--max-bad-rows` and checks the spec as it will run.
-fn allow_bad_rows(spec: &mut DatasetSpec, max: Option<u64>) -> Result<(), FerryError> {
-    if let Some(n) = max {
+/// `--max-record-size` as the spec's key.
+fn record_size(size: Option<bytesize::ByteSize>) -> Option<ferry_engine::spec::ByteCount> {
+    size.map(|s| ferry_engine::spec::ByteCount(s.as_u64()))
+}
+
+/// Applies `--max-bad-rows` and `--max-record-size`, and checks the spec as
+/// it will run.
+fn apply_limits(
+    spec: &mut DatasetSpec,
+    max_bad_rows: Option<u64>,
+    max_record_size: Option<bytesize::ByteSize>,
+) -> Result<(), FerryError> {
+    if let Some(n) = max_bad_rows {
         spec.errors.max_bad_rows = n;
+    }
+    if let Some(size) = record_size(max_record_size) {
+        spec.source.max_record_size = Some(size);
     }
     spec.validate(&spec.toml_path())?;
     Ok(())
@@ -834,6 +858,7 @@ async fn run_convert(args: ConvertArgs, interactive: bool) -> Result<Done, Ferry
                 delimiter: args.input_delimiter.clone(),
                 null: (!args.input_nulls.is_empty())
                     .then(|| NullMarkers::Many(args.input_nulls.clone())),
+                max_record_size: record_size(args.max_record_size),
                 ..SourceSpec::default()
             };
             ferry_engine::sniff::complete_source(&mut source, &input)?;
@@ -841,7 +866,7 @@ async fn run_convert(args: ConvertArgs, interactive: bool) -> Result<Done, Ferry
             DatasetSpec::ad_hoc(&stem, source, None)
         }
     };
-    allow_bad_rows(&mut spec, args.max_bad_rows)?;
+    apply_limits(&mut spec, args.max_bad_rows, args.max_record_size)?;
     let output = match &args.output {
         Some(o) => o.clone(),
         None => {

@@ -2,19 +2,23 @@
 //! CSV reader for delimited text, DataFusion's readers for NDJSON, Parquet and
 //! Arrow IPC. Declared column types win over inferred ones for every format.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::catalog::streaming::StreamingTable;
 use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
 use datafusion::datasource::file_format::options::ArrowReadOptions;
-use datafusion::prelude::{JsonReadOptions, ParquetReadOptions, SessionContext, cast, col};
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
 use crate::decode::blocking::{BlockingPartition, OpenFn};
 use crate::decode::csv::infer::{Guess, Inference};
 use crate::decode::csv::tokenize::{Records, Splitter, tokenize};
 use crate::decode::csv::{CsvDialect, CsvSource, CsvTable, ReadCounters};
+use crate::decode::fit::DeclaredTypes;
+use crate::decode::json::{self, JsonSource};
+use crate::decode::lines::{LineError, Lines};
 use crate::decode::{Compression, DecodeError, RejectSink};
 use crate::error::FerryError;
 use crate::format::Format;
@@ -61,9 +65,9 @@ impl Source {
 }
 
 impl Source {
-    /// Turns a reader failure inside the transform into one naming the input
-    /// line, where the format's reader could not say it (Arrow's JSON reader).
-    pub fn explain(&self, e: FerryError, spec: &DatasetSpec, input: &Input) -> FerryError {
+    /// Turns a columnar reader's failure inside the transform into a bad
+    /// input naming the file, rather than a failing transform.
+    pub fn explain(&self, e: FerryError, input: &Input) -> FerryError {
         match (&e, self.format) {
             // A columnar file that fails while being read is a bad input, not
             // a failing transform.
@@ -79,13 +83,6 @@ impl Source {
                     reader_detail(detail)
                 ),
             }),
-            (FerryError::Transform { detail, .. }, Format::Ndjson)
-                if detail.contains("Json error") =>
-            {
-                let compression = spec.source.compression.resolve(&input.path);
-                locate_json_error(input, compression, Some(&self.schema))
-                    .map_or(e, FerryError::Decode)
-            }
             _ => e,
         }
     }
@@ -168,7 +165,12 @@ pub async fn register_source(
                 dialect.delimiter = b'\t';
             }
             let compression = spec.source.compression.resolve(&input.path);
-            let (schema, formats) = resolve_csv_schema(input, compression, &dialect, &spec.source)?;
+            let CsvSchema {
+                schema,
+                formats,
+                exact,
+            } = resolve_csv_schema(input, compression, &dialect, &spec.source)?;
+            let max_record = spec.source.max_record();
             let source = Arc::new(CsvSource {
                 path: input.path.clone(),
                 display: input.display.clone(),
@@ -176,7 +178,9 @@ pub async fn register_source(
                 dialect,
                 schema: schema.clone(),
                 formats,
+                exact,
                 chunk_bytes: CSV_CHUNK_BYTES,
+                max_record,
                 counters: counters.clone(),
                 rejects: rejects.clone(),
             });
@@ -184,7 +188,7 @@ pub async fn register_source(
                 .map_err(|e| FerryError::Internal(e.to_string()))?;
             schema
         }
-        Format::Ndjson => register_json(ctx, spec, input).await?,
+        Format::Ndjson => register_json(ctx, spec, input, counters.clone(), rejects.clone())?,
         Format::Parquet | Format::Arrow | Format::Avro => {
             register_columnar(ctx, spec, input, format).await?
         }
@@ -196,51 +200,6 @@ pub async fn register_source(
         size,
         rejects,
     })
-}
-
-/// Finds the first line of an NDJSON file that is not valid JSON or does not
-/// decode with `schema` (when given), for an error that names the line.
-/// Arrow's JSON reader reports neither; this slow path runs only after a failure.
-pub fn locate_json_error(
-    input: &Input,
-    compression: Compression,
-    schema: Option<&SchemaRef>,
-) -> Option<DecodeError> {
-    let file = std::fs::File::open(&input.path).ok()?;
-    let reader = BufReader::with_capacity(1 << 20, compression.reader(file).ok()?);
-    for (i, line) in reader.split(b'\n').enumerate() {
-        let line = line.ok()?;
-        let text = line.strip_suffix(b"\r").unwrap_or(&line);
-        if text.trim_ascii().is_empty() {
-            continue;
-        }
-        let problem = match serde_json::from_slice::<serde_json::Value>(text) {
-            Err(e) => Some(format!("not valid JSON: {e}")),
-            Ok(v) if !v.is_object() => {
-                Some("not a JSON object (each line must be one {…} record)".to_string())
-            }
-            Ok(_) => schema.and_then(|schema| {
-                let mut decoder = arrow::json::ReaderBuilder::new(schema.clone())
-                    .build_decoder()
-                    .ok()?;
-                let decoded = decoder.decode(text).and_then(|_| decoder.flush());
-                decoded
-                    .err()
-                    .map(|e| e.to_string().trim_start_matches("Json error: ").to_string())
-            }),
-        };
-        if let Some(detail) = problem {
-            return Some(DecodeError::Reader {
-                file: input.display.clone(),
-                location: format!(":{}", i + 1),
-                detail: format!(
-                    "{detail}; the line starts: {}",
-                    crate::decode::error::show_value(&text[..text.len().min(120)])
-                ),
-            });
-        }
-    }
-    None
 }
 
 /// A DataFusion reader error, as a decode error of this input.
@@ -327,34 +286,55 @@ fn apply_declared(
     Ok(Schema::new(fields))
 }
 
-async fn register_json(
+/// Registers an NDJSON input through ferry's strict reader
+/// ([`crate::decode::json`]), with the inferred schema and declared types.
+fn register_json(
     ctx: &SessionContext,
     spec: &DatasetSpec,
     input: &Input,
+    counters: Arc<ReadCounters>,
+    rejects: Option<Arc<RejectSink>>,
 ) -> Result<SchemaRef, FerryError> {
     let compression = spec.source.compression.resolve(&input.path);
-    let path = path_str(input)?;
-    let infer_rows = match spec.source.infer_rows {
-        Some(0) => usize::MAX,
-        Some(n) => n,
-        None => DEFAULT_INFER_ROWS,
-    };
-    let options = || {
-        JsonReadOptions::default()
-            .file_extension("")
-            .file_compression_type(compression_type(compression))
-            .schema_infer_max_records(infer_rows)
-    };
-    let inferred = ctx.read_json(path.as_str(), options()).await.map_err(|e| {
-        locate_json_error(input, compression, None)
-            .map_or_else(|| df_err(input)(e), FerryError::Decode)
-    })?;
-    let inferred = inferred.schema().as_arrow().clone();
-    let schema = apply_declared(&inferred, &spec.source.columns, &spec.toml_path())?;
-    ctx.register_json("source", path.as_str(), options().schema(&schema))
-        .await
-        .map_err(df_err(input))?;
-    Ok(Arc::new(schema))
+    let max_record = spec.source.max_record();
+    let inferred = json::infer_json(
+        &input.path,
+        &input.display,
+        compression,
+        spec.source.infer_limit(),
+        max_record,
+    )?;
+    let schema = Arc::new(apply_declared(
+        &inferred.schema,
+        &spec.source.columns,
+        &spec.toml_path(),
+    )?);
+    let exact = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            !spec
+                .source
+                .columns
+                .iter()
+                .any(|c| &c.name == f.name() && c.ty.is_some())
+        })
+        .collect();
+    let source = Arc::new(JsonSource {
+        path: input.path.clone(),
+        display: input.display.clone(),
+        compression,
+        schema: schema.clone(),
+        exact,
+        max_record,
+        sampled: inferred.sampled,
+        counters,
+        rejects,
+    });
+    let table = source.partition().table().map_err(df_err(input))?;
+    ctx.register_table("source", Arc::new(table))
+        .map_err(|e| FerryError::Internal(e.to_string()))?;
+    Ok(schema)
 }
 
 async fn register_columnar(
@@ -364,13 +344,21 @@ async fn register_columnar(
     format: Format,
 ) -> Result<SchemaRef, FerryError> {
     let path = path_str(input)?;
-    let raw = if spec.source.columns.iter().any(|c| c.ty.is_some()) {
-        "__ferry_raw"
+    let declared = spec.source.columns.iter().any(|c| c.ty.is_some());
+    // With declared types the file is read by a context of its own with one
+    // partition, in file order, so a value that does not fit is named by
+    // its row; without, DataFusion reads it in parallel as `source`.
+    let own;
+    let (raw_ctx, raw) = if declared {
+        own = SessionContext::new_with_config(
+            datafusion::prelude::SessionConfig::new().with_target_partitions(1),
+        );
+        (&own, "raw")
     } else {
-        "source"
+        (ctx, "source")
     };
     match format {
-        Format::Parquet => ctx
+        Format::Parquet => raw_ctx
             .register_parquet(
                 raw,
                 path.as_str(),
@@ -380,7 +368,8 @@ async fn register_columnar(
             .map_err(df_err(input))?,
         Format::Avro => {
             let table = avro_table(input)?.table().map_err(df_err(input))?;
-            ctx.register_table(raw, Arc::new(table))
+            raw_ctx
+                .register_table(raw, Arc::new(table))
                 .map_err(df_err(input))?;
         }
         _ => {
@@ -388,45 +377,43 @@ async fn register_columnar(
                 file_extension: "",
                 ..Default::default()
             };
-            ctx.register_arrow(raw, path.as_str(), options)
+            raw_ctx
+                .register_arrow(raw, path.as_str(), options)
                 .await
                 .map_err(df_err(input))?
         }
     }
-    let table = ctx.table(raw).await.map_err(df_err(input))?;
+    let table = raw_ctx.table(raw).await.map_err(df_err(input))?;
     if raw == "source" {
         return Ok(Arc::new(table.schema().as_arrow().clone()));
     }
-    // Declared types win: cast the columns that have one.
+    // Declared types win: each declared column is cast, and a value the
+    // cast would change fails the read, naming its row (decode::fit).
     let inferred = table.schema().as_arrow().clone();
     let declared = apply_declared(&inferred, &spec.source.columns, &spec.toml_path())?;
-    let mut exprs = Vec::new();
-    for f in declared.fields() {
-        if inferred.field_with_name(f.name()).is_err() {
-            return Err(FerryError::Decode(DecodeError::Layout {
-                file: input.display.clone(),
-                detail: format!(
-                    "declared column {:?} is not in the file (it has {:?})",
-                    f.name(),
-                    inferred
-                        .fields()
-                        .iter()
-                        .map(|f| f.name())
-                        .collect::<Vec<_>>()
-                ),
-            }));
-        }
-        exprs.push(
-            cast(
-                col(format!("\"{}\"", f.name().replace('"', "\"\""))),
-                f.data_type().clone(),
-            )
-            .alias(f.name()),
-        );
+    if let Some(missing) = declared
+        .fields()
+        .iter()
+        .find(|f| inferred.field_with_name(f.name()).is_err())
+    {
+        return Err(FerryError::Decode(DecodeError::Layout {
+            file: input.display.clone(),
+            detail: format!(
+                "declared column {:?} is not in the file (it has {:?})",
+                missing.name(),
+                inferred
+                    .fields()
+                    .iter()
+                    .map(|f| f.name())
+                    .collect::<Vec<_>>()
+            ),
+        }));
     }
-    let view = table.select(exprs).map_err(df_err(input))?;
-    let schema = Arc::new(view.schema().as_arrow().clone());
-    ctx.register_table("source", view.into_view())
+    let schema = Arc::new(declared);
+    let partition = DeclaredTypes::new(schema.clone(), table, input.display.clone());
+    let table = StreamingTable::try_new(schema.clone(), vec![Arc::new(partition)])
+        .map_err(df_err(input))?;
+    ctx.register_table("source", Arc::new(table))
         .map_err(df_err(input))?;
     Ok(schema)
 }
@@ -478,12 +465,14 @@ pub struct CsvHead {
 }
 
 /// Reads up to `max_records` records from the start of a delimited file
-/// (decompressing, stripping a BOM) and infers column types from them.
+/// (decompressing, stripping a BOM) and infers column types from them. A
+/// record longer than `max_record` bytes fails, as it would when read.
 pub fn read_csv_head(
     input: &Input,
     compression: Compression,
     dialect: &CsvDialect,
     max_records: usize,
+    max_record: usize,
 ) -> Result<CsvHead, FerryError> {
     let io = |what: &str, e: std::io::Error| {
         FerryError::Decode(DecodeError::io(input.display.clone(), what.to_string(), e))
@@ -528,8 +517,14 @@ pub fn read_csv_head(
             c
         };
         let Some(cut) = cut else {
-            if buf.len() > 64 << 20 {
-                break;
+            if buf.len() > max_record {
+                return Err(FerryError::Decode(json::line_error(
+                    &input.display,
+                    LineError::TooLong {
+                        line,
+                        max: max_record,
+                    },
+                )));
             }
             continue;
         };
@@ -573,6 +568,18 @@ pub fn read_csv_head(
     })
 }
 
+/// How to read each column of a delimited file.
+#[derive(Debug, Clone)]
+pub struct CsvSchema {
+    /// Every column, named and typed.
+    pub schema: SchemaRef,
+    /// The spec's chrono format per column.
+    pub formats: Vec<Option<String>>,
+    /// Per column: the type was inferred (not declared), so a later value
+    /// must fit it exactly.
+    pub exact: Vec<bool>,
+}
+
 /// The schema of a delimited file: names from the header or the spec,
 /// declared types first, inferred types for the rest.
 pub fn resolve_csv_schema(
@@ -580,19 +587,16 @@ pub fn resolve_csv_schema(
     compression: Compression,
     dialect: &CsvDialect,
     spec: &SourceSpec,
-) -> Result<(SchemaRef, Vec<Option<String>>), FerryError> {
+) -> Result<CsvSchema, FerryError> {
     let all_declared = !spec.columns.is_empty() && spec.columns.iter().all(|c| c.ty.is_some());
-    let max = match spec.infer_rows {
-        Some(0) => usize::MAX,
-        Some(n) => n,
-        None => DEFAULT_INFER_ROWS,
-    };
+    let max = spec.infer_limit();
     // With every type declared and no header, only the field count is needed.
     let head = read_csv_head(
         input,
         compression,
         dialect,
         if all_declared { 1 } else { max },
+        spec.max_record(),
     )?;
     let layout = |detail: String| {
         FerryError::Decode(DecodeError::Layout {
@@ -650,6 +654,7 @@ pub fn resolve_csv_schema(
     };
     let mut fields = Vec::with_capacity(names.len());
     let mut formats = Vec::with_capacity(names.len());
+    let mut exact = Vec::with_capacity(names.len());
     for (i, name) in names.iter().enumerate() {
         let decl = spec.columns.iter().find(|c| &c.name == name);
         let field = match decl.and_then(|c| c.ty.as_ref()) {
@@ -669,15 +674,22 @@ pub fn resolve_csv_schema(
         };
         fields.push(field);
         formats.push(decl.and_then(|c| c.format.clone()));
+        exact.push(decl.and_then(|c| c.ty.as_ref()).is_none());
     }
-    Ok((Arc::new(Schema::new(fields)), formats))
+    Ok(CsvSchema {
+        schema: Arc::new(Schema::new(fields)),
+        formats,
+        exact,
+    })
 }
 
-/// Reads the first line of a text file (decompressed), for messages and sniffing.
+/// Reads the first `n` lines of a text file (decompressed), for messages,
+/// sniffing and samples; a line longer than `max_record` bytes fails.
 pub fn first_lines(
     input: &Input,
     compression: Compression,
     n: usize,
+    max_record: usize,
 ) -> Result<Vec<String>, FerryError> {
     let file = std::fs::File::open(&input.path)
         .map_err(|e| FerryError::io(format!("opening {}", input.display), e))?;
@@ -686,14 +698,15 @@ pub fn first_lines(
             .reader(file)
             .map_err(|e| FerryError::io("decompressing", e))?,
     );
+    let mut lines = Lines::new(reader, max_record);
+    let mut line = Vec::new();
     let mut out = Vec::new();
-    for line in reader.split(b'\n').take(n) {
-        let line = line.map_err(|e| FerryError::io(format!("reading {}", input.display), e))?;
-        out.push(
-            String::from_utf8_lossy(&line)
-                .trim_end_matches('\r')
-                .to_string(),
-        );
+    while out.len() < n {
+        match lines.next_into(&mut line) {
+            Ok(Some(_)) => out.push(String::from_utf8_lossy(&line).into_owned()),
+            Ok(None) => break,
+            Err(e) => return Err(FerryError::Decode(json::line_error(&input.display, e))),
+        }
     }
     Ok(out)
 }
@@ -719,7 +732,7 @@ mod tests {
             header: false,
             ..CsvDialect::default()
         };
-        let head = read_csv_head(&input, Compression::None, &dialect, 100).unwrap();
+        let head = read_csv_head(&input, Compression::None, &dialect, 100, 8 << 20).unwrap();
         assert_eq!((head.fields, head.sampled), (2, 3));
         assert_eq!(head.guesses[1].data_type, arrow::datatypes::DataType::Int64);
     }

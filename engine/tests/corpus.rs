@@ -387,7 +387,7 @@ fn cases() -> Vec<Case> {
             "json_wrong_type.ndjson",
             b"{\"id\":1}\n{\"id\":\"x\"}\n",
             json(),
-            fails(3, &["json_wrong_type.ndjson:2", "'id'", "\"x\""]),
+            fails(3, &["json_wrong_type.ndjson:2", "(\"id\")", "\"x\""]),
         ),
         // Compressed inputs.
         case(

@@ -22,7 +22,7 @@ use arrow::datatypes::{Schema, SchemaRef};
 use arrow::row::{RowConverter, SortField};
 use datafusion::datasource::file_format::options::ArrowReadOptions;
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::prelude::{JsonReadOptions, ParquetReadOptions, SessionContext};
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use ferry_connectors::pg::QualifiedName;
 use ferry_connectors::pg::codec::display_value;
 use futures::StreamExt;
@@ -35,10 +35,11 @@ use self::canonical::{
 use self::digest::{Digest, DigestSummary, ParquetFile};
 use self::writers::{Chunk, OutputFormat, TextCompression, output_bytes};
 use crate::decode::csv::{CsvDialect, CsvSource, CsvTable};
+use crate::decode::json::JsonSource;
 use crate::decode::{Compression, DecodeError, copy};
 use crate::error::FerryError;
 use crate::progress::Progress;
-use crate::source::{Input, avro_table, compression_type, df_err, path_str, register_source};
+use crate::source::{Input, avro_table, df_err, path_str, register_source};
 use crate::spec::DatasetSpec;
 use crate::transform;
 
@@ -364,7 +365,7 @@ pub async fn convert(req: &ConvertRequest) -> Result<ConvertReport, FerryError> 
                 let _ = std::fs::remove_dir_all(&req.output);
             }
         }
-        return Err(source.explain(e, &req.spec, &req.input));
+        return Err(source.explain(e, &req.input));
     }
     let (digest, files) = written?;
     let report = ConvertReport {
@@ -416,7 +417,9 @@ async fn read_back(
                 },
                 schema: schema.clone(),
                 formats: vec![None; schema.fields().len()],
+                exact: vec![false; schema.fields().len()],
                 chunk_bytes: crate::source::CSV_CHUNK_BYTES,
+                max_record: req.spec.source.max_record(),
                 counters: Arc::default(),
                 rejects: None,
             });
@@ -429,12 +432,19 @@ async fn read_back(
                 TextCompression::Gzip => Compression::Gzip,
                 TextCompression::Zstd => Compression::Zstd,
             };
-            let options = JsonReadOptions::default()
-                .file_extension("")
-                .file_compression_type(compression_type(compression))
-                .schema(schema.as_ref());
-            ctx.register_json("out", path_str(&input)?.as_str(), options)
-                .await
+            let source = Arc::new(JsonSource {
+                path: req.output.clone(),
+                display: input.display.clone(),
+                compression,
+                schema: schema.clone(),
+                exact: vec![false; schema.fields().len()],
+                max_record: req.spec.source.max_record(),
+                sampled: 0,
+                counters: Arc::default(),
+                rejects: None,
+            });
+            let table = source.partition().table().map_err(df_err(&input))?;
+            ctx.register_table("out", Arc::new(table))
                 .map_err(df_err(&input))?;
         }
         OutputFormat::Parquet(_) => {

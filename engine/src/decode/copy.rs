@@ -265,7 +265,7 @@ fn text_column(
             text_column,
         );
     }
-    build_column(field, None, col.len(), get, &dialect).map_err(|(r, reason, _)| {
+    build_column(field, None, col.len(), get, &dialect, false).map_err(|(r, reason, _)| {
         bad(
             display,
             first_line + r as u64,

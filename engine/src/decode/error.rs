@@ -23,6 +23,40 @@ pub enum DecodeError {
         /// What to do, starting with "; ".
         hint: String,
     },
+    /// A field the inferred schema lacks: it first appears after the lines
+    /// sampled for inference. Refused rather than dropped.
+    #[error(
+        "{file}:{line}: field {field:?} first appears here, after the {sampled} lines sampled to infer the schema; ferry does not drop its values: raise infer_rows in [source] (0 samples every line) or declare the field ([[source.columns]])"
+    )]
+    NewField {
+        /// Input file.
+        file: String,
+        /// 1-based line where the field first appears.
+        line: u64,
+        /// The field (a dotted path when nested).
+        field: String,
+        /// Lines sampled for inference.
+        sampled: usize,
+    },
+    /// A value of a typed file (Parquet, Arrow IPC, Avro) that its declared
+    /// type cannot hold as it is.
+    #[error("{file}: row {row}: column {column} ({name:?}): {reason}: {value}{hint}")]
+    RowValue {
+        /// Input file.
+        file: String,
+        /// 1-based row in the file.
+        row: u64,
+        /// 1-based column number.
+        column: usize,
+        /// Column name.
+        name: String,
+        /// The value.
+        value: String,
+        /// What is wrong.
+        reason: String,
+        /// What to do, starting with "; ".
+        hint: String,
+    },
     /// A record with the wrong number of fields.
     #[error(
         "{file}:{line}: expected {expected} fields, found {found}; record starts: {preview}{hint}"

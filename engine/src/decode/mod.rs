@@ -1,11 +1,15 @@
-//! Decoding inputs into Arrow record batches: ferry's CSV reader, and
-//! DataFusion's readers for NDJSON, Parquet and Arrow IPC.
+//! Decoding inputs into Arrow record batches: ferry's readers for delimited
+//! text and NDJSON, DataFusion's for Parquet and Arrow IPC, arrow-avro's for
+//! Avro.
 
 pub mod blocking;
 pub mod compression;
 pub mod copy;
 pub mod csv;
 pub mod error;
+pub mod fit;
+pub mod json;
+pub mod lines;
 pub mod parse;
 pub mod reject;
 

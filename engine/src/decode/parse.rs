@@ -89,6 +89,9 @@ pub enum DecimalError {
     Syntax,
     /// More integer digits than the precision allows (after rounding).
     Overflow,
+    /// More decimal places than the scale holds, where rounding is refused
+    /// ([`parse_decimal_exact`]).
+    Inexact,
 }
 
 /// A decimal for `numeric(precision, scale)` as an unscaled `i128`, rounded
@@ -97,7 +100,17 @@ pub enum DecimalError {
 pub fn parse_decimal(s: &[u8], precision: u8, scale: i8) -> Result<i128, DecimalError> {
     match parse_decimal_plain(s, precision, scale) {
         Some(v) => Ok(v),
-        None => parse_decimal_general(s, precision, scale),
+        None => parse_decimal_general(s, precision, scale, false),
+    }
+}
+
+/// Like [`parse_decimal`], but a value with more (non-zero) decimal places
+/// than `scale` is [`DecimalError::Inexact`] instead of rounded: for a type
+/// ferry inferred, where rounding would change what the file said.
+pub fn parse_decimal_exact(s: &[u8], precision: u8, scale: i8) -> Result<i128, DecimalError> {
+    match parse_decimal_plain(s, precision, scale) {
+        Some(v) => Ok(v),
+        None => parse_decimal_general(s, precision, scale, true),
     }
 }
 
@@ -157,7 +170,12 @@ fn parse_decimal_plain(s: &[u8], precision: u8, scale: i8) -> Option<i128> {
     Some(if neg { -v } else { v })
 }
 
-fn parse_decimal_general(s: &[u8], precision: u8, scale: i8) -> Result<i128, DecimalError> {
+fn parse_decimal_general(
+    s: &[u8],
+    precision: u8,
+    scale: i8,
+    exact: bool,
+) -> Result<i128, DecimalError> {
     let s = trim(s);
     let (neg, mut rest) = match s.first() {
         Some(b'-') => (true, &s[1..]),
@@ -218,6 +236,9 @@ fn parse_decimal_general(s: &[u8], precision: u8, scale: i8) -> Result<i128, Dec
             (keep, digits[keep] >= 5)
         }
     };
+    if exact && digits[keep..].iter().any(|&d| d != 0) {
+        return Err(DecimalError::Inexact);
+    }
     let mut v: i128 = 0;
     for &d in &digits[..keep] {
         v = v
@@ -755,7 +776,7 @@ mod tests {
         ) {
             let precision = (scale as u8).saturating_add(extra).min(38);
             if let Some(v) = parse_decimal_plain(text.as_bytes(), precision, scale) {
-                proptest::prop_assert_eq!(Ok(v), parse_decimal_general(text.as_bytes(), precision, scale));
+                proptest::prop_assert_eq!(Ok(v), parse_decimal_general(text.as_bytes(), precision, scale, false));
             }
         }
     }

@@ -229,7 +229,7 @@ pub async fn init(
             dialect.delimiter = b'\t';
         }
         let compression = source.compression.resolve(file);
-        resolve_csv_schema(&input, compression, &dialect, &source)?.0
+        resolve_csv_schema(&input, compression, &dialect, &source)?.schema
     } else {
         let ctx = transform::new_session();
         register_source(&ctx, &ad_hoc, &input, None).await?.schema
@@ -253,7 +253,7 @@ pub async fn init(
         .unwrap_or_default();
     if format.is_delimited() || format == Format::Ndjson {
         let compression = source.compression.resolve(file);
-        let lines = crate::source::first_lines(&input, compression, 101)?;
+        let lines = crate::source::first_lines(&input, compression, 101, source.max_record())?;
         let ext = match format {
             Format::Tsv => "tsv",
             Format::Ndjson => "ndjson",

@@ -76,6 +76,47 @@ impl NullMarkers {
     }
 }
 
+/// A size in bytes, written as a number of bytes or as text with a unit
+/// (`"64MiB"`, `"1GB"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteCount(pub u64);
+
+impl Serialize for ByteCount {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&bytesize::ByteSize::b(self.0).display().iec().to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteCount {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Ok(ByteCount(n)),
+            Raw::Text(t) => t
+                .trim()
+                .parse::<bytesize::ByteSize>()
+                .map(|b| ByteCount(b.as_u64()))
+                .map_err(|e| {
+                    serde::de::Error::custom(format!(
+                        "{t:?} is not a size (write e.g. \"64MiB\" or a number of bytes): {e}"
+                    ))
+                }),
+        }
+    }
+}
+
+/// The longest record a reader accepts when the spec does not say:
+/// a decompression bomb or a missing line ending then fails after about
+/// twice this in memory, which fits the smallest task the stack deploys
+/// (512 MiB) beside everything else a job holds. PostgreSQL itself refuses
+/// a field over 1 GB.
+pub const DEFAULT_MAX_RECORD_SIZE: u64 = 64 << 20;
+
 /// `[[source.columns]]`: a declared column.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -127,6 +168,10 @@ pub struct SourceSpec {
     /// Records (csv) or objects (ndjson) sampled to infer types (default 10000; 0 = all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub infer_rows: Option<usize>,
+    /// The longest record (a line of NDJSON, a record of delimited text)
+    /// read before the input is refused (default 64 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_record_size: Option<ByteCount>,
     /// A small example input in the spec folder, used by `spec check`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sample: Option<String>,
@@ -293,6 +338,25 @@ fn single_char(
     }
 }
 
+impl SourceSpec {
+    /// The longest record accepted, in bytes.
+    pub fn max_record(&self) -> usize {
+        let n = self
+            .max_record_size
+            .map_or(DEFAULT_MAX_RECORD_SIZE, |b| b.0.max(1));
+        usize::try_from(n).unwrap_or(usize::MAX)
+    }
+
+    /// Records sampled for inference (`usize::MAX`: all).
+    pub fn infer_limit(&self) -> usize {
+        match self.infer_rows {
+            Some(0) => usize::MAX,
+            Some(n) => n,
+            None => crate::source::DEFAULT_INFER_ROWS,
+        }
+    }
+}
+
 impl DatasetSpec {
     /// Reads and validates `dir/dataset.toml` and `dir/transform.sql`.
     pub fn load(dir: &Path) -> Result<DatasetSpec, SpecError> {
@@ -366,14 +430,17 @@ impl DatasetSpec {
                 ("source.comment", s.comment.is_some()),
                 ("source.null", s.null.is_some()),
                 ("source.trailing_delimiter", s.trailing_delimiter),
-                ("errors.max_bad_rows", self.errors.max_bad_rows > 0),
+                (
+                    "errors.max_bad_rows",
+                    self.errors.max_bad_rows > 0 && s.format != Some(Format::Ndjson),
+                ),
             ] {
                 if set {
                     return Err(SpecError::key(
                         file,
                         key,
                         format!(
-                            "applies to csv/tsv sources only, not {}",
+                            "applies to csv/tsv (and, for max_bad_rows, ndjson) sources only, not {}",
                             s.format.map(|f| f.to_string()).unwrap_or_default()
                         ),
                     ));

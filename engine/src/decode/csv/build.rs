@@ -13,8 +13,9 @@ use arrow::datatypes::*;
 
 use super::super::error::{DecodeError, show_value};
 use super::super::parse::{
-    DecimalError, TimestampError, parse_bool, parse_bytea, parse_date, parse_decimal, parse_f32,
-    parse_f64, parse_i64, parse_interval, parse_time, parse_timestamp,
+    DecimalError, TimestampError, parse_bool, parse_bytea, parse_date, parse_decimal,
+    parse_decimal_exact, parse_f32, parse_f64, parse_i64, parse_interval, parse_time,
+    parse_timestamp,
 };
 use super::super::reject::RejectedRow;
 use super::dialect::CsvDialect;
@@ -29,6 +30,10 @@ pub struct Projection {
     pub indices: Vec<usize>,
     /// Optional chrono format per output field (dates, timestamps).
     pub formats: Vec<Option<String>>,
+    /// Per output field: its type was inferred, so a value that does not
+    /// fit it exactly fails rather than being rounded as a declared type's
+    /// would be (PostgreSQL's input rules).
+    pub exact: Vec<bool>,
     /// Fields every record must have.
     pub expected_fields: usize,
     /// All file column names (for messages).
@@ -134,8 +139,15 @@ fn build_columns(
     for (k, field) in projection.fields.iter().enumerate() {
         let c = projection.indices[k];
         let get = |r: usize| records.get(row_of(r), c);
-        let column = build_column(field, projection.formats[k].as_deref(), rows, get, dialect)
-            .map_err(|f| (k, f))?;
+        let column = build_column(
+            field,
+            projection.formats[k].as_deref(),
+            rows,
+            get,
+            dialect,
+            projection.exact[k],
+        )
+        .map_err(|f| (k, f))?;
         columns.push(column);
     }
     Ok(columns)
@@ -242,9 +254,14 @@ pub fn build_batch(
                 for (k, field) in projection.fields.iter().enumerate() {
                     let c = projection.indices[k];
                     let one = |_: usize| records.get(rec, c);
-                    if let Err((_, reason, _)) =
-                        build_column(field, projection.formats[k].as_deref(), 1, one, dialect)
-                    {
+                    if let Err((_, reason, _)) = build_column(
+                        field,
+                        projection.formats[k].as_deref(),
+                        1,
+                        one,
+                        dialect,
+                        projection.exact[k],
+                    ) {
                         rejects.push(value_reject(rec, k, reason));
                         return false;
                     }
@@ -373,6 +390,38 @@ pub(crate) fn build_column<'a>(
     rows: usize,
     get: impl Fn(usize) -> (&'a [u8], bool) + Copy,
     d: &CsvDialect,
+    exact: bool,
+) -> Result<ArrayRef, Failure> {
+    let result = build_typed(field, format, rows, get, d, exact);
+    if exact {
+        // The type is ferry's guess from the first rows, not the user's
+        // choice: say so, and how to choose.
+        return result.map_err(|(r, reason, _)| (r, reason, INFERRED_HINT.to_string()));
+    }
+    result
+}
+
+/// The hint for a value that does not fit a type ferry inferred.
+pub const INFERRED_HINT: &str = "; the column's type was inferred from the first rows (infer_rows): declare its type in the spec ([[source.columns]] type = \"…\") or raise infer_rows (0 samples every row)";
+
+/// Whether a float parsed from `text` is the number the text wrote, where the
+/// text is an integer: one past 2^53 would silently become its neighbour.
+fn integer_text_is_exact(text: &[u8], v: f64) -> bool {
+    let t = text.trim_ascii();
+    let digits = t.strip_prefix(b"-").or(t.strip_prefix(b"+")).unwrap_or(t);
+    if digits.len() <= 15 || !digits.iter().all(u8::is_ascii_digit) {
+        return true;
+    }
+    parse_i64(t).is_some_and(|i| v == i as f64 && v.abs() < 9.3e18 && v as i64 == i)
+}
+
+fn build_typed<'a>(
+    field: &Field,
+    format: Option<&str>,
+    rows: usize,
+    get: impl Fn(usize) -> (&'a [u8], bool) + Copy,
+    d: &CsvDialect,
+    exact: bool,
 ) -> Result<ArrayRef, Failure> {
     let declare = "; declare the column as text in the spec and convert it in transform.sql, or fix the value";
     let int_hint = "; declare a wider type (bigint, numeric(p,s)) or text in the spec";
@@ -440,18 +489,34 @@ pub(crate) fn build_column<'a>(
             parse_f32(b).ok_or_else(|| bad("not a real number (or out of range for real)", declare))
         })?),
         DataType::Float64 => Arc::new(primitive::<Float64Type>(rows, get, d, |b| {
-            parse_f64(b).ok_or_else(|| {
+            let v = parse_f64(b).ok_or_else(|| {
                 bad(
                     "not a number (or out of range for double precision)",
                     declare,
                 )
-            })
+            })?;
+            if exact && !integer_text_is_exact(b, v) {
+                return Err(bad(
+                    "has more digits than double precision holds exactly",
+                    declare,
+                ));
+            }
+            Ok(v)
         })?),
         DataType::Decimal128(p, s) => {
             let (p, s) = (*p, *s);
+            let parse = if exact {
+                parse_decimal_exact
+            } else {
+                parse_decimal
+            };
             let a = primitive::<Decimal128Type>(rows, get, d, |b| {
-                parse_decimal(b, p, s).map_err(|e| match e {
+                parse(b, p, s).map_err(|e| match e {
                     DecimalError::Syntax => bad("not a number", declare),
+                    DecimalError::Inexact => (
+                        format!("has more decimal places than numeric({p},{s}) holds"),
+                        declare.to_string(),
+                    ),
                     DecimalError::Overflow => (
                         format!(
                             "numeric field overflow: numeric({p},{s}) holds values below 10^{}",
@@ -611,6 +676,7 @@ mod tests {
             fields: fields.clone(),
             indices: (0..fields.len()).collect(),
             formats: vec![None; fields.len()],
+            exact: vec![false; fields.len()],
             expected_fields: fields.len(),
             file_names: fields.iter().map(|f| f.name().clone()).collect(),
         };

@@ -18,7 +18,33 @@ const TS: u16 = 16;
 const TSTZ: u16 = 32;
 const TIME: u16 = 64;
 const UUID: u16 = 128;
-const ALL: u16 = BOOL | INT | FLOAT | DATE | TS | TSTZ | TIME | UUID;
+const DECIMAL: u16 = 256;
+const ALL: u16 = BOOL | INT | FLOAT | DATE | TS | TSTZ | TIME | UUID | DECIMAL;
+
+/// The most digits an inferred `numeric` holds (Arrow's Decimal128).
+const DECIMAL_DIGITS: usize = 38;
+
+/// (integer digits, decimal places) of a plain decimal `[+-]ddd.ddd` (no
+/// exponent, leading zeros not counted), or `None` for anything else.
+fn decimal_shape(t: &[u8]) -> Option<(usize, usize)> {
+    let body = match t.first()? {
+        b'-' | b'+' => &t[1..],
+        _ => t,
+    };
+    let (int, frac) = match memchr::memchr(b'.', body) {
+        Some(p) => (&body[..p], &body[p + 1..]),
+        None => (body, &body[..0]),
+    };
+    let digits = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
+    if int.len() + frac.len() == 0 || !digits(int) || !digits(frac) {
+        return None;
+    }
+    let significant = int
+        .iter()
+        .position(|&b| b != b'0')
+        .map_or(0, |p| int.len() - p);
+    Some((significant, frac.len()))
+}
 
 /// What inference concluded for one column.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +65,8 @@ pub struct Inference {
     candidates: Vec<u16>,
     values: Vec<usize>,
     nulls: Vec<usize>,
+    /// Most integer digits and decimal places seen per column (plain decimals).
+    digits: Vec<(usize, usize)>,
 }
 
 fn fits(bytes: &[u8]) -> u16 {
@@ -57,11 +85,20 @@ fn fits(bytes: &[u8]) -> u16 {
             .all(|(i, b)| b.is_ascii_digit() || (i == 0 && (*b == b'-' || *b == b'+')));
     if integer_like {
         if parse_i64(t).is_some() {
-            c |= INT | FLOAT;
+            c |= INT | DECIMAL | FLOAT;
         }
         // Integers beyond i64 would lose digits as floats: leave them text.
     } else if parse_f64(t).is_some() {
-        c |= FLOAT;
+        // A plain decimal (`19.99`) is exact text: `numeric` keeps it as
+        // written, where `double precision` would keep the nearest binary
+        // fraction. Exponent notation, NaN and infinities are floats; a plain
+        // decimal of more digits than `numeric` holds stays text, which keeps
+        // every digit (a float would not).
+        c |= match decimal_shape(t) {
+            Some((int, scale)) if int + scale <= DECIMAL_DIGITS => DECIMAL | FLOAT,
+            Some(_) => 0,
+            None => FLOAT,
+        };
     }
     if t.len() >= 8 && t[0].is_ascii_digit() {
         if parse_date(t).is_some() {
@@ -93,6 +130,7 @@ impl Inference {
             candidates: vec![ALL; columns],
             values: vec![0; columns],
             nulls: vec![0; columns],
+            digits: vec![(0, 0); columns],
         }
     }
 
@@ -110,10 +148,27 @@ impl Inference {
                     self.nulls[c] += 1;
                     continue;
                 }
-                self.values[c] += 1;
-                if self.candidates[c] != 0 {
-                    self.candidates[c] &= fits(bytes);
-                }
+                self.observe_value(c, bytes);
+            }
+        }
+    }
+
+    /// Narrows column `c`'s candidates with one non-null value.
+    pub fn observe_value(&mut self, c: usize, bytes: &[u8]) {
+        self.values[c] += 1;
+        if self.candidates[c] == 0 {
+            return;
+        }
+        self.candidates[c] &= fits(bytes);
+        if self.candidates[c] & DECIMAL != 0
+            && let Some((int, scale)) = decimal_shape(bytes.trim_ascii())
+        {
+            let d = &mut self.digits[c];
+            *d = (d.0.max(int), d.1.max(scale));
+            if d.0 + d.1 > DECIMAL_DIGITS {
+                // No numeric holds both the longest integer part and the
+                // most decimal places seen, and a float would round: text.
+                self.candidates[c] &= !(DECIMAL | FLOAT);
             }
         }
     }
@@ -143,6 +198,11 @@ impl Inference {
                     (DataType::Boolean, false)
                 } else if cand & INT != 0 {
                     (DataType::Int64, false)
+                } else if cand & DECIMAL != 0 {
+                    (
+                        DataType::Decimal128(DECIMAL_DIGITS as u8, self.digits[c].1 as i8),
+                        false,
+                    )
                 } else if cand & FLOAT != 0 {
                     (DataType::Float64, false)
                 } else if cand & DATE != 0 {
@@ -198,7 +258,7 @@ mod tests {
             types,
             vec![
                 D::Int64,
-                D::Float64,
+                D::Decimal128(38, 1),
                 D::Date32,
                 D::Timestamp(TimeUnit::Microsecond, None),
                 D::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
@@ -208,6 +268,27 @@ mod tests {
                 D::Utf8,
             ]
         );
+    }
+
+    #[test]
+    fn plain_decimals_are_numeric_and_exponents_float() {
+        use DataType as D;
+        assert_eq!(
+            infer("19.99,1e3,1.5,1.5,NaN\n5,2.5,-0.125,1e-2,1.25\n.5,1,7.,3,2\n"),
+            vec![
+                D::Decimal128(38, 2),
+                D::Float64,
+                D::Decimal128(38, 3),
+                D::Float64,
+                D::Float64
+            ]
+        );
+        // More digits than numeric(38, s) holds: text keeps every one, where
+        // a float would round.
+        let long = format!("{}.5\n0.{}\n", "9".repeat(30), "1".repeat(10));
+        assert_eq!(infer(&long), vec![D::Utf8]);
+        let longer = format!("0.{}\n", "1".repeat(39));
+        assert_eq!(infer(&longer), vec![D::Utf8]);
     }
 
     #[test]

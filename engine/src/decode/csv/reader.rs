@@ -29,6 +29,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::super::compression::Compression;
 use super::super::error::DecodeError;
+use super::super::json::line_error;
+use super::super::lines::LineError;
 use super::super::reject::{RejectSink, RejectedRow};
 use super::build::{ChunkPos, OnBadRow, Projection, build_batch};
 use super::dialect::CsvDialect;
@@ -60,17 +62,19 @@ pub struct CsvSource {
     pub schema: SchemaRef,
     /// Optional chrono format per column.
     pub formats: Vec<Option<String>>,
+    /// Per column: the type was inferred, so values must fit it exactly.
+    pub exact: Vec<bool>,
     /// Target chunk size in bytes.
     pub chunk_bytes: usize,
+    /// Records longer than this are refused rather than buffered without
+    /// end (`[source] max_record_size`).
+    pub max_record: usize,
     /// Progress counters.
     pub counters: Arc<ReadCounters>,
     /// Where bad rows go when the dataset allows some (`None`: the first bad
     /// row fails the read).
     pub rejects: Option<Arc<RejectSink>>,
 }
-
-/// Records longer than this are refused rather than buffered without end.
-const MAX_RECORD_BYTES: usize = 1 << 30;
 
 /// The smallest chunk the reader cuts (but for the input's last).
 const MIN_CHUNK_BYTES: usize = 256 << 10;
@@ -92,9 +96,17 @@ fn chunk_size(max: usize, cut_so_far: u32, remaining: Option<u64>, threads: usiz
     growing.min(tail).max(min)
 }
 
-struct CountingReader<R> {
+/// Counts the bytes read through it (the stored, compressed bytes).
+pub(crate) struct CountingReader<R> {
     inner: R,
     counters: Arc<ReadCounters>,
+}
+
+impl<R> CountingReader<R> {
+    /// Counts what `inner` yields into `counters.bytes`.
+    pub(crate) fn new(inner: R, counters: Arc<ReadCounters>) -> Self {
+        CountingReader { inner, counters }
+    }
 }
 
 impl<R: Read> Read for CountingReader<R> {
@@ -124,6 +136,7 @@ impl CsvSource {
         let projection = Arc::new(Projection {
             fields: schema.fields().iter().cloned().collect(),
             formats: indices.iter().map(|&i| self.formats[i].clone()).collect(),
+            exact: indices.iter().map(|&i| self.exact[i]).collect(),
             indices,
             expected_fields: self.schema.fields().len(),
             file_names: self
@@ -257,15 +270,16 @@ impl CsvSource {
             };
             match cut {
                 None => {
-                    if buf.len() > MAX_RECORD_BYTES {
+                    if buf.len() > self.max_record {
                         return fail(
                             &tx,
-                            DecodeError::Layout {
-                                file: self.display.clone(),
-                                detail: format!(
-                                    "line {line}: a single record is longer than 1 GiB (an unterminated quote, or the wrong line ending?)"
-                                ),
-                            },
+                            line_error(
+                                &self.display,
+                                LineError::TooLong {
+                                    line,
+                                    max: self.max_record,
+                                },
+                            ),
                         );
                     }
                 }
@@ -522,6 +536,8 @@ mod tests {
                 Field::new("s", DataType::Utf8, true),
             ])),
             formats: vec![None, None],
+            max_record: 1 << 20,
+            exact: vec![false, false],
             chunk_bytes,
             counters: Arc::default(),
             rejects,
