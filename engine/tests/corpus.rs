@@ -132,6 +132,70 @@ fn arrow_ipc() -> Vec<u8> {
     out
 }
 
+/// One Float64 column `x` and one Int64 column `n`, as a typed file would
+/// carry them.
+fn numbers() -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("x", DataType::Float64, true),
+        Field::new("n", DataType::Int64, true),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(arrow::array::Float64Array::from(vec![1.0, 2.0, 2.5])),
+            Arc::new(Int64Array::from(vec![1, 70_000, 3])),
+        ],
+    )
+    .unwrap()
+}
+
+fn parquet_of(b: &RecordBatch) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut w =
+        datafusion::parquet::arrow::ArrowWriter::try_new(&mut out, b.schema(), None).unwrap();
+    w.write(b).unwrap();
+    w.close().unwrap();
+    out
+}
+
+fn arrow_of(b: &RecordBatch) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut w = arrow::ipc::writer::FileWriter::try_new(&mut out, &b.schema()).unwrap();
+    w.write(b).unwrap();
+    w.finish().unwrap();
+    drop(w);
+    out
+}
+
+fn avro_of(b: &RecordBatch) -> Vec<u8> {
+    let mut w = arrow_avro::writer::WriterBuilder::new(b.schema().as_ref().clone())
+        .build::<_, arrow_avro::writer::format::AvroOcfFormat>(Vec::new())
+        .unwrap();
+    w.write(b).unwrap();
+    w.finish().unwrap();
+    w.into_inner()
+}
+
+/// The new user's file: 12,000 NDJSON lines whose `amount` is an integer
+/// for 11,000 lines and `1.5` after, and whose `coupon` first appears on
+/// line 11,501 (`drift`), or only the new field (`!drift`).
+fn drifting_json(drift: bool) -> Vec<u8> {
+    let mut out = String::new();
+    for i in 1..=12_000u32 {
+        let amount = if drift && i > 11_000 {
+            "1.5".to_string()
+        } else {
+            i.to_string()
+        };
+        out.push_str(&format!("{{\"id\":{i},\"amount\":{amount}"));
+        if i >= 11_501 {
+            out.push_str(&format!(",\"coupon\":\"C{i}\""));
+        }
+        out.push_str("}\n");
+    }
+    out.into_bytes()
+}
+
 /// Flips the bytes of `range` (the file keeps its size and magic).
 fn corrupt(mut bytes: Vec<u8>, range: std::ops::Range<usize>) -> Vec<u8> {
     for b in &mut bytes[range] {
@@ -149,10 +213,143 @@ fn cases() -> Vec<Case> {
     };
     let pq = parquet();
     let ipc = arrow_ipc();
+    let ndjson = || "[source]\nformat = \"ndjson\"\n".to_string();
+    let declared = |format: &str, name: &str, ty: &str| {
+        format!(
+            "[source]\nformat = \"{format}\"\n[[source.columns]]\nname = \"{name}\"\ntype = \"{ty}\"\n"
+        )
+    };
     let mut big = b"id,s\n1,".to_vec();
     big.extend(std::iter::repeat_n(b'x', 10_000_000));
     big.push(b'\n');
     let mut v = vec![
+        // No silent loss: a value that does not fit its inferred or declared
+        // type, and a field past the inference window, fail (or are bad
+        // rows), in every reader.
+        case(
+            "json_drift_past_window",
+            "json_drift_past_window.ndjson",
+            &drifting_json(true),
+            ndjson(),
+            fails(
+                3,
+                &[
+                    "json_drift_past_window.ndjson:11001",
+                    "(\"amount\")",
+                    "not an integer: \"1.5\"",
+                    "infer_rows",
+                ],
+            ),
+        ),
+        case(
+            "json_field_past_window",
+            "json_field_past_window.ndjson",
+            &drifting_json(false),
+            ndjson(),
+            fails(
+                3,
+                &[
+                    "json_field_past_window.ndjson:11501",
+                    "field \"coupon\" first appears here",
+                    "after the 10000 lines sampled",
+                    "infer_rows",
+                ],
+            ),
+        ),
+        case(
+            "json_drift_gzip",
+            "json_drift_gzip.ndjson.gz",
+            &gzip(&drifting_json(true)),
+            ndjson(),
+            fails(3, &["json_drift_gzip.ndjson.gz:11001", "\"1.5\""]),
+        ),
+        case(
+            "json_drift_whole_file",
+            "json_drift_whole_file.ndjson",
+            &drifting_json(true),
+            format!("{}infer_rows = 0\n", ndjson()),
+            Expect::Loads(
+                12_000,
+                Some((
+                    "SELECT sum(amount)::text || '/' || count(coupon) || '/' || (SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = '{t}'::regclass AND attname = 'amount') FROM {t}",
+                    "60507000.0/500/numeric(38,1)",
+                )),
+            ),
+        ),
+        case(
+            "json_declared_bigint_fraction",
+            "json_declared_bigint_fraction.ndjson",
+            b"{\"id\":1}\n{\"id\":2.5}\n",
+            json(),
+            fails(3, &["json_declared_bigint_fraction.ndjson:2", "(\"id\")", "\"2.5\""]),
+        ),
+        case(
+            "json_nested_fraction",
+            "json_nested_fraction.ndjson",
+            b"{\"xs\":[1,2]}\n{\"xs\":[3,4.5]}\n",
+            format!("{}infer_rows = 1\n", ndjson()),
+            fails(3, &["json_nested_fraction.ndjson:2", "xs.item", "\"4.5\""]),
+        ),
+        case(
+            "json_fraction_rejected",
+            "json_fraction_rejected.ndjson",
+            b"{\"id\":1}\n{\"id\":2.5}\n\n{\"id\":3}\n",
+            format!("{}[errors]\nmax_bad_rows = 1\n", json()),
+            Expect::Rejects(2, vec![(2, Some(1))]),
+        ),
+        case(
+            "csv_decimal_places_past_window",
+            "csv_decimal_places_past_window.csv",
+            b"v\n1.5\n2.25\n3.125\n",
+            format!("{}infer_rows = 2\n", plain()),
+            fails(
+                3,
+                &[
+                    "csv_decimal_places_past_window.csv:4",
+                    "more decimal places than numeric(38,2) holds",
+                    "\"3.125\"",
+                    "infer_rows",
+                ],
+            ),
+        ),
+        case(
+            "parquet_declared_bigint_fraction",
+            "parquet_declared_bigint_fraction.parquet",
+            &parquet_of(&numbers()),
+            declared("parquet", "x", "bigint"),
+            fails(
+                3,
+                &["parquet_declared_bigint_fraction.parquet: row 3", "(\"x\")", "\"2.5\""],
+            ),
+        ),
+        case(
+            "arrow_declared_smallint_overflow",
+            "arrow_declared_smallint_overflow.arrow",
+            &arrow_of(&numbers()),
+            declared("arrow", "n", "smallint"),
+            fails(
+                3,
+                &["arrow_declared_smallint_overflow.arrow: row 2", "(\"n\")", "\"70000\""],
+            ),
+        ),
+        case(
+            "avro_declared_real_rounds",
+            "avro_declared_real_rounds.avro",
+            &avro_of(&RecordBatch::try_new(
+                Arc::new(Schema::new(vec![Field::new("x", DataType::Float64, false)])),
+                vec![Arc::new(arrow::array::Float64Array::from(vec![0.5, 0.1]))],
+            )
+            .unwrap()),
+            declared("avro", "x", "real"),
+            fails(3, &["avro_declared_real_rounds.avro: row 2", "(\"x\")", "\"0.1\""]),
+        ),
+        case(
+            "parquet_declared_widening_fits",
+            "parquet_declared_widening_fits.parquet",
+            &parquet_of(&numbers()),
+            declared("parquet", "n", "numeric(10,0)"),
+            Expect::Loads(3, Some(("SELECT sum(n)::text FROM {t}", "70004"))),
+        ),
         // Structure of delimited text.
         case(
             "ragged_long",
