@@ -18,7 +18,7 @@ use crate::decode::csv::tokenize::{Records, Splitter, tokenize};
 use crate::decode::csv::{CsvDialect, CsvSource, CsvTable, ReadCounters};
 use crate::decode::fit::DeclaredTypes;
 use crate::decode::json::{self, JsonSource};
-use crate::decode::lines::{LineError, Lines};
+use crate::decode::lines::{LineError, Lines, reserve_record};
 use crate::decode::{Compression, DecodeError, RejectSink};
 use crate::error::FerryError;
 use crate::format::Format;
@@ -496,13 +496,15 @@ pub fn read_csv_head(
     let mut first = true;
     let mut line = 1u64;
     loop {
-        let want = 1 << 20;
+        let want: usize = 1 << 20;
+        let need = buf.len() + want;
+        reserve_record(&mut buf, need, max_record, want);
         let n = reader
             .by_ref()
-            .take(want)
+            .take(want as u64)
             .read_to_end(&mut buf)
             .map_err(|e| io("cannot read", e))?;
-        let eof = (n as u64) < want;
+        let eof = n < want;
         if first {
             first = false;
             if buf.starts_with(b"\xEF\xBB\xBF") {
@@ -683,13 +685,17 @@ pub fn resolve_csv_schema(
     })
 }
 
-/// Reads the first `n` lines of a text file (decompressed), for messages,
-/// sniffing and samples; a line longer than `max_record` bytes fails.
+/// The longest line [`first_lines`] returns.
+const SAMPLE_LINE_BYTES: usize = 1 << 20;
+
+/// Reads the first `n` lines of a text file (decompressed), for sniffing and
+/// samples. It stops before a line longer than 1 MiB: a sample needs no more,
+/// and an endless line (a decompression bomb) is the reader's to refuse,
+/// under `max_record_size`, not the sniffer's to buffer.
 pub fn first_lines(
     input: &Input,
     compression: Compression,
     n: usize,
-    max_record: usize,
 ) -> Result<Vec<String>, FerryError> {
     let file = std::fs::File::open(&input.path)
         .map_err(|e| FerryError::io(format!("opening {}", input.display), e))?;
@@ -698,13 +704,13 @@ pub fn first_lines(
             .reader(file)
             .map_err(|e| FerryError::io("decompressing", e))?,
     );
-    let mut lines = Lines::new(reader, max_record);
+    let mut lines = Lines::new(reader, SAMPLE_LINE_BYTES);
     let mut line = Vec::new();
     let mut out = Vec::new();
     while out.len() < n {
         match lines.next_into(&mut line) {
             Ok(Some(_)) => out.push(String::from_utf8_lossy(&line).into_owned()),
-            Ok(None) => break,
+            Ok(None) | Err(LineError::TooLong { .. }) => break,
             Err(e) => return Err(FerryError::Decode(json::line_error(&input.display, e))),
         }
     }

@@ -281,7 +281,14 @@ fn cases() -> Vec<Case> {
             "json_declared_bigint_fraction.ndjson",
             b"{\"id\":1}\n{\"id\":2.5}\n",
             json(),
-            fails(3, &["json_declared_bigint_fraction.ndjson:2", "(\"id\")", "\"2.5\""]),
+            fails(
+                3,
+                &[
+                    "json_declared_bigint_fraction.ndjson:2",
+                    "(\"id\")",
+                    "\"2.5\"",
+                ],
+            ),
         ),
         case(
             "json_nested_fraction",
@@ -319,7 +326,11 @@ fn cases() -> Vec<Case> {
             declared("parquet", "x", "bigint"),
             fails(
                 3,
-                &["parquet_declared_bigint_fraction.parquet: row 3", "(\"x\")", "\"2.5\""],
+                &[
+                    "parquet_declared_bigint_fraction.parquet: row 3",
+                    "(\"x\")",
+                    "\"2.5\"",
+                ],
             ),
         ),
         case(
@@ -329,19 +340,32 @@ fn cases() -> Vec<Case> {
             declared("arrow", "n", "smallint"),
             fails(
                 3,
-                &["arrow_declared_smallint_overflow.arrow: row 2", "(\"n\")", "\"70000\""],
+                &[
+                    "arrow_declared_smallint_overflow.arrow: row 2",
+                    "(\"n\")",
+                    "\"70000\"",
+                ],
             ),
         ),
         case(
             "avro_declared_real_rounds",
             "avro_declared_real_rounds.avro",
-            &avro_of(&RecordBatch::try_new(
-                Arc::new(Schema::new(vec![Field::new("x", DataType::Float64, false)])),
-                vec![Arc::new(arrow::array::Float64Array::from(vec![0.5, 0.1]))],
-            )
-            .unwrap()),
+            &avro_of(
+                &RecordBatch::try_new(
+                    Arc::new(Schema::new(vec![Field::new("x", DataType::Float64, false)])),
+                    vec![Arc::new(arrow::array::Float64Array::from(vec![0.5, 0.1]))],
+                )
+                .unwrap(),
+            ),
             declared("avro", "x", "real"),
-            fails(3, &["avro_declared_real_rounds.avro: row 2", "(\"x\")", "\"0.1\""]),
+            fails(
+                3,
+                &[
+                    "avro_declared_real_rounds.avro: row 2",
+                    "(\"x\")",
+                    "\"0.1\"",
+                ],
+            ),
         ),
         case(
             "parquet_declared_widening_fits",

@@ -5,6 +5,26 @@
 
 use std::io::BufRead;
 
+/// Records up to this size grow their buffer the usual way (doubling).
+const SMALL_RECORD: usize = 1 << 20;
+
+/// Makes room for `need` bytes in a buffer holding one record of at most
+/// `max` bytes (plus `slack` for the read that finds its end). Past 1 MiB the
+/// room for the whole limit is reserved at once: doubling would leave a
+/// series of freed blocks that an allocator which does not return memory
+/// (ferry's mimalloc setting) keeps resident, about twice the limit again.
+/// Reserved but unwritten pages cost no memory.
+pub fn reserve_record(buf: &mut Vec<u8>, need: usize, max: usize, slack: usize) {
+    if need <= buf.capacity() {
+        return;
+    }
+    if need <= SMALL_RECORD {
+        buf.reserve(need - buf.len());
+    } else {
+        buf.reserve_exact(max.max(need) + slack - buf.len());
+    }
+}
+
 /// Why the next line could not be had.
 #[derive(Debug)]
 pub enum LineError {
@@ -65,6 +85,7 @@ impl<R: BufRead> Lines<R> {
                     max: self.max,
                 });
             }
+            reserve_record(out, out.len() + body, self.max, 0);
             out.extend_from_slice(&buf[..body]);
             self.inner.consume(take);
             if done {

@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::super::compression::Compression;
 use super::super::error::DecodeError;
 use super::super::json::line_error;
-use super::super::lines::LineError;
+use super::super::lines::{LineError, reserve_record};
 use super::super::reject::{RejectSink, RejectedRow};
 use super::build::{ChunkPos, OnBadRow, Projection, build_batch};
 use super::dialect::CsvDialect;
@@ -241,6 +241,8 @@ impl CsvSource {
                 threads,
             );
             let want = size.saturating_sub(buf.len()).max(64 * 1024) as u64;
+            let need = buf.len() + want as usize;
+            reserve_record(&mut buf, need, self.max_record, want as usize);
             let n = match reader.by_ref().take(want).read_to_end(&mut buf) {
                 Ok(n) => n,
                 Err(e) => {
