@@ -362,7 +362,7 @@ fn read_arg(text: &str) -> Result<String, FerryError> {
 }
 
 fn print_job_line(job: &Job) {
-    println!(
+    outln!(
         "{}  {:<9}  {:<9}  {:<12}  {:>10}  {}",
         job.job_id,
         job.status.as_str(),
@@ -378,30 +378,30 @@ fn print_job_line(job: &Job) {
 }
 
 fn print_job(job: &Job) {
-    println!("job       {}", job.job_id);
-    println!("status    {}", job.status.as_str());
-    println!("input     {}", job.input.uri);
-    println!(
+    outln!("job       {}", job.job_id);
+    outln!("status    {}", job.status.as_str());
+    outln!("input     {}", job.input.uri);
+    outln!(
         "dataset   {}",
         job.dataset.as_deref().unwrap_or("- (not routed)")
     );
-    println!(
+    outln!(
         "workflow  {}",
         job.workflow
             .map(|w| w.to_string())
             .unwrap_or_else(|| "-".into())
     );
-    println!("created   {}", job.created_at);
-    println!("updated   {}", job.updated_at);
-    println!("attempts  {}", job.attempts);
-    println!("folder    {}", job.dir);
+    outln!("created   {}", job.created_at);
+    outln!("updated   {}", job.updated_at);
+    outln!("attempts  {}", job.attempts);
+    outln!("folder    {}", job.dir);
     if let Some(r) = job.rows {
-        println!("rows      {r}");
+        outln!("rows      {r}");
     }
     if let Some(e) = &job.error {
-        println!("error     {} in {}: {}", e.name, e.step, e.message);
+        outln!("error     {} in {}: {}", e.name, e.step, e.message);
     }
-    println!("steps:");
+    outln!("steps:");
     for s in &job.steps {
         let figures = [
             s.rows.map(|r| format!("{r} rows")),
@@ -417,9 +417,9 @@ fn print_job(job: &Job) {
             (None, Some(_)) => "ok".into(),
             (None, None) => "running".into(),
         };
-        println!("  #{} {:<24} {state}  {figures}", s.attempt, s.step);
+        outln!("  #{} {:<24} {state}  {figures}", s.attempt, s.step);
         for (k, v) in &s.outputs {
-            println!(
+            outln!(
                 "      {k}: {}",
                 v.as_str().map_or_else(|| v.to_string(), str::to_string)
             );
@@ -441,9 +441,9 @@ pub async fn run(args: RunArgs, interactive: bool) -> Result<(), FerryError> {
     let admission = rt.run(&trigger).await?;
     let job = &admission.job;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(job).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(job).unwrap_or_default());
     } else if !admission.run {
-        println!(
+        outln!(
             "job {} for {} is already {}: nothing to do",
             job.job_id,
             job.input.uri,
@@ -534,7 +534,7 @@ pub async fn task(args: TaskArgs) -> Result<(), FerryError> {
         }
     }
     let out = result?;
-    println!("{}", serde_json::to_string(&out).unwrap_or_default());
+    outln!("{}", serde_json::to_string(&out).unwrap_or_default());
     Ok(())
 }
 
@@ -606,9 +606,11 @@ pub async fn watch_cmd(args: WatchArgs, interactive: bool) -> Result<(), FerryEr
         },
     )
     .await?;
-    println!(
+    outln!(
         "watch: {} succeeded, {} failed, {} duplicate events",
-        summary.succeeded, summary.failed, summary.duplicates
+        summary.succeeded,
+        summary.failed,
+        summary.duplicates
     );
     Ok(())
 }
@@ -625,12 +627,16 @@ pub async fn jobs_cmd(cmd: JobsCommand) -> Result<(), FerryError> {
             let list = store.open().await?.list(status, limit).await?;
             if json {
                 for j in &list {
-                    println!("{}", serde_json::to_string(j).unwrap_or_default());
+                    outln!("{}", serde_json::to_string(j).unwrap_or_default());
                 }
             } else {
-                println!(
+                outln!(
                     "{:<36}  {:<9}  {:<9}  {:<12}  {:>10}  input",
-                    "job", "status", "workflow", "dataset", "rows"
+                    "job",
+                    "status",
+                    "workflow",
+                    "dataset",
+                    "rows"
                 );
                 for j in &list {
                     print_job_line(j);
@@ -645,7 +651,7 @@ pub async fn jobs_cmd(cmd: JobsCommand) -> Result<(), FerryError> {
                 .await?
                 .ok_or_else(|| FerryError::Usage(format!("no job {id} in {}", s.describe())))?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&job).unwrap_or_default());
+                outln!("{}", serde_json::to_string_pretty(&job).unwrap_or_default());
             } else {
                 print_job(&job);
             }

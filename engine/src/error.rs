@@ -211,7 +211,7 @@ impl FerryError {
         }
         FerryError::Transform {
             path: transform_path.to_string(),
-            detail: e.strip_backtrace(),
+            detail: in_ferry_terms(&e.strip_backtrace()),
         }
     }
 
@@ -222,6 +222,27 @@ impl FerryError {
             source,
         }
     }
+}
+
+/// DataFusion's advice, in the terms a ferry user can act on: a ferry user
+/// cannot set DataFusion's options, but can quote an identifier in
+/// `transform.sql`.
+pub fn in_ferry_terms(message: &str) -> String {
+    const START: &str = "You can use double quotes to refer to the ";
+    const END: &str =
+        " column or disable the datafusion.sql_parser.enable_ident_normalization configuration.";
+    let (Some(a), Some(b)) = (message.find(START), message.find(END)) else {
+        return message.to_string();
+    };
+    if b < a {
+        return message.to_string();
+    }
+    let column = &message[a + START.len()..b];
+    format!(
+        "{}Unquoted names are folded to lower case, as in PostgreSQL: write {column} with its double quotes in transform.sql.{}",
+        &message[..a],
+        &message[b + END.len()..]
+    )
 }
 
 #[cfg(test)]
@@ -247,5 +268,20 @@ mod tests {
             "{e:?}"
         );
         assert_eq!(e.fault().exit_code(), 3);
+    }
+
+    #[test]
+    fn datafusion_settings_advice_becomes_quoting_advice() {
+        let df = "Schema error: No field named customerid. Did you mean 'source.\"customerId\"'?.\nColumn names are case sensitive. You can use double quotes to refer to the source.\"customerId\" column or disable the datafusion.sql_parser.enable_ident_normalization configuration.\nValid fields are source.\"customerId\".";
+        let ours = in_ferry_terms(df);
+        assert!(!ours.contains("datafusion.sql_parser"), "{ours}");
+        assert!(
+            ours.contains("write source.\"customerId\" with its double quotes in transform.sql"),
+            "{ours}"
+        );
+        assert!(
+            ours.ends_with("Valid fields are source.\"customerId\"."),
+            "{ours}"
+        );
     }
 }

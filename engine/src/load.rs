@@ -493,7 +493,7 @@ pub async fn load(
         }
         Begin::Ready(s) => s,
     };
-    tracing::info!(job_id = %p.job_id, dataset = %spec.name, input = %p.display, target = %p.request.target, mode = %p.request.mode, streams = p.request.streams, "load started");
+    tracing::info!(job_id = %p.job_id, dataset = %spec.name, input = %p.display, table = %p.request.target, mode = %p.request.mode, streams = p.request.streams, "load started");
     let artifact_spec = p.artifact_spec(
         opts,
         session.target_ddl().to_string(),

@@ -4,6 +4,8 @@
 // As in the library: errors are built once per failed command, never per row.
 #![allow(clippy::result_large_err)]
 
+#[macro_use]
+mod output;
 mod commands;
 
 use std::io::IsTerminal;
@@ -248,8 +250,11 @@ What each format cannot hold is converted first, and listed in the report:
 #[derive(Args)]
 struct ConvertArgs {
     /// The input: a path, file:///path or s3://bucket/key.
-    #[arg(short, long, value_name = "URI")]
-    input: String,
+    #[arg(short, long, value_name = "URI", required_unless_present = "input_arg")]
+    input: Option<String>,
+    /// The input, as a plain argument (`ferry convert orders.csv …`): the same as --input.
+    #[arg(value_name = "INPUT", conflicts_with = "input")]
+    input_arg: Option<String>,
     /// The output format.
     #[arg(long, value_parser = ["csv", "tsv", "ndjson", "parquet", "arrow", "arrows", "avro", "sql", "pgcopy"])]
     to: String,
@@ -330,8 +335,11 @@ struct LoadArgs {
     #[arg(short, long, value_name = "DIR")]
     dataset: Option<PathBuf>,
     /// The input: a path, file:///path or s3://bucket/key.
-    #[arg(short, long, value_name = "URI")]
-    input: String,
+    #[arg(short, long, value_name = "URI", required_unless_present = "input_arg")]
+    input: Option<String>,
+    /// The input, as a plain argument (`ferry load orders.csv …`): the same as --input.
+    #[arg(value_name = "INPUT", conflicts_with = "input")]
+    input_arg: Option<String>,
     /// Target table (schema.table); overrides the spec's.
     #[arg(short, long, value_name = "TABLE")]
     table: Option<String>,
@@ -392,6 +400,26 @@ struct LoadArgs {
     /// Print the job report as JSON on stdout.
     #[arg(long)]
     json: bool,
+}
+
+impl ConvertArgs {
+    /// The input, given as --input or as the plain argument.
+    fn input(&self) -> &str {
+        self.input
+            .as_deref()
+            .or(self.input_arg.as_deref())
+            .unwrap_or("")
+    }
+}
+
+impl LoadArgs {
+    /// The input, given as --input or as the plain argument.
+    fn input(&self) -> &str {
+        self.input
+            .as_deref()
+            .or(self.input_arg.as_deref())
+            .unwrap_or("")
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -477,7 +505,12 @@ fn init_logging(cli: &Cli) -> bool {
             .with_current_span(false)
             .init();
     } else {
-        builder.compact().with_target(false).init();
+        // Colour only for a person at a terminal, not into a log file.
+        builder
+            .compact()
+            .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal())
+            .init();
     }
     json
 }
@@ -539,26 +572,33 @@ async fn run(cli: Cli, interactive: bool) -> Result<Done, FerryError> {
             .map(|()| Done::Ok),
         Command::Jobs(cmd) => commands::jobs_cmd(cmd).await.map(|()| Done::Ok),
         Command::Tasks => {
-            println!("{}", commands::task_contract_json(&Cli::command()));
+            outln!("{}", commands::task_contract_json(&Cli::command()));
             Ok(Done::Ok)
         }
         Command::Spec(SpecCommand::Check { dir, sample, json }) => {
             let spec = DatasetSpec::load(&dir)?;
             let report = check(&spec, sample.as_deref()).await?;
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&report).unwrap_or_default()
                 );
                 return Ok(Done::Ok);
             }
-            println!("dataset {} ({}) is valid", report.dataset, dir.display());
-            println!("\nsource columns (from {}):", report.schema_from);
+            match report.sample_rows {
+                Some(rows) => outln!(
+                    "dataset {} ({}) is valid: its sample's {rows} rows decode, transform and fit their target columns",
+                    report.dataset,
+                    dir.display()
+                ),
+                None => outln!("dataset {} ({}) is valid", report.dataset, dir.display()),
+            }
+            outln!("\nsource columns (from {}):", report.schema_from);
             print_columns(&report.source);
-            println!("\noutput of {}:", spec.transform_path.display());
+            outln!("\noutput of {}:", spec.transform_path.display());
             print_columns(&report.output);
             if let Some(ddl) = report.ddl {
-                println!("\ntarget table:\n{ddl};");
+                outln!("\ntarget table:\n{ddl};");
             }
             Ok(Done::Ok)
         }
@@ -571,12 +611,12 @@ async fn run(cli: Cli, interactive: bool) -> Result<Done, FerryError> {
         }) => {
             let report = init(&file, &name, &dir, table.as_deref(), force).await?;
             for f in &report.files {
-                println!("wrote {}", f.display());
+                outln!("wrote {}", f.display());
             }
             for n in &report.notes {
-                println!("sniffed: {n}");
+                outln!("sniffed: {n}");
             }
-            println!(
+            outln!(
                 "next: review {}/dataset.toml, then `ferry spec check {}`",
                 report.dir.display(),
                 report.dir.display()
@@ -595,7 +635,7 @@ fn print_columns(cols: &[ferry_engine::spec::check::OutputColumnInfo]) {
         .max(4);
     let a = cols.iter().map(|c| c.arrow.len()).max().unwrap_or(5).max(5);
     for c in cols {
-        println!(
+        outln!(
             "  {:<w$}  {:<a$}  -> {}{}",
             c.name,
             c.arrow,
@@ -608,13 +648,13 @@ fn print_columns(cols: &[ferry_engine::spec::check::OutputColumnInfo]) {
 async fn run_load(args: LoadArgs, interactive: bool) -> Result<Done, FerryError> {
     let pg = PgConfig::from_url_or_env(args.database_url.as_deref())?;
     if let ferry_connectors::store::Location::Local(path) =
-        ferry_connectors::store::Location::parse(&args.input)
+        ferry_connectors::store::Location::parse(&args.input())
             .map_err(|e| FerryError::Usage(e.to_string()))?
         && !path.is_file()
     {
         return Err(FerryError::Usage(format!(
             "--input {}: no such file",
-            args.input
+            args.input()
         )));
     }
     let table = args
@@ -659,12 +699,12 @@ async fn run_load(args: LoadArgs, interactive: bool) -> Result<Done, FerryError>
             // Sniff what the flags leave open, from the local file (S3 inputs
             // are sniffed after staging, inside the load).
             if let ferry_connectors::store::Location::Local(path) =
-                ferry_connectors::store::Location::parse(&args.input)
+                ferry_connectors::store::Location::parse(&args.input())
                     .map_err(|e| FerryError::Usage(e.to_string()))?
             {
                 let input = Input {
                     path,
-                    display: args.input.clone(),
+                    display: args.input().to_string(),
                 };
                 ferry_engine::sniff::complete_source(&mut source, &input)?;
             }
@@ -719,9 +759,9 @@ async fn run_load(args: LoadArgs, interactive: bool) -> Result<Done, FerryError>
     {
         tracing::debug!(threads, streams, local = pg.is_local(), "worker threads");
     }
-    let report = load(&spec, &args.input, &pg, &options).await?;
+    let report = load(&spec, &args.input(), &pg, &options).await?;
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&report).unwrap_or_default()
         );
@@ -756,7 +796,7 @@ fn apply_limits(
 /// The line saying how many rows were set aside, and where.
 fn print_rejects(rejected: u64, file: Option<&std::path::Path>) {
     if let Some(f) = file.filter(|_| rejected > 0) {
-        println!(
+        outln!(
             "rejected {rejected} bad rows (within max_bad_rows): {}",
             f.display()
         );
@@ -765,7 +805,7 @@ fn print_rejects(rejected: u64, file: Option<&std::path::Path>) {
 
 fn print_summary(r: &LoadReport, pg: &PgConfig) {
     if r.status == "skipped" {
-        println!(
+        outln!(
             "skipped: {} is already loaded into {} ({}); pass --force to load it again",
             r.input,
             r.target,
@@ -773,7 +813,7 @@ fn print_summary(r: &LoadReport, pg: &PgConfig) {
         );
         return;
     }
-    println!(
+    outln!(
         "loaded {} rows into {} ({}{}) in {:.2} s: {:.0} rows/s, {:.1} MB/s of input ({:.1} MB)",
         r.rows,
         r.target,
@@ -790,13 +830,13 @@ fn print_summary(r: &LoadReport, pg: &PgConfig) {
     );
     print_rejects(r.rejected, r.rejects.as_deref());
     if !r.artifacts.is_empty() {
-        println!(
+        outln!(
             "artifacts: {} ({} files)",
             r.job_dir.join("artifacts").display(),
             r.artifacts.len()
         );
     }
-    println!("job: {}  database: {}", r.job_id, pg.display());
+    outln!("job: {}  database: {}", r.job_id, pg.display());
 }
 
 fn output_format(args: &ConvertArgs) -> Result<OutputFormat, FerryError> {
@@ -839,7 +879,7 @@ async fn local_input(uri: &str, work_dir: &std::path::Path) -> Result<Input, Fer
 
 async fn run_convert(args: ConvertArgs, interactive: bool) -> Result<Done, FerryError> {
     let format = output_format(&args)?;
-    let input = local_input(&args.input, &args.work_dir).await?;
+    let input = local_input(&args.input(), &args.work_dir).await?;
     let mut spec = match &args.dataset {
         Some(dir) => {
             if args.input_format.is_some()
@@ -862,24 +902,15 @@ async fn run_convert(args: ConvertArgs, interactive: bool) -> Result<Done, Ferry
                 ..SourceSpec::default()
             };
             ferry_engine::sniff::complete_source(&mut source, &input)?;
-            let stem = file_stem(&args.input);
+            let stem = file_stem(&args.input());
             DatasetSpec::ad_hoc(&stem, source, None)
         }
     };
     apply_limits(&mut spec, args.max_bad_rows, args.max_record_size)?;
+    let step = args.step.as_deref();
     let output = match &args.output {
         Some(o) => o.clone(),
-        None => {
-            let stem = file_stem(&args.input);
-            let name = match format.extension() {
-                Some(ext) => format!("{stem}.{ext}"),
-                None => format!("{stem}-{}", format.name()),
-            };
-            match Location::parse(&args.input) {
-                Ok(Location::Local(p)) => p.with_file_name(name),
-                _ => PathBuf::from(name),
-            }
-        }
+        None => default_output(&args.input(), &format, spec.source.format, step),
     };
     if std::path::absolute(&output).ok() == std::path::absolute(&input.path).ok() {
         return Err(FerryError::Usage(format!(
@@ -887,7 +918,6 @@ async fn run_convert(args: ConvertArgs, interactive: bool) -> Result<Done, Ferry
             output.display()
         )));
     }
-    let step = args.step.as_deref();
     if step != Some("validate") && output.exists() && !args.force {
         return Err(FerryError::Usage(format!(
             "{} exists; pass --force to overwrite it",
@@ -901,7 +931,7 @@ async fn run_convert(args: ConvertArgs, interactive: bool) -> Result<Done, Ferry
         None => spec.target_table().unwrap_or_else(|| {
             QualifiedName::new(
                 "public",
-                file_stem(&args.input).replace(['-', '.', ' '], "_"),
+                file_stem(&args.input()).replace(['-', '.', ' '], "_"),
             )
         }),
     };
@@ -918,9 +948,9 @@ async fn run_convert(args: ConvertArgs, interactive: bool) -> Result<Done, Ferry
     if step != Some("validate") {
         let r = convert(&req).await?;
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
         } else {
-            println!(
+            outln!(
                 "converted {} rows {} -> {} ({}) in {:.2} s: {:.0} rows/s, {:.1} MB in ({:.1} MB/s), {:.1} MB out",
                 r.rows,
                 r.input,
@@ -933,7 +963,7 @@ async fn run_convert(args: ConvertArgs, interactive: bool) -> Result<Done, Ferry
                 r.output_bytes as f64 / 1e6,
             );
             for l in &r.lossy {
-                println!("  converted for {}: {l}", r.format);
+                outln!("  converted for {}: {l}", r.format);
             }
             print_rejects(r.rejected, r.rejects.as_deref());
         }
@@ -941,26 +971,29 @@ async fn run_convert(args: ConvertArgs, interactive: bool) -> Result<Done, Ferry
     if !args.no_validate && step != Some("convert") {
         let v = validate(&req).await?;
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         } else if v.is_valid() {
-            println!(
+            outln!(
                 "validation: valid ({} rows, {} columns read back and identical) in {:.2} s",
                 v.rows.1,
                 v.written.columns.len(),
                 v.seconds
             );
         } else {
-            println!("validation: INVALID");
+            outln!("validation: INVALID");
             for p in &v.problems {
-                println!("  {p}");
+                outln!("  {p}");
             }
             if let Some(d) = &v.first_difference {
-                println!(
+                outln!(
                     "  first difference: row {}, column {:?}: input {}, output {}",
-                    d.row, d.column, d.source, d.written
+                    d.row,
+                    d.column,
+                    d.source,
+                    d.written
                 );
             }
-            println!(
+            outln!(
                 "  report: {}",
                 ferry_engine::convert::report_path(&req.output, "validation.json").display()
             );
@@ -970,6 +1003,38 @@ async fn run_convert(args: ConvertArgs, interactive: bool) -> Result<Done, Ferry
         }
     }
     Ok(done)
+}
+
+/// The output next to the input: `<stem>.<ext>`, or, when that file exists
+/// (`orders.csv` → `orders.parquet` → back to CSV would name the original),
+/// `<stem>.from-<input format>.<ext>`, so a default never points at a file
+/// the user already has. The validate step looks for what the convert step
+/// chose: the second name when it exists.
+fn default_output(
+    input: &str,
+    format: &OutputFormat,
+    from: Option<Format>,
+    step: Option<&str>,
+) -> PathBuf {
+    let stem = file_stem(input);
+    let name = |stem: &str| match format.extension() {
+        Some(ext) => format!("{stem}.{ext}"),
+        None => format!("{stem}-{}", format.name()),
+    };
+    let place = |name: String| match Location::parse(input) {
+        Ok(Location::Local(p)) => p.with_file_name(name),
+        _ => PathBuf::from(name),
+    };
+    let plain = place(name(&stem));
+    let from = from
+        .or_else(|| Format::from_path(std::path::Path::new(input)))
+        .map_or_else(|| "input".to_string(), |f| f.to_string());
+    let marked = place(name(&format!("{stem}.from-{from}")));
+    let plain_is_ours = match step {
+        Some("validate") => !marked.exists(),
+        _ => !plain.exists(),
+    };
+    if plain_is_ours { plain } else { marked }
 }
 
 fn file_stem(uri: &str) -> String {

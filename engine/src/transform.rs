@@ -94,7 +94,7 @@ pub async fn execute_ordered(
 /// Locates a planning error in `transform.sql` (line:column) when DataFusion
 /// knows where it is.
 fn sql_error(e: &datafusion::common::DataFusionError, spec: &DatasetSpec) -> SpecError {
-    let message = e.strip_backtrace();
+    let message = crate::error::in_ferry_terms(&e.strip_backtrace());
     let mut location = spec.transform_path.display().to_string();
     let span = e
         .diagnostic()

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::datasource::MemTable;
+use ferry_connectors::pg::binary::BinaryEncoder;
 use ferry_connectors::pg::catalog::{NewColumn, create_table_sql};
+use ferry_connectors::pg::codec::ColumnCodec;
 use ferry_connectors::pg::{LoadMode, PgType, QualifiedName};
 use serde::Serialize;
 
@@ -43,6 +45,9 @@ pub struct CheckReport {
     pub output: Vec<OutputColumnInfo>,
     /// `CREATE TABLE` for the target.
     pub ddl: Option<String>,
+    /// Rows of the sample that were decoded, transformed and encoded for
+    /// their target columns, as a load would (none without a sample).
+    pub sample_rows: Option<u64>,
 }
 
 fn describe(
@@ -95,6 +100,7 @@ fn declared_schema(spec: &DatasetSpec) -> Option<SchemaRef> {
 pub async fn check(spec: &DatasetSpec, sample: Option<&Path>) -> Result<CheckReport, FerryError> {
     let ctx = transform::new_session();
     let sample = sample.map(Path::to_path_buf).or_else(|| spec.sample_path());
+    let mut sampled = None;
     let (schema, schema_from) = match (&sample, declared_schema(spec)) {
         (None, Some(schema)) => {
             let table = MemTable::try_new(schema.clone(), vec![vec![]])
@@ -109,6 +115,7 @@ pub async fn check(spec: &DatasetSpec, sample: Option<&Path>) -> Result<CheckRep
                 display: path.display().to_string(),
             };
             let source = register_source(&ctx, spec, &input, None).await?;
+            sampled = Some((source.clone(), input));
             (source.schema, format!("sample {}", path.display()))
         }
         (None, None) => {
@@ -153,13 +160,62 @@ pub async fn check(spec: &DatasetSpec, sample: Option<&Path>) -> Result<CheckRep
         }
         _ => None,
     };
+    let sample_rows = match sampled {
+        Some((source, input)) => Some(
+            read_sample(df, &output, spec)
+                .await
+                .map_err(|e| source.explain(e, &input))?,
+        ),
+        None => None,
+    };
     Ok(CheckReport {
         dataset: spec.name.clone(),
         schema_from,
         source: source_cols,
         output,
         ddl,
+        sample_rows,
     })
+}
+
+/// Reads the whole sample through the plan and encodes every row for its
+/// target column, as a load would, so a value the spec cannot take (a
+/// declared `numeric(12,2)` over `1,234.56`, bytes that are not UTF-8, a
+/// number too large for a `[target.types]` override) fails the check.
+async fn read_sample(
+    df: datafusion::dataframe::DataFrame,
+    output: &[OutputColumnInfo],
+    spec: &DatasetSpec,
+) -> Result<u64, FerryError> {
+    use futures::StreamExt;
+    let transform = spec.transform_path.display().to_string();
+    let codecs = output
+        .iter()
+        .zip(df.schema().as_arrow().fields())
+        .map(|(c, f)| {
+            let pg = PgType::parse(&c.postgres).unwrap_or(PgType::Text);
+            ColumnCodec::plan(&c.name, f.data_type(), &pg)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| FerryError::Usage(e.to_string()))?;
+    let encoder = BinaryEncoder::new(Arc::new(codecs));
+    let mut stream = transform::execute_ordered(df)
+        .await
+        .map_err(|e| FerryError::from_datafusion(e, &transform))?;
+    let mut rows = 0u64;
+    let mut scratch = Vec::new();
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|e| FerryError::from_datafusion(e, &transform))?;
+        scratch.clear();
+        encoder
+            .encode(&batch, &mut scratch)
+            .map_err(|e| FerryError::Encode {
+                row: rows + e.row as u64 + 1,
+                source: e,
+            })?;
+        rows += batch.num_rows() as u64;
+    }
+    Ok(rows)
 }
 
 /// What `spec init` wrote.
