@@ -397,6 +397,10 @@ struct LoadArgs {
     /// stays within about twice this, whatever the input.
     #[arg(long, env = "FERRY_MAX_RECORD_SIZE", value_name = "SIZE")]
     max_record_size: Option<bytesize::ByteSize>,
+    /// Table column names: snake_case ("Customer ID" -> customer_id) or as-is; overrides
+    /// the spec's [target] column_names [default: snake_case].
+    #[arg(long, value_name = "STYLE")]
+    column_names: Option<ferry_engine::spec::ColumnNames>,
     /// Print the job report as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -648,7 +652,7 @@ fn print_columns(cols: &[ferry_engine::spec::check::OutputColumnInfo]) {
 async fn run_load(args: LoadArgs, interactive: bool) -> Result<Done, FerryError> {
     let pg = PgConfig::from_url_or_env(args.database_url.as_deref())?;
     if let ferry_connectors::store::Location::Local(path) =
-        ferry_connectors::store::Location::parse(&args.input())
+        ferry_connectors::store::Location::parse(args.input())
             .map_err(|e| FerryError::Usage(e.to_string()))?
         && !path.is_file()
     {
@@ -699,7 +703,7 @@ async fn run_load(args: LoadArgs, interactive: bool) -> Result<Done, FerryError>
             // Sniff what the flags leave open, from the local file (S3 inputs
             // are sniffed after staging, inside the load).
             if let ferry_connectors::store::Location::Local(path) =
-                ferry_connectors::store::Location::parse(&args.input())
+                ferry_connectors::store::Location::parse(args.input())
                     .map_err(|e| FerryError::Usage(e.to_string()))?
             {
                 let input = Input {
@@ -714,11 +718,15 @@ async fn run_load(args: LoadArgs, interactive: bool) -> Result<Done, FerryError>
                 keys: args.keys.clone(),
                 create: true,
                 types: Default::default(),
+                column_names: args.column_names.unwrap_or_default(),
             };
             DatasetSpec::ad_hoc(&table.name, source, Some(target))
         }
     };
     apply_limits(&mut spec, args.max_bad_rows, args.max_record_size)?;
+    if let (Some(style), Some(target)) = (args.column_names, spec.target.as_mut()) {
+        target.column_names = style;
+    }
     let artifacts = match args.artifacts {
         ArtifactChoice::All => ArtifactKinds {
             sql: true,
@@ -759,7 +767,7 @@ async fn run_load(args: LoadArgs, interactive: bool) -> Result<Done, FerryError>
     {
         tracing::debug!(threads, streams, local = pg.is_local(), "worker threads");
     }
-    let report = load(&spec, &args.input(), &pg, &options).await?;
+    let report = load(&spec, args.input(), &pg, &options).await?;
     if args.json {
         outln!(
             "{}",
@@ -879,7 +887,7 @@ async fn local_input(uri: &str, work_dir: &std::path::Path) -> Result<Input, Fer
 
 async fn run_convert(args: ConvertArgs, interactive: bool) -> Result<Done, FerryError> {
     let format = output_format(&args)?;
-    let input = local_input(&args.input(), &args.work_dir).await?;
+    let input = local_input(args.input(), &args.work_dir).await?;
     let mut spec = match &args.dataset {
         Some(dir) => {
             if args.input_format.is_some()
@@ -902,7 +910,7 @@ async fn run_convert(args: ConvertArgs, interactive: bool) -> Result<Done, Ferry
                 ..SourceSpec::default()
             };
             ferry_engine::sniff::complete_source(&mut source, &input)?;
-            let stem = file_stem(&args.input());
+            let stem = file_stem(args.input());
             DatasetSpec::ad_hoc(&stem, source, None)
         }
     };
@@ -910,7 +918,7 @@ async fn run_convert(args: ConvertArgs, interactive: bool) -> Result<Done, Ferry
     let step = args.step.as_deref();
     let output = match &args.output {
         Some(o) => o.clone(),
-        None => default_output(&args.input(), &format, spec.source.format, step),
+        None => default_output(args.input(), &format, spec.source.format, step),
     };
     if std::path::absolute(&output).ok() == std::path::absolute(&input.path).ok() {
         return Err(FerryError::Usage(format!(
@@ -931,7 +939,7 @@ async fn run_convert(args: ConvertArgs, interactive: bool) -> Result<Done, Ferry
         None => spec.target_table().unwrap_or_else(|| {
             QualifiedName::new(
                 "public",
-                file_stem(&args.input()).replace(['-', '.', ' '], "_"),
+                file_stem(args.input()).replace(['-', '.', ' '], "_"),
             )
         }),
     };
@@ -1005,11 +1013,13 @@ async fn run_convert(args: ConvertArgs, interactive: bool) -> Result<Done, Ferry
     Ok(done)
 }
 
-/// The output next to the input: `<stem>.<ext>`, or, when that file exists
-/// (`orders.csv` → `orders.parquet` → back to CSV would name the original),
+/// The output next to the input: `<stem>.<ext>`, or, when a file of that
+/// name exists that ferry did not write (no `.convert.json` beside it: the
+/// round trip `orders.csv` → `orders.parquet` → CSV would name the original),
 /// `<stem>.from-<input format>.<ext>`, so a default never points at a file
-/// the user already has. The validate step looks for what the convert step
-/// chose: the second name when it exists.
+/// the user brought. ferry's own earlier output keeps its name (and needs
+/// --force to be replaced). The validate step looks for what the convert
+/// step chose: the second name when it exists.
 fn default_output(
     input: &str,
     format: &OutputFormat,
@@ -1030,9 +1040,14 @@ fn default_output(
         .or_else(|| Format::from_path(std::path::Path::new(input)))
         .map_or_else(|| "input".to_string(), |f| f.to_string());
     let marked = place(name(&format!("{stem}.from-{from}")));
+    let ferrys = |p: &std::path::Path| {
+        let mut report = p.as_os_str().to_owned();
+        report.push(".convert.json");
+        PathBuf::from(report).exists()
+    };
     let plain_is_ours = match step {
         Some("validate") => !marked.exists(),
-        _ => !plain.exists(),
+        _ => !plain.exists() || ferrys(&plain),
     };
     if plain_is_ours { plain } else { marked }
 }

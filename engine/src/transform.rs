@@ -61,6 +61,52 @@ pub async fn plan(ctx: &SessionContext, spec: &DatasetSpec) -> Result<DataFrame,
     Ok(df)
 }
 
+/// Renames the plan's output columns for the target table under
+/// `[target] column_names` (snake_case by default) and returns the renamed
+/// plan with the (as written, renamed) pairs that changed. Two names that
+/// become one are refused, naming both.
+pub fn name_for_target(
+    df: DataFrame,
+    spec: &DatasetSpec,
+) -> Result<(DataFrame, Vec<(String, String)>), FerryError> {
+    let style = spec
+        .target
+        .as_ref()
+        .map_or(crate::spec::ColumnNames::default(), |t| t.column_names);
+    if style == crate::spec::ColumnNames::AsIs {
+        return Ok((df, Vec::new()));
+    }
+    let schema = df.schema().as_arrow().clone();
+    let mut renamed = Vec::new();
+    let mut seen: std::collections::HashMap<String, String> = Default::default();
+    let mut exprs = Vec::with_capacity(schema.fields().len());
+    for (i, f) in schema.fields().iter().enumerate() {
+        let name = ferry_connectors::pg::ident::snake_case(f.name())
+            .unwrap_or_else(|| format!("column_{}", i + 1));
+        if let Some(other) = seen.insert(name.clone(), f.name().clone()) {
+            return Err(FerryError::Spec(SpecError {
+                location: format!("{} ([target] column_names)", spec.toml_path().display()),
+                message: format!(
+                    "columns {other:?} and {:?} both become {name:?} in snake_case; rename one in transform.sql (AS …) or set column_names = \"as-is\"",
+                    f.name()
+                ),
+            }));
+        }
+        let column = datafusion::prelude::col(datafusion::common::Column::from_name(f.name()));
+        if &name != f.name() {
+            renamed.push((f.name().clone(), name.clone()));
+        }
+        exprs.push(column.alias(name));
+    }
+    if renamed.is_empty() {
+        return Ok((df, renamed));
+    }
+    let df = df
+        .select(exprs)
+        .map_err(|e| FerryError::Internal(format!("renaming the output columns: {e}")))?;
+    Ok((df, renamed))
+}
+
 /// Runs the plan and returns its output in a deterministic order: the
 /// partitions (e.g. byte ranges of one Parquet file) run in parallel, each
 /// ahead by at most two batches, and are read out one after the other. Order

@@ -500,6 +500,7 @@ async fn hostile_identifiers_are_quoted_and_pg_variables_work() {
     let url = url::Url::parse(&common::database_url()).unwrap();
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args(["load", "-i", input.to_str().unwrap(), "-t", &table])
+        .args(["--column-names", "as-is"])
         .current_dir(s.dir.path())
         .env_remove("DATABASE_URL")
         .env("PGHOST", url.host_str().unwrap())

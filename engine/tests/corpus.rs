@@ -688,19 +688,54 @@ fn cases() -> Vec<Case> {
             String::new(),
             fails(3, &["arrow_wrong_magic.arrow", "Arrow"]),
         ),
+        Case {
+            target: "column_names = \"as-is\"",
+            ..case(
+                "hostile_column_names",
+                "hostile_column_names.csv",
+                "\"we\"\"ird\",two words,ünïcødé,\"semi;colon --\"\n1,2,3,4\n".as_bytes(),
+                plain(),
+                Expect::Loads(
+                    1,
+                    Some((
+                        "SELECT string_agg(column_name, '|' ORDER BY ordinal_position) FROM information_schema.columns WHERE format('%I.%I', table_schema, table_name) = '{t}'",
+                        "we\"ird|two words|ünïcødé|semi;colon --",
+                    )),
+                ),
+            )
+        },
+        // Table column names in snake_case by default, refused when two
+        // names become one, and a hint for a table made with names as written.
         case(
-            "hostile_column_names",
-            "hostile_column_names.csv",
-            "\"we\"\"ird\",two words,ünïcødé,\"semi;colon --\"\n1,2,3,4\n".as_bytes(),
+            "snake_case_names",
+            "snake_case_names.csv",
+            "Customer ID,orderDate,Amount (USD),\"we\"\"ird\"\n1,2,3,4\n".as_bytes(),
             plain(),
             Expect::Loads(
                 1,
                 Some((
                     "SELECT string_agg(column_name, '|' ORDER BY ordinal_position) FROM information_schema.columns WHERE format('%I.%I', table_schema, table_name) = '{t}'",
-                    "we\"ird|two words|ünïcødé|semi;colon --",
+                    "customer_id|order_date|amount_usd|we_ird",
                 )),
             ),
         ),
+        case(
+            "snake_case_collision",
+            "snake_case_collision.csv",
+            b"a b,a_b\n1,2\n",
+            plain(),
+            fails(2, &["\"a b\" and \"a_b\" both become \"a_b\"", "as-is"]),
+        ),
+        Case {
+            setup: Some("CREATE TABLE {t} (\"Customer ID\" bigint)"),
+            ..case(
+                "names_as_written_in_table",
+                "names_as_written_in_table.csv",
+                b"Customer ID\n1\n",
+                plain(),
+                fails(4, &["\"customer_id\"", "column_names = \"as-is\""]),
+            )
+        },
         // Error policy: bad rows set aside, up to the limit.
         case(
             "rejects_within_limit",

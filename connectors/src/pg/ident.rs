@@ -22,6 +22,44 @@ pub fn quote_ident(name: &str) -> String {
     out
 }
 
+/// A column name as PostgreSQL users write names without quotes:
+/// `Customer ID` → `customer_id`, `orderDate` → `order_date`,
+/// `HTTPStatus` → `http_status`, `Amount (USD)` → `amount_usd`,
+/// `2024 sales` → `_2024_sales`. Letters are lower-cased, a lower-case
+/// letter or digit followed by an upper-case one starts a new word, and
+/// every run of other characters becomes one `_`. An empty result is
+/// `None` (the caller names the column by position).
+pub fn snake_case(name: &str) -> Option<String> {
+    let chars: Vec<char> = name.chars().collect();
+    let mut out = String::with_capacity(name.len() + 4);
+    let mut gap = false;
+    for (i, &c) in chars.iter().enumerate() {
+        if !c.is_alphanumeric() {
+            gap = true;
+            continue;
+        }
+        if c.is_uppercase() && i > 0 {
+            let prev = chars[i - 1];
+            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+            if prev.is_lowercase() || prev.is_ascii_digit() || (prev.is_uppercase() && next_lower) {
+                gap = true;
+            }
+        }
+        if gap && !out.is_empty() {
+            out.push('_');
+        }
+        gap = false;
+        out.extend(c.to_lowercase());
+    }
+    if out.is_empty() {
+        return None;
+    }
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    Some(out)
+}
+
 /// Quotes a string literal for the rare places where PostgreSQL syntax has no
 /// parameter slot (e.g. `COMMENT ON`, `SET`). Values from data never go through
 /// here: data travels only in COPY streams or as bind parameters.
@@ -162,6 +200,28 @@ impl fmt::Display for QualifiedName {
             }
         };
         write!(f, "{}.{}", part(&self.schema), part(&self.name))
+    }
+}
+
+#[cfg(test)]
+mod snake_tests {
+    use super::snake_case;
+
+    #[test]
+    fn names_become_snake_case() {
+        for (name, want) in [
+            ("Customer ID", Some("customer_id")),
+            ("orderDate", Some("order_date")),
+            ("HTTPStatus", Some("http_status")),
+            ("Amount (USD)", Some("amount_usd")),
+            ("2024 sales", Some("_2024_sales")),
+            ("already_snake", Some("already_snake")),
+            ("  --  ", None),
+            ("Straße Nr.", Some("straße_nr")),
+            ("v2Value", Some("v2_value")),
+        ] {
+            assert_eq!(snake_case(name).as_deref(), want, "{name}");
+        }
     }
 }
 

@@ -778,8 +778,24 @@ fn match_existing(req: &LoadRequest, cols: &[TableColumn]) -> Result<Vec<ColumnC
         .collect();
     if !missing.is_empty() {
         let have: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
+        // A table created with the input's names as written, loaded now
+        // with snake_case names: say which setting loads into it.
+        let as_written = cols
+            .iter()
+            .find(|c| {
+                !missing.contains(&c.name.as_str())
+                    && super::ident::snake_case(&c.name)
+                        .is_some_and(|s| s != c.name && missing.contains(&s.as_str()))
+            })
+            .map(|c| {
+                format!(
+                    "; its column {:?} holds names as the input wrote them: set [target] column_names = \"as-is\" (or --column-names as-is) to load into it",
+                    c.name
+                )
+            })
+            .unwrap_or_default();
         return Err(fail(format!(
-            "has no column(s) {missing:?} (it has {have:?}); rename them in transform.sql or add them to the table"
+            "has no column(s) {missing:?} (it has {have:?}); rename them in transform.sql or add them to the table{as_written}"
         )));
     }
     for o in &req.columns {

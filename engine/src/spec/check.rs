@@ -45,6 +45,9 @@ pub struct CheckReport {
     pub output: Vec<OutputColumnInfo>,
     /// `CREATE TABLE` for the target.
     pub ddl: Option<String>,
+    /// Output columns renamed for the table (`[target] column_names`):
+    /// (as written, as the table names it).
+    pub renamed: Vec<(String, String)>,
     /// Rows of the sample that were decoded, transformed and encoded for
     /// their target columns, as a load would (none without a sample).
     pub sample_rows: Option<u64>,
@@ -126,18 +129,33 @@ pub async fn check(spec: &DatasetSpec, sample: Option<&Path>) -> Result<CheckRep
         }
     };
     let df = transform::plan(&ctx, spec).await?;
+    let (df, renamed) = match &spec.target {
+        Some(_) => transform::name_for_target(df, spec)?,
+        None => (df, Vec::new()),
+    };
+    let as_renamed = |name: &str| {
+        renamed
+            .iter()
+            .find(|(from, _)| from == name)
+            .map_or_else(|| name.to_string(), |(_, to)| to.clone())
+    };
     let out = df.schema().as_arrow().clone();
     let overrides = spec
         .target
         .as_ref()
-        .map(|t| t.types.clone())
+        .map(|t| {
+            t.types
+                .iter()
+                .map(|(k, v)| (as_renamed(k), v.clone()))
+                .collect()
+        })
         .unwrap_or_default();
     let output = describe(&out, &overrides)?;
     let source_cols = describe(&schema, &Default::default())?;
     let ddl = match (&spec.target, spec.target_table()) {
         (Some(t), Some(table)) => {
             let pk = if t.mode == LoadMode::Upsert {
-                t.keys.clone()
+                t.keys.iter().map(|k| as_renamed(k)).collect()
             } else {
                 Vec::new()
             };
@@ -174,6 +192,7 @@ pub async fn check(spec: &DatasetSpec, sample: Option<&Path>) -> Result<CheckRep
         source: source_cols,
         output,
         ddl,
+        renamed,
         sample_rows,
     })
 }
@@ -290,6 +309,23 @@ pub async fn init(
         let ctx = transform::new_session();
         register_source(&ctx, &ad_hoc, &input, None).await?.schema
     };
+    // How the table will name the columns (column_names = "snake_case").
+    let renamed: Vec<String> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| {
+            let to = ferry_connectors::pg::ident::snake_case(f.name())
+                .unwrap_or_else(|| format!("column_{}", i + 1));
+            (&to != f.name()).then(|| format!("{:?} -> {to}", f.name()))
+        })
+        .collect();
+    if !renamed.is_empty() {
+        notes.push(format!(
+            "table columns in snake_case (column_names = \"snake_case\"; \"as-is\" keeps them): {}",
+            renamed.join(", ")
+        ));
+    }
     let declare_types = format.is_delimited();
     source.columns = schema
         .fields()
@@ -346,6 +382,7 @@ pub async fn init(
             keys: Vec::new(),
             create: true,
             types: Default::default(),
+            column_names: Default::default(),
         },
     };
     let body =

@@ -214,6 +214,33 @@ pub struct TargetSpec {
     /// PostgreSQL type per output column, overriding the default mapping.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub types: BTreeMap<String, String>,
+    /// How output column names become table column names.
+    #[serde(default)]
+    pub column_names: ColumnNames,
+}
+
+/// `[target] column_names`: the table's column names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ColumnNames {
+    /// `Customer ID` → `customer_id` (the default: PostgreSQL folds unquoted
+    /// names to lower case, so only such names can be queried unquoted).
+    #[default]
+    #[serde(rename = "snake_case")]
+    SnakeCase,
+    /// Exactly as the transform's output names them.
+    #[serde(rename = "as-is")]
+    AsIs,
+}
+
+impl std::str::FromStr for ColumnNames {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "snake_case" | "snake-case" => Ok(ColumnNames::SnakeCase),
+            "as-is" | "as_is" => Ok(ColumnNames::AsIs),
+            other => Err(format!("{other:?}: expected snake_case or as-is")),
+        }
+    }
 }
 
 /// `[convert]`: the output of a Converter dataset. The keys mirror
