@@ -351,3 +351,30 @@ fn the_readme_and_docs_link_only_to_files_in_the_repository() {
         "links that leave the repository or lead nowhere: {broken:#?}"
     );
 }
+
+#[test]
+fn converting_a_drifting_ndjson_file_fails_instead_of_validating_a_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = String::new();
+    for i in 1..=12_000u32 {
+        let amount = if i > 11_000 {
+            "1.5".to_string()
+        } else {
+            i.to_string()
+        };
+        lines.push_str(&format!("{{\"id\":{i},\"amount\":{amount}}}\n"));
+    }
+    std::fs::write(dir.path().join("ev.ndjson"), lines).unwrap();
+    let o = ferry(&["convert", "ev.ndjson", "--to", "parquet"], dir.path());
+    assert_eq!(code(&o), 3, "{}", text(&o));
+    assert!(!text(&o).contains("validation: valid"), "{}", text(&o));
+    assert!(
+        text(&o).contains("ev.ndjson:11001: column 1 (\"amount\"): not an integer: \"1.5\""),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        !dir.path().join("ev.parquet").exists(),
+        "a failed conversion left its output"
+    );
+}

@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, LargeListArray, ListArray, MapArray, RecordBatch, RecordBatchOptions,
-    StructArray,
+    Array, ArrayRef, AsArray, GenericListArray, MapArray, OffsetSizeTrait, RecordBatch,
+    RecordBatchOptions, StructArray,
 };
 use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{DataType, FieldRef, SchemaRef};
@@ -59,26 +59,34 @@ impl Misfit {
     }
 }
 
-/// Whether text of this type is parsed by ferry's own parsers (the types a
-/// spec can declare), rather than cast by Arrow.
-pub fn parsed_from_text(dt: &DataType) -> bool {
-    use arrow::datatypes::{IntervalUnit, TimeUnit};
+/// Whether this is one of the number types a spec can declare.
+pub fn is_number(dt: &DataType) -> bool {
     matches!(
         dt,
-        DataType::Boolean
-            | DataType::Int16
+        DataType::Int16
             | DataType::Int32
             | DataType::Int64
             | DataType::Float32
             | DataType::Float64
             | DataType::Decimal128(..)
             | DataType::Decimal256(..)
-            | DataType::Date32
-            | DataType::Timestamp(TimeUnit::Microsecond, _)
-            | DataType::Time64(TimeUnit::Microsecond)
-            | DataType::Interval(IntervalUnit::MonthDayNano)
-            | DataType::FixedSizeBinary(16)
     )
+}
+
+/// Whether text of this type is parsed by ferry's own parsers (the types a
+/// spec can declare), rather than cast by Arrow.
+pub fn parsed_from_text(dt: &DataType) -> bool {
+    use arrow::datatypes::{IntervalUnit, TimeUnit};
+    is_number(dt)
+        || matches!(
+            dt,
+            DataType::Boolean
+                | DataType::Date32
+                | DataType::Timestamp(TimeUnit::Microsecond, _)
+                | DataType::Time64(TimeUnit::Microsecond)
+                | DataType::Interval(IntervalUnit::MonthDayNano)
+                | DataType::FixedSizeBinary(16)
+        )
 }
 
 /// Parses a text column into `target` (`exact`: the type was inferred, so
@@ -132,27 +140,9 @@ pub fn conform(array: &ArrayRef, target: &FieldRef, exact: bool) -> Result<Array
                     .map_err(internal)?,
             ))
         }
-        (DataType::List(_), DataType::List(f)) => {
-            let l = array.as_list::<i32>();
-            let values = conform(l.values(), f, exact).map_err(|m| Misfit {
-                row: l.offsets().partition_point(|&o| o as usize <= m.row) - 1,
-                ..m.within(name)
-            })?;
-            Ok(Arc::new(
-                ListArray::try_new(f.clone(), l.offsets().clone(), values, l.nulls().cloned())
-                    .map_err(internal)?,
-            ))
-        }
+        (DataType::List(_), DataType::List(f)) => conform_list::<i32>(array, f, exact, name),
         (DataType::LargeList(_), DataType::LargeList(f)) => {
-            let l = array.as_list::<i64>();
-            let values = conform(l.values(), f, exact).map_err(|m| Misfit {
-                row: l.offsets().partition_point(|&o| o as usize <= m.row) - 1,
-                ..m.within(name)
-            })?;
-            Ok(Arc::new(
-                LargeListArray::try_new(f.clone(), l.offsets().clone(), values, l.nulls().cloned())
-                    .map_err(internal)?,
-            ))
+            conform_list::<i64>(array, f, exact, name)
         }
         (DataType::Map(..), DataType::Map(f, ordered)) => {
             let m = array.as_map();
@@ -176,6 +166,29 @@ pub fn conform(array: &ArrayRef, target: &FieldRef, exact: bool) -> Result<Array
             "decoded {from}, expected {to}"
         )))),
     }
+}
+
+/// [`conform`] for the values of a list column; a misfit is named by the
+/// list's row.
+fn conform_list<O: OffsetSizeTrait>(
+    array: &ArrayRef,
+    item: &FieldRef,
+    exact: bool,
+    name: &str,
+) -> Result<ArrayRef, Misfit> {
+    let l = array.as_list::<O>();
+    let values = conform(l.values(), item, exact).map_err(|m| Misfit {
+        row: l.offsets().partition_point(|o| o.as_usize() <= m.row) - 1,
+        ..m.within(name)
+    })?;
+    let list = GenericListArray::<O>::try_new(
+        item.clone(),
+        l.offsets().clone(),
+        values,
+        l.nulls().cloned(),
+    )
+    .map_err(|e| Misfit::internal(name, e))?;
+    Ok(Arc::new(list))
 }
 
 /// Casts a column of a typed file (Parquet, Arrow IPC, Avro) to a declared

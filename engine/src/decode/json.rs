@@ -33,7 +33,7 @@ use super::csv::ReadCounters;
 use super::csv::infer::Inference;
 use super::csv::reader::CountingReader;
 use super::error::{DecodeError, show_value};
-use super::fit::conform;
+use super::fit::{conform, is_number};
 use super::lines::{LineError, Lines};
 use super::reject::{RejectSink, RejectedRow};
 
@@ -250,25 +250,11 @@ fn refine_numbers(schema: Schema, window: &[u8], rows: usize) -> Schema {
     Schema::new(fields)
 }
 
-/// Whether the JSON text of a column of this type is parsed by ferry (the
-/// number types a spec can declare), not by arrow-json, which truncates.
-fn number_type(dt: &DataType) -> bool {
-    matches!(
-        dt,
-        DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::Float32
-            | DataType::Float64
-            | DataType::Decimal128(..)
-            | DataType::Decimal256(..)
-    )
-}
-
 /// The type arrow-json decodes into: numbers as their text, at any depth.
 fn wire_type(dt: &DataType) -> DataType {
     match dt {
-        t if number_type(t) => DataType::Utf8,
+        // Numbers as written: arrow-json would truncate them into integers.
+        t if is_number(t) => DataType::Utf8,
         DataType::Struct(fs) => DataType::Struct(wire_fields(fs)),
         DataType::List(f) => DataType::List(Arc::new(wire_field(f))),
         DataType::LargeList(f) => DataType::LargeList(Arc::new(wire_field(f))),
