@@ -1,5 +1,6 @@
 import { CfnOutput, Duration, IgnoreMode, RemovalPolicy, Stack, StackProps, Token } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as efs from 'aws-cdk-lib/aws-efs';
 import * as events from 'aws-cdk-lib/aws-events';
@@ -165,6 +166,17 @@ export class FerryStack extends Stack {
       removalPolicy: RemovalPolicy.RETAIN,
     });
     this.topic = new sns.Topic(this, 'JobEvents', { masterKey: key, enforceSSL: true });
+    // A service that writes to a queue or topic encrypted with this key must be able to use the
+    // key, or its messages are lost: EventBridge delivers undeliverable events to the
+    // dead-letter queue below (the form AWS documents for EventBridge dead-letter queues).
+    key.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'EventBridgeWritesDeadLetters',
+        principals: [new iam.ServicePrincipal('events.amazonaws.com')],
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+        resources: ['*'],
+      }),
+    );
 
     // ---- working storage (the job folders): EFS through one access point.
     const efsSg = new ec2.SecurityGroup(this, 'WorkSecurityGroup', {
@@ -232,7 +244,7 @@ export class FerryStack extends Stack {
       containerInsightsV2: ecs.ContainerInsights.ENABLED,
     });
     const image = settings.image
-      ? ecs.ContainerImage.fromRegistry(settings.image)
+      ? prebuiltImage(this, settings.image)
       : ecs.ContainerImage.fromAsset(REPO_ROOT, {
           file: 'containers/Dockerfile',
           ignoreMode: IgnoreMode.DOCKER,
@@ -399,6 +411,24 @@ export class FerryStack extends Stack {
     };
     const loader = workflowMachine('loader');
     const converter = workflowMachine('converter');
+    // RunTask with propagatedTagSource tags the task it starts: without ecs:TagResource on the
+    // caller, RunTask is denied as soon as the task definition carries any tag.
+    const mayTagTasks = (machine: sfn.StateMachine) =>
+      machine.addToRolePolicy(
+        new iam.PolicyStatement({
+          actions: ['ecs:TagResource'],
+          resources: [
+            Stack.of(this).formatArn({
+              service: 'ecs',
+              resource: 'task',
+              resourceName: `${this.cluster.clusterName}/*`,
+            }),
+          ],
+          conditions: { StringEquals: { 'ecs:CreateAction': 'RunTask' } },
+        }),
+      );
+    mayTagTasks(loader);
+    mayTagTasks(converter);
 
     // The orchestrator: create the job once, then run its workflow (or nothing for a duplicate).
     const orch = new Construct(this, 'Orchestrator');
@@ -438,6 +468,7 @@ export class FerryStack extends Stack {
       'OrchestratorStateMachine',
       machineProps(sfn.DefinitionBody.fromChainable(createJob.next(route)), 'ferry: one S3 Object Created event → one job → its workflow'),
     );
+    mayTagTasks(orchestrator);
 
     // Backfill: every object under a prefix through the orchestrator, a bounded number at once.
     const back = new Construct(this, 'Backfill');
@@ -511,6 +542,24 @@ export class FerryStack extends Stack {
       new CfnOutput(this, name, { value });
     }
   }
+}
+
+/**
+ * A prebuilt image. One in an ECR registry (`<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>`
+ * or `@sha256:…`) is referenced as an ECR repository, so every execution role is granted the pull
+ * (`ecr:GetAuthorizationToken`, `ecr:BatchGetImage`, `ecr:GetDownloadUrlForLayer`): from a plain
+ * registry name ECS would get no permission and every task would fail to start.
+ */
+function prebuiltImage(scope: Construct, uri: string): ecs.ContainerImage {
+  const m = /^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?\/([^:@]+)(?::([^@]+))?(?:@(.+))?$/.exec(uri);
+  if (!m) return ecs.ContainerImage.fromRegistry(uri);
+  const [, account, region, name, tag, digest] = m;
+  const partition = uri.includes('.amazonaws.com.cn/') ? 'aws-cn' : Stack.of(scope).partition;
+  const repository = ecr.Repository.fromRepositoryAttributes(scope, 'ImageRepository', {
+    repositoryArn: `arn:${partition}:ecr:${region}:${account}:repository/${name}`,
+    repositoryName: name,
+  });
+  return ecs.ContainerImage.fromEcrRepository(repository, digest ?? tag ?? 'latest');
 }
 
 /** The RetentionDays value for a number of days, or a clear error. */

@@ -118,6 +118,8 @@ export function acknowledgements(stack: FerryStack): Acknowledgement[] {
     'states:DescribeExecution': 'Describe/StopExecution on the executions this state machine starts (names known at run time)',
     'states:StopExecution': 'Describe/StopExecution on the executions this state machine starts (names known at run time)',
     'states:RedriveExecution': "redriving its own Distributed Map runs' child executions (names known at run time)",
+    'ecs:TagResource':
+      'tagging the step tasks it starts in the ferry cluster (propagatedTagSource; task ids known at run time, RunTask only)',
   };
   for (const [name, machine] of Object.entries(stack.stateMachines)) {
     const policies = [machine.role.node.tryFindChild('DefaultPolicy'), machine.node.tryFindChild('DistributedMapPolicy')]
