@@ -28,6 +28,7 @@ impl std::fmt::Debug for TaskToken {
 pub struct Heartbeat {
     handle: tokio::task::JoinHandle<()>,
     sent: Arc<AtomicU64>,
+    gone: tokio::sync::watch::Receiver<Option<String>>,
 }
 
 impl Heartbeat {
@@ -35,6 +36,30 @@ impl Heartbeat {
     pub fn sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
     }
+
+    /// Resolves, with Step Functions' reason, once the token is no longer
+    /// valid: the state timed out (`TaskTimedOut`), or its execution was
+    /// stopped or has moved on (`InvalidToken`, `TaskDoesNotExist`). Nobody
+    /// is waiting for the step's answer any more, so it should stop at once
+    /// rather than keep running (and billing, and writing). Pending forever
+    /// while the token is good.
+    pub async fn gone(&self) -> String {
+        let mut rx = self.gone.clone();
+        match rx.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone().unwrap_or_default(),
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
+
+/// What a failed heartbeat means.
+enum Beat {
+    /// Sent.
+    Sent,
+    /// The token is no longer valid; the reason.
+    Gone(String),
+    /// Could not be sent this time (network, throttling): try again.
+    Failed(AwsError),
 }
 
 impl Drop for Heartbeat {
@@ -65,38 +90,71 @@ impl TaskToken {
     }
 
     /// Sends one heartbeat.
-    pub async fn beat(&self) -> Result<(), AwsError> {
-        self.client
+    async fn beat(&self) -> Beat {
+        match self
+            .client
             .send_task_heartbeat()
             .task_token(&self.token)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("StepFunctions", "SendTaskHeartbeat", e))?;
-        Ok(())
+        {
+            Ok(_) => Beat::Sent,
+            Err(e) => match e.as_service_error() {
+                Some(s) if s.is_task_timed_out() => {
+                    Beat::Gone("TaskTimedOut: the state timed out".into())
+                }
+                Some(s) if s.is_invalid_token() || s.is_task_does_not_exist() => {
+                    Beat::Gone(format!(
+                        "{}: the execution was stopped or has moved on",
+                        s.meta().code().unwrap_or("InvalidToken")
+                    ))
+                }
+                _ => Beat::Failed(AwsError::from_sdk("StepFunctions", "SendTaskHeartbeat", e)),
+            },
+        }
     }
 
     /// Sends a heartbeat now (so a stale token shows up before the work
     /// starts) and then every `every` until the returned guard is dropped. A
-    /// failed heartbeat is logged and retried at the next tick: the state
-    /// machine's `HeartbeatSeconds` decides when silence means death.
+    /// heartbeat that could not be sent is logged and retried at the next
+    /// tick: the state machine's `HeartbeatSeconds` decides when silence
+    /// means death. A token Step Functions no longer accepts ends the
+    /// heartbeats and resolves [`Heartbeat::gone`].
     pub async fn heartbeat(&self, every: Duration) -> Heartbeat {
         let sent = Arc::new(AtomicU64::new(0));
-        let note = |r: Result<(), AwsError>, counter: &AtomicU64| match r {
-            Ok(()) => {
-                counter.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => tracing::warn!(error = %e, "task heartbeat failed"),
-        };
-        note(self.beat().await, &sent);
+        let (tell, gone) = tokio::sync::watch::channel(None);
+        // Whether to keep beating.
+        let note =
+            |beat: Beat, counter: &AtomicU64, tell: &tokio::sync::watch::Sender<_>| match beat {
+                Beat::Sent => {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    true
+                }
+                Beat::Failed(e) => {
+                    tracing::warn!(error = %e, "task heartbeat failed");
+                    true
+                }
+                Beat::Gone(reason) => {
+                    tracing::error!(%reason, "the task token is no longer valid");
+                    let _ = tell.send(Some(reason));
+                    false
+                }
+            };
+        let go_on = note(self.beat().await, &sent, &tell);
         let me = self.clone();
         let counter = sent.clone();
         let handle = tokio::spawn(async move {
+            if !go_on {
+                return;
+            }
             loop {
                 tokio::time::sleep(every).await;
-                note(me.beat().await, &counter);
+                if !note(me.beat().await, &counter, &tell) {
+                    return;
+                }
             }
         });
-        Heartbeat { handle, sent }
+        Heartbeat { handle, sent, gone }
     }
 
     /// Reports success with the step's output (JSON).

@@ -497,6 +497,11 @@ fn caught_error(text: &str, job: &Job) -> Option<JobError> {
     })
 }
 
+/// The exit code of a task whose token Step Functions no longer accepts:
+/// the external service's verdict (as for exit 5, a service failed), not a
+/// fault of the input or the configuration.
+const TOKEN_GONE_EXIT: i32 = 5;
+
 /// `ferry task`.
 pub async fn task(args: TaskArgs) -> Result<(), FerryError> {
     let token = match args.task_token.clone().filter(|t| !t.is_empty()) {
@@ -510,7 +515,26 @@ pub async fn task(args: TaskArgs) -> Result<(), FerryError> {
         ),
         None => None,
     };
-    let result = task_inner(&args).await;
+    let result = match &heartbeat {
+        // A token that is no longer valid (the state timed out, the
+        // execution was stopped) ends the step at once: nobody waits for its
+        // answer, and a task left running bills and may still write. Exiting
+        // is what a kill would do, which a load survives: its open
+        // transaction rolls back and the job's lease lets a later worker take
+        // the job over.
+        Some(h) => tokio::select! {
+            biased;
+            reason = h.gone() => {
+                eprintln!(
+                    "ferry: error: task {}: the Step Functions task token is no longer valid ({reason}); stopping now, an open transaction rolls back",
+                    args.step.name()
+                );
+                std::process::exit(TOKEN_GONE_EXIT);
+            }
+            r = task_inner(&args) => r,
+        },
+        None => task_inner(&args).await,
+    };
     let beats = heartbeat.as_ref().map_or(0, |h| h.sent());
     drop(heartbeat);
     if let Some(t) = &token {

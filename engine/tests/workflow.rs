@@ -968,6 +968,68 @@ async fn task_tokens_report_success_failure_and_heartbeats() {
             Some("ferry.Transient")
         )
     );
+
+    // A token nobody waits for any more: its state timed out for want of a
+    // heartbeat (an execution that was stopped is the same to the task). The step stops at once and
+    // does not do its work, instead of running on, billing and writing.
+    let mut short = definition.clone();
+    short["States"]["Step"]["HeartbeatSeconds"] = json!(1);
+    let short_sm = sfn
+        .create_state_machine()
+        .name(unique("sm-timeout"))
+        .definition(short.to_string())
+        .role_arn("arn:aws:iam::123456789012:role/ferry")
+        .send()
+        .await
+        .unwrap()
+        .state_machine_arn;
+    let timed_out = sfn
+        .start_execution()
+        .state_machine_arn(short_sm)
+        .name(unique("late"))
+        .input("{}")
+        .send()
+        .await
+        .unwrap()
+        .execution_arn;
+    let token = token_of(a.drain(&tokens_url, 1).await);
+    let d = finished(timed_out).await;
+    // AWS names it States.HeartbeatTimeout; the emulator, States.Timeout.
+    assert_eq!(d.status, aws_sdk_sfn::types::ExecutionStatus::Failed);
+    assert!(
+        matches!(
+            d.error.as_deref(),
+            Some("States.HeartbeatTimeout" | "States.Timeout")
+        ),
+        "{:?}",
+        d.error
+    );
+    std::fs::write(s.path("late.csv"), "id,amount,note\n1,1,x\n").unwrap();
+    let started = std::time::Instant::now();
+    let out = ferry_aws(
+        &["task", "create-job", "--input", "late.csv"],
+        s.dir.path(),
+        &[env[0], env[1], ("FERRY_TASK_TOKEN", &token)],
+    );
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert!(
+        text(&out).contains("task token is no longer valid"),
+        "{}",
+        text(&out)
+    );
+    assert!(out.stdout.is_empty(), "the step ran: {}", text(&out));
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let jobs = ferry_aws(&["jobs", "list", "--json"], s.dir.path(), &[env[1]]);
+    assert!(
+        String::from_utf8_lossy(&jobs.stdout).contains("t.csv"),
+        "{}",
+        text(&jobs)
+    );
+    assert!(
+        !String::from_utf8_lossy(&jobs.stdout).contains("late.csv"),
+        "a job was created for the stopped execution: {}",
+        text(&jobs)
+    );
 }
 
 /// Object keys that try to leave the job folder are refused (`..`, NUL) or
