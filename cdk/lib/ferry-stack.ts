@@ -327,7 +327,13 @@ export class FerryStack extends Stack {
     }
 
     // ---- state machines.
-    const sfnLogs = new logs.LogGroup(this, 'StateMachineLogs', { retention, removalPolicy: RemovalPolicy.DESTROY });
+    // Under /aws/vendedlogs/: CloudWatch Logs' resource policy for vended logs then grows by one
+    // wildcard, not an entry per log group (it is capped at 5,120 characters per account and region).
+    const sfnLogs = new logs.LogGroup(this, 'StateMachineLogs', {
+      logGroupName: `/aws/vendedlogs/states/${this.stackName}-state-machines`,
+      retention,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
     const machineProps = (definitionBody: sfn.DefinitionBody, comment: string): sfn.StateMachineProps => ({
       definitionBody,
       comment,

@@ -66,9 +66,12 @@ export function readSettings(node: Node): FerrySettings {
     throw new Error(`context dbInstanceClass=${dbInstanceClass}: expected a class like t4g.medium`);
   }
   const image = node.tryGetContext('image');
+  const taskCpu = num('taskCpu', 256, 16384);
+  const taskMemoryMiB = num('taskMemoryMiB', 512, 122880);
+  checkFargateSize(taskCpu, taskMemoryMiB);
   return {
-    taskCpu: num('taskCpu', 256, 16384),
-    taskMemoryMiB: num('taskMemoryMiB', 512, 122880),
+    taskCpu,
+    taskMemoryMiB,
     dbInstanceClass,
     dbAllocatedStorageGiB: num('dbAllocatedStorageGiB', 20, 65536),
     dbMultiAz: bool('dbMultiAz'),
@@ -79,4 +82,36 @@ export function readSettings(node: Node): FerrySettings {
     heartbeatSeconds: num('heartbeatSeconds', 30, 3600),
     image: image === undefined ? undefined : String(image),
   };
+}
+
+/**
+ * Fargate's task sizes: per CPU value, the memory sizes (MiB) it accepts
+ * (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html).
+ */
+const FARGATE_MEMORY: Record<number, number[]> = (() => {
+  const range = (from: number, to: number, step: number) =>
+    Array.from({ length: (to - from) / step + 1 }, (_, i) => from + i * step);
+  return {
+    256: [512, 1024, 2048],
+    512: range(1024, 4096, 1024),
+    1024: range(2048, 8192, 1024),
+    2048: range(4096, 16384, 1024),
+    4096: range(8192, 30720, 1024),
+    8192: range(16384, 61440, 4096),
+    16384: range(32768, 122880, 8192),
+  };
+})();
+
+/** A cpu/memory pair Fargate would refuse at deploy time is an error at synth time instead. */
+export function checkFargateSize(cpu: number, memoryMiB: number): void {
+  const choices = FARGATE_MEMORY[cpu];
+  if (!choices) {
+    throw new Error(
+      `context taskCpu=${cpu} with taskMemoryMiB=${memoryMiB}: Fargate's cpu is one of ${Object.keys(FARGATE_MEMORY).join(', ')}`,
+    );
+  }
+  if (!choices.includes(memoryMiB)) {
+    const shown = choices.length > 8 ? `${choices[0]} to ${choices[choices.length - 1]} in steps of ${choices[1] - choices[0]}` : choices.join(', ');
+    throw new Error(`context taskCpu=${cpu} with taskMemoryMiB=${memoryMiB}: Fargate accepts memory ${shown} MiB for this cpu`);
+  }
 }

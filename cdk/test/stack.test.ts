@@ -250,3 +250,44 @@ test('sizes come from context and are checked', () => {
   assert.throws(() => build({ taskCpu: 'lots' }), /taskCpu/);
   assert.throws(() => build({ logRetentionDays: 31 }), /logRetentionDays/);
 });
+
+test('a Fargate cpu/memory pair that Fargate refuses fails synth, naming the valid memory sizes', () => {
+  for (const [cpu, memory] of [
+    [1024, 512],
+    [256, 4096],
+    [2048, 2048],
+    [8192, 18432],
+    [300, 1024],
+  ]) {
+    assert.throws(
+      () => build({ taskCpu: cpu, taskMemoryMiB: memory }),
+      /taskCpu=\d+ with taskMemoryMiB=\d+: Fargate.*(memory|cpu)/,
+      `${cpu}/${memory}`,
+    );
+  }
+  for (const [cpu, memory] of [
+    [256, 512],
+    [512, 4096],
+    [1024, 8192],
+    [4096, 30720],
+    [8192, 61440],
+    [16384, 122880],
+  ]) {
+    build({ taskCpu: cpu, taskMemoryMiB: memory });
+  }
+});
+
+test("state machines log under /aws/vendedlogs/states/ (the logs resource policy's wildcard, not one entry per group)", () => {
+  const resources = template.toJSON().Resources as Record<string, any>;
+  let machines = 0;
+  for (const r of Object.values(resources)) {
+    if (r.Type !== 'AWS::StepFunctions::StateMachine') continue;
+    machines += 1;
+    for (const d of r.Properties.LoggingConfiguration.Destinations) {
+      const group = resources[d.CloudWatchLogsLogGroup.LogGroupArn['Fn::GetAtt'][0]];
+      const name = JSON.stringify(group.Properties.LogGroupName ?? '');
+      assert.ok(name.includes('/aws/vendedlogs/states/'), `state machine log group named ${name}`);
+    }
+  }
+  assert.equal(machines, 4);
+});
