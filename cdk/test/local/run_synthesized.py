@@ -14,12 +14,15 @@ PostgreSQL and the emulator, with the job folders in a local directory standing
 in for EFS. ferry answers the task token itself (SendTaskSuccess/Failure).
 
 What differs from AWS, and why: FERRY_WORK_DIR (/data, the EFS mount) and
-FERRY_SPECS (/opt/ferry/sql, baked into the image) point at local folders; the
-local PostgreSQL has no TLS, so PGSSLMODE=verify-full becomes disable; IAM is
-not enforced by the emulator (the CDK tests check the policies instead).
+FERRY_SPECS (/opt/ferry/sql, baked into the image) point at local folders, and
+the RDS CA bundle the image ships (PGSSLROOTCERT) is the test server's CA: the
+tasks connect exactly as the stack configures them, PGSSLMODE=verify-full over
+TLS to a certificate for the secret's host; IAM is not enforced by the emulator
+(the CDK tests check the policies instead).
 
   python run_synthesized.py --template cdk.out/Ferry.template.json --ferry PATH \
-      --endpoint http://127.0.0.1:PORT --database-url postgres://… --specs ../sql
+      --endpoint http://127.0.0.1:PORT --database-url postgres://… --specs ../sql \
+      --pg-ca CA.crt
 
 Exit 0 when every check passes; each check prints one line with its figures.
 """
@@ -42,6 +45,8 @@ import boto3
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
+# What the stack sets PGSSLROOTCERT to (cdk/lib/ferry-stack.ts RDS_CA): the image's RDS CA bundle.
+RDS_CA_BUNDLE = "/etc/ssl/certs/rds-global-bundle.pem"
 
 
 def say(*a):
@@ -232,11 +237,11 @@ def deploy(template, aws, resolve, pg, suffix):
 class Agent(threading.Thread):
     """Plays Fargate: runs each started task's command with the real binary, then stops the task."""
 
-    def __init__(self, aws, deployed, ferry, base_env, work, specs, logs):
+    def __init__(self, aws, deployed, ferry, base_env, work, specs, logs, pg_ca):
         super().__init__(daemon=True)
         self.ecs, self.sm = aws("ecs"), aws("secretsmanager")
         self.deployed, self.ferry, self.base_env = deployed, ferry, base_env
-        self.work, self.specs, self.logs = work, specs, logs
+        self.work, self.specs, self.logs, self.pg_ca = work, specs, logs, pg_ca
         self.seen, self.runs, self.stop_flag = set(), [], threading.Event()
         self.pool = ThreadPoolExecutor(max_workers=4)
 
@@ -271,9 +276,9 @@ class Agent(threading.Thread):
         if env.get("FERRY_WORK_DIR") == "/data":
             env["FERRY_WORK_DIR"] = self.work
         env["FERRY_SPECS"] = self.specs
-        if env.get("PGSSLMODE") == "verify-full":
-            env["PGSSLMODE"] = "disable"
-            env.pop("PGSSLROOTCERT", None)
+        # The RDS CA bundle in the image: here, the CA of the test server's certificate.
+        if env.get("PGSSLROOTCERT") == RDS_CA_BUNDLE:
+            env["PGSSLROOTCERT"] = self.pg_ca
         return env, override["command"]
 
     def run_task(self, task):
@@ -285,7 +290,8 @@ class Agent(threading.Thread):
             rc = subprocess.run([self.ferry] + command, env=env, stdout=f, stderr=subprocess.STDOUT,
                                 timeout=300).returncode
         self.runs.append({"step": step, "exit": rc, "seconds": round(time.time() - started, 2), "log": log,
-                          "token_in_env": "FERRY_TASK_TOKEN" in env})
+                          "token_in_env": "FERRY_TASK_TOKEN" in env, "sslmode": env.get("PGSSLMODE"),
+                          "database": "PGHOST" in env})
         self.ecs.stop_task(cluster=self.deployed["cluster"], task=task["taskArn"], reason=f"ferry exited {rc}")
 
 
@@ -314,7 +320,11 @@ def main():
     ap.add_argument("--endpoint", required=True)
     ap.add_argument("--database-url", required=True, help="an admin URL; a fresh database is made from it")
     ap.add_argument("--specs", required=True)
+    ap.add_argument("--pg-ca", default=os.environ.get("FERRY_TEST_PG_CA"),
+                    help="the CA of the test server's TLS certificate (stands in for the RDS CA bundle)")
     args = ap.parse_args()
+    if not args.pg_ca or not os.path.isfile(args.pg_ca):
+        ap.error("--pg-ca (or FERRY_TEST_PG_CA): the test server's CA certificate is needed for verify-full")
     checks = Checks()
     template = json.load(open(args.template))
     endpoint = args.endpoint.rstrip("/")
@@ -350,7 +360,7 @@ def main():
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PG", "DATABASE_URL", "FERRY_"))}
     base_env.update({"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
                      "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION})
-    agent = Agent(aws, deployed, args.ferry, base_env, work, args.specs, logs)
+    agent = Agent(aws, deployed, args.ferry, base_env, work, args.specs, logs, args.pg_ca)
     agent.start()
     s3, sfn, sqs, ddb = aws("s3"), aws("stepfunctions"), aws("sqs"), aws("dynamodb")
     orchestrator, loader, converter = (deployed["machines"][k] for k in ("Orchestrator", "Loader", "Converter"))
@@ -377,6 +387,9 @@ def main():
                                            "efs-s3-uploader", "notify"]),
                   f"ECS tasks run as `ferry task <step>`: {steps}")
         checks.ok(all(r["token_in_env"] for r in agent.runs), "every task got its task token from the state machine")
+        db_steps = [(r["step"], r["sslmode"]) for r in agent.runs if r["database"]]
+        checks.ok(bool(db_steps) and all(mode == "verify-full" for _, mode in db_steps),
+                  f"database steps connected as the stack configures them (TLS, verify-full): {db_steps}")
         # The job records, as the deployed job store keeps them.
         jobs = [i for i in ddb.scan(TableName=deployed["table"])["Items"] if i["pk"]["S"].startswith("job#")]
         status = sorted(i["status"]["S"] for i in jobs)
