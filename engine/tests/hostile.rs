@@ -38,6 +38,11 @@ fn convert_capped(dir: &Path, input: &str, extra: &[&str], cap_mib: u64) -> (i32
         .args(extra)
         .current_dir(dir)
         .env("FERRY_LOG_FORMAT", "text")
+        // Two workers of each kind, as on the 2-core build machine: the cap is
+        // on address space, and every thread reserves a stack, so a many-core
+        // machine would otherwise hit the cap with threads, not with data.
+        .env("TOKIO_WORKER_THREADS", "2")
+        .env("RAYON_NUM_THREADS", "2")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let cap = cap_mib << 20;
