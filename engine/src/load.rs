@@ -287,20 +287,13 @@ async fn prepare(
     let source = register_source(&ctx, spec, &input, Some(rejects)).await?;
     let df = transform::plan(&ctx, spec).await?;
     let (df, renamed) = transform::name_for_target(df, spec)?;
-    // Keys and [target.types] may name a column as written or as renamed.
-    let as_renamed = |name: &str| {
-        renamed
-            .iter()
-            .find(|(from, _)| from == name)
-            .map_or_else(|| name.to_string(), |(_, to)| to.clone())
-    };
-    let keys: Vec<String> = keys.iter().map(|k| as_renamed(k)).collect();
+    let keys: Vec<String> = keys.iter().map(|k| renamed.table_name(k)).collect();
     let schema = df.schema().as_arrow().clone();
     let types: std::collections::BTreeMap<String, String> = target_spec
         .map(|t| t.types.clone())
         .unwrap_or_default()
         .into_iter()
-        .map(|(k, v)| (as_renamed(&k), v))
+        .map(|(k, v)| (renamed.table_name(&k), v))
         .collect();
     let mut columns = Vec::with_capacity(schema.fields().len());
     for f in schema.fields() {

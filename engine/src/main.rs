@@ -406,23 +406,20 @@ struct LoadArgs {
     json: bool,
 }
 
+/// The input, given as --input or as the plain argument (clap requires one).
+fn either<'a>(flag: &'a Option<String>, plain: &'a Option<String>) -> &'a str {
+    flag.as_deref().or(plain.as_deref()).unwrap_or("")
+}
+
 impl ConvertArgs {
-    /// The input, given as --input or as the plain argument.
     fn input(&self) -> &str {
-        self.input
-            .as_deref()
-            .or(self.input_arg.as_deref())
-            .unwrap_or("")
+        either(&self.input, &self.input_arg)
     }
 }
 
 impl LoadArgs {
-    /// The input, given as --input or as the plain argument.
     fn input(&self) -> &str {
-        self.input
-            .as_deref()
-            .or(self.input_arg.as_deref())
-            .unwrap_or("")
+        either(&self.input, &self.input_arg)
     }
 }
 

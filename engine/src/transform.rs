@@ -61,20 +61,36 @@ pub async fn plan(ctx: &SessionContext, spec: &DatasetSpec) -> Result<DataFrame,
     Ok(df)
 }
 
+/// The output columns `[target] column_names` renamed: (as written, as the
+/// table names it).
+#[derive(Debug, Clone, Default)]
+pub struct Renamed(pub Vec<(String, String)>);
+
+impl Renamed {
+    /// The table's name for a column named either way (keys and
+    /// `[target.types]` may use the name as written).
+    pub fn table_name(&self, name: &str) -> String {
+        self.0
+            .iter()
+            .find(|(from, _)| from == name)
+            .map_or_else(|| name.to_string(), |(_, to)| to.clone())
+    }
+}
+
 /// Renames the plan's output columns for the target table under
 /// `[target] column_names` (snake_case by default) and returns the renamed
-/// plan with the (as written, renamed) pairs that changed. Two names that
-/// become one are refused, naming both.
+/// plan with the pairs that changed. Two names that become one are refused,
+/// naming both.
 pub fn name_for_target(
     df: DataFrame,
     spec: &DatasetSpec,
-) -> Result<(DataFrame, Vec<(String, String)>), FerryError> {
+) -> Result<(DataFrame, Renamed), FerryError> {
     let style = spec
         .target
         .as_ref()
         .map_or(crate::spec::ColumnNames::default(), |t| t.column_names);
     if style == crate::spec::ColumnNames::AsIs {
-        return Ok((df, Vec::new()));
+        return Ok((df, Renamed::default()));
     }
     let schema = df.schema().as_arrow().clone();
     let mut renamed = Vec::new();
@@ -99,12 +115,12 @@ pub fn name_for_target(
         exprs.push(column.alias(name));
     }
     if renamed.is_empty() {
-        return Ok((df, renamed));
+        return Ok((df, Renamed(renamed)));
     }
     let df = df
         .select(exprs)
         .map_err(|e| FerryError::Internal(format!("renaming the output columns: {e}")))?;
-    Ok((df, renamed))
+    Ok((df, Renamed(renamed)))
 }
 
 /// Runs the plan and returns its output in a deterministic order: the

@@ -159,14 +159,10 @@ pub fn infer_json(
     let values = starts.iter().enumerate().map_while(|(i, &(n, at))| {
         let end = starts.get(i + 1).map_or(window.len(), |s| s.1) - 1;
         let text = &window[at..end];
-        match serde_json::from_slice::<serde_json::Value>(text) {
-            Ok(v) if v.is_object() => Some(Ok(v)),
-            Ok(_) => {
-                bad = Some(bad_line(display, n, text, NOT_AN_OBJECT.to_string()));
-                None
-            }
-            Err(e) => {
-                bad = Some(bad_line(display, n, text, format!("not valid JSON: {e}")));
+        match parse_line(text) {
+            Ok(v) => Some(Ok(v)),
+            Err(problem) => {
+                bad = Some(bad_line(display, n, text, problem));
                 None
             }
         }
@@ -295,7 +291,17 @@ fn decode(wire: &SchemaRef, bytes: &[u8], rows: usize) -> Result<RecordBatch, Ar
         .unwrap_or_else(|| RecordBatch::new_empty(wire.clone())))
 }
 
-const NOT_AN_OBJECT: &str = "not a JSON object (each line must be one {…} record)";
+/// One line as a JSON object, or what is wrong with it (the same words
+/// whether inference or reading finds it).
+fn parse_line(text: &[u8]) -> Result<serde_json::Value, String> {
+    match serde_json::from_slice::<serde_json::Value>(text) {
+        Ok(v) if v.is_object() => Ok(v),
+        Ok(_) => Err("not a JSON object (each line must be one {…} record)".to_string()),
+        Err(e) => Err(format!(
+            "not valid JSON: {e} (ferry reads NDJSON: one complete JSON object per line)"
+        )),
+    }
+}
 
 fn bad_line(display: &str, line: u64, text: &[u8], detail: String) -> DecodeError {
     DecodeError::Reader {
@@ -519,11 +525,8 @@ impl Batches {
                 good.push(*a);
                 continue;
             };
-            let detail = match serde_json::from_slice::<serde_json::Value>(text) {
-                Err(j) => format!(
-                    "not valid JSON: {j} (ferry reads NDJSON: one complete JSON object per line)"
-                ),
-                Ok(v) if !v.is_object() => NOT_AN_OBJECT.to_string(),
+            let detail = match parse_line(text) {
+                Err(problem) => problem,
                 Ok(_) => {
                     let message = e.to_string();
                     if let Some(field) = unknown_field(&message) {

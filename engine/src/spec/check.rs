@@ -131,13 +131,7 @@ pub async fn check(spec: &DatasetSpec, sample: Option<&Path>) -> Result<CheckRep
     let df = transform::plan(&ctx, spec).await?;
     let (df, renamed) = match &spec.target {
         Some(_) => transform::name_for_target(df, spec)?,
-        None => (df, Vec::new()),
-    };
-    let as_renamed = |name: &str| {
-        renamed
-            .iter()
-            .find(|(from, _)| from == name)
-            .map_or_else(|| name.to_string(), |(_, to)| to.clone())
+        None => (df, transform::Renamed::default()),
     };
     let out = df.schema().as_arrow().clone();
     let overrides = spec
@@ -146,7 +140,7 @@ pub async fn check(spec: &DatasetSpec, sample: Option<&Path>) -> Result<CheckRep
         .map(|t| {
             t.types
                 .iter()
-                .map(|(k, v)| (as_renamed(k), v.clone()))
+                .map(|(k, v)| (renamed.table_name(k), v.clone()))
                 .collect()
         })
         .unwrap_or_default();
@@ -155,7 +149,7 @@ pub async fn check(spec: &DatasetSpec, sample: Option<&Path>) -> Result<CheckRep
     let ddl = match (&spec.target, spec.target_table()) {
         (Some(t), Some(table)) => {
             let pk = if t.mode == LoadMode::Upsert {
-                t.keys.iter().map(|k| as_renamed(k)).collect()
+                t.keys.iter().map(|k| renamed.table_name(k)).collect()
             } else {
                 Vec::new()
             };
@@ -192,7 +186,7 @@ pub async fn check(spec: &DatasetSpec, sample: Option<&Path>) -> Result<CheckRep
         source: source_cols,
         output,
         ddl,
-        renamed,
+        renamed: renamed.0,
         sample_rows,
     })
 }
