@@ -9,12 +9,17 @@ moto 5.2.5 that keep a synthesized architecture from running filled in.
    .Command`, `StateMachineArn`, `Input`, …) and read PascalCase back
    (`Tasks[0].TaskArn`, `ExecutionArn`); moto's normalisation hooks for them are
    empty. Both APIs' members are all camelCase, so the mapping is mechanical
-   both ways.
+   both ways. The same holds for `aws-sdk:ecs:*` states (listTasks, stopTask).
 2. An EventBridge rule whose target is a state machine raises
    NotImplementedError (PutEvents and S3's notifications fail). Here it starts
    an execution with the event as input, as AWS does.
 
-3. Fault injection for tests (not an AWS feature): `POST /_ferry/faults` with a
+3. A task whose heartbeats stop fails with States.Timeout instead of AWS's
+   States.HeartbeatTimeout (which the state machines retry differently).
+
+   And SendTaskFailure's cause is dropped (a Catch's $.Cause was always empty).
+
+4. Fault injection for tests (not an AWS feature): `POST /_ferry/faults` with a
    JSON list of faults makes the next matching requests fail — each fault has
    `method` and `path` (a prefix) or `target` (the X-Amz-Target of JSON APIs
    such as DynamoDB) and optionally `body` (a substring of the request body,
@@ -64,6 +69,69 @@ def patch_task_states():
 
         cls._normalise_parameters = normalise_parameters
         cls._normalise_response = normalise_response
+
+    # The same gap in `arn:aws:states:::aws-sdk:ecs:*` states (e.g. ecs:listTasks and
+    # ecs:stopTask, which stop a timed-out step's task): PascalCase in, PascalCase out, as AWS's
+    # SDK integrations speak; only for ECS, whose members are all camelCase in boto.
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_aws_sdk as sdk,
+    )
+
+    own_eval = sdk.StateTaskServiceAwsSdk._eval_service_task
+
+    def eval_service_task(self, env, resource_runtime_part, normalised_parameters, state_credentials):
+        if self._get_boto_service_name() != "ecs":
+            return own_eval(self, env, resource_runtime_part, normalised_parameters, state_credentials)
+        _replace(normalised_parameters, _rekey(normalised_parameters, str.lower))
+        own_eval(self, env, resource_runtime_part, normalised_parameters, state_credentials)
+        response = env.stack.pop()
+        env.stack.append(_rekey(response, str.upper))
+
+    sdk.StateTaskServiceAwsSdk._eval_service_task = eval_service_task
+
+
+def patch_task_failure_cause():
+    """SendTaskFailure's cause reaches the state machine (moto's handler drops it, so a Catch's
+    $.Cause and the execution's cause were always empty)."""
+    from moto.core.responses import EmptyResult
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    def send_task_failure(self):
+        self.stepfunction_backend.send_task_failure(
+            self._get_param("taskToken"), error=self._get_param("error"), cause=self._get_param("cause")
+        )
+        return EmptyResult()
+
+    StepFunctionResponse.send_task_failure = send_task_failure
+
+
+def patch_heartbeat_timeouts():
+    """A .waitForTaskToken state whose task stops sending heartbeats fails with
+    States.HeartbeatTimeout, as in AWS; moto reports every timeout as States.Timeout."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service as base,
+        state_task_service_callback as callback,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
+    from moto.stepfunctions.parser.asl.eval.callback.callback import HeartbeatTimeoutError
+
+    own = callback.StateTaskServiceCallback._from_error
+
+    def from_error(self, env, ex):
+        event = own(self, env, ex)
+        if isinstance(ex, HeartbeatTimeoutError):
+            name = StatesErrorNameType.StatesHeartbeatTimeout
+            event.error_name = StatesErrorName(typ=name)
+            details = (event.event_details or {}).get("taskTimedOutEventDetails")
+            if details is not None:
+                details["error"] = name.to_name()
+        return event
+
+    callback.StateTaskServiceCallback._from_error = from_error
+    del base
 
 
 def patch_events_to_states():
@@ -176,6 +244,8 @@ def patch_fault_injection():
 
 def main():
     patch_task_states()
+    patch_heartbeat_timeouts()
+    patch_task_failure_cause()
     patch_events_to_states()
     patch_fault_injection()
     from moto.server import main as moto_main

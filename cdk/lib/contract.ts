@@ -12,6 +12,8 @@ export interface TaskContract {
   entrypoint: string;
   workflows: { loader: string[]; converter: string[] };
   steps: Record<string, { summary: string; command: string[] }>;
+  /** The notify that ends a job a Catch caught: [..., '--job-id', id, '--caught', name]. */
+  notify_failure: { command: string[] };
   environment: Record<string, { flag: string; help: string }>;
   database_environment: string[];
   job_store: { partition_key: string; status_index: { name: string; partition_key: string; sort_key: string } };
@@ -24,8 +26,8 @@ export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 /** Reads and checks the contract; throws with a clear message when it is not usable. */
 export function loadContract(file = path.join(REPO_ROOT, 'containers', 'ferry-tasks.json')): TaskContract {
   const c = JSON.parse(fs.readFileSync(file, 'utf8')) as TaskContract;
-  if (c.schema !== 'ferry.tasks.v1') {
-    throw new Error(`${file}: schema ${c.schema}, this app understands ferry.tasks.v1`);
+  if (c.schema !== 'ferry.tasks.v2') {
+    throw new Error(`${file}: schema ${c.schema}, this app understands ferry.tasks.v2`);
   }
   for (const [wf, steps] of Object.entries(c.workflows)) {
     if (steps[0] !== 'create-job' || steps[steps.length - 1] !== 'notify') {
@@ -46,10 +48,20 @@ export function envName(c: TaskContract, name: string): string {
   return name;
 }
 
-/** The command a step runs, with the JSON argument filled in by the state machine. */
+/** The command a step runs, with its argument (the event, or the job id) filled in by the state machine. */
 export function commandFor(c: TaskContract, step: string): { args: string[]; flag: string } {
   const cmd = c.steps[step]?.command;
   if (!cmd) throw new Error(`ferry has no task step ${step}`);
-  // ["task", step, "--job" | "--event", "<placeholder>"]: the last item is the state's JSON.
+  // ["task", step, "--event" | "--job-id", "<placeholder>"]: the last item is filled in.
   return { args: cmd.slice(0, -2), flag: cmd[cmd.length - 2] };
+}
+
+/** The failure notice's command: notify's, plus the flag that names the caught error. */
+export function notifyFailureFlag(c: TaskContract): string {
+  const cmd = c.notify_failure?.command;
+  const notify = commandFor(c, 'notify');
+  if (!cmd || cmd.length !== notify.args.length + 4 || cmd[notify.args.length] !== notify.flag) {
+    throw new Error(`ferry's notify_failure command ${JSON.stringify(cmd)} is not notify's plus one flag`);
+  }
+  return cmd[cmd.length - 2];
 }

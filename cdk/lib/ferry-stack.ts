@@ -16,7 +16,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import { TaskContract, commandFor, envName, loadContract, REPO_ROOT } from './contract';
+import { TaskContract, commandFor, envName, loadContract, notifyFailureFlag, REPO_ROOT } from './contract';
 import { FerrySettings, readSettings } from './settings';
 
 /** Where every task mounts the EFS access point; FERRY_WORK_DIR points here. */
@@ -259,7 +259,7 @@ export class FerryStack extends Stack {
       [env('FERRY_SPECS')]: SPECS_DIR,
       [env('FERRY_LOG_FORMAT')]: 'json',
       // Heartbeats well inside the states' HeartbeatSeconds.
-      [env('FERRY_HEARTBEAT_SECONDS')]: String(Math.max(10, Math.floor(settings.heartbeatSeconds / 4))),
+      [env('FERRY_HEARTBEAT_SECONDS')]: String(Math.max(2, Math.floor(settings.heartbeatSeconds / 4))),
     };
     const steps = new Set([...contract.workflows.loader, ...contract.workflows.converter]);
     const containers: Record<string, ecs.ContainerDefinition> = {};
@@ -346,13 +346,37 @@ export class FerryStack extends Stack {
     // only ECS's description of the stopped task, while the token lets ferry answer with its own
     // output (job id, rows, outputs) for the next step and the Choice; heartbeats catch a lost
     // task within heartbeatSeconds instead of at the task timeout.
-    const runStep = (scope: Construct, label: string, step: string, argument: string, resultPath: string) => {
+    //
+    // Only the job id travels in the container overrides (ECS caps them at 8 KiB; a job with a
+    // 1,024-byte key and a 32 KiB error would not fit): each step reads the job from its record.
+    //
+    // A .waitForTaskToken state that times out leaves its task running (billing, maybe writing):
+    // Step Functions stops only .sync tasks. So each step is a Parallel of one branch whose task is
+    // started in the ECS task group `ferry:<execution name>` (RunTask's Group; Step Functions does
+    // not pass StartedBy). On a timeout (heartbeat or overall) the branch lists the step's running
+    // tasks, stops the ones in its group, and fails as ferry.TaskLost (no heartbeat: retried) or
+    // ferry.StepTimedOut, for the Parallel's Retry and Catch. (Step Functions reserves "States."
+    // names: a Fail state cannot re-raise them.) A task whose token is gone also stops itself at
+    // its next heartbeat (exit 5).
+    const runStep = (
+      scope: Construct,
+      label: string,
+      step: string,
+      argument: 'event' | 'job id' | 'failure',
+      resultPath: string,
+    ) => {
       const { args, flag } = commandFor(contract, step);
-      const task = new tasks.EcsRunTask(scope, label, {
+      const value =
+        argument === 'event'
+          ? sfn.JsonPath.jsonToString(sfn.JsonPath.objectAt('$'))
+          : sfn.JsonPath.stringAt('$.job.job_id');
+      const extra = argument === 'failure' ? [notifyFailureFlag(contract), sfn.JsonPath.stringAt('$.job.error.Error')] : [];
+      const def = this.taskDefinitions[step];
+      const task = new InTaskGroup(scope, `${label}: task`, {
         comment: contract.steps[step].summary,
         integrationPattern: sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
         cluster: this.cluster,
-        taskDefinition: this.taskDefinitions[step],
+        taskDefinition: def,
         launchTarget: new tasks.EcsFargateLaunchTarget({ platformVersion: ecs.FargatePlatformVersion.LATEST }),
         subnets: taskSubnets,
         securityGroups: [tasksSg],
@@ -361,27 +385,107 @@ export class FerryStack extends Stack {
         containerOverrides: [
           {
             containerDefinition: containers[step],
-            command: Token.asList(
-              sfn.JsonPath.array(...args, flag, sfn.JsonPath.jsonToString(sfn.JsonPath.objectAt(argument))),
-            ),
+            command: Token.asList(sfn.JsonPath.array(...args, flag, value, ...extra)),
             environment: [{ name: env('FERRY_TASK_TOKEN'), value: sfn.JsonPath.taskToken }],
           },
         ],
         heartbeatTimeout: sfn.Timeout.duration(Duration.seconds(settings.heartbeatSeconds)),
-        taskTimeout: sfn.Timeout.duration(Duration.hours(12)),
+        taskTimeout: sfn.Timeout.duration(Duration.hours(settings.stepTimeoutHours)),
         resultPath,
       });
+      const lost = new sfn.Fail(scope, `${label}: lost`, {
+        error: TASK_LOST,
+        cause: `the ${step} task sent no heartbeat for ${settings.heartbeatSeconds} s (a lost host, a hung process); it was stopped`,
+      });
+      const timedOut = new sfn.Fail(scope, `${label}: timed out`, {
+        error: STEP_TIMED_OUT,
+        cause: `the ${step} step ran past ${settings.stepTimeoutHours} h; its task was stopped`,
+      });
+      const rethrow = new sfn.Choice(scope, `${label}: which timeout`)
+        .when(sfn.Condition.stringEquals('$.error.Error', sfn.Errors.HEARTBEAT_TIMEOUT), lost)
+        .otherwise(timedOut);
+      const find = new tasks.CallAwsService(scope, `${label}: find its task`, {
+        service: 'ecs',
+        action: 'listTasks',
+        parameters: { Cluster: this.cluster.clusterArn, Family: def.family, DesiredStatus: 'RUNNING', MaxResults: 100 },
+        iamResources: ['*'],
+        iamAction: 'ecs:ListTasks',
+        resultSelector: { arns: sfn.JsonPath.listAt('$.TaskArns') },
+        resultPath: '$.running',
+      });
+      const describe = new tasks.CallAwsService(scope, `${label}: describe them`, {
+        service: 'ecs',
+        action: 'describeTasks',
+        parameters: { Cluster: this.cluster.clusterArn, Tasks: sfn.JsonPath.listAt('$.running.arns') },
+        iamResources: ['*'],
+        iamAction: 'ecs:DescribeTasks',
+        resultSelector: { tasks: sfn.JsonPath.listAt('$.Tasks') },
+        resultPath: '$.running',
+      });
+      const stopOurs = new sfn.Map(scope, `${label}: stop it`, {
+        itemsPath: '$.running.tasks',
+        itemSelector: {
+          arn: sfn.JsonPath.stringAt('$$.Map.Item.Value.TaskArn'),
+          group: sfn.JsonPath.stringAt('$$.Map.Item.Value.Group'),
+          mine: sfn.JsonPath.format('ferry:{}', sfn.JsonPath.executionName),
+        },
+        maxConcurrency: 10,
+        resultPath: sfn.JsonPath.DISCARD,
+      });
+      stopOurs.itemProcessor(
+        new sfn.Choice(scope, `${label}: ours?`)
+          .when(
+            sfn.Condition.stringEqualsJsonPath('$.group', '$.mine'),
+            new tasks.CallAwsService(scope, `${label}: stop one`, {
+              service: 'ecs',
+              action: 'stopTask',
+              parameters: {
+                Cluster: this.cluster.clusterArn,
+                Task: sfn.JsonPath.stringAt('$.arn'),
+                Reason: `ferry: the ${step} state timed out`,
+              },
+              iamResources: ['*'],
+              iamAction: 'ecs:StopTask',
+              resultPath: sfn.JsonPath.DISCARD,
+            }),
+          )
+          .otherwise(new sfn.Pass(scope, `${label}: another execution's`)),
+      );
+      stopOurs.next(rethrow);
+      task.addCatch(
+        find.next(
+          new sfn.Choice(scope, `${label}: any running?`)
+            .when(sfn.Condition.isPresent('$.running.arns[0]'), describe.next(stopOurs))
+            .otherwise(rethrow),
+        ),
+        { errors: [sfn.Errors.HEARTBEAT_TIMEOUT, sfn.Errors.TIMEOUT], resultPath: '$.error' },
+      );
+      const wrapped = new sfn.Parallel(scope, label, {
+        comment: `${contract.steps[step].summary} (its ECS task is stopped if the state times out)`,
+        outputPath: '$[0]',
+      });
+      wrapped.branch(task);
       // Retry only what a retry can mend: ferry.Transient (network, throttling, a restarted
-      // database), a lost task (no heartbeat) and ECS refusing to place it.
-      task.addRetry({
-        errors: [...contract.errors.retryable, sfn.Errors.HEARTBEAT_TIMEOUT, 'ECS.AmazonECSException'],
+      // database) and ECS refusing to place the task; and, fewer times, a lost task (no heartbeat:
+      // a reclaimed host, a hung process — stopped above before the next attempt starts).
+      wrapped.addRetry({
+        errors: [...contract.errors.retryable, 'ECS.AmazonECSException'],
         interval: Duration.seconds(15),
         backoffRate: 2,
         maxAttempts: 4,
         maxDelay: Duration.minutes(5),
         jitterStrategy: sfn.JitterType.FULL,
       });
-      return task;
+      if (settings.lostTaskRetries > 0) {
+        wrapped.addRetry({
+          errors: [TASK_LOST],
+          interval: Duration.seconds(15),
+          backoffRate: 2,
+          maxAttempts: settings.lostTaskRetries,
+          jitterStrategy: sfn.JitterType.FULL,
+        });
+      }
+      return wrapped;
     };
 
     const workflowMachine = (wf: 'loader' | 'converter'): sfn.StateMachine => {
@@ -391,17 +495,17 @@ export class FerryStack extends Stack {
         causePath: '$.job.error.Cause',
         errorPath: '$.job.error.Error',
       });
-      const notifyFailure = runStep(scope, 'notify failure', 'notify', '$.job', sfn.JsonPath.DISCARD);
+      const notifyFailure = runStep(scope, 'notify failure', 'notify', 'failure', sfn.JsonPath.DISCARD);
       notifyFailure.next(failed);
       // The job is failed and notified even if the failure notice cannot be sent.
       notifyFailure.addCatch(failed, { errors: [sfn.Errors.ALL], resultPath: sfn.JsonPath.DISCARD });
       const middle = contract.workflows[wf].slice(1, -1);
       const states = middle.map((step) => {
-        const t = runStep(scope, step, step, '$.job', '$.job');
+        const t = runStep(scope, step, step, 'job id', '$.job');
         t.addCatch(notifyFailure, { errors: [sfn.Errors.ALL], resultPath: '$.job.error' });
         return t;
       });
-      const notify = runStep(scope, 'notify', 'notify', '$.job', '$.job');
+      const notify = runStep(scope, 'notify', 'notify', 'job id', '$.job');
       notify.addCatch(failed, { errors: [sfn.Errors.ALL], resultPath: '$.job.error' });
       let definition = sfn.Chain.start(states[0]);
       for (const s of states.slice(1)) definition = definition.next(s);
@@ -438,7 +542,7 @@ export class FerryStack extends Stack {
 
     // The orchestrator: create the job once, then run its workflow (or nothing for a duplicate).
     const orch = new Construct(this, 'Orchestrator');
-    const createJob = runStep(orch, 'create-job', 'create-job', '$', '$.job');
+    const createJob = runStep(orch, 'create-job', 'create-job', 'event', '$.job');
     const notCreated = new sfn.Fail(orch, 'NotCreated', {
       comment: 'Unroutable input (already recorded and notified by create-job) or the job store failed',
       causePath: '$.error.Cause',
@@ -566,6 +670,26 @@ function prebuiltImage(scope: Construct, uri: string): ecs.ContainerImage {
     repositoryName: name,
   });
   return ecs.ContainerImage.fromEcrRepository(repository, digest ?? tag ?? 'latest');
+}
+
+/** A step's task sent no heartbeat within HeartbeatSeconds; it was stopped (retried). */
+export const TASK_LOST = 'ferry.TaskLost';
+/** A step ran past its state's TimeoutSeconds; its task was stopped (not retried). */
+export const STEP_TIMED_OUT = 'ferry.StepTimedOut';
+
+/**
+ * RunTask with its task in the group `ferry:<execution name>`, so a state that times out can tell
+ * the task it started from other executions' tasks of the same step and stop it. Group is among
+ * the RunTask parameters Step Functions' ECS integration passes (StartedBy is not: Step Functions
+ * sets it itself); EcsRunTask has no property for it. The role's ecs:StopTask and
+ * ecs:DescribeTasks come with EcsRunTask, ecs:ListTasks with the lookup state.
+ */
+class InTaskGroup extends tasks.EcsRunTask {
+  protected _renderTask(topLevelQueryLanguage?: sfn.QueryLanguage): any {
+    const rendered = super._renderTask(topLevelQueryLanguage);
+    rendered.Parameters['Group.$'] = "States.Format('ferry:{}', $$.Execution.Name)";
+    return rendered;
+  }
 }
 
 /** The RetentionDays value for a number of days, or a clear error. */

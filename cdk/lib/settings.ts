@@ -27,8 +27,12 @@ export interface FerrySettings {
   natGateways: number;
   /** A prebuilt image (ECR URI); default: build containers/Dockerfile as a CDK asset. */
   image?: string;
-  /** Seconds without a heartbeat before Step Functions counts a task as lost. */
+  /** Seconds without a heartbeat before Step Functions counts a task as lost (and stops it). */
   heartbeatSeconds: number;
+  /** Retries of a step whose task was lost (no heartbeat; the lost task is stopped first). */
+  lostTaskRetries: number;
+  /** Hours one step may run before its state times out (and its task is stopped). */
+  stepTimeoutHours: number;
 }
 
 const DEFAULTS: FerrySettings = {
@@ -42,6 +46,8 @@ const DEFAULTS: FerrySettings = {
   outputRetentionDays: 365,
   natGateways: 1,
   heartbeatSeconds: 120,
+  stepTimeoutHours: 12,
+  lostTaskRetries: 2,
 };
 
 /** Settings from context, each checked; unknown values fail synth with the key's name. */
@@ -79,7 +85,9 @@ export function readSettings(node: Node): FerrySettings {
     logRetentionDays: num('logRetentionDays', 1, 3653),
     outputRetentionDays: num('outputRetentionDays', 1, 36500),
     natGateways: num('natGateways', 1, 3),
-    heartbeatSeconds: num('heartbeatSeconds', 30, 3600),
+    heartbeatSeconds: num('heartbeatSeconds', 10, 3600),
+    stepTimeoutHours: num('stepTimeoutHours', 1, 168),
+    lostTaskRetries: num('lostTaskRetries', 0, 10),
     image: image === undefined ? undefined : String(image),
   };
 }

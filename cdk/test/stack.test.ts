@@ -201,25 +201,53 @@ test('state machines: one ECS task per step with the CLI command, task tokens, r
     // The order of the CLI's workflow.
     let at = def.StartAt;
     const seen: string[] = [];
-    while (states[at] && states[at].Type === 'Task') {
+    while (states[at] && states[at].Type === 'Parallel') {
       seen.push(at);
       at = states[at].Next;
     }
     assert.deepEqual(seen, [...middle, 'notify'], wf);
-    for (const step of [...middle, 'notify']) {
-      const s = states[step];
+    for (const step of [...middle, 'notify', 'notify failure']) {
+      const p = states[step];
+      const s = states[`${step}: task`];
+      assert.equal(p.OutputPath, '$[0]', step);
+      assert.equal(p.Branches[0].StartAt, `${step}: task`);
       assert.equal(s.Resource, 'arn:aws:states:::ecs:runTask.waitForTaskToken', step);
+      // Only the job id (and for the failure notice, the caught error's name) in the overrides.
       const o = s.Parameters.Overrides.ContainerOverrides[0];
-      assert.equal(o['Command.$'], `States.Array('task', '${step}', '--job', States.JsonToString($.job))`, step);
+      const name = step === 'notify failure' ? 'notify' : step;
+      const caught = step === 'notify failure' ? ", '--caught', $.job.error.Error" : '';
+      assert.equal(o['Command.$'], `States.Array('task', '${name}', '--job-id', $.job.job_id${caught})`, step);
       assert.deepEqual(o.Environment, [{ Name: 'FERRY_TASK_TOKEN', 'Value.$': '$$.Task.Token' }], step);
+      // Its task is in the execution's task group, so a timeout can find it among the step's tasks.
+      assert.equal(s.Parameters['Group.$'], "States.Format('ferry:{}', $$.Execution.Name)", step);
       assert.equal(s.HeartbeatSeconds, 120, step);
+      assert.equal(s.TimeoutSeconds, 12 * 3600, step);
       assert.equal(s.Parameters.LaunchType, 'FARGATE', step);
-      const retried = s.Retry.flatMap((r: any) => r.ErrorEquals);
+      // A timeout stops the task it started, then fails with the same error.
+      assert.deepEqual(s.Catch, [{ ErrorEquals: ['States.HeartbeatTimeout', 'States.Timeout'], ResultPath: '$.error', Next: `${step}: find its task` }]);
+      const find = states[`${step}: find its task`];
+      assert.equal(find.Resource, 'arn:aws:states:::aws-sdk:ecs:listTasks');
+      assert.equal(find.Parameters.DesiredStatus, 'RUNNING');
+      assert.equal(states[find.Next].Default, `${step}: which timeout`, 'nothing running: straight to the error');
+      assert.equal(states[`${step}: describe them`].Resource, 'arn:aws:states:::aws-sdk:ecs:describeTasks');
+      const stop = states[`${step}: stop it`];
+      assert.equal(stop.ItemSelector['mine.$'], "States.Format('ferry:{}', $$.Execution.Name)");
+      const ours = states[`${step}: ours?`];
+      assert.deepEqual(ours.Choices[0], { Variable: '$.group', StringEqualsPath: '$.mine', Next: `${step}: stop one` });
+      assert.equal(states[`${step}: stop one`].Resource, 'arn:aws:states:::aws-sdk:ecs:stopTask');
+      assert.equal(stop.Next, `${step}: which timeout`);
+      const which = states[`${step}: which timeout`];
+      assert.equal(states[which.Choices[0].Next].Error, 'ferry.TaskLost');
+      assert.equal(which.Choices[0].StringEquals, 'States.HeartbeatTimeout');
+      assert.equal(states[which.Default].Error, 'ferry.StepTimedOut');
+      const retried = p.Retry.flatMap((r: any) => r.ErrorEquals);
       assert.ok(retried.includes('ferry.Transient'), step);
+      assert.ok(retried.includes('ferry.TaskLost'), step);
+      assert.ok(!retried.includes('ferry.StepTimedOut'), step);
       for (const e of contract.errors.not_retryable) assert.ok(!retried.includes(e), `${step} retries ${e}`);
       assert.ok(!retried.includes('States.ALL'), step);
-      if (step !== 'notify') {
-        assert.deepEqual(s.Catch, [{ ErrorEquals: ['States.ALL'], ResultPath: '$.job.error', Next: 'notify failure' }], step);
+      if (middle.includes(step)) {
+        assert.deepEqual(p.Catch, [{ ErrorEquals: ['States.ALL'], ResultPath: '$.job.error', Next: 'notify failure' }], step);
       }
     }
     // Failure: notified, then the execution fails with ferry's error name.
@@ -229,7 +257,7 @@ test('state machines: one ECS task per step with the CLI command, task tokens, r
   const o = allStates(defs.Orchestrator);
   assert.equal(defs.Orchestrator.StartAt, 'create-job');
   assert.equal(
-    o['create-job'].Parameters.Overrides.ContainerOverrides[0]['Command.$'],
+    o['create-job: task'].Parameters.Overrides.ContainerOverrides[0]['Command.$'],
     "States.Array('task', 'create-job', '--event', States.JsonToString($))",
   );
   assert.equal(o['Run Loader'].Resource, 'arn:aws:states:::states:startExecution.sync:2');

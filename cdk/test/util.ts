@@ -48,7 +48,7 @@ export function definitions(template: Template): Record<string, Record<string, a
   return out;
 }
 
-/** Every state of a definition, including those inside Map item processors. */
+/** Every state of a definition, including those inside Map item processors and Parallel branches. */
 export function allStates(def: Record<string, any>): Record<string, any> {
   const states: Record<string, any> = {};
   const walk = (d: Record<string, any>) => {
@@ -56,6 +56,7 @@ export function allStates(def: Record<string, any>): Record<string, any> {
       states[name] = s;
       if (s.ItemProcessor) walk(s.ItemProcessor);
       if (s.Iterator) walk(s.Iterator);
+      for (const b of s.Branches ?? []) walk(b);
     }
   };
   walk(def);

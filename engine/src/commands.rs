@@ -165,10 +165,21 @@ impl TaskStep {
 pub struct TaskArgs {
     /// The step to run.
     step: TaskStep,
-    /// The job: JSON with "job_id" (a previous task's output), or @FILE.
-    /// create-job takes the event instead: --event, or the S3 event as --job.
+    /// The job's id: the step reads everything else from the job record.
+    /// This is what the state machines pass (ECS caps a task's overrides at
+    /// 8 KiB, too little for a job with a long S3 key and a long error).
+    #[arg(long, value_name = "ID", conflicts_with = "job")]
+    job_id: Option<String>,
+    /// The job as JSON with "job_id" (a previous task's output), or @FILE;
+    /// the same as --job-id with the id inside. create-job takes the event
+    /// instead: --event, or the S3 event as --job.
     #[arg(long, value_name = "JSON|@FILE")]
     job: Option<String>,
+    /// notify: the name of the error a state machine's Catch caught (e.g.
+    /// States.HeartbeatTimeout); the job ends failed. The failed step's own
+    /// recorded error, with its message, is preferred when there is one.
+    #[arg(long, value_name = "ERROR")]
+    caught: Option<String>,
     /// create-job: the S3 Object Created event (JSON, @FILE, or - for stdin).
     #[arg(long, value_name = "JSON|@FILE|-")]
     event: Option<String>,
@@ -212,7 +223,7 @@ pub fn task_contract(root: &clap::Command) -> Value {
         let (flag, placeholder) = if matches!(step, TaskStep::CreateJob) {
             ("--event", "<EventBridge S3 Object Created event, JSON>")
         } else {
-            ("--job", "<the previous step's output, JSON>")
+            ("--job-id", "<job id>")
         };
         steps.insert(
             name.to_string(),
@@ -235,7 +246,7 @@ pub fn task_contract(root: &clap::Command) -> Value {
         }
     }
     json!({
-        "schema": "ferry.tasks.v1",
+        "schema": "ferry.tasks.v2",
         "entrypoint": "ferry",
         "workflows": {
             "loader": workflow::LOADER_STEPS,
@@ -250,6 +261,11 @@ pub fn task_contract(root: &clap::Command) -> Value {
                 "partition_key": ferry_connectors::jobs::dynamodb::STATUS_KEY,
                 "sort_key": ferry_connectors::jobs::dynamodb::CREATED_KEY,
             },
+        },
+        // The notify that ends a job a Catch caught: the job id and the
+        // caught error's name (its cause may be 32 KiB: it stays in the state).
+        "notify_failure": {
+            "command": ["task", workflow::NOTIFY, "--job-id", "<job id>", "--caught", "<error name>"],
         },
         "database_environment": ["PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGSSLMODE", "PGSSLROOTCERT"],
         "errors": {
@@ -467,10 +483,15 @@ fn job_id_of(text: &str) -> Result<String, FerryError> {
         })
 }
 
-/// The failure a Catch passed on: `{"error": {"Error": …, "Cause": …}}`.
-fn caught_error(text: &str, job: &Job) -> Option<JobError> {
-    let v: Value = serde_json::from_str(text).ok()?;
-    let caught = v.get("error").filter(|e| !e.is_null())?;
+/// The failure a Catch passed on, by `--caught NAME` or, in a `--job`
+/// JSON, as `{"error": {"Error": …, "Cause": …}}`.
+fn caught_error(caught: Option<&str>, text: Option<&str>, job: &Job) -> Option<JobError> {
+    let from_json = text
+        .and_then(|t| serde_json::from_str::<Value>(t).ok())
+        .and_then(|v| v.get("error").filter(|e| !e.is_null()).cloned());
+    if caught.is_none() && from_json.is_none() {
+        return None;
+    }
     // The failed step recorded its own error; prefer it (it has the step name).
     if let Some(e) = job
         .steps
@@ -482,19 +503,68 @@ fn caught_error(text: &str, job: &Job) -> Option<JobError> {
         return Some(e);
     }
     let name = caught
-        .get("Error")
-        .and_then(Value::as_str)
-        .unwrap_or("ferry.Internal");
+        .or_else(|| from_json.as_ref()?.get("Error")?.as_str())
+        .unwrap_or("ferry.Internal")
+        .to_string();
+    let message = from_json
+        .as_ref()
+        .and_then(|e| e.get("Cause")?.as_str().map(str::to_string))
+        .unwrap_or_else(|| caught_message(&name));
     Some(JobError {
-        step: "unknown".into(),
-        name: name.to_string(),
+        step: job
+            .steps
+            .iter()
+            .rev()
+            .find(|s| s.attempt == job.attempts && s.finished_at.is_none())
+            .map_or_else(|| "unknown".into(), |s| s.step.clone()),
         retryable: name == "ferry.Transient",
-        message: caught
-            .get("Cause")
-            .and_then(Value::as_str)
-            .unwrap_or("the state machine caught a failure without a cause")
-            .to_string(),
+        name,
+        message,
     })
+}
+
+/// What a state machine's own error names mean, for the job record and event.
+fn caught_message(name: &str) -> String {
+    match name {
+        // The names the stack's step states fail with after stopping the task (cdk/lib/ferry-stack.ts).
+        "ferry.TaskLost" | "States.HeartbeatTimeout" => "the step's task stopped sending heartbeats (a lost host, a hung or killed process); the state machine stopped it".into(),
+        "ferry.StepTimedOut" | "States.Timeout" => "the step ran past its state's timeout; the state machine stopped its task".into(),
+        "States.TaskFailed" => "the step's task failed without an answer (it could not start, or exited without reporting)".into(),
+        other if other.starts_with("ECS.") => format!("ECS could not run the step's task ({other})"),
+        other => format!("the state machine caught {other}"),
+    }
+}
+
+/// The cause sent with SendTaskFailure: JSON that stays whole within Step
+/// Functions' 32,768-character limit (a long message is cut, and says where
+/// the whole one is).
+fn failure_cause(step: &str, e: &FerryError) -> String {
+    const LIMIT: usize = 32_768;
+    let full = e.to_string();
+    let mut room = full.len();
+    loop {
+        let mut message = full.clone();
+        if room < full.len() {
+            let mut cut = room;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push_str(&format!(
+                "… ({} more bytes: the whole message is in the job record)",
+                full.len() - cut
+            ));
+        }
+        let cause =
+            json!({"step": step, "message": message, "retryable": e.retryable()}).to_string();
+        if cause.len() <= LIMIT || room == 0 {
+            return cause;
+        }
+        // JSON escapes make the text longer than the message: cut by the overflow and try again.
+        room = room
+            .min(full.len())
+            .saturating_sub(cause.len() - LIMIT + 128);
+    }
 }
 
 /// The exit code of a task whose token Step Functions no longer accepts:
@@ -546,8 +616,8 @@ pub async fn task(args: TaskArgs) -> Result<(), FerryError> {
         let answered = match &result {
             Ok(out) => t.succeed(out).await,
             Err(e) => {
-                let cause = serde_json::json!({"step": args.step.name(), "message": e.to_string(), "retryable": e.retryable()});
-                t.fail(e.error_name(), &cause.to_string()).await
+                t.fail(e.error_name(), &failure_cause(args.step.name(), e))
+                    .await
             }
         };
         if let Err(e) = answered {
@@ -593,10 +663,16 @@ async fn task_inner(args: &TaskArgs) -> Result<Value, FerryError> {
         let admission = rt.create_job(&trigger).await?;
         return Ok(Runtime::task_output(&admission.job, step, Some(&admission)));
     }
-    let text = read_arg(args.job.as_deref().ok_or_else(|| {
-        FerryError::Usage(format!("{step} needs --job (the previous task's output)"))
-    })?)?;
-    let job_id = job_id_of(&text)?;
+    let text = args.job.as_deref().map(read_arg).transpose()?;
+    let job_id = match (&args.job_id, &text) {
+        (Some(id), _) => id.clone(),
+        (None, Some(text)) => job_id_of(text)?,
+        (None, None) => {
+            return Err(FerryError::Usage(format!(
+                "{step} needs --job-id (or --job with a previous task's output)"
+            )));
+        }
+    };
     let job = match args.step {
         TaskStep::Notify => {
             let current = rt
@@ -604,7 +680,7 @@ async fn task_inner(args: &TaskArgs) -> Result<Value, FerryError> {
                 .get(&job_id)
                 .await?
                 .ok_or_else(|| FerryError::Usage(format!("no job {job_id}")))?;
-            let error = caught_error(&text, &current);
+            let error = caught_error(args.caught.as_deref(), text.as_deref(), &current);
             rt.notify(&job_id, error).await?
         }
         _ => rt.run_step(&job_id, step).await?,
@@ -681,5 +757,62 @@ pub async fn jobs_cmd(cmd: JobsCommand) -> Result<(), FerryError> {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_cause_is_whole_json_within_step_functions_limit() {
+        let long = FerryError::Usage(format!(
+            "no field named x; valid fields are {}",
+            "a\"b, ".repeat(20_000)
+        ));
+        let cause = failure_cause("transform", &long);
+        assert!(cause.len() <= 32_768, "{}", cause.len());
+        let v: Value = serde_json::from_str(&cause).expect("JSON");
+        let message = v["message"].as_str().unwrap();
+        assert!(message.ends_with("more bytes: the whole message is in the job record)"));
+        assert_eq!(v["step"], "transform");
+        let short = failure_cause("transform", &FerryError::Usage("bad".into()));
+        assert_eq!(
+            serde_json::from_str::<Value>(&short).unwrap()["message"],
+            "bad"
+        );
+    }
+
+    #[test]
+    fn a_caught_name_becomes_the_jobs_error_unless_the_step_recorded_one() {
+        let job: Job = serde_json::from_value(json!({
+            "job_id": "j", "idempotency_key": "k", "status": "running", "attempts": 1, "dir": "d", "version": 1,
+            "input": {"uri": "s3://b/k"}, "created_at": "t", "updated_at": "t",
+            "steps": [{"step": "transform", "attempt": 1, "started_at": "t"}],
+        }))
+        .expect("a job record");
+        let e = caught_error(Some("ferry.TaskLost"), None, &job).expect("an error");
+        assert_eq!(
+            (e.name.as_str(), e.step.as_str()),
+            ("ferry.TaskLost", "transform")
+        );
+        assert!(
+            e.message.contains("stopped sending heartbeats"),
+            "{}",
+            e.message
+        );
+        assert!(
+            caught_error(None, None, &job).is_none(),
+            "no catch: the job succeeded"
+        );
+        let mut failed = job.clone();
+        failed.steps[0].error = Some(JobError {
+            step: "transform".into(),
+            name: "ferry.Input".into(),
+            retryable: false,
+            message: "x.csv:3: bad".into(),
+        });
+        let e = caught_error(Some("States.TaskFailed"), None, &failed).expect("an error");
+        assert_eq!(e.message, "x.csv:3: bad");
     }
 }

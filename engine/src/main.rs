@@ -186,14 +186,17 @@ go to <output>/<dataset>/<job-id>/<ddmmyyyyhhmmss>/; one event per job goes to -
 const TASK_HELP: &str = "\
 Examples (what the state machines run, each step in its own container):
   ferry task create-job --event @event.json
-  ferry task s3-efs-downloader --job '{\"job_id\": \"0190…\"}'
-  ferry task transform --job @job.json
-  ferry task sql-processor --job @job.json [--from sql]
-  ferry task convert --job @job.json
-  ferry task validate --job @job.json
-  ferry task efs-s3-uploader --job @job.json
-  ferry task notify --job '{\"job_id\": \"0190…\", \"error\": {\"Error\": \"ferry.Input\", \"Cause\": \"…\"}}'
+  ferry task s3-efs-downloader --job-id 0190…
+  ferry task transform --job-id 0190…
+  ferry task sql-processor --job-id 0190… [--from sql]
+  ferry task convert --job-id 0190…
+  ferry task validate --job-id 0190…
+  ferry task efs-s3-uploader --job-id 0190…
+  ferry task notify --job-id 0190…                              (the job succeeded)
+  ferry task notify --job-id 0190… --caught States.HeartbeatTimeout   (a Catch caught this)
 
+Only the job id travels: each step reads the job from the job store (ECS caps a task's
+overrides at 8 KiB). --job '<a previous output, JSON>' or --job @job.json works too.
 Each prints its output as one JSON object (job_id, status, run, rows, bytes, outputs)
 for the next state. With a task token (--task-token or FERRY_TASK_TOKEN) it sends
 heartbeats while working, then SendTaskSuccess with that output, or SendTaskFailure

@@ -243,6 +243,9 @@ class Agent(threading.Thread):
         self.deployed, self.ferry, self.base_env = deployed, ferry, base_env
         self.work, self.specs, self.logs, self.pg_ca = work, specs, logs, pg_ca
         self.seen, self.runs, self.stop_flag = set(), [], threading.Event()
+        # (step, text in the job's input): tasks that hang instead of running, as a hung process
+        # would: no heartbeats, no answer, until somebody stops the ECS task.
+        self.hang = set()
         self.pool = ThreadPoolExecutor(max_workers=4)
 
     def run(self):
@@ -281,18 +284,49 @@ class Agent(threading.Thread):
             env["PGSSLROOTCERT"] = self.pg_ca
         return env, override["command"]
 
+    def job_input(self, command):
+        """The input URI of the job a task's command names (its record in the deployed table)."""
+        if "--job-id" not in command:
+            return ""
+        job_id = command[command.index("--job-id") + 1]
+        ddb = boto3.client("dynamodb", endpoint_url=self.base_env["AWS_ENDPOINT_URL"], region_name=REGION,
+                           aws_access_key_id="test", aws_secret_access_key="test")
+        item = ddb.get_item(TableName=self.deployed["table"], Key={"pk": {"S": f"job#{job_id}"}}).get("Item")
+        return json.loads(item["doc"]["S"])["input"]["uri"] if item else ""
+
     def run_task(self, task):
         env, command = self.env_for(task)
         started = time.time()
         step = command[1] if len(command) > 1 else "?"
+        # ECS refuses RunTask when the overrides' JSON exceeds 8 KiB; the emulator does not check.
+        overrides = len(json.dumps(task["overrides"], separators=(",", ":")).encode())
         log = os.path.join(self.logs, f"{len(self.runs):03d}-{step}.log")
+        record = {"step": step, "seconds": 0, "log": log, "token_in_env": "FERRY_TASK_TOKEN" in env,
+                  "sslmode": env.get("PGSSLMODE"), "database": "PGHOST" in env, "overrides": overrides,
+                  "command": command}
+        source = self.job_input(command)
+        if any(step == s and text in source for s, text in self.hang):
+            record.update(exit="hung", input=source, stopped=self.wait_stopped(task["taskArn"]))
+            record["seconds"] = round(time.time() - started, 2)
+            open(log, "w").write(f"hung on purpose; stopped: {record['stopped']}\n")
+            self.runs.append(record)
+            return
         with open(log, "wb") as f:
             rc = subprocess.run([self.ferry] + command, env=env, stdout=f, stderr=subprocess.STDOUT,
                                 timeout=300).returncode
-        self.runs.append({"step": step, "exit": rc, "seconds": round(time.time() - started, 2), "log": log,
-                          "token_in_env": "FERRY_TASK_TOKEN" in env, "sslmode": env.get("PGSSLMODE"),
-                          "database": "PGHOST" in env})
+        record.update(exit=rc, seconds=round(time.time() - started, 2))
+        self.runs.append(record)
         self.ecs.stop_task(cluster=self.deployed["cluster"], task=task["taskArn"], reason=f"ferry exited {rc}")
+
+    def wait_stopped(self, arn, timeout=240):
+        """Waits for somebody else to stop the task; returns its stoppedReason (None: never stopped)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline and not self.stop_flag.is_set():
+            t = self.ecs.describe_tasks(cluster=self.deployed["cluster"], tasks=[arn])["tasks"][0]
+            if t.get("desiredStatus") == "STOPPED" or t.get("lastStatus") == "STOPPED":
+                return t.get("stoppedReason", "")
+            time.sleep(0.3)
+        return None
 
 
 # ---------------------------------------------------------------- the run
@@ -360,7 +394,17 @@ def main():
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PG", "DATABASE_URL", "FERRY_"))}
     base_env.update({"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
                      "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION})
-    agent = Agent(aws, deployed, args.ferry, base_env, work, args.specs, logs, args.pg_ca)
+    # The repository's specs, plus one whose transform names a column the file lacks: with a
+    # file of 1,200 long column names, DataFusion's error lists them all (~37 KB).
+    specs = os.path.join(tmp, "specs")
+    shutil.copytree(args.specs, specs)
+    os.makedirs(os.path.join(specs, "wide"))
+    with open(os.path.join(specs, "wide", "dataset.toml"), "w") as f:
+        f.write('[source]\nformat = "csv"\n\n[routing]\nkeys = ["**/wide*.csv"]\nworkflow = "loader"\n\n'
+                '[target]\ntable = "public.wide"\n')
+    with open(os.path.join(specs, "wide", "transform.sql"), "w") as f:
+        f.write("SELECT no_such_column FROM source\n")
+    agent = Agent(aws, deployed, args.ferry, base_env, work, specs, logs, args.pg_ca)
     agent.start()
     s3, sfn, sqs, ddb = aws("s3"), aws("stepfunctions"), aws("sqs"), aws("dynamodb")
     orchestrator, loader, converter = (deployed["machines"][k] for k in ("Orchestrator", "Loader", "Converter"))
@@ -459,6 +503,67 @@ def main():
         checks.ok(len(jobs) == 3 and attempts == [1, 1, 2], f"job records: {len(jobs)}, attempts {attempts}")
         got = receive(sqs, deployed["events_queue"], 1)
         checks.ok([e.get("status") for e in got] == ["failed"], "the re-run failure is notified again")
+
+        # 4. A 1,024-byte key and an error of more than 32 KiB, through the whole Loader workflow:
+        #    only the job id travels in the overrides (ECS caps them at 8 KiB), the task's failure
+        #    cause stays whole JSON within Step Functions' 32,768 characters, and the job record
+        #    and the failure event keep the whole message.
+        wide = os.path.join(tmp, "wide.csv")
+        cols = [f"measurement_column_{i:04d}" for i in range(1200)]
+        with open(wide, "w") as f:
+            f.write(",".join(cols) + "\n" + ",".join("1" for _ in cols) + "\n")
+        key = "edge/" + "/".join(["d" * 200] * 4) + "/wide-"
+        key += "w" * (1024 - len(key) - len(".csv")) + ".csv"
+        assert len(key.encode()) == 1024
+        s3.upload_file(wide, deployed["input"], key)
+        orch = wait_executions(sfn, orchestrator, 6)
+        loads = wait_executions(sfn, loader, 4)
+        mine = [e for e in loads if e["status"] == "FAILED"]
+        d = sfn.describe_execution(executionArn=sorted(mine, key=lambda e: e["startDate"])[-1]["executionArn"])
+        job_id = json.loads(d["input"])["job"]["job_id"]
+        record = json.loads(ddb.get_item(TableName=deployed["table"], Key={"pk": {"S": f"job#{job_id}"}})["Item"]["doc"]["S"])
+        message = (record.get("error") or {}).get("message", "")
+        checks.ok(record["input"]["uri"].endswith(key) and record["status"] == "failed"
+                  and len(message) > 32768 and "no_such_column" in message and "measurement_column_1199" in message,
+                  f"1,024-byte key: the job failed and its record keeps the whole {len(message)}-byte error")
+        cause = d.get("cause", "")
+        try:
+            whole = json.loads(cause)
+        except ValueError:
+            whole = {}
+        checks.ok(d["status"] == "FAILED" and d.get("error", "").startswith("ferry.") and len(cause) <= 32768
+                  and "the whole message is in the job record" in whole.get("message", ""),
+                  f"the execution fails with {d.get('error')}; its cause is JSON of {len(cause)} characters, cut "
+                  "where Step Functions' limit demands")
+        got = receive(sqs, deployed["events_queue"], 1)
+        checks.ok(len(got) == 1 and got[0].get("status") == "failed" and key in json.dumps(got[0])
+                  and len((got[0].get("error") or {}).get("message", "")) == len(message),
+                  f"failure event: the key and the whole {len(message)}-byte message")
+        biggest = max(agent.runs, key=lambda r: r["overrides"])
+        checks.ok(biggest["overrides"] <= 8192,
+                  f"every task's overrides within ECS's 8 KiB: largest {biggest['overrides']} bytes ({biggest['step']})")
+
+        # 5. A step whose task hangs (no heartbeat, no answer): the state times out, the state
+        #    machine stops that ECS task, retries once (lostTaskRetries=1 in this synth), stops the
+        #    second one too, and the job ends failed and notified, not stuck as running.
+        agent.hang.add(("transform", "stuck/lineitem-hang.tbl"))
+        runs_before = len(agent.runs)
+        started = time.time()
+        s3.upload_file(os.path.join(args.specs, "lineitem", "sample.tbl"), deployed["input"], "stuck/lineitem-hang.tbl")
+        orch = wait_executions(sfn, orchestrator, 7, timeout=300)
+        loads = wait_executions(sfn, loader, 5, timeout=300)
+        hung = [r for r in agent.runs[runs_before:] if r["exit"] == "hung"]
+        d = sfn.describe_execution(executionArn=sorted(loads, key=lambda e: e["startDate"])[-1]["executionArn"])
+        checks.ok(len(hung) == 2 and all(r["stopped"] and "transform state timed out" in r["stopped"] for r in hung),
+                  f"hung transform tasks stopped by the state machine: {[(r['stopped'], r['seconds']) for r in hung]}")
+        checks.ok(d["status"] == "FAILED" and d.get("error") == "ferry.TaskLost",
+                  f"the execution fails with {d.get('error')} after {time.time() - started:.0f} s")
+        job_id = json.loads(d["input"])["job"]["job_id"]
+        record = json.loads(ddb.get_item(TableName=deployed["table"], Key={"pk": {"S": f"job#{job_id}"}})["Item"]["doc"]["S"])
+        checks.ok(record["status"] == "failed" and record["error"]["name"] == "ferry.TaskLost",
+                  f"the job is failed, not stuck: {record['status']}, {record['error']['name']}: {record['error']['message'][:80]}")
+        got = receive(sqs, deployed["events_queue"], 1)
+        checks.ok([e.get("status") for e in got] == ["failed"], "the timed-out job's failure is notified")
     finally:
         agent.stop_flag.set()
         for r in agent.runs:
