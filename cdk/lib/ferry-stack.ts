@@ -71,6 +71,8 @@ export class FerryStack extends Stack {
   readonly fileSystem: efs.FileSystem;
   readonly cluster: ecs.Cluster;
   readonly taskDefinitions: Record<string, ecs.FargateTaskDefinition> = {};
+  /** The daily `ferry jobs gc` task (not a workflow step). */
+  readonly gcTask: ecs.FargateTaskDefinition;
   readonly stateMachines: Record<'orchestrator' | 'loader' | 'converter' | 'backfill', sfn.StateMachine>;
   readonly rule: events.Rule;
   readonly deadLetters: sqs.Queue;
@@ -325,6 +327,56 @@ export class FerryStack extends Stack {
       this.taskDefinitions[step] = def;
       containers[step] = container;
     }
+
+    // ---- working storage that does not grow without end: a succeeded job's folder goes when the
+    // job ends (notify); once a day `ferry jobs gc` removes failed jobs' folders older than
+    // workRetentionDays (never a pending or running job's).
+    const gcDef = new ecs.FargateTaskDefinition(this, 'Task-gc', {
+      cpu: 256,
+      memoryLimitMiB: 512,
+      runtimePlatform: { cpuArchitecture: ecs.CpuArchitecture.X86_64, operatingSystemFamily: ecs.OperatingSystemFamily.LINUX },
+      volumes: [
+        {
+          name: 'work',
+          efsVolumeConfiguration: {
+            fileSystemId: this.fileSystem.fileSystemId,
+            transitEncryption: 'ENABLED',
+            authorizationConfig: { accessPointId: accessPoint.accessPointId, iam: 'ENABLED' },
+          },
+        },
+      ],
+    });
+    const gcContainer = gcDef.addContainer('ferry', {
+      image,
+      essential: true,
+      command: ['jobs', 'gc', '--older-than', `${settings.workRetentionDays}d`],
+      environment: {
+        [env('FERRY_WORK_DIR')]: WORK_MOUNT,
+        [env('FERRY_JOB_STORE')]: `dynamodb://${this.jobs.tableName}`,
+        [env('FERRY_LOG_FORMAT')]: 'json',
+      },
+      readonlyRootFilesystem: true,
+      user: `${TASK_UID}:${TASK_UID}`,
+      logging: ecs.LogDrivers.awsLogs({ logGroup: taskLogs, streamPrefix: 'gc' }),
+    });
+    gcContainer.addMountPoints({ containerPath: WORK_MOUNT, sourceVolume: 'work', readOnly: false });
+    this.fileSystem.grant(gcDef.taskRole, 'elasticfilesystem:ClientMount', 'elasticfilesystem:ClientWrite');
+    this.jobs.grantReadData(gcDef.taskRole);
+    this.gcTask = gcDef;
+    new events.Rule(this, 'DailySweep', {
+      description: `ferry: remove failed jobs' folders older than ${settings.workRetentionDays} days from working storage`,
+      schedule: events.Schedule.rate(Duration.days(1)),
+      targets: [
+        new targets.EcsTask({
+          cluster: this.cluster,
+          taskDefinition: gcDef,
+          subnetSelection: taskSubnets,
+          securityGroups: [tasksSg],
+          platformVersion: ecs.FargatePlatformVersion.LATEST,
+          retryAttempts: 2,
+        }),
+      ],
+    });
 
     // ---- state machines.
     // Under /aws/vendedlogs/: CloudWatch Logs' resource policy for vended logs then grows by one

@@ -1,5 +1,6 @@
 import { CfnResource, Validations } from 'aws-cdk-lib';
-import { IConstruct } from 'constructs';
+import { Construct, IConstruct } from 'constructs';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import type { FerryStack } from './ferry-stack';
 // cdk-nag's own rendering of a resource in a finding id (pinned version; the finding ids must match it).
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -121,8 +122,19 @@ export function acknowledgements(stack: FerryStack): Acknowledgement[] {
     'ecs:TagResource':
       'tagging the step tasks it starts in the ferry cluster (propagatedTagSource; task ids known at run time, RunTask only)',
   };
-  for (const [name, machine] of Object.entries(stack.stateMachines)) {
-    const policies = [machine.role.node.tryFindChild('DefaultPolicy'), machine.node.tryFindChild('DistributedMapPolicy')]
+  // The same for the role EventBridge starts the daily sweep task with.
+  const sweepRole = stack.gcTask.node.tryFindChild('EventsRole') as iam.Role | undefined;
+  const roles: [string, Construct[]][] = [
+    ...Object.entries(stack.stateMachines).map(([name, machine]): [string, Construct[]] => [
+      `The ${name} state machine`,
+      [machine.role.node.tryFindChild('DefaultPolicy'), machine.node.tryFindChild('DistributedMapPolicy')].filter(
+        (c): c is Construct => c !== undefined,
+      ),
+    ]),
+    ['The daily working-storage sweep rule', sweepRole ? [sweepRole.node.tryFindChild('DefaultPolicy')!] : []],
+  ];
+  for (const [name, parts] of roles) {
+    const policies = parts
       .map((p) => p?.node.defaultChild as CfnResource | undefined)
       .filter((p): p is CfnResource => p !== undefined);
     for (const policy of policies) {
@@ -139,7 +151,7 @@ export function acknowledgements(stack: FerryStack): Acknowledgement[] {
             list.push({
               scope: policy,
               id: `AwsSolutions-IAM5[Resource::${flat}]`,
-              reason: `The ${name} state machine: ${why}.`,
+              reason: `${name}: ${why}.`,
             });
           }
         }

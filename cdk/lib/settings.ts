@@ -29,6 +29,8 @@ export interface FerrySettings {
   image?: string;
   /** Seconds without a heartbeat before Step Functions counts a task as lost (and stops it). */
   heartbeatSeconds: number;
+  /** Days a failed job's folder stays on EFS before the daily sweep removes it. */
+  workRetentionDays: number;
   /** Retries of a step whose task was lost (no heartbeat; the lost task is stopped first). */
   lostTaskRetries: number;
   /** Hours one step may run before its state times out (and its task is stopped). */
@@ -48,6 +50,7 @@ const DEFAULTS: FerrySettings = {
   heartbeatSeconds: 120,
   stepTimeoutHours: 12,
   lostTaskRetries: 2,
+  workRetentionDays: 7,
 };
 
 /** Settings from context, each checked; unknown values fail synth with the key's name. */
@@ -88,6 +91,7 @@ export function readSettings(node: Node): FerrySettings {
     heartbeatSeconds: num('heartbeatSeconds', 10, 3600),
     stepTimeoutHours: num('stepTimeoutHours', 1, 168),
     lostTaskRetries: num('lostTaskRetries', 0, 10),
+    workRetentionDays: num('workRetentionDays', 1, 365),
     image: image === undefined ? undefined : String(image),
   };
 }

@@ -85,6 +85,26 @@ test('jobs table: the layout the job store expects, on demand, with point-in-tim
   });
 });
 
+test("working storage: a daily `ferry jobs gc` removes failed jobs' folders after workRetentionDays", () => {
+  const sweep = (t: typeof template) => {
+    const rules = Object.values(t.findResources('AWS::Events::Rule')).filter((r: any) => r.Properties.ScheduleExpression);
+    assert.equal(rules.length, 1);
+    const rule: any = rules[0];
+    assert.equal(rule.Properties.ScheduleExpression, 'rate(1 day)');
+    const target = rule.Properties.Targets[0];
+    const defId = target.EcsParameters.TaskDefinitionArn.Ref;
+    return t.toJSON().Resources[defId].Properties.ContainerDefinitions[0].Command;
+  };
+  assert.deepEqual(sweep(template), ['jobs', 'gc', '--older-than', '7d']);
+  assert.deepEqual(sweep(build({ workRetentionDays: 30 }).template), ['jobs', 'gc', '--older-than', '30d']);
+  // It reads the job table (a running job's folder is never removed) and writes nothing else.
+  const role = stack.gcTask.taskRole;
+  const id = stack.getLogicalId(role.node.tryFindChild('DefaultPolicy')!.node.defaultChild as never);
+  const actions = template.toJSON().Resources[id].Properties.PolicyDocument.Statement.flatMap((s: any) => [].concat(s.Action));
+  assert.ok(actions.includes('dynamodb:GetItem'));
+  assert.ok(!actions.some((a: string) => /dynamodb:(PutItem|UpdateItem|DeleteItem)|s3:|sns:/.test(a)), actions.join(' '));
+});
+
 test('EFS: encrypted, one access point owned by the image user, mounted at /data by every step', () => {
   template.hasResourceProperties('AWS::EFS::FileSystem', { Encrypted: true });
   template.hasResourceProperties('AWS::EFS::AccessPoint', {
@@ -92,7 +112,7 @@ test('EFS: encrypted, one access point owned by the image user, mounted at /data
     RootDirectory: { Path: '/ferry', CreationInfo: { OwnerUid: '10001', OwnerGid: '10001', Permissions: '750' } },
   });
   const defs = resources('AWS::ECS::TaskDefinition');
-  assert.equal(defs.length, Object.keys(contract.steps).length, 'one task definition per step');
+  assert.equal(defs.length, Object.keys(contract.steps).length + 1, 'one task definition per step, and the sweep');
   for (const [id, d] of defs) {
     const p = d.Properties;
     const efs = p.Volumes.find((v: any) => v.Name === 'work').EFSVolumeConfiguration;
@@ -109,7 +129,7 @@ test('EFS: encrypted, one access point owned by the image user, mounted at /data
     const env = Object.fromEntries(c.Environment.map((e: any) => [e.Name, e.Value]));
     assert.equal(env.FERRY_WORK_DIR, '/data', id);
     assert.equal(env.FERRY_LOG_FORMAT, 'json', id);
-    assert.deepEqual(c.Command.slice(0, 1), ['task'], id);
+    assert.ok(['task', 'jobs'].includes(c.Command[0]), id);
     assert.equal(c.LogConfiguration.LogDriver, 'awslogs', id);
   }
 });

@@ -14,6 +14,7 @@ use ferry_connectors::sfn::TaskToken;
 use ferry_engine::error::FerryError;
 use ferry_engine::load::ArtifactSource;
 use ferry_engine::workflow::event::Trigger;
+use ferry_engine::workflow::gc;
 use ferry_engine::workflow::route::Routes;
 use ferry_engine::workflow::watch::{WatchOptions, WatchSource, watch};
 use ferry_engine::workflow::{self, Runtime, Settings};
@@ -57,6 +58,52 @@ pub struct JobArgs {
         value_name = "DURATION"
     )]
     job_lease: humantime::Duration,
+    #[command(flatten)]
+    retention: Retention,
+}
+
+/// How long working storage keeps what is not removed at once.
+#[derive(Args, Clone)]
+pub struct Retention {
+    /// How long a failed job's folder (and a `ferry load` / `ferry convert`
+    /// folder) stays in working storage before it is removed; a succeeded
+    /// job's folder goes when the job ends. Swept when run, watch, load and
+    /// convert start; `ferry jobs gc` sweeps by hand.
+    #[arg(
+        long,
+        env = "FERRY_WORK_RETENTION",
+        default_value = "7d",
+        value_name = "DURATION"
+    )]
+    work_retention: humantime::Duration,
+}
+
+impl Retention {
+    /// Sweeps `work` (see [`gc::sweep`]); a sweep that fails is logged, not
+    /// fatal: the command's own work matters more than the cleanup.
+    pub async fn sweep(&self, work: &std::path::Path, store: Option<&dyn jobs::JobStore>) {
+        match gc::sweep(work, store, self.work_retention.into(), chrono::Utc::now()).await {
+            Ok(r) if !r.removed.is_empty() => tracing::info!(
+                folders = r.removed.len(),
+                bytes = r.bytes,
+                "removed job folders older than the working-storage retention"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not sweep working storage"),
+        }
+    }
+
+    /// [`Retention::sweep`] for the commands without a job store of their
+    /// own (load, convert): the local job store in `work`, if there is one,
+    /// says which folders belong to running jobs.
+    pub async fn sweep_local(&self, work: &std::path::Path) {
+        let store = if work.join("jobs.db").is_file() {
+            jobs::open(None, work).await.ok()
+        } else {
+            None
+        };
+        self.sweep(work, store.as_deref()).await;
+    }
 }
 
 impl JobArgs {
@@ -315,6 +362,20 @@ pub enum JobsCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Remove job folders from working storage: succeeded jobs' (normally
+    /// removed by their notify step), and failed jobs' and `ferry load` /
+    /// `ferry convert` folders older than --older-than. Folders of pending or
+    /// running jobs are never touched.
+    Gc {
+        /// Keep failed jobs' and job-less folders younger than this (e.g. 7d, 12h, 0s).
+        #[arg(long, default_value = "7d", value_name = "DURATION")]
+        older_than: humantime::Duration,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Show one job with its steps.
     Show {
         /// The job id.
@@ -449,6 +510,10 @@ pub async fn run(args: RunArgs, interactive: bool) -> Result<(), FerryError> {
         .job
         .runtime(interactive, ArtifactSource::Pgcopy)
         .await?;
+    args.job
+        .retention
+        .sweep(&rt.settings.work_dir, Some(rt.store.as_ref()))
+        .await;
     let trigger = match (&args.input, &args.event) {
         (Some(uri), _) => Trigger::from_uri(uri).await?,
         (None, Some(e)) => Trigger::from_event(&read_arg(e)?)?.with_identity().await?,
@@ -696,6 +761,10 @@ pub async fn watch_cmd(args: WatchArgs, interactive: bool) -> Result<(), FerryEr
             .runtime(interactive, ArtifactSource::Pgcopy)
             .await?,
     );
+    args.job
+        .retention
+        .sweep(&rt.settings.work_dir, Some(rt.store.as_ref()))
+        .await;
     let summary = watch(
         rt,
         source,
@@ -741,6 +810,34 @@ pub async fn jobs_cmd(cmd: JobsCommand) -> Result<(), FerryError> {
                 for j in &list {
                     print_job_line(j);
                 }
+            }
+            Ok(())
+        }
+        JobsCommand::Gc {
+            older_than,
+            json,
+            store,
+        } => {
+            let work = store.work_dir()?;
+            let jobs = store.open().await?;
+            let report = gc::sweep(
+                &work,
+                Some(jobs.as_ref()),
+                older_than.into(),
+                chrono::Utc::now(),
+            )
+            .await?;
+            if json {
+                outln!("{}", serde_json::to_string(&report).unwrap_or_default());
+            } else {
+                outln!(
+                    "removed {} job folders ({}) from {}; kept {} of pending or running jobs and {} younger than {older_than}",
+                    report.removed.len(),
+                    bytesize::ByteSize::b(report.bytes),
+                    work.display(),
+                    report.active,
+                    report.young
+                );
             }
             Ok(())
         }

@@ -318,6 +318,8 @@ struct ConvertArgs {
         value_name = "DIR"
     )]
     work_dir: PathBuf,
+    #[command(flatten)]
+    retention: commands::Retention,
     /// Rows of a delimited or NDJSON input that may be bad (set aside in a reject file, the
     /// rest loaded) before the job fails; overrides the spec's [errors] max_bad_rows [default: 0].
     #[arg(long, value_name = "N")]
@@ -370,6 +372,8 @@ struct LoadArgs {
         value_name = "DIR"
     )]
     work_dir: PathBuf,
+    #[command(flatten)]
+    retention: commands::Retention,
     /// Artifacts to write: all, sql, pgcopy or none.
     #[arg(long, default_value = "all")]
     artifacts: ArtifactChoice,
@@ -651,6 +655,7 @@ fn print_columns(cols: &[ferry_engine::spec::check::OutputColumnInfo]) {
 
 async fn run_load(args: LoadArgs, interactive: bool) -> Result<Done, FerryError> {
     let pg = PgConfig::from_url_or_env(args.database_url.as_deref())?;
+    args.retention.sweep_local(&args.work_dir).await;
     if let ferry_connectors::store::Location::Local(path) =
         ferry_connectors::store::Location::parse(args.input())
             .map_err(|e| FerryError::Usage(e.to_string()))?
@@ -887,6 +892,7 @@ async fn local_input(uri: &str, work_dir: &std::path::Path) -> Result<Input, Fer
 
 async fn run_convert(args: ConvertArgs, interactive: bool) -> Result<Done, FerryError> {
     let format = output_format(&args)?;
+    args.retention.sweep_local(&args.work_dir).await;
     let input = local_input(args.input(), &args.work_dir).await?;
     let mut spec = match &args.dataset {
         Some(dir) => {

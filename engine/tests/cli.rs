@@ -947,8 +947,25 @@ async fn rejected_rows_are_counted_in_the_job_record_and_the_event() {
     assert_eq!(event["status"], "succeeded", "{event}");
     assert_eq!(event["outputs"]["rejected_rows"], 1, "{event}");
     let rejects = event["outputs"]["rejects"].as_str().unwrap().to_string();
-    let line: serde_json::Value =
-        serde_json::from_str(std::fs::read_to_string(&rejects).unwrap().trim()).unwrap();
+    // The succeeded job's folder is gone (working storage does not grow with every job):
+    // the reject file travels in the uploaded bundle.
+    assert!(
+        !std::path::Path::new(&rejects).exists(),
+        "{rejects} outlived its succeeded job"
+    );
+    let bundle = walk(&s.path("output"))
+        .into_iter()
+        .find(|p| p.ends_with("file.zip"))
+        .expect("an uploaded file.zip");
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&bundle).unwrap()).unwrap();
+    let name = zip
+        .file_names()
+        .find(|n| n.ends_with("rejects.jsonl"))
+        .expect("rejects.jsonl in the bundle")
+        .to_string();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name(&name).unwrap(), &mut text).unwrap();
+    let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
     assert_eq!(line["line"], 3, "{line}");
     assert_eq!(line["raw"], "2", "{line}");
     assert_eq!(line["reason"], "expected 2 fields, found 1", "{line}");
@@ -1015,4 +1032,136 @@ async fn convert_sets_bad_rows_aside_and_validates_the_rest() {
     assert_eq!(code(&o), 3, "{}", text(&o));
     assert!(text(&o).contains("max_bad_rows = 1"), "{}", text(&o));
     assert!(!s.path("over.parquet").exists());
+}
+
+/// Every file under a folder.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// Working storage does not grow with every job: a succeeded job's folder
+/// goes when the job ends; a failed job's stays for the retention period
+/// (for a look and a re-run) and then `ferry jobs gc` (or the sweep when
+/// run, watch, load or convert start) removes it; a running job's folder is
+/// never touched, whatever its age.
+#[tokio::test(flavor = "multi_thread")]
+async fn job_folders_go_when_done_with_and_running_jobs_keep_theirs() {
+    let s = Scratch::new("gcwork").await;
+    routed_orders(&s);
+    let job_folders = || -> Vec<String> {
+        std::fs::read_dir(s.path("work"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    std::fs::write(s.path("in/a.csv"), "id,note\n1,one\n").unwrap();
+    let o = ferry(&common::RUN_IN_A, s.dir.path());
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_eq!(
+        job_folders(),
+        Vec::<String>::new(),
+        "the succeeded job's folder is removed"
+    );
+
+    // A failed job keeps its folder (the retention is 7 days by default): PostgreSQL refuses a
+    // row after the artifacts are written.
+    s.db.batch_execute(&format!(
+        "ALTER TABLE {} ADD CHECK (id > 0)",
+        s.table("orders")
+    ))
+    .await
+    .unwrap();
+    std::fs::write(s.path("in/b.csv"), "id,note\n-1,one\n").unwrap();
+    let run_b = [
+        "run",
+        "--input",
+        "in/b.csv",
+        "--specs",
+        "specs",
+        "--work-dir",
+        "work",
+    ];
+    let o = ferry(&run_b, s.dir.path());
+    assert_ne!(code(&o), 0, "{}", text(&o));
+    let failed = job_folders();
+    assert_eq!(failed.len(), 1, "the failed job's folder stays: {failed:?}");
+
+    // A claimed (running) job, as a step task leaves it between steps.
+    std::fs::write(s.path("in/c.csv"), "id,note\n3,three\n").unwrap();
+    let o = ferry(
+        &[
+            "task",
+            "create-job",
+            "--input",
+            "in/c.csv",
+            "--specs",
+            "specs",
+            "--work-dir",
+            "work",
+        ],
+        s.dir.path(),
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let running: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // Its steps have written into its folder (a local input is read in place, so put a part
+    // there as the transform step would).
+    let dir = std::path::PathBuf::from(running["dir"].as_str().unwrap());
+    std::fs::create_dir_all(dir.join("artifacts")).unwrap();
+    std::fs::write(dir.join("artifacts/part-00001.pgcopy"), b"PGCOPY").unwrap();
+    let running = running["job_id"].as_str().unwrap().to_string();
+    assert_eq!(job_folders().len(), 2);
+
+    // Within the retention, gc keeps the failed job's folder.
+    let gc = |older: &str| {
+        let o = ferry(
+            &[
+                "jobs",
+                "gc",
+                "--older-than",
+                older,
+                "--work-dir",
+                "work",
+                "--json",
+            ],
+            s.dir.path(),
+        );
+        assert_eq!(code(&o), 0, "{}", text(&o));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let kept = gc("7d");
+    assert_eq!(
+        (
+            kept["removed"].as_array().unwrap().len(),
+            kept["young"].as_u64(),
+            kept["active"].as_u64()
+        ),
+        (0, Some(1), Some(1)),
+        "{kept}"
+    );
+    // Past it, the failed job's folder goes; the running job's stays.
+    let swept = gc("0s");
+    assert_eq!(swept["removed"].as_array().unwrap().len(), 1, "{swept}");
+    assert!(
+        swept["removed"][0].as_str().unwrap().ends_with(&failed[0]),
+        "{swept}"
+    );
+    assert!(swept["bytes"].as_u64().unwrap() > 0, "{swept}");
+    assert_eq!(
+        job_folders(),
+        vec![running],
+        "only the running job's folder is left"
+    );
 }

@@ -222,6 +222,13 @@ def deploy(template, aws, resolve, pg, suffix):
     # The trigger.
     for lid, r in of_type(template, "AWS::Events::Rule"):
         p = resolve(r["Properties"])
+        if "ScheduleExpression" in p:
+            # The daily working-storage sweep: an ECS task the checks run themselves (the
+            # emulator's EventBridge does not start ECS tasks).
+            family = next(f for f, c in out["task_definitions"].items()
+                          if p["Targets"][0]["EcsParameters"]["TaskDefinitionArn"].split("/")[-1].split(":")[0] == f)
+            out["sweep"] = {"schedule": p["ScheduleExpression"], "family": family}
+            continue
         name = f"ferry-object-created-{suffix}"
         events.put_rule(Name=name, EventPattern=json.dumps(p["EventPattern"]), State="ENABLED")
         events.put_targets(Rule=name, Targets=[
@@ -263,7 +270,14 @@ class Agent(threading.Thread):
 
     def env_for(self, task):
         family = task["taskDefinitionArn"].split("/")[-1].split(":")[0]
-        container = self.deployed["task_definitions"][family]
+        env = self.env_for_container(self.deployed["task_definitions"][family])
+        override = task["overrides"]["containerOverrides"][0]
+        for e in override.get("environment", []):
+            env[e["name"]] = e["value"]
+        return env, override["command"]
+
+    def env_for_container(self, container):
+        """The environment ECS gives a container of this task definition, mapped to this machine."""
         env = dict(self.base_env)
         for e in container.get("environment", []):
             env[e["name"]] = e["value"]
@@ -272,9 +286,6 @@ class Agent(threading.Thread):
             arn, key = s["valueFrom"].rsplit(":", 3)[:2]
             value = json.loads(self.sm.get_secret_value(SecretId=arn)["SecretString"])[key]
             env[s["name"]] = str(value)
-        override = task["overrides"]["containerOverrides"][0]
-        for e in override.get("environment", []):
-            env[e["name"]] = e["value"]
         # The EFS mount and the image's specs folder, here.
         if env.get("FERRY_WORK_DIR") == "/data":
             env["FERRY_WORK_DIR"] = self.work
@@ -282,7 +293,7 @@ class Agent(threading.Thread):
         # The RDS CA bundle in the image: here, the CA of the test server's certificate.
         if env.get("PGSSLROOTCERT") == RDS_CA_BUNDLE:
             env["PGSSLROOTCERT"] = self.pg_ca
-        return env, override["command"]
+        return env
 
     def job_input(self, command):
         """The input URI of the job a task's command names (its record in the deployed table)."""
@@ -564,6 +575,30 @@ def main():
                   f"the job is failed, not stuck: {record['status']}, {record['error']['name']}: {record['error']['message'][:80]}")
         got = receive(sqs, deployed["events_queue"], 1)
         checks.ok([e.get("status") for e in got] == ["failed"], "the timed-out job's failure is notified")
+
+        # 6. Working storage: succeeded jobs left nothing on the EFS stand-in; failed jobs keep their
+        #    folders until the daily sweep task finds them older than the retention.
+        jobs = {i["pk"]["S"][4:]: i["status"]["S"] for i in ddb.scan(TableName=deployed["table"])["Items"]
+                if i["pk"]["S"].startswith("job#")}
+        folders = sorted(f for f in os.listdir(work) if os.path.isdir(os.path.join(work, f)))
+        failed_ids = sorted(j for j, st in jobs.items() if st == "failed")
+        checks.ok(folders == failed_ids,
+                  f"EFS after {len(jobs)} jobs: {len(folders)} folders, the failed jobs' "
+                  f"({sum(1 for st in jobs.values() if st == 'succeeded')} succeeded jobs left none)")
+        sweep = deployed.get("sweep")
+        checks.ok(bool(sweep) and sweep["schedule"] == "rate(1 day)", f"the sweep runs on a schedule: {sweep}")
+        if sweep:
+            container = deployed["task_definitions"][sweep["family"]]
+            for older, left in [(None, folders), ("0s", [])]:
+                command = list(container["command"])
+                if older:
+                    command[command.index("--older-than") + 1] = older
+                env = agent.env_for_container(container)
+                r = subprocess.run([args.ferry] + command, env=env, capture_output=True, text=True, timeout=120)
+                now = sorted(f for f in os.listdir(work) if os.path.isdir(os.path.join(work, f)))
+                checks.ok(r.returncode == 0 and now == left,
+                          f"`ferry {' '.join(command)}` (the sweep task's command): exit {r.returncode}, "
+                          f"{len(now)} job folders left {r.stdout.strip()[:120]}")
     finally:
         agent.stop_flag.set()
         for r in agent.runs:

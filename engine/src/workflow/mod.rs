@@ -18,6 +18,7 @@
 //! run in another container, later.
 
 pub mod event;
+pub mod gc;
 pub mod route;
 pub mod watch;
 
@@ -789,6 +790,14 @@ impl Runtime {
                 let job = self
                     .record(job_id, NOTIFY, &started_at, started, Ok(()), result)
                     .await?;
+                if job.status == JobStatus::Succeeded {
+                    // Done with: the artifacts are in the uploaded zip. (A failed job's
+                    // folder stays for the retention period; see gc.)
+                    let folder = self.settings.work_dir.join(&job.job_id);
+                    if let Err(e) = gc::remove(&folder) {
+                        tracing::warn!(job_id, error = %e, "could not remove the succeeded job's folder; `ferry jobs gc` will");
+                    }
+                }
                 tracing::info!(
                     job_id,
                     status = job.status.as_str(),

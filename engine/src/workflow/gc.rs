@@ -1,0 +1,199 @@
+//! Working storage that does not grow without end.
+//!
+//! A job's folder (`<work>/<job-id>/<ddmmyyyyhhmmss>/`) holds the staged
+//! input and the artifacts: gigabytes for a large file. A succeeded job's
+//! folder is removed by its notify step (its artifacts are in the uploaded
+//! zip by then); a failed job's folder is kept for inspection and a re-run,
+//! for the retention period, and then removed here. The same sweep removes
+//! the folders `ferry load` and `ferry convert` leave (their artifacts and
+//! outputs, which no job record names) once they are older than the
+//! retention. A folder whose job is pending or running is never touched,
+//! whatever its age: on shared storage (EFS) another worker may be in it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use ferry_connectors::jobs::{JobStatus, JobStore};
+
+use crate::error::FerryError;
+
+/// What a sweep did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct GcReport {
+    /// Job folders removed.
+    pub removed: Vec<PathBuf>,
+    /// Bytes they held.
+    pub bytes: u64,
+    /// Folders kept because their job is pending or running.
+    pub active: usize,
+    /// Folders kept because they are younger than the retention.
+    pub young: usize,
+}
+
+/// Why a folder goes or stays.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Remove,
+    Active,
+    Young,
+}
+
+/// Removes the job folders under `work` that are done with: succeeded
+/// jobs' at once, failed jobs' and job-less ones (`ferry load`, `ferry
+/// convert`) once `older_than` has passed since the job last changed (or
+/// since the folder's newest run stamp). Entries that are not job folders
+/// (the SQLite job store, `events.jsonl`) are left alone.
+pub async fn sweep(
+    work: &Path,
+    store: Option<&dyn JobStore>,
+    older_than: Duration,
+    now: DateTime<Utc>,
+) -> Result<GcReport, FerryError> {
+    let mut report = GcReport::default();
+    let entries = match std::fs::read_dir(work) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(report),
+        Err(e) => return Err(FerryError::io(format!("listing {}", work.display()), e)),
+    };
+    let cutoff = now - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
+    for entry in entries {
+        let entry = entry.map_err(|e| FerryError::io(format!("listing {}", work.display()), e))?;
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if !is_dir || uuid::Uuid::parse_str(&name).is_err() {
+            continue;
+        }
+        let path = entry.path();
+        let job = match store {
+            Some(s) => s.get(&name).await?,
+            None => None,
+        };
+        let verdict = match job {
+            Some(j) => match j.status {
+                JobStatus::Pending | JobStatus::Running => Verdict::Active,
+                JobStatus::Succeeded => Verdict::Remove,
+                JobStatus::Failed => {
+                    let changed = DateTime::parse_from_rfc3339(&j.updated_at)
+                        .map(|t| t.with_timezone(&Utc))
+                        .unwrap_or(now);
+                    if changed <= cutoff {
+                        Verdict::Remove
+                    } else {
+                        Verdict::Young
+                    }
+                }
+            },
+            None => match newest_stamp(&path) {
+                Some(t) if t <= cutoff => Verdict::Remove,
+                Some(_) => Verdict::Young,
+                // No run folder: judge by the folder's own modification time.
+                None => {
+                    let modified = entry
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .map(DateTime::<Utc>::from)
+                        .unwrap_or(now);
+                    if modified <= cutoff {
+                        Verdict::Remove
+                    } else {
+                        Verdict::Young
+                    }
+                }
+            },
+        };
+        match verdict {
+            Verdict::Active => report.active += 1,
+            Verdict::Young => report.young += 1,
+            Verdict::Remove => {
+                let bytes = size_of(&path);
+                remove(&path)?;
+                tracing::info!(folder = %path.display(), bytes, "removed a job folder");
+                report.bytes += bytes;
+                report.removed.push(path);
+            }
+        }
+    }
+    report.removed.sort();
+    Ok(report)
+}
+
+/// Removes a job's whole folder (every attempt's run folder); a folder that
+/// is already gone is not an error (a retried notify removes it again).
+pub fn remove(path: &Path) -> Result<(), FerryError> {
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(FerryError::io(format!("removing {}", path.display()), e)),
+    }
+}
+
+/// The newest `ddmmyyyyhhmmss` run folder in a job folder, as a time.
+fn newest_stamp(job: &Path) -> Option<DateTime<Utc>> {
+    std::fs::read_dir(job)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name();
+            NaiveDateTime::parse_from_str(name.to_str()?, "%d%m%Y%H%M%S").ok()
+        })
+        .max()
+        .map(|t| t.and_utc())
+}
+
+/// Bytes under a folder (for the report; unreadable entries count zero).
+fn size_of(path: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(entry.path()),
+                Ok(_) => total += entry.metadata().map_or(0, |m| m.len()),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn job_less_folders_go_by_their_run_stamp_and_other_entries_stay() {
+        let work = tempfile::tempdir().unwrap();
+        let old = work
+            .path()
+            .join(uuid::Uuid::now_v7().to_string())
+            .join("01012020000000");
+        let new = work
+            .path()
+            .join(uuid::Uuid::now_v7().to_string())
+            .join(chrono::Utc::now().format("%d%m%Y%H%M%S").to_string());
+        for d in [&old, &new] {
+            std::fs::create_dir_all(d.join("artifacts")).unwrap();
+            std::fs::write(d.join("artifacts/part-0001.pgcopy"), vec![0u8; 1000]).unwrap();
+        }
+        std::fs::write(work.path().join("jobs.db"), b"x").unwrap();
+        std::fs::create_dir(work.path().join("not-a-job")).unwrap();
+        let report = sweep(
+            work.path(),
+            None,
+            Duration::from_secs(7 * 86_400),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.removed, vec![old.parent().unwrap().to_path_buf()]);
+        assert_eq!((report.bytes, report.young, report.active), (1000, 1, 0));
+        assert!(new.exists() && work.path().join("jobs.db").exists());
+        assert!(work.path().join("not-a-job").exists());
+    }
+}
