@@ -29,6 +29,8 @@ export const SPECS_DIR = '/opt/ferry/sql';
 export const RDS_CA = '/etc/ssl/certs/rds-global-bundle.pem';
 /** Prefix of the output bucket under which file.zip and manifest.json go. */
 export const OUTPUT_PREFIX = 'ferry';
+/** Prefix of the output bucket under which the backfill's Distributed Map writes its results. */
+export const BACKFILL_RESULTS = 'backfill-results';
 
 /** Which AWS APIs a step's task role may call, beyond the job table. */
 interface StepNeeds {
@@ -82,6 +84,11 @@ export class FerryStack extends Stack {
     const settings = (this.settings = readSettings(this.node));
     const contract = (this.contract = loadContract());
     const retention = logRetention(settings.logRetentionDays);
+    // The stage decides what `cdk destroy` leaves: a production stage keeps its data (buckets,
+    // jobs table, EFS, the events key retained; the database snapshotted; deletion protection
+    // on); any other stage is removed whole (buckets emptied by the stack, nothing protected).
+    const prod = settings.stage === 'prod';
+    const keep = prod ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
 
     // ---- network: tasks in private subnets, the database isolated.
     const flowLogs = new logs.LogGroup(this, 'FlowLogs', { retention, removalPolicy: RemovalPolicy.DESTROY });
@@ -113,7 +120,7 @@ export class FerryStack extends Stack {
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
       lifecycleRules: [{ expiration: Duration.days(settings.logRetentionDays) }],
-      removalPolicy: RemovalPolicy.RETAIN,
+      removalPolicy: keep, autoDeleteObjects: !prod,
     });
     this.inputBucket = new s3.Bucket(this, 'Input', {
       encryption: s3.BucketEncryption.S3_MANAGED,
@@ -126,7 +133,7 @@ export class FerryStack extends Stack {
       lifecycleRules: [
         { noncurrentVersionExpiration: Duration.days(30), abortIncompleteMultipartUploadAfter: Duration.days(7) },
       ],
-      removalPolicy: RemovalPolicy.RETAIN,
+      removalPolicy: keep, autoDeleteObjects: !prod,
     });
     this.outputBucket = new s3.Bucket(this, 'Output', {
       encryption: s3.BucketEncryption.S3_MANAGED,
@@ -141,7 +148,7 @@ export class FerryStack extends Stack {
           abortIncompleteMultipartUploadAfter: Duration.days(7),
         },
       ],
-      removalPolicy: RemovalPolicy.RETAIN,
+      removalPolicy: keep, autoDeleteObjects: !prod,
     });
 
     // ---- job records: the layout connectors::jobs::dynamodb expects (from the contract).
@@ -151,8 +158,8 @@ export class FerryStack extends Stack {
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       encryption: dynamodb.TableEncryption.AWS_MANAGED,
-      deletionProtection: true,
-      removalPolicy: RemovalPolicy.RETAIN,
+      deletionProtection: prod,
+      removalPolicy: keep,
     });
     this.jobs.addGlobalSecondaryIndex({
       indexName: js.status_index.name,
@@ -165,7 +172,8 @@ export class FerryStack extends Stack {
     const key = new kms.Key(this, 'EventsKey', {
       enableKeyRotation: true,
       description: 'ferry: job events (SNS) and the EventBridge dead-letter queue',
-      removalPolicy: RemovalPolicy.RETAIN,
+      removalPolicy: keep,
+      ...(prod ? {} : { pendingWindow: Duration.days(7) }),
     });
     this.topic = new sns.Topic(this, 'JobEvents', { masterKey: key, enforceSSL: true });
     // A service that writes to a queue or topic encrypted with this key must be able to use the
@@ -196,7 +204,7 @@ export class FerryStack extends Stack {
       performanceMode: efs.PerformanceMode.GENERAL_PURPOSE,
       lifecyclePolicy: efs.LifecyclePolicy.AFTER_14_DAYS,
       enableAutomaticBackups: true,
-      removalPolicy: RemovalPolicy.RETAIN,
+      removalPolicy: keep,
     });
     const accessPoint = this.fileSystem.addAccessPoint('WorkAccessPoint', {
       path: '/ferry',
@@ -226,7 +234,7 @@ export class FerryStack extends Stack {
       storageType: rds.StorageType.GP3,
       storageEncrypted: true,
       iamAuthentication: true,
-      deletionProtection: true,
+      deletionProtection: prod,
       backupRetention: Duration.days(7),
       enablePerformanceInsights: true,
       cloudwatchLogsExports: ['postgresql'],
@@ -235,7 +243,7 @@ export class FerryStack extends Stack {
         engine,
         parameters: { 'rds.force_ssl': '1' },
       }),
-      removalPolicy: RemovalPolicy.SNAPSHOT,
+      removalPolicy: prod ? RemovalPolicy.SNAPSHOT : RemovalPolicy.DESTROY,
     });
     this.database.addRotationSingleUser({ automaticallyAfter: Duration.days(30), vpcSubnets: taskSubnets });
     const dbSecret = this.database.secret!;
@@ -660,6 +668,10 @@ export class FerryStack extends Stack {
     const map = new sfn.DistributedMap(back, 'Every object', {
       itemReader: new sfn.S3ObjectsItemReader({ bucket: this.inputBucket, prefix: sfn.JsonPath.stringAt('$.prefix') }),
       maxConcurrency: settings.backfillConcurrency,
+      // A backfill of a million objects would overflow the execution's 256 KiB of state: each
+      // child's result goes to the output bucket instead (the failed ones are recorded and
+      // notified by their own jobs; this is the map run's own account).
+      resultWriterV2: new sfn.ResultWriterV2({ bucket: this.outputBucket, prefix: BACKFILL_RESULTS }),
       resultPath: sfn.JsonPath.DISCARD,
     });
     map.itemProcessor(perObject);

@@ -111,6 +111,15 @@ export function acknowledgements(stack: FerryStack): Acknowledgement[] {
         'and loads are atomic, so a failover interrupts a job (retried) without corrupting a table.',
     });
   }
+  if (stack.settings.stage !== 'prod') {
+    list.push({
+      scope: stack.database,
+      id: 'AwsSolutions-RDS10',
+      reason:
+        `A non-production stage (context stage=${stack.settings.stage}) is removed whole by cdk destroy, database ` +
+        'included; the prod stage (the default) keeps deletion protection and a final snapshot.',
+    });
+  }
   // State machine roles: RunTask on the step task definitions at any revision (every deploy adds one), and
   // Describe/StopExecution on the child executions, whose names are known only at run time. Only the
   // wildcard resources of exactly those actions are accepted, finding by finding.
@@ -122,6 +131,12 @@ export function acknowledgements(stack: FerryStack): Acknowledgement[] {
     'ecs:TagResource':
       'tagging the step tasks it starts in the ferry cluster (propagatedTagSource; task ids known at run time, RunTask only)',
   };
+  // The backfill's Distributed Map writes its results (ResultWriter) as multipart uploads into the output bucket;
+  // the object names are chosen by Step Functions per map run.
+  const resultWriter = 'writing its Distributed Map results to the output bucket (object names chosen by Step Functions per map run)';
+  for (const a of ['s3:AbortMultipartUpload', 's3:GetObject', 's3:ListMultipartUploadParts', 's3:PutObject']) {
+    narrow[a] = resultWriter;
+  }
   // The same for the role EventBridge starts the daily sweep task with.
   const sweepRole = stack.gcTask.node.tryFindChild('EventsRole') as iam.Role | undefined;
   const roles: [string, Construct[]][] = [

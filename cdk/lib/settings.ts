@@ -7,6 +7,8 @@ import { Node } from 'constructs';
  * instance classes are validated at synth time, before anything is created.
  */
 export interface FerrySettings {
+  /** `prod` keeps data on `cdk destroy` (retained, deletion protection); `dev` (or any other name) removes everything. */
+  stage: string;
   /** Fargate vCPU units per step task (1024 = 1 vCPU). */
   taskCpu: number;
   /** Fargate memory per step task, MiB (must suit taskCpu). */
@@ -38,6 +40,7 @@ export interface FerrySettings {
 }
 
 const DEFAULTS: FerrySettings = {
+  stage: 'prod',
   taskCpu: 2048,
   taskMemoryMiB: 4096,
   dbInstanceClass: 't4g.medium',
@@ -78,7 +81,12 @@ export function readSettings(node: Node): FerrySettings {
   const taskCpu = num('taskCpu', 256, 16384);
   const taskMemoryMiB = num('taskMemoryMiB', 512, 122880);
   checkFargateSize(taskCpu, taskMemoryMiB);
+  const stage = String(node.tryGetContext('stage') ?? DEFAULTS.stage);
+  if (!/^[a-z][a-z0-9-]{0,15}$/.test(stage)) {
+    throw new Error(`context stage=${stage}: expected prod, or a short lowercase name such as dev or test`);
+  }
   return {
+    stage,
     taskCpu,
     taskMemoryMiB,
     dbInstanceClass,

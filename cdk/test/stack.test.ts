@@ -288,6 +288,9 @@ test('state machines: one ECS task per step with the CLI command, task tokens, r
   assert.equal(b['Every object'].MaxConcurrency, 8);
   assert.equal(b['Every object'].ItemReader.Resource, 'arn:aws:states:::s3:listObjectsV2');
   assert.equal(b['Run one object'].Parameters.Input['detail-type'], 'Object Created');
+  // The map run's results go to S3, not into the execution's 256 KiB of state.
+  assert.equal(b['Every object'].ResultWriter.Resource, 'arn:aws:states:::s3:putObject');
+  assert.equal(b['Every object'].ResultWriter.Parameters.Prefix, 'backfill-results');
 });
 
 test('sizes come from context and are checked', () => {
@@ -338,4 +341,27 @@ test("state machines log under /aws/vendedlogs/states/ (the logs resource policy
     }
   }
   assert.equal(machines, 4);
+});
+
+test('stages: prod keeps data on cdk destroy; any other stage removes everything it created', () => {
+  const kept = ['AWS::S3::Bucket', 'AWS::DynamoDB::Table', 'AWS::EFS::FileSystem', 'AWS::KMS::Key'];
+  const res = (t: typeof template) => Object.entries(t.toJSON().Resources as Record<string, any>);
+  // prod (the default): data retained, the database snapshotted, deletion protection on.
+  for (const [id, r] of res(template)) {
+    if (kept.includes(r.Type)) assert.equal(r.DeletionPolicy, 'Retain', `prod ${id}`);
+  }
+  template.hasResource('AWS::RDS::DBInstance', { DeletionPolicy: 'Snapshot', Properties: Match.objectLike({ DeletionProtection: true }) });
+  template.hasResourceProperties('AWS::DynamoDB::Table', { DeletionProtectionEnabled: true });
+  assert.equal(Object.keys(template.findResources('Custom::S3AutoDeleteObjects')).length, 0);
+  // dev: nothing retained or protected; every bucket emptied by the stack before it is deleted.
+  const { template: dev } = build({ stage: 'dev' });
+  for (const [id, r] of res(dev)) {
+    assert.ok(!['Retain', 'Snapshot', 'RetainExceptOnCreate'].includes(r.DeletionPolicy), `dev ${id}: ${r.DeletionPolicy}`);
+    assert.notEqual(r.Properties?.DeletionProtection, true, `dev ${id}`);
+    assert.notEqual(r.Properties?.DeletionProtectionEnabled, true, `dev ${id}`);
+  }
+  const buckets = Object.keys(dev.findResources('AWS::S3::Bucket'));
+  const emptied = Object.values(dev.findResources('Custom::S3AutoDeleteObjects')).map((r: any) => r.Properties.BucketName.Ref);
+  assert.deepEqual(emptied.sort(), buckets.sort());
+  assert.throws(() => build({ stage: 'Prod!' }), /context stage=Prod!/);
 });

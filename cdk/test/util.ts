@@ -1,12 +1,17 @@
+import * as fs from 'fs';
+import * as path from 'path';
 import { App, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { FerryStack } from '../lib/ferry-stack';
 import { acknowledgeFindings } from '../lib/nag';
 
+/** The feature flags cdk.json sets, so the tests build what `cdk synth` builds. */
+export const FLAGS = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'cdk.json'), 'utf8')).context as Record<string, unknown>;
+
 /** The stack as `cdk synth` builds it (a fixed image: no Docker asset staging in unit tests). */
 export function build(context: Record<string, unknown> = {}): { app: App; stack: FerryStack; template: Template } {
-  const app = new App({ context: { image: 'example.com/ferry:test', ...context } });
+  const app = new App({ context: { ...FLAGS, image: 'example.com/ferry:test', ...context } });
   const stack = new FerryStack(app, 'Ferry');
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   acknowledgeFindings(stack);

@@ -504,6 +504,9 @@ def main():
         n3 = int(psql(db_url, "SELECT count(*) FROM public.lineitem"))
         reruns = sorted(r["step"] for r in agent.runs[runs_before:])
         checks.ok(done[0]["status"] == "SUCCEEDED", f"backfill of in/: {done[0]['status']}")
+        written = [o["Key"] for o in s3.list_objects_v2(Bucket=out_bucket, Prefix="backfill-results/").get("Contents", [])]
+        checks.ok(any(k.endswith("manifest.json") for k in written),
+                  f"the backfill's map run wrote its results to the output bucket, not its state: {written}")
         checks.ok(len(orch) == 5 and len(loads) == 3,
                   f"backfill: {len(orch) - 3} orchestrator runs, {len(loads) - 2} Loader run (the failed job's retry)")
         checks.ok(reruns == sorted(["create-job", "create-job", "s3-efs-downloader", "transform", "notify"]),
