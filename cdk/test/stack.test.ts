@@ -1,3 +1,5 @@
+import * as fs from 'fs';
+import * as path from 'path';
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { Match } from 'aws-cdk-lib/assertions';
@@ -364,4 +366,28 @@ test('stages: prod keeps data on cdk destroy; any other stage removes everything
   const emptied = Object.values(dev.findResources('Custom::S3AutoDeleteObjects')).map((r: any) => r.Properties.BucketName.Ref);
   assert.deepEqual(emptied.sort(), buckets.sort());
   assert.throws(() => build({ stage: 'Prod!' }), /context stage=Prod!/);
+});
+
+test('operable: alarms for what needs a person, each to the ops topic and in the runbook; a dashboard; per-step metrics', () => {
+  const readme = fs.readFileSync(path.join(__dirname, '..', '..', 'README.md'), 'utf8');
+  const names = Object.keys(stack.alarms).sort();
+  for (const want of ['LoaderFailed', 'LoaderTimedOut', 'LoaderAborted', 'ConverterFailed', 'OrchestratorFailed', 'DeadLetters',
+    'DatabaseCpu', 'DatabaseStorage', 'DatabaseConnections', 'WorkStorageIo']) {
+    assert.ok(names.includes(want), `no ${want} alarm: ${names}`);
+  }
+  const ops = stack.getLogicalId(stack.opsTopic.node.defaultChild as never);
+  for (const [id, a] of Object.entries(template.findResources('AWS::CloudWatch::Alarm')) as [string, any][]) {
+    assert.deepEqual(a.Properties.AlarmActions, [{ Ref: ops }], id);
+    const anchor = /Runbook: README.md#(alarm-[a-z0-9]+)/.exec(a.Properties.AlarmDescription)?.[1];
+    assert.ok(anchor && readme.includes(`<a id="${anchor}"></a>`), `${id}: runbook entry ${anchor} missing from the README`);
+  }
+  template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+  for (const m of ['StepRows', 'StepBytes', 'StepSeconds', 'StepErrors']) {
+    template.hasResourceProperties('AWS::Logs::MetricFilter', { MetricTransformations: [Match.objectLike({ MetricName: m, MetricNamespace: 'Ferry' })] });
+  }
+  // A task stopped with a non-zero exit reaches the ops topic as it happens.
+  template.hasResourceProperties('AWS::Events::Rule', {
+    EventPattern: Match.objectLike({ 'detail-type': ['ECS Task State Change'] }),
+    Targets: [Match.objectLike({ Arn: { Ref: ops } })],
+  });
 });

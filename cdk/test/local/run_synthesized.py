@@ -142,8 +142,10 @@ def deploy(template, aws, resolve, pg, suffix):
         resolve.refs[lid], resolve.refs[f"{lid}.Arn"] = name, f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
         out["table"] = name
     for lid, _ in of_type(template, "AWS::SNS::Topic"):
-        arn = sns.create_topic(Name=f"ferry-events-{suffix}")["TopicArn"]
+        arn = sns.create_topic(Name=f"ferry-{lid.lower()[:30]}-{suffix}")["TopicArn"]
         resolve.refs[lid] = arn
+        if not lid.startswith("JobEvents"):
+            continue  # the ops topic: alarms and failed tasks, which the emulator does not raise
         # A subscriber, to receive the job events the way a consumer would.
         url = sqs.create_queue(QueueName=f"ferry-events-listener-{suffix}")["QueueUrl"]
         qarn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
