@@ -231,7 +231,7 @@ def deploy(template, aws, resolve, pg, suffix):
                           if p["Targets"][0]["EcsParameters"]["TaskDefinitionArn"].split("/")[-1].split(":")[0] == f)
             out["sweep"] = {"schedule": p["ScheduleExpression"], "family": family}
             continue
-        name = f"ferry-object-created-{suffix}"
+        name = f"ferry-{lid.lower()[:40]}-{suffix}"
         events.put_rule(Name=name, EventPattern=json.dumps(p["EventPattern"]), State="ENABLED")
         events.put_targets(Rule=name, Targets=[
             {"Id": t["Id"], "Arn": t["Arn"], "RoleArn": t.get("RoleArn", f"arn:aws:iam::{ACCOUNT}:role/events"),
