@@ -7,17 +7,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
-use ferry_connectors::jobs::{self, Job, JobError, JobStatus};
+use ferry_connectors::jobs::{self, Job, JobStatus};
 use ferry_connectors::pg::PgConfig;
 use ferry_connectors::pg::artifacts::ArtifactKinds;
 use ferry_connectors::sfn::TaskToken;
 use ferry_engine::error::FerryError;
 use ferry_engine::load::ArtifactSource;
 use ferry_engine::workflow::event::Trigger;
-use ferry_engine::workflow::gc;
 use ferry_engine::workflow::route::Routes;
 use ferry_engine::workflow::watch::{WatchOptions, WatchSource, watch};
 use ferry_engine::workflow::{self, Runtime, Settings};
+use ferry_engine::workflow::{answer, gc};
 use serde_json::{Value, json};
 
 /// Where jobs, events, specs and outputs are: shared by run, task and watch.
@@ -548,90 +548,6 @@ fn job_id_of(text: &str) -> Result<String, FerryError> {
         })
 }
 
-/// The failure a Catch passed on, by `--caught NAME` or, in a `--job`
-/// JSON, as `{"error": {"Error": …, "Cause": …}}`.
-fn caught_error(caught: Option<&str>, text: Option<&str>, job: &Job) -> Option<JobError> {
-    let from_json = text
-        .and_then(|t| serde_json::from_str::<Value>(t).ok())
-        .and_then(|v| v.get("error").filter(|e| !e.is_null()).cloned());
-    if caught.is_none() && from_json.is_none() {
-        return None;
-    }
-    // The failed step recorded its own error; prefer it (it has the step name).
-    if let Some(e) = job
-        .steps
-        .iter()
-        .rev()
-        .filter(|s| s.attempt == job.attempts)
-        .find_map(|s| s.error.clone())
-    {
-        return Some(e);
-    }
-    let name = caught
-        .or_else(|| from_json.as_ref()?.get("Error")?.as_str())
-        .unwrap_or("ferry.Internal")
-        .to_string();
-    let message = from_json
-        .as_ref()
-        .and_then(|e| e.get("Cause")?.as_str().map(str::to_string))
-        .unwrap_or_else(|| caught_message(&name));
-    Some(JobError {
-        step: job
-            .steps
-            .iter()
-            .rev()
-            .find(|s| s.attempt == job.attempts && s.finished_at.is_none())
-            .map_or_else(|| "unknown".into(), |s| s.step.clone()),
-        retryable: name == "ferry.Transient",
-        name,
-        message,
-    })
-}
-
-/// What a state machine's own error names mean, for the job record and event.
-fn caught_message(name: &str) -> String {
-    match name {
-        // The names the stack's step states fail with after stopping the task (cdk/lib/ferry-stack.ts).
-        "ferry.TaskLost" | "States.HeartbeatTimeout" => "the step's task stopped sending heartbeats (a lost host, a hung or killed process); the state machine stopped it".into(),
-        "ferry.StepTimedOut" | "States.Timeout" => "the step ran past its state's timeout; the state machine stopped its task".into(),
-        "States.TaskFailed" => "the step's task failed without an answer (it could not start, or exited without reporting)".into(),
-        other if other.starts_with("ECS.") => format!("ECS could not run the step's task ({other})"),
-        other => format!("the state machine caught {other}"),
-    }
-}
-
-/// The cause sent with SendTaskFailure: JSON that stays whole within Step
-/// Functions' 32,768-character limit (a long message is cut, and says where
-/// the whole one is).
-fn failure_cause(step: &str, e: &FerryError) -> String {
-    const LIMIT: usize = 32_768;
-    let full = e.to_string();
-    let mut room = full.len();
-    loop {
-        let mut message = full.clone();
-        if room < full.len() {
-            let mut cut = room;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push_str(&format!(
-                "… ({} more bytes: the whole message is in the job record)",
-                full.len() - cut
-            ));
-        }
-        let cause =
-            json!({"step": step, "message": message, "retryable": e.retryable()}).to_string();
-        if cause.len() <= LIMIT || room == 0 {
-            return cause;
-        }
-        // JSON escapes make the text longer than the message: cut by the overflow and try again.
-        room = room
-            .min(full.len())
-            .saturating_sub(cause.len() - LIMIT + 128);
-    }
-}
-
 /// The exit code of a task whose token Step Functions no longer accepts:
 /// the external service's verdict (as for exit 5, a service failed), not a
 /// fault of the input or the configuration.
@@ -681,7 +597,7 @@ pub async fn task(args: TaskArgs) -> Result<(), FerryError> {
         let answered = match &result {
             Ok(out) => t.succeed(out).await,
             Err(e) => {
-                t.fail(e.error_name(), &failure_cause(args.step.name(), e))
+                t.fail(e.error_name(), &answer::failure_cause(args.step.name(), e))
                     .await
             }
         };
@@ -745,7 +661,7 @@ async fn task_inner(args: &TaskArgs) -> Result<Value, FerryError> {
                 .get(&job_id)
                 .await?
                 .ok_or_else(|| FerryError::Usage(format!("no job {job_id}")))?;
-            let error = caught_error(args.caught.as_deref(), text.as_deref(), &current);
+            let error = answer::caught_error(args.caught.as_deref(), text.as_deref(), &current);
             rt.notify(&job_id, error).await?
         }
         _ => rt.run_step(&job_id, step).await?,
@@ -854,62 +770,5 @@ pub async fn jobs_cmd(cmd: JobsCommand) -> Result<(), FerryError> {
             }
             Ok(())
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_failure_cause_is_whole_json_within_step_functions_limit() {
-        let long = FerryError::Usage(format!(
-            "no field named x; valid fields are {}",
-            "a\"b, ".repeat(20_000)
-        ));
-        let cause = failure_cause("transform", &long);
-        assert!(cause.len() <= 32_768, "{}", cause.len());
-        let v: Value = serde_json::from_str(&cause).expect("JSON");
-        let message = v["message"].as_str().unwrap();
-        assert!(message.ends_with("more bytes: the whole message is in the job record)"));
-        assert_eq!(v["step"], "transform");
-        let short = failure_cause("transform", &FerryError::Usage("bad".into()));
-        assert_eq!(
-            serde_json::from_str::<Value>(&short).unwrap()["message"],
-            "bad"
-        );
-    }
-
-    #[test]
-    fn a_caught_name_becomes_the_jobs_error_unless_the_step_recorded_one() {
-        let job: Job = serde_json::from_value(json!({
-            "job_id": "j", "idempotency_key": "k", "status": "running", "attempts": 1, "dir": "d", "version": 1,
-            "input": {"uri": "s3://b/k"}, "created_at": "t", "updated_at": "t",
-            "steps": [{"step": "transform", "attempt": 1, "started_at": "t"}],
-        }))
-        .expect("a job record");
-        let e = caught_error(Some("ferry.TaskLost"), None, &job).expect("an error");
-        assert_eq!(
-            (e.name.as_str(), e.step.as_str()),
-            ("ferry.TaskLost", "transform")
-        );
-        assert!(
-            e.message.contains("stopped sending heartbeats"),
-            "{}",
-            e.message
-        );
-        assert!(
-            caught_error(None, None, &job).is_none(),
-            "no catch: the job succeeded"
-        );
-        let mut failed = job.clone();
-        failed.steps[0].error = Some(JobError {
-            step: "transform".into(),
-            name: "ferry.Input".into(),
-            retryable: false,
-            message: "x.csv:3: bad".into(),
-        });
-        let e = caught_error(Some("States.TaskFailed"), None, &failed).expect("an error");
-        assert_eq!(e.message, "x.csv:3: bad");
     }
 }

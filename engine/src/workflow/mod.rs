@@ -17,6 +17,7 @@
 //! summary line. The job store, not the process, is the state: any step can
 //! run in another container, later.
 
+pub mod answer;
 pub mod event;
 pub mod gc;
 pub mod route;
