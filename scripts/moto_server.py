@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""The local AWS emulator for ferry's tests: moto's server, with the two gaps of
-moto 5.2.5 that keep a synthesized architecture from running filled in.
+"""The local AWS emulator for ferry's tests: moto's server, with the gaps of moto
+5.2.5 that keep a synthesized architecture from running (or from being judged by
+IAM) filled in.
 
   python scripts/moto_server.py -H 127.0.0.1 -p 54567
 
@@ -26,6 +27,18 @@ moto 5.2.5 that keep a synthesized architecture from running filled in.
    e.g. a table name), the `status`, the error `code` and a `count`;
    `GET /_ferry/faults` returns them with how often each was hit; `DELETE`
    clears them. Throttling and 5xx errors are how the SDKs' retries are proved.
+
+5. IAM, when a test turns moto's enforcement on (`POST /moto-api/reset-auth` with
+   0): moto judges the Resource of a policy statement only for S3 and SQS and
+   asks every other service's policies about "*", so a statement scoped to a
+   table, topic, secret, state machine or task definition (as every synthesized
+   one is) never matches. Here DynamoDB, SNS, Secrets Manager, Step Functions,
+   ECS and EventBridge requests name the ARN AWS authorizes them against.
+   Step Functions' service integrations sign with fixed keys; here each call is
+   made with the credentials of the executing state machine's role (as AWS
+   assumes it), RunTask also needs iam:PassRole on the task definition's roles,
+   and an EventBridge rule starts an execution only if its target's role may.
+   Without enforcement all of this is inert.
 
 Everything else is moto as published. scripts/aws.sh starts this.
 """
@@ -153,6 +166,10 @@ def patch_events_to_states():
         from moto.stepfunctions.responses import get_backend
 
         for target in to_states:
+            if _enforcing() and not _role_permits(target.get("RoleArn", ""), "states:StartExecution", target["Arn"]):
+                print(f"AccessDenied: rule {self.name}: {target.get('RoleArn')} may not start {target['Arn']}",
+                      file=sys.stderr, flush=True)
+                continue  # AWS sends it to the rule's dead-letter queue; the execution never starts
             arn = parse_arn(target["Arn"])
             event = dict(original_event)
             if "Input" in target:
@@ -162,6 +179,251 @@ def patch_events_to_states():
             )
 
     models.Rule.send_to_targets = send_to_targets
+
+
+# ---------------------------------------------------------------- 5. IAM
+
+def _enforcing():
+    from moto import settings
+
+    return settings.INITIAL_NO_AUTH_ACTION_COUNT != float("inf")
+
+
+def _role_permits(role_arn, action, resource):
+    """Whether the role's identity policies allow `action` on `resource` (moto's evaluator)."""
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+    from moto.iam.models import iam_backends
+
+    iam = iam_backends[role_arn.split(":")[4]]["aws"]
+    name = role_arn.split("/")[-1]
+    try:
+        policies = [iam.get_role_policy(name, p)[1] for p in iam.list_role_policies(name)]
+    except Exception:
+        return False  # no such role: nothing is allowed
+    policies += iam.list_attached_role_policies(name)[0]
+    verdicts = [IAMPolicy(p).is_action_permitted(action, resource) for p in policies]
+    return PermissionResult.PERMITTED in verdicts and PermissionResult.DENIED not in verdicts
+
+
+_SESSIONS = {}
+
+
+def _credentials_of(role_arn):
+    """Session credentials of the role, as Step Functions gets them by assuming it."""
+    from moto.sts.models import sts_backends
+
+    if role_arn not in _SESSIONS:
+        role = sts_backends[role_arn.split(":")[4]]["aws"].assume_role(
+            region_name="us-east-1", role_session_name="states", role_arn=role_arn,
+            policy=None, duration=43200, external_id=None,
+        )
+        _SESSIONS[role_arn] = (role.access_key_id, role.secret_access_key, role.session_token)
+    return _SESSIONS[role_arn]
+
+
+def _params(response):
+    params = getattr(response, "params", None)
+    if isinstance(params, dict) and params:
+        return params
+    if isinstance(response.body, dict):
+        return response.body
+    try:
+        return json.loads(response.body or "{}")
+    except (TypeError, ValueError):
+        return {k: v[0] for k, v in response.querystring.items()}
+
+
+def _first(value, *path):
+    for step in path:
+        if isinstance(value, list):
+            value = value[0] if value else None
+        elif isinstance(value, dict):
+            value = value.get(step) if step != "*" else next(iter(value.values()), None)
+        if value is None:
+            return None
+    return value
+
+
+def _resource(self):
+    """The ARN AWS authorizes this request against ("*" where it has none)."""
+    p, action = _params(self), self._get_action()
+    region, account = self.region, self.current_account
+    arn = lambda service, rest: f"arn:aws:{service}:{region}:{account}:{rest}"
+    service = type(self).__name__
+    if service == "DynamoHandler":
+        table = p.get("TableName") or _first(p.get("TransactItems"), 0, "*", "TableName") \
+            or next(iter(p.get("RequestItems") or {}), None)
+        if not table:
+            return "*"
+        index = p.get("IndexName")
+        return arn("dynamodb", f"table/{table}" + (f"/index/{index}" if index else ""))
+    if service == "SNSResponse":
+        return p.get("TopicArn") or p.get("TargetArn") or "*"
+    if service == "SecretsManagerResponse":
+        secret = p.get("SecretId") or "*"
+        if secret != "*" and not secret.startswith("arn:"):
+            from moto.secretsmanager.models import secretsmanager_backends
+
+            found = secretsmanager_backends[account][region].secrets.get(secret)
+            secret = found.arn if found is not None else secret
+        return secret
+    if service == "StepFunctionResponse":
+        return p.get("stateMachineArn") or p.get("executionArn") or "*"
+    if service == "EC2ContainerServiceResponse":
+        cluster = (p.get("cluster") or "default").split("/")[-1]
+        if action == "RunTask":
+            # IAM judges the revision that runs: a family alone means its latest revision.
+            from moto.ecs.models import ecs_backends
+
+            try:
+                return ecs_backends[account][region].describe_task_definition(p.get("taskDefinition") or "").arn
+            except Exception:
+                return "*"
+        task = p.get("task") or _first(p.get("tasks"), 0)
+        if task:
+            return task if task.startswith("arn:") else arn("ecs", f"task/{cluster}/{task}")
+        return "*"
+    if service == "EventsHandler":
+        if action == "PutEvents":
+            bus = _first(p.get("Entries"), 0, "EventBusName") or "default"
+            return bus if bus.startswith("arn:") else arn("events", f"event-bus/{bus}")
+        if p.get("Rule") or p.get("Name"):
+            return arn("events", f"rule/{p.get('Rule') or p.get('Name')}")
+    return "*"
+
+
+def patch_iam():
+    import importlib
+    import pkgutil
+
+    import boto3
+    from botocore.config import Config
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.ecs.responses import EC2ContainerServiceResponse
+    from moto.events.responses import EventsHandler
+    from moto.secretsmanager.responses import SecretsManagerResponse
+    from moto.sns.responses import SNSResponse
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    for cls in (DynamoHandler, SNSResponse, SecretsManagerResponse, StepFunctionResponse,
+                EC2ContainerServiceResponse, EventsHandler):
+        cls._determine_resource = _resource
+
+    # DynamoDB has no IAM action for transactions: AWS authorizes each item as its own action
+    # (Put → dynamodb:PutItem, …) on its own table.
+    own_authorize = DynamoHandler._authenticate_and_authorize_normal_action
+    per_item = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
+                "ConditionCheck": "ConditionCheckItem", "Get": "GetItem"}
+
+    def authorize(self, resource="*"):
+        if self._get_action() not in ("TransactWriteItems", "TransactGetItems"):
+            return own_authorize(self, resource)
+        for item in _params(self).get("TransactItems") or []:
+            (kind, body), = item.items()
+            self._get_action = lambda action=per_item[kind]: action
+            try:
+                own_authorize(self, f"arn:aws:dynamodb:{self.region}:{self.current_account}:table/{body['TableName']}")
+            finally:
+                del self._get_action
+
+    DynamoHandler._authenticate_and_authorize_normal_action = authorize
+
+    # A refusal of a JSON-protocol request (DynamoDB, ECS, Step Functions, Secrets Manager, …)
+    # answers in JSON, as AWS does, so an SDK reads its code and message.
+    from moto.core.exceptions import JsonRESTError
+    from moto.iam.access_control import IAMRequest, S3IAMRequest
+
+    from moto.iam.access_control import IAMRequestBase
+
+    own_check = IAMRequestBase.check_action_permitted
+
+    def check_action_permitted(self, resource):
+        self._ferry_resource = resource
+        own_check(self, resource)
+
+    IAMRequestBase.check_action_permitted = check_action_permitted
+    own_denied = IAMRequest._raise_access_denied
+
+    def raise_access_denied(self):
+        message = (f"User: {self._access_key.arn} is not authorized to perform: {self._action} "
+                   f"on resource: {getattr(self, '_ferry_resource', '*')}")
+        print(f"IAM denied: {message}", file=sys.stderr, flush=True)
+        if self._headers.get("X-Amz-Target"):
+            raise JsonRESTError("AccessDeniedException", message)
+        own_denied(self)
+
+    IAMRequest._raise_access_denied = raise_access_denied
+    own_s3_denied = S3IAMRequest._raise_access_denied
+
+    def raise_s3_access_denied(self):
+        print(f"IAM denied: {self._access_key.arn} may not {self._action} on "
+              f"{getattr(self, '_ferry_resource', '*')}", file=sys.stderr, flush=True)
+        own_s3_denied(self)
+
+    S3IAMRequest._raise_access_denied = raise_s3_access_denied
+
+    # What is judged is authorization, not SigV4: moto re-signs a form-encoded request from its
+    # parsed parameters, which differs from the bytes the Rust SDK signed (SNS Publish of a JSON
+    # message fails its check), so signatures are not re-checked; the access key must still
+    # belong to a user or a session, and an unknown one is refused.
+    IAMRequestBase.check_signature = lambda self: None
+    own_invalid = IAMRequest._raise_invalid_access_key
+
+    def raise_invalid_access_key(self, reason):
+        print(f"IAM refused an unknown access key ({reason}) for {self._action}", file=sys.stderr, flush=True)
+        own_invalid(self, reason)
+
+    IAMRequest._raise_invalid_access_key = raise_invalid_access_key
+
+    # Step Functions' integrations: the state machine's role, not fixed keys.
+    from moto.stepfunctions.parser.asl.utils import boto_client
+    from moto.settings import moto_server_port
+
+    own = boto_client.boto_client_for
+
+    def boto_client_for(region, service, state_credentials=None):
+        role = getattr(state_credentials, "role_arn", None)
+        if not _enforcing() or not role:
+            return own(region, service, state_credentials)
+        key, secret, token = _credentials_of(role)
+        client = boto3.client(
+            service_name=service, region_name=region, endpoint_url=f"http://localhost:{moto_server_port()}",
+            aws_access_key_id=key, aws_secret_access_key=secret, aws_session_token=token,
+            config=Config(parameter_validation=False, retries={"max_attempts": 0, "total_max_attempts": 1}),
+        )
+        if service == "ecs":
+            _checks_pass_role(client, role)
+        return client
+
+    import moto.stepfunctions.parser.asl as asl
+
+    for info in pkgutil.walk_packages(asl.__path__, asl.__name__ + ".", onerror=lambda name: None):
+        try:
+            module = importlib.import_module(info.name)
+        except ImportError:
+            continue  # parts of the LocalStack port moto does not ship
+        if getattr(module, "boto_client_for", None) is own:
+            module.boto_client_for = boto_client_for
+
+
+def _checks_pass_role(client, role):
+    """RunTask by a state machine: ECS also requires iam:PassRole on the task definition's roles."""
+    from botocore.exceptions import ClientError
+    from moto.ecs.models import ecs_backends
+
+    run_task = client.run_task
+
+    def checked(**kwargs):
+        account, region = role.split(":")[4], client.meta.region_name
+        td = ecs_backends[account][region].describe_task_definition(kwargs.get("taskDefinition"))
+        for passed in (getattr(td, "task_role_arn", None), getattr(td, "execution_role_arn", None)):
+            if passed and not _role_permits(role, "iam:PassRole", passed):
+                raise ClientError({"Error": {"Code": "AccessDeniedException", "Message":
+                                             f"{role} is not authorized to perform iam:PassRole on {passed}"}},
+                                  "RunTask")
+        return run_task(**kwargs)
+
+    client.run_task = checked
 
 
 FAULTS = []
@@ -248,6 +510,7 @@ def main():
     patch_task_failure_cause()
     patch_events_to_states()
     patch_fault_injection()
+    patch_iam()
     from moto.server import main as moto_main
 
     moto_main(sys.argv[1:])

@@ -17,8 +17,12 @@ What differs from AWS, and why: FERRY_WORK_DIR (/data, the EFS mount) and
 FERRY_SPECS (/opt/ferry/sql, baked into the image) point at local folders, and
 the RDS CA bundle the image ships (PGSSLROOTCERT) is the test server's CA: the
 tasks connect exactly as the stack configures them, PGSSLMODE=verify-full over
-TLS to a certificate for the secret's host; IAM is not enforced by the emulator
-(the CDK tests check the policies instead).
+TLS to a certificate for the secret's host. IAM is enforced: the template's roles
+and policies are created as synthesized, each task runs with its task role's
+credentials (its secrets read with its execution role's), each state machine's
+integrations call with its role's (scripts/moto_server.py), the harness is an
+admin; what the emulator cannot judge (KMS key policies, EFS, ECR, logs) the
+CDK rule tests check.
 
   python run_synthesized.py --template cdk.out/Ferry.template.json --ferry PATH \
       --endpoint http://127.0.0.1:PORT --database-url postgres://… --specs ../sql \
@@ -42,6 +46,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
+import botocore.exceptions
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -69,6 +74,9 @@ class Resolver:
     """CloudFormation intrinsic functions over the physical ids created here."""
 
     def __init__(self):
+        # Set once everything the emulator creates exists: what is left (KMS keys, EFS, log groups,
+        # ECR) gets a placeholder ARN in IAM policies, whose grants the stack's rule tests judge.
+        self.placeholders = False
         self.refs = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT,
                      "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": "Ferry"}
 
@@ -81,11 +89,15 @@ class Resolver:
             (k, arg), = v.items()
             if k == "Ref":
                 if arg not in self.refs:
+                    if self.placeholders:
+                        return f"not-emulated-{arg}"
                     raise KeyError(f"Ref {arg}: not created locally")
                 return self.refs[arg]
             if k == "Fn::GetAtt":
                 key = f"{arg[0]}.{arg[1]}"
                 if key not in self.refs:
+                    if self.placeholders:
+                        return f"arn:aws:local:{REGION}:{ACCOUNT}:not-emulated/{key}"
                     raise KeyError(f"GetAtt {key}: not created locally")
                 return self.refs[key]
             if k == "Fn::Join":
@@ -178,8 +190,10 @@ def deploy(template, aws, resolve, pg, suffix):
         resolve.refs[f"{lid}.GroupId"] = gid
     for lid, _ in of_type(template, "AWS::Logs::LogGroup"):
         resolve.refs[lid] = f"/ferry/{lid}"
+    # Roles are created with their policies once everything they name exists (see grant()).
     for lid, _ in of_type(template, "AWS::IAM::Role"):
-        resolve.refs[f"{lid}.Arn"] = f"arn:aws:iam::{ACCOUNT}:role/{lid}"
+        name = f"{lid[:46]}-{suffix}"
+        resolve.refs[lid], resolve.refs[f"{lid}.Arn"] = name, f"arn:aws:iam::{ACCOUNT}:role/{name}"
     for lid, _ in of_type(template, "AWS::EFS::FileSystem"):
         resolve.refs[lid] = "fs-local"
     for lid, _ in of_type(template, "AWS::EFS::AccessPoint"):
@@ -195,6 +209,7 @@ def deploy(template, aws, resolve, pg, suffix):
         containers = camel(p["ContainerDefinitions"])
         for c in containers:
             c["memory"] = int(p["Memory"])
+        out.setdefault("roles", {})[p["Family"]] = {"task": p["TaskRoleArn"], "execution": p["ExecutionRoleArn"]}
         arn = ecs.register_task_definition(
             family=p["Family"], containerDefinitions=containers, cpu=p["Cpu"], memory=p["Memory"],
             networkMode=p["NetworkMode"], requiresCompatibilities=p["RequiresCompatibilities"],
@@ -214,7 +229,7 @@ def deploy(template, aws, resolve, pg, suffix):
                 continue
             name = f"{lid}-{suffix}"
             arn = sfn.create_state_machine(name=name, definition=definition,
-                                           roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn")["stateMachineArn"]
+                                           roleArn=resolve(r["Properties"]["RoleArn"]))["stateMachineArn"]
             resolve.refs[lid], resolve.refs[f"{lid}.Name"] = arn, name
             out["machines"][lid.split("StateMachine")[0]] = arn
             del machines[lid]
@@ -234,11 +249,52 @@ def deploy(template, aws, resolve, pg, suffix):
         name = f"ferry-{lid.lower()[:40]}-{suffix}"
         events.put_rule(Name=name, EventPattern=json.dumps(p["EventPattern"]), State="ENABLED")
         events.put_targets(Rule=name, Targets=[
-            {"Id": t["Id"], "Arn": t["Arn"], "RoleArn": t.get("RoleArn", f"arn:aws:iam::{ACCOUNT}:role/events"),
+            {"Id": t["Id"], "Arn": t["Arn"], **({"RoleArn": t["RoleArn"]} if "RoleArn" in t else {}),
              **({"DeadLetterConfig": t["DeadLetterConfig"]} if "DeadLetterConfig" in t else {}),
              **({"RetryPolicy": t["RetryPolicy"]} if "RetryPolicy" in t else {})}
             for t in p["Targets"]])
     return out
+
+
+def grant(template, aws, resolve, suffix):
+    """Creates the template's IAM roles with exactly their synthesized policies, an admin for the
+    harness, and a session of every role; returns {role arn: credentials}, plus "admin"."""
+    iam, sts = aws("iam"), aws("sts")
+    resolve.placeholders = True
+    sessions = {}
+    for lid, r in of_type(template, "AWS::IAM::Role"):
+        p = r["Properties"]
+        name = resolve.refs[lid]
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(resolve(p["AssumeRolePolicyDocument"])))
+        for inline in p.get("Policies", []):
+            iam.put_role_policy(RoleName=name, PolicyName=inline["PolicyName"],
+                                PolicyDocument=json.dumps(resolve(inline["PolicyDocument"])))
+        # ManagedPolicyArns: only the CDK's custom-resource Lambdas have them, and they do not run here.
+    for lid, r in of_type(template, "AWS::IAM::Policy"):
+        p = r["Properties"]
+        for role in p.get("Roles", []):
+            iam.put_role_policy(RoleName=resolve(role), PolicyName=lid,
+                                PolicyDocument=json.dumps(resolve(p["PolicyDocument"])))
+    for lid, _ in of_type(template, "AWS::IAM::Role"):
+        arn = resolve.refs[f"{lid}.Arn"]
+        c = sts.assume_role(RoleArn=arn, RoleSessionName="ferry-local")["Credentials"]
+        sessions[arn] = {"aws_access_key_id": c["AccessKeyId"], "aws_secret_access_key": c["SecretAccessKey"],
+                         "aws_session_token": c["SessionToken"]}
+    # The harness itself (a producer putting objects, the checks reading state) is an admin.
+    user = f"ferry-harness-{suffix}"
+    iam.create_user(UserName=user)
+    iam.put_user_policy(UserName=user, PolicyName="admin", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    sessions["admin"] = {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
+    return sessions
+
+
+def enforce_iam(endpoint, on):
+    """moto's IAM enforcement: every request after this one is judged against its caller's policies."""
+    req = urllib.request.Request(endpoint + "/moto-api/reset-auth", data=(b"0" if on else b"inf"), method="POST",
+                                 headers={"Content-Type": "text/plain"})
+    urllib.request.urlopen(req).read()
 
 
 # ---------------------------------------------------------------- the ECS agent
@@ -246,9 +302,9 @@ def deploy(template, aws, resolve, pg, suffix):
 class Agent(threading.Thread):
     """Plays Fargate: runs each started task's command with the real binary, then stops the task."""
 
-    def __init__(self, aws, deployed, ferry, base_env, work, specs, logs, pg_ca):
+    def __init__(self, aws, deployed, ferry, base_env, work, specs, logs, pg_ca, sessions):
         super().__init__(daemon=True)
-        self.ecs, self.sm = aws("ecs"), aws("secretsmanager")
+        self.aws, self.ecs, self.sessions = aws, aws("ecs"), sessions
         self.deployed, self.ferry, self.base_env = deployed, ferry, base_env
         self.work, self.specs, self.logs, self.pg_ca = work, specs, logs, pg_ca
         self.seen, self.runs, self.stop_flag = set(), [], threading.Event()
@@ -272,21 +328,28 @@ class Agent(threading.Thread):
 
     def env_for(self, task):
         family = task["taskDefinitionArn"].split("/")[-1].split(":")[0]
-        env = self.env_for_container(self.deployed["task_definitions"][family])
+        env = self.env_for_container(family)
         override = task["overrides"]["containerOverrides"][0]
         for e in override.get("environment", []):
             env[e["name"]] = e["value"]
         return env, override["command"]
 
-    def env_for_container(self, container):
-        """The environment ECS gives a container of this task definition, mapped to this machine."""
+    def env_for_container(self, family):
+        """The environment ECS gives the container of this task definition, mapped to this machine:
+        its task role's credentials, and its secrets read with its execution role's."""
+        container, roles = self.deployed["task_definitions"][family], self.deployed["roles"][family]
         env = dict(self.base_env)
+        task_role = self.sessions[roles["task"]]
+        env.update({"AWS_ACCESS_KEY_ID": task_role["aws_access_key_id"],
+                    "AWS_SECRET_ACCESS_KEY": task_role["aws_secret_access_key"],
+                    "AWS_SESSION_TOKEN": task_role["aws_session_token"]})
         for e in container.get("environment", []):
             env[e["name"]] = e["value"]
+        secrets = self.aws("secretsmanager", self.sessions[roles["execution"]])
         for s in container.get("secrets", []):
             # valueFrom = <secret arn>:<json key>::  (as ECS resolves it at task start)
             arn, key = s["valueFrom"].rsplit(":", 3)[:2]
-            value = json.loads(self.sm.get_secret_value(SecretId=arn)["SecretString"])[key]
+            value = json.loads(secrets.get_secret_value(SecretId=arn)["SecretString"])[key]
             env[s["name"]] = str(value)
         # The EFS mount and the image's specs folder, here.
         if env.get("FERRY_WORK_DIR") == "/data":
@@ -302,8 +365,7 @@ class Agent(threading.Thread):
         if "--job-id" not in command:
             return ""
         job_id = command[command.index("--job-id") + 1]
-        ddb = boto3.client("dynamodb", endpoint_url=self.base_env["AWS_ENDPOINT_URL"], region_name=REGION,
-                           aws_access_key_id="test", aws_secret_access_key="test")
+        ddb = self.aws("dynamodb")
         item = ddb.get_item(TableName=self.deployed["table"], Key={"pk": {"S": f"job#{job_id}"}}).get("Item")
         return json.loads(item["doc"]["S"])["input"]["uri"] if item else ""
 
@@ -382,8 +444,13 @@ def main():
         req = urllib.request.Request(endpoint + path, data=json.dumps(body).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})
         urllib.request.urlopen(req).read()
-    creds = {"aws_access_key_id": "test", "aws_secret_access_key": "test", "region_name": REGION}
-    aws = lambda svc: boto3.client(svc, endpoint_url=endpoint, **creds)
+    enforce_iam(endpoint, False)  # a run that died may have left it on
+    clients = threading.Lock()  # boto3's default session does not make clients thread-safely
+    identity = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+
+    def aws(svc, credentials=None):
+        with clients:
+            return boto3.client(svc, endpoint_url=endpoint, region_name=REGION, **(credentials or identity))
 
     # A fresh database for the deployed pipeline.
     from urllib.parse import urlparse, urlunparse
@@ -398,7 +465,13 @@ def main():
     suffix = uuid.uuid4().hex[:8]
     resolve = Resolver()
     deployed = deploy(template, aws, resolve, pg, suffix)
-    say(f"deployed: {len(template['Resources'])} template resources; machines {sorted(deployed['machines'])}")
+    sessions = grant(template, aws, resolve, suffix)
+    say(f"deployed: {len(template['Resources'])} template resources; machines {sorted(deployed['machines'])}; "
+        f"{len(sessions) - 1} roles")
+    # From here on every request is judged by IAM: the harness as an admin, each task with its task
+    # role (its secrets read with its execution role), each state machine's integrations with its role.
+    identity = sessions["admin"]
+    enforce_iam(endpoint, True)
 
     tmp = tempfile.mkdtemp(prefix="ferry-deployed-")
     work, logs = os.path.join(tmp, "efs"), os.path.join(tmp, "logs")
@@ -417,11 +490,12 @@ def main():
                 '[target]\ntable = "public.wide"\n')
     with open(os.path.join(specs, "wide", "transform.sql"), "w") as f:
         f.write("SELECT no_such_column FROM source\n")
-    agent = Agent(aws, deployed, args.ferry, base_env, work, specs, logs, args.pg_ca)
+    agent = Agent(aws, deployed, args.ferry, base_env, work, specs, logs, args.pg_ca, sessions)
     agent.start()
     s3, sfn, sqs, ddb = aws("s3"), aws("stepfunctions"), aws("sqs"), aws("dynamodb")
     orchestrator, loader, converter = (deployed["machines"][k] for k in ("Orchestrator", "Loader", "Converter"))
     rows_in_sample = sum(1 for _ in open(os.path.join(args.specs, "lineitem", "sample.tbl")))
+    finished = False
     try:
         started = time.time()
         # 1. A good file for the Loader and one for the Converter, put as a producer would.
@@ -598,18 +672,58 @@ def main():
                 command = list(container["command"])
                 if older:
                     command[command.index("--older-than") + 1] = older
-                env = agent.env_for_container(container)
+                env = agent.env_for_container(sweep["family"])
                 r = subprocess.run([args.ferry] + command, env=env, capture_output=True, text=True, timeout=120)
                 now = sorted(f for f in os.listdir(work) if os.path.isdir(os.path.join(work, f)))
                 checks.ok(r.returncode == 0 and now == left,
                           f"`ferry {' '.join(command)}` (the sweep task's command): exit {r.returncode}, "
                           f"{len(now)} job folders left {r.stdout.strip()[:120]}")
+
+        # 7. IAM is judged, not assumed: what a role was not granted is refused, for a task's role
+        #    (the transform reads no bucket; notify writes no output) and for a state machine's
+        #    (the Converter may not run the Loader's sql-processor task).
+        def refused(call):
+            try:
+                call()
+                return "allowed"
+            except botocore.exceptions.ClientError as e:
+                return e.response["Error"]["Code"]
+
+        roles = deployed["roles"]
+        family = lambda step: next(f for f, c in deployed["task_definitions"].items() if c["command"][:2] == ["task", step])
+        as_role = lambda svc, step: aws(svc, sessions[roles[family(step)]["task"]])
+        denied = {
+            "transform reads the input bucket": refused(lambda: as_role("s3", "transform").get_object(
+                Bucket=deployed["input"], Key="in/2026/11/lineitem.tbl")),
+            "notify writes the output bucket": refused(lambda: as_role("s3", "notify").put_object(
+                Bucket=out_bucket, Key="ferry/x", Body=b"x")),
+            "transform publishes a job event": refused(lambda: as_role("sns", "transform").publish(
+                TopicArn=resolve.refs[next(l for l, _ in of_type(template, "AWS::SNS::Topic") if l.startswith("JobEvents"))],
+                Message="{}")),
+        }
+        checks.ok(all(code in ("AccessDenied", "AccessDeniedException", "AuthorizationError") for code in denied.values()),
+                  f"task roles are held to their grants: {denied}")
+        converter_role = sfn.describe_state_machine(stateMachineArn=converter)["roleArn"]
+        sql_td = next(resolve.refs[l] for l, r in of_type(template, "AWS::ECS::TaskDefinition")
+                      if "sqlprocessor" in l.lower())
+        probe = sfn.create_state_machine(name=f"probe-{suffix}", roleArn=converter_role, definition=json.dumps({
+            "StartAt": "run", "States": {"run": {
+                "Type": "Task", "Resource": "arn:aws:states:::ecs:runTask", "End": True,
+                "Parameters": {"Cluster": deployed["cluster"], "TaskDefinition": sql_td, "LaunchType": "FARGATE"}}}}))
+        sfn.start_execution(stateMachineArn=probe["stateMachineArn"], input="{}")
+        ex = wait_executions(sfn, probe["stateMachineArn"], 1)[0]
+        d = sfn.describe_execution(executionArn=ex["executionArn"])
+        checks.ok(d["status"] == "FAILED" and "AccessDenied" in (d.get("error", "") + d.get("cause", "")),
+                  f"the Converter's role may not run the sql-processor task: {d['status']} {d.get('error')} "
+                  f"{d.get('cause', '')[:100]}")
+        finished = True
     finally:
+        enforce_iam(endpoint, False)
         agent.stop_flag.set()
         for r in agent.runs:
             if r["exit"] != 0:
                 say(f"task {r['step']} exited {r['exit']}; log: {r['log']}")
-        if checks.failed:
+        if checks.failed or not finished:
             for r in agent.runs:
                 say(f"--- {r['step']} (exit {r['exit']}, {r['seconds']} s)")
                 sys.stderr.write(open(r["log"]).read()[-3000:])
