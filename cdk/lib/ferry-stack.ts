@@ -12,12 +12,14 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { TaskContract, commandFor, envName, loadContract, notifyFailureFlag, REPO_ROOT } from './contract';
+import { ExistingInfra, readExistingInfra } from './existing';
 import { operate } from './operations';
 import { FerrySettings, readSettings } from './settings';
 
@@ -67,11 +69,17 @@ const NEEDS: Record<string, StepNeeds> = {
 export class FerryStack extends Stack {
   readonly settings: FerrySettings;
   readonly contract: TaskContract;
-  readonly inputBucket: s3.Bucket;
-  readonly outputBucket: s3.Bucket;
+  /** What `-c config=<file.json>` said the account already has (undefined: the stack creates all). */
+  readonly existing?: ExistingInfra;
+  readonly inputBucket: s3.IBucket;
+  readonly outputBucket: s3.IBucket;
   readonly jobs: dynamodb.Table;
-  readonly topic: sns.Topic;
-  readonly database: rds.DatabaseInstance;
+  /** The job events topic, when events go to SNS (created, or the account's). */
+  readonly topic?: sns.ITopic;
+  /** Where the tasks send job events: `sns://<topic ARN>` or `eventbridge://<bus>` (FERRY_NOTIFY). */
+  readonly notifyUri: string;
+  /** The database the stack created; undefined when the account's own is used. */
+  readonly database?: rds.DatabaseInstance;
   readonly fileSystem: efs.FileSystem;
   readonly cluster: ecs.Cluster;
   readonly taskDefinitions: Record<string, ecs.FargateTaskDefinition> = {};
@@ -89,6 +97,7 @@ export class FerryStack extends Stack {
   constructor(scope: Construct, id: string, props?: StackProps) {
     super(scope, id, props);
     const settings = (this.settings = readSettings(this.node));
+    const existing = (this.existing = readExistingInfra(this.node));
     const contract = (this.contract = loadContract());
     const retention = logRetention(settings.logRetentionDays);
     // The stage decides what `cdk destroy` leaves: a production stage keeps its data (buckets,
@@ -97,9 +106,15 @@ export class FerryStack extends Stack {
     const prod = settings.stage === 'prod';
     const keep = prod ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
 
-    // ---- network: tasks in private subnets, the database isolated.
+    // ---- network: tasks in private subnets, the database isolated; or the account's VPC, as given.
+    let vpc: ec2.IVpc;
+    let taskSubnets: ec2.SubnetSelection;
+    if (existing?.vpc) {
+      vpc = ec2.Vpc.fromVpcAttributes(this, 'Vpc', existing.vpc);
+      taskSubnets = { subnets: vpc.privateSubnets };
+    } else {
     const flowLogs = new logs.LogGroup(this, 'FlowLogs', { retention, removalPolicy: RemovalPolicy.DESTROY });
-    const vpc = new ec2.Vpc(this, 'Vpc', {
+    vpc = new ec2.Vpc(this, 'Vpc', {
       maxAzs: 2,
       natGateways: settings.natGateways,
       subnetConfiguration: [
@@ -113,7 +128,8 @@ export class FerryStack extends Stack {
         DynamoDB: { service: ec2.GatewayVpcEndpointAwsService.DYNAMODB },
       },
     });
-    const taskSubnets = { subnetGroupName: 'tasks' };
+    taskSubnets = { subnetGroupName: 'tasks' };
+    }
     const tasksSg = new ec2.SecurityGroup(this, 'TasksSecurityGroup', {
       vpc,
       description: 'ferry step tasks: outbound only',
@@ -121,7 +137,8 @@ export class FerryStack extends Stack {
     });
 
     // ---- storage: input, output, access logs.
-    const accessLogs = new s3.Bucket(this, 'AccessLogs', {
+    const ownBuckets = !existing?.inputBucket || !existing?.outputBucket;
+    const accessLogs = !ownBuckets ? undefined : new s3.Bucket(this, 'AccessLogs', {
       encryption: s3.BucketEncryption.S3_MANAGED,
       enforceSSL: true,
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
@@ -129,7 +146,7 @@ export class FerryStack extends Stack {
       lifecycleRules: [{ expiration: Duration.days(settings.logRetentionDays) }],
       removalPolicy: keep, autoDeleteObjects: !prod,
     });
-    this.inputBucket = new s3.Bucket(this, 'Input', {
+    this.inputBucket = existing?.inputBucket ? s3.Bucket.fromBucketName(this, 'Input', existing.inputBucket) : new s3.Bucket(this, 'Input', {
       encryption: s3.BucketEncryption.S3_MANAGED,
       enforceSSL: true,
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
@@ -142,7 +159,10 @@ export class FerryStack extends Stack {
       ],
       removalPolicy: keep, autoDeleteObjects: !prod,
     });
-    this.outputBucket = new s3.Bucket(this, 'Output', {
+    // The account's input bucket sends its events to EventBridge (a custom resource adds exactly
+    // that to its notification configuration and keeps the rest).
+    if (existing?.inputBucket) this.inputBucket.enableEventBridgeNotification();
+    this.outputBucket = existing?.outputBucket ? s3.Bucket.fromBucketName(this, 'Output', existing.outputBucket) : new s3.Bucket(this, 'Output', {
       encryption: s3.BucketEncryption.S3_MANAGED,
       enforceSSL: true,
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
@@ -182,7 +202,24 @@ export class FerryStack extends Stack {
       removalPolicy: keep,
       ...(prod ? {} : { pendingWindow: Duration.days(7) }),
     });
-    this.topic = new sns.Topic(this, 'JobEvents', { masterKey: key, enforceSSL: true });
+    // Job events: a topic of the stack's (the default), the account's topic, or an EventBridge bus.
+    const notifyTo = existing?.notify ?? (settings.notify === 'eventbridge' ? { eventBusName: 'default' } : undefined);
+    let eventBus: events.IEventBus | undefined;
+    if (notifyTo && 'eventBusName' in notifyTo) {
+      eventBus = events.EventBus.fromEventBusName(this, 'JobEventsBus', notifyTo.eventBusName);
+      this.notifyUri = `eventbridge://${eventBus.eventBusName}`;
+    } else {
+      this.topic = notifyTo ? sns.Topic.fromTopicArn(this, 'JobEvents', notifyTo.snsTopicArn)
+        : new sns.Topic(this, 'JobEvents', { masterKey: key, enforceSSL: true });
+      this.notifyUri = `sns://${this.topic.topicArn}`;
+    }
+    const topicKey = notifyTo && 'snsTopicArn' in notifyTo && notifyTo.kmsKeyArn
+      ? kms.Key.fromKeyArn(this, 'JobEventsKey', notifyTo.kmsKeyArn) : undefined;
+    const grantNotify = (role: iam.IGrantable) => {
+      if (eventBus) eventBus.grantPutEventsTo(role);
+      if (this.topic) this.topic.grantPublish(role);
+      topicKey?.grant(role, 'kms:Decrypt', 'kms:GenerateDataKey');
+    };
     // A service that writes to a queue or topic encrypted with this key must be able to use the
     // key, or its messages are lost: EventBridge delivers undeliverable events to the
     // dead-letter queue below (the form AWS documents for EventBridge dead-letter queues).
@@ -219,7 +256,25 @@ export class FerryStack extends Stack {
       createAcl: { ownerUid: TASK_UID, ownerGid: TASK_UID, permissions: '750' },
     });
 
-    // ---- PostgreSQL: isolated subnets, TLS forced, credentials only in Secrets Manager.
+    // ---- PostgreSQL: isolated subnets, TLS forced, credentials only in Secrets Manager; or the
+    // account's own (RDS or Aurora), reached at its endpoint with the user and password of its secret.
+    const env = (name: string) => envName(contract, name);
+    let dbSecret: secretsmanager.ISecret;
+    /** Connection variables: from the secret (ECS resolves them at task start), and plain ones. */
+    let dbFromSecret: Record<string, string>;
+    let dbPlain: Record<string, string> = {};
+    let dbSecretKey: kms.IKey | undefined;
+    const db = existing?.database;
+    if (db) {
+      dbSecret = secretsmanager.Secret.fromSecretCompleteArn(this, 'ExistingDatabaseSecret', db.secretArn);
+      if (db.secretKmsKeyArn) dbSecretKey = kms.Key.fromKeyArn(this, 'DatabaseSecretKey', db.secretKmsKeyArn);
+      // One rule on the database's own security group: its port, from the step tasks only.
+      ec2.SecurityGroup.fromSecurityGroupId(this, 'DatabaseSecurityGroup', db.securityGroupId)
+        .addIngressRule(tasksSg, ec2.Port.tcp(db.port ?? 5432), 'PostgreSQL from ferry tasks');
+      dbFromSecret = { PGUSER: 'username', PGPASSWORD: 'password' };
+      dbPlain = { PGHOST: db.endpoint, PGPORT: String(db.port ?? 5432), PGDATABASE: db.databaseName };
+    } else {
+    dbFromSecret = { PGHOST: 'host', PGPORT: 'port', PGUSER: 'username', PGPASSWORD: 'password', PGDATABASE: 'dbname' };
     const dbSg = new ec2.SecurityGroup(this, 'DatabaseSecurityGroup', {
       vpc,
       description: 'ferry PostgreSQL: from the step tasks only',
@@ -253,7 +308,8 @@ export class FerryStack extends Stack {
       removalPolicy: prod ? RemovalPolicy.SNAPSHOT : RemovalPolicy.DESTROY,
     });
     this.database.addRotationSingleUser({ automaticallyAfter: Duration.days(30), vpcSubnets: taskSubnets });
-    const dbSecret = this.database.secret!;
+    dbSecret = this.database.secret!;
+    }
 
     // ---- the step tasks: one task definition and one role per step.
     this.cluster = new ecs.Cluster(this, 'Cluster', {
@@ -267,11 +323,10 @@ export class FerryStack extends Stack {
           ignoreMode: IgnoreMode.DOCKER,
         });
     const taskLogs = new logs.LogGroup(this, 'TaskLogs', { retention, removalPolicy: RemovalPolicy.DESTROY });
-    const env = (name: string) => envName(contract, name);
     const common: Record<string, string> = {
       [env('FERRY_WORK_DIR')]: WORK_MOUNT,
       [env('FERRY_JOB_STORE')]: `dynamodb://${this.jobs.tableName}`,
-      [env('FERRY_NOTIFY')]: `sns://${this.topic.topicArn}`,
+      [env('FERRY_NOTIFY')]: this.notifyUri,
       [env('FERRY_OUTPUT')]: `s3://${this.outputBucket.bucketName}/${OUTPUT_PREFIX}`,
       [env('FERRY_SPECS')]: SPECS_DIR,
       [env('FERRY_LOG_FORMAT')]: 'json',
@@ -306,11 +361,10 @@ export class FerryStack extends Stack {
       if (needs.database) {
         // The password reaches the process as an ECS secret: never in the template, the task
         // definition or the logs (ferry reads libpq's PG* variables when DATABASE_URL is unset).
-        secrets[env('PGHOST')] = ecs.Secret.fromSecretsManager(dbSecret, 'host');
-        secrets[env('PGPORT')] = ecs.Secret.fromSecretsManager(dbSecret, 'port');
-        secrets[env('PGUSER')] = ecs.Secret.fromSecretsManager(dbSecret, 'username');
-        secrets[env('PGPASSWORD')] = ecs.Secret.fromSecretsManager(dbSecret, 'password');
-        secrets[env('PGDATABASE')] = ecs.Secret.fromSecretsManager(dbSecret, 'dbname');
+        for (const [name, field] of Object.entries(dbFromSecret)) {
+          secrets[env(name)] = ecs.Secret.fromSecretsManager(dbSecret, field);
+        }
+        for (const [name, value] of Object.entries(dbPlain)) environment[env(name)] = value;
         environment[env('PGSSLMODE')] = 'verify-full';
         environment[env('PGSSLROOTCERT')] = RDS_CA;
       }
@@ -334,7 +388,8 @@ export class FerryStack extends Stack {
       this.jobs.grantReadWriteData(role);
       if (needs.readInput) this.inputBucket.grantRead(role);
       if (needs.writeOutput) this.outputBucket.grantPut(role, `${OUTPUT_PREFIX}/*`);
-      if (needs.publish) this.topic.grantPublish(role);
+      if (needs.publish) grantNotify(role);
+      if (needs.database && dbSecretKey) dbSecretKey.grantDecrypt(def.obtainExecutionRole());
       // Task-token callbacks do not support resource-level permissions (IAM requires "*").
       role.addToPrincipalPolicy(
         new iam.PolicyStatement({
@@ -709,7 +764,7 @@ export class FerryStack extends Stack {
       InputBucket: this.inputBucket.bucketName,
       OutputBucket: this.outputBucket.bucketName,
       JobsTable: this.jobs.tableName,
-      JobEventsTopic: this.topic.topicArn,
+      JobEventsTarget: this.notifyUri,
       DatabaseSecret: dbSecret.secretArn,
       BackfillStateMachineArn: backfill.stateMachineArn,
     })) {

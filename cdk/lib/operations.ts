@@ -51,13 +51,17 @@ export function operate(stack: FerryStack, key: kms.Key, taskLogs: logs.LogGroup
   }
   alarm('DeadLetters', stack.deadLetters.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: 'Maximum' }), 1,
     'Object Created events EventBridge could not deliver to the orchestrator: those files were not processed.');
-  alarm('DatabaseCpu', stack.database.metricCPUUtilization({ period: Duration.minutes(5) }), 85,
-    'PostgreSQL CPU above 85 % for 15 minutes.', cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD, 3);
-  alarm('DatabaseStorage', stack.database.metricFreeStorageSpace({ period: Duration.minutes(5), statistic: 'Minimum' }),
-    settings.dbAllocatedStorageGiB * 1024 ** 3 * 0.1, 'PostgreSQL free storage below 10 % of the allocated size (it grows to 4x, then stops).',
-    cloudwatch.ComparisonOperator.LESS_THAN_OR_EQUAL_TO_THRESHOLD);
-  alarm('DatabaseConnections', stack.database.metricDatabaseConnections({ period: Duration.minutes(5), statistic: 'Maximum' }), 150,
-    'More than 150 PostgreSQL connections (each load uses up to its stream count plus one).');
+  // The database's alarms: for one the stack created (an account's own database has its owners' alarms).
+  const database = stack.database;
+  if (database) {
+    alarm('DatabaseCpu', database.metricCPUUtilization({ period: Duration.minutes(5) }), 85,
+      'PostgreSQL CPU above 85 % for 15 minutes.', cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD, 3);
+    alarm('DatabaseStorage', database.metricFreeStorageSpace({ period: Duration.minutes(5), statistic: 'Minimum' }),
+      settings.dbAllocatedStorageGiB * 1024 ** 3 * 0.1, 'PostgreSQL free storage below 10 % of the allocated size (it grows to 4x, then stops).',
+      cloudwatch.ComparisonOperator.LESS_THAN_OR_EQUAL_TO_THRESHOLD);
+    alarm('DatabaseConnections', database.metricDatabaseConnections({ period: Duration.minutes(5), statistic: 'Maximum' }), 150,
+      'More than 150 PostgreSQL connections (each load uses up to its stream count plus one).');
+  }
   alarm('WorkStorageIo', new cloudwatch.Metric({
     namespace: 'AWS/EFS', metricName: 'PercentIOLimit', dimensionsMap: { FileSystemId: stack.fileSystem.fileSystemId },
     period: Duration.minutes(5), statistic: 'Maximum',

@@ -37,6 +37,8 @@ export interface FerrySettings {
   lostTaskRetries: number;
   /** Hours one step may run before its state times out (and its task is stopped). */
   stepTimeoutHours: number;
+  /** Where job events go: `sns` (a topic of the stack's) or `eventbridge` (the account's default bus). */
+  notify: 'sns' | 'eventbridge';
 }
 
 const DEFAULTS: FerrySettings = {
@@ -54,6 +56,7 @@ const DEFAULTS: FerrySettings = {
   stepTimeoutHours: 12,
   lostTaskRetries: 2,
   workRetentionDays: 7,
+  notify: 'sns',
 };
 
 /** Settings from context, each checked; unknown values fail synth with the key's name. */
@@ -85,8 +88,13 @@ export function readSettings(node: Node): FerrySettings {
   if (!/^[a-z][a-z0-9-]{0,15}$/.test(stage)) {
     throw new Error(`context stage=${stage}: expected prod, or a short lowercase name such as dev or test`);
   }
+  const notify = String(node.tryGetContext('notify') ?? DEFAULTS.notify);
+  if (notify !== 'sns' && notify !== 'eventbridge') {
+    throw new Error(`context notify=${notify}: expected sns or eventbridge`);
+  }
   return {
     stage,
+    notify,
     taskCpu,
     taskMemoryMiB,
     dbInstanceClass,
