@@ -31,14 +31,18 @@ export interface FerrySettings {
   image?: string;
   /** Seconds without a heartbeat before Step Functions counts a task as lost (and stops it). */
   heartbeatSeconds: number;
-  /** Days a failed job's folder stays on EFS before the daily sweep removes it. */
+  /** Days a failed job's folder stays on EFS before the hourly sweep removes it. */
   workRetentionDays: number;
   /** Retries of a step whose task was lost (no heartbeat; the lost task is stopped first). */
   lostTaskRetries: number;
   /** Hours one step may run before its state times out (and its task is stopped). */
   stepTimeoutHours: number;
+  /** Hours a job may stay unfinished (pending or running) before the OldestRunningJob alarm fires. */
+  runningJobAlarmHours: number;
   /** Where job events go: `sns` (a topic of the stack's) or `eventbridge` (the account's default bus). */
   notify: 'sns' | 'eventbridge';
+  /** The tasks' CPU architecture, and the image's: `amd64` (x86_64) or `arm64` (Graviton, about 20 % cheaper per vCPU-hour). */
+  platform: 'amd64' | 'arm64';
 }
 
 const DEFAULTS: FerrySettings = {
@@ -57,6 +61,8 @@ const DEFAULTS: FerrySettings = {
   lostTaskRetries: 2,
   workRetentionDays: 7,
   notify: 'sns',
+  platform: 'amd64',
+  runningJobAlarmHours: 24,
 };
 
 /** Settings from context, each checked; unknown values fail synth with the key's name. */
@@ -92,9 +98,14 @@ export function readSettings(node: Node): FerrySettings {
   if (notify !== 'sns' && notify !== 'eventbridge') {
     throw new Error(`context notify=${notify}: expected sns or eventbridge`);
   }
+  const platform = String(node.tryGetContext('platform') ?? DEFAULTS.platform);
+  if (platform !== 'amd64' && platform !== 'arm64') {
+    throw new Error(`context platform=${platform}: expected amd64 or arm64`);
+  }
   return {
     stage,
     notify,
+    platform,
     taskCpu,
     taskMemoryMiB,
     dbInstanceClass,
@@ -108,6 +119,7 @@ export function readSettings(node: Node): FerrySettings {
     stepTimeoutHours: num('stepTimeoutHours', 1, 168),
     lostTaskRetries: num('lostTaskRetries', 0, 10),
     workRetentionDays: num('workRetentionDays', 1, 365),
+    runningJobAlarmHours: num('runningJobAlarmHours', 1, 720),
     image: image === undefined ? undefined : String(image),
   };
 }

@@ -87,12 +87,12 @@ test('jobs table: the layout the job store expects, on demand, with point-in-tim
   });
 });
 
-test("working storage: a daily `ferry jobs gc` removes failed jobs' folders after workRetentionDays", () => {
+test("working storage: an hourly `ferry jobs gc` removes failed jobs' folders after workRetentionDays", () => {
   const sweep = (t: typeof template) => {
     const rules = Object.values(t.findResources('AWS::Events::Rule')).filter((r: any) => r.Properties.ScheduleExpression);
     assert.equal(rules.length, 1);
     const rule: any = rules[0];
-    assert.equal(rule.Properties.ScheduleExpression, 'rate(1 day)');
+    assert.equal(rule.Properties.ScheduleExpression, 'rate(1 hour)');
     const target = rule.Properties.Targets[0];
     const defId = target.EcsParameters.TaskDefinitionArn.Ref;
     return t.toJSON().Resources[defId].Properties.ContainerDefinitions[0].Command;
@@ -328,6 +328,20 @@ test('a Fargate cpu/memory pair that Fargate refuses fails synth, naming the val
   ]) {
     build({ taskCpu: cpu, taskMemoryMiB: memory });
   }
+});
+
+test('the CPU architecture is one setting: the tasks and the image built for them', () => {
+  const arch = (t: typeof template) =>
+    [...new Set(Object.values(t.findResources('AWS::ECS::TaskDefinition')).map((d: any) => d.Properties.RuntimePlatform.CpuArchitecture))];
+  assert.deepEqual(arch(template), ['X86_64']);
+  const { app, template: arm } = build({ platform: 'arm64', image: undefined });
+  assert.deepEqual(arch(arm), ['ARM64']);
+  // The image asset is built with an explicit --platform (the Dockerfile cross-compiles for it).
+  const assembly = app.synth();
+  const manifest = JSON.parse(fs.readFileSync(path.join(assembly.directory, 'Ferry.assets.json'), 'utf8'));
+  const images = Object.values(manifest.dockerImages as Record<string, { source: { platform?: string; dockerFile?: string } }>);
+  assert.deepEqual(images.map((i) => [i.source.dockerFile, i.source.platform]), [['containers/Dockerfile', 'linux/arm64']]);
+  assert.throws(() => build({ platform: 'sparc' }), /context platform=sparc: expected amd64 or arm64/);
 });
 
 test("state machines log under /aws/vendedlogs/states/ (the logs resource policy's wildcard, not one entry per group)", () => {
