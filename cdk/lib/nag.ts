@@ -145,7 +145,7 @@ export function acknowledgements(stack: FerryStack): Acknowledgement[] {
   for (const a of ['s3:AbortMultipartUpload', 's3:GetObject', 's3:ListMultipartUploadParts', 's3:PutObject']) {
     narrow[a] = resultWriter;
   }
-  // The same for the role EventBridge starts the daily sweep task with.
+  // The same for the role EventBridge starts the hourly sweep task with.
   const sweepRole = stack.gcTask.node.tryFindChild('EventsRole') as iam.Role | undefined;
   const roles: [string, Construct[]][] = [
     ...Object.entries(stack.stateMachines).map(([name, machine]): [string, Construct[]] => [
@@ -154,7 +154,7 @@ export function acknowledgements(stack: FerryStack): Acknowledgement[] {
         (c): c is Construct => c !== undefined,
       ),
     ]),
-    ['The daily working-storage sweep rule', sweepRole ? [sweepRole.node.tryFindChild('DefaultPolicy')!] : []],
+    ['The hourly working-storage sweep rule', sweepRole ? [sweepRole.node.tryFindChild('DefaultPolicy')!] : []],
   ];
   for (const [name, parts] of roles) {
     const policies = parts

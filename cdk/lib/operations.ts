@@ -82,6 +82,21 @@ export function operate(stack: FerryStack, key: kms.Key, taskLogs: logs.LogGroup
   stepMetric('StepBytes', '{ $.message = "step finished" }', '$.bytes', { step: '$.step' });
   stepMetric('StepSeconds', '{ $.message = "step finished" }', '$.seconds', { step: '$.step' });
   stepMetric('StepErrors', '{ $.message = "step failed" }', '1', { error: '$.error_name' });
+  // The hourly sweep's report: how long the oldest pending or running job has been at it. A
+  // workflow ends every job it runs (a stuck step is stopped), so an old one means a job
+  // outside any workflow: an execution stopped by hand, a notify that never ran.
+  new logs.MetricFilter(stack, 'Metric-OldestUnfinishedJobSeconds', {
+    logGroup: taskLogs,
+    filterPattern: logs.FilterPattern.literal('{ $.message = "unfinished jobs" }'),
+    metricNamespace: ns,
+    metricName: 'OldestUnfinishedJobSeconds',
+    metricValue: '$.oldest_unfinished_seconds',
+  });
+  const oldest = new cloudwatch.Metric({
+    namespace: ns, metricName: 'OldestUnfinishedJobSeconds', period: Duration.hours(1), statistic: 'Maximum',
+  });
+  alarm('OldestRunningJob', oldest, settings.runningJobAlarmHours * 3600,
+    `A job has been pending or running for more than ${settings.runningJobAlarmHours} hours.`);
   // A task that stopped with a non-zero exit (crashed, killed, out of memory) goes to the ops topic as it happens.
   new events.Rule(stack, 'FailedTasks', {
     description: 'ferry: a step task stopped with a non-zero exit code',
@@ -122,6 +137,10 @@ export function operate(stack: FerryStack, key: kms.Key, taskLogs: logs.LogGroup
       title: 'Errors by name',
       left: [...stack.contract.errors.retryable, ...stack.contract.errors.not_retryable].map((e) =>
         new cloudwatch.Metric({ namespace: ns, metricName: 'StepErrors', dimensionsMap: { error: e }, period: Duration.hours(1), statistic: 'Sum', label: e })),
+    }),
+    new cloudwatch.GraphWidget({
+      title: 'Oldest unfinished job, hours',
+      left: [new cloudwatch.MathExpression({ expression: 'm / 3600', usingMetrics: { m: oldest }, label: 'hours', period: Duration.hours(1) })],
     }),
     new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: Object.values(stack.alarms), width: 24 }),
   );

@@ -100,11 +100,19 @@ impl AwsError {
                         | "InternalFailure"
                         | "ServiceUnavailable"
                 );
-                let server = s.raw().status().as_u16() >= 500;
-                (
-                    format!("{code}: {}", err.message().unwrap_or("")),
-                    throttled || server,
-                )
+                let status = s.raw().status().as_u16();
+                let server = status >= 500;
+                let detail = match (err.code(), err.message()) {
+                    (Some(code), message) => format!("{code}: {}", message.unwrap_or("")),
+                    // A response the SDK could not read a code from (a proxy, an emulator, an
+                    // error page): its status and the start of its body say what happened.
+                    (None, _) => {
+                        let body = s.raw().body().bytes().unwrap_or_default();
+                        let text = String::from_utf8_lossy(&body[..body.len().min(300)]);
+                        format!("HTTP {status} without an error code: {}", text.trim())
+                    }
+                };
+                (detail, throttled || server)
             }
             other => (format!("{other}"), false),
         };

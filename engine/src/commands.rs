@@ -736,23 +736,38 @@ pub async fn jobs_cmd(cmd: JobsCommand) -> Result<(), FerryError> {
         } => {
             let work = store.work_dir()?;
             let jobs = store.open().await?;
-            let report = gc::sweep(
-                &work,
-                Some(jobs.as_ref()),
-                older_than.into(),
-                chrono::Utc::now(),
-            )
-            .await?;
+            let now = chrono::Utc::now();
+            let mut report = gc::sweep(&work, Some(jobs.as_ref()), older_than.into(), now).await?;
+            let unfinished = gc::unfinished(jobs.as_ref(), now).await?;
+            // One line for the stack's OldestRunningJob metric (a metric filter on the
+            // sweep task's logs), written on every sweep, 0 when nothing is running.
+            tracing::info!(
+                unfinished_jobs = unfinished.jobs,
+                oldest_unfinished_seconds = unfinished.oldest_seconds,
+                oldest_unfinished_job = unfinished.oldest_job.as_deref().unwrap_or(""),
+                "unfinished jobs"
+            );
+            let oldest = unfinished.oldest_job.clone().map(|id| {
+                format!(
+                    "; {} jobs not finished, the oldest ({id}) for {}",
+                    unfinished.jobs,
+                    humantime::format_duration(std::time::Duration::from_secs(
+                        unfinished.oldest_seconds
+                    ))
+                )
+            });
+            report.unfinished = Some(unfinished);
             if json {
                 outln!("{}", serde_json::to_string(&report).unwrap_or_default());
             } else {
                 outln!(
-                    "removed {} job folders ({}) from {}; kept {} of pending or running jobs and {} younger than {older_than}",
+                    "removed {} job folders ({}) from {}; kept {} of pending or running jobs and {} younger than {older_than}{}",
                     report.removed.len(),
                     bytesize::ByteSize::b(report.bytes),
                     work.display(),
                     report.active,
-                    report.young
+                    report.young,
+                    oldest.unwrap_or_default()
                 );
             }
             Ok(())

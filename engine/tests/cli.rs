@@ -1151,6 +1151,17 @@ async fn job_folders_go_when_done_with_and_running_jobs_keep_theirs() {
         (0, Some(1), Some(1)),
         "{kept}"
     );
+    // It also reports the unfinished jobs (the stack alarms on the oldest one's age).
+    assert_eq!(kept["unfinished"]["jobs"].as_u64(), Some(1), "{kept}");
+    assert_eq!(
+        kept["unfinished"]["oldest_job"].as_str(),
+        Some(running.as_str()),
+        "{kept}"
+    );
+    assert!(
+        kept["unfinished"]["oldest_seconds"].as_u64().unwrap() < 600,
+        "{kept}"
+    );
     // Past it, the failed job's folder goes; the running job's stays.
     let swept = gc("0s");
     assert_eq!(swept["removed"].as_array().unwrap().len(), 1, "{swept}");

@@ -240,7 +240,7 @@ def deploy(template, aws, resolve, pg, suffix):
     for lid, r in of_type(template, "AWS::Events::Rule"):
         p = resolve(r["Properties"])
         if "ScheduleExpression" in p:
-            # The daily working-storage sweep: an ECS task the checks run themselves (the
+            # The hourly working-storage sweep: an ECS task the checks run themselves (the
             # emulator's EventBridge does not start ECS tasks).
             family = next(f for f, c in out["task_definitions"].items()
                           if p["Targets"][0]["EcsParameters"]["TaskDefinitionArn"].split("/")[-1].split(":")[0] == f)
@@ -656,7 +656,7 @@ def main():
         checks.ok([e.get("status") for e in got] == ["failed"], "the timed-out job's failure is notified")
 
         # 6. Working storage: succeeded jobs left nothing on the EFS stand-in; failed jobs keep their
-        #    folders until the daily sweep task finds them older than the retention.
+        #    folders until the hourly sweep task finds them older than the retention.
         jobs = {i["pk"]["S"][4:]: i["status"]["S"] for i in ddb.scan(TableName=deployed["table"])["Items"]
                 if i["pk"]["S"].startswith("job#")}
         folders = sorted(f for f in os.listdir(work) if os.path.isdir(os.path.join(work, f)))
@@ -665,7 +665,8 @@ def main():
                   f"EFS after {len(jobs)} jobs: {len(folders)} folders, the failed jobs' "
                   f"({sum(1 for st in jobs.values() if st == 'succeeded')} succeeded jobs left none)")
         sweep = deployed.get("sweep")
-        checks.ok(bool(sweep) and sweep["schedule"] == "rate(1 day)", f"the sweep runs on a schedule: {sweep}")
+        checks.ok(bool(sweep) and sweep["schedule"] == "rate(1 hour)", f"the sweep runs on a schedule: {sweep}")
+        sweep_logs = ""
         if sweep:
             container = deployed["task_definitions"][sweep["family"]]
             for older, left in [(None, folders), ("0s", [])]:
@@ -678,6 +679,31 @@ def main():
                 checks.ok(r.returncode == 0 and now == left,
                           f"`ferry {' '.join(command)}` (the sweep task's command): exit {r.returncode}, "
                           f"{len(now)} job folders left {r.stdout.strip()[:120]}")
+                sweep_logs = r.stderr
+
+            # The dashboard's and alarms' metrics come from the tasks' JSON log lines through the
+            # template's metric filters: each filter must match lines the real tasks wrote, with
+            # a number where it takes its value and its dimensions present.
+            lines = []
+            for text in [open(r["log"]).read() for r in agent.runs] + [sweep_logs]:
+                for line in text.splitlines():
+                    try:
+                        lines.append(json.loads(line))
+                    except ValueError:
+                        pass
+            seen = {}
+            for lid, f in of_type(template, "AWS::Logs::MetricFilter"):
+                p = f["Properties"]
+                m = re.fullmatch(r'\{ \$\.message = "([^"]+)" \}', p["FilterPattern"])
+                t = p["MetricTransformations"][0]
+                field = lambda path, rec: rec.get(path[2:]) if isinstance(path, str) and path.startswith("$.") else path
+                hits = [rec for rec in lines if m and rec.get("message") == m.group(1)]
+                good = [rec for rec in hits if isinstance(field(t["MetricValue"], rec), (int, float))
+                        or (not str(t["MetricValue"]).startswith("$.") and str(t["MetricValue"]).isdigit())]
+                good = [rec for rec in good if all(field(d["Value"], rec) not in (None, "") for d in t.get("Dimensions", []))]
+                seen[t["MetricName"]] = len(good)
+            checks.ok(bool(seen) and all(seen.values()),
+                      f"every metric filter matches what the tasks log, with its value and dimensions: {seen}")
 
         # 7. IAM is judged, not assumed: what a role was not granted is refused, for a task's role
         #    (the transform reads no bucket; notify writes no output) and for a state machine's

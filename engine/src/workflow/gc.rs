@@ -29,6 +29,48 @@ pub struct GcReport {
     pub active: usize,
     /// Folders kept because they are younger than the retention.
     pub young: usize,
+    /// Jobs not finished yet (pending or running), when a job store was
+    /// asked ([`unfinished`]): `ferry jobs gc` reports them so that a job
+    /// stuck for hours raises an alarm (the stack's `OldestRunningJob`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unfinished: Option<Unfinished>,
+}
+
+/// The jobs not finished yet, and how long the oldest has been at it.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Unfinished {
+    /// Pending and running jobs.
+    pub jobs: usize,
+    /// Seconds since the oldest of them was created (0 when there is none,
+    /// so a metric taken from it always has a value).
+    pub oldest_seconds: u64,
+    /// Its id.
+    pub oldest_job: Option<String>,
+}
+
+/// Counts the pending and running jobs and finds the oldest. Workflows end
+/// every job (a step that runs too long is stopped and its job failed), so an
+/// old unfinished job means something outside them broke: an execution
+/// stopped by hand, a notify that never ran, a worker killed between steps.
+pub async fn unfinished(
+    store: &dyn JobStore,
+    now: DateTime<Utc>,
+) -> Result<Unfinished, FerryError> {
+    let mut report = Unfinished::default();
+    for status in [JobStatus::Pending, JobStatus::Running] {
+        for job in store.list(Some(status), 100_000).await? {
+            report.jobs += 1;
+            let created = DateTime::parse_from_rfc3339(&job.created_at)
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or(now);
+            let age = (now - created).num_seconds().max(0) as u64;
+            if report.oldest_job.is_none() || age > report.oldest_seconds {
+                report.oldest_seconds = age;
+                report.oldest_job = Some(job.job_id.clone());
+            }
+        }
+    }
+    Ok(report)
 }
 
 /// Why a folder goes or stays.
@@ -165,6 +207,50 @@ fn size_of(path: &Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferry_connectors::jobs::{self, JobInput};
+
+    #[tokio::test]
+    async fn unfinished_counts_pending_and_running_jobs_and_ages_the_oldest() {
+        let work = tempfile::tempdir().unwrap();
+        let store = jobs::open(None, work.path()).await.unwrap();
+        let now = Utc::now();
+        assert_eq!(
+            unfinished(store.as_ref(), now).await.unwrap(),
+            Unfinished::default()
+        );
+        let job = |n: u32, hours_ago: i64, status: JobStatus| {
+            let mut j = jobs::new_job(
+                JobInput {
+                    uri: format!("/in/{n}.csv"),
+                    size: None,
+                    etag: None,
+                    version: None,
+                },
+                format!("key-{n}"),
+                None,
+                None,
+                String::new(),
+                format!("job-{n}"),
+            );
+            j.created_at = (now - chrono::Duration::hours(hours_ago)).to_rfc3339();
+            j.status = status;
+            j
+        };
+        for j in [
+            job(1, 1, JobStatus::Running),
+            job(2, 30, JobStatus::Pending),
+            job(3, 90, JobStatus::Failed),
+            job(4, 99, JobStatus::Succeeded),
+        ] {
+            store.create(&j).await.unwrap();
+        }
+        let u = unfinished(store.as_ref(), now).await.unwrap();
+        assert_eq!((u.jobs, u.oldest_job.as_deref()), (2, Some("job-2")));
+        assert!(
+            (30 * 3600..30 * 3600 + 5).contains(&u.oldest_seconds),
+            "{u:?}"
+        );
+    }
 
     #[tokio::test]
     async fn job_less_folders_go_by_their_run_stamp_and_other_entries_stay() {
