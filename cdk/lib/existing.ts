@@ -34,6 +34,8 @@ export interface ExistingInfra {
   /** Bucket names. The input bucket gets EventBridge notifications turned on (nothing else changes). */
   inputBucket?: string;
   outputBucket?: string;
+  /** Where the dataset specs are kept: s3://bucket/prefix holding <dataset>/dataset.toml and transform.sql. */
+  specsUri?: string;
   /** Where job events go: an existing SNS topic, or an EventBridge bus ("default" for the account's). */
   notify?: { snsTopicArn: string; kmsKeyArn?: string } | { eventBusName: string };
 }
@@ -71,7 +73,7 @@ export function checkExistingInfra(raw: unknown, where = 'config'): ExistingInfr
     if (typeof v !== 'string' || !pattern.test(v)) fail(field, `expected ${what}, got ${JSON.stringify(v)}`);
     return v as string;
   };
-  const top = obj(raw, '(top)', ['vpc', 'database', 'inputBucket', 'outputBucket', 'notify']);
+  const top = obj(raw, '(top)', ['vpc', 'database', 'inputBucket', 'outputBucket', 'specsUri', 'notify']);
   const out: ExistingInfra = {};
   const bucket = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
   if (top.vpc !== undefined) {
@@ -109,6 +111,9 @@ export function checkExistingInfra(raw: unknown, where = 'config'): ExistingInfr
   }
   if (top.inputBucket !== undefined) out.inputBucket = str(top, 'inputBucket', bucket, 'a bucket name');
   if (top.outputBucket !== undefined) out.outputBucket = str(top, 'outputBucket', bucket, 'a bucket name');
+  if (top.specsUri !== undefined) {
+    out.specsUri = str(top, 'specsUri', /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/[A-Za-z0-9!_.*'()\/-]+$/, 's3://bucket/prefix');
+  }
   if (top.notify !== undefined) {
     const n = obj(top.notify, 'notify', ['snsTopicArn', 'kmsKeyArn', 'eventBusName']);
     if ((n.snsTopicArn === undefined) === (n.eventBusName === undefined)) {

@@ -40,6 +40,8 @@ export const BACKFILL_RESULTS = 'backfill-results';
 /** Which AWS APIs a step's task role may call, beyond the job table. */
 interface StepNeeds {
   readInput?: boolean;
+  /** Routes inputs, so reads the dataset specs when they are in S3. */
+  readSpecs?: boolean;
   writeOutput?: boolean;
   publish?: boolean;
   database?: boolean;
@@ -49,7 +51,7 @@ interface StepNeeds {
 const NEEDS: Record<string, StepNeeds> = {
   // create-job notifies an unroutable input itself (the job fails before any workflow), and reads
   // an object's ETag/version with a HEAD when the event names neither (backfill).
-  'create-job': { publish: true, readInput: true },
+  'create-job': { publish: true, readInput: true, readSpecs: true },
   's3-efs-downloader': { readInput: true },
   // transform reads the target's catalog to plan the encoded columns.
   transform: { database: true },
@@ -75,6 +77,11 @@ export class FerryStack extends Stack {
   readonly inputBucket: s3.IBucket;
   readonly outputBucket: s3.IBucket;
   readonly jobs: dynamodb.Table;
+  /** Where the tasks read the dataset specs (FERRY_SPECS): s3://bucket/prefix, or the image's folder. */
+  readonly specsLocation: string;
+  /** The specs' bucket and prefix, when they are in S3. */
+  readonly specsBucket?: s3.IBucket;
+  readonly specsPrefix: string = 'sql';
   /** The job events topic, when events go to SNS (created, or the account's). */
   readonly topic?: sns.ITopic;
   /** Where the tasks send job events: `sns://<topic ARN>` or `eventbridge://<bus>` (FERRY_NOTIFY). */
@@ -138,7 +145,8 @@ export class FerryStack extends Stack {
     });
 
     // ---- storage: input, output, access logs.
-    const ownBuckets = !existing?.inputBucket || !existing?.outputBucket;
+    const ownSpecs = settings.specs === 's3' && !existing?.specsUri;
+    const ownBuckets = !existing?.inputBucket || !existing?.outputBucket || ownSpecs;
     const accessLogs = !ownBuckets ? undefined : new s3.Bucket(this, 'AccessLogs', {
       encryption: s3.BucketEncryption.S3_MANAGED,
       enforceSSL: true,
@@ -178,6 +186,31 @@ export class FerryStack extends Stack {
       ],
       removalPolicy: keep, autoDeleteObjects: !prod,
     });
+
+    // ---- dataset specs: in S3 (the default), so a new dataset is an upload (`aws s3 sync sql/
+    // s3://<SpecsBucket>/sql/`), not an image build; create-job reads them and pins a copy in the
+    // job's folder, which the later steps read. Or baked into the image (-c specs=image).
+    let specsBucket: s3.IBucket | undefined;
+    let specsPrefix = this.specsPrefix;
+    if (settings.specs === 's3' && existing?.specsUri) {
+      const [, bucketName, prefix] = /^s3:\/\/([^/]+)\/(.+?)\/*$/.exec(existing.specsUri)!;
+      specsBucket = s3.Bucket.fromBucketName(this, 'Specs', bucketName);
+      specsPrefix = prefix;
+    } else if (settings.specs === 's3') {
+      specsBucket = new s3.Bucket(this, 'Specs', {
+        encryption: s3.BucketEncryption.S3_MANAGED,
+        enforceSSL: true,
+        blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+        versioned: true,
+        serverAccessLogsBucket: accessLogs,
+        serverAccessLogsPrefix: 'specs/',
+        lifecycleRules: [{ noncurrentVersionExpiration: Duration.days(90) }],
+        removalPolicy: keep, autoDeleteObjects: !prod,
+      });
+    }
+    this.specsLocation = specsBucket ? `s3://${specsBucket.bucketName}/${specsPrefix}` : SPECS_DIR;
+    this.specsBucket = specsBucket;
+    this.specsPrefix = specsPrefix;
 
     // ---- job records: the layout connectors::jobs::dynamodb expects (from the contract).
     const js = contract.job_store;
@@ -331,7 +364,9 @@ export class FerryStack extends Stack {
       [env('FERRY_JOB_STORE')]: `dynamodb://${this.jobs.tableName}`,
       [env('FERRY_NOTIFY')]: this.notifyUri,
       [env('FERRY_OUTPUT')]: `s3://${this.outputBucket.bucketName}/${OUTPUT_PREFIX}`,
-      [env('FERRY_SPECS')]: SPECS_DIR,
+      [env('FERRY_SPECS')]: this.specsLocation,
+      // transform writes the .pgcopy parts only when sql-processor will load them.
+      [env('FERRY_LOAD_FROM')]: settings.loadFrom,
       [env('FERRY_LOG_FORMAT')]: 'json',
       // Heartbeats well inside the states' HeartbeatSeconds.
       [env('FERRY_HEARTBEAT_SECONDS')]: String(Math.max(2, Math.floor(settings.heartbeatSeconds / 4))),
@@ -393,6 +428,8 @@ export class FerryStack extends Stack {
       this.fileSystem.grant(role, 'elasticfilesystem:ClientMount', 'elasticfilesystem:ClientWrite');
       this.jobs.grantReadWriteData(role);
       if (needs.readInput) this.inputBucket.grantRead(role);
+      // Only create-job routes, so only it reads the specs; the later steps read the job's copy.
+      if (needs.readSpecs && specsBucket) specsBucket.grantRead(role, `${specsPrefix}/*`);
       if (needs.writeOutput) this.outputBucket.grantPut(role, `${OUTPUT_PREFIX}/*`);
       if (needs.publish) grantNotify(role);
       if (needs.database && dbSecretKey) dbSecretKey.grantDecrypt(def.obtainExecutionRole());
@@ -775,6 +812,7 @@ export class FerryStack extends Stack {
       JobEventsTarget: this.notifyUri,
       DatabaseSecret: dbSecret.secretArn,
       BackfillStateMachineArn: backfill.stateMachineArn,
+      SpecsLocation: this.specsLocation,
     })) {
       new CfnOutput(this, name, { value });
     }

@@ -100,6 +100,15 @@ export function acknowledgements(stack: FerryStack): Acknowledgement[] {
       reason: "This queue is the EventBridge rule's dead-letter queue; a dead-letter queue for it would only move the problem.",
     },
   ];
+  if (stack.specsBucket) {
+    list.push({
+      scope: stack,
+      id: `AwsSolutions-IAM5[Resource::${ref(stack.specsBucket)}/${stack.specsPrefix}/*]`,
+      reason:
+        'create-job reads the dataset specs under the specs prefix (one folder per dataset, added by upload, names ' +
+        'not known at deploy time); it is the only step that reads them.',
+    });
+  }
   const database = stack.database;
   if (database) {
     list.push({

@@ -41,6 +41,10 @@ export interface FerrySettings {
   runningJobAlarmHours: number;
   /** Where job events go: `sns` (a topic of the stack's) or `eventbridge` (the account's default bus). */
   notify: 'sns' | 'eventbridge';
+  /** Where the dataset specs are: `s3` (a bucket of the stack's, or a config's specsUri: a new dataset is an upload) or `image` (baked in: a new dataset is a new image). */
+  specs: 's3' | 'image';
+  /** What sql-processor loads: the `.pgcopy` parts (binary COPY) or the `.sql` files (a spec's `[target] load_from` wins). */
+  loadFrom: 'pgcopy' | 'sql';
   /** The tasks' CPU architecture, and the image's: `amd64` (x86_64) or `arm64` (Graviton, about 20 % cheaper per vCPU-hour). */
   platform: 'amd64' | 'arm64';
 }
@@ -61,6 +65,8 @@ const DEFAULTS: FerrySettings = {
   lostTaskRetries: 2,
   workRetentionDays: 7,
   notify: 'sns',
+  specs: 's3',
+  loadFrom: 'pgcopy',
   platform: 'amd64',
   runningJobAlarmHours: 24,
 };
@@ -98,6 +104,14 @@ export function readSettings(node: Node): FerrySettings {
   if (notify !== 'sns' && notify !== 'eventbridge') {
     throw new Error(`context notify=${notify}: expected sns or eventbridge`);
   }
+  const specs = String(node.tryGetContext('specs') ?? DEFAULTS.specs);
+  if (specs !== 's3' && specs !== 'image') {
+    throw new Error(`context specs=${specs}: expected s3 or image`);
+  }
+  const loadFrom = String(node.tryGetContext('loadFrom') ?? DEFAULTS.loadFrom);
+  if (loadFrom !== 'pgcopy' && loadFrom !== 'sql') {
+    throw new Error(`context loadFrom=${loadFrom}: expected pgcopy or sql`);
+  }
   const platform = String(node.tryGetContext('platform') ?? DEFAULTS.platform);
   if (platform !== 'amd64' && platform !== 'arm64') {
     throw new Error(`context platform=${platform}: expected amd64 or arm64`);
@@ -105,6 +119,8 @@ export function readSettings(node: Node): FerrySettings {
   return {
     stage,
     notify,
+    specs,
+    loadFrom,
     platform,
     taskCpu,
     taskMemoryMiB,

@@ -65,6 +65,9 @@ test('the example existing-infra.json: no VPC, no database, no buckets, no topic
   const policies = Object.values(template.findResources('AWS::IAM::Policy')).map((p: any) => JSON.stringify(p.Properties));
   const putters = policies.filter((p) => p.includes('events:PutEvents') && p.includes(`event-bus/${example.notify.eventBusName}`));
   assert.equal(putters.length, 2, 'create-job and notify may put job events');
+  // Specs are read from the given prefix, by create-job.
+  assert.equal(Object.fromEntries(container(template, 'create-job').Environment.map((e: any) => [e.Name, e.Value])).FERRY_SPECS,
+    example.specsUri);
   // Artifacts go to the given output bucket, under ferry/.
   assert.ok(policies.some((p) => p.includes(`:s3:::${example.outputBucket}/ferry/*`)));
   // And the whole of it passes cdk-nag with the same acknowledgements.
@@ -77,7 +80,7 @@ test('without a config the stack creates its own network, database, buckets and 
   for (const kind of ['AWS::EC2::VPC', 'AWS::RDS::DBInstance', 'AWS::SecretsManager::Secret']) {
     assert.equal(Object.keys(template.findResources(kind)).length, 1, kind);
   }
-  assert.equal(Object.keys(template.findResources('AWS::S3::Bucket')).length, 3);
+  assert.equal(Object.keys(template.findResources('AWS::S3::Bucket')).length, 4);
   assert.match(JSON.stringify(Object.fromEntries(container(template, 'notify').Environment.map((e: any) => [e.Name, e.Value])).FERRY_NOTIFY),
     /"sns:\/\/",\{"Ref":"JobEvents/);
 });

@@ -12,7 +12,7 @@ const resources = (type: string) => Object.entries(template.findResources(type))
 const logicalId = (c: { node: { defaultChild?: unknown } }) => stack.getLogicalId(c.node.defaultChild as never);
 
 test('buckets: encrypted, TLS only, no public access; input versioned and on EventBridge; output expires', () => {
-  template.resourceCountIs('AWS::S3::Bucket', 3);
+  template.resourceCountIs('AWS::S3::Bucket', 4); // input, output, specs, access logs
   for (const [, b] of resources('AWS::S3::Bucket')) {
     assert.deepEqual(b.Properties.BucketEncryption.ServerSideEncryptionConfiguration[0].ServerSideEncryptionByDefault, {
       SSEAlgorithm: 'AES256',
@@ -24,7 +24,7 @@ test('buckets: encrypted, TLS only, no public access; input versioned and on Eve
       RestrictPublicBuckets: true,
     });
   }
-  for (const bucket of [stack.inputBucket, stack.outputBucket]) {
+  for (const bucket of [stack.inputBucket, stack.outputBucket, stack.specsBucket!]) {
     template.hasResourceProperties('AWS::S3::BucketPolicy', {
       Bucket: { Ref: logicalId(bucket) },
       PolicyDocument: {
@@ -328,6 +328,35 @@ test('a Fargate cpu/memory pair that Fargate refuses fails synth, naming the val
   ]) {
     build({ taskCpu: cpu, taskMemoryMiB: memory });
   }
+});
+
+test('dataset specs: in S3 by default, read by create-job only (later steps read the job\'s pinned copy); -c specs=image bakes them in', () => {
+  const env = (t: typeof template, step: string) => {
+    const c = Object.values(t.findResources('AWS::ECS::TaskDefinition')).map((d: any) => d.Properties.ContainerDefinitions[0])
+      .find((c: any) => c.Command[0] === 'task' && c.Command[1] === step);
+    return JSON.stringify(c.Environment.find((e: any) => e.Name === 'FERRY_SPECS').Value);
+  };
+  assert.match(env(template, 'create-job'), new RegExp(`"s3://",\\{"Ref":"${logicalId(stack.specsBucket!)}"\\},"/sql"`));
+  assert.equal(template.toJSON().Resources[logicalId(stack.specsBucket!)].Properties.VersioningConfiguration.Status, 'Enabled');
+  // Which task roles may read the specs bucket: create-job's, nobody else's.
+  const readers = Object.entries(template.findResources('AWS::IAM::Policy'))
+    .filter(([, p]: [string, any]) => JSON.stringify(p.Properties.PolicyDocument).includes(logicalId(stack.specsBucket!)))
+    .map(([id]) => id.replace(/TaskRoleDefaultPolicy.*$/, ''));
+  assert.deepEqual(readers, ['Taskcreatejob']);
+  const { stack: baked, template: bt } = build({ specs: 'image' });
+  assert.equal(baked.specsBucket, undefined);
+  assert.equal(env(bt, 'transform'), '"/opt/ferry/sql"');
+  assert.throws(() => build({ specs: 'git' }), /context specs=git: expected s3 or image/);
+});
+
+test('what sql-processor loads is one setting, the same for every step (a spec may still say otherwise)', () => {
+  const from = (t: typeof template) => [...new Set(Object.values(t.findResources('AWS::ECS::TaskDefinition'))
+    .map((d: any) => d.Properties.ContainerDefinitions[0])
+    .filter((c: any) => c.Command[0] === 'task')
+    .map((c: any) => c.Environment.find((e: any) => e.Name === 'FERRY_LOAD_FROM')?.Value))];
+  assert.deepEqual(from(template), ['pgcopy']);
+  assert.deepEqual(from(build({ loadFrom: 'sql' }).template), ['sql']);
+  assert.throws(() => build({ loadFrom: 'csv' }), /context loadFrom=csv: expected pgcopy or sql/);
 });
 
 test('the CPU architecture is one setting: the tasks and the image built for them', () => {

@@ -99,6 +99,12 @@ impl JobDir {
     pub fn zip(&self) -> PathBuf {
         self.root.join("file.zip")
     }
+    /// The dataset spec the job was routed with, copied in by create-job:
+    /// every later step reads this copy, so a spec edited (or a specs
+    /// prefix re-synced) mid-job cannot change the job's remaining steps.
+    pub fn spec(&self) -> PathBuf {
+        self.root.join("spec")
+    }
     /// A file directly in the job folder (`transform.json`, `manifest.json`).
     pub fn file(&self, name: &str) -> PathBuf {
         self.root.join(name)

@@ -23,8 +23,15 @@ use serde_json::{Value, json};
 /// Where jobs, events, specs and outputs are: shared by run, task and watch.
 #[derive(Args, Clone)]
 pub struct JobArgs {
-    /// Dataset specs: a folder of sql/<dataset>/ folders, routed by their [routing] keys.
-    #[arg(long, env = "FERRY_SPECS", default_value = "sql", value_name = "DIR")]
+    /// Dataset specs, routed by their [routing] keys: a folder of <dataset>/ folders, or
+    /// s3://bucket/prefix holding <dataset>/dataset.toml and transform.sql (fetched by
+    /// create-job; each job keeps a copy of its spec, which its later steps read).
+    #[arg(
+        long,
+        env = "FERRY_SPECS",
+        default_value = "sql",
+        value_name = "DIR|S3-URI"
+    )]
     specs: PathBuf,
     #[command(flatten)]
     store: StoreArgs,
@@ -107,11 +114,39 @@ impl Retention {
 }
 
 impl JobArgs {
-    async fn runtime(&self, progress: bool, from: ArtifactSource) -> Result<Runtime, FerryError> {
+    /// `route`: whether this command routes inputs (create-job, run, watch). The
+    /// other steps read the spec pinned in their job's folder, so specs in S3 are
+    /// not fetched for them (and their task roles need no access to the specs).
+    async fn runtime(
+        &self,
+        progress: bool,
+        from: ArtifactSource,
+        route: bool,
+    ) -> Result<Runtime, FerryError> {
         let work_dir = self.store.work_dir()?;
         let store = self.store.open().await?;
         let notifier = ferry_connectors::notify::open(self.notify.as_deref(), &work_dir).await?;
-        let routes = Routes::load(&self.specs)?;
+        let specs = self.specs.to_string_lossy().to_string();
+        let mut fetched = None;
+        let routes = if !specs.starts_with("s3://") {
+            Routes::load(&self.specs)?
+        } else if !route {
+            Routes::none(&specs)
+        } else {
+            std::fs::create_dir_all(&work_dir)
+                .map_err(|e| FerryError::io(format!("creating {}", work_dir.display()), e))?;
+            let dir = tempfile::Builder::new()
+                .prefix(".specs-")
+                .tempdir_in(&work_dir)
+                .map_err(|e| {
+                    FerryError::io(format!("creating a folder in {}", work_dir.display()), e)
+                })?;
+            let n = workflow::route::fetch_specs(&specs, dir.path()).await?;
+            tracing::info!(specs = %specs, datasets = n, "fetched the dataset specs");
+            let routes = Routes::load(dir.path())?;
+            fetched = Some(dir);
+            routes
+        };
         let pg = match &self.database_url {
             Some(url) => Some(PgConfig::from_url_or_env(Some(url))?),
             None => PgConfig::from_url_or_env(None).ok(),
@@ -149,6 +184,7 @@ impl JobArgs {
             notifier,
             routes,
             pg,
+            fetched_specs: fetched,
         })
     }
 }
@@ -245,8 +281,9 @@ pub struct TaskArgs {
     /// Seconds between heartbeats (keep it under the state's HeartbeatSeconds).
     #[arg(long, env = "FERRY_HEARTBEAT_SECONDS", default_value_t = 30)]
     heartbeat_seconds: u64,
-    /// sql-processor: load the .pgcopy files (binary COPY) or replay the .sql files.
-    #[arg(long, default_value = "pgcopy", value_parser = ["pgcopy", "sql"])]
+    /// sql-processor: load the .pgcopy files (binary COPY) or replay the .sql files
+    /// (a dataset's [target] load_from wins); transform writes the .pgcopy parts only when needed.
+    #[arg(long, env = "FERRY_LOAD_FROM", default_value = "pgcopy", value_parser = ["pgcopy", "sql"])]
     from: String,
     #[command(flatten)]
     args: JobArgs,
@@ -508,7 +545,7 @@ fn print_job(job: &Job) {
 pub async fn run(args: RunArgs, interactive: bool) -> Result<(), FerryError> {
     let rt = args
         .job
-        .runtime(interactive, ArtifactSource::Pgcopy)
+        .runtime(interactive, ArtifactSource::Pgcopy, true)
         .await?;
     args.job
         .retention
@@ -619,7 +656,10 @@ async fn task_inner(args: &TaskArgs) -> Result<Value, FerryError> {
     } else {
         ArtifactSource::Pgcopy
     };
-    let rt = args.args.runtime(false, from).await?;
+    let rt = args
+        .args
+        .runtime(false, from, matches!(args.step, TaskStep::CreateJob))
+        .await?;
     let step = args.step.name();
     if let TaskStep::CreateJob = args.step {
         let trigger = match (&args.input, &args.event, &args.job) {
@@ -674,7 +714,7 @@ pub async fn watch_cmd(args: WatchArgs, interactive: bool) -> Result<(), FerryEr
     let source = WatchSource::parse(&args.source)?;
     let rt = Arc::new(
         args.job
-            .runtime(interactive, ArtifactSource::Pgcopy)
+            .runtime(interactive, ArtifactSource::Pgcopy, true)
             .await?,
     );
     args.job

@@ -666,14 +666,26 @@ pub async fn transform_artifacts(
         .await
 }
 
-/// Which artifacts sql-processor loads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Which artifacts sql-processor loads: `ferry task --from` (`FERRY_LOAD_FROM`),
+/// or a dataset's `[target] load_from`, which wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ArtifactSource {
     /// The `.pgcopy` parts, as binary COPY (the fast path).
     #[default]
     Pgcopy,
     /// The `.sql` parts' COPY text blocks (what `psql -f load.sql` replays).
     Sql,
+}
+
+impl ArtifactSource {
+    /// `pgcopy` or `sql`, as specs and flags spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArtifactSource::Pgcopy => "pgcopy",
+            ArtifactSource::Sql => "sql",
+        }
+    }
 }
 
 /// The Loader's sql-processor step: loads the artifacts the transform step

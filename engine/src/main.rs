@@ -724,6 +724,7 @@ async fn run_load(args: LoadArgs, interactive: bool) -> Result<Done, FerryError>
                 create: true,
                 types: Default::default(),
                 column_names: args.column_names.unwrap_or_default(),
+                load_from: None,
             };
             DatasetSpec::ad_hoc(&table.name, source, Some(target))
         }

@@ -791,6 +791,132 @@ async fn split_tasks_run_the_loader_step_by_step() {
     assert_eq!(wrong.status.code(), Some(2), "{}", text(&wrong));
 }
 
+/// Specs in S3 (`FERRY_SPECS=s3://bucket/prefix`): create-job fetches them,
+/// routes, and pins the job's spec in its folder; the later steps need no
+/// specs at all (their FERRY_SPECS points nowhere) and read that copy, so a
+/// spec changed mid-job does not change the job: here the change is
+/// `[target] load_from = "sql"`, which only jobs created after it follow.
+#[tokio::test]
+async fn specs_from_s3_are_pinned_per_job() {
+    let s = Scratch::new("wf_pinned").await;
+    let a = aws().await;
+    let bucket = unique("ferry-specs");
+    a.bucket(&bucket, false).await;
+    let toml = ORDERS_SPEC
+        .replace("SCHEMA", &s.schema)
+        .replace("orders/*.csv", "**/orders-*.csv")
+        .replace(
+            "header = true\n",
+            "header = true\nsample = \"sample.csv\"\n",
+        );
+    a.put(&bucket, "sql/orders/dataset.toml", toml.as_bytes())
+        .await;
+    a.put(&bucket, "sql/orders/transform.sql", b"SELECT * FROM source")
+        .await;
+    a.put(
+        &bucket,
+        "sql/orders/sample.csv",
+        b"id,amount,note\n9,9.99,z\n",
+    )
+    .await;
+    // Beside the spec but not part of it, or not in a dataset folder: not pinned.
+    a.put(&bucket, "sql/orders/notes.txt", b"notes").await;
+    a.put(&bucket, "sql/README.md", b"notes").await;
+    std::fs::write(s.path("orders-1.csv"), "id,amount,note\n1,1.50,a\n").unwrap();
+    std::fs::write(s.path("orders-2.csv"), "id,amount,note\n2,2.50,b\n").unwrap();
+    let specs = format!("s3://{bucket}/sql");
+    let routing = [("FERRY_SPECS", specs.as_str()), ("FERRY_WORK_DIR", "work")];
+    // The steps after create-job: specs that do not exist, to show they are not read.
+    let steps = [
+        ("FERRY_SPECS", "s3://no-such-bucket-anywhere/sql"),
+        ("FERRY_WORK_DIR", "work"),
+    ];
+    let create = |file: &str| {
+        let out = ferry_aws(
+            &["task", "create-job", "--input", file],
+            s.dir.path(),
+            &routing,
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let run = |job: String, upto: &[&str]| {
+        let mut job = job;
+        for step in upto {
+            let out = ferry_aws(&["task", step, "--job", &job], s.dir.path(), &steps);
+            assert!(out.status.success(), "{step}: {}", text(&out));
+            job = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        }
+        serde_json::from_str::<Value>(&job).unwrap()
+    };
+    let first = create("orders-1.csv");
+    let v: Value = serde_json::from_str(&first).unwrap();
+    let pinned = std::path::PathBuf::from(
+        v["outputs"]["spec"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{first}")),
+    );
+    assert!(
+        pinned.starts_with(s.path("work")) && pinned.ends_with("spec"),
+        "{first}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(pinned.join("dataset.toml")).unwrap(),
+        toml
+    );
+    assert!(
+        pinned.join("sample.csv").is_file(),
+        "the spec's sample is pinned with it"
+    );
+    assert!(
+        !pinned.join("notes.txt").exists(),
+        "only the spec's own files are pinned"
+    );
+    assert_eq!(
+        v["outputs"]["spec_hash"].as_str().map(str::len),
+        Some(32),
+        "{first}"
+    );
+    // No fetched specs are left behind in the working directory.
+    let leftovers: Vec<_> = std::fs::read_dir(s.path("work"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".specs"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // Mid-job, the spec changes: sql-processor is to replay the .sql files.
+    let changed = toml.replace("[target]\n", "[target]\nload_from = \"sql\"\n");
+    a.put(&bucket, "sql/orders/dataset.toml", changed.as_bytes())
+        .await;
+    let done = run(first, &["s3-efs-downloader", "transform", "sql-processor"]);
+    assert_eq!(
+        done["outputs"]["from"].as_str(),
+        Some("pgcopy"),
+        "the job kept its spec: {done}"
+    );
+    // A job created after the change follows it.
+    let second = create("orders-2.csv");
+    let done = run(second, &["s3-efs-downloader", "transform", "sql-processor"]);
+    assert_eq!(done["outputs"]["from"].as_str(), Some("sql"), "{done}");
+    let n: i64 = s
+        .scalar(&format!("SELECT count(*) FROM {}", s.table("orders")))
+        .await;
+    assert_eq!(n, 2);
+    // A dataset folder name that could leave the fetch folder is refused.
+    a.put(&bucket, "bad/../x/dataset.toml", toml.as_bytes())
+        .await;
+    let bad_specs = format!("s3://{bucket}/bad");
+    let out = ferry_aws(
+        &["task", "create-job", "--input", "orders-1.csv"],
+        s.dir.path(),
+        &[
+            ("FERRY_SPECS", bad_specs.as_str()),
+            ("FERRY_WORK_DIR", "work"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
 /// `ferry task` answers Step Functions task tokens: success with its output,
 /// failure with an error name that says whether a retry can help, and
 /// heartbeats while it works.

@@ -351,10 +351,12 @@ class Agent(threading.Thread):
             arn, key = s["valueFrom"].rsplit(":", 3)[:2]
             value = json.loads(secrets.get_secret_value(SecretId=arn)["SecretString"])[key]
             env[s["name"]] = str(value)
-        # The EFS mount and the image's specs folder, here.
+        # The EFS mount and (with -c specs=image) the image's specs folder, here. Specs in S3
+        # (the default) are read from the deployed bucket, as in AWS.
         if env.get("FERRY_WORK_DIR") == "/data":
             env["FERRY_WORK_DIR"] = self.work
-        env["FERRY_SPECS"] = self.specs
+        if not env.get("FERRY_SPECS", "").startswith("s3://"):
+            env["FERRY_SPECS"] = self.specs
         # The RDS CA bundle in the image: here, the CA of the test server's certificate.
         if env.get("PGSSLROOTCERT") == RDS_CA_BUNDLE:
             env["PGSSLROOTCERT"] = self.pg_ca
@@ -490,6 +492,17 @@ def main():
                 '[target]\ntable = "public.wide"\n')
     with open(os.path.join(specs, "wide", "transform.sql"), "w") as f:
         f.write("SELECT no_such_column FROM source\n")
+    # Specs in S3 (the stack's default): put there as a user would (`aws s3 sync sql/ …`).
+    specs_uri = next((e["value"] for c in deployed["task_definitions"].values() for e in c.get("environment", [])
+                      if e["name"] == "FERRY_SPECS"), "")
+    if specs_uri.startswith("s3://"):
+        bucket, prefix = specs_uri[5:].split("/", 1)
+        for name in sorted(os.listdir(specs)):
+            folder = os.path.join(specs, name)
+            for f in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+                if os.path.isfile(os.path.join(folder, f)):
+                    aws("s3").upload_file(os.path.join(folder, f), bucket, f"{prefix}/{name}/{f}")
+        say(f"specs uploaded to {specs_uri}")
     agent = Agent(aws, deployed, args.ferry, base_env, work, specs, logs, args.pg_ca, sessions)
     agent.start()
     s3, sfn, sqs, ddb = aws("s3"), aws("stepfunctions"), aws("sqs"), aws("dynamodb")
@@ -525,6 +538,10 @@ def main():
         jobs = [i for i in ddb.scan(TableName=deployed["table"])["Items"] if i["pk"]["S"].startswith("job#")]
         status = sorted(i["status"]["S"] for i in jobs)
         checks.ok(status == ["succeeded", "succeeded"], f"DynamoDB job records: {status}")
+        pinned = [next((st["outputs"].get("spec_hash") for st in json.loads(i["doc"]["S"])["steps"]
+                        if st["step"] == "create-job"), None) for i in jobs]
+        checks.ok(specs_uri.startswith("s3://") and all(pinned),
+                  f"create-job read the specs from {specs_uri} and pinned each job's copy: {pinned}")
         # The zips and manifests in the output bucket.
         out_bucket = next(b["Name"] for b in s3.list_buckets()["Buckets"] if "output" in b["Name"] and suffix in b["Name"])
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket=out_bucket).get("Contents", [])]
@@ -723,6 +740,8 @@ def main():
                 Bucket=deployed["input"], Key="in/2026/11/lineitem.tbl")),
             "notify writes the output bucket": refused(lambda: as_role("s3", "notify").put_object(
                 Bucket=out_bucket, Key="ferry/x", Body=b"x")),
+            "transform reads the specs": refused(lambda: as_role("s3", "transform").get_object(
+                Bucket=specs_uri[5:].split("/", 1)[0], Key=specs_uri[5:].split("/", 1)[1] + "/lineitem/dataset.toml")),
             "transform publishes a job event": refused(lambda: as_role("sns", "transform").publish(
                 TopicArn=resolve.refs[next(l for l, _ in of_type(template, "AWS::SNS::Topic") if l.startswith("JobEvents"))],
                 Message="{}")),

@@ -377,6 +377,7 @@ pub async fn init(
             create: true,
             types: Default::default(),
             column_names: Default::default(),
+            load_from: None,
         },
     };
     let body =

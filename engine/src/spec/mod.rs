@@ -217,6 +217,12 @@ pub struct TargetSpec {
     /// How output column names become table column names.
     #[serde(default)]
     pub column_names: ColumnNames,
+    /// What the Loader's sql-processor step loads: the `.pgcopy` parts (binary
+    /// COPY, the fast path) or the `.sql` files (the same text `psql -f` would
+    /// replay, for a team that audits and loads the SQL it keeps). Unset: the
+    /// task's `--from` / `FERRY_LOAD_FROM` (default `pgcopy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_from: Option<crate::load::ArtifactSource>,
 }
 
 /// `[target] column_names`: the table's column names.

@@ -23,6 +23,7 @@ pub mod gc;
 pub mod route;
 pub mod watch;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -120,6 +121,9 @@ pub struct Runtime {
     pub routes: Routes,
     /// PostgreSQL (Loader only).
     pub pg: Option<PgConfig>,
+    /// Specs fetched from S3 for routing, removed when the runtime ends (each
+    /// job keeps its own copy).
+    pub fetched_specs: Option<tempfile::TempDir>,
 }
 
 /// What create-job decided.
@@ -213,11 +217,17 @@ fn stem_of(uri: &str) -> String {
 }
 
 impl Runtime {
-    fn spec(&self, job: &Job) -> Result<&DatasetSpec, FerryError> {
+    /// The job's dataset spec: the copy create-job pinned in its folder, or
+    /// (a job created before specs were pinned) the specs folder's current one.
+    fn spec(&self, job: &Job) -> Result<Cow<'_, DatasetSpec>, FerryError> {
         let name = job.dataset.as_deref().ok_or_else(|| {
             FerryError::Route(format!("job {} was not routed to a dataset", job.job_id))
         })?;
-        self.routes.get(name).ok_or_else(|| {
+        let pinned = self.job_dir(job)?.spec();
+        if pinned.join("dataset.toml").is_file() {
+            return Ok(Cow::Owned(DatasetSpec::load(&pinned)?));
+        }
+        self.routes.get(name).map(Cow::Borrowed).ok_or_else(|| {
             FerryError::Usage(format!(
                 "job {} is for dataset {name:?}, which the specs ({}) do not have",
                 job.job_id,
@@ -270,28 +280,14 @@ impl Runtime {
         let created = self.store.create(&candidate).await?;
         let duplicate = matches!(created, Created::Existing(_));
         let job = created.job().clone();
-        if let Err(e) = routed {
-            if duplicate {
-                return Ok(Admission {
-                    job,
-                    run: false,
-                    duplicate,
-                });
+        let spec = match routed {
+            Ok(spec) => spec,
+            Err(e) => {
+                return self
+                    .unroutable(job, duplicate, e, &started_at, started, trigger)
+                    .await;
             }
-            let err = job_error(CREATE_JOB, &e);
-            self.record(
-                &job.job_id,
-                CREATE_JOB,
-                &started_at,
-                started,
-                Err(&err),
-                StepResult::default(),
-            )
-            .await?;
-            tracing::error!(job_id = %job.job_id, input = %trigger.input.uri, error = %e, "unroutable input");
-            self.notify(&job.job_id, Some(err)).await?;
-            return Err(e);
-        }
+        };
         let lease = self.settings.lease;
         match job.status {
             JobStatus::Pending | JobStatus::Failed => {}
@@ -322,6 +318,7 @@ impl Runtime {
             }
             Err(e) => return Err(e.into()),
         };
+        let mut rerun_dir = None;
         if rerun {
             let fresh = JobDir::new(&self.settings.work_dir, &claimed.job_id, &run_stamp())?;
             let path = fresh.root().display().to_string();
@@ -330,8 +327,17 @@ impl Runtime {
                 Ok(())
             })
             .await?;
+            rerun_dir = Some(fresh);
         }
+        // The job's spec from now on: a copy in its run folder.
+        let run_dir = match &rerun_dir {
+            Some(d) => d.clone(),
+            None => JobDir::existing(&self.settings.work_dir, &claimed.dir)?,
+        };
+        let (pinned, spec_hash) = Self::pin_spec(spec, &run_dir)?;
         let result = StepResult::default()
+            .output("spec", pinned.display().to_string())
+            .output("spec_hash", spec_hash)
             .output("dataset", claimed.dataset.clone().unwrap_or_default())
             .output(
                 "workflow",
@@ -353,6 +359,83 @@ impl Runtime {
             run: true,
             duplicate,
         })
+    }
+
+    /// An object no dataset routes: a failed job with its event sent (once:
+    /// a re-delivered event finds the job and does nothing), and the error.
+    async fn unroutable(
+        &self,
+        job: Job,
+        duplicate: bool,
+        e: FerryError,
+        started_at: &str,
+        started: Instant,
+        trigger: &Trigger,
+    ) -> Result<Admission, FerryError> {
+        if duplicate {
+            return Ok(Admission {
+                job,
+                run: false,
+                duplicate,
+            });
+        }
+        let err = job_error(CREATE_JOB, &e);
+        self.record(
+            &job.job_id,
+            CREATE_JOB,
+            started_at,
+            started,
+            Err(&err),
+            StepResult::default(),
+        )
+        .await?;
+        tracing::error!(job_id = %job.job_id, input = %trigger.input.uri, error = %e, "unroutable input");
+        self.notify(&job.job_id, Some(err)).await?;
+        Err(e)
+    }
+
+    /// Copies the spec a job was routed with into its run folder (see
+    /// [`JobDir::spec`]): `dataset.toml`, `transform.sql` and the
+    /// `source.sample` it names, nothing else a spec folder may hold. Returns
+    /// the copy's folder and a hash of the files, which the job record keeps.
+    fn pin_spec(spec: &DatasetSpec, run: &JobDir) -> Result<(PathBuf, String), FerryError> {
+        let from = spec.dir.as_deref().ok_or_else(|| {
+            FerryError::Internal(format!("dataset {} has no spec folder to pin", spec.name))
+        })?;
+        let to = run.spec();
+        std::fs::create_dir_all(&to)
+            .map_err(|e| FerryError::io(format!("creating {}", to.display()), e))?;
+        let mut hash = xxhash_rust::xxh3::Xxh3::new();
+        let sample = spec.source.sample.as_deref().filter(|s| {
+            let p = Path::new(s);
+            p.is_relative()
+                && p.components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)))
+        });
+        for name in ["dataset.toml", "transform.sql"].into_iter().chain(sample) {
+            let bytes = match std::fs::read(from.join(name)) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && name == "transform.sql" => {
+                    continue;
+                }
+                Err(e) => {
+                    return Err(FerryError::io(
+                        format!("reading {}", from.join(name).display()),
+                        e,
+                    ));
+                }
+            };
+            hash.update(name.as_bytes());
+            hash.update(&bytes);
+            let path = to.join(name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| FerryError::io(format!("creating {}", parent.display()), e))?;
+            }
+            std::fs::write(&path, &bytes)
+                .map_err(|e| FerryError::io(format!("writing {}", path.display()), e))?;
+        }
+        Ok((to, format!("{:032x}", hash.digest128())))
     }
 
     /// Writes a step record (finished) and logs the step's summary line.
@@ -535,14 +618,22 @@ impl Runtime {
         })
     }
 
+    /// What sql-processor loads for this dataset: its spec's `load_from`, else the setting.
+    fn load_from(&self, spec: &DatasetSpec) -> ArtifactSource {
+        spec.target
+            .as_ref()
+            .and_then(|t| t.load_from)
+            .unwrap_or(self.settings.from)
+    }
+
     async fn transform(&self, job: &Job) -> Result<StepResult, FerryError> {
         let spec = self.spec(job)?;
         let input = self.staged_input(job)?;
         let mut opts = self.load_options(job)?;
-        if !opts.artifacts.pgcopy && self.settings.from == ArtifactSource::Pgcopy {
+        if !opts.artifacts.pgcopy && self.load_from(&spec) == ArtifactSource::Pgcopy {
             opts.artifacts.pgcopy = true;
         }
-        let r = transform_artifacts(spec, &input, self.pg()?, &opts).await?;
+        let r = transform_artifacts(&spec, &input, self.pg()?, &opts).await?;
         Ok(StepResult {
             rows: Some(r.rows),
             bytes: Some(r.artifacts.iter().map(|a| a.bytes).sum()),
@@ -570,21 +661,23 @@ impl Runtime {
 
     async fn sql_processor(&self, job: &Job) -> Result<StepResult, FerryError> {
         let dir = self.job_dir(job)?;
+        let spec = self.spec(job)?;
+        let from = self.load_from(&spec);
         let r = load_artifacts(
             dir.root(),
             self.pg()?,
-            self.settings.from,
+            from,
             self.settings.streams,
             self.settings.force,
         )
         .await?;
-        Ok(Self::loaded(&r))
+        Ok(Self::loaded(&r).output("from", from.as_str()))
     }
 
     async fn transform_and_load(&self, job: &Job) -> Result<StepResult, FerryError> {
         let spec = self.spec(job)?;
         let input = self.staged_input(job)?;
-        let r = load(spec, &input, self.pg()?, &self.load_options(job)?).await?;
+        let r = load(&spec, &input, self.pg()?, &self.load_options(job)?).await?;
         Ok(Self::loaded(&r))
     }
 
@@ -607,7 +700,7 @@ impl Runtime {
             .target_table()
             .unwrap_or_else(|| QualifiedName::new("public", stem.replace('-', "_")));
         let req = ConvertRequest {
-            spec: spec.clone(),
+            spec: spec.into_owned(),
             input: Input {
                 path: PathBuf::from(self.staged_input(job)?),
                 display: job.input.uri.clone(),

@@ -106,6 +106,75 @@ impl Routes {
     pub fn names(&self) -> Vec<&str> {
         self.entries.iter().map(|(s, _)| s.name.as_str()).collect()
     }
+
+    /// No specs at all: for the steps after create-job when the specs are in
+    /// S3, which read the copy pinned in the job's folder instead.
+    pub fn none(described: &str) -> Routes {
+        Routes {
+            dir: PathBuf::from(described),
+            entries: Vec::new(),
+        }
+    }
+}
+
+/// Fetches the specs kept under an S3 prefix (`s3://bucket/prefix`, holding
+/// `<dataset>/dataset.toml`, `<dataset>/transform.sql` and the files beside
+/// them such as a `source.sample`, as `aws s3 sync sql/ s3://bucket/prefix/`
+/// leaves them) into `into`, one folder per dataset, and returns how many
+/// datasets came. Adding a dataset is then an upload, not an image build.
+/// Objects directly under the prefix or nested deeper than a dataset's
+/// folder are ignored; a dataset name that is not a plain folder name is
+/// refused, so no key can write outside `into`.
+pub async fn fetch_specs(uri: &str, into: &Path) -> Result<usize, FerryError> {
+    let rest = uri.strip_prefix("s3://").unwrap_or(uri);
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let prefix = if prefix.is_empty() || prefix.ends_with('/') {
+        prefix.to_string()
+    } else {
+        format!("{prefix}/")
+    };
+    if bucket.is_empty() {
+        return Err(FerryError::Usage(format!(
+            "specs {uri}: expected s3://bucket/prefix"
+        )));
+    }
+    let listed = ferry_connectors::store::list(bucket, &prefix).await?;
+    let mut datasets = std::collections::BTreeSet::new();
+    for object in listed {
+        let Some(relative) = object.key.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Some((dataset, file)) = relative.split_once('/') else {
+            continue;
+        };
+        if file.is_empty() || file.contains('/') {
+            continue;
+        }
+        let plain = !dataset.is_empty()
+            && dataset
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+            && dataset != "."
+            && dataset != "..";
+        if !plain {
+            return Err(FerryError::Usage(format!(
+                "specs s3://{bucket}/{}: {dataset:?} is not a dataset folder name (letters, digits, _ - .)",
+                object.key
+            )));
+        }
+        let location = ferry_connectors::store::Location::S3 {
+            bucket: bucket.to_string(),
+            key: object.key.clone(),
+            uri: format!("s3://{bucket}/{}", object.key),
+        };
+        let expect = ferry_connectors::store::Expect {
+            etag: object.etag.clone(),
+            ..Default::default()
+        };
+        ferry_connectors::store::stage(&location, &into.join(dataset), &expect).await?;
+        datasets.insert(dataset.to_string());
+    }
+    Ok(datasets.len())
 }
 
 #[cfg(test)]
