@@ -22,6 +22,7 @@ import { Construct } from 'constructs';
 import { TaskContract, commandFor, envName, loadContract, notifyFailureFlag, REPO_ROOT } from './contract';
 import { ExistingInfra, readExistingInfra } from './existing';
 import { operate } from './operations';
+import { reaper } from './reaper';
 import { FerrySettings, readSettings } from './settings';
 
 /** Where every task mounts the EFS access point; FERRY_WORK_DIR points here. */
@@ -93,7 +94,7 @@ export class FerryStack extends Stack {
   readonly taskDefinitions: Record<string, ecs.FargateTaskDefinition> = {};
   /** The hourly `ferry jobs gc` task (not a workflow step): sweeps EFS, reports unfinished jobs. */
   readonly gcTask: ecs.FargateTaskDefinition;
-  readonly stateMachines: Record<'orchestrator' | 'loader' | 'converter' | 'backfill', sfn.StateMachine>;
+  readonly stateMachines: Record<'orchestrator' | 'loader' | 'converter' | 'backfill' | 'reaper', sfn.StateMachine>;
   readonly rule: events.Rule;
   readonly deadLetters: sqs.Queue;
   /** Where the alarms (and failed ECS tasks) are sent: subscribe the on-call here. */
@@ -776,7 +777,7 @@ export class FerryStack extends Stack {
       'BackfillStateMachine',
       machineProps(sfn.DefinitionBody.fromChainable(map), 'ferry backfill: start with {"prefix": "in/2026/"}'),
     );
-    this.stateMachines = { orchestrator, loader, converter, backfill };
+    const stateMachines = { orchestrator, loader, converter, backfill };
 
     // ---- the trigger: Object Created in the input bucket → the orchestrator.
     this.deadLetters = new sqs.Queue(this, 'TriggerDeadLetters', {
@@ -800,6 +801,17 @@ export class FerryStack extends Stack {
         maxEventAge: Duration.hours(24),
       }),
     );
+
+    // A stopped (or timed-out) execution's tasks are stopped and its job ended (cdk/lib/reaper.ts).
+    const reap = reaper(this, {
+      containers,
+      subnets: taskSubnets,
+      securityGroup: tasksSg,
+      machines: [orchestrator, loader, converter],
+      machineProps,
+    });
+    mayTagTasks(reap);
+    this.stateMachines = { ...stateMachines, reaper: reap };
 
     operate(this, key, taskLogs, settings);
 

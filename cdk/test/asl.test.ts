@@ -6,7 +6,7 @@ const aslValidator = require('asl-validator') as (d: unknown) => { isValid: bool
 
 test('every synthesized state machine definition passes asl-validator', () => {
   const defs = definitions(build().template);
-  assert.equal(Object.keys(defs).length, 4);
+  assert.equal(Object.keys(defs).length, 5);
   for (const [name, def] of Object.entries(defs)) {
     const { isValid, errorsText } = aslValidator(def);
     assert.ok(isValid, `${name}: ${errorsText('\n')}`);

@@ -215,7 +215,7 @@ test('least privilege: each step role holds only what that step does', () => {
 
 test('state machines: one ECS task per step with the CLI command, task tokens, retries only where they help', () => {
   const defs = definitions(template);
-  assert.deepEqual(Object.keys(defs).sort(), ['Backfill', 'Converter', 'Loader', 'Orchestrator']);
+  assert.deepEqual(Object.keys(defs).sort(), ['Backfill', 'Converter', 'Loader', 'Orchestrator', 'Reaper']);
   for (const wf of ['loader', 'converter'] as const) {
     const def = defs[wf === 'loader' ? 'Loader' : 'Converter'];
     const states = allStates(def);
@@ -385,7 +385,32 @@ test("state machines log under /aws/vendedlogs/states/ (the logs resource policy
       assert.ok(name.includes('/aws/vendedlogs/states/'), `state machine log group named ${name}`);
     }
   }
-  assert.equal(machines, 4);
+  assert.equal(machines, 5);
+});
+
+test('a stopped or timed-out execution: the reaper stops its tasks (by task group) and ends its job failed', () => {
+  const rule = resources('AWS::Events::Rule').find(([id]) => id.startsWith('StoppedExecutions'))![1];
+  assert.deepEqual(rule.Properties.EventPattern['detail-type'], ['Step Functions Execution Status Change']);
+  assert.deepEqual(rule.Properties.EventPattern.detail.status, ['ABORTED', 'TIMED_OUT']);
+  assert.deepEqual(
+    rule.Properties.EventPattern.detail.stateMachineArn.map((r: any) => r.Ref.replace(/StateMachine.*$/, '')).sort(),
+    ['Converter', 'Loader', 'Orchestrator'],
+  );
+  const target = rule.Properties.Targets[0];
+  assert.match(target.Arn.Ref, /^ReaperStateMachine/);
+  assert.ok(target.DeadLetterConfig && target.RetryPolicy, 'undeliverable stop events go to the dead-letter queue');
+  const reaper = allStates(definitions(template).Reaper);
+  assert.equal(reaper['What was stopped'].Parameters['group.$'], "States.Format('ferry:{}', $.detail.name)");
+  // Every step family is searched, and only tasks in the stopped execution's group are stopped.
+  const families = Object.values(stack.taskDefinitions).map((d) => d.family);
+  assert.deepEqual([...reaper['What was stopped'].Parameters.families].sort(), [...new Set(families)].sort());
+  assert.deepEqual(reaper['In its group?'].Choices[0], { Variable: '$.group', StringEqualsPath: '$.mine', Next: 'Stop it' });
+  assert.equal(reaper['Stop it'].Resource, 'arn:aws:states:::aws-sdk:ecs:stopTask');
+  // A Loader or Converter execution's job ends failed with its event.
+  const end = reaper['End the job'];
+  assert.equal(end.Resource, 'arn:aws:states:::ecs:runTask.waitForTaskToken');
+  assert.equal(end.Parameters.Overrides.ContainerOverrides[0]['Command.$'],
+    "States.Array('task', 'notify', '--job-id', $.input.job.job_id, '--caught', 'ferry.ExecutionStopped')");
 });
 
 test('stages: prod keeps data on cdk destroy; any other stage removes everything it created', () => {

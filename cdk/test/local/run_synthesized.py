@@ -311,6 +311,7 @@ class Agent(threading.Thread):
         # (step, text in the job's input): tasks that hang instead of running, as a hung process
         # would: no heartbeats, no answer, until somebody stops the ECS task.
         self.hang = set()
+        self.hanging = []  # (task arn, input) of hung tasks, as they start
         self.pool = ThreadPoolExecutor(max_workers=4)
 
     def run(self):
@@ -383,6 +384,7 @@ class Agent(threading.Thread):
                   "command": command}
         source = self.job_input(command)
         if any(step == s and text in source for s, text in self.hang):
+            self.hanging.append((task["taskArn"], source))
             record.update(exit="hung", input=source, stopped=self.wait_stopped(task["taskArn"]))
             record["seconds"] = round(time.time() - started, 2)
             open(log, "w").write(f"hung on purpose; stopped: {record['stopped']}\n")
@@ -761,6 +763,40 @@ def main():
         checks.ok(d["status"] == "FAILED" and "AccessDenied" in (d.get("error", "") + d.get("cause", "")),
                   f"the Converter's role may not run the sql-processor task: {d['status']} {d.get('error')} "
                   f"{d.get('cause', '')[:100]}")
+
+        # 8. An execution stopped by hand while its step hangs: Step Functions runs no Catch for it,
+        #    so the EventBridge rule on its ABORTED status starts the reaper, which stops the task of
+        #    the execution's group and ends the job failed (ferry.ExecutionStopped), with its event.
+        #    The emulator does not emit Step Functions status events: the check puts the one AWS sends.
+        agent.hang.add(("transform", "stopped/lineitem-stop.tbl"))
+        s3.upload_file(os.path.join(args.specs, "lineitem", "sample.tbl"), deployed["input"], "stopped/lineitem-stop.tbl")
+        deadline = time.time() + 120
+        while time.time() < deadline and not any("lineitem-stop" in src for _, src in agent.hanging):
+            time.sleep(0.2)
+        running = [e for e in sfn.list_executions(stateMachineArn=loader, statusFilter="RUNNING")["executions"]]
+        hung_arn = next((arn for arn, src in agent.hanging if "lineitem-stop" in src), None)
+        if running and hung_arn:
+            stopped = running[0]
+            sfn.stop_execution(executionArn=stopped["executionArn"], error="ops", cause="stopped by hand")
+            d = sfn.describe_execution(executionArn=stopped["executionArn"])
+            aws("events").put_events(Entries=[{
+                "Source": "aws.states", "DetailType": "Step Functions Execution Status Change",
+                "Detail": json.dumps({"executionArn": d["executionArn"], "stateMachineArn": loader, "name": d["name"],
+                                      "status": "ABORTED", "input": d["input"]}),
+            }])
+            reaped = wait_executions(sfn, deployed["machines"]["Reaper"], 1, timeout=120)
+            reason = agent.wait_stopped(hung_arn, timeout=60)
+            job_id = json.loads(d["input"])["job"]["job_id"]
+            record = json.loads(ddb.get_item(TableName=deployed["table"], Key={"pk": {"S": f"job#{job_id}"}})["Item"]["doc"]["S"])
+            checks.ok(reaped[0]["status"] == "SUCCEEDED" and reason and "its execution was stopped" in reason,
+                      f"the stopped execution's hung task was stopped by the reaper ({reaped[0]['status']}): {reason}")
+            checks.ok(record["status"] == "failed" and record["error"]["name"] == "ferry.ExecutionStopped",
+                      f"its job ended {record['status']}: {record.get('error', {}).get('name')}: "
+                      f"{record.get('error', {}).get('message', '')[:80]}")
+            got = receive(sqs, deployed["events_queue"], 1)
+            checks.ok([e.get("status") for e in got] == ["failed"], "the stopped job's failure is notified")
+        else:
+            checks.ok(False, f"a Loader execution hanging in transform to stop: {running}, {agent.hanging}")
         finished = True
     finally:
         enforce_iam(endpoint, False)

@@ -54,6 +54,8 @@ fn caught_message(name: &str) -> String {
         "ferry.TaskLost" | "States.HeartbeatTimeout" => "the step's task stopped sending heartbeats (a lost host, a hung or killed process); the state machine stopped it".into(),
         "ferry.StepTimedOut" | "States.Timeout" => "the step ran past its state's timeout; the state machine stopped its task".into(),
         "States.TaskFailed" => "the step's task failed without an answer (it could not start, or exited without reporting)".into(),
+        // The stack's reaper, after an execution was stopped by hand or timed out as a whole.
+        "ferry.ExecutionStopped" => "the job's execution was stopped (by hand, by a parent, or its timeout) while this step ran; its task was stopped".into(),
         other if other.starts_with("ECS.") => format!("ECS could not run the step's task ({other})"),
         other => format!("the state machine caught {other}"),
     }
@@ -146,5 +148,7 @@ mod tests {
         });
         let e = caught_error(Some("States.TaskFailed"), None, &failed).expect("an error");
         assert_eq!(e.message, "x.csv:3: bad");
+        let e = caught_error(Some("ferry.ExecutionStopped"), None, &job).expect("an error");
+        assert!(e.message.contains("execution was stopped"), "{}", e.message);
     }
 }

@@ -1,0 +1,160 @@
+import { Duration, Token } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { Construct } from 'constructs';
+import { commandFor, envName, notifyFailureFlag } from './contract';
+import type { FerryStack } from './ferry-stack';
+
+/** The error name a job stopped with its execution ends with (engine/src/workflow/answer.rs explains it). */
+export const EXECUTION_STOPPED = 'ferry.ExecutionStopped';
+
+/** What the reaper needs from the stack. */
+export interface ReaperProps {
+  /** The step containers, by step (the notify one ends the job). */
+  containers: Record<string, ecs.ContainerDefinition>;
+  subnets: ec2.SubnetSelection;
+  securityGroup: ec2.ISecurityGroup;
+  /** The machines whose stopped executions are reaped. */
+  machines: sfn.StateMachine[];
+  /** The stack's state machine settings (logs, tracing, timeout). */
+  machineProps: (definitionBody: sfn.DefinitionBody, comment: string) => sfn.StateMachineProps;
+}
+
+/**
+ * Every path out of a task state must stop its ECS task, and a task state whose execution is
+ * stopped (by hand, by a parent, by the execution's own timeout) has no Catch to do it: a hung
+ * task would run, and bill, for ever, and its job would stay `running`. So an EventBridge rule
+ * sends every ABORTED or TIMED_OUT execution of the orchestrator, the Loader and the Converter to
+ * this state machine, which stops the tasks of the execution's task group (`ferry:<execution
+ * name>`, see InTaskGroup) in every step family, then, for a Loader or Converter execution, runs
+ * the notify step with `--caught ferry.ExecutionStopped`: the job ends failed, with its event.
+ * (A task that is still alive also stops itself at its next heartbeat: its token is gone.)
+ */
+export function reaper(stack: FerryStack, props: ReaperProps): sfn.StateMachine {
+  const scope = new Construct(stack, 'Reaper');
+  const contract = stack.contract;
+  const families = [...new Set(Object.values(stack.taskDefinitions).map((d) => d.family))];
+  const what = new sfn.Pass(scope, 'What was stopped', {
+    parameters: {
+      group: sfn.JsonPath.format('ferry:{}', sfn.JsonPath.stringAt('$.detail.name')),
+      execution: sfn.JsonPath.stringAt('$.detail.executionArn'),
+      input: sfn.JsonPath.stringToJson(sfn.JsonPath.stringAt('$.detail.input')),
+      families,
+    },
+  });
+  const eachFamily = new sfn.Map(scope, 'Every step family', {
+    itemsPath: '$.families',
+    itemSelector: { family: sfn.JsonPath.stringAt('$$.Map.Item.Value'), group: sfn.JsonPath.stringAt('$.group') },
+    maxConcurrency: 4,
+    resultPath: sfn.JsonPath.DISCARD,
+  });
+  const list = new tasks.CallAwsService(scope, 'Its running tasks', {
+    service: 'ecs',
+    action: 'listTasks',
+    parameters: { Cluster: stack.cluster.clusterArn, Family: sfn.JsonPath.stringAt('$.family'), DesiredStatus: 'RUNNING' },
+    iamResources: ['*'],
+    iamAction: 'ecs:ListTasks',
+    resultSelector: { arns: sfn.JsonPath.listAt('$.TaskArns') },
+    resultPath: '$.running',
+  });
+  const describe = new tasks.CallAwsService(scope, 'Describe them', {
+    service: 'ecs',
+    action: 'describeTasks',
+    parameters: { Cluster: stack.cluster.clusterArn, Tasks: sfn.JsonPath.listAt('$.running.arns') },
+    iamResources: ['*'],
+    iamAction: 'ecs:DescribeTasks',
+    resultSelector: { tasks: sfn.JsonPath.listAt('$.Tasks') },
+    resultPath: '$.running',
+  });
+  const stopOurs = new sfn.Map(scope, 'Stop the execution\'s', {
+    itemsPath: '$.running.tasks',
+    itemSelector: {
+      arn: sfn.JsonPath.stringAt('$$.Map.Item.Value.TaskArn'),
+      group: sfn.JsonPath.stringAt('$$.Map.Item.Value.Group'),
+      mine: sfn.JsonPath.stringAt('$.group'),
+    },
+    maxConcurrency: 10,
+    resultPath: sfn.JsonPath.DISCARD,
+  });
+  stopOurs.itemProcessor(
+    new sfn.Choice(scope, 'In its group?')
+      .when(
+        sfn.Condition.stringEqualsJsonPath('$.group', '$.mine'),
+        new tasks.CallAwsService(scope, 'Stop it', {
+          service: 'ecs',
+          action: 'stopTask',
+          parameters: {
+            Cluster: stack.cluster.clusterArn,
+            Task: sfn.JsonPath.stringAt('$.arn'),
+            Reason: 'ferry: its execution was stopped',
+          },
+          iamResources: ['*'],
+          iamAction: 'ecs:StopTask',
+          resultPath: sfn.JsonPath.DISCARD,
+        }),
+      )
+      .otherwise(new sfn.Pass(scope, 'Another execution\'s')),
+  );
+  eachFamily.itemProcessor(
+    list.next(
+      new sfn.Choice(scope, 'Any running?')
+        .when(sfn.Condition.isPresent('$.running.arns[0]'), describe.next(stopOurs))
+        .otherwise(new sfn.Pass(scope, 'None running')),
+    ),
+  );
+
+  // The job ends failed, with its event: notify, told what happened.
+  const { args, flag } = commandFor(contract, 'notify');
+  const endJob = new tasks.EcsRunTask(scope, 'End the job', {
+    comment: 'ferry task notify --caught ferry.ExecutionStopped: the job is failed and its event sent',
+    integrationPattern: sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+    cluster: stack.cluster,
+    taskDefinition: stack.taskDefinitions.notify,
+    launchTarget: new tasks.EcsFargateLaunchTarget({ platformVersion: ecs.FargatePlatformVersion.LATEST }),
+    subnets: props.subnets,
+    securityGroups: [props.securityGroup],
+    assignPublicIp: false,
+    propagatedTagSource: ecs.PropagatedTagSource.TASK_DEFINITION,
+    containerOverrides: [
+      {
+        containerDefinition: props.containers.notify,
+        command: Token.asList(
+          sfn.JsonPath.array(...args, flag, sfn.JsonPath.stringAt('$.input.job.job_id'), notifyFailureFlag(contract), EXECUTION_STOPPED),
+        ),
+        environment: [{ name: envName(contract, 'FERRY_TASK_TOKEN'), value: sfn.JsonPath.taskToken }],
+      },
+    ],
+    heartbeatTimeout: sfn.Timeout.duration(Duration.seconds(stack.settings.heartbeatSeconds)),
+    taskTimeout: sfn.Timeout.duration(Duration.hours(1)),
+    resultPath: sfn.JsonPath.DISCARD,
+  });
+  endJob.addRetry({ errors: [...contract.errors.retryable, 'ECS.AmazonECSException', sfn.Errors.HEARTBEAT_TIMEOUT], maxAttempts: 3 });
+  const done = new sfn.Succeed(scope, 'Reaped');
+  const definition = what.next(eachFamily).next(
+    new sfn.Choice(scope, 'A job\'s workflow?')
+      .when(sfn.Condition.isPresent('$.input.job.job_id'), endJob.next(done))
+      .otherwise(done),
+  );
+  const machine = new sfn.StateMachine(
+    stack,
+    'ReaperStateMachine',
+    props.machineProps(
+      sfn.DefinitionBody.fromChainable(definition),
+      'ferry reaper: the ECS tasks of a stopped execution are stopped, and its job ended',
+    ),
+  );
+  new events.Rule(stack, 'StoppedExecutions', {
+    description: 'ferry: a stopped or timed-out execution has its ECS tasks stopped and its job ended',
+    eventPattern: {
+      source: ['aws.states'],
+      detailType: ['Step Functions Execution Status Change'],
+      detail: { status: ['ABORTED', 'TIMED_OUT'], stateMachineArn: props.machines.map((m) => m.stateMachineArn) },
+    },
+    targets: [new targets.SfnStateMachine(machine, { deadLetterQueue: stack.deadLetters, retryAttempts: 8, maxEventAge: Duration.hours(24) })],
+  });
+  return machine;
+}
