@@ -23,6 +23,7 @@ import { TaskContract, commandFor, envName, loadContract, notifyFailureFlag, REP
 import { ExistingInfra, readExistingInfra } from './existing';
 import { operate } from './operations';
 import { reaper } from './reaper';
+import { stopTasksOfGroup } from './stop-tasks';
 import { FerrySettings, readSettings } from './settings';
 
 /** Where every task mounts the EFS access point; FERRY_WORK_DIR points here. */
@@ -561,60 +562,14 @@ export class FerryStack extends Stack {
       const rethrow = new sfn.Choice(scope, `${label}: which timeout`)
         .when(sfn.Condition.stringEquals('$.error.Error', sfn.Errors.HEARTBEAT_TIMEOUT), lost)
         .otherwise(timedOut);
-      const find = new tasks.CallAwsService(scope, `${label}: find its task`, {
-        service: 'ecs',
-        action: 'listTasks',
-        parameters: { Cluster: this.cluster.clusterArn, Family: def.family, DesiredStatus: 'RUNNING', MaxResults: 100 },
-        iamResources: ['*'],
-        iamAction: 'ecs:ListTasks',
-        resultSelector: { arns: sfn.JsonPath.listAt('$.TaskArns') },
-        resultPath: '$.running',
-      });
-      const describe = new tasks.CallAwsService(scope, `${label}: describe them`, {
-        service: 'ecs',
-        action: 'describeTasks',
-        parameters: { Cluster: this.cluster.clusterArn, Tasks: sfn.JsonPath.listAt('$.running.arns') },
-        iamResources: ['*'],
-        iamAction: 'ecs:DescribeTasks',
-        resultSelector: { tasks: sfn.JsonPath.listAt('$.Tasks') },
-        resultPath: '$.running',
-      });
-      const stopOurs = new sfn.Map(scope, `${label}: stop it`, {
-        itemsPath: '$.running.tasks',
-        itemSelector: {
-          arn: sfn.JsonPath.stringAt('$$.Map.Item.Value.TaskArn'),
-          group: sfn.JsonPath.stringAt('$$.Map.Item.Value.Group'),
-          mine: sfn.JsonPath.format('ferry:{}', sfn.JsonPath.executionName),
-        },
-        maxConcurrency: 10,
-        resultPath: sfn.JsonPath.DISCARD,
-      });
-      stopOurs.itemProcessor(
-        new sfn.Choice(scope, `${label}: ours?`)
-          .when(
-            sfn.Condition.stringEqualsJsonPath('$.group', '$.mine'),
-            new tasks.CallAwsService(scope, `${label}: stop one`, {
-              service: 'ecs',
-              action: 'stopTask',
-              parameters: {
-                Cluster: this.cluster.clusterArn,
-                Task: sfn.JsonPath.stringAt('$.arn'),
-                Reason: `ferry: the ${step} state timed out`,
-              },
-              iamResources: ['*'],
-              iamAction: 'ecs:StopTask',
-              resultPath: sfn.JsonPath.DISCARD,
-            }),
-          )
-          .otherwise(new sfn.Pass(scope, `${label}: another execution's`)),
-      );
-      stopOurs.next(rethrow);
       task.addCatch(
-        find.next(
-          new sfn.Choice(scope, `${label}: any running?`)
-            .when(sfn.Condition.isPresent('$.running.arns[0]'), describe.next(stopOurs))
-            .otherwise(rethrow),
-        ),
+        stopTasksOfGroup(scope, label, {
+          cluster: this.cluster,
+          family: def.family,
+          group: sfn.JsonPath.format('ferry:{}', sfn.JsonPath.executionName),
+          reason: `ferry: the ${step} state timed out`,
+          then: rethrow,
+        }),
         { errors: [sfn.Errors.HEARTBEAT_TIMEOUT, sfn.Errors.TIMEOUT], resultPath: '$.error' },
       );
       const wrapped = new sfn.Parallel(scope, label, {

@@ -8,6 +8,7 @@ import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { commandFor, envName, notifyFailureFlag } from './contract';
 import type { FerryStack } from './ferry-stack';
+import { stopTasksOfGroup } from './stop-tasks';
 
 /** The error name a job stopped with its execution ends with (engine/src/workflow/answer.rs explains it). */
 export const EXECUTION_STOPPED = 'ferry.ExecutionStopped';
@@ -52,59 +53,14 @@ export function reaper(stack: FerryStack, props: ReaperProps): sfn.StateMachine 
     maxConcurrency: 4,
     resultPath: sfn.JsonPath.DISCARD,
   });
-  const list = new tasks.CallAwsService(scope, 'Its running tasks', {
-    service: 'ecs',
-    action: 'listTasks',
-    parameters: { Cluster: stack.cluster.clusterArn, Family: sfn.JsonPath.stringAt('$.family'), DesiredStatus: 'RUNNING' },
-    iamResources: ['*'],
-    iamAction: 'ecs:ListTasks',
-    resultSelector: { arns: sfn.JsonPath.listAt('$.TaskArns') },
-    resultPath: '$.running',
-  });
-  const describe = new tasks.CallAwsService(scope, 'Describe them', {
-    service: 'ecs',
-    action: 'describeTasks',
-    parameters: { Cluster: stack.cluster.clusterArn, Tasks: sfn.JsonPath.listAt('$.running.arns') },
-    iamResources: ['*'],
-    iamAction: 'ecs:DescribeTasks',
-    resultSelector: { tasks: sfn.JsonPath.listAt('$.Tasks') },
-    resultPath: '$.running',
-  });
-  const stopOurs = new sfn.Map(scope, 'Stop the execution\'s', {
-    itemsPath: '$.running.tasks',
-    itemSelector: {
-      arn: sfn.JsonPath.stringAt('$$.Map.Item.Value.TaskArn'),
-      group: sfn.JsonPath.stringAt('$$.Map.Item.Value.Group'),
-      mine: sfn.JsonPath.stringAt('$.group'),
-    },
-    maxConcurrency: 10,
-    resultPath: sfn.JsonPath.DISCARD,
-  });
-  stopOurs.itemProcessor(
-    new sfn.Choice(scope, 'In its group?')
-      .when(
-        sfn.Condition.stringEqualsJsonPath('$.group', '$.mine'),
-        new tasks.CallAwsService(scope, 'Stop it', {
-          service: 'ecs',
-          action: 'stopTask',
-          parameters: {
-            Cluster: stack.cluster.clusterArn,
-            Task: sfn.JsonPath.stringAt('$.arn'),
-            Reason: 'ferry: its execution was stopped',
-          },
-          iamResources: ['*'],
-          iamAction: 'ecs:StopTask',
-          resultPath: sfn.JsonPath.DISCARD,
-        }),
-      )
-      .otherwise(new sfn.Pass(scope, 'Another execution\'s')),
-  );
   eachFamily.itemProcessor(
-    list.next(
-      new sfn.Choice(scope, 'Any running?')
-        .when(sfn.Condition.isPresent('$.running.arns[0]'), describe.next(stopOurs))
-        .otherwise(new sfn.Pass(scope, 'None running')),
-    ),
+    stopTasksOfGroup(scope, 'step family', {
+      cluster: stack.cluster,
+      family: sfn.JsonPath.stringAt('$.family'),
+      group: sfn.JsonPath.stringAt('$.group'),
+      reason: 'ferry: its execution was stopped',
+      then: new sfn.Pass(scope, 'step family: done'),
+    }),
   );
 
   // The job ends failed, with its event: notify, told what happened.

@@ -250,14 +250,20 @@ test('state machines: one ECS task per step with the CLI command, task tokens, r
       const find = states[`${step}: find its task`];
       assert.equal(find.Resource, 'arn:aws:states:::aws-sdk:ecs:listTasks');
       assert.equal(find.Parameters.DesiredStatus, 'RUNNING');
-      assert.equal(states[find.Next].Default, `${step}: which timeout`, 'nothing running: straight to the error');
+      // Page by page (ListTasks returns 100 at most): the task may be on a later page.
+      const more = states[`${step}: more tasks?`];
+      assert.equal(states[find.Next].Default, `${step}: more tasks?`, 'nothing running: no page to stop in');
+      assert.deepEqual(more.Choices[0], { Variable: '$.running.page.NextToken', IsPresent: true, Next: `${step}: next page` });
+      assert.equal(more.Default, `${step}: which timeout`, 'the last page: on to the error');
+      assert.equal(states[`${step}: next page`].Parameters['NextToken.$'], '$.running.page.NextToken');
+      assert.equal(states[`${step}: next page`].Next, find.Next, 'each page is looked at the same way');
       assert.equal(states[`${step}: describe them`].Resource, 'arn:aws:states:::aws-sdk:ecs:describeTasks');
       const stop = states[`${step}: stop it`];
       assert.equal(stop.ItemSelector['mine.$'], "States.Format('ferry:{}', $$.Execution.Name)");
       const ours = states[`${step}: ours?`];
       assert.deepEqual(ours.Choices[0], { Variable: '$.group', StringEqualsPath: '$.mine', Next: `${step}: stop one` });
       assert.equal(states[`${step}: stop one`].Resource, 'arn:aws:states:::aws-sdk:ecs:stopTask');
-      assert.equal(stop.Next, `${step}: which timeout`);
+      assert.equal(stop.Next, `${step}: more tasks?`);
       const which = states[`${step}: which timeout`];
       assert.equal(states[which.Choices[0].Next].Error, 'ferry.TaskLost');
       assert.equal(which.Choices[0].StringEquals, 'States.HeartbeatTimeout');
@@ -404,8 +410,10 @@ test('a stopped or timed-out execution: the reaper stops its tasks (by task grou
   // Every step family is searched, and only tasks in the stopped execution's group are stopped.
   const families = Object.values(stack.taskDefinitions).map((d) => d.family);
   assert.deepEqual([...reaper['What was stopped'].Parameters.families].sort(), [...new Set(families)].sort());
-  assert.deepEqual(reaper['In its group?'].Choices[0], { Variable: '$.group', StringEqualsPath: '$.mine', Next: 'Stop it' });
-  assert.equal(reaper['Stop it'].Resource, 'arn:aws:states:::aws-sdk:ecs:stopTask');
+  assert.equal(reaper['step family: stop it'].ItemSelector['mine.$'], '$.group');
+  assert.deepEqual(reaper['step family: ours?'].Choices[0], { Variable: '$.group', StringEqualsPath: '$.mine', Next: 'step family: stop one' });
+  assert.equal(reaper['step family: stop one'].Parameters.Reason, 'ferry: its execution was stopped');
+  assert.equal(reaper['step family: next page'].Parameters['NextToken.$'], '$.running.page.NextToken');
   // A Loader or Converter execution's job ends failed with its event.
   const end = reaper['End the job'];
   assert.equal(end.Resource, 'arn:aws:states:::ecs:runTask.waitForTaskToken');
