@@ -100,22 +100,16 @@ export function readSettings(node: Node): FerrySettings {
   if (!/^[a-z][a-z0-9-]{0,15}$/.test(stage)) {
     throw new Error(`context stage=${stage}: expected prod, or a short lowercase name such as dev or test`);
   }
-  const notify = String(node.tryGetContext('notify') ?? DEFAULTS.notify);
-  if (notify !== 'sns' && notify !== 'eventbridge') {
-    throw new Error(`context notify=${notify}: expected sns or eventbridge`);
-  }
-  const specs = String(node.tryGetContext('specs') ?? DEFAULTS.specs);
-  if (specs !== 's3' && specs !== 'image') {
-    throw new Error(`context specs=${specs}: expected s3 or image`);
-  }
-  const loadFrom = String(node.tryGetContext('loadFrom') ?? DEFAULTS.loadFrom);
-  if (loadFrom !== 'pgcopy' && loadFrom !== 'sql') {
-    throw new Error(`context loadFrom=${loadFrom}: expected pgcopy or sql`);
-  }
-  const platform = String(node.tryGetContext('platform') ?? DEFAULTS.platform);
-  if (platform !== 'amd64' && platform !== 'arm64') {
-    throw new Error(`context platform=${platform}: expected amd64 or arm64`);
-  }
+  // A setting that is one of a few words: anything else fails synth, naming them.
+  const oneOf = <K extends 'notify' | 'specs' | 'loadFrom' | 'platform'>(key: K, choices: FerrySettings[K][]): FerrySettings[K] => {
+    const v = String(node.tryGetContext(key) ?? DEFAULTS[key]) as FerrySettings[K];
+    if (!choices.includes(v)) throw new Error(`context ${key}=${v}: expected ${choices.join(' or ')}`);
+    return v;
+  };
+  const notify = oneOf('notify', ['sns', 'eventbridge']);
+  const specs = oneOf('specs', ['s3', 'image']);
+  const loadFrom = oneOf('loadFrom', ['pgcopy', 'sql']);
+  const platform = oneOf('platform', ['amd64', 'arm64']);
   return {
     stage,
     notify,
