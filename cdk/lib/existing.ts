@@ -36,6 +36,11 @@ export interface ExistingInfra {
   outputBucket?: string;
   /** Where the dataset specs are kept: s3://bucket/prefix holding <dataset>/dataset.toml and transform.sql. */
   specsUri?: string;
+  /**
+   * The customer-managed KMS keys of those buckets, when they use SSE-KMS: the roles that read a
+   * bucket may decrypt with its key, the ones that write may generate data keys with it.
+   */
+  bucketKeys?: { input?: string; output?: string; specs?: string };
   /** Where job events go: an existing SNS topic, or an EventBridge bus ("default" for the account's). */
   notify?: { snsTopicArn: string; kmsKeyArn?: string } | { eventBusName: string };
 }
@@ -73,7 +78,7 @@ export function checkExistingInfra(raw: unknown, where = 'config'): ExistingInfr
     if (typeof v !== 'string' || !pattern.test(v)) fail(field, `expected ${what}, got ${JSON.stringify(v)}`);
     return v as string;
   };
-  const top = obj(raw, '(top)', ['vpc', 'database', 'inputBucket', 'outputBucket', 'specsUri', 'notify']);
+  const top = obj(raw, '(top)', ['vpc', 'database', 'inputBucket', 'outputBucket', 'specsUri', 'bucketKeys', 'notify']);
   const out: ExistingInfra = {};
   const bucket = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
   if (top.vpc !== undefined) {
@@ -113,6 +118,18 @@ export function checkExistingInfra(raw: unknown, where = 'config'): ExistingInfr
   if (top.outputBucket !== undefined) out.outputBucket = str(top, 'outputBucket', bucket, 'a bucket name');
   if (top.specsUri !== undefined) {
     out.specsUri = str(top, 'specsUri', /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/[A-Za-z0-9!_.*'()\/-]+$/, 's3://bucket/prefix');
+  }
+  if (top.bucketKeys !== undefined) {
+    const k = obj(top.bucketKeys, 'bucketKeys', ['input', 'output', 'specs']);
+    const key = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/.+$/;
+    out.bucketKeys = {
+      input: str(k, 'input', key, 'a KMS key ARN', true),
+      output: str(k, 'output', key, 'a KMS key ARN', true),
+      specs: str(k, 'specs', key, 'a KMS key ARN', true),
+    };
+    for (const [which, bucketGiven] of [['input', out.inputBucket], ['output', out.outputBucket], ['specs', out.specsUri]] as const) {
+      if (out.bucketKeys[which] && !bucketGiven) fail(`bucketKeys.${which}`, `a key for the ${which} bucket needs that bucket in the config`);
+    }
   }
   if (top.notify !== undefined) {
     const n = obj(top.notify, 'notify', ['snsTopicArn', 'kmsKeyArn', 'eventBusName']);

@@ -157,7 +157,13 @@ export class FerryStack extends Stack {
       lifecycleRules: [{ expiration: Duration.days(settings.logRetentionDays) }],
       removalPolicy: keep, autoDeleteObjects: !prod,
     });
-    this.inputBucket = existing?.inputBucket ? s3.Bucket.fromBucketName(this, 'Input', existing.inputBucket) : new s3.Bucket(this, 'Input', {
+    // An account's bucket, with its SSE-KMS key when it has one: grants on the bucket then include the key.
+    const theirs = (id: string, bucketName: string, keyArn?: string) =>
+      s3.Bucket.fromBucketAttributes(this, id, {
+        bucketName,
+        encryptionKey: keyArn ? kms.Key.fromKeyArn(this, `${id}BucketKey`, keyArn) : undefined,
+      });
+    this.inputBucket = existing?.inputBucket ? theirs('Input', existing.inputBucket, existing.bucketKeys?.input) : new s3.Bucket(this, 'Input', {
       encryption: s3.BucketEncryption.S3_MANAGED,
       enforceSSL: true,
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
@@ -173,7 +179,7 @@ export class FerryStack extends Stack {
     // The account's input bucket sends its events to EventBridge (a custom resource adds exactly
     // that to its notification configuration and keeps the rest).
     if (existing?.inputBucket) this.inputBucket.enableEventBridgeNotification();
-    this.outputBucket = existing?.outputBucket ? s3.Bucket.fromBucketName(this, 'Output', existing.outputBucket) : new s3.Bucket(this, 'Output', {
+    this.outputBucket = existing?.outputBucket ? theirs('Output', existing.outputBucket, existing.bucketKeys?.output) : new s3.Bucket(this, 'Output', {
       encryption: s3.BucketEncryption.S3_MANAGED,
       enforceSSL: true,
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
@@ -196,7 +202,7 @@ export class FerryStack extends Stack {
     let specsPrefix = this.specsPrefix;
     if (settings.specs === 's3' && existing?.specsUri) {
       const [, bucketName, prefix] = /^s3:\/\/([^/]+)\/(.+?)\/*$/.exec(existing.specsUri)!;
-      specsBucket = s3.Bucket.fromBucketName(this, 'Specs', bucketName);
+      specsBucket = theirs('Specs', bucketName, existing.bucketKeys?.specs);
       specsPrefix = prefix;
     } else if (settings.specs === 's3') {
       specsBucket = new s3.Bucket(this, 'Specs', {
@@ -732,6 +738,9 @@ export class FerryStack extends Stack {
       'BackfillStateMachine',
       machineProps(sfn.DefinitionBody.fromChainable(map), 'ferry backfill: start with {"prefix": "in/2026/"}'),
     );
+    // The map run writes its results into the output bucket: with the account's SSE-KMS key, it
+    // needs data keys from it too (the ResultWriter's grant covers only the bucket).
+    this.outputBucket.encryptionKey?.grant(backfill, 'kms:GenerateDataKey', 'kms:Decrypt');
     const stateMachines = { orchestrator, loader, converter, backfill };
 
     // ---- the trigger: Object Created in the input bucket → the orchestrator.

@@ -100,6 +100,15 @@ export function acknowledgements(stack: FerryStack): Acknowledgement[] {
       reason: "This queue is the EventBridge rule's dead-letter queue; a dead-letter queue for it would only move the problem.",
     },
   ];
+  if (stack.existing?.bucketKeys?.output) {
+    list.push({
+      scope: stack,
+      id: 'AwsSolutions-IAM5[Action::kms:ReEncrypt*]',
+      reason:
+        "Writing to the account's SSE-KMS output bucket: CDK's put grant on a bucket with a key includes its data-key " +
+        'actions, on that one key only (config bucketKeys.output).',
+    });
+  }
   if (stack.specsBucket) {
     list.push({
       scope: stack,

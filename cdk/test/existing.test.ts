@@ -101,6 +101,33 @@ test('parts are optional: an existing SNS topic (with its key), everything else 
     'create-job and notify may publish to the topic and use its key');
 });
 
+test("SSE-KMS buckets of the account's: each role that reads one may decrypt with its key, each that writes may encrypt", () => {
+  const dir = fs.mkdtempSync(path.join(require('os').tmpdir(), 'ferry-config-'));
+  const file = path.join(dir, 'keys.json');
+  const key = (n: string) => `arn:aws:kms:eu-west-1:111122223333:key/${n}-0000-0000-0000-000000000000`;
+  fs.writeFileSync(file, JSON.stringify({
+    inputBucket: 'acme-in', outputBucket: 'acme-out', specsUri: 's3://acme-cfg/specs',
+    bucketKeys: { input: key('in'), output: key('out'), specs: key('specs') },
+  }));
+  const { template, app } = build({ config: file });
+  const kmsOf = (prefix: string) => Object.entries(template.findResources('AWS::IAM::Policy'))
+    .filter(([id]) => id.startsWith(prefix))
+    .flatMap(([, p]: [string, any]) => p.Properties.PolicyDocument.Statement)
+    .filter((st: any) => [].concat(st.Action).some((a: string) => a.startsWith('kms:')))
+    // The account's keys (the stack's own events key is granted for the job-events topic).
+    .filter((st: any) => JSON.stringify(st.Resource).includes(':111122223333:key/'))
+    .map((st: any) => [[].concat(st.Action).sort().join(','), [].concat(st.Resource).sort().join(',')]);
+  assert.deepEqual(kmsOf('TaskcreatejobTaskRole'), [['kms:Decrypt,kms:DescribeKey', [key('in'), key('specs')].sort().join(',')]]);
+  assert.deepEqual(kmsOf('Tasks3efsdownloaderTaskRole'), [['kms:Decrypt,kms:DescribeKey', key('in')]]);
+  assert.ok(kmsOf('Taskefss3uploaderTaskRole').some(([a, r]) => a.includes('kms:GenerateDataKey') && r === key('out')));
+  assert.ok(kmsOf('BackfillStateMachineRole').some(([a, r]) => a.includes('kms:GenerateDataKey') && r === key('out')),
+    'the backfill writes its map results into the output bucket');
+  assert.deepEqual(kmsOf('TasktransformTaskRole'), [], 'a step that touches no bucket gets no key');
+  const open = new AwsSolutionsChecks().validateScope(app).violations.map((v) => v.ruleName);
+  assert.deepEqual(open, []);
+  assert.throws(() => checkExistingInfra({ bucketKeys: { input: key('in') } }), /bucketKeys.input: a key for the input bucket needs that bucket/);
+});
+
 test('-c notify=eventbridge sends job events to the account default bus', () => {
   const { template } = build({ notify: 'eventbridge' });
   assert.equal(Object.fromEntries(container(template, 'notify').Environment.map((e: any) => [e.Name, e.Value])).FERRY_NOTIFY,
