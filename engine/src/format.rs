@@ -27,6 +27,22 @@ pub enum Format {
 }
 
 impl Format {
+    /// Every input format, so help texts and errors list them from one place
+    /// (a format added here cannot be left out of `--format`'s help).
+    pub const ALL: [Format; 6] = [
+        Format::Csv,
+        Format::Tsv,
+        Format::Ndjson,
+        Format::Parquet,
+        Format::Arrow,
+        Format::Avro,
+    ];
+
+    /// `csv, tsv, ndjson, parquet, arrow, avro`.
+    pub fn names() -> String {
+        Format::ALL.map(|f| f.to_string()).join(", ")
+    }
+
     /// The format a file name implies (after any compression extension), if any.
     pub fn from_path(path: &Path) -> Option<Format> {
         let name = path.file_name()?.to_str()?.to_ascii_lowercase();
@@ -67,6 +83,15 @@ impl std::fmt::Display for Format {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_format_is_listed_and_parses_by_its_name() {
+        for f in Format::ALL {
+            let parsed: Format = serde_json::from_value(serde_json::json!(f.to_string())).unwrap();
+            assert_eq!(parsed, f);
+        }
+        assert_eq!(Format::names(), "csv, tsv, ndjson, parquet, arrow, avro");
+    }
 
     #[test]
     fn by_extension() {

@@ -302,7 +302,7 @@ struct ConvertArgs {
     #[arg(short, long, value_name = "TABLE")]
     table: Option<String>,
     /// Input format when it cannot be told from the name (without --dataset).
-    #[arg(long, value_parser = parse_format)]
+    #[arg(long, value_parser = parse_format, help = format!("Input format when it cannot be told from the name (without --dataset): {}", Format::names()))]
     input_format: Option<Format>,
     /// Input delimiter (without --dataset; sniffed by default).
     #[arg(long, value_name = "CHAR")]
@@ -380,8 +380,8 @@ struct LoadArgs {
     /// Size after which an artifact file is split (e.g. 256MiB, 1GB).
     #[arg(long, default_value = "256MiB", value_name = "SIZE")]
     part_size: bytesize::ByteSize,
-    /// Input format when it cannot be told from the name: csv, tsv, ndjson, parquet, arrow.
-    #[arg(long, value_parser = parse_format)]
+    /// Input format when it cannot be told from the name.
+    #[arg(long, value_parser = parse_format, help = format!("Input format when it cannot be told from the name: {}", Format::names()))]
     format: Option<Format>,
     /// Field delimiter for csv (without --dataset; sniffed by default).
     #[arg(long, value_name = "CHAR")]
@@ -482,7 +482,7 @@ fn parse_mode(s: &str) -> Result<LoadMode, String> {
 
 fn parse_format(s: &str) -> Result<Format, String> {
     serde_json::from_value(serde_json::Value::String(s.to_ascii_lowercase()))
-        .map_err(|_| format!("unknown format {s:?}: csv, tsv, ndjson, parquet or arrow"))
+        .map_err(|_| format!("unknown format {s:?}: one of {}", Format::names()))
 }
 
 fn init_logging(cli: &Cli) -> bool {

@@ -27,6 +27,23 @@ async fn help_teaches_by_example() {
     assert!(text(&o).contains("Exit codes"), "{}", text(&o));
     let o = ferry(&["load"], dir.path());
     assert_eq!(code(&o), 2, "missing --input is a usage error");
+    // Every input format is in the help of the flags that take one (avro was once missing).
+    for (args, flag) in [
+        (vec!["load", "--help"], "--format"),
+        (vec!["convert", "--help"], "--input-format"),
+    ] {
+        let help = String::from_utf8_lossy(&ferry(&args, dir.path()).stdout)
+            .replace(char::is_whitespace, " ");
+        let at = help
+            .find(flag)
+            .unwrap_or_else(|| panic!("{args:?}: no {flag}"));
+        let squeezed = help[at..].split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            squeezed.contains("csv, tsv, ndjson, parquet, arrow, avro"),
+            "{args:?}: {}",
+            &squeezed[..200.min(squeezed.len())]
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
