@@ -126,27 +126,7 @@ impl JobArgs {
         let work_dir = self.store.work_dir()?;
         let store = self.store.open().await?;
         let notifier = ferry_connectors::notify::open(self.notify.as_deref(), &work_dir).await?;
-        let specs = self.specs.to_string_lossy().to_string();
-        let mut fetched = None;
-        let routes = if !specs.starts_with("s3://") {
-            Routes::load(&self.specs)?
-        } else if !route {
-            Routes::none(&specs)
-        } else {
-            std::fs::create_dir_all(&work_dir)
-                .map_err(|e| FerryError::io(format!("creating {}", work_dir.display()), e))?;
-            let dir = tempfile::Builder::new()
-                .prefix(".specs-")
-                .tempdir_in(&work_dir)
-                .map_err(|e| {
-                    FerryError::io(format!("creating a folder in {}", work_dir.display()), e)
-                })?;
-            let n = workflow::route::fetch_specs(&specs, dir.path()).await?;
-            tracing::info!(specs = %specs, datasets = n, "fetched the dataset specs");
-            let routes = Routes::load(dir.path())?;
-            fetched = Some(dir);
-            routes
-        };
+        let (routes, fetched) = Routes::open(&self.specs, route, &work_dir).await?;
         let pg = match &self.database_url {
             Some(url) => Some(PgConfig::from_url_or_env(Some(url))?),
             None => PgConfig::from_url_or_env(None).ok(),
@@ -779,23 +759,8 @@ pub async fn jobs_cmd(cmd: JobsCommand) -> Result<(), FerryError> {
             let now = chrono::Utc::now();
             let mut report = gc::sweep(&work, Some(jobs.as_ref()), older_than.into(), now).await?;
             let unfinished = gc::unfinished(jobs.as_ref(), now).await?;
-            // One line for the stack's OldestRunningJob metric (a metric filter on the
-            // sweep task's logs), written on every sweep, 0 when nothing is running.
-            tracing::info!(
-                unfinished_jobs = unfinished.jobs,
-                oldest_unfinished_seconds = unfinished.oldest_seconds,
-                oldest_unfinished_job = unfinished.oldest_job.as_deref().unwrap_or(""),
-                "unfinished jobs"
-            );
-            let oldest = unfinished.oldest_job.clone().map(|id| {
-                format!(
-                    "; {} jobs not finished, the oldest ({id}) for {}",
-                    unfinished.jobs,
-                    humantime::format_duration(std::time::Duration::from_secs(
-                        unfinished.oldest_seconds
-                    ))
-                )
-            });
+            unfinished.log();
+            let oldest = unfinished.summary();
             report.unfinished = Some(unfinished);
             if json {
                 outln!("{}", serde_json::to_string(&report).unwrap_or_default());

@@ -48,6 +48,31 @@ pub struct Unfinished {
     pub oldest_job: Option<String>,
 }
 
+impl Unfinished {
+    /// The line the stack's OldestRunningJob metric is read from (a metric
+    /// filter on the sweep task's logs): written on every sweep, 0 when
+    /// nothing is running, so the metric always has a value.
+    pub fn log(&self) {
+        tracing::info!(
+            unfinished_jobs = self.jobs,
+            oldest_unfinished_seconds = self.oldest_seconds,
+            oldest_unfinished_job = self.oldest_job.as_deref().unwrap_or(""),
+            "unfinished jobs"
+        );
+    }
+
+    /// `; 2 jobs not finished, the oldest (<id>) for 3h 4m`, or nothing.
+    pub fn summary(&self) -> Option<String> {
+        self.oldest_job.as_ref().map(|id| {
+            format!(
+                "; {} jobs not finished, the oldest ({id}) for {}",
+                self.jobs,
+                humantime::format_duration(Duration::from_secs(self.oldest_seconds))
+            )
+        })
+    }
+}
+
 /// Counts the pending and running jobs and finds the oldest. Workflows end
 /// every job (a step that runs too long is stopped and its job failed), so an
 /// old unfinished job means something outside them broke: an execution

@@ -107,9 +107,39 @@ impl Routes {
         self.entries.iter().map(|(s, _)| s.name.as_str()).collect()
     }
 
+    /// The specs `--specs` names: a folder, loaded in place, or an S3 prefix,
+    /// fetched into a temporary folder under `work_dir` (returned, so it lives
+    /// as long as the routes) when `route` says this command routes inputs.
+    /// The steps after create-job do not: with specs in S3 they get no routes
+    /// and read the copy pinned in their job's folder.
+    pub async fn open(
+        specs: &Path,
+        route: bool,
+        work_dir: &Path,
+    ) -> Result<(Routes, Option<tempfile::TempDir>), FerryError> {
+        let uri = specs.to_string_lossy();
+        if !uri.starts_with("s3://") {
+            return Ok((Routes::load(specs)?, None));
+        }
+        if !route {
+            return Ok((Routes::none(&uri), None));
+        }
+        std::fs::create_dir_all(work_dir)
+            .map_err(|e| FerryError::io(format!("creating {}", work_dir.display()), e))?;
+        let dir = tempfile::Builder::new()
+            .prefix(".specs-")
+            .tempdir_in(work_dir)
+            .map_err(|e| {
+                FerryError::io(format!("creating a folder in {}", work_dir.display()), e)
+            })?;
+        let n = fetch_specs(&uri, dir.path()).await?;
+        tracing::info!(specs = %uri, datasets = n, "fetched the dataset specs");
+        Ok((Routes::load(dir.path())?, Some(dir)))
+    }
+
     /// No specs at all: for the steps after create-job when the specs are in
     /// S3, which read the copy pinned in the job's folder instead.
-    pub fn none(described: &str) -> Routes {
+    fn none(described: &str) -> Routes {
         Routes {
             dir: PathBuf::from(described),
             entries: Vec::new(),
