@@ -1,6 +1,5 @@
 import { CfnOutput, Duration, IgnoreMode, RemovalPolicy, Stack, StackProps, Token } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import * as ecr from 'aws-cdk-lib/aws-ecr';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as efs from 'aws-cdk-lib/aws-efs';
@@ -24,6 +23,7 @@ import { ExistingInfra, readExistingInfra } from './existing';
 import { operate } from './operations';
 import { reaper } from './reaper';
 import { stopTasksOfGroup } from './stop-tasks';
+import { InTaskGroup, logRetention, prebuiltImage } from './task-parts';
 import { FerrySettings, readSettings } from './settings';
 
 /** Where every task mounts the EFS access point; FERRY_WORK_DIR points here. */
@@ -795,49 +795,7 @@ export class FerryStack extends Stack {
   }
 }
 
-/**
- * A prebuilt image. One in an ECR registry (`<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>`
- * or `@sha256:…`) is referenced as an ECR repository, so every execution role is granted the pull
- * (`ecr:GetAuthorizationToken`, `ecr:BatchGetImage`, `ecr:GetDownloadUrlForLayer`): from a plain
- * registry name ECS would get no permission and every task would fail to start.
- */
-function prebuiltImage(scope: Construct, uri: string): ecs.ContainerImage {
-  const m = /^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?\/([^:@]+)(?::([^@]+))?(?:@(.+))?$/.exec(uri);
-  if (!m) return ecs.ContainerImage.fromRegistry(uri);
-  const [, account, region, name, tag, digest] = m;
-  const partition = uri.includes('.amazonaws.com.cn/') ? 'aws-cn' : Stack.of(scope).partition;
-  const repository = ecr.Repository.fromRepositoryAttributes(scope, 'ImageRepository', {
-    repositoryArn: `arn:${partition}:ecr:${region}:${account}:repository/${name}`,
-    repositoryName: name,
-  });
-  return ecs.ContainerImage.fromEcrRepository(repository, digest ?? tag ?? 'latest');
-}
-
 /** A step's task sent no heartbeat within HeartbeatSeconds; it was stopped (retried). */
 export const TASK_LOST = 'ferry.TaskLost';
 /** A step ran past its state's TimeoutSeconds; its task was stopped (not retried). */
 export const STEP_TIMED_OUT = 'ferry.StepTimedOut';
-
-/**
- * RunTask with its task in the group `ferry:<execution name>`, so a state that times out can tell
- * the task it started from other executions' tasks of the same step and stop it. Group is among
- * the RunTask parameters Step Functions' ECS integration passes (StartedBy is not: Step Functions
- * sets it itself); EcsRunTask has no property for it. The role's ecs:StopTask and
- * ecs:DescribeTasks come with EcsRunTask, ecs:ListTasks with the lookup state.
- */
-class InTaskGroup extends tasks.EcsRunTask {
-  protected _renderTask(topLevelQueryLanguage?: sfn.QueryLanguage): any {
-    const rendered = super._renderTask(topLevelQueryLanguage);
-    rendered.Parameters['Group.$'] = "States.Format('ferry:{}', $$.Execution.Name)";
-    return rendered;
-  }
-}
-
-/** The RetentionDays value for a number of days, or a clear error. */
-function logRetention(days: number): logs.RetentionDays {
-  const allowed = Object.values(logs.RetentionDays).filter((v): v is number => typeof v === 'number' && v > 0);
-  if (!allowed.includes(days)) {
-    throw new Error(`context logRetentionDays=${days}: CloudWatch Logs accepts ${allowed.join(', ')}`);
-  }
-  return days as logs.RetentionDays;
-}
