@@ -1,7 +1,7 @@
 //! One behavioural suite for every job store: SQLite (a temp file) and
 //! DynamoDB (the local AWS emulator `scripts/test` starts; the real SDK).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! EventBridge (the local AWS emulator, through the real SDK, each read back
 //! from an SQS queue subscribed to it).
 
-mod common;
+use crate::common;
 
 use ferry_connectors::aws::emulator_config;
 use ferry_connectors::jobs::{JobError, JobInput, JobStatus, Workflow, new_job};

@@ -2,7 +2,7 @@
 //! datasets, sniffed loads, bad inputs (named precisely, nothing loaded,
 //! exit codes scripts can trust), spec errors, and the ledger.
 
-mod common;
+use crate::common;
 
 use common::{Scratch, ferry, repo, text};
 

@@ -827,140 +827,165 @@ fn code(o: &std::process::Output) -> i32 {
     o.status.code().unwrap_or(-1)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn every_bad_input_is_named_rejected_or_loaded_exactly() {
+/// Cases whose `ferry` panicked (each is a failed test too).
+static PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Runs one case and says what went wrong, if anything.
+async fn run_case(c: &Case) -> Result<(), String> {
     let s = Scratch::new("corpus").await;
-    let cases = cases();
-    assert!(cases.len() >= 40, "the corpus has {} cases", cases.len());
-    let total = cases.len();
-    let mut kinds = [0usize; 3]; // fails clearly, loads, rejects
-    let mut failures = Vec::new();
-    for c in cases {
-        kinds[match c.expect {
-            Expect::Fails(..) => 0,
-            Expect::Loads(..) => 1,
-            Expect::Rejects(..) => 2,
-        }] += 1;
-        let table = s.table(c.name);
-        if let Some(sql) = c.setup {
-            s.db.batch_execute(&sql.replace("{t}", &table))
-                .await
-                .unwrap();
-        }
-        let before: Option<i64> = match c.setup {
-            Some(_) => Some(s.scalar(&format!("SELECT count(*) FROM {table}")).await),
-            None => None,
-        };
-        let input = s.path(&c.file);
-        std::fs::write(&input, &c.bytes).unwrap();
-        let spec = s.spec(
-            &format!("spec_{}", c.name),
-            &format!("{}\n[target]\ntable = \"{table}\"\n{}", c.source, c.target),
-            "SELECT * FROM source",
-        );
-        let o = ferry(
-            &[
-                "load",
-                "--json",
-                "--dataset",
-                spec.to_str().unwrap(),
-                "--input",
-                input.to_str().unwrap(),
-                "--artifacts",
-                "none",
-            ],
-            s.dir.path(),
-        );
-        let out = text(&o);
-        let mut problem = |p: String| failures.push(format!("{}: {p}\n{out}", c.name));
-        if out.contains("panicked") {
-            problem("panicked".into());
-            continue;
-        }
-        let exists: bool = s
-            .scalar(&format!("SELECT to_regclass('{table}') IS NOT NULL"))
-            .await;
-        match &c.expect {
-            Expect::Fails(want, needles) => {
-                if code(&o) != *want {
-                    problem(format!("exit {} (want {want})", code(&o)));
-                }
-                for n in needles {
-                    if !out.contains(n.as_str()) {
-                        problem(format!("no {n:?} in the message"));
-                    }
-                }
-                match before {
-                    None if exists => problem("a failed load created the target".into()),
-                    Some(rows) => {
-                        let after: i64 = s.scalar(&format!("SELECT count(*) FROM {table}")).await;
-                        if after != rows {
-                            problem(format!("the target went from {rows} to {after} rows"));
-                        }
-                    }
-                    None => {}
+    let table = s.table(c.name);
+    if let Some(sql) = c.setup {
+        s.db.batch_execute(&sql.replace("{t}", &table))
+            .await
+            .map_err(|e| format!("setup: {e}"))?;
+    }
+    let before: Option<i64> = match c.setup {
+        Some(_) => Some(s.scalar(&format!("SELECT count(*) FROM {table}")).await),
+        None => None,
+    };
+    let input = s.path(&c.file);
+    std::fs::write(&input, &c.bytes).map_err(|e| e.to_string())?;
+    let spec = s.spec(
+        &format!("spec_{}", c.name),
+        &format!("{}\n[target]\ntable = \"{table}\"\n{}", c.source, c.target),
+        "SELECT * FROM source",
+    );
+    let o = ferry(
+        &[
+            "load",
+            "--json",
+            "--dataset",
+            spec.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--artifacts",
+            "none",
+        ],
+        s.dir.path(),
+    );
+    let out = text(&o);
+    let mut problems = Vec::new();
+    let mut problem = |p: String| problems.push(p);
+    if out.contains("panicked") {
+        PANICS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Err(format!("panicked\n{out}"));
+    }
+    let exists: bool = s
+        .scalar(&format!("SELECT to_regclass('{table}') IS NOT NULL"))
+        .await;
+    match &c.expect {
+        Expect::Fails(want, needles) => {
+            if code(&o) != *want {
+                problem(format!("exit {} (want {want})", code(&o)));
+            }
+            for n in needles {
+                if !out.contains(n.as_str()) {
+                    problem(format!("no {n:?} in the message"));
                 }
             }
-            Expect::Loads(rows, check) => {
-                if code(&o) != 0 || !exists {
-                    problem(format!("exit {}, target exists: {exists}", code(&o)));
-                    continue;
-                }
-                let n: i64 = s.scalar(&format!("SELECT count(*) FROM {table}")).await;
-                if n != *rows {
-                    problem(format!("{n} rows (want {rows})"));
-                }
-                if let Some((sql, want)) = check {
-                    let got: String = s.scalar(&sql.replace("{t}", &table)).await;
-                    if got != *want {
-                        problem(format!("{sql} gave {got:?} (want {want:?})"));
+            match before {
+                None if exists => problem("a failed load created the target".into()),
+                Some(rows) => {
+                    let after: i64 = s.scalar(&format!("SELECT count(*) FROM {table}")).await;
+                    if after != rows {
+                        problem(format!("the target went from {rows} to {after} rows"));
                     }
                 }
+                None => {}
             }
-            Expect::Rejects(rows, rejected) => {
-                if code(&o) != 0 {
-                    problem(format!("exit {}", code(&o)));
-                    continue;
+        }
+        Expect::Loads(rows, check) => {
+            if code(&o) != 0 || !exists {
+                return Err(format!("exit {}, target exists: {exists}\n{out}", code(&o)));
+            }
+            let n: i64 = s.scalar(&format!("SELECT count(*) FROM {table}")).await;
+            if n != *rows {
+                problem(format!("{n} rows (want {rows})"));
+            }
+            if let Some((sql, want)) = check {
+                let got: String = s.scalar(&sql.replace("{t}", &table)).await;
+                if got != *want {
+                    problem(format!("{sql} gave {got:?} (want {want:?})"));
                 }
-                let report: serde_json::Value =
-                    serde_json::from_slice(&o.stdout).unwrap_or_default();
-                let n: i64 = s.scalar(&format!("SELECT count(*) FROM {table}")).await;
-                if n != *rows {
-                    problem(format!("{n} rows (want {rows})"));
-                }
-                if report["rejected"] != rejected.len() {
-                    problem(format!("report says {} rejected", report["rejected"]));
-                }
-                let file = report["rejects"].as_str().unwrap_or_default();
-                let got: Vec<(u64, Option<usize>)> = std::fs::read_to_string(file)
-                    .unwrap_or_default()
-                    .lines()
-                    .map(|l| {
-                        let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                        (
-                            v["line"].as_u64().unwrap_or(0),
-                            v["column"].as_u64().map(|c| c as usize),
-                        )
-                    })
-                    .collect();
-                if got != *rejected {
-                    problem(format!("rejected {got:?} (want {rejected:?}) in {file:?}"));
-                }
+            }
+        }
+        Expect::Rejects(rows, rejected) => {
+            if code(&o) != 0 {
+                return Err(format!("exit {}\n{out}", code(&o)));
+            }
+            let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+            let n: i64 = s.scalar(&format!("SELECT count(*) FROM {table}")).await;
+            if n != *rows {
+                problem(format!("{n} rows (want {rows})"));
+            }
+            if report["rejected"] != rejected.len() {
+                problem(format!("report says {} rejected", report["rejected"]));
+            }
+            let file = report["rejects"].as_str().unwrap_or_default();
+            let got: Vec<(u64, Option<usize>)> = std::fs::read_to_string(file)
+                .unwrap_or_default()
+                .lines()
+                .map(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).unwrap_or_default();
+                    (
+                        v["line"].as_u64().unwrap_or(0),
+                        v["column"].as_u64().map(|c| c as usize),
+                    )
+                })
+                .collect();
+            if got != *rejected {
+                problem(format!("rejected {got:?} (want {rejected:?}) in {file:?}"));
             }
         }
     }
-    println!(
-        "CORPUS cases={total} fail_clearly={} load={} reject_rows={} broken={} panics={}",
-        kinds[0],
-        kinds[1],
-        kinds[2],
-        failures.len(),
-        failures.iter().filter(|f| f.contains(": panicked")).count()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} cases failed:\n\n{}",
-        failures.len(),
-        failures.join("\n\n")
-    );
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{}\n{out}", problems.join("; ")))
+    }
+}
+
+/// One test per case, named `<outcome>::<case>` (e.g.
+/// `fails::json_drift_past_window`), so `cargo test --test corpus -- NAME`
+/// runs one and a failure names its case. The `CORPUS` line counts the kinds
+/// of outcome, as RELIABILITY.md reports them.
+fn main() -> std::process::ExitCode {
+    let args = libtest_mimic::Arguments::from_args();
+    let cases = cases();
+    assert!(cases.len() >= 40, "the corpus has {} cases", cases.len());
+    let mut names = std::collections::BTreeSet::new();
+    let mut kinds = [0usize; 3]; // fails clearly, loads, rejects
+    let trials: Vec<_> = cases
+        .into_iter()
+        .map(|c| {
+            assert!(names.insert(c.name), "two cases are named {}", c.name);
+            let kind = match c.expect {
+                Expect::Fails(..) => 0,
+                Expect::Loads(..) => 1,
+                Expect::Rejects(..) => 2,
+            };
+            kinds[kind] += 1;
+            let name = format!("{}::{}", ["fails", "loads", "rejects"][kind], c.name);
+            libtest_mimic::Trial::test(name, move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                rt.block_on(run_case(&c)).map_err(Into::into)
+            })
+        })
+        .collect();
+    let total = trials.len();
+    let conclusion = libtest_mimic::run(&args, trials);
+    if conclusion.num_filtered_out == 0 {
+        println!(
+            "CORPUS cases={total} fail_clearly={} load={} reject_rows={} broken={} panics={}",
+            kinds[0],
+            kinds[1],
+            kinds[2],
+            conclusion.num_failed,
+            PANICS.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
+    conclusion.exit_code()
 }

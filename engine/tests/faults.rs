@@ -10,7 +10,7 @@
 //! 100 000), `FERRY_FAULT_SEED` (default: the clock; printed), `FERRY_BIN`
 //! (default: this build's `ferry`).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -3,7 +3,7 @@
 //! PostgreSQL script and the README's links. Each test failed before the fix
 //! it guards.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::process::{Command, Stdio};

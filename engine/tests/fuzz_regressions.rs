@@ -3,7 +3,7 @@
 //! the fuzz target checks (`ferry_engine::fuzz`), so a fixed crash stays
 //! fixed without a fuzzer.
 
-mod common;
+use crate::common;
 
 #[test]
 fn every_kept_fuzz_input_holds_its_property() {

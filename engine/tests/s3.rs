@@ -2,7 +2,7 @@
 //! `scripts/test` starts): the object is streamed into the job folder, the
 //! ledger identifies it by bucket/key/ETag, and keys cannot escape the folder.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::process::Command;

@@ -3,7 +3,7 @@
 //! psql; both must equal the expected values exactly. For CSV input, the load
 //! must also equal PostgreSQL's own `\copy … (FORMAT csv)` of the same file.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 
