@@ -11,7 +11,8 @@ export interface TaskContract {
   schema: string;
   entrypoint: string;
   workflows: { loader: string[]; converter: string[] };
-  steps: Record<string, { summary: string; command: string[] }>;
+  /** Per step: its help line, its command, and the output fields it records in the job. */
+  steps: Record<string, { summary: string; command: string[]; outputs: string[] }>;
   /** The notify that ends a job a Catch caught: [..., '--job-id', id, '--caught', name]. */
   notify_failure: { command: string[] };
   environment: Record<string, { flag: string; help: string }>;

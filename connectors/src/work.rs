@@ -129,13 +129,32 @@ impl JobDir {
     }
 }
 
+/// What a file in the archive is, as `manifest.json` says it, so a
+/// consumer can pick the files it wants without parsing names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    /// `load.sql`: runs the `.sql` parts in order with psql.
+    Driver,
+    /// A `.sql` part (COPY … FROM stdin with its rows).
+    Sql,
+    /// A `.pgcopy` part (binary COPY).
+    Pgcopy,
+    /// The converted output.
+    Output,
+    /// A JSON report (`transform.json`, `.convert.json`, `.validation.json`).
+    Report,
+    /// Rows the error policy set aside (JSON lines).
+    Rejects,
+}
+
 /// One file in the archive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestFile {
     /// Path inside the zip (relative to the job folder, `/`-separated).
     pub name: String,
-    /// `sql`, `pgcopy`, `driver`, `output`, `report`.
-    pub kind: String,
+    /// What it is.
+    pub kind: FileKind,
     /// Size in bytes.
     pub bytes: u64,
     /// Rows it holds, where that means something.
@@ -171,7 +190,7 @@ pub struct ZipEntry {
     /// The file on disk (inside the job folder).
     pub path: PathBuf,
     /// Its kind, for the manifest.
-    pub kind: String,
+    pub kind: FileKind,
     /// Rows, for the manifest.
     pub rows: Option<u64>,
 }
@@ -258,7 +277,7 @@ pub fn archive(
         }
         files.push(ManifestFile {
             name,
-            kind: e.kind.clone(),
+            kind: e.kind,
             bytes: size,
             rows: e.rows,
             checksum: format!("xxh3-128:{:032x}", hasher.digest128()),
@@ -330,7 +349,7 @@ mod tests {
         };
         let entries = [ZipEntry {
             path: a.clone(),
-            kind: "sql".into(),
+            kind: FileKind::Sql,
             rows: Some(1),
         }];
         let (m, bytes) = archive(&d, m, &entries).unwrap();
@@ -350,7 +369,7 @@ mod tests {
         assert_eq!(back, m);
         let outside = ZipEntry {
             path: tmp.path().join("secret"),
-            kind: "x".into(),
+            kind: FileKind::Output,
             rows: None,
         };
         std::fs::write(tmp.path().join("secret"), b"x").unwrap();

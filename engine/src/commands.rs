@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use ferry_connectors::jobs::{self, Job, JobStatus};
 use ferry_connectors::pg::PgConfig;
 use ferry_connectors::pg::artifacts::ArtifactKinds;
@@ -16,7 +16,7 @@ use ferry_engine::load::ArtifactSource;
 use ferry_engine::workflow::event::Trigger;
 use ferry_engine::workflow::route::Routes;
 use ferry_engine::workflow::watch::{WatchOptions, WatchSource, watch};
-use ferry_engine::workflow::{self, Runtime, Settings};
+use ferry_engine::workflow::{Runtime, Settings, Step, steps};
 use ferry_engine::workflow::{answer, gc};
 use serde_json::{Value, json};
 
@@ -186,48 +186,11 @@ pub struct RunArgs {
     json: bool,
 }
 
-/// The steps `ferry task` runs.
-#[derive(Clone, Copy, ValueEnum)]
-pub enum TaskStep {
-    /// Parse the event, route it, create the job once and claim it.
-    CreateJob,
-    /// Copy the input from S3 into the job folder (checks size and ETag).
-    S3EfsDownloader,
-    /// Decode, transform, encode into .sql and .pgcopy artifacts.
-    Transform,
-    /// Load the artifacts into PostgreSQL (parallel binary COPY, atomic, once).
-    SqlProcessor,
-    /// Convert to the dataset's [convert] format.
-    Convert,
-    /// Read the converted file back and compare.
-    Validate,
-    /// Zip the artifacts with manifest.json and upload them.
-    EfsS3Uploader,
-    /// End the job (failed if the input has an "error") and send its event.
-    Notify,
-}
-
-impl TaskStep {
-    /// The step's name as the architecture and the job record say it.
-    pub fn name(self) -> &'static str {
-        match self {
-            TaskStep::CreateJob => workflow::CREATE_JOB,
-            TaskStep::S3EfsDownloader => workflow::DOWNLOAD,
-            TaskStep::Transform => workflow::TRANSFORM,
-            TaskStep::SqlProcessor => workflow::SQL_PROCESSOR,
-            TaskStep::Convert => workflow::CONVERT,
-            TaskStep::Validate => workflow::VALIDATE,
-            TaskStep::EfsS3Uploader => workflow::UPLOAD,
-            TaskStep::Notify => workflow::NOTIFY,
-        }
-    }
-}
-
 /// `ferry task`.
 #[derive(Args)]
 pub struct TaskArgs {
     /// The step to run.
-    step: TaskStep,
+    step: Step,
     /// The job's id: the step reads everything else from the job record.
     /// This is what the state machines pass (ECS caps a task's overrides at
     /// 8 KiB, too little for a job with a long S3 key and a long error).
@@ -280,20 +243,18 @@ pub fn task_contract(root: &clap::Command) -> Value {
         .find_subcommand("task")
         .expect("the CLI has a task subcommand");
     let mut steps = serde_json::Map::new();
-    for step in TaskStep::value_variants() {
-        let value = step.to_possible_value().expect("every step has a name");
-        let name = step.name();
-        debug_assert_eq!(value.get_name(), name);
-        let (flag, placeholder) = if matches!(step, TaskStep::CreateJob) {
+    for step in Step::TASKS {
+        let (flag, placeholder) = if step == Step::CreateJob {
             ("--event", "<EventBridge S3 Object Created event, JSON>")
         } else {
             ("--job-id", "<job id>")
         };
         steps.insert(
-            name.to_string(),
+            step.name().to_string(),
             json!({
-                "summary": value.get_help().map(|h| h.to_string()).unwrap_or_default(),
-                "command": ["task", name, flag, placeholder],
+                "summary": step.summary(),
+                "command": ["task", step.name(), flag, placeholder],
+                "outputs": steps::output_fields(step),
             }),
         );
     }
@@ -313,8 +274,8 @@ pub fn task_contract(root: &clap::Command) -> Value {
         "schema": "ferry.tasks.v2",
         "entrypoint": "ferry",
         "workflows": {
-            "loader": workflow::LOADER_STEPS,
-            "converter": workflow::CONVERTER_STEPS,
+            "loader": Step::LOADER,
+            "converter": Step::CONVERTER,
         },
         "steps": steps,
         "environment": environment,
@@ -329,7 +290,7 @@ pub fn task_contract(root: &clap::Command) -> Value {
         // The notify that ends a job a Catch caught: the job id and the
         // caught error's name (its cause may be 32 KiB: it stays in the state).
         "notify_failure": {
-            "command": ["task", workflow::NOTIFY, "--job-id", "<job id>", "--caught", "<error name>"],
+            "command": ["task", Step::Notify.name(), "--job-id", "<job id>", "--caught", "<error name>"],
         },
         "database_environment": ["PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGSSLMODE", "PGSSLROOTCERT"],
         "errors": {
@@ -638,10 +599,10 @@ async fn task_inner(args: &TaskArgs) -> Result<Value, FerryError> {
     };
     let rt = args
         .args
-        .runtime(false, from, matches!(args.step, TaskStep::CreateJob))
+        .runtime(false, from, args.step == Step::CreateJob)
         .await?;
-    let step = args.step.name();
-    if let TaskStep::CreateJob = args.step {
+    let step = args.step;
+    if step == Step::CreateJob {
         let trigger = match (&args.input, &args.event, &args.job) {
             (Some(uri), _, _) => Trigger::from_uri(uri).await?,
             (None, Some(e), _) | (None, None, Some(e)) => {
@@ -674,8 +635,8 @@ async fn task_inner(args: &TaskArgs) -> Result<Value, FerryError> {
             )));
         }
     };
-    let job = match args.step {
-        TaskStep::Notify => {
+    let job = match step {
+        Step::Notify => {
             let current = rt
                 .store
                 .get(&job_id)

@@ -567,7 +567,11 @@ async fn s3_events_through_eventbridge_and_sqs_drive_both_workflows() {
         ),
         (3, "orders", "loader")
     );
-    let pgcopy = manifest.files.iter().find(|f| f.kind == "pgcopy").unwrap();
+    let pgcopy = manifest
+        .files
+        .iter()
+        .find(|f| f.kind == ferry_connectors::work::FileKind::Pgcopy)
+        .unwrap();
     assert_eq!(pgcopy.rows, Some(3));
     let mut bytes = Vec::new();
     zip.by_name(&pgcopy.name)

@@ -1,0 +1,212 @@
+//! create-job: routes the object, creates its job once, claims it, and pins
+//! the spec it was routed with into the job's run folder.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use ferry_connectors::jobs::{self, Created, Job, JobStatus, JobStoreError};
+use ferry_connectors::work::JobDir;
+use serde::{Deserialize, Serialize};
+
+use super::Outcome;
+use crate::error::FerryError;
+use crate::load::run_stamp;
+use crate::spec::DatasetSpec;
+use crate::workflow::event::Trigger;
+use crate::workflow::{Admission, Runtime, Step, job_error};
+
+/// What create-job records.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Output {
+    /// The folder holding the job's copy of its spec.
+    pub spec: String,
+    /// A hash of the pinned files: which spec version the job ran.
+    pub spec_hash: String,
+    /// The dataset the input was routed to.
+    pub dataset: String,
+    /// Its workflow (`loader` or `converter`).
+    pub workflow: String,
+}
+
+impl Runtime {
+    /// create-job: routes the object, creates its job once, and claims it
+    /// (`pending`/`failed` → `running`, conditional, so one worker wins). A
+    /// re-run of a failed job gets a fresh run folder. An object no dataset
+    /// routes becomes a failed job with its event sent, and an error.
+    pub async fn create_job(&self, trigger: &Trigger) -> Result<Admission, FerryError> {
+        let started = Instant::now();
+        let started_at = jobs::now();
+        let routed = self.routes.route(&trigger.key);
+        let (dataset, workflow) = match &routed {
+            Ok(spec) => (Some(spec.name.clone()), Some(spec.routing.workflow)),
+            Err(_) => (None, None),
+        };
+        let job_id = uuid::Uuid::now_v7().to_string();
+        let dir = JobDir::new(&self.settings.work_dir, &job_id, &run_stamp())?;
+        let candidate = jobs::new_job(
+            trigger.input.clone(),
+            trigger.idempotency_key(),
+            dataset,
+            workflow,
+            dir.root().display().to_string(),
+            job_id,
+        );
+        let created = self.store.create(&candidate).await?;
+        let duplicate = matches!(created, Created::Existing(_));
+        let job = created.job().clone();
+        let spec = match routed {
+            Ok(spec) => spec,
+            Err(e) => {
+                return self
+                    .unroutable(job, duplicate, e, &started_at, started, trigger)
+                    .await;
+            }
+        };
+        let lease = self.settings.lease;
+        match job.status {
+            JobStatus::Pending | JobStatus::Failed => {}
+            JobStatus::Running if jobs::is_stale(&job, lease) => {
+                tracing::warn!(job_id = %job.job_id, input = %job.input.uri, since = %job.updated_at, "the job's worker stopped renewing its lease; taking the job over");
+            }
+            status => {
+                tracing::info!(job_id = %job.job_id, input = %job.input.uri, status = status.as_str(), "duplicate event: the job exists; nothing to do");
+                return Ok(Admission {
+                    job,
+                    run: false,
+                    duplicate,
+                });
+            }
+        }
+        // A re-run (or a take-over) starts in a fresh run folder.
+        let rerun = job.status != JobStatus::Pending;
+        let claimed = match jobs::claim(self.store.as_ref(), &job.job_id, lease).await {
+            Ok(j) => j,
+            Err(JobStoreError::Refused { .. }) => {
+                // Another worker claimed it between our read and our write.
+                let job = self.get(&job.job_id).await?;
+                return Ok(Admission {
+                    job,
+                    run: false,
+                    duplicate: true,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut rerun_dir = None;
+        if rerun {
+            let fresh = JobDir::new(&self.settings.work_dir, &claimed.job_id, &run_stamp())?;
+            let path = fresh.root().display().to_string();
+            jobs::update(self.store.as_ref(), &claimed.job_id, |j| {
+                j.dir = path.clone();
+                Ok(())
+            })
+            .await?;
+            rerun_dir = Some(fresh);
+        }
+        // The job's spec from now on: a copy in its run folder.
+        let run_dir = match &rerun_dir {
+            Some(d) => d.clone(),
+            None => JobDir::existing(&self.settings.work_dir, &claimed.dir)?,
+        };
+        let (pinned, spec_hash) = pin_spec(spec, &run_dir)?;
+        let output = Output {
+            spec: pinned.display().to_string(),
+            spec_hash,
+            dataset: claimed.dataset.clone().unwrap_or_default(),
+            workflow: claimed.workflow.map(|w| w.to_string()).unwrap_or_default(),
+        };
+        let job = self
+            .record(
+                &claimed.job_id,
+                Step::CreateJob,
+                &started_at,
+                started,
+                Ok(()),
+                Outcome::new(None, None, &output)?,
+            )
+            .await?;
+        tracing::info!(job_id = %job.job_id, input = %job.input.uri, dataset = job.dataset.as_deref().unwrap_or(""), workflow = %job.workflow.unwrap_or_default(), attempt = job.attempts, "job created");
+        Ok(Admission {
+            job,
+            run: true,
+            duplicate,
+        })
+    }
+
+    /// An object no dataset routes: a failed job with its event sent (once:
+    /// a re-delivered event finds the job and does nothing), and the error.
+    async fn unroutable(
+        &self,
+        job: Job,
+        duplicate: bool,
+        e: FerryError,
+        started_at: &str,
+        started: Instant,
+        trigger: &Trigger,
+    ) -> Result<Admission, FerryError> {
+        if duplicate {
+            return Ok(Admission {
+                job,
+                run: false,
+                duplicate,
+            });
+        }
+        let err = job_error(Step::CreateJob, &e);
+        self.record(
+            &job.job_id,
+            Step::CreateJob,
+            started_at,
+            started,
+            Err(&err),
+            Outcome::default(),
+        )
+        .await?;
+        tracing::error!(job_id = %job.job_id, input = %trigger.input.uri, error = %e, "unroutable input");
+        self.notify(&job.job_id, Some(err)).await?;
+        Err(e)
+    }
+}
+
+/// Copies the spec a job was routed with into its run folder (see
+/// [`JobDir::spec`]): `dataset.toml`, `transform.sql` and the
+/// `source.sample` it names, nothing else a spec folder may hold. Returns
+/// the copy's folder and a hash of the files, which the job record keeps.
+fn pin_spec(spec: &DatasetSpec, run: &JobDir) -> Result<(PathBuf, String), FerryError> {
+    let from = spec.dir.as_deref().ok_or_else(|| {
+        FerryError::Internal(format!("dataset {} has no spec folder to pin", spec.name))
+    })?;
+    let to = run.spec();
+    std::fs::create_dir_all(&to)
+        .map_err(|e| FerryError::io(format!("creating {}", to.display()), e))?;
+    let mut hash = xxhash_rust::xxh3::Xxh3::new();
+    let sample = spec.source.sample.as_deref().filter(|s| {
+        let p = Path::new(s);
+        p.is_relative()
+            && p.components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+    });
+    for name in ["dataset.toml", "transform.sql"].into_iter().chain(sample) {
+        let bytes = match std::fs::read(from.join(name)) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && name == "transform.sql" => {
+                continue;
+            }
+            Err(e) => {
+                return Err(FerryError::io(
+                    format!("reading {}", from.join(name).display()),
+                    e,
+                ));
+            }
+        };
+        hash.update(name.as_bytes());
+        hash.update(&bytes);
+        let path = to.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| FerryError::io(format!("creating {}", parent.display()), e))?;
+        }
+        std::fs::write(&path, &bytes)
+            .map_err(|e| FerryError::io(format!("writing {}", path.display()), e))?;
+    }
+    Ok((to, format!("{:032x}", hash.digest128())))
+}

@@ -1,0 +1,73 @@
+//! sql-processor: loads a job's artifacts into PostgreSQL in one
+//! transaction, once per input (the ledger); and the fused
+//! transform+sql-processor of one-process runs, which streams rows into COPY
+//! while it writes the artifacts.
+
+use ferry_connectors::jobs::Job;
+use serde::{Deserialize, Serialize};
+
+use super::download::staged_input;
+use super::{Outcome, rejects};
+use crate::error::FerryError;
+use crate::load::{LoadReport, load, load_artifacts};
+use crate::workflow::Runtime;
+
+/// What sql-processor (and the fused step) records.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Output {
+    /// The table loaded.
+    pub target: String,
+    /// `loaded`, or `skipped` when the ledger has the input.
+    pub load: String,
+    /// Rows the error policy set aside.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejected_rows: Option<u64>,
+    /// The reject file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejects: Option<String>,
+    /// The job that loaded the input before (a skipped load).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_load: Option<String>,
+    /// What sql-processor loaded: `pgcopy` or `sql` (not the fused step).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+}
+
+impl Output {
+    fn of(r: &LoadReport, from: Option<&str>) -> Output {
+        let (rejected_rows, rejects) = rejects(r.rejected, r.rejects.as_deref());
+        Output {
+            target: r.target.clone(),
+            load: r.status.to_string(),
+            rejected_rows,
+            rejects,
+            previous_load: r.previous_job.clone(),
+            from: from.map(str::to_string),
+        }
+    }
+}
+
+impl Runtime {
+    pub(crate) async fn sql_processor(&self, job: &Job) -> Result<Outcome, FerryError> {
+        let dir = self.job_dir(job)?;
+        let spec = self.spec(job)?;
+        let from = self.load_from(&spec);
+        let r = load_artifacts(
+            dir.root(),
+            self.pg()?,
+            from,
+            self.settings.streams,
+            self.settings.force,
+        )
+        .await?;
+        let output = Output::of(&r, Some(from.as_str()));
+        Outcome::new(Some(r.rows), Some(r.input_bytes), &output)
+    }
+
+    pub(crate) async fn transform_and_load(&self, job: &Job) -> Result<Outcome, FerryError> {
+        let spec = self.spec(job)?;
+        let input = staged_input(job)?;
+        let r = load(&spec, &input, self.pg()?, &self.load_options(job)?).await?;
+        Outcome::new(Some(r.rows), Some(r.input_bytes), &Output::of(&r, None))
+    }
+}
