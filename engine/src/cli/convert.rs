@@ -1,0 +1,349 @@
+//! `ferry convert`: a file into another format, validated by reading it
+//! back.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use ferry_connectors::pg::QualifiedName;
+use ferry_connectors::store::{Expect, Location, stage};
+use ferry_engine::convert::writers::OutputFormat;
+use ferry_engine::convert::{ConvertRequest, convert, validate};
+use ferry_engine::error::FerryError;
+use ferry_engine::format::Format;
+use ferry_engine::source::Input;
+use ferry_engine::spec::{ConvertSpec, DatasetSpec, NullMarkers, SourceSpec};
+
+use super::job_args::Retention;
+use super::{Done, apply_limits, either, file_stem, parse_format, print_rejects, record_size};
+
+pub const CONVERT_HELP: &str = "\
+Examples:
+  ferry convert --input orders.csv --to parquet
+  ferry convert --input orders.csv --to parquet --compression zstd:3 --row-group-rows 500000
+  ferry convert --input events.ndjson.gz --to csv --output out/events.csv.gz --compression gzip
+  ferry convert --dataset sql/lineitem --input lineitem.tbl --to arrow
+  ferry convert --input trips.parquet --to sql --table public.trips   # psql-loadable, no database
+
+Formats (--to): csv, tsv, ndjson, parquet, arrow (IPC file), arrows (IPC stream), avro,
+sql (.sql files + load.sql in a folder), pgcopy (binary COPY files in a folder).
+Inputs: csv, tsv, ndjson, parquet, arrow (file or stream), avro; gzip, zstd, bzip2, xz.
+
+--compression by format:
+  csv, tsv, ndjson   none (default), gzip, zstd
+  parquet            snappy (default), zstd[:level], gzip[:level], lz4, none
+  arrow, arrows      none (default), lz4, zstd
+  avro               null (default), deflate, snappy, zstd
+
+Validation (on unless --no-validate) reads the output back with that format's own
+reader and compares it with the converted input: schema, row count, NULLs per column
+and an order-preserving digest of every column. A mismatch names the first differing
+row, column and values, writes <output>.validation.json, and exits 6.
+
+What each format cannot hold is converted first, and listed in the report:
+  csv, tsv           values in PostgreSQL's text forms (what COPY … CSV writes and reads);
+                     small/unsigned integers widen, UInt64 -> numeric(20), times and
+                     timestamps to microseconds, intervals/durations -> interval,
+                     lists/structs/maps -> JSON text
+  ndjson             the same scalars; bytes, times, intervals -> text; NaN/Infinity -> null
+  parquet            interval(month-day-nano) -> text; everything else exact
+  arrow, arrows      exact
+  avro               small/unsigned integers widen, UInt64 -> decimal(20), Float16 -> float,
+                     intervals/durations -> text
+  sql, pgcopy        PostgreSQL's types (see the README's type mapping); nested -> jsonb";
+
+#[derive(Args)]
+pub struct ConvertArgs {
+    /// The input: a path, file:///path or s3://bucket/key.
+    #[arg(short, long, value_name = "URI", required_unless_present = "input_arg")]
+    input: Option<String>,
+    /// The input, as a plain argument (`ferry convert orders.csv …`): the same as --input.
+    #[arg(value_name = "INPUT", conflicts_with = "input")]
+    input_arg: Option<String>,
+    /// The output format.
+    #[arg(long, value_parser = ["csv", "tsv", "ndjson", "parquet", "arrow", "arrows", "avro", "sql", "pgcopy"])]
+    to: String,
+    /// Output path [default: the input's name with the new extension, beside it].
+    #[arg(short, long, value_name = "PATH")]
+    output: Option<PathBuf>,
+    /// A dataset spec: its source options and transform.sql apply before writing.
+    #[arg(short, long, value_name = "DIR")]
+    dataset: Option<PathBuf>,
+    /// Skip validation by reconversion.
+    #[arg(long)]
+    no_validate: bool,
+    /// Run one step only, as the container tasks do: convert, or validate an earlier conversion.
+    #[arg(long, value_parser = ["convert", "validate"])]
+    step: Option<String>,
+    /// Overwrite an existing output.
+    #[arg(long)]
+    force: bool,
+    /// Compression (see below for each format).
+    #[arg(long, value_name = "CODEC")]
+    compression: Option<String>,
+    /// Parquet: rows per row group.
+    #[arg(long, default_value_t = 1_048_576, value_name = "N")]
+    row_group_rows: usize,
+    /// Parquet: dictionary encoding for which columns: auto (those whose
+    /// first 65 536 values repeat at least 8 times on average), all or none.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "all", "none"], value_name = "WHICH")]
+    dictionary: String,
+    /// Parquet: statistics to write: none, chunk or page.
+    #[arg(long, default_value = "page", value_parser = ["none", "chunk", "page"])]
+    statistics: String,
+    /// csv: output field delimiter.
+    #[arg(long, value_name = "CHAR")]
+    delimiter: Option<String>,
+    /// csv/tsv: no header line in the output.
+    #[arg(long)]
+    no_header: bool,
+    /// csv/tsv: how NULL is written (default: nothing; an empty string is then written as \"\").
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    null: String,
+    /// sql/pgcopy: the table the files load into [default: the dataset's target, or public.<input name>].
+    #[arg(short, long, value_name = "TABLE")]
+    table: Option<String>,
+    /// Input format when it cannot be told from the name (without --dataset).
+    #[arg(long, value_parser = parse_format, help = format!("Input format when it cannot be told from the name (without --dataset): {}", Format::names()))]
+    input_format: Option<Format>,
+    /// Input delimiter (without --dataset; sniffed by default).
+    #[arg(long, value_name = "CHAR")]
+    input_delimiter: Option<String>,
+    /// An unquoted input value that means NULL (without --dataset; repeatable).
+    #[arg(long = "input-null", value_name = "TEXT")]
+    input_nulls: Vec<String>,
+    /// Working storage for inputs staged from S3.
+    #[arg(
+        long,
+        env = "FERRY_WORK_DIR",
+        default_value = ".ferry/work",
+        value_name = "DIR"
+    )]
+    work_dir: PathBuf,
+    #[command(flatten)]
+    retention: Retention,
+    /// Rows of a delimited or NDJSON input that may be bad (set aside in a reject file, the
+    /// rest loaded) before the job fails; overrides the spec's [errors] max_bad_rows [default: 0].
+    #[arg(long, value_name = "N")]
+    max_bad_rows: Option<u64>,
+    /// The longest record (a CSV record, an NDJSON line) read before the input is refused,
+    /// e.g. 64MiB; overrides the spec's [source] max_record_size [default: 64MiB]. Memory
+    /// stays within about twice this, whatever the input.
+    #[arg(long, env = "FERRY_MAX_RECORD_SIZE", value_name = "SIZE")]
+    max_record_size: Option<bytesize::ByteSize>,
+    /// Print the reports as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+impl ConvertArgs {
+    fn input(&self) -> &str {
+        either(&self.input, &self.input_arg)
+    }
+}
+
+fn output_format(args: &ConvertArgs) -> Result<OutputFormat, FerryError> {
+    OutputFormat::from_spec(&ConvertSpec {
+        to: args.to.clone(),
+        compression: args.compression.clone(),
+        row_group_rows: Some(args.row_group_rows),
+        dictionary: match args.dictionary.as_str() {
+            "all" => Some(true),
+            "none" => Some(false),
+            _ => None,
+        },
+        statistics: Some(args.statistics.clone()),
+        delimiter: args.delimiter.clone(),
+        header: Some(!args.no_header),
+        null: Some(args.null.clone()),
+        validate: Some(!args.no_validate),
+    })
+}
+
+/// Makes the input a local file (staging S3 objects into the working folder).
+async fn local_input(uri: &str, work_dir: &std::path::Path) -> Result<Input, FerryError> {
+    let location = Location::parse(uri).map_err(|e| FerryError::Usage(e.to_string()))?;
+    if let Location::Local(path) = &location
+        && !path.is_file()
+    {
+        return Err(FerryError::Usage(format!("--input {uri}: no such file")));
+    }
+    let dir = std::path::absolute(work_dir)
+        .unwrap_or_else(|_| work_dir.to_path_buf())
+        .join(uuid::Uuid::now_v7().to_string())
+        .join(ferry_engine::load::run_stamp())
+        .join("input");
+    let staged = stage(&location, &dir, &Expect::default()).await?;
+    Ok(Input {
+        path: staged.path,
+        display: uri.to_string(),
+    })
+}
+
+/// `ferry convert`: one input into another format, then read back.
+pub async fn run(args: ConvertArgs, interactive: bool) -> Result<Done, FerryError> {
+    let format = output_format(&args)?;
+    args.retention.sweep_local(&args.work_dir).await;
+    let input = local_input(args.input(), &args.work_dir).await?;
+    let mut spec = match &args.dataset {
+        Some(dir) => {
+            if args.input_format.is_some()
+                || args.input_delimiter.is_some()
+                || !args.input_nulls.is_empty()
+            {
+                return Err(FerryError::Usage(
+                    "--input-format, --input-delimiter and --input-null describe the input without a spec; with --dataset, set them in dataset.toml".into(),
+                ));
+            }
+            DatasetSpec::load(dir)?
+        }
+        None => {
+            let mut source = SourceSpec {
+                format: args.input_format,
+                delimiter: args.input_delimiter.clone(),
+                null: (!args.input_nulls.is_empty())
+                    .then(|| NullMarkers::Many(args.input_nulls.clone())),
+                max_record_size: record_size(args.max_record_size),
+                ..SourceSpec::default()
+            };
+            ferry_engine::sniff::complete_source(&mut source, &input)?;
+            let stem = file_stem(args.input());
+            DatasetSpec::ad_hoc(&stem, source, None)
+        }
+    };
+    apply_limits(&mut spec, args.max_bad_rows, args.max_record_size)?;
+    let step = args.step.as_deref();
+    let output = match &args.output {
+        Some(o) => o.clone(),
+        None => default_output(args.input(), &format, spec.source.format, step),
+    };
+    if std::path::absolute(&output).ok() == std::path::absolute(&input.path).ok() {
+        return Err(FerryError::Usage(format!(
+            "--output {} is the input itself",
+            output.display()
+        )));
+    }
+    if step != Some("validate") && output.exists() && !args.force {
+        return Err(FerryError::Usage(format!(
+            "{} exists; pass --force to overwrite it",
+            output.display()
+        )));
+    }
+    let table = match &args.table {
+        Some(t) => {
+            QualifiedName::parse(t).map_err(|e| FerryError::Usage(format!("--table: {e}")))?
+        }
+        None => spec.target_table().unwrap_or_else(|| {
+            QualifiedName::new(
+                "public",
+                file_stem(args.input()).replace(['-', '.', ' '], "_"),
+            )
+        }),
+    };
+    let req = ConvertRequest {
+        spec,
+        input,
+        output,
+        format,
+        table,
+        progress: interactive,
+        digest: !args.no_validate,
+    };
+    let mut done = Done::Ok;
+    if step != Some("validate") {
+        let r = convert(&req).await?;
+        if args.json {
+            outln!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+        } else {
+            outln!(
+                "converted {} rows {} -> {} ({}) in {:.2} s: {:.0} rows/s, {:.1} MB in ({:.1} MB/s), {:.1} MB out",
+                r.rows,
+                r.input,
+                r.output.display(),
+                r.format,
+                r.seconds,
+                r.rows as f64 / r.seconds.max(1e-9),
+                r.input_bytes as f64 / 1e6,
+                r.input_bytes as f64 / 1e6 / r.seconds.max(1e-9),
+                r.output_bytes as f64 / 1e6,
+            );
+            for l in &r.lossy {
+                outln!("  converted for {}: {l}", r.format);
+            }
+            print_rejects(r.rejected, r.rejects.as_deref());
+        }
+    }
+    if !args.no_validate && step != Some("convert") {
+        let v = validate(&req).await?;
+        if args.json {
+            outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        } else if v.is_valid() {
+            outln!(
+                "validation: valid ({} rows, {} columns read back and identical) in {:.2} s",
+                v.rows.1,
+                v.written.columns.len(),
+                v.seconds
+            );
+        } else {
+            outln!("validation: INVALID");
+            for p in &v.problems {
+                outln!("  {p}");
+            }
+            if let Some(d) = &v.first_difference {
+                outln!(
+                    "  first difference: row {}, column {:?}: input {}, output {}",
+                    d.row,
+                    d.column,
+                    d.source,
+                    d.written
+                );
+            }
+            outln!(
+                "  report: {}",
+                ferry_engine::convert::report_path(&req.output, "validation.json").display()
+            );
+        }
+        if !v.is_valid() {
+            done = Done::Invalid;
+        }
+    }
+    Ok(done)
+}
+
+/// The output next to the input: `<stem>.<ext>`, or, when a file of that
+/// name exists that ferry did not write (no `.convert.json` beside it: the
+/// round trip `orders.csv` → `orders.parquet` → CSV would name the original),
+/// `<stem>.from-<input format>.<ext>`, so a default never points at a file
+/// the user brought. ferry's own earlier output keeps its name (and needs
+/// --force to be replaced). The validate step looks for what the convert
+/// step chose: the second name when it exists.
+fn default_output(
+    input: &str,
+    format: &OutputFormat,
+    from: Option<Format>,
+    step: Option<&str>,
+) -> PathBuf {
+    let stem = file_stem(input);
+    let name = |stem: &str| match format.extension() {
+        Some(ext) => format!("{stem}.{ext}"),
+        None => format!("{stem}-{}", format.name()),
+    };
+    let place = |name: String| match Location::parse(input) {
+        Ok(Location::Local(p)) => p.with_file_name(name),
+        _ => PathBuf::from(name),
+    };
+    let plain = place(name(&stem));
+    let from = from
+        .or_else(|| Format::from_path(std::path::Path::new(input)))
+        .map_or_else(|| "input".to_string(), |f| f.to_string());
+    let marked = place(name(&format!("{stem}.from-{from}")));
+    let ferrys = |p: &std::path::Path| {
+        let mut report = p.as_os_str().to_owned();
+        report.push(".convert.json");
+        PathBuf::from(report).exists()
+    };
+    let plain_is_ours = match step {
+        Some("validate") => !marked.exists(),
+        _ => !plain.exists() || ferrys(&plain),
+    };
+    if plain_is_ours { plain } else { marked }
+}

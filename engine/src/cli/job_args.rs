@@ -1,0 +1,212 @@
+//! The settings every job command shares (run, task, watch, jobs): where
+//! specs, jobs, events, outputs and working storage are, and how long
+//! working storage keeps what it holds.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use ferry_connectors::jobs;
+use ferry_connectors::pg::PgConfig;
+use ferry_connectors::pg::artifacts::ArtifactKinds;
+use ferry_engine::error::FerryError;
+use ferry_engine::load::ArtifactSource;
+use ferry_engine::workflow::gc;
+use ferry_engine::workflow::route::Routes;
+use ferry_engine::workflow::{Runtime, Settings};
+
+/// Where jobs, events, specs and outputs are: shared by run, task and watch.
+#[derive(Args, Clone)]
+pub struct JobArgs {
+    /// Dataset specs, routed by their [routing] keys: a folder of <dataset>/ folders, or
+    /// s3://bucket/prefix holding <dataset>/dataset.toml and transform.sql (fetched by
+    /// create-job; each job keeps a copy of its spec, which its later steps read).
+    #[arg(
+        long,
+        env = "FERRY_SPECS",
+        default_value = "sql",
+        value_name = "DIR|S3-URI"
+    )]
+    specs: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Job events: file://PATH (JSON lines), sns://TOPIC-ARN or eventbridge://BUS
+    /// [default: <work-dir>/events.jsonl].
+    #[arg(long, env = "FERRY_NOTIFY", value_name = "URL")]
+    notify: Option<String>,
+    /// Where file.zip and manifest.json go: s3://bucket/prefix or a folder
+    /// [default: <work-dir>/../output].
+    #[arg(long, env = "FERRY_OUTPUT", value_name = "URI")]
+    output: Option<String>,
+    /// PostgreSQL URL (Loader datasets).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    database_url: Option<String>,
+    /// Parallel COPY connections [default: by load mode].
+    #[arg(long, value_name = "N")]
+    streams: Option<usize>,
+    /// Load even if the ledger says the input is already loaded.
+    #[arg(long)]
+    force: bool,
+    /// Artifact part size.
+    #[arg(long, default_value = "256MiB", value_name = "SIZE")]
+    part_size: bytesize::ByteSize,
+    /// How long a running job may go without its worker renewing it before another
+    /// worker takes it over (a killed worker never finishes its job); renewed every
+    /// quarter of this while a step runs.
+    #[arg(
+        long,
+        env = "FERRY_JOB_LEASE",
+        default_value = "15m",
+        value_name = "DURATION"
+    )]
+    job_lease: humantime::Duration,
+    #[command(flatten)]
+    pub retention: Retention,
+}
+
+/// How long working storage keeps what is not removed at once.
+#[derive(Args, Clone)]
+pub struct Retention {
+    /// How long a failed job's folder (and a `ferry load` / `ferry convert`
+    /// folder) stays in working storage before it is removed; a succeeded
+    /// job's folder goes when the job ends. Swept when run, watch, load and
+    /// convert start; `ferry jobs gc` sweeps by hand.
+    #[arg(
+        long,
+        env = "FERRY_WORK_RETENTION",
+        default_value = "7d",
+        value_name = "DURATION"
+    )]
+    work_retention: humantime::Duration,
+}
+
+impl Retention {
+    /// Sweeps `work` (see [`gc::sweep`]); a sweep that fails is logged, not
+    /// fatal: the command's own work matters more than the cleanup.
+    pub async fn sweep(&self, work: &std::path::Path, store: Option<&dyn jobs::JobStore>) {
+        match gc::sweep(work, store, self.work_retention.into(), chrono::Utc::now()).await {
+            Ok(r) if !r.removed.is_empty() => tracing::info!(
+                folders = r.removed.len(),
+                bytes = r.bytes,
+                "removed job folders older than the working-storage retention"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not sweep working storage"),
+        }
+    }
+
+    /// [`Retention::sweep`] for the commands without a job store of their
+    /// own (load, convert): the local job store in `work`, if there is one,
+    /// says which folders belong to running jobs.
+    pub async fn sweep_local(&self, work: &std::path::Path) {
+        let store = if work.join("jobs.db").is_file() {
+            jobs::open(None, work).await.ok()
+        } else {
+            None
+        };
+        self.sweep(work, store.as_deref()).await;
+    }
+}
+
+impl JobArgs {
+    /// `route`: whether this command routes inputs (create-job, run, watch). The
+    /// other steps read the spec pinned in their job's folder, so specs in S3 are
+    /// not fetched for them (and their task roles need no access to the specs).
+    pub async fn runtime(
+        &self,
+        progress: bool,
+        from: ArtifactSource,
+        route: bool,
+    ) -> Result<Runtime, FerryError> {
+        let work_dir = self.store.work_dir()?;
+        let store = self.store.open().await?;
+        let notifier = ferry_connectors::notify::open(self.notify.as_deref(), &work_dir).await?;
+        let (routes, fetched) = Routes::open(&self.specs, route, &work_dir).await?;
+        let pg = match &self.database_url {
+            Some(url) => Some(PgConfig::from_url_or_env(Some(url))?),
+            None => PgConfig::from_url_or_env(None).ok(),
+        };
+        if let Some(pg) = &pg {
+            crate::tuning::size_worker_pool(pg, self.streams.unwrap_or(1));
+        }
+        let output = self.output.clone().unwrap_or_else(|| {
+            work_dir
+                .parent()
+                .map_or_else(|| work_dir.join("output"), |p| p.join("output"))
+                .display()
+                .to_string()
+        });
+        Ok(Runtime {
+            settings: Settings {
+                work_dir,
+                output,
+                streams: self.streams,
+                artifacts: ArtifactKinds {
+                    sql: true,
+                    pgcopy: true,
+                },
+                part_bytes: self.part_size.as_u64(),
+                force: self.force,
+                progress,
+                from,
+                lease: self.job_lease.into(),
+            },
+            store,
+            notifier,
+            routes,
+            pg,
+            fetched_specs: fetched,
+        })
+    }
+}
+
+/// Where the job store (and working storage) is.
+#[derive(Args, Clone)]
+pub struct StoreArgs {
+    /// Job store: sqlite://PATH or dynamodb://TABLE [default: sqlite://<work-dir>/jobs.db].
+    #[arg(long, env = "FERRY_JOB_STORE", value_name = "URL")]
+    job_store: Option<String>,
+    /// Working storage (the EFS mount in AWS; the default job store is in it).
+    #[arg(
+        long,
+        env = "FERRY_WORK_DIR",
+        default_value = ".ferry/work",
+        value_name = "DIR"
+    )]
+    work_dir: PathBuf,
+}
+
+impl StoreArgs {
+    pub fn work_dir(&self) -> Result<PathBuf, FerryError> {
+        std::path::absolute(&self.work_dir).map_err(|e| {
+            FerryError::io(format!("working directory {}", self.work_dir.display()), e)
+        })
+    }
+
+    pub async fn open(&self) -> Result<Arc<dyn jobs::JobStore>, FerryError> {
+        Ok(jobs::open(self.job_store.as_deref(), &self.work_dir()?).await?)
+    }
+}
+
+/// A `--job`/`--event` argument: inline JSON, `@FILE`, a file name, or `-` for stdin.
+pub fn read_arg(text: &str) -> Result<String, FerryError> {
+    if text == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| FerryError::io("reading stdin", e))?;
+        return Ok(s);
+    }
+    let trimmed = text.trim_start();
+    let path = match text.strip_prefix('@') {
+        Some(p) => Some(p),
+        // Inline JSON, or a file name.
+        None if !trimmed.starts_with('{') && std::path::Path::new(text).is_file() => Some(text),
+        None => None,
+    };
+    match path {
+        Some(p) => {
+            std::fs::read_to_string(p).map_err(|e| FerryError::io(format!("reading {p}"), e))
+        }
+        None => Ok(text.to_string()),
+    }
+}

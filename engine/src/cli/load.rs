@@ -1,0 +1,286 @@
+//! `ferry load`: a file into a PostgreSQL table, with a dataset spec or
+//! with flags (the rest sniffed from the file).
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use ferry_connectors::pg::artifacts::ArtifactKinds;
+use ferry_connectors::pg::{LoadMode, PgConfig, QualifiedName};
+use ferry_engine::error::FerryError;
+use ferry_engine::format::Format;
+use ferry_engine::load::{LoadOptions, LoadReport, load};
+use ferry_engine::source::Input;
+use ferry_engine::spec::{DatasetSpec, NullMarkers, SourceSpec, TargetSpec};
+
+use super::job_args::Retention;
+use super::{Done, apply_limits, either, parse_format, parse_mode, print_rejects, record_size};
+
+pub const LOAD_HELP: &str = "\
+Examples:
+  ferry load --input orders.csv --table sales.orders
+  ferry load --input orders.csv --table sales.orders --mode upsert --key id
+  ferry load --input 'data/export.tsv.gz' --table t --null NA --null ''
+  ferry load --dataset sql/lineitem --input s3://bucket/in/lineitem.tbl --streams 4
+  ferry load --dataset sql/events --input events.ndjson --artifacts none --json
+
+Without --dataset, the format, delimiter, header and column types are sniffed
+from the file as `ferry spec init` would, and the transform is SELECT * FROM source.
+
+The input is recorded in the ledger table ferry.loads with its checksum, in the
+same transaction as the rows: loading the same input again does nothing (exit 0)
+unless --force. Artifacts (.sql parts with load.sql, and .pgcopy parts) go to
+<work-dir>/<job-id>/<ddmmyyyyhhmmss>/artifacts/.";
+
+#[derive(Args)]
+pub struct LoadArgs {
+    /// The dataset spec folder (sql/<name>).
+    #[arg(short, long, value_name = "DIR")]
+    dataset: Option<PathBuf>,
+    /// The input: a path, file:///path or s3://bucket/key.
+    #[arg(short, long, value_name = "URI", required_unless_present = "input_arg")]
+    input: Option<String>,
+    /// The input, as a plain argument (`ferry load orders.csv …`): the same as --input.
+    #[arg(value_name = "INPUT", conflicts_with = "input")]
+    input_arg: Option<String>,
+    /// Target table (schema.table); overrides the spec's.
+    #[arg(short, long, value_name = "TABLE")]
+    table: Option<String>,
+    /// append, replace (swap in a new table) or upsert (on --key columns); overrides the spec's.
+    #[arg(long, value_parser = parse_mode)]
+    mode: Option<LoadMode>,
+    /// Key column for upsert (repeat for composite keys); overrides the spec's.
+    #[arg(long = "key", value_name = "COLUMN")]
+    keys: Vec<String>,
+    /// Parallel COPY connections [default: the number of cores for replace, 1 for append
+    /// and upsert, where more streams need a staging table and a second pass].
+    #[arg(long, value_name = "N")]
+    streams: Option<usize>,
+    /// Load even if the ledger says this input is already loaded.
+    #[arg(long)]
+    force: bool,
+    /// PostgreSQL URL (postgres://user:pass@host:port/db?sslmode=…).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    database_url: Option<String>,
+    /// Working storage root for job folders.
+    #[arg(
+        long,
+        env = "FERRY_WORK_DIR",
+        default_value = ".ferry/work",
+        value_name = "DIR"
+    )]
+    work_dir: PathBuf,
+    #[command(flatten)]
+    retention: Retention,
+    /// Artifacts to write: all, sql, pgcopy or none.
+    #[arg(long, default_value = "all")]
+    artifacts: ArtifactChoice,
+    /// Size after which an artifact file is split (e.g. 256MiB, 1GB).
+    #[arg(long, default_value = "256MiB", value_name = "SIZE")]
+    part_size: bytesize::ByteSize,
+    /// Input format when it cannot be told from the name.
+    #[arg(long, value_parser = parse_format, help = format!("Input format when it cannot be told from the name: {}", Format::names()))]
+    format: Option<Format>,
+    /// Field delimiter for csv (without --dataset; sniffed by default).
+    #[arg(long, value_name = "CHAR")]
+    delimiter: Option<String>,
+    /// The first line is a header (without --dataset; sniffed by default).
+    #[arg(long, conflicts_with = "no_header")]
+    header: bool,
+    /// The first line is data.
+    #[arg(long)]
+    no_header: bool,
+    /// An unquoted value that means NULL (repeatable; default: the empty string).
+    #[arg(long = "null", value_name = "TEXT")]
+    nulls: Vec<String>,
+    /// Rows of a delimited or NDJSON input that may be bad (set aside in a reject file, the
+    /// rest loaded) before the job fails; overrides the spec's [errors] max_bad_rows [default: 0].
+    #[arg(long, value_name = "N")]
+    max_bad_rows: Option<u64>,
+    /// The longest record (a CSV record, an NDJSON line) read before the input is refused,
+    /// e.g. 64MiB; overrides the spec's [source] max_record_size [default: 64MiB]. Memory
+    /// stays within about twice this, whatever the input.
+    #[arg(long, env = "FERRY_MAX_RECORD_SIZE", value_name = "SIZE")]
+    max_record_size: Option<bytesize::ByteSize>,
+    /// Table column names: snake_case ("Customer ID" -> customer_id) or as-is; overrides
+    /// the spec's [target] column_names [default: snake_case].
+    #[arg(long, value_name = "STYLE")]
+    column_names: Option<ferry_engine::spec::ColumnNames>,
+    /// Print the job report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+impl LoadArgs {
+    fn input(&self) -> &str {
+        either(&self.input, &self.input_arg)
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ArtifactChoice {
+    All,
+    Sql,
+    Pgcopy,
+    None,
+}
+
+/// `ferry load`: one input into one table, without a job store.
+pub async fn run(args: LoadArgs, interactive: bool) -> Result<Done, FerryError> {
+    let pg = PgConfig::from_url_or_env(args.database_url.as_deref())?;
+    args.retention.sweep_local(&args.work_dir).await;
+    if let ferry_connectors::store::Location::Local(path) =
+        ferry_connectors::store::Location::parse(args.input())
+            .map_err(|e| FerryError::Usage(e.to_string()))?
+        && !path.is_file()
+    {
+        return Err(FerryError::Usage(format!(
+            "--input {}: no such file",
+            args.input()
+        )));
+    }
+    let table = args
+        .table
+        .as_deref()
+        .map(QualifiedName::parse)
+        .transpose()
+        .map_err(|e| FerryError::Usage(format!("--table: {e}")))?;
+    let mut spec = match &args.dataset {
+        Some(dir) => {
+            let spec = DatasetSpec::load(dir)?;
+            if args.format.is_some()
+                || args.delimiter.is_some()
+                || args.header
+                || args.no_header
+                || !args.nulls.is_empty()
+            {
+                return Err(FerryError::Usage(
+                    "--format, --delimiter, --header/--no-header and --null describe the input without a spec; with --dataset, set them in dataset.toml".into(),
+                ));
+            }
+            spec
+        }
+        None => {
+            let table = table.clone().ok_or_else(|| {
+                FerryError::Usage("without --dataset, --table is required".into())
+            })?;
+            let mut source = SourceSpec {
+                format: args.format,
+                delimiter: args.delimiter.clone(),
+                header: if args.header {
+                    Some(true)
+                } else if args.no_header {
+                    Some(false)
+                } else {
+                    None
+                },
+                null: (!args.nulls.is_empty()).then(|| NullMarkers::Many(args.nulls.clone())),
+                max_record_size: record_size(args.max_record_size),
+                ..SourceSpec::default()
+            };
+            // Sniff what the flags leave open, from the local file (S3 inputs
+            // are sniffed after staging, inside the load).
+            if let ferry_connectors::store::Location::Local(path) =
+                ferry_connectors::store::Location::parse(args.input())
+                    .map_err(|e| FerryError::Usage(e.to_string()))?
+            {
+                let input = Input {
+                    path,
+                    display: args.input().to_string(),
+                };
+                ferry_engine::sniff::complete_source(&mut source, &input)?;
+            }
+            let target = TargetSpec {
+                table: table.to_string(),
+                mode: args.mode.unwrap_or(LoadMode::Append),
+                keys: args.keys.clone(),
+                create: true,
+                types: Default::default(),
+                column_names: args.column_names.unwrap_or_default(),
+                load_from: None,
+            };
+            DatasetSpec::ad_hoc(&table.name, source, Some(target))
+        }
+    };
+    apply_limits(&mut spec, args.max_bad_rows, args.max_record_size)?;
+    if let (Some(style), Some(target)) = (args.column_names, spec.target.as_mut()) {
+        target.column_names = style;
+    }
+    let artifacts = match args.artifacts {
+        ArtifactChoice::All => ArtifactKinds {
+            sql: true,
+            pgcopy: true,
+        },
+        ArtifactChoice::Sql => ArtifactKinds {
+            sql: true,
+            pgcopy: false,
+        },
+        ArtifactChoice::Pgcopy => ArtifactKinds {
+            sql: false,
+            pgcopy: true,
+        },
+        ArtifactChoice::None => ArtifactKinds {
+            sql: false,
+            pgcopy: false,
+        },
+    };
+    let options = LoadOptions {
+        streams: args.streams,
+        force: args.force,
+        work_dir: args.work_dir.clone(),
+        artifacts,
+        part_bytes: args.part_size.as_u64().max(1),
+        table,
+        mode: args.mode,
+        keys: (!args.keys.is_empty()).then(|| args.keys.clone()),
+        progress: interactive,
+        job: None,
+    };
+    let (_, streams) = options.mode_and_streams(&spec);
+    crate::tuning::size_worker_pool(&pg, streams);
+    let report = load(&spec, args.input(), &pg, &options).await?;
+    if args.json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        print_summary(&report, &pg);
+    }
+    Ok(Done::Ok)
+}
+
+fn print_summary(r: &LoadReport, pg: &PgConfig) {
+    if r.status == "skipped" {
+        outln!(
+            "skipped: {} is already loaded into {} ({}); pass --force to load it again",
+            r.input,
+            r.target,
+            r.previous_job.as_deref().unwrap_or("?")
+        );
+        return;
+    }
+    outln!(
+        "loaded {} rows into {} ({}{}) in {:.2} s: {:.0} rows/s, {:.1} MB/s of input ({:.1} MB)",
+        r.rows,
+        r.target,
+        r.mode,
+        if r.created_table {
+            ", table created"
+        } else {
+            ""
+        },
+        r.seconds,
+        r.rows_per_second(),
+        r.mb_per_second(),
+        r.input_bytes as f64 / 1e6
+    );
+    print_rejects(r.rejected, r.rejects.as_deref());
+    if !r.artifacts.is_empty() {
+        outln!(
+            "artifacts: {} ({} files)",
+            r.job_dir.join("artifacts").display(),
+            r.artifacts.len()
+        );
+    }
+    outln!("job: {}  database: {}", r.job_id, pg.display());
+}

@@ -1,0 +1,241 @@
+//! The `ferry` command line: one module per subcommand (its arguments, its
+//! help and its printing), the shared job settings, and the dispatch. The
+//! work itself is `ferry_engine`; library errors become exit codes in
+//! `main`, and only there.
+
+pub mod convert;
+pub mod job_args;
+pub mod jobs;
+pub mod load;
+pub mod run;
+pub mod spec;
+pub mod task;
+pub mod tasks;
+pub mod watch;
+
+use std::io::IsTerminal;
+
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use ferry_connectors::pg::LoadMode;
+use ferry_engine::error::FerryError;
+use ferry_engine::format::Format;
+use ferry_engine::spec::DatasetSpec;
+
+const AFTER_HELP: &str = "\
+Examples:
+  # Load a CSV into a new table (types inferred, table created):
+  ferry load --input orders.csv --table sales.orders
+
+  # Load with a dataset spec (sql/<name>/dataset.toml + transform.sql):
+  ferry load --dataset sql/lineitem --input data/lineitem.tbl
+
+  # See what a spec will create, without touching data or the database:
+  ferry spec check sql/lineitem
+
+  # Write a first spec from a sample file:
+  ferry spec init data/orders.csv --name orders
+
+  # Convert to Parquet and prove it by reading it back:
+  ferry convert --input data/orders.csv --to parquet
+
+PostgreSQL is found through --database-url, DATABASE_URL or the libpq
+variables (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE).
+
+Exit codes:
+  0 success (including an input the ledger says is already loaded)
+  1 internal error (a bug: please report it)
+  2 bad usage, spec or SQL: fix the configuration
+  3 bad input data: fix the file or the declared types
+  4 PostgreSQL refused the load (constraint, type, permission): fix the target
+  5 a service was unreachable or failed transiently: retrying may help
+  6 validation failed: the converted file does not read back as the input";
+
+#[derive(Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Stream files into PostgreSQL (and between formats) through Arrow and DataFusion.",
+    long_about = "ferry decodes a file into Arrow record batches, transforms them with a dataset's SQL \
+                  (DataFusion), and loads them into PostgreSQL with parallel binary COPY, atomically, \
+                  while writing .sql and .pgcopy artifacts you can replay with psql.",
+    after_help = AFTER_HELP
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log format: `auto` is text on a terminal and JSON lines otherwise (containers, CloudWatch).
+    #[arg(long, global = true, env = "FERRY_LOG_FORMAT", default_value = "auto")]
+    log_format: LogFormat,
+    /// More log output (-v: info, -vv: debug). `FERRY_LOG` takes a full filter.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Errors only, and no progress bar.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Auto,
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load a file into a PostgreSQL table (binary COPY, atomic, loaded once).
+    #[command(after_help = load::LOAD_HELP)]
+    Load(load::LoadArgs),
+    /// Convert a file to another format and validate it by reading it back.
+    #[command(after_help = convert::CONVERT_HELP)]
+    Convert(convert::ConvertArgs),
+    /// Check or create dataset specs.
+    #[command(subcommand)]
+    Spec(spec::SpecCommand),
+    /// Run a whole job for one input, routed to its dataset by the specs' globs.
+    #[command(after_help = run::RUN_HELP)]
+    Run(run::RunArgs),
+    /// Run one step of a job, as a container task of the Step Functions state machines.
+    #[command(after_help = task::TASK_HELP)]
+    Task(task::TaskArgs),
+    /// Run jobs as objects arrive in a folder, an S3 prefix or an SQS queue of S3 events.
+    #[command(after_help = watch::WATCH_HELP)]
+    Watch(watch::WatchArgs),
+    /// List and show jobs.
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
+    /// Print the container-task contract (steps, commands, environment, error
+    /// names) as JSON: the CDK app builds its state machines from it.
+    #[command(after_help = tasks::TASKS_HELP)]
+    Tasks,
+}
+
+fn parse_mode(s: &str) -> Result<LoadMode, String> {
+    s.parse()
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_ascii_lowercase()))
+        .map_err(|_| format!("unknown format {s:?}: one of {}", Format::names()))
+}
+
+/// The input, given as --input or as the plain argument (clap requires one).
+fn either<'a>(flag: &'a Option<String>, plain: &'a Option<String>) -> &'a str {
+    flag.as_deref().or(plain.as_deref()).unwrap_or("")
+}
+
+/// Sets up logging as the flags say; returns whether logs are JSON lines.
+pub fn init_logging(cli: &Cli) -> bool {
+    use tracing_subscriber::EnvFilter;
+    let json = match cli.log_format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    let level = match (cli.quiet, cli.verbose, json) {
+        (true, _, _) => "error",
+        (_, 0, false) => "warn",
+        (_, 0, true) | (_, 1, _) => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "{level},ferry_engine={level},ferry_connectors={level}"
+        ))
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init();
+    } else {
+        // Colour only for a person at a terminal, not into a log file.
+        builder
+            .compact()
+            .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal())
+            .init();
+    }
+    json
+}
+
+/// How a command that did not fail ended.
+pub enum Done {
+    /// Success.
+    Ok,
+    /// Validation found a difference (exit 6).
+    Invalid,
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli, interactive: bool) -> Result<Done, FerryError> {
+    match cli.command {
+        Command::Load(args) => load::run(args, interactive).await,
+        Command::Convert(args) => convert::run(args, interactive).await,
+        Command::Run(args) => run::run(args, interactive).await.map(|()| Done::Ok),
+        Command::Task(args) => task::run(args).await.map(|()| Done::Ok),
+        Command::Watch(args) => watch::run(args, interactive).await.map(|()| Done::Ok),
+        Command::Jobs(cmd) => jobs::run(cmd).await.map(|()| Done::Ok),
+        Command::Spec(cmd) => spec::run(cmd).await.map(|()| Done::Ok),
+        Command::Tasks => {
+            outln!("{}", tasks::task_contract_json(&Cli::command()));
+            Ok(Done::Ok)
+        }
+    }
+}
+
+/// `--max-record-size` as the spec's key.
+fn record_size(size: Option<bytesize::ByteSize>) -> Option<ferry_engine::spec::ByteCount> {
+    size.map(|s| ferry_engine::spec::ByteCount(s.as_u64()))
+}
+
+/// Applies `--max-bad-rows` and `--max-record-size`, and checks the spec as
+/// it will run.
+fn apply_limits(
+    spec: &mut DatasetSpec,
+    max_bad_rows: Option<u64>,
+    max_record_size: Option<bytesize::ByteSize>,
+) -> Result<(), FerryError> {
+    if let Some(n) = max_bad_rows {
+        spec.errors.max_bad_rows = n;
+    }
+    if let Some(size) = record_size(max_record_size) {
+        spec.source.max_record_size = Some(size);
+    }
+    spec.validate(&spec.toml_path())?;
+    Ok(())
+}
+
+/// The line saying how many rows were set aside, and where.
+fn print_rejects(rejected: u64, file: Option<&std::path::Path>) {
+    if let Some(f) = file.filter(|_| rejected > 0) {
+        outln!(
+            "rejected {rejected} bad rows (within max_bad_rows): {}",
+            f.display()
+        );
+    }
+}
+
+fn file_stem(uri: &str) -> String {
+    let name = uri.rsplit(['/', '\\']).next().unwrap_or(uri);
+    let name = name.split('.').next().unwrap_or(name);
+    if name.is_empty() {
+        "output".to_string()
+    } else {
+        name.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap's own consistency checks (unique names, valid defaults) for every subcommand.
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}
