@@ -7,31 +7,79 @@ use ferry_connectors::pg::{EncodeError, PgError};
 use crate::decode::DecodeError;
 use crate::spec::SpecError;
 
-/// Whose fault an error is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whose fault an error is: who has to act before it can succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Fault {
-    /// Bad flags, spec or SQL: fix the configuration.
+    /// Bad flags, spec, SQL, routing or permissions: fix the configuration.
     Config,
     /// Bad input data: fix the file (or the spec's types).
     Input,
     /// The target database refused (constraint, type, permissions).
     Target,
-    /// A service was unreachable or failed transiently: retrying may help.
+    /// The converted output does not read back as the input.
+    Output,
+    /// A service (PostgreSQL, S3, DynamoDB, the disk) failed or was unreachable.
     External,
     /// A bug in ferry.
     Internal,
 }
 
-impl Fault {
-    /// The process exit code for this fault (documented in the README).
-    pub fn exit_code(self) -> i32 {
-        match self {
-            Fault::Internal => 1,
-            Fault::Config => 2,
-            Fault::Input => 3,
-            Fault::Target => 4,
-            Fault::External => 5,
+/// An error on its two axes: whose fault it is, and whether running the
+/// same job again, unchanged, can succeed. Exit codes and the error names
+/// Step Functions' Retry/Catch match are derived from the pair in one table
+/// ([`Class::exit_code`], [`Class::name`]), never from message text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Class {
+    /// Whose fault.
+    pub fault: Fault,
+    /// Whether a retry can help.
+    pub retryable: bool,
+}
+
+impl Class {
+    /// Every class ferry's errors fall into (a test checks each error's
+    /// class is one of these, so the contract's lists of error names are
+    /// complete).
+    pub const PRODUCED: [Class; 6] = [
+        Class::of(Fault::External, true),
+        Class::of(Fault::Input, false),
+        Class::of(Fault::Config, false),
+        Class::of(Fault::Target, false),
+        Class::of(Fault::Output, false),
+        Class::of(Fault::Internal, false),
+    ];
+
+    /// The class of `fault`, retryable or not.
+    pub const fn of(fault: Fault, retryable: bool) -> Class {
+        Class { fault, retryable }
+    }
+
+    /// The table: exit code (documented in the README and `ferry --help`)
+    /// and Step Functions error name of each class. Anything a retry can
+    /// mend is `5` / `ferry.Transient`, whoever's fault.
+    const fn table(self) -> (i32, &'static str) {
+        if self.retryable {
+            return (5, "ferry.Transient");
         }
+        match self.fault {
+            Fault::Internal => (1, "ferry.Internal"),
+            Fault::Config => (2, "ferry.Config"),
+            Fault::Input => (3, "ferry.Input"),
+            Fault::Target => (4, "ferry.Target"),
+            Fault::External => (5, "ferry.External"),
+            Fault::Output => (6, "ferry.Invalid"),
+        }
+    }
+
+    /// The process exit code.
+    pub const fn exit_code(self) -> i32 {
+        self.table().0
+    }
+
+    /// The error name a Step Functions Retry/Catch matches on.
+    pub const fn name(self) -> &'static str {
+        self.table().1
     }
 }
 
@@ -125,75 +173,74 @@ impl From<ferry_connectors::store::StoreError> for FerryError {
 }
 
 impl FerryError {
-    /// Whose fault it is.
-    pub fn fault(&self) -> Fault {
-        match self {
-            FerryError::Spec(_) | FerryError::Usage(_) => Fault::Config,
+    /// The error's class: whose fault, and whether a retry can help.
+    pub fn class(&self) -> Class {
+        use Fault::*;
+        let (fault, retryable) = match self {
+            FerryError::Spec(_) | FerryError::Usage(_) | FerryError::Route(_) => (Config, false),
             // Corrupt or truncated compressed input (see decode::compression).
             FerryError::Decode(DecodeError::Io { source, .. })
                 if source.kind() == std::io::ErrorKind::InvalidData =>
             {
-                Fault::Input
+                (Input, false)
             }
             FerryError::Io { source, .. } if source.kind() == std::io::ErrorKind::InvalidData => {
-                Fault::Input
+                (Input, false)
             }
-            FerryError::Decode(DecodeError::Io { .. }) => Fault::External,
-            FerryError::Decode(_) | FerryError::Encode { .. } => Fault::Input,
-            FerryError::Transform { .. } => Fault::Input,
-            FerryError::Pg(e) if e.is_retryable() => Fault::External,
-            FerryError::Pg(PgError::Config(_) | PgError::Connect { .. }) => Fault::Config,
-            FerryError::Pg(PgError::Encode(_)) => Fault::Input,
-            FerryError::Pg(PgError::Count(_) | PgError::Artifact { .. }) => Fault::Internal,
-            FerryError::Pg(PgError::Io { .. }) => Fault::External,
-            FerryError::Pg(_) => Fault::Target,
-            FerryError::Io { .. } => Fault::External,
+            FerryError::Decode(DecodeError::Io { .. }) => (External, true),
+            FerryError::Decode(_) | FerryError::Encode { .. } | FerryError::Transform { .. } => {
+                (Input, false)
+            }
+            FerryError::Pg(e) if e.is_retryable() => (External, true),
+            FerryError::Pg(PgError::Config(_) | PgError::Connect { .. }) => (Config, false),
+            FerryError::Pg(PgError::Encode(_)) => (Input, false),
+            FerryError::Pg(PgError::Count(_) | PgError::Artifact { .. }) => (Internal, false),
+            FerryError::Pg(PgError::Io { .. }) => (External, true),
+            FerryError::Pg(_) => (Target, false),
+            FerryError::Io { .. } => (External, true),
+            // A store error that a retry cannot mend is a missing object, a
+            // refused permission or a bad URI: configuration.
             FerryError::Store { retryable, .. } => {
-                if *retryable {
-                    Fault::External
-                } else {
-                    Fault::Config
-                }
+                (if *retryable { External } else { Config }, *retryable)
             }
-            FerryError::Jobs(e) if e.retryable() => Fault::External,
+            FerryError::Jobs(e) if e.retryable() => (External, true),
             FerryError::Jobs(ferry_connectors::jobs::JobStoreError::Corrupt { .. }) => {
-                Fault::Internal
+                (Internal, false)
             }
-            FerryError::Jobs(_) => Fault::Config,
-            FerryError::Notify(e) if e.retryable() => Fault::External,
-            FerryError::Notify(_) => Fault::Config,
-            FerryError::Aws(e) if e.retryable => Fault::External,
-            FerryError::Aws(_) => Fault::Config,
+            FerryError::Jobs(_) => (Config, false),
+            FerryError::Notify(e) if e.retryable() => (External, true),
+            FerryError::Notify(_) => (Config, false),
+            FerryError::Aws(e) if e.retryable => (External, true),
+            FerryError::Aws(_) => (Config, false),
             FerryError::Archive(ferry_connectors::work::ArchiveError::Escapes(_)) => {
-                Fault::Internal
+                (Internal, false)
             }
-            FerryError::Archive(_) => Fault::External,
-            FerryError::Route(_) => Fault::Config,
-            FerryError::Invalid(_) => Fault::Input,
-            FerryError::Internal(_) => Fault::Internal,
-        }
+            FerryError::Archive(_) => (External, true),
+            FerryError::Invalid(_) => (Output, false),
+            FerryError::Internal(_) => (Internal, false),
+        };
+        Class { fault, retryable }
+    }
+
+    /// Whose fault the error is.
+    pub fn fault(&self) -> Fault {
+        self.class().fault
     }
 
     /// The error name a Step Functions Retry/Catch matches on:
-    /// `ferry.Transient` is the one worth retrying; `ferry.Input`,
-    /// `ferry.Config`, `ferry.Target`, `ferry.Invalid` and `ferry.Internal`
-    /// fail the same way every time.
+    /// `ferry.Transient` is the one worth retrying (see [`Class::name`]).
     pub fn error_name(&self) -> &'static str {
-        if matches!(self, FerryError::Invalid(_)) {
-            return "ferry.Invalid";
-        }
-        match self.fault() {
-            Fault::External => "ferry.Transient",
-            Fault::Input => "ferry.Input",
-            Fault::Config => "ferry.Config",
-            Fault::Target => "ferry.Target",
-            Fault::Internal => "ferry.Internal",
-        }
+        self.class().name()
     }
 
     /// Whether running the same job again later can succeed unchanged.
     pub fn retryable(&self) -> bool {
-        self.fault() == Fault::External
+        self.class().retryable
+    }
+
+    /// The process exit code (see [`Class::exit_code`]).
+    pub fn exit_code(&self) -> i32 {
+        self.class().exit_code()
     }
 
     /// Unwraps a DataFusion error into the ferry error inside it, if any
@@ -249,6 +296,40 @@ pub fn in_ferry_terms(message: &str) -> String {
 mod tests {
     use super::*;
 
+    /// The table as the README and `ferry --help` document it, and each
+    /// error's class among those the contract lists.
+    #[test]
+    fn exit_codes_and_names_come_from_the_two_axes() {
+        let io = || std::io::Error::other("gone");
+        let store = |retryable| FerryError::Store {
+            uri: "s3://b/k".into(),
+            detail: "x".into(),
+            retryable,
+        };
+        let cases = [
+            (FerryError::Internal("x".into()), 1, "ferry.Internal", false),
+            (FerryError::Usage("x".into()), 2, "ferry.Config", false),
+            (FerryError::Route("x".into()), 2, "ferry.Config", false),
+            (store(false), 2, "ferry.Config", false),
+            (FerryError::io("writing", io()), 5, "ferry.Transient", true),
+            (store(true), 5, "ferry.Transient", true),
+            (FerryError::Invalid("x".into()), 6, "ferry.Invalid", false),
+        ];
+        for (e, code, name, retryable) in cases {
+            assert_eq!(
+                (e.exit_code(), e.error_name(), e.retryable()),
+                (code, name, retryable),
+                "{e:?}"
+            );
+            assert!(Class::PRODUCED.contains(&e.class()), "{e:?}");
+        }
+        let retryable = Class::of(Fault::Target, true);
+        assert_eq!(
+            (retryable.exit_code(), retryable.name()),
+            (5, "ferry.Transient")
+        );
+    }
+
     #[test]
     fn decode_errors_survive_datafusion() {
         let d = DecodeError::Unterminated {
@@ -267,7 +348,7 @@ mod tests {
             ),
             "{e:?}"
         );
-        assert_eq!(e.fault().exit_code(), 3);
+        assert_eq!(e.exit_code(), 3);
     }
 
     #[test]

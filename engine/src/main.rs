@@ -14,7 +14,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use ferry_engine::error::FerryError;
+use ferry_engine::error::{Class, Fault};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -37,23 +37,26 @@ fn main() -> ExitCode {
     let interactive = !cli.quiet && !json_logs && std::io::stderr().is_terminal();
     match runtime.block_on(cli::run(cli, interactive)) {
         Ok(cli::Done::Ok) => ExitCode::SUCCESS,
-        Ok(cli::Done::Invalid) => ExitCode::from(6),
+        // Validation found a difference: the exit code of an output that does not read back.
+        Ok(cli::Done::Invalid) => exit(Class::of(Fault::Output, false).exit_code()),
         Err(e) => {
-            let fault = e.fault();
+            let class = e.class();
             if json_logs {
-                tracing::error!(fault = ?fault, retryable = e.retryable(), exit_code = fault.exit_code(), error = %e, "ferry failed");
+                tracing::error!(fault = ?class.fault, retryable = class.retryable, exit_code = class.exit_code(), error_name = class.name(), error = %e, "ferry failed");
             } else {
                 eprintln!("ferry: error: {e}");
-                if e.retryable() {
+                if class.retryable {
                     eprintln!(
                         "ferry: this looks transient; running the same command again may succeed"
                     );
                 }
             }
-            if matches!(e, FerryError::Invalid(_)) {
-                return ExitCode::from(6);
-            }
-            ExitCode::from(fault.exit_code() as u8)
+            exit(class.exit_code())
         }
     }
+}
+
+/// An exit code from the error table (always 0–6).
+fn exit(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

@@ -1,6 +1,7 @@
 //! `ferry tasks`: the container-task contract the CDK app builds its state
 //! machines from.
 
+use ferry_engine::error::Class;
 use ferry_engine::workflow::{Step, steps};
 use serde_json::{Value, json};
 
@@ -70,9 +71,10 @@ pub fn task_contract(root: &clap::Command) -> Value {
             "command": ["task", Step::Notify.name(), "--job-id", "<job id>", "--caught", "<error name>"],
         },
         "database_environment": ["PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGSSLMODE", "PGSSLROOTCERT"],
+        // From the error table: the names of every class ferry's errors fall into.
         "errors": {
-            "retryable": ["ferry.Transient"],
-            "not_retryable": ["ferry.Input", "ferry.Config", "ferry.Target", "ferry.Invalid", "ferry.Internal"],
+            "retryable": error_names(true),
+            "not_retryable": error_names(false),
         },
     })
 }
@@ -80,4 +82,16 @@ pub fn task_contract(root: &clap::Command) -> Value {
 /// [`task_contract`] as the pretty JSON that is checked in.
 pub fn task_contract_json(root: &clap::Command) -> String {
     serde_json::to_string_pretty(&task_contract(root)).expect("JSON values serialise")
+}
+
+/// The error names of the classes that are (or are not) retryable, in the
+/// table's order, each once.
+fn error_names(retryable: bool) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = Vec::new();
+    for class in Class::PRODUCED.iter().filter(|c| c.retryable == retryable) {
+        if !names.contains(&class.name()) {
+            names.push(class.name());
+        }
+    }
+    names
 }
