@@ -13,6 +13,7 @@ pub mod error;
 pub mod format;
 pub mod fuzz;
 pub mod load;
+pub mod ordered;
 pub mod progress;
 pub mod sniff;
 pub mod source;

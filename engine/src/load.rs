@@ -31,10 +31,11 @@ use ferry_connectors::store::{Checksum, Expect, Location, Staged, stage};
 use ferry_connectors::work::JobDir;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use crate::decode::REJECTS_FILE;
 use crate::error::FerryError;
+use crate::ordered;
 use crate::progress::Progress;
 use crate::source::{Input, Source, register_source};
 use crate::spec::DatasetSpec;
@@ -899,8 +900,7 @@ async fn pipeline(
         })
         .map_err(|e| FerryError::io("starting the artifact writer", e))?;
 
-    let depth = rayon::current_num_threads().max(1) * 2;
-    let (q_tx, q_rx) = mpsc::channel::<oneshot::Receiver<Result<Encoded, FerryError>>>(depth);
+    let (q_tx, q_rx) = ordered::channel::<Result<Encoded, FerryError>>(ordered::depth());
     let producer = async {
         let mut stream = transform::execute_ordered(df)
             .await
@@ -912,16 +912,15 @@ async fn pipeline(
             // COPY chunks and artifact parts stay small.
             for offset in (0..batch.num_rows()).step_by(ENCODE_ROWS) {
                 let slice = batch.slice(offset, ENCODE_ROWS.min(batch.num_rows() - offset));
-                let (otx, orx) = oneshot::channel();
-                if q_tx.send(orx).await.is_err() {
-                    return Ok(first_row); // the consumer stopped; it reports why
-                }
                 let encoder = encoder.clone();
                 let row = first_row;
                 first_row += slice.num_rows() as u64;
-                rayon::spawn(move || {
-                    let _ = otx.send(encode(&encoder, &slice, row, want_text));
-                });
+                let submitted = q_tx
+                    .spawn(move || encode(&encoder, &slice, row, want_text))
+                    .await;
+                if !submitted {
+                    return Ok(first_row); // the consumer stopped; it reports why
+                }
             }
         }
         drop(q_tx);
@@ -933,8 +932,8 @@ async fn pipeline(
         // stops too instead of waiting on a full queue forever.
         let mut q_rx = q_rx;
         let mut rows = 0u64;
-        while let Some(pending) = q_rx.recv().await {
-            let encoded = pending.await.map_err(|_| {
+        while let Some(encoded) = q_rx.next().await {
+            let encoded = encoded.map_err(|_| {
                 FerryError::Internal("an encode task stopped without a result".into())
             })??;
             rows += encoded.rows;

@@ -27,7 +27,7 @@ use ferry_connectors::pg::QualifiedName;
 use ferry_connectors::pg::codec::display_value;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use self::canonical::{
     Family, canonical_schema, canonicalize, comparable, comparable_type, lossy_notes,
@@ -38,6 +38,7 @@ use crate::decode::csv::{CsvDialect, CsvSource, CsvTable};
 use crate::decode::json::JsonSource;
 use crate::decode::{Compression, DecodeError, copy};
 use crate::error::FerryError;
+use crate::ordered;
 use crate::progress::Progress;
 use crate::source::{Input, avro_table, df_err, path_str, register_source};
 use crate::spec::DatasetSpec;
@@ -219,47 +220,45 @@ async fn open_canonical(req: &ConvertRequest, rejects: PathBuf) -> Result<Canoni
     })
 }
 
-/// A canonical batch and its encoded chunk, being computed on the pool.
-type Pending = oneshot::Receiver<Result<(RecordBatch, Option<Chunk>), FerryError>>;
+/// A canonical batch and its encoded chunk.
+type Converted = Result<(RecordBatch, Option<Chunk>), FerryError>;
 
 /// Canonical batches, sliced and converted in parallel, in order.
 fn canonical_batches(
     mut c: Canonical,
     encoder: Option<Arc<dyn writers::ChunkEncoder>>,
-) -> mpsc::Receiver<Pending> {
-    let depth = rayon::current_num_threads().max(1) * 2;
-    let (tx, rx) = mpsc::channel(depth);
+) -> ordered::Results<Converted> {
+    let (tx, rx) = ordered::channel(ordered::depth());
     tokio::spawn(async move {
         let mut first_row = 0u64;
         while let Some(batch) = c.stream.next().await {
             let batch = match batch {
                 Ok(b) => b,
                 Err(e) => {
-                    let (otx, orx) = oneshot::channel();
-                    let _ = otx.send(Err(FerryError::from_datafusion(e, &c.sql_path)));
-                    let _ = tx.send(orx).await;
+                    tx.put(Err(FerryError::from_datafusion(e, &c.sql_path)))
+                        .await;
                     return;
                 }
             };
             for offset in (0..batch.num_rows()).step_by(SLICE_ROWS) {
                 let slice = batch.slice(offset, SLICE_ROWS.min(batch.num_rows() - offset));
-                let (otx, orx) = oneshot::channel();
-                if tx.send(orx).await.is_err() {
-                    return;
-                }
                 let (canonical, family, encoder) = (c.canonical.clone(), c.family, encoder.clone());
                 let row = first_row;
                 first_row += slice.num_rows() as u64;
-                rayon::spawn(move || {
-                    let result = canonicalize(&slice, &canonical, family).and_then(|b| {
-                        let chunk = match &encoder {
-                            Some(e) => Some(e.encode(b.clone(), row)?),
-                            None => None,
-                        };
-                        Ok((b, chunk))
-                    });
-                    let _ = otx.send(result);
-                });
+                let submitted = tx
+                    .spawn(move || {
+                        canonicalize(&slice, &canonical, family).and_then(|b| {
+                            let chunk = match &encoder {
+                                Some(e) => Some(e.encode(b.clone(), row)?),
+                                None => None,
+                            };
+                            Ok((b, chunk))
+                        })
+                    })
+                    .await;
+                if !submitted {
+                    return;
+                }
             }
         }
     });
@@ -330,10 +329,9 @@ pub async fn convert(req: &ConvertRequest) -> Result<ConvertReport, FerryError> 
         .map_err(|e| FerryError::io("starting the writer", e))?;
     let mut queue = canonical_batches(c, Some(output.encoder));
     let mut failure = None;
-    while let Some(pending) = queue.recv().await {
-        let item = pending
-            .await
-            .unwrap_or_else(|_| Err(FerryError::Internal("a conversion task stopped".into())));
+    while let Some(item) = queue.next().await {
+        let item =
+            item.unwrap_or_else(|_| Err(FerryError::Internal("a conversion task stopped".into())));
         match item {
             Ok((batch, Some(chunk))) => {
                 rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
@@ -693,10 +691,9 @@ async fn first_difference(
     let mut row = 0u64;
     loop {
         if lb.as_ref().is_none_or(|b| lo == b.num_rows()) {
-            lb = match left.recv().await {
+            lb = match left.next().await {
                 Some(p) => Some(
-                    p.await
-                        .map_err(|_| FerryError::Internal("conversion task stopped".into()))??
+                    p.map_err(|_| FerryError::Internal("conversion task stopped".into()))??
                         .0,
                 ),
                 None => None,

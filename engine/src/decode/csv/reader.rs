@@ -25,7 +25,6 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
-use tokio::sync::{mpsc, oneshot};
 
 use super::super::compression::Compression;
 use super::super::error::DecodeError;
@@ -35,6 +34,7 @@ use super::super::reject::{RejectSink, RejectedRow};
 use super::build::{ChunkPos, OnBadRow, Projection, build_batch};
 use super::dialect::CsvDialect;
 use super::tokenize::{Records, Splitter, tokenize};
+use crate::ordered;
 
 /// Bytes read from the input (compressed, as stored) and rows decoded, for
 /// progress bars and summaries.
@@ -118,7 +118,6 @@ impl<R: Read> Read for CountingReader<R> {
 }
 
 type Parsed = Result<(RecordBatch, Vec<RejectedRow>), DecodeError>;
-type Pending = oneshot::Receiver<Parsed>;
 
 thread_local! {
     static RECORDS: RefCell<Records> = RefCell::new(Records::default());
@@ -146,8 +145,7 @@ impl CsvSource {
                 .map(|f| f.name().clone())
                 .collect(),
         });
-        let depth = rayon::current_num_threads().max(1) * 2;
-        let (tx, rx) = mpsc::channel::<Pending>(depth);
+        let (tx, rx) = ordered::channel::<Parsed>(ordered::depth());
         let source = self.clone();
         let out_schema = schema.clone();
         std::thread::Builder::new()
@@ -158,9 +156,9 @@ impl CsvSource {
         let stream = futures::stream::unfold(rx, move |mut rx| {
             let source = source.clone();
             async move {
-                let pending = rx.recv().await?;
-                let result = pending
-                    .await
+                let result = rx
+                    .next()
+                    .await?
                     .unwrap_or_else(|_| {
                         Err(DecodeError::Layout {
                             file: source.display.clone(),
@@ -187,12 +185,10 @@ impl CsvSource {
         self: Arc<Self>,
         projection: Arc<Projection>,
         schema: SchemaRef,
-        tx: mpsc::Sender<Pending>,
+        tx: ordered::Submit<Parsed>,
     ) {
-        let fail = |tx: &mpsc::Sender<Pending>, e: DecodeError| {
-            let (otx, orx) = oneshot::channel();
-            let _ = otx.send(Err(e));
-            let _ = tx.blocking_send(orx);
+        let fail = |tx: &ordered::Submit<Parsed>, e: DecodeError| {
+            tx.blocking_put(Err(e));
         };
         let io = |what: &str, source: std::io::Error| {
             DecodeError::io(self.display.clone(), what.to_string(), source)
@@ -298,24 +294,22 @@ impl CsvSource {
                     offset += chunk.len() as u64;
                     if !chunk.is_empty() {
                         let skip = std::mem::take(&mut skip_header) as usize;
-                        let (otx, orx) = oneshot::channel();
-                        if tx.blocking_send(orx).is_err() {
-                            return; // the consumer is gone
-                        }
                         let source = self.clone();
                         let projection = projection.clone();
                         let schema = schema.clone();
-                        rayon::spawn(move || {
-                            let result = source.parse_chunk(
+                        let submitted = tx.blocking_spawn(move || {
+                            source.parse_chunk(
                                 &chunk,
                                 chunk_line,
                                 chunk_offset,
                                 skip,
                                 &projection,
                                 schema,
-                            );
-                            let _ = otx.send(result);
+                            )
                         });
+                        if !submitted {
+                            return; // the consumer is gone
+                        }
                     }
                 }
             }
