@@ -60,7 +60,7 @@ pub struct ConvertArgs {
     #[arg(value_name = "INPUT", conflicts_with = "input")]
     input_arg: Option<String>,
     /// The output format.
-    #[arg(long, value_parser = ["csv", "tsv", "ndjson", "parquet", "arrow", "arrows", "avro", "sql", "pgcopy"])]
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(ferry_engine::convert::writers::names()))]
     to: String,
     /// Output path [default: the input's name with the new extension, beside it].
     #[arg(short, long, value_name = "PATH")]

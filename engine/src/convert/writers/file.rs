@@ -1,0 +1,249 @@
+//! What every writer shares: outputs written under a temporary name and
+//! sealed (fsync, rename) on success; files that hand their pages to the
+//! disk as they grow; byte sinks (optionally compressed) for the text
+//! formats; record sinks for the stateful formats (Arrow IPC, Avro).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
+
+use super::csv::TextCompression;
+use super::{Chunk, ChunkEncoder, ChunkSink};
+use crate::error::FerryError;
+
+/// The error of a write to `path`.
+pub(super) fn io(path: &Path) -> impl Fn(std::io::Error) -> FerryError + '_ {
+    move |e| FerryError::io(format!("writing {}", path.display()), e)
+}
+
+/// The temporary name an output is written under.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".ferry-tmp");
+    path.with_file_name(name)
+}
+
+/// An output file that hands its pages to the disk as it grows (every
+/// [`WRITEBACK_BYTES`]), so the fsync that makes it durable at the end waits
+/// for the last few megabytes instead of the whole file: that fsync took
+/// 68 ms of an SF 1 CSV → Parquet run (214 MB), time in which nothing else
+/// was left to do.
+pub(super) struct OutFile {
+    file: File,
+    written: u64,
+    handed: u64,
+}
+
+/// How much an [`OutFile`] writes between writeback requests.
+const WRITEBACK_BYTES: u64 = 8 << 20;
+
+impl OutFile {
+    /// Creates (truncates) the file.
+    pub(super) fn create(path: &Path) -> std::io::Result<OutFile> {
+        Ok(OutFile {
+            file: File::create(path)?,
+            written: 0,
+            handed: 0,
+        })
+    }
+
+    /// Starts writeback of what was written since the last call, without
+    /// waiting for it. Advisory: the final fsync reports any I/O error.
+    fn hand_over(&mut self) {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: a valid descriptor and range; the call only schedules
+            // writeback of this file's dirty pages.
+            unsafe {
+                libc::sync_file_range(
+                    self.file.as_raw_fd(),
+                    self.handed as libc::off64_t,
+                    (self.written - self.handed) as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+            }
+        }
+        self.handed = self.written;
+    }
+}
+
+impl Write for OutFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        if self.written - self.handed >= WRITEBACK_BYTES {
+            self.hand_over();
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// Makes a finished temporary file durable and gives it its final name.
+pub(super) fn seal(file: OutFile, tmp: &Path, path: PathBuf) -> Result<Vec<PathBuf>, FerryError> {
+    file.file.sync_all().map_err(io(tmp))?;
+    commit(tmp, &path)?;
+    Ok(vec![path])
+}
+
+/// Renames a finished temporary output to its final name.
+pub(super) fn commit(tmp: &Path, path: &Path) -> Result<(), FerryError> {
+    std::fs::rename(tmp, path).map_err(|e| {
+        FerryError::io(
+            format!("renaming {} to {}", tmp.display(), path.display()),
+            e,
+        )
+    })
+}
+
+/// The encoder of the stateful formats: the sink does the work.
+pub(super) struct PassThrough;
+impl ChunkEncoder for PassThrough {
+    fn encode(&self, batch: RecordBatch, _first_row: u64) -> Result<Chunk, FerryError> {
+        Ok(Chunk::Batch(batch))
+    }
+}
+
+/// The compressor over an output file.
+pub(super) enum Compressor {
+    Plain(BufWriter<OutFile>),
+    Gzip(flate2::write::GzEncoder<BufWriter<OutFile>>),
+    Zstd(zstd::stream::write::Encoder<'static, BufWriter<OutFile>>),
+}
+
+impl Compressor {
+    fn out(&mut self) -> &mut dyn Write {
+        match self {
+            Compressor::Plain(w) => w,
+            Compressor::Gzip(w) => w,
+            Compressor::Zstd(w) => w,
+        }
+    }
+
+    /// Writes the compressor's trailer (errors included: a failed finish is a
+    /// failed output, never a silently truncated one) and returns the file.
+    fn finish(self) -> std::io::Result<OutFile> {
+        let buffered = match self {
+            Compressor::Plain(w) => w,
+            Compressor::Gzip(w) => w.finish()?,
+            Compressor::Zstd(w) => w.finish()?,
+        };
+        buffered.into_inner().map_err(|e| e.into_error())
+    }
+}
+
+/// A file of bytes, optionally compressed.
+pub(super) struct ByteSink {
+    path: PathBuf,
+    tmp: PathBuf,
+    out: Compressor,
+}
+
+impl ByteSink {
+    /// Creates the file (under its temporary name) with its compressor.
+    pub(super) fn create(
+        path: &Path,
+        compression: TextCompression,
+    ) -> Result<ByteSink, FerryError> {
+        let tmp = temp_path(path);
+        let file = BufWriter::with_capacity(1 << 20, OutFile::create(&tmp).map_err(io(&tmp))?);
+        let out = match compression {
+            TextCompression::None => Compressor::Plain(file),
+            TextCompression::Gzip => Compressor::Gzip(flate2::write::GzEncoder::new(
+                file,
+                flate2::Compression::default(),
+            )),
+            TextCompression::Zstd => {
+                Compressor::Zstd(zstd::stream::write::Encoder::new(file, 3).map_err(io(&tmp))?)
+            }
+        };
+        Ok(ByteSink {
+            path: path.to_path_buf(),
+            tmp,
+            out,
+        })
+    }
+}
+
+impl ChunkSink for ByteSink {
+    fn write(&mut self, chunk: Chunk, _rows: u64) -> Result<(), FerryError> {
+        match chunk {
+            Chunk::Bytes(b) => self.out.out().write_all(&b).map_err(io(&self.tmp)),
+            _ => Err(FerryError::Internal("a byte sink got a batch".into())),
+        }
+    }
+    fn finish(self: Box<Self>) -> Result<Vec<PathBuf>, FerryError> {
+        let file = self.out.finish().map_err(io(&self.tmp))?;
+        seal(file, &self.tmp, self.path)
+    }
+}
+
+/// Arrow IPC (file or stream) and Avro: stateful writers over one file.
+pub(super) struct RecordSink<W> {
+    pub(super) path: PathBuf,
+    pub(super) tmp: PathBuf,
+    pub(super) writer: Option<W>,
+}
+
+/// The operations the stateful record writers share.
+pub(super) trait RecordWriter: Send {
+    /// Writes one batch.
+    fn put(&mut self, batch: &RecordBatch) -> Result<(), String>;
+    /// Ends the file and returns it, to be sealed.
+    fn done(self) -> Result<BufWriter<OutFile>, String>;
+}
+
+impl<W: RecordWriter> ChunkSink for RecordSink<W> {
+    fn write(&mut self, chunk: Chunk, _rows: u64) -> Result<(), FerryError> {
+        let (Chunk::Batch(batch), Some(w)) = (chunk, self.writer.as_mut()) else {
+            return Err(FerryError::Internal("a record sink got bytes".into()));
+        };
+        w.put(&batch)
+            .map_err(|e| FerryError::Internal(format!("writing {}: {e}", self.path.display())))
+    }
+    fn finish(mut self: Box<Self>) -> Result<Vec<PathBuf>, FerryError> {
+        let w = self
+            .writer
+            .take()
+            .ok_or_else(|| FerryError::Internal("finished twice".into()))?;
+        let file = w
+            .done()
+            .map_err(|e| FerryError::Internal(format!("writing {}: {e}", self.path.display())))?;
+        let file = file.into_inner().map_err(|e| {
+            FerryError::io(format!("writing {}", self.tmp.display()), e.into_error())
+        })?;
+        seal(file, &self.tmp, self.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_hand_their_pages_over_as_they_grow() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.bin");
+        let mut f = OutFile::create(&path).unwrap();
+        let piece = vec![7u8; 1 << 20];
+        for _ in 0..20 {
+            f.write_all(&piece).unwrap();
+        }
+        // Two full 8 MiB stretches were handed over; the last 4 MiB wait for the fsync.
+        assert_eq!(f.handed, 16 << 20);
+        assert_eq!(f.written, 20 << 20);
+        seal(f, &path, dir.path().join("final.bin")).unwrap();
+        let back = std::fs::read(dir.path().join("final.bin")).unwrap();
+        assert_eq!(back.len(), 20 << 20);
+        assert!(back.iter().all(|&b| b == 7));
+    }
+}
