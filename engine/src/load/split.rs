@@ -1,0 +1,331 @@
+//! The Loader as separate container tasks: transform writes the artifacts
+//! and `transform.json`, sql-processor loads the artifacts (binary COPY
+//! from `.pgcopy`, or the `.sql` files replayed).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+
+use ferry_connectors::pg::load::{
+    Begin, CopyChunk, InputIdentity, LoadRequest, LoadSession, Outcome, OutputColumn, PreviousLoad,
+    plan_output,
+};
+use ferry_connectors::pg::replay::{PgcopyChunks, Rows, SqlCopyChunks};
+use ferry_connectors::pg::{
+    BinaryEncoder, CopyFormat, LoadMode, PgConfig, PgError, PgType, QualifiedName,
+};
+use ferry_connectors::store::Checksum;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::error::FerryError;
+use crate::spec::DatasetSpec;
+
+use super::pipeline::{Stop, pipeline};
+use super::prepare::prepare;
+use super::{LoadOptions, LoadReport, default_streams, describe_previous};
+
+/// The file the transform step leaves for sql-processor in the job folder.
+pub const TRANSFORM_REPORT: &str = "transform.json";
+
+/// One output column as the transform step encoded it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EncodedColumn {
+    /// Name.
+    pub name: String,
+    /// Arrow type out of the transform.
+    pub data_type: arrow::datatypes::DataType,
+    /// Whether it may be NULL.
+    pub nullable: bool,
+    /// The PostgreSQL type the binary values were encoded for.
+    pub pg: String,
+}
+
+/// One artifact file, as recorded in `transform.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedArtifact {
+    /// Path.
+    pub path: PathBuf,
+    /// `sql`, `pgcopy` or `driver`.
+    pub kind: String,
+    /// Rows it holds.
+    pub rows: u64,
+    /// Size.
+    pub bytes: u64,
+}
+
+/// `transform.json`: what the transform step wrote, so sql-processor (another
+/// container, maybe later) loads exactly it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransformReport {
+    /// Job id.
+    pub job_id: String,
+    /// Dataset.
+    pub dataset: String,
+    /// The input as people know it.
+    pub input: String,
+    /// The input as the ledger records it.
+    pub identity: String,
+    /// Checksum of the input's bytes.
+    pub checksum: String,
+    /// Input size.
+    pub input_bytes: u64,
+    /// Target table.
+    pub target: String,
+    /// Load mode.
+    pub mode: LoadMode,
+    /// Upsert keys.
+    pub keys: Vec<String>,
+    /// Create the target when missing.
+    pub create: bool,
+    /// The columns, in COPY order.
+    pub columns: Vec<EncodedColumn>,
+    /// Rows written.
+    pub rows: u64,
+    /// Seconds taken.
+    pub seconds: f64,
+    /// The files.
+    pub artifacts: Vec<RecordedArtifact>,
+    /// Input rows set aside under the dataset's error policy.
+    #[serde(default)]
+    pub rejected: u64,
+    /// The reject file, when rows were rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejects: Option<PathBuf>,
+}
+
+/// The Loader's transform step on its own: decode, transform and encode into
+/// the `.sql` and `.pgcopy` artifacts (with the column types the target has,
+/// read from its catalog, or would be created with), and record them in
+/// `transform.json`. Nothing is loaded.
+pub async fn transform_artifacts(
+    spec: &DatasetSpec,
+    input_uri: &str,
+    pg: &PgConfig,
+    opts: &LoadOptions,
+) -> Result<TransformReport, FerryError> {
+    if !opts.artifacts.pgcopy && !opts.artifacts.sql {
+        return Err(FerryError::Usage(
+            "the transform step writes artifacts for sql-processor: .pgcopy, .sql or both".into(),
+        ));
+    }
+    let p = prepare(spec, input_uri, opts).await?;
+    let plan = plan_output(pg, &p.request).await?;
+    let columns: Vec<String> = p.request.columns.iter().map(|c| c.name.clone()).collect();
+    let artifact_spec = p.artifact_spec(opts, plan.target_ddl.clone(), columns);
+    let rows_done = Arc::new(AtomicU64::new(0));
+    let mut progress = p.progress(opts.progress, rows_done.clone());
+    let piped = pipeline(
+        BinaryEncoder::new(plan.codecs.clone()),
+        None,
+        p.df.clone(),
+        spec,
+        artifact_spec,
+        p.ledger(),
+        rows_done,
+    )
+    .await;
+    progress.finish();
+    let (rows, artifacts) = match piped {
+        Ok(done) => done,
+        Err(Stop::Failed(e)) => return Err(p.source.explain(e, &p.input)),
+        Err(Stop::LoaderStopped) => {
+            return Err(FerryError::Internal(
+                "no loader runs in the transform step".into(),
+            ));
+        }
+    };
+    p.write_transform_report(&plan.codecs, rows, &artifacts)
+        .await
+}
+
+/// Which artifacts sql-processor loads: `ferry task --from` (`FERRY_LOAD_FROM`),
+/// or a dataset's `[target] load_from`, which wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArtifactSource {
+    /// The `.pgcopy` parts, as binary COPY (the fast path).
+    #[default]
+    Pgcopy,
+    /// The `.sql` parts' COPY text blocks (what `psql -f load.sql` replays).
+    Sql,
+}
+
+impl ArtifactSource {
+    /// `pgcopy` or `sql`, as specs and flags spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArtifactSource::Pgcopy => "pgcopy",
+            ArtifactSource::Sql => "sql",
+        }
+    }
+}
+
+/// The Loader's sql-processor step: loads the artifacts the transform step
+/// recorded in `<job_dir>/transform.json`, with parallel COPY streams under
+/// the load mode's atomicity and the ledger's load-once guarantee. The
+/// target must still have the column types the artifacts were encoded for.
+pub async fn load_artifacts(
+    job_dir: &std::path::Path,
+    pg: &PgConfig,
+    from: ArtifactSource,
+    streams: Option<usize>,
+    force: bool,
+) -> Result<LoadReport, FerryError> {
+    let started = Instant::now();
+    let path = job_dir.join(TRANSFORM_REPORT);
+    let text = std::fs::read(&path).map_err(|e| {
+        FerryError::io(
+            format!("reading {} (did the transform step run?)", path.display()),
+            e,
+        )
+    })?;
+    let t: TransformReport = serde_json::from_slice(&text)
+        .map_err(|e| FerryError::Internal(format!("{}: {e}", path.display())))?;
+    let target = QualifiedName::parse(&t.target).map_err(|e| FerryError::Usage(e.to_string()))?;
+    let mut columns = Vec::with_capacity(t.columns.len());
+    for c in &t.columns {
+        columns.push(OutputColumn {
+            name: c.name.clone(),
+            data_type: c.data_type.clone(),
+            nullable: c.nullable,
+            pg: PgType::parse(&c.pg).ok_or_else(|| {
+                FerryError::Internal(format!("{}: unknown type {:?}", path.display(), c.pg))
+            })?,
+        });
+    }
+    let (kind, format) = match from {
+        ArtifactSource::Pgcopy => ("pgcopy", CopyFormat::Binary),
+        ArtifactSource::Sql => ("sql", CopyFormat::Text),
+    };
+    let parts: Vec<&RecordedArtifact> = t.artifacts.iter().filter(|a| a.kind == kind).collect();
+    if parts.is_empty() {
+        return Err(FerryError::Usage(format!(
+            "{}: the transform step wrote no .{kind} files",
+            path.display()
+        )));
+    }
+    let expected: u64 = parts.iter().map(|a| a.rows).sum();
+    if expected != t.rows {
+        return Err(FerryError::Internal(format!(
+            "{}: the .{kind} files hold {expected} rows but the transform wrote {}",
+            path.display(),
+            t.rows
+        )));
+    }
+    let request = LoadRequest {
+        target: target.clone(),
+        mode: t.mode,
+        keys: t.keys.clone(),
+        streams: streams.unwrap_or_else(|| default_streams(t.mode)).max(1),
+        create: t.create,
+        force,
+        input: InputIdentity {
+            input: t.identity.clone(),
+            checksum: Checksum::known(t.checksum.clone()),
+            bytes: t.input_bytes,
+        },
+        dataset: t.dataset.clone(),
+        job_id: t.job_id.clone(),
+        columns,
+        format,
+    };
+    let report = |status, rows, created, previous: Option<PreviousLoad>| LoadReport {
+        job_id: t.job_id.clone(),
+        dataset: t.dataset.clone(),
+        input: t.input.clone(),
+        target: target.to_string(),
+        mode: t.mode,
+        status,
+        rows,
+        input_bytes: parts.iter().map(|a| a.bytes).sum(),
+        seconds: started.elapsed().as_secs_f64(),
+        created_table: created,
+        job_dir: job_dir.to_path_buf(),
+        artifacts: Vec::new(),
+        previous_job: previous.map(describe_previous),
+        rejected: t.rejected,
+        rejects: t.rejects.clone(),
+    };
+    let session = match LoadSession::begin(pg, request).await? {
+        Begin::AlreadyLoaded(prev) => return Ok(report("skipped", 0, false, Some(prev))),
+        Begin::Ready(s) => s,
+    };
+    // The binary values were encoded for the types recorded; the target
+    // must still have them (a changed table needs the transform again).
+    if format == CopyFormat::Binary {
+        for (codec, c) in session.codecs().iter().zip(&t.columns) {
+            if codec.pg.to_string() != c.pg {
+                session.abort().await;
+                return Err(FerryError::Pg(PgError::Target {
+                    table: target.to_string(),
+                    detail: format!(
+                        "column {:?} is {} now, but the .pgcopy files were encoded for {}; run the transform step again",
+                        c.name, codec.pg, c.pg
+                    ),
+                }));
+            }
+        }
+    }
+    let tx = session.sender();
+    let files: Vec<PathBuf> = parts.iter().map(|a| a.path.clone()).collect();
+    let feed = async move {
+        let mut first_row = 0u64;
+        for f in files {
+            // Reading is blocking I/O: one thread per part, chunks handed over
+            // through a small channel.
+            let (ctx, mut crx) = mpsc::channel::<Result<Rows, PgError>>(2);
+            let reader = tokio::task::spawn_blocking(move || {
+                let chunks: Box<dyn Iterator<Item = Result<Rows, PgError>>> = match from {
+                    ArtifactSource::Pgcopy => match PgcopyChunks::open(&f) {
+                        Ok(c) => Box::new(c),
+                        Err(e) => Box::new(std::iter::once(Err(e))),
+                    },
+                    ArtifactSource::Sql => match SqlCopyChunks::open(&f) {
+                        Ok(c) => Box::new(c),
+                        Err(e) => Box::new(std::iter::once(Err(e))),
+                    },
+                };
+                for c in chunks {
+                    if ctx.blocking_send(c).is_err() {
+                        break;
+                    }
+                }
+            });
+            while let Some(chunk) = crx.recv().await {
+                let chunk = chunk?;
+                let rows = chunk.rows;
+                let sent = tx
+                    .send(CopyChunk {
+                        bytes: chunk.bytes,
+                        rows,
+                        first_row,
+                    })
+                    .await;
+                if sent.is_err() {
+                    return Ok(None); // a stream failed; finish() reports it
+                }
+                first_row += rows;
+            }
+            let _ = reader.await;
+        }
+        Ok::<Option<u64>, PgError>(Some(first_row))
+    };
+    match feed.await {
+        Ok(Some(rows)) => match session.finish(rows).await? {
+            Outcome::Loaded { rows, created } => Ok(report("loaded", rows, created, None)),
+            Outcome::AlreadyLoaded(prev) => Ok(report("skipped", 0, false, Some(prev))),
+        },
+        Ok(None) => match session.finish(0).await {
+            Err(e) => Err(e.into()),
+            Ok(_) => Err(FerryError::Internal(
+                "the loader stopped without an error".into(),
+            )),
+        },
+        Err(e) => {
+            session.abort().await;
+            Err(e.into())
+        }
+    }
+}
