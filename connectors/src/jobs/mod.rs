@@ -210,6 +210,19 @@ pub fn idempotency_key(input: &JobInput, mtime_ns: Option<i128>) -> String {
     }
 }
 
+/// The name the ledger (`ferry.loads`) records an input under: an S3
+/// object by its version, else its ETag (an overwritten key is a new
+/// input); a local file by its absolute path. One function, so an object
+/// loads once whether `ferry load`, `ferry run` or the state machines load
+/// it.
+pub fn ledger_identity(input: &JobInput) -> String {
+    if input.uri.starts_with("s3://") {
+        idempotency_key(input, None)
+    } else {
+        input.uri.clone()
+    }
+}
+
 /// Now, as RFC 3339 with milliseconds (sorts as text).
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -551,4 +564,35 @@ pub async fn finish(
         Ok(())
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ledger_identity_names_objects_by_version_then_etag_and_files_by_path() {
+        let input = |uri: &str, etag: Option<&str>, version: Option<&str>| JobInput {
+            uri: uri.into(),
+            size: Some(3),
+            etag: etag.map(Into::into),
+            version: version.map(Into::into),
+        };
+        assert_eq!(
+            ledger_identity(&input("s3://b/k.csv", Some("\"e1\""), Some("v1"))),
+            "s3://b/k.csv#version=v1"
+        );
+        assert_eq!(
+            ledger_identity(&input("s3://b/k.csv", Some("\"e1\""), Some("null"))),
+            "s3://b/k.csv#etag=e1"
+        );
+        assert_eq!(
+            ledger_identity(&input("s3://b/k.csv", None, None)),
+            "s3://b/k.csv"
+        );
+        assert_eq!(
+            ledger_identity(&input("/data/k.csv", Some("x"), None)),
+            "/data/k.csv"
+        );
+    }
 }

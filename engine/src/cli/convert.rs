@@ -7,14 +7,14 @@ use clap::Args;
 use ferry_connectors::pg::QualifiedName;
 use ferry_connectors::store::{Expect, Location, stage};
 use ferry_engine::convert::writers::OutputFormat;
-use ferry_engine::convert::{ConvertRequest, convert, validate};
+use ferry_engine::convert::{ConvertRequest, convert, default_table, input_stem, validate};
 use ferry_engine::error::FerryError;
 use ferry_engine::format::Format;
 use ferry_engine::source::Input;
 use ferry_engine::spec::{ConvertSpec, DatasetSpec, NullMarkers, SourceSpec};
 
 use super::job_args::Retention;
-use super::{Done, apply_limits, either, file_stem, parse_format, print_rejects, record_size};
+use super::{Done, apply_limits, either, parse_format, print_rejects, record_size};
 
 pub const CONVERT_HELP: &str = "\
 Examples:
@@ -206,7 +206,7 @@ pub async fn run(args: ConvertArgs, interactive: bool) -> Result<Done, FerryErro
                 ..SourceSpec::default()
             };
             ferry_engine::sniff::complete_source(&mut source, &input)?;
-            let stem = file_stem(args.input());
+            let stem = input_stem(args.input());
             DatasetSpec::ad_hoc(&stem, source, None)
         }
     };
@@ -232,12 +232,9 @@ pub async fn run(args: ConvertArgs, interactive: bool) -> Result<Done, FerryErro
         Some(t) => {
             QualifiedName::parse(t).map_err(|e| FerryError::Usage(format!("--table: {e}")))?
         }
-        None => spec.target_table().unwrap_or_else(|| {
-            QualifiedName::new(
-                "public",
-                file_stem(args.input()).replace(['-', '.', ' '], "_"),
-            )
-        }),
+        None => spec
+            .target_table()
+            .unwrap_or_else(|| default_table(&input_stem(args.input()))),
     };
     let req = ConvertRequest {
         spec,
@@ -322,11 +319,8 @@ fn default_output(
     from: Option<Format>,
     step: Option<&str>,
 ) -> PathBuf {
-    let stem = file_stem(input);
-    let name = |stem: &str| match format.extension() {
-        Some(ext) => format!("{stem}.{ext}"),
-        None => format!("{stem}-{}", format.name()),
-    };
+    let stem = input_stem(input);
+    let name = |stem: &str| format.file_name(stem);
     let place = |name: String| match Location::parse(input) {
         Ok(Location::Local(p)) => p.with_file_name(name),
         _ => PathBuf::from(name),

@@ -220,16 +220,6 @@ fn print_rejects(rejected: u64, file: Option<&std::path::Path>) {
     }
 }
 
-fn file_stem(uri: &str) -> String {
-    let name = uri.rsplit(['/', '\\']).next().unwrap_or(uri);
-    let name = name.split('.').next().unwrap_or(name);
-    if name.is_empty() {
-        "output".to_string()
-    } else {
-        name.to_string()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     /// clap's own consistency checks (unique names, valid defaults) for every subcommand.

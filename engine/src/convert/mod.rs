@@ -145,6 +145,25 @@ impl ValidationReport {
     }
 }
 
+/// The one naming rule for outputs, part 1: the input's file name without
+/// folders or extensions (`s3://b/in/orders.csv.gz` → `orders`; `output`
+/// when nothing is left). Part 2 is [`OutputFormat::file_name`].
+pub fn input_stem(uri: &str) -> String {
+    let name = uri.rsplit(['/', '\\']).next().unwrap_or(uri);
+    let name = name.split('.').next().unwrap_or(name);
+    if name.is_empty() {
+        "output".to_string()
+    } else {
+        name.to_string()
+    }
+}
+
+/// The table sql/pgcopy outputs name when nothing else does: `public.<stem>`
+/// with `-`, `.` and spaces as `_`.
+pub fn default_table(stem: &str) -> QualifiedName {
+    QualifiedName::new("public", stem.replace(['-', '.', ' '], "_"))
+}
+
 /// `<output>.<suffix>`: where a step's report goes.
 pub fn report_path(output: &Path, suffix: &str) -> PathBuf {
     let mut name = output

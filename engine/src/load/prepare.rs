@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use ferry_connectors::jobs::{self, JobInput};
 use ferry_connectors::pg::artifacts::{ArtifactFile, ArtifactSpec, LedgerEntry};
 use ferry_connectors::pg::codec::Codecs;
 use ferry_connectors::pg::load::{InputIdentity, LoadRequest, OutputColumn, PreviousLoad};
@@ -78,19 +79,20 @@ pub(crate) async fn prepare(
     let staged = stage(&location, &job_dir.join("input"), &Expect::default())
         .await
         .map_err(FerryError::from)?;
-    let identity = match (&opts.job, &location, &staged.version, &staged.etag) {
-        (Some(job), ..) => job.identity.clone(),
-        (None, Location::S3 { uri, .. }, Some(v), _) if v != "null" => {
-            format!("{uri}#version={v}")
-        }
-        (None, Location::S3 { uri, .. }, _, Some(e)) => {
-            format!("{uri}#etag={}", e.trim_matches('"'))
-        }
-        (None, Location::S3 { uri, .. }, _, _) => uri.clone(),
-        (None, Location::Local(p), _, _) => std::path::absolute(p)
-            .unwrap_or_else(|_| p.clone())
-            .display()
-            .to_string(),
+    let identity = match &opts.job {
+        Some(job) => job.identity.clone(),
+        None => jobs::ledger_identity(&JobInput {
+            uri: match &location {
+                Location::S3 { uri, .. } => uri.clone(),
+                Location::Local(p) => std::path::absolute(p)
+                    .unwrap_or_else(|_| p.clone())
+                    .display()
+                    .to_string(),
+            },
+            size: Some(staged.size),
+            etag: staged.etag.clone(),
+            version: staged.version.clone(),
+        }),
     };
     let display = opts
         .job

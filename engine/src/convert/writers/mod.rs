@@ -161,6 +161,16 @@ impl OutputFormat {
         }
     }
 
+    /// The output's name for an input of stem `stem` (see
+    /// [`super::input_stem`]): `<stem>.<extension>`, or `<stem>-<format>` for
+    /// the folder outputs.
+    pub fn file_name(&self, stem: &str) -> String {
+        match self.extension() {
+            Some(ext) => format!("{stem}.{ext}"),
+            None => format!("{stem}-{}", self.name()),
+        }
+    }
+
     /// The file extension of an output (with compression), or `None` for the
     /// folder outputs.
     pub fn extension(&self) -> Option<String> {

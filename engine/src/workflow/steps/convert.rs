@@ -4,13 +4,12 @@
 use std::path::PathBuf;
 
 use ferry_connectors::jobs::Job;
-use ferry_connectors::pg::QualifiedName;
 use serde::{Deserialize, Serialize};
 
 use super::download::staged_input;
 use super::{Outcome, rejects};
 use crate::convert::writers::OutputFormat;
-use crate::convert::{ConvertRequest, convert};
+use crate::convert::{ConvertRequest, convert, default_table, input_stem};
 use crate::error::FerryError;
 use crate::source::Input;
 use crate::workflow::Runtime;
@@ -43,14 +42,9 @@ impl Runtime {
         })?;
         let format = OutputFormat::from_spec(&cspec)?;
         let dir = self.job_dir(job)?;
-        let stem = stem_of(&job.input.uri);
-        let name = match format.extension() {
-            Some(ext) => format!("{stem}.{ext}"),
-            None => format!("{stem}-{}", format.name()),
-        };
-        let table = spec
-            .target_table()
-            .unwrap_or_else(|| QualifiedName::new("public", stem.replace('-', "_")));
+        let stem = portable(&input_stem(&job.input.uri));
+        let name = format.file_name(&stem);
+        let table = spec.target_table().unwrap_or_else(|| default_table(&stem));
         let validate = cspec.validate.unwrap_or(true);
         let req = ConvertRequest {
             spec: spec.into_owned(),
@@ -83,11 +77,11 @@ impl Runtime {
     }
 }
 
-/// The input name without folders or extensions: names outputs.
-fn stem_of(uri: &str) -> String {
-    let name = uri.rsplit(['/', '\\']).next().unwrap_or(uri);
-    let stem = name.split('.').next().unwrap_or(name);
-    // Bounded: the output's file name must fit any file system.
+/// A stem safe in any file system and zip archive: letters, digits, `_`
+/// and `-` (anything else becomes `_`), at most 64 characters. A job's
+/// output travels through S3 and an archive, unlike `ferry convert`'s,
+/// which lands beside its input under the input's own name.
+fn portable(stem: &str) -> String {
     let clean: String = stem
         .chars()
         .take(64)
@@ -110,10 +104,8 @@ fn stem_of(uri: &str) -> String {
 mod tests {
     #[test]
     fn stems() {
-        assert_eq!(
-            super::stem_of("s3://b/in/orders 2026.csv.gz"),
-            "orders_2026"
-        );
-        assert_eq!(super::stem_of("/x/.csv"), "output");
+        let stem = |uri| super::portable(&crate::convert::input_stem(uri));
+        assert_eq!(stem("s3://b/in/orders 2026.csv.gz"), "orders_2026");
+        assert_eq!(stem("/x/.csv"), "output");
     }
 }

@@ -1,7 +1,7 @@
 //! transform: decodes the staged input, runs the dataset's SQL and encodes
 //! the rows into `.sql` and `.pgcopy` artifacts for sql-processor.
 
-use ferry_connectors::jobs::Job;
+use ferry_connectors::jobs::{self, Job};
 use serde::{Deserialize, Serialize};
 
 use super::download::staged_input;
@@ -49,12 +49,7 @@ impl Runtime {
     /// How a job's load runs: the settings, in the job's folder, under the
     /// job's input identity.
     pub(crate) fn load_options(&self, job: &Job) -> Result<LoadOptions, FerryError> {
-        // The ledger names S3 objects by version/ETag, local files by path.
-        let identity = if job.input.uri.starts_with("s3://") {
-            job.idempotency_key.clone()
-        } else {
-            job.input.uri.clone()
-        };
+        let identity = jobs::ledger_identity(&job.input);
         Ok(LoadOptions {
             streams: self.settings.streams,
             force: self.settings.force,
