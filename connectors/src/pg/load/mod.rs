@@ -11,6 +11,9 @@
 //! transaction is rolled back and staging tables are dropped, so a failed load
 //! leaves the target exactly as it was.
 
+mod ledger;
+mod plan;
+
 use std::sync::Arc;
 
 use arrow::datatypes::DataType;
@@ -21,20 +24,20 @@ use tokio::task::JoinHandle;
 use tokio_postgres::Client;
 
 use super::binary::{PGCOPY_HEADER, PGCOPY_TRAILER};
-use super::catalog::{
-    NewColumn, TableColumn, create_table_sql, create_table_sql_from_catalog, describe_table,
-    unique_keys,
-};
-use super::codec::{Codecs, ColumnCodec};
+use super::catalog::{NewColumn, create_table_sql};
+use super::codec::Codecs;
 use super::connect::PgConfig;
 use super::error::PgError;
 use super::ident::QualifiedName;
 use super::statements::{
-    CopyFormat, LEDGER_DDL, LoadMode, copy_from_stdin_sql, duplicate_key_sql, insert_select_sql,
-    ledger_insert_sql, upsert_sql,
+    CopyFormat, LoadMode, copy_from_stdin_sql, insert_select_sql, ledger_insert_sql, upsert_sql,
 };
 use super::types::PgType;
 use crate::store::Checksum;
+
+use self::ledger::{ensure_ledger, ledger_knows, previous_load};
+pub use self::plan::{OutputPlan, plan_output};
+use self::plan::{Planned, explain_upsert, plan};
 
 /// One column the transform produces.
 #[derive(Debug, Clone, PartialEq)]
@@ -531,82 +534,6 @@ impl LoadSession {
     }
 }
 
-/// How the transform's output meets the target, decided before any row.
-struct Planned {
-    codecs: Vec<ColumnCodec>,
-    /// Columns to create the target with, when it does not exist.
-    new_columns: Option<Vec<NewColumn>>,
-    target_exists: bool,
-    target_ddl: String,
-}
-
-async fn plan(control: &Client, req: &LoadRequest) -> Result<Planned, PgError> {
-    let existing = describe_table(control, &req.target).await?;
-    let (codecs, new_columns) = match &existing {
-        Some(cols) => (match_existing(req, cols)?, None),
-        None if !req.create => {
-            return Err(PgError::Target {
-                table: req.target.to_string(),
-                detail: "does not exist (and creating it is turned off)".into(),
-            });
-        }
-        None => {
-            let (codecs, cols) = plan_new(req)?;
-            (codecs, Some(cols))
-        }
-    };
-    if req.mode == LoadMode::Upsert {
-        check_upsert_keys(control, req, existing.is_some()).await?;
-    }
-    let pk = if req.mode == LoadMode::Upsert {
-        req.keys.clone()
-    } else {
-        Vec::new()
-    };
-    let target_ddl = match &new_columns {
-        Some(cols) => {
-            let table = create_table_sql(&req.target, cols, &pk, true, false);
-            if req.target.schema == "public" {
-                table
-            } else {
-                format!(
-                    "CREATE SCHEMA IF NOT EXISTS {};\n{table}",
-                    super::ident::quote_ident(&req.target.schema)
-                )
-            }
-        }
-        None => create_table_sql_from_catalog(&req.target, existing.as_deref().unwrap_or_default()),
-    };
-    Ok(Planned {
-        codecs,
-        new_columns,
-        target_exists: existing.is_some(),
-        target_ddl,
-    })
-}
-
-/// The encoding a load of `req` would use, worked out from the target's
-/// catalog (or from the output when ferry would create the target) without
-/// starting a load: the transform step of the split Loader writes its
-/// artifacts with these, and sql-processor checks the target still agrees.
-#[derive(Debug, Clone)]
-pub struct OutputPlan {
-    /// Column plans in COPY order.
-    pub codecs: Codecs,
-    /// `CREATE TABLE IF NOT EXISTS` for the target.
-    pub target_ddl: String,
-}
-
-/// Plans a load of `req` (reading the catalog; writing nothing).
-pub async fn plan_output(cfg: &PgConfig, req: &LoadRequest) -> Result<OutputPlan, PgError> {
-    let control = cfg.connect().await?;
-    let p = plan(&control, req).await?;
-    Ok(OutputPlan {
-        codecs: Arc::new(p.codecs),
-        target_ddl: p.target_ddl,
-    })
-}
-
 fn short(job_id: &str) -> String {
     let alnum: Vec<char> = job_id.chars().filter(char::is_ascii_alphanumeric).collect();
     alnum[alnum.len().saturating_sub(12)..]
@@ -648,234 +575,6 @@ async fn exec(c: &Client, sql: &str, doing: &str) -> Result<(), PgError> {
     c.batch_execute(sql)
         .await
         .map_err(|e| PgError::db(doing, e))
-}
-
-/// Names the duplicate key when PostgreSQL refused an upsert because the
-/// input holds a key twice (SQLSTATE 21000).
-async fn explain_upsert(
-    e: PgError,
-    c: &Client,
-    staging: &QualifiedName,
-    keys: &[String],
-) -> PgError {
-    let PgError::Db {
-        doing,
-        detail,
-        code: Some(code),
-        source,
-    } = e
-    else {
-        return e;
-    };
-    if code != "21000" {
-        return PgError::Db {
-            doing,
-            detail,
-            code: Some(code),
-            source,
-        };
-    }
-    let duplicate = match c.batch_execute("ROLLBACK TO SAVEPOINT ferry_upsert").await {
-        Ok(()) => c
-            .query_opt(&duplicate_key_sql(staging, keys), &[])
-            .await
-            .ok()
-            .flatten()
-            .map(|row| {
-                format!(
-                    " — key ({}) = {} occurs {} times",
-                    keys.join(", "),
-                    row.get::<_, String>(0),
-                    row.get::<_, i64>(1)
-                )
-            }),
-        Err(_) => None,
-    };
-    PgError::Db {
-        doing,
-        detail: format!(
-            "{detail}\n  ferry: the input holds the same key more than once{}; upsert needs one row per key (deduplicate in transform.sql, e.g. with DISTINCT ON)",
-            duplicate.unwrap_or_default()
-        ),
-        code: Some(code),
-        source,
-    }
-}
-
-async fn ensure_ledger(c: &Client) -> Result<(), PgError> {
-    // Serialised with an advisory lock: concurrent CREATE … IF NOT EXISTS can
-    // otherwise race on the catalog's unique indexes.
-    let sql = format!(
-        "BEGIN; SELECT pg_advisory_xact_lock(hashtext('ferry.loads')); {LEDGER_DDL}; COMMIT;"
-    );
-    c.batch_execute(&sql)
-        .await
-        .map_err(|e| PgError::db("creating the ledger ferry.loads", e))
-}
-
-impl InputIdentity {
-    /// Waits for the checksum; a failed read names the input.
-    pub async fn checksum_value(&self) -> Result<String, PgError> {
-        self.checksum.get().await.map_err(|e| self.read_error(e))
-    }
-
-    /// Blocks for the checksum, for threads outside the async runtime.
-    pub fn wait_checksum(&self) -> Result<String, PgError> {
-        self.checksum.wait().map_err(|e| self.read_error(e))
-    }
-
-    fn read_error(&self, source: std::io::Error) -> PgError {
-        PgError::Io {
-            path: self.input.clone(),
-            source,
-        }
-    }
-}
-
-/// Whether the ledger has any load of this input into the target.
-async fn ledger_knows(c: &Client, req: &LoadRequest) -> Result<bool, PgError> {
-    let row = c
-        .query_opt(
-            "SELECT 1 FROM ferry.loads WHERE target = $1 AND input = $2 LIMIT 1",
-            &[&req.target.to_string(), &req.input.input],
-        )
-        .await
-        .map_err(|e| PgError::db("reading ferry.loads", e))?;
-    Ok(row.is_some())
-}
-
-async fn previous_load(c: &Client, req: &LoadRequest) -> Result<Option<PreviousLoad>, PgError> {
-    let checksum = req.input.checksum_value().await?;
-    let row = c
-        .query_opt(
-            "SELECT job_id, rows, loaded_at::text FROM ferry.loads
-              WHERE target = $1 AND input = $2 AND checksum = $3",
-            &[&req.target.to_string(), &req.input.input, &checksum],
-        )
-        .await
-        .map_err(|e| PgError::db("reading ferry.loads", e))?;
-    Ok(row.map(|r| PreviousLoad {
-        job_id: r.get(0),
-        rows: r.get(1),
-        loaded_at: r.get(2),
-    }))
-}
-
-/// Matches output columns to an existing table by name and plans each
-/// column's encoder from the target's type.
-fn match_existing(req: &LoadRequest, cols: &[TableColumn]) -> Result<Vec<ColumnCodec>, PgError> {
-    let table = req.target.to_string();
-    let fail = |detail: String| PgError::Target {
-        table: table.clone(),
-        detail,
-    };
-    let mut codecs = Vec::with_capacity(req.columns.len());
-    let missing: Vec<&str> = req
-        .columns
-        .iter()
-        .filter(|o| !cols.iter().any(|c| c.name == o.name))
-        .map(|o| o.name.as_str())
-        .collect();
-    if !missing.is_empty() {
-        let have: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
-        // A table created with the input's names as written, loaded now
-        // with snake_case names: say which setting loads into it.
-        let as_written = cols
-            .iter()
-            .find(|c| {
-                !missing.contains(&c.name.as_str())
-                    && super::ident::snake_case(&c.name)
-                        .is_some_and(|s| s != c.name && missing.contains(&s.as_str()))
-            })
-            .map(|c| {
-                format!(
-                    "; its column {:?} holds names as the input wrote them: set [target] column_names = \"as-is\" (or --column-names as-is) to load into it",
-                    c.name
-                )
-            })
-            .unwrap_or_default();
-        return Err(fail(format!(
-            "has no column(s) {missing:?} (it has {have:?}); rename them in transform.sql or add them to the table{as_written}"
-        )));
-    }
-    for o in &req.columns {
-        let t = cols
-            .iter()
-            .find(|c| c.name == o.name)
-            .unwrap_or_else(|| unreachable!());
-        if t.generated {
-            return Err(fail(format!(
-                "column {:?} is generated and cannot be loaded",
-                t.name
-            )));
-        }
-        let Some(pg) = &t.pg else {
-            return Err(fail(format!(
-                "column {:?} has type {}, which ferry cannot write; change its type or leave it out of transform.sql",
-                t.name, t.type_name
-            )));
-        };
-        codecs.push(ColumnCodec::plan(&o.name, &o.data_type, pg)?);
-    }
-    let unfilled: Vec<&str> = cols
-        .iter()
-        .filter(|c| c.not_null && !c.has_default && !req.columns.iter().any(|o| o.name == c.name))
-        .map(|c| c.name.as_str())
-        .collect();
-    if !unfilled.is_empty() {
-        return Err(fail(format!(
-            "column(s) {unfilled:?} are NOT NULL without a default, but the transform does not produce them"
-        )));
-    }
-    Ok(codecs)
-}
-
-fn plan_new(req: &LoadRequest) -> Result<(Vec<ColumnCodec>, Vec<NewColumn>), PgError> {
-    let mut codecs = Vec::new();
-    let mut cols = Vec::new();
-    for o in &req.columns {
-        codecs.push(ColumnCodec::plan(&o.name, &o.data_type, &o.pg)?);
-        cols.push(NewColumn {
-            name: o.name.clone(),
-            pg: o.pg.clone(),
-            not_null: !o.nullable || (req.mode == LoadMode::Upsert && req.keys.contains(&o.name)),
-        });
-    }
-    Ok((codecs, cols))
-}
-
-async fn check_upsert_keys(c: &Client, req: &LoadRequest, exists: bool) -> Result<(), PgError> {
-    let fail = |detail: String| PgError::Target {
-        table: req.target.to_string(),
-        detail,
-    };
-    if req.keys.is_empty() {
-        return Err(fail(
-            "upsert needs key columns (target.keys in the spec, or --key)".into(),
-        ));
-    }
-    for k in &req.keys {
-        if !req.columns.iter().any(|o| &o.name == k) {
-            return Err(fail(format!(
-                "upsert key {k:?} is not a column of the transform's output"
-            )));
-        }
-    }
-    if exists {
-        let mut want = req.keys.clone();
-        want.sort();
-        let found = unique_keys(c, &req.target).await?.into_iter().any(|mut k| {
-            k.sort();
-            k == want
-        });
-        if !found {
-            return Err(fail(format!(
-                "upsert on {:?} needs a unique index or primary key on exactly those columns",
-                req.keys
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// One COPY stream: header, chunks from the shared queue, trailer.
