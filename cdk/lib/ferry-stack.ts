@@ -22,6 +22,7 @@ import { TaskContract, commandFor, envName, loadContract, notifyFailureFlag, REP
 import { ExistingInfra, readExistingInfra } from './existing';
 import { operate } from './operations';
 import { reaper } from './reaper';
+import { NEEDS } from './step-needs';
 import { stopTasksOfGroup } from './stop-tasks';
 import { InTaskGroup, logRetention, prebuiltImage } from './task-parts';
 import { FerrySettings, readSettings } from './settings';
@@ -38,31 +39,6 @@ export const RDS_CA = '/etc/ssl/certs/rds-global-bundle.pem';
 export const OUTPUT_PREFIX = 'ferry';
 /** Prefix of the output bucket under which the backfill's Distributed Map writes its results. */
 export const BACKFILL_RESULTS = 'backfill-results';
-
-/** Which AWS APIs a step's task role may call, beyond the job table. */
-interface StepNeeds {
-  readInput?: boolean;
-  /** Routes inputs, so reads the dataset specs when they are in S3. */
-  readSpecs?: boolean;
-  writeOutput?: boolean;
-  publish?: boolean;
-  database?: boolean;
-}
-
-/** Least privilege per step: each step's task role gets only what that step does. */
-const NEEDS: Record<string, StepNeeds> = {
-  // create-job notifies an unroutable input itself (the job fails before any workflow), and reads
-  // an object's ETag/version with a HEAD when the event names neither (backfill).
-  'create-job': { publish: true, readInput: true, readSpecs: true },
-  's3-efs-downloader': { readInput: true },
-  // transform reads the target's catalog to plan the encoded columns.
-  transform: { database: true },
-  'sql-processor': { database: true },
-  convert: {},
-  validate: {},
-  'efs-s3-uploader': { writeOutput: true },
-  notify: { publish: true },
-};
 
 /**
  * The whole architecture of the reference design: input bucket → EventBridge →
