@@ -12,7 +12,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ferry_benchmarks::{lineitem_csv_rows, wide};
 use ferry_connectors::pg::BinaryEncoder;
-use ferry_connectors::pg::copy::encode_batch;
+use ferry_connectors::pg::codec::copy::encode_batch;
 use ferry_engine::convert::digest::Digest;
 use ferry_engine::decode::csv::CsvDialect;
 use ferry_engine::decode::csv::build::{ChunkPos, OnBadRow, Projection, build_batch};

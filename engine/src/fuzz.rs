@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use ferry_connectors::pg::copy::encode_text;
+use ferry_connectors::pg::codec::copy::encode_text;
 use ferry_connectors::pg::{BinaryEncoder, PGCOPY_HEADER, PGCOPY_TRAILER};
 
 use crate::decode::copy::{read_pgcopy, read_sql};

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::binary::{PGCOPY_HEADER, PGCOPY_TRAILER};
 use super::catalog::column_list;
+use super::codec::binary::{PGCOPY_HEADER, PGCOPY_TRAILER};
 use super::error::PgError;
 use super::ident::{QualifiedName, quote_literal};
 use super::statements::{LEDGER_DDL, LoadMode, upsert_sql};

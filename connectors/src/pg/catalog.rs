@@ -3,9 +3,9 @@
 
 use tokio_postgres::Client;
 
+use super::codec::types::PgType;
 use super::error::PgError;
 use super::ident::{QualifiedName, quote_ident};
-use super::types::PgType;
 
 /// One column of an existing table.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use super::binary::PGCOPY_HEADER;
+use super::codec::binary::PGCOPY_HEADER;
 use super::error::PgError;
 
 /// Target size of one chunk.
@@ -208,7 +208,7 @@ fn next_chunk(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pg::binary::PGCOPY_TRAILER;
+    use crate::pg::codec::binary::PGCOPY_TRAILER;
 
     #[test]
     fn walks_pgcopy_tuples_and_sql_rows() {

@@ -13,8 +13,8 @@ use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::*;
 use ferry_connectors::pg::PgType;
 use ferry_connectors::pg::codec::ColumnCodec;
-use ferry_connectors::pg::text::{Style, TextColumn, render_column};
-use ferry_connectors::pg::types::{EXTENSION_NAME, PG_TYPE_METADATA};
+use ferry_connectors::pg::codec::text::{Style, TextColumn, render_column};
+use ferry_connectors::pg::codec::types::{EXTENSION_NAME, PG_TYPE_METADATA};
 
 use crate::error::FerryError;
 
@@ -369,7 +369,7 @@ fn convert(
         DataType::List(item),
     ) = (from, target)
     {
-        let (values, offsets) = ferry_connectors::pg::text::list_parts(array.as_ref());
+        let (values, offsets) = ferry_connectors::pg::codec::text::list_parts(array.as_ref());
         let values = convert(name, &values, item, family)?;
         let offsets: Vec<i32> = offsets.iter().map(|&o| o as i32).collect();
         let list = ListArray::try_new(

@@ -11,7 +11,7 @@ use arrow::array::{ArrayRef, ListArray, RecordBatch, RecordBatchOptions};
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::datatypes::{DataType, Field, FieldRef, SchemaRef, TimeUnit};
 use ferry_connectors::pg::PGCOPY_HEADER;
-use ferry_connectors::pg::time::PG_EPOCH_DAYS;
+use ferry_connectors::pg::codec::time::PG_EPOCH_DAYS;
 
 use super::csv::build::build_column;
 use super::csv::dialect::CsvDialect;
@@ -500,7 +500,7 @@ fn numeric_text(v: &[u8]) -> Option<String> {
 /// Converts binary payloads to the text forms the CSV parsers read, then
 /// builds the column with them: one set of value parsers for every reader.
 fn binary_to_text(field: &Field, v: &[u8]) -> Option<Vec<u8>> {
-    use ferry_connectors::pg::time::{
+    use ferry_connectors::pg::codec::time::{
         PgTimestamp, date_from_unix_days, push_interval, push_pg_date, push_time, push_timestamp,
     };
     let mut out = Vec::new();
@@ -510,10 +510,10 @@ fn binary_to_text(field: &Field, v: &[u8]) -> Option<Vec<u8>> {
         DataType::Int32 => out.extend_from_slice(i32::from_be_bytes(be(v)?).to_string().as_bytes()),
         DataType::Int64 => out.extend_from_slice(i64::from_be_bytes(be(v)?).to_string().as_bytes()),
         DataType::Float32 => {
-            ferry_connectors::pg::text::push_f32(&mut out, f32::from_be_bytes(be(v)?))
+            ferry_connectors::pg::codec::text::push_f32(&mut out, f32::from_be_bytes(be(v)?))
         }
         DataType::Float64 => {
-            ferry_connectors::pg::text::push_f64(&mut out, f64::from_be_bytes(be(v)?))
+            ferry_connectors::pg::codec::text::push_f64(&mut out, f64::from_be_bytes(be(v)?))
         }
         DataType::Decimal128(..) | DataType::Decimal256(..) => {
             out.extend_from_slice(numeric_text(v)?.as_bytes())
@@ -521,7 +521,7 @@ fn binary_to_text(field: &Field, v: &[u8]) -> Option<Vec<u8>> {
         DataType::Utf8 => {
             let jsonb = field
                 .metadata()
-                .get(ferry_connectors::pg::types::EXTENSION_NAME)
+                .get(ferry_connectors::pg::codec::types::EXTENSION_NAME)
                 .is_some_and(|e| e == "arrow.json");
             let text = if jsonb { v.strip_prefix(&[1u8])? } else { v };
             std::str::from_utf8(text).ok()?;
@@ -534,7 +534,7 @@ fn binary_to_text(field: &Field, v: &[u8]) -> Option<Vec<u8>> {
             }
         }
         DataType::FixedSizeBinary(16) => {
-            ferry_connectors::pg::values::push_uuid(&mut out, v.get(..16)?)
+            ferry_connectors::pg::codec::values::push_uuid(&mut out, v.get(..16)?)
         }
         DataType::Date32 => {
             let d = i32::from_be_bytes(be(v)?);

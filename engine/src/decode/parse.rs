@@ -7,7 +7,7 @@
 //! `ferry_connectors::pg::time`.
 
 use arrow::datatypes::IntervalMonthDayNano;
-use ferry_connectors::pg::time::unix_days_from_civil;
+use ferry_connectors::pg::codec::time::unix_days_from_civil;
 
 fn trim(s: &[u8]) -> &[u8] {
     s.trim_ascii()

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::RecordBatch;
 use ferry_connectors::pg::artifacts::{ArtifactFile, ArtifactSpec, ArtifactWriter, LedgerEntry};
-use ferry_connectors::pg::copy::{Encoded, encode_batch};
+use ferry_connectors::pg::codec::copy::{Encoded, encode_batch};
 use ferry_connectors::pg::load::CopyChunk;
 use ferry_connectors::pg::{BinaryEncoder, PgError};
 use futures::StreamExt;

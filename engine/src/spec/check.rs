@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::datasource::MemTable;
-use ferry_connectors::pg::binary::BinaryEncoder;
 use ferry_connectors::pg::catalog::{NewColumn, create_table_sql};
 use ferry_connectors::pg::codec::ColumnCodec;
+use ferry_connectors::pg::codec::binary::BinaryEncoder;
 use ferry_connectors::pg::{LoadMode, PgType, QualifiedName};
 use serde::Serialize;
 

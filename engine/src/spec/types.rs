@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use arrow::datatypes::{DataType, Field, IntervalUnit, TimeUnit};
 use ferry_connectors::pg::PgType;
-use ferry_connectors::pg::types::{EXTENSION_NAME, PG_TYPE_METADATA};
+use ferry_connectors::pg::codec::types::{EXTENSION_NAME, PG_TYPE_METADATA};
 
 /// A declared source column type.
 #[derive(Debug, Clone, PartialEq)]

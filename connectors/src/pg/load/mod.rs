@@ -23,16 +23,16 @@ use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
 use tokio_postgres::Client;
 
-use super::binary::{PGCOPY_HEADER, PGCOPY_TRAILER};
 use super::catalog::{NewColumn, create_table_sql};
 use super::codec::Codecs;
+use super::codec::binary::{PGCOPY_HEADER, PGCOPY_TRAILER};
+use super::codec::types::PgType;
 use super::connect::PgConfig;
 use super::error::PgError;
 use super::ident::QualifiedName;
 use super::statements::{
     CopyFormat, LoadMode, copy_from_stdin_sql, insert_select_sql, ledger_insert_sql, upsert_sql,
 };
-use super::types::PgType;
 use crate::store::Checksum;
 
 use self::ledger::{ensure_ledger, ledger_knows, previous_load};

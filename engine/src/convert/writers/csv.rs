@@ -7,7 +7,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use ferry_connectors::pg::QualifiedName;
 use ferry_connectors::pg::codec::ColumnCodec;
-use ferry_connectors::pg::text::{Style, TextColumn, render_column};
+use ferry_connectors::pg::codec::text::{Style, TextColumn, render_column};
 
 use super::file::ByteSink;
 use super::postgres::natural_codecs;

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use ::arrow::array::RecordBatch;
 use ::arrow::datatypes::SchemaRef;
 use ferry_connectors::pg::QualifiedName;
-use ferry_connectors::pg::copy::Encoded;
+use ferry_connectors::pg::codec::copy::Encoded;
 
 pub use self::arrow::IpcCodec;
 pub use self::avro::AvroCodec;

@@ -9,7 +9,7 @@ use arrow::datatypes::SchemaRef;
 use ferry_connectors::pg::artifacts::{ArtifactKinds, ArtifactSpec, ArtifactWriter};
 use ferry_connectors::pg::catalog::{NewColumn, create_table_sql};
 use ferry_connectors::pg::codec::ColumnCodec;
-use ferry_connectors::pg::copy::encode_batch;
+use ferry_connectors::pg::codec::copy::encode_batch;
 use ferry_connectors::pg::{BinaryEncoder, LoadMode, PgType, QualifiedName};
 
 use super::file::{commit, io, temp_path};

@@ -605,7 +605,7 @@ fn build_typed<'a>(
                 }
                 let u = std::str::from_utf8(bytes)
                     .ok()
-                    .and_then(ferry_connectors::pg::values::parse_uuid)
+                    .and_then(ferry_connectors::pg::codec::values::parse_uuid)
                     .ok_or_else(|| {
                         (
                             r,

@@ -116,7 +116,7 @@ fn fits(bytes: &[u8]) -> u16 {
     }
     if (32..=38).contains(&t.len())
         && let Ok(s) = std::str::from_utf8(t)
-        && ferry_connectors::pg::values::parse_uuid(s).is_some()
+        && ferry_connectors::pg::codec::values::parse_uuid(s).is_some()
     {
         c |= UUID;
     }

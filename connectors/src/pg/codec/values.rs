@@ -11,10 +11,10 @@ use arrow::array::{
 use arrow::buffer::NullBuffer;
 use arrow::datatypes::*;
 
-use super::codec::{ColumnCodec, EncodeError, Kind};
 use super::numeric::{Decimal, NumericValue};
 use super::time::{MICROS_PER_DAY, PgDate, PgTimestamp, date_from_unix_days, timestamp_from_unix};
 use super::types::PgType;
+use super::{ColumnCodec, EncodeError, Kind};
 
 /// A string column of any Arrow string layout.
 #[derive(Clone, Copy)]

@@ -9,7 +9,6 @@
 use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::buffer::NullBuffer;
 
-use super::codec::{Codecs, ColumnCodec, EncodeError, Kind, PlanError};
 use super::numeric::UnscaledWriter;
 use super::text::{Style, TextColumn, list_parts, rebase_to_list, render_column};
 use super::types::PgType;
@@ -17,6 +16,7 @@ use super::values::{
     Bins, Column, Numbers, Strs, check_no_nul, check_numeric, date_at, interval_at, nulls_of,
     numeric_at, parse_uuid, time_at, timestamp_at,
 };
+use super::{Codecs, ColumnCodec, EncodeError, Kind, PlanError};
 
 /// The 19-byte header every binary COPY stream and `.pgcopy` file starts with:
 /// signature, flags (no OIDs), header extension length.

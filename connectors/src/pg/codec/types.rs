@@ -304,7 +304,7 @@ impl fmt::Display for PgType {
             PgType::Uuid => f.write_str("uuid"),
             PgType::Json => f.write_str("json"),
             PgType::Jsonb => f.write_str("jsonb"),
-            PgType::Enum(name) => f.write_str(&super::ident::quote_ident(name)),
+            PgType::Enum(name) => f.write_str(&crate::pg::ident::quote_ident(name)),
             PgType::Array(elem) => write!(f, "{elem}[]"),
         }
     }

@@ -5,8 +5,8 @@
 use arrow::array::RecordBatch;
 use bytes::Bytes;
 
+use super::EncodeError;
 use super::binary::BinaryEncoder;
-use super::codec::EncodeError;
 use super::text::{Style, TextColumn, render_column};
 
 /// A batch's rows in the requested COPY formats.

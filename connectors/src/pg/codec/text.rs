@@ -9,13 +9,13 @@ use arrow::array::{Array, ArrayRef, AsArray, GenericListArray, OffsetSizeTrait};
 use arrow::datatypes::DataType;
 use arrow_json_encoder::{EncoderOptions, make_encoder};
 
-use super::codec::{ColumnCodec, EncodeError, Kind};
 use super::time::{push_interval, push_pg_date, push_time, push_timestamp};
 use super::types::PgType;
 use super::values::{
     Column, check_no_nul, check_numeric, date_at, interval_at, nulls_of, numeric_at, parse_uuid,
     push_uuid, time_at, timestamp_at,
 };
+use super::{ColumnCodec, EncodeError, Kind};
 
 mod arrow_json_encoder {
     pub use arrow::json::writer::{EncoderOptions, make_encoder};
@@ -341,6 +341,6 @@ pub fn rebase_to_list(
     e.column = codec.name.clone();
     e.reason = format!("array element {}: {}", e.row - offsets[row] + 1, e.reason);
     e.row = row;
-    e.value = super::codec::display_value(a, row);
+    e.value = super::display_value(a, row);
     e
 }

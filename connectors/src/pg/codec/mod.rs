@@ -3,9 +3,24 @@
 //! Int64 going into `numeric` is encoded as numeric), and the normalisation of
 //! each batch's array into the few Arrow types the encoders know.
 //!
-//! Both the binary COPY encoder ([`super::binary`]) and the COPY text renderer
-//! ([`super::text`]) work from the same [`ColumnCodec`], so the two formats
+//! Both the binary COPY encoder ([`self::binary`]) and the COPY text renderer
+//! ([`self::text`]) work from the same [`ColumnCodec`], so the two formats
 //! cannot disagree about what a value means.
+//!
+//! This module is the codec and nothing else: no connection, no file. It
+//! turns Arrow arrays into binary COPY (`binary`, `copy`) and COPY text
+//! (`text`), with PostgreSQL's type mapping (`types`) and value forms
+//! (`numeric`, `time`, `values`), so it can be fuzzed (`fuzz/`), benchmarked
+//! (`benchmarks/benches/kernels.rs`) and reused on its own. Connections,
+//! artifacts on disk and the loader are the rest of [`crate::pg`].
+
+pub mod binary;
+pub mod copy;
+pub mod numeric;
+pub mod text;
+pub mod time;
+pub mod types;
+pub mod values;
 
 use std::sync::Arc;
 
@@ -14,7 +29,7 @@ use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{DataType, FieldRef, TimeUnit};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
-use super::types::PgType;
+use self::types::PgType;
 
 /// A value that cannot be encoded for its target column, named precisely
 /// enough for a person to find it: column, row within the encoded stream and
@@ -411,5 +426,44 @@ mod tests {
         assert_eq!(c.normalize(&ok).unwrap().data_type(), &DataType::Int16);
         let s: ArrayRef = Arc::new(StringArray::from(vec![Some("a"), None]));
         assert_eq!(display_value(s.as_ref(), 1), "NULL");
+    }
+
+    /// The codec stays a codec: none of its files opens a connection, a
+    /// file, a socket or a process, or reaches into the parts of `pg` that
+    /// do (connections, artifacts, catalog, the loader). A change that needs
+    /// I/O belongs there.
+    #[test]
+    fn the_codec_does_no_io() {
+        let own = include_str!("mod.rs");
+        let own = &own[..own.find("#[cfg(test)]").unwrap_or(own.len())];
+        let files = [
+            ("mod.rs", own),
+            ("binary.rs", include_str!("binary.rs")),
+            ("copy.rs", include_str!("copy.rs")),
+            ("numeric.rs", include_str!("numeric.rs")),
+            ("text.rs", include_str!("text.rs")),
+            ("time.rs", include_str!("time.rs")),
+            ("types.rs", include_str!("types.rs")),
+            ("values.rs", include_str!("values.rs")),
+        ];
+        for (name, src) in files {
+            let io = [
+                "tokio",
+                "std::fs",
+                "std::net",
+                "std::io::Read",
+                "std::process",
+            ];
+            let pg_io = [
+                "pg::connect",
+                "pg::load",
+                "pg::artifacts",
+                "pg::catalog",
+                "pg::replay",
+            ];
+            for banned in io.iter().chain(&pg_io) {
+                assert!(!src.contains(banned), "pg/codec/{name} uses {banned}");
+            }
+        }
     }
 }

@@ -13,7 +13,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::pg::codec::ColumnCodec;
-use crate::pg::types::PgType;
+use crate::pg::codec::types::PgType;
 
 /// Encodes one column and returns each row's payload (None for NULL).
 fn payloads(array: ArrayRef, pg: PgType) -> Vec<Option<Vec<u8>>> {
