@@ -28,6 +28,9 @@ pub struct SqliteJobStore {
     conn: Arc<Mutex<Connection>>,
 }
 
+/// How long a statement waits for another worker's lock before it fails.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl SqliteJobStore {
     /// Opens (creating if needed) the database and its schema.
     pub fn open(path: &Path) -> Result<Self, JobStoreError> {
@@ -44,13 +47,28 @@ impl SqliteJobStore {
             })?;
         }
         let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))
-            .map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(err)?;
-        conn.execute_batch(SCHEMA).map_err(err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+        // Switching to WAL (and recovering a WAL another process left) takes
+        // a lock SQLite does not wait for with the busy timeout: many workers
+        // opening one new store at once got "database is locked" at once.
+        // Those steps are retried here until the same timeout.
+        let started = std::time::Instant::now();
+        loop {
+            let setup = conn
+                .pragma_update(None, "journal_mode", "WAL")
+                .and_then(|()| conn.pragma_update(None, "synchronous", "NORMAL"))
+                .and_then(|()| conn.execute_batch(SCHEMA));
+            match setup {
+                Ok(()) => break,
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy
+                        && started.elapsed() < BUSY_TIMEOUT =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(err(e)),
+            }
+        }
         Ok(Self {
             path: path.to_path_buf(),
             conn: Arc::new(Mutex::new(conn)),
