@@ -459,7 +459,7 @@ pub async fn list(bucket: &str, prefix: &str) -> Result<Vec<Listed>, StoreError>
 
 /// An input's checksum, possibly still being computed.
 ///
-/// Hashing a staged file reads all of it (0.1 s per GB here) before the first
+/// Hashing a staged file reads all of it before the first
 /// row could move; a load needs the checksum only to record it in the ledger
 /// at commit, and earlier only when the ledger already knows the input. So
 /// the hash runs on a blocking thread beside the load, and whoever needs it
@@ -467,9 +467,9 @@ pub async fn list(bucket: &str, prefix: &str) -> Result<Vec<Listed>, StoreError>
 ///
 /// When the last clone is dropped unawaited (the load failed first), the
 /// hashing stops at its next read: the process would otherwise wait for it at
-/// exit, since the runtime finishes its blocking tasks before it shuts down
-/// (a load refused by the server took 2.3 s instead of 16 ms on a 7.8 GB file
-/// in the page cache, and a file on network storage reads far slower).
+/// exit, since the runtime finishes its blocking tasks before it shuts down:
+/// a refused load of a large file waited seconds for a hash nobody needed
+/// (`benchmarks/results/tuning.md`).
 #[derive(Clone)]
 pub struct Checksum {
     value: futures::future::Shared<futures::future::BoxFuture<'static, Result<String, Arc<str>>>>,

@@ -108,9 +108,8 @@ fn is_reader_failure(detail: &str) -> bool {
 /// Default records sampled for inference.
 pub const DEFAULT_INFER_ROWS: usize = 10_000;
 /// Largest chunk the CSV reader cuts. 2 MiB rather than 4: a small input
-/// touched less fresh memory (SF 0.1 CSV → Parquet 0.28 → 0.26 s, 41 k → 32 k
-/// page faults) and SF 1 ran no slower (2.33 → 2.13 s convert, load unchanged,
-/// peak RSS 22–36 MB lower).
+/// touches less fresh memory and a large one runs no slower, in less memory
+/// (`benchmarks/results/tuning.md`).
 pub const CSV_CHUNK_BYTES: usize = 2 << 20;
 
 /// The input's format: the spec's, else the extension's, else its first bytes.

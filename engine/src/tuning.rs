@@ -1,17 +1,16 @@
 //! Process tuning that must happen before any work: how the allocator hands
 //! memory back, transparent huge pages, and the size of the rayon pool that
 //! decodes and encodes. One place, so the binary's entry point stays a
-//! dispatcher and each setting carries the measurement that chose it.
+//! dispatcher. The figures that chose each setting are in
+//! `benchmarks/results/tuning.md`.
 
 use ferry_connectors::pg::PgConfig;
 
-/// Keeps freed memory for reuse instead of handing it back to the OS 10 ms
+/// Keeps freed memory for reuse instead of handing it back to the OS shortly
 /// after it is freed (mimalloc's default). A conversion frees and allocates
 /// batch buffers without pause, and handing them back made the kernel fault
-/// and zero the same pages again: an SF 1 CSV → Parquet took 12–17 k page
-/// faults instead of 2 k, and one run in three spent 0.5 s more in the
-/// kernel. Memory stays at the process's peak, which streaming bounds
-/// (measured: no higher for loads, +20 MB for converts).
+/// and zero the same pages again, many times over. Memory stays at the
+/// process's peak, which streaming bounds.
 pub fn keep_freed_memory() {
     // `mi_option_purge_delay` (-1: never purge); mimalloc keeps the option
     // numbers stable (deprecated ones keep their slots), v2 and v3 alike.
@@ -22,12 +21,11 @@ pub fn keep_freed_memory() {
 
 /// Turns transparent huge pages off for this process. mimalloc asks for
 /// them on its arenas, and then the first touch of any byte of a 2 MiB
-/// region faults in and zeroes all of it: peak RSS rose by 50–60 MB, and
-/// after other processes had churned memory (as in the benchmark suite, or
-/// on a busy host) the kernel time to get huge pages made an SF 0.1 load
-/// 0.71 s instead of 0.59 s (sys 0.32 s instead of 0.10 s) and an SF 0.1
-/// CSV → Parquet 0.38 s instead of 0.28 s. With 4 KiB pages ferry takes
-/// more, cheaper faults, and its times no longer depend on what ran before.
+/// region faults in and zeroes all of it: more resident memory, and, after
+/// other processes had churned memory (as in the benchmark suite, or on a
+/// busy host), kernel time spent finding huge pages that made small loads
+/// and conversions markedly slower. With 4 KiB pages ferry takes more,
+/// cheaper faults, and its times no longer depend on what ran before.
 pub fn no_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     // SAFETY: PR_SET_THP_DISABLE takes no pointers; it sets one flag on this

@@ -121,8 +121,7 @@ impl LoadReport {
 /// whose streams write straight into the new table, and one for `append` and
 /// `upsert`, where several streams must go through a staging table and a
 /// second pass (`INSERT … SELECT`) that costs more than the parallel COPY
-/// saves (measured on TPC-H lineitem SF1, 2 cores: append 6.7 s with one
-/// stream vs 13.9 s with two; replace 5.9 s vs 5.3 s).
+/// saves (figures: `benchmarks/results/tuning.md`).
 pub fn default_streams(mode: LoadMode) -> usize {
     match mode {
         LoadMode::Replace => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -132,9 +131,8 @@ pub fn default_streams(mode: LoadMode) -> usize {
 
 /// Worker threads for decoding and encoding. When PostgreSQL runs on this
 /// machine its COPY backends (one per stream) need cores too: ferry leaves
-/// them one core each (measured on TPC-H lineitem SF1, 2 cores, append, one
-/// stream: 5.9 s with one worker vs 6.2–6.8 s with two, and 250 MB vs 300 MB
-/// peak RSS). A remote server (RDS) gets every core. `FERRY_THREADS`
+/// them one core each, which was faster and smaller than competing with them
+/// (`benchmarks/results/tuning.md`). A remote server (RDS) gets every core. `FERRY_THREADS`
 /// overrides the choice.
 pub fn worker_threads(pg: &PgConfig, streams: usize) -> usize {
     if let Some(n) = std::env::var("FERRY_THREADS")

@@ -30,9 +30,8 @@ pub fn temp_path(path: &Path) -> PathBuf {
 
 /// An output file that hands its pages to the disk as it grows (every
 /// [`WRITEBACK_BYTES`]), so the fsync that makes it durable at the end waits
-/// for the last few megabytes instead of the whole file: that fsync took
-/// 68 ms of an SF 1 CSV → Parquet run (214 MB), time in which nothing else
-/// was left to do.
+/// for the last few megabytes instead of the whole file, at a point when
+/// nothing else is left to do (`benchmarks/results/tuning.md`).
 pub(super) struct OutFile {
     file: File,
     written: u64,
