@@ -36,7 +36,7 @@ pub struct JobEvent {
     pub schema: String,
     /// RFC 3339 time the event was made.
     pub time: String,
-    /// The job.
+    /// The job the event is about (consumers look it up with `ferry jobs show`).
     pub job_id: String,
     /// Dataset (absent when routing failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -414,7 +414,7 @@ pub struct Listed {
     pub key: String,
     /// Size in bytes.
     pub size: u64,
-    /// ETag.
+    /// The object's ETag, when it came from S3: the job's identity when there is no version.
     pub etag: Option<String>,
     /// Version id.
     pub version: Option<String>,

@@ -168,9 +168,9 @@ pub struct ManifestFile {
 /// without trusting the zip's own CRCs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
-    /// The job.
+    /// The job whose artifacts these are.
     pub job_id: String,
-    /// Dataset.
+    /// The dataset the input was routed to.
     pub dataset: String,
     /// `loader` or `converter`.
     pub workflow: String,
@@ -180,7 +180,7 @@ pub struct Manifest {
     pub rows: u64,
     /// RFC 3339.
     pub created_at: String,
-    /// The files.
+    /// Every file in the zip, with its kind, size and checksum.
     pub files: Vec<ManifestFile>,
 }
 

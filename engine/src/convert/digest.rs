@@ -190,7 +190,7 @@ pub struct ColumnSummary {
 /// The summary of a stream.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DigestSummary {
-    /// Rows.
+    /// Rows digested (validation compares the counts before the digests).
     pub rows: u64,
     /// Per column.
     pub columns: Vec<ColumnSummary>,

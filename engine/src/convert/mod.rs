@@ -74,7 +74,7 @@ pub struct ConvertRequest {
 pub struct ConvertReport {
     /// The input as given.
     pub input: String,
-    /// The output.
+    /// The file (or folder) written.
     pub output: PathBuf,
     /// Output format name.
     pub format: String,

@@ -45,13 +45,13 @@ pub struct EncodedColumn {
 /// One artifact file, as recorded in `transform.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordedArtifact {
-    /// Path.
+    /// Where transform wrote it (inside the job folder).
     pub path: PathBuf,
     /// `sql`, `pgcopy` or `driver`.
     pub kind: String,
     /// Rows it holds.
     pub rows: u64,
-    /// Size.
+    /// Its size in bytes (sql-processor reports what it loaded from these).
     pub bytes: u64,
 }
 
@@ -61,7 +61,7 @@ pub struct RecordedArtifact {
 pub struct TransformReport {
     /// Job id.
     pub job_id: String,
-    /// Dataset.
+    /// The dataset whose spec encoded the rows.
     pub dataset: String,
     /// The input as people know it.
     pub input: String,
@@ -85,7 +85,7 @@ pub struct TransformReport {
     pub rows: u64,
     /// Seconds taken.
     pub seconds: f64,
-    /// The files.
+    /// Every artifact, in load order, with its rows and size.
     pub artifacts: Vec<RecordedArtifact>,
     /// Input rows set aside under the dataset's error policy.
     #[serde(default)]

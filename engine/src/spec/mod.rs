@@ -321,11 +321,11 @@ pub struct DatasetSpec {
     pub name: String,
     /// The spec folder (`None` for an ad-hoc spec built from CLI flags).
     pub dir: Option<PathBuf>,
-    /// Description.
+    /// What the dataset is, for people reading `spec check` and the README.
     pub description: Option<String>,
     /// Source options.
     pub source: SourceSpec,
-    /// Routing.
+    /// Which objects come to this dataset, and to which workflow.
     pub routing: RoutingSpec,
     /// Target, when the dataset loads into PostgreSQL.
     pub target: Option<TargetSpec>,

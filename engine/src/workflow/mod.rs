@@ -66,9 +66,9 @@ pub struct Settings {
 /// Everything steps need: settings, the job store, the notifier, the
 /// dataset specs and PostgreSQL.
 pub struct Runtime {
-    /// Settings.
+    /// How steps run (working storage, output, streams, artifacts, lease).
     pub settings: Settings,
-    /// Jobs.
+    /// The job store: the state every step reads and records into.
     pub store: Arc<dyn JobStore>,
     /// Job events.
     pub notifier: Arc<dyn Notifier>,

@@ -80,7 +80,7 @@ pub struct LoadRequest {
     pub create: bool,
     /// Load even if the ledger says this input is already loaded.
     pub force: bool,
-    /// The input.
+    /// How the ledger names the input (and its checksum), so it loads once.
     pub input: InputIdentity,
     /// Dataset name, for the ledger.
     pub dataset: String,

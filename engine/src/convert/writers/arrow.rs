@@ -16,7 +16,7 @@ use crate::error::FerryError;
 /// Arrow IPC body compression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IpcCodec {
-    /// None.
+    /// Uncompressed bodies.
     None,
     /// LZ4 frame.
     Lz4,

@@ -15,7 +15,7 @@ use crate::error::FerryError;
 /// Avro block compression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AvroCodec {
-    /// None.
+    /// Uncompressed blocks (Avro's `null` codec).
     Null,
     /// Deflate.
     Deflate,

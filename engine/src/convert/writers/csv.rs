@@ -17,7 +17,7 @@ use crate::error::FerryError;
 /// Compression of text outputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TextCompression {
-    /// Plain.
+    /// Uncompressed.
     None,
     /// gzip (`.gz`).
     Gzip,

@@ -33,7 +33,7 @@ pub enum ParquetCodec {
     Gzip(u32),
     /// LZ4 (raw).
     Lz4,
-    /// None.
+    /// Uncompressed pages.
     None,
 }
 
@@ -65,13 +65,13 @@ pub enum Statistics {
 /// Parquet writing options.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParquetOptions {
-    /// Compression.
+    /// Page compression.
     pub codec: ParquetCodec,
     /// Rows per row group.
     pub row_group_rows: usize,
     /// Dictionary encoding.
     pub dictionary: Dictionary,
-    /// Statistics.
+    /// How fine-grained the min/max statistics readers prune with are.
     pub statistics: Statistics,
 }
 

@@ -56,7 +56,7 @@ pub struct CsvSource {
     pub display: String,
     /// Resolved codec.
     pub compression: Compression,
-    /// Dialect.
+    /// Delimiter, quote, escape, header and NULL markers.
     pub dialect: CsvDialect,
     /// Every column of the file, in order.
     pub schema: SchemaRef,
