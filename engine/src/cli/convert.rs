@@ -14,7 +14,7 @@ use ferry_engine::source::Input;
 use ferry_engine::spec::{ConvertSpec, DatasetSpec, NullMarkers, SourceSpec};
 
 use super::job_args::Retention;
-use super::{Done, apply_limits, either, parse_format, print_rejects, record_size};
+use super::{Done, Limits, either, parse_format, print_rejects};
 
 pub const CONVERT_HELP: &str = "\
 Examples:
@@ -121,15 +121,8 @@ pub struct ConvertArgs {
     work_dir: PathBuf,
     #[command(flatten)]
     retention: Retention,
-    /// Rows of a delimited or NDJSON input that may be bad (set aside in a reject file, the
-    /// rest loaded) before the job fails; overrides the spec's [errors] max_bad_rows [default: 0].
-    #[arg(long, value_name = "N")]
-    max_bad_rows: Option<u64>,
-    /// The longest record (a CSV record, an NDJSON line) read before the input is refused,
-    /// e.g. 64MiB; overrides the spec's [source] max_record_size [default: 64MiB]. Memory
-    /// stays within about twice this, whatever the input.
-    #[arg(long, env = "FERRY_MAX_RECORD_SIZE", value_name = "SIZE")]
-    max_record_size: Option<bytesize::ByteSize>,
+    #[command(flatten)]
+    limits: Limits,
     /// Print the reports as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -202,7 +195,7 @@ pub async fn run(args: ConvertArgs, interactive: bool) -> Result<Done, FerryErro
                 delimiter: args.input_delimiter.clone(),
                 null: (!args.input_nulls.is_empty())
                     .then(|| NullMarkers::Many(args.input_nulls.clone())),
-                max_record_size: record_size(args.max_record_size),
+                max_record_size: args.limits.record_size(),
                 ..SourceSpec::default()
             };
             ferry_engine::sniff::complete_source(&mut source, &input)?;
@@ -210,7 +203,7 @@ pub async fn run(args: ConvertArgs, interactive: bool) -> Result<Done, FerryErro
             DatasetSpec::ad_hoc(&stem, source, None)
         }
     };
-    apply_limits(&mut spec, args.max_bad_rows, args.max_record_size)?;
+    args.limits.apply(&mut spec)?;
     let step = args.step.as_deref();
     let output = match &args.output {
         Some(o) => o.clone(),

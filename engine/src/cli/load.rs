@@ -13,7 +13,7 @@ use ferry_engine::source::Input;
 use ferry_engine::spec::{DatasetSpec, NullMarkers, SourceSpec, TargetSpec};
 
 use super::job_args::Retention;
-use super::{Done, apply_limits, either, parse_format, parse_mode, print_rejects, record_size};
+use super::{Done, Limits, either, parse_format, parse_mode, print_rejects};
 
 pub const LOAD_HELP: &str = "\
 Examples:
@@ -92,15 +92,8 @@ pub struct LoadArgs {
     /// An unquoted value that means NULL (repeatable; default: the empty string).
     #[arg(long = "null", value_name = "TEXT")]
     nulls: Vec<String>,
-    /// Rows of a delimited or NDJSON input that may be bad (set aside in a reject file, the
-    /// rest loaded) before the job fails; overrides the spec's [errors] max_bad_rows [default: 0].
-    #[arg(long, value_name = "N")]
-    max_bad_rows: Option<u64>,
-    /// The longest record (a CSV record, an NDJSON line) read before the input is refused,
-    /// e.g. 64MiB; overrides the spec's [source] max_record_size [default: 64MiB]. Memory
-    /// stays within about twice this, whatever the input.
-    #[arg(long, env = "FERRY_MAX_RECORD_SIZE", value_name = "SIZE")]
-    max_record_size: Option<bytesize::ByteSize>,
+    #[command(flatten)]
+    limits: Limits,
     /// Table column names: snake_case ("Customer ID" -> customer_id) or as-is; overrides
     /// the spec's [target] column_names [default: snake_case].
     #[arg(long, value_name = "STYLE")]
@@ -174,7 +167,7 @@ pub async fn run(args: LoadArgs, interactive: bool) -> Result<Done, FerryError> 
                     None
                 },
                 null: (!args.nulls.is_empty()).then(|| NullMarkers::Many(args.nulls.clone())),
-                max_record_size: record_size(args.max_record_size),
+                max_record_size: args.limits.record_size(),
                 ..SourceSpec::default()
             };
             // Sniff what the flags leave open, from the local file (S3 inputs
@@ -201,7 +194,7 @@ pub async fn run(args: LoadArgs, interactive: bool) -> Result<Done, FerryError> 
             DatasetSpec::ad_hoc(&table.name, source, Some(target))
         }
     };
-    apply_limits(&mut spec, args.max_bad_rows, args.max_record_size)?;
+    args.limits.apply(&mut spec)?;
     if let (Some(style), Some(target)) = (args.column_names, spec.target.as_mut()) {
         target.column_names = style;
     }

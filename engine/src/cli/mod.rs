@@ -188,26 +188,38 @@ pub async fn run(cli: Cli, interactive: bool) -> Result<Done, FerryError> {
     }
 }
 
-/// `--max-record-size` as the spec's key.
-fn record_size(size: Option<bytesize::ByteSize>) -> Option<ferry_engine::spec::ByteCount> {
-    size.map(|s| ferry_engine::spec::ByteCount(s.as_u64()))
+/// The input limits `ferry load` and `ferry convert` take, over the spec's.
+#[derive(clap::Args)]
+pub struct Limits {
+    /// Rows of a delimited or NDJSON input that may be bad (set aside in a reject file, the
+    /// rest loaded) before the job fails; overrides the spec's [errors] max_bad_rows [default: 0].
+    #[arg(long, value_name = "N")]
+    max_bad_rows: Option<u64>,
+    /// The longest record (a CSV record, an NDJSON line) read before the input is refused,
+    /// e.g. 64MiB; overrides the spec's [source] max_record_size [default: 64MiB]. Memory
+    /// stays within about twice this, whatever the input.
+    #[arg(long, env = "FERRY_MAX_RECORD_SIZE", value_name = "SIZE")]
+    max_record_size: Option<bytesize::ByteSize>,
 }
 
-/// Applies `--max-bad-rows` and `--max-record-size`, and checks the spec as
-/// it will run.
-fn apply_limits(
-    spec: &mut DatasetSpec,
-    max_bad_rows: Option<u64>,
-    max_record_size: Option<bytesize::ByteSize>,
-) -> Result<(), FerryError> {
-    if let Some(n) = max_bad_rows {
-        spec.errors.max_bad_rows = n;
+impl Limits {
+    /// `--max-record-size` as the spec's key.
+    fn record_size(&self) -> Option<ferry_engine::spec::ByteCount> {
+        self.max_record_size
+            .map(|s| ferry_engine::spec::ByteCount(s.as_u64()))
     }
-    if let Some(size) = record_size(max_record_size) {
-        spec.source.max_record_size = Some(size);
+
+    /// Applies the limits to `spec`, and checks the spec as it will run.
+    fn apply(&self, spec: &mut DatasetSpec) -> Result<(), FerryError> {
+        if let Some(n) = self.max_bad_rows {
+            spec.errors.max_bad_rows = n;
+        }
+        if let Some(size) = self.record_size() {
+            spec.source.max_record_size = Some(size);
+        }
+        spec.validate(&spec.toml_path())?;
+        Ok(())
     }
-    spec.validate(&spec.toml_path())?;
-    Ok(())
 }
 
 /// The line saying how many rows were set aside, and where.

@@ -3,7 +3,6 @@
 use std::io::BufReader;
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
 use datafusion::prelude::SessionContext;
 
 use crate::decode::DecodeError;
@@ -11,29 +10,16 @@ use crate::decode::blocking::{BlockingPartition, OpenFn};
 use crate::error::FerryError;
 use crate::format::Format;
 
-use super::typed::{self, TypedFile};
-use super::{FormatReader, Input, Opening, df_err};
+use super::typed::TypedFile;
+use super::{Input, df_err};
 
 /// `avro` inputs.
 pub(super) struct Avro;
 
 #[async_trait::async_trait]
-impl FormatReader for Avro {
-    fn formats(&self) -> &'static [Format] {
-        &[Format::Avro]
-    }
-
-    async fn register(
-        &self,
-        ctx: &SessionContext,
-        opening: &Opening<'_>,
-    ) -> Result<SchemaRef, FerryError> {
-        typed::register(self, ctx, opening).await
-    }
-}
-
-#[async_trait::async_trait]
 impl TypedFile for Avro {
+    const FORMAT: Format = Format::Avro;
+
     async fn register_raw(
         &self,
         ctx: &SessionContext,

@@ -11,12 +11,16 @@ use datafusion::prelude::SessionContext;
 use crate::decode::DecodeError;
 use crate::decode::fit::DeclaredTypes;
 use crate::error::FerryError;
+use crate::format::Format;
 
-use super::{Input, Opening, apply_declared, df_err, path_str};
+use super::{FormatReader, Input, Opening, apply_declared, df_err, path_str};
 
 /// A typed file format: how DataFusion reads it as a table named `name`.
+/// Every typed file is a [`FormatReader`] through [`register`].
 #[async_trait::async_trait]
 pub(super) trait TypedFile: Sync {
+    /// The format it reads.
+    const FORMAT: Format;
     /// Registers `input` as `name` in `ctx`, as the file's own schema says.
     async fn register_raw(
         &self,
@@ -26,10 +30,25 @@ pub(super) trait TypedFile: Sync {
     ) -> Result<(), FerryError>;
 }
 
+#[async_trait::async_trait]
+impl<T: TypedFile> FormatReader for T {
+    fn formats(&self) -> &'static [Format] {
+        std::slice::from_ref(&T::FORMAT)
+    }
+
+    async fn register(
+        &self,
+        ctx: &SessionContext,
+        opening: &Opening<'_>,
+    ) -> Result<SchemaRef, FerryError> {
+        register(self, ctx, opening).await
+    }
+}
+
 /// Registers a typed file: as `source` directly, or, with declared types,
 /// through a single-partition read whose casts are checked value by value.
 pub(super) async fn register(
-    file: &dyn TypedFile,
+    file: &impl TypedFile,
     ctx: &SessionContext,
     opening: &Opening<'_>,
 ) -> Result<SchemaRef, FerryError> {

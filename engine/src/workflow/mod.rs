@@ -150,17 +150,21 @@ impl Runtime {
             .ok_or_else(|| FerryError::Jobs(JobStoreError::NotFound(job_id.to_string())))
     }
 
-    /// Writes a step record (finished) and logs the step's summary line.
+    /// Writes a step record (finished: its figures and outputs, or its
+    /// error) and logs the step's summary line.
     pub(crate) async fn record(
         &self,
         job_id: &str,
         step: Step,
         started_at: &str,
         started: Instant,
-        outcome: Result<(), &JobError>,
-        result: Outcome,
+        outcome: Result<Outcome, JobError>,
     ) -> Result<Job, FerryError> {
         let seconds = started.elapsed().as_secs_f64();
+        let (result, error) = match outcome {
+            Ok(result) => (result, None),
+            Err(e) => (Outcome::default(), Some(e)),
+        };
         let record = StepRecord {
             step: step.name().to_string(),
             attempt: 0, // set by step_finished from the stored job
@@ -170,7 +174,7 @@ impl Runtime {
             seconds: Some(seconds),
             rows: result.rows,
             bytes: result.bytes,
-            error: outcome.err().cloned(),
+            error,
             outputs: result.outputs,
         };
         let job = jobs::step_finished(self.store.as_ref(), job_id, &record).await?;
@@ -209,20 +213,13 @@ impl Runtime {
         let _lease = self.renew_lease(job_id);
         match self.dispatch(&job, step).await {
             Ok(result) => {
-                self.record(job_id, step, &started_at, started, Ok(()), result)
+                self.record(job_id, step, &started_at, started, Ok(result))
                     .await
             }
             Err(e) => {
                 let err = job_error(step, &e);
-                self.record(
-                    job_id,
-                    step,
-                    &started_at,
-                    started,
-                    Err(&err),
-                    Outcome::default(),
-                )
-                .await?;
+                self.record(job_id, step, &started_at, started, Err(err))
+                    .await?;
                 Err(e)
             }
         }

@@ -121,8 +121,7 @@ impl Runtime {
                 Step::CreateJob,
                 &started_at,
                 started,
-                Ok(()),
-                Outcome::new(None, None, &output)?,
+                Ok(Outcome::new(None, None, &output)?),
             )
             .await?;
         tracing::info!(job_id = %job.job_id, input = %job.input.uri, dataset = job.dataset.as_deref().unwrap_or(""), workflow = %job.workflow.unwrap_or_default(), attempt = job.attempts, "job created");
@@ -157,8 +156,7 @@ impl Runtime {
             Step::CreateJob,
             started_at,
             started,
-            Err(&err),
-            Outcome::default(),
+            Err(err.clone()),
         )
         .await?;
         tracing::error!(job_id = %job.job_id, input = %trigger.input.uri, error = %e, "unroutable input");

@@ -37,7 +37,7 @@ impl Runtime {
             Ok(()) => {
                 let outcome = Outcome::new(None, None, &output)?;
                 let job = self
-                    .record(job_id, Step::Notify, &started_at, started, Ok(()), outcome)
+                    .record(job_id, Step::Notify, &started_at, started, Ok(outcome))
                     .await?;
                 if job.status == JobStatus::Succeeded {
                     // Done with: the artifacts are in the uploaded zip. (A failed job's
@@ -59,15 +59,8 @@ impl Runtime {
             Err(e) => {
                 let e = FerryError::from(e);
                 let err = job_error(Step::Notify, &e);
-                self.record(
-                    job_id,
-                    Step::Notify,
-                    &started_at,
-                    started,
-                    Err(&err),
-                    Outcome::default(),
-                )
-                .await?;
+                self.record(job_id, Step::Notify, &started_at, started, Err(err))
+                    .await?;
                 Err(e)
             }
         }
