@@ -148,6 +148,19 @@ pub enum FileKind {
     Rejects,
 }
 
+impl std::fmt::Display for FileKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FileKind::Driver => "driver",
+            FileKind::Sql => "sql",
+            FileKind::Pgcopy => "pgcopy",
+            FileKind::Output => "output",
+            FileKind::Report => "report",
+            FileKind::Rejects => "rejects",
+        })
+    }
+}
+
 /// One file in the archive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestFile {

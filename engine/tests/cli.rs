@@ -1193,3 +1193,166 @@ async fn job_folders_go_when_done_with_and_running_jobs_keep_theirs() {
         "only the running job's folder is left"
     );
 }
+
+/// `ferry load` and `ferry convert` run as jobs of the local job store, through
+/// the same steps as `ferry run`: `ferry jobs` lists them with their steps, the
+/// job pins the spec as it ran (flags over the spec), every invocation is a job
+/// of its own while the ledger decides what loads, a failure is a failed job
+/// with its error, and a one-off job's folder is kept for the retention period
+/// (the artifacts are what its user asked for) instead of removed at success.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_off_loads_and_conversions_are_jobs() {
+    let s = Scratch::new("oneoff").await;
+    std::fs::write(s.path("orders.csv"), "id,amount\n1,1.5\n2,2.5\n").unwrap();
+    let table = s.table("orders");
+    let load = [
+        "load",
+        "orders.csv",
+        "--table",
+        &table,
+        "--mode",
+        "replace",
+        "--work-dir",
+        "work",
+    ];
+    let o = ferry(&load, s.dir.path());
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains("loaded 2 rows"), "{}", text(&o));
+    // Append this time: the ledger has the input, whatever the mode.
+    let o = ferry(
+        &[
+            "load",
+            "orders.csv",
+            "--table",
+            &table,
+            "--work-dir",
+            "work",
+        ],
+        s.dir.path(),
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains("skipped"), "{}", text(&o));
+    // Text where the table has bigint: PostgreSQL's side refuses it (exit 4).
+    std::fs::write(s.path("bad.csv"), "id,amount\n1,1.5\nx,2\n").unwrap();
+    let o = ferry(
+        &["load", "bad.csv", "--table", &table, "--work-dir", "work"],
+        s.dir.path(),
+    );
+    assert_eq!(code(&o), 4, "{}", text(&o));
+    let o = ferry(
+        &[
+            "convert",
+            "orders.csv",
+            "--to",
+            "parquet",
+            "--work-dir",
+            "work",
+        ],
+        s.dir.path(),
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains("validation: valid"), "{}", text(&o));
+
+    let o = ferry(
+        &["jobs", "list", "--json", "--work-dir", "work"],
+        s.dir.path(),
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let jobs: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary: Vec<(&str, &str, &str, Option<u64>)> = jobs
+        .iter()
+        .rev()
+        .map(|j| {
+            (
+                j["origin"].as_str().unwrap_or("-"),
+                j["workflow"].as_str().unwrap(),
+                j["status"].as_str().unwrap(),
+                j["rows"].as_u64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("load", "loader", "succeeded", Some(2)),
+            ("load", "loader", "succeeded", Some(0)),
+            ("load", "loader", "failed", None),
+            ("convert", "converter", "succeeded", Some(2)),
+        ]
+    );
+    let steps = |j: &serde_json::Value| -> Vec<String> {
+        j["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["step"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (first, skipped, failed, converted) = (&jobs[3], &jobs[2], &jobs[1], &jobs[0]);
+    assert_eq!(
+        steps(first),
+        [
+            "create-job",
+            "s3-efs-downloader",
+            "transform+sql-processor",
+            "notify"
+        ]
+    );
+    assert_eq!(
+        skipped["steps"][2]["outputs"]["load"].as_str(),
+        Some("skipped")
+    );
+    assert_eq!(
+        failed["error"]["step"].as_str(),
+        Some("transform+sql-processor")
+    );
+    assert_eq!(failed["error"]["name"].as_str(), Some("ferry.Target"));
+    assert_eq!(
+        steps(converted),
+        [
+            "create-job",
+            "s3-efs-downloader",
+            "convert",
+            "validate",
+            "notify"
+        ]
+    );
+
+    // The pinned spec is the one that ran: sniffed, with the flags' table and mode.
+    let pinned = std::path::Path::new(first["dir"].as_str().unwrap()).join("spec");
+    let spec = ferry_engine::spec::DatasetSpec::load(&pinned).unwrap();
+    let target = spec.target.unwrap();
+    assert_eq!(
+        (target.table.as_str(), target.mode.to_string()),
+        (table.as_str(), "replace".to_string())
+    );
+    assert_eq!(spec.source.header, Some(true));
+    // Its report and artifacts stay in its folder, as the load printed them.
+    let dir = std::path::Path::new(first["dir"].as_str().unwrap());
+    assert!(dir.join("load.json").is_file() && dir.join("artifacts/load.sql").is_file());
+
+    // Kept for the retention period, then swept like a failed job's.
+    let gc = |older: &str| {
+        let o = ferry(
+            &[
+                "jobs",
+                "gc",
+                "--older-than",
+                older,
+                "--work-dir",
+                "work",
+                "--json",
+            ],
+            s.dir.path(),
+        );
+        assert_eq!(code(&o), 0, "{}", text(&o));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let kept = gc("7d");
+    assert_eq!(kept["young"].as_u64(), Some(4), "{kept}");
+    let swept = gc("0s");
+    assert_eq!(swept["removed"].as_array().unwrap().len(), 4, "{swept}");
+}

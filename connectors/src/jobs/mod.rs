@@ -141,6 +141,25 @@ pub struct JobInput {
     pub version: Option<String>,
 }
 
+/// Which command ran a one-off job (see [`Job::origin`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// `ferry load`.
+    Load,
+    /// `ferry convert`.
+    Convert,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Origin::Load => "load",
+            Origin::Convert => "convert",
+        })
+    }
+}
+
 /// One job: an input object and everything done with it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
@@ -157,6 +176,13 @@ pub struct Job {
     /// The workflow (`None` when routing failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workflow: Option<Workflow>,
+    /// The command that ran the job by hand (`ferry load`, `ferry convert`);
+    /// `None` for a job an object's event (or `ferry run`/`watch`) started.
+    /// A one-off job's folder is what its user asked for (the artifacts, the
+    /// output's reports), so it is kept for the retention period instead of
+    /// removed when the job succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
     /// Where it is.
     pub status: JobStatus,
     /// RFC 3339.
@@ -378,6 +404,7 @@ pub fn new_job(
         input,
         dataset,
         workflow,
+        origin: None,
         status: JobStatus::Pending,
         created_at: t.clone(),
         updated_at: t,

@@ -9,13 +9,14 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::catalog::column_list;
 use super::codec::binary::{PGCOPY_HEADER, PGCOPY_TRAILER};
 use super::error::PgError;
 use super::ident::{QualifiedName, quote_literal};
 use super::statements::{LEDGER_DDL, LoadMode, upsert_sql};
+use crate::work::FileKind;
 
 /// Which artifacts to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,13 +50,14 @@ pub struct ArtifactSpec {
     pub keys: Vec<String>,
 }
 
-/// One file written.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// One file written: what the load report lists and `transform.json`
+/// records for sql-processor.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ArtifactFile {
     /// Path of the file.
     pub path: PathBuf,
     /// `sql`, `pgcopy` or `driver`.
-    pub kind: &'static str,
+    pub kind: FileKind,
     /// Rows it holds (0 for the driver).
     pub rows: u64,
     /// Its size in bytes.
@@ -182,7 +184,7 @@ impl ArtifactWriter {
         })
     }
 
-    fn close(&mut self, part: Part, kind: &'static str, trailer: &[u8]) -> Result<(), PgError> {
+    fn close(&mut self, part: Part, kind: FileKind, trailer: &[u8]) -> Result<(), PgError> {
         let Part {
             path,
             mut out,
@@ -217,7 +219,7 @@ impl ArtifactWriter {
             if part.bytes >= self.spec.part_bytes
                 && let Some(p) = self.sql.take()
             {
-                self.close(p, "sql", b"\\.\n")?;
+                self.close(p, FileKind::Sql, b"\\.\n")?;
             }
         }
         if self.spec.kinds.pgcopy {
@@ -231,7 +233,7 @@ impl ArtifactWriter {
             if part.bytes >= self.spec.part_bytes
                 && let Some(p) = self.pgcopy.take()
             {
-                self.close(p, "pgcopy", &PGCOPY_TRAILER)?;
+                self.close(p, FileKind::Pgcopy, &PGCOPY_TRAILER)?;
             }
         }
         Ok(())
@@ -247,10 +249,10 @@ impl ArtifactWriter {
             self.pgcopy = Some(self.open_pgcopy()?);
         }
         if let Some(p) = self.sql.take() {
-            self.close(p, "sql", b"\\.\n")?;
+            self.close(p, FileKind::Sql, b"\\.\n")?;
         }
         if let Some(p) = self.pgcopy.take() {
-            self.close(p, "pgcopy", &PGCOPY_TRAILER)?;
+            self.close(p, FileKind::Pgcopy, &PGCOPY_TRAILER)?;
         }
         if self.spec.kinds.sql {
             let path = self.spec.dir.join("load.sql");
@@ -258,7 +260,7 @@ impl ArtifactWriter {
             std::fs::write(&path, &text).map_err(io_err(&path))?;
             self.files.push(ArtifactFile {
                 path,
-                kind: "driver",
+                kind: FileKind::Driver,
                 rows: 0,
                 bytes: text.len() as u64,
             });
@@ -274,7 +276,7 @@ impl ArtifactWriter {
         let parts: Vec<String> = self
             .files
             .iter()
-            .filter(|f| f.kind == "sql")
+            .filter(|f| f.kind == FileKind::Sql)
             .filter_map(|f| {
                 f.path
                     .file_name()
@@ -284,7 +286,7 @@ impl ArtifactWriter {
         let rows: u64 = self
             .files
             .iter()
-            .filter(|f| f.kind == "sql")
+            .filter(|f| f.kind == FileKind::Sql)
             .map(|f| f.rows)
             .sum();
         let mut out = format!(

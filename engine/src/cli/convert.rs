@@ -4,16 +4,21 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use ferry_connectors::jobs::{Origin, Workflow};
 use ferry_connectors::pg::QualifiedName;
-use ferry_connectors::store::{Expect, Location, stage};
+use ferry_connectors::store::Location;
 use ferry_engine::convert::writers::OutputFormat;
-use ferry_engine::convert::{ConvertRequest, convert, default_table, input_stem, validate};
+use ferry_engine::convert::{
+    ConvertReport, ValidationReport, default_table, input_stem, report_path,
+};
 use ferry_engine::error::FerryError;
 use ferry_engine::format::Format;
 use ferry_engine::source::Input;
-use ferry_engine::spec::{ConvertSpec, DatasetSpec, NullMarkers, SourceSpec};
+use ferry_engine::spec::{ConvertSpec, DatasetSpec, NullMarkers, SourceSpec, TargetSpec};
+use ferry_engine::workflow::event::Trigger;
+use ferry_engine::workflow::{Runtime, Settings, Step};
 
-use super::job_args::Retention;
+use super::job_args::{Retention, StoreArgs};
 use super::{Done, Limits, either, parse_format, print_rejects};
 
 pub const CONVERT_HELP: &str = "\
@@ -49,7 +54,11 @@ What each format cannot hold is converted first, and listed in the report:
   arrow, arrows      exact
   avro               small/unsigned integers widen, UInt64 -> decimal(20), Float16 -> float,
                      intervals/durations -> text
-  sql, pgcopy        PostgreSQL's types (see the README's type mapping); nested -> jsonb";
+  sql, pgcopy        PostgreSQL's types (see the README's type mapping); nested -> jsonb
+
+Each conversion is a job in the job store (`ferry jobs list`), run through the
+Converter's steps (create-job, s3-efs-downloader, convert, validate, notify; no upload),
+writing to --output instead of the job folder; the folder is kept for --work-retention.";
 
 #[derive(Args)]
 pub struct ConvertArgs {
@@ -111,14 +120,8 @@ pub struct ConvertArgs {
     /// An unquoted input value that means NULL (without --dataset; repeatable).
     #[arg(long = "input-null", value_name = "TEXT")]
     input_nulls: Vec<String>,
-    /// Working storage for inputs staged from S3.
-    #[arg(
-        long,
-        env = "FERRY_WORK_DIR",
-        default_value = ".ferry/work",
-        value_name = "DIR"
-    )]
-    work_dir: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
     #[command(flatten)]
     retention: Retention,
     #[command(flatten)]
@@ -134,8 +137,10 @@ impl ConvertArgs {
     }
 }
 
-fn output_format(args: &ConvertArgs) -> Result<OutputFormat, FerryError> {
-    OutputFormat::from_spec(&ConvertSpec {
+/// The `[convert]` section the flags describe (a dataset's own is not
+/// used: `--to` is required).
+fn convert_spec(args: &ConvertArgs) -> ConvertSpec {
+    ConvertSpec {
         to: args.to.clone(),
         compression: args.compression.clone(),
         row_group_rows: Some(args.row_group_rows),
@@ -149,34 +154,29 @@ fn output_format(args: &ConvertArgs) -> Result<OutputFormat, FerryError> {
         header: Some(!args.no_header),
         null: Some(args.null.clone()),
         validate: Some(!args.no_validate),
-    })
-}
-
-/// Makes the input a local file (staging S3 objects into the working folder).
-async fn local_input(uri: &str, work_dir: &std::path::Path) -> Result<Input, FerryError> {
-    let location = Location::parse(uri).map_err(|e| FerryError::Usage(e.to_string()))?;
-    if let Location::Local(path) = &location
-        && !path.is_file()
-    {
-        return Err(FerryError::Usage(format!("--input {uri}: no such file")));
     }
-    let dir = std::path::absolute(work_dir)
-        .unwrap_or_else(|_| work_dir.to_path_buf())
-        .join(uuid::Uuid::now_v7().to_string())
-        .join(ferry_engine::load::run_stamp())
-        .join("input");
-    let staged = stage(&location, &dir, &Expect::default()).await?;
-    Ok(Input {
-        path: staged.path,
-        display: uri.to_string(),
-    })
 }
 
-/// `ferry convert`: one input into another format, then read back.
+/// `ferry convert`: one input into another format, then read back, as a
+/// job of the local job store (create-job, download, convert, validate,
+/// notify: the Converter's steps less the upload), writing where the user
+/// asked instead of into the job folder.
 pub async fn run(args: ConvertArgs, interactive: bool) -> Result<Done, FerryError> {
-    let format = output_format(&args)?;
-    args.retention.sweep_local(&args.work_dir).await;
-    let input = local_input(args.input(), &args.work_dir).await?;
+    let cspec = convert_spec(&args);
+    let format = OutputFormat::from_spec(&cspec)?;
+    let work_dir = args.store.work_dir()?;
+    let store = args.store.open().await?;
+    args.retention.sweep(&work_dir, Some(store.as_ref())).await;
+    let local = match Location::parse(args.input()).map_err(|e| FerryError::Usage(e.to_string()))? {
+        Location::Local(path) if !path.is_file() => {
+            return Err(FerryError::Usage(format!(
+                "--input {}: no such file",
+                args.input()
+            )));
+        }
+        Location::Local(path) => Some(path),
+        Location::S3 { .. } => None,
+    };
     let mut spec = match &args.dataset {
         Some(dir) => {
             if args.input_format.is_some()
@@ -198,9 +198,15 @@ pub async fn run(args: ConvertArgs, interactive: bool) -> Result<Done, FerryErro
                 max_record_size: args.limits.record_size(),
                 ..SourceSpec::default()
             };
-            ferry_engine::sniff::complete_source(&mut source, &input)?;
-            let stem = input_stem(args.input());
-            DatasetSpec::ad_hoc(&stem, source, None)
+            // An S3 object is sniffed once the job has staged it.
+            if let Some(path) = &local {
+                let input = Input {
+                    path: path.clone(),
+                    display: args.input().to_string(),
+                };
+                ferry_engine::sniff::complete_source(&mut source, &input)?;
+            }
+            DatasetSpec::ad_hoc(&input_stem(args.input()), source, None)
         }
     };
     args.limits.apply(&mut spec)?;
@@ -209,7 +215,9 @@ pub async fn run(args: ConvertArgs, interactive: bool) -> Result<Done, FerryErro
         Some(o) => o.clone(),
         None => default_output(args.input(), &format, spec.source.format, step),
     };
-    if std::path::absolute(&output).ok() == std::path::absolute(&input.path).ok() {
+    if let Some(path) = &local
+        && std::path::absolute(&output).ok() == std::path::absolute(path).ok()
+    {
         return Err(FerryError::Usage(format!(
             "--output {} is the input itself",
             output.display()
@@ -229,74 +237,119 @@ pub async fn run(args: ConvertArgs, interactive: bool) -> Result<Done, FerryErro
             .target_table()
             .unwrap_or_else(|| default_table(&input_stem(args.input()))),
     };
-    let req = ConvertRequest {
-        spec,
-        input,
-        output,
-        format,
-        table,
-        progress: interactive,
-        digest: !args.no_validate,
+    // The job's convert step reads the table and the format from the spec.
+    match spec.target.as_mut() {
+        Some(target) => target.table = table.to_string(),
+        None => spec.target = Some(TargetSpec::named(table.to_string())),
+    }
+    spec.convert = Some(cspec);
+    let validating = !args.no_validate && step != Some("convert");
+    let converting = step != Some("validate");
+    let steps: Vec<Step> = [
+        Some(Step::Download),
+        converting.then_some(Step::Convert),
+        validating.then_some(Step::Validate),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let mut settings = Settings::new(work_dir);
+    settings.progress = interactive;
+    settings.convert_output = Some(output.clone());
+    let trigger = Trigger::from_uri(args.input()).await?;
+    let runtime = Runtime::one_off(settings, store, spec.clone(), None).await?;
+    let ran = runtime
+        .run_one_off(
+            &trigger,
+            &spec,
+            Workflow::Converter,
+            Origin::Convert,
+            &steps,
+        )
+        .await;
+    let invalid = match ran {
+        Ok(_) => false,
+        // The validate step failed the job: its report says how, below.
+        Err(FerryError::Invalid(_)) if validating => true,
+        Err(e) => return Err(e),
     };
-    let mut done = Done::Ok;
-    if step != Some("validate") {
-        let r = convert(&req).await?;
-        if args.json {
-            outln!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
-        } else {
-            outln!(
-                "converted {} rows {} -> {} ({}) in {:.2} s: {:.0} rows/s, {:.1} MB in ({:.1} MB/s), {:.1} MB out",
-                r.rows,
-                r.input,
-                r.output.display(),
-                r.format,
-                r.seconds,
-                r.rows as f64 / r.seconds.max(1e-9),
-                r.input_bytes as f64 / 1e6,
-                r.input_bytes as f64 / 1e6 / r.seconds.max(1e-9),
-                r.output_bytes as f64 / 1e6,
-            );
-            for l in &r.lossy {
-                outln!("  converted for {}: {l}", r.format);
-            }
-            print_rejects(r.rejected, r.rejects.as_deref());
+    if converting {
+        print_conversion(&read_report(&output, "convert.json")?, args.json);
+    }
+    if validating {
+        let v: ValidationReport = read_report(&output, "validation.json")?;
+        print_validation(&v, &output, args.json);
+        if invalid || !v.is_valid() {
+            return Ok(Done::Invalid);
         }
     }
-    if !args.no_validate && step != Some("convert") {
-        let v = validate(&req).await?;
-        if args.json {
-            outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-        } else if v.is_valid() {
-            outln!(
-                "validation: valid ({} rows, {} columns read back and identical) in {:.2} s",
-                v.rows.1,
-                v.written.columns.len(),
-                v.seconds
-            );
-        } else {
-            outln!("validation: INVALID");
-            for p in &v.problems {
-                outln!("  {p}");
-            }
-            if let Some(d) = &v.first_difference {
-                outln!(
-                    "  first difference: row {}, column {:?}: input {}, output {}",
-                    d.row,
-                    d.column,
-                    d.source,
-                    d.written
-                );
-            }
-            outln!(
-                "  report: {}",
-                ferry_engine::convert::report_path(&req.output, "validation.json").display()
-            );
-        }
-        if !v.is_valid() {
-            done = Done::Invalid;
-        }
+    Ok(Done::Ok)
+}
+
+/// A report the job's steps left beside the output (`<output>.<suffix>`).
+fn read_report<T: serde::de::DeserializeOwned>(
+    output: &std::path::Path,
+    suffix: &str,
+) -> Result<T, FerryError> {
+    let path = report_path(output, suffix);
+    let bytes = std::fs::read(&path)
+        .map_err(|e| FerryError::io(format!("reading {}", path.display()), e))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| FerryError::Internal(format!("{}: {e}", path.display())))
+}
+
+fn print_conversion(r: &ConvertReport, json: bool) {
+    if json {
+        outln!("{}", serde_json::to_string_pretty(r).unwrap_or_default());
+        return;
     }
-    Ok(done)
+    outln!(
+        "converted {} rows {} -> {} ({}) in {:.2} s: {:.0} rows/s, {:.1} MB in ({:.1} MB/s), {:.1} MB out",
+        r.rows,
+        r.input,
+        r.output.display(),
+        r.format,
+        r.seconds,
+        r.rows as f64 / r.seconds.max(1e-9),
+        r.input_bytes as f64 / 1e6,
+        r.input_bytes as f64 / 1e6 / r.seconds.max(1e-9),
+        r.output_bytes as f64 / 1e6,
+    );
+    for l in &r.lossy {
+        outln!("  converted for {}: {l}", r.format);
+    }
+    print_rejects(r.rejected, r.rejects.as_deref());
+}
+
+fn print_validation(v: &ValidationReport, output: &std::path::Path, json: bool) {
+    if json {
+        outln!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    } else if v.is_valid() {
+        outln!(
+            "validation: valid ({} rows, {} columns read back and identical) in {:.2} s",
+            v.rows.1,
+            v.written.columns.len(),
+            v.seconds
+        );
+    } else {
+        outln!("validation: INVALID");
+        for p in &v.problems {
+            outln!("  {p}");
+        }
+        if let Some(d) = &v.first_difference {
+            outln!(
+                "  first difference: row {}, column {:?}: input {}, output {}",
+                d.row,
+                d.column,
+                d.source,
+                d.written
+            );
+        }
+        outln!(
+            "  report: {}",
+            report_path(output, "validation.json").display()
+        );
+    }
 }
 
 /// The output next to the input: `<stem>.<ext>`, or, when a file of that

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use clap::Args;
 use ferry_connectors::jobs;
 use ferry_connectors::pg::PgConfig;
-use ferry_connectors::pg::artifacts::ArtifactKinds;
 use ferry_engine::error::FerryError;
 use ferry_engine::load::ArtifactSource;
 use ferry_engine::workflow::gc;
@@ -94,18 +93,6 @@ impl Retention {
             Err(e) => tracing::warn!(error = %e, "could not sweep working storage"),
         }
     }
-
-    /// [`Retention::sweep`] for the commands without a job store of their
-    /// own (load, convert): the local job store in `work`, if there is one,
-    /// says which folders belong to running jobs.
-    pub async fn sweep_local(&self, work: &std::path::Path) {
-        let store = if work.join("jobs.db").is_file() {
-            jobs::open(None, work).await.ok()
-        } else {
-            None
-        };
-        self.sweep(work, store.as_deref()).await;
-    }
 }
 
 impl JobArgs {
@@ -129,28 +116,18 @@ impl JobArgs {
         if let Some(pg) = &pg {
             crate::tuning::size_worker_pool(pg, self.streams.unwrap_or(1));
         }
-        let output = self.output.clone().unwrap_or_else(|| {
-            work_dir
-                .parent()
-                .map_or_else(|| work_dir.join("output"), |p| p.join("output"))
-                .display()
-                .to_string()
-        });
+        let mut settings = Settings::new(work_dir);
+        if let Some(output) = &self.output {
+            settings.output = output.clone();
+        }
+        settings.streams = self.streams;
+        settings.part_bytes = self.part_size.as_u64();
+        settings.force = self.force;
+        settings.progress = progress;
+        settings.from = from;
+        settings.lease = self.job_lease.into();
         Ok(Runtime {
-            settings: Settings {
-                work_dir,
-                output,
-                streams: self.streams,
-                artifacts: ArtifactKinds {
-                    sql: true,
-                    pgcopy: true,
-                },
-                part_bytes: self.part_size.as_u64(),
-                force: self.force,
-                progress,
-                from,
-                lease: self.job_lease.into(),
-            },
+            settings,
             store,
             notifier,
             routes,

@@ -154,6 +154,9 @@ pub fn print_job(job: &Job) {
             .map(|w| w.to_string())
             .unwrap_or_else(|| "-".into())
     );
+    if let Some(origin) = job.origin {
+        outln!("origin    ferry {origin} (one-off: its folder is kept for the retention period)");
+    }
     outln!("created   {}", job.created_at);
     outln!("updated   {}", job.updated_at);
     outln!("attempts  {}", job.attempts);

@@ -4,15 +4,19 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+use ferry_connectors::jobs::{Job, Origin, Workflow};
 use ferry_connectors::pg::artifacts::ArtifactKinds;
 use ferry_connectors::pg::{LoadMode, PgConfig, QualifiedName};
+use ferry_connectors::store::Location;
 use ferry_engine::error::FerryError;
 use ferry_engine::format::Format;
-use ferry_engine::load::{LoadOptions, LoadReport, load};
+use ferry_engine::load::{LOAD_REPORT, LoadReport, LoadStatus, default_streams};
 use ferry_engine::source::Input;
 use ferry_engine::spec::{DatasetSpec, NullMarkers, SourceSpec, TargetSpec};
+use ferry_engine::workflow::event::Trigger;
+use ferry_engine::workflow::{Runtime, Settings, Step};
 
-use super::job_args::Retention;
+use super::job_args::{Retention, StoreArgs};
 use super::{Done, Limits, either, parse_format, parse_mode, print_rejects};
 
 pub const LOAD_HELP: &str = "\
@@ -29,7 +33,12 @@ from the file as `ferry spec init` would, and the transform is SELECT * FROM sou
 The input is recorded in the ledger table ferry.loads with its checksum, in the
 same transaction as the rows: loading the same input again does nothing (exit 0)
 unless --force. Artifacts (.sql parts with load.sql, and .pgcopy parts) go to
-<work-dir>/<job-id>/<ddmmyyyyhhmmss>/artifacts/.";
+<work-dir>/<job-id>/<ddmmyyyyhhmmss>/artifacts/.
+
+Each load is a job in the job store (`ferry jobs list`, `ferry jobs show <id>`), run
+through the same steps as `ferry run` (create-job, s3-efs-downloader, the fused
+transform+sql-processor, notify; no upload), with its event in <work-dir>/events.jsonl.
+Its folder (artifacts, load.json, the spec as it ran) is kept for --work-retention.";
 
 #[derive(Args)]
 pub struct LoadArgs {
@@ -61,14 +70,8 @@ pub struct LoadArgs {
     /// PostgreSQL URL (postgres://user:pass@host:port/db?sslmode=…).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
     database_url: Option<String>,
-    /// Working storage root for job folders.
-    #[arg(
-        long,
-        env = "FERRY_WORK_DIR",
-        default_value = ".ferry/work",
-        value_name = "DIR"
-    )]
-    work_dir: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
     #[command(flatten)]
     retention: Retention,
     /// Artifacts to write: all, sql, pgcopy or none.
@@ -109,6 +112,18 @@ impl LoadArgs {
     }
 }
 
+impl ArtifactChoice {
+    fn kinds(self) -> ArtifactKinds {
+        let (sql, pgcopy) = match self {
+            ArtifactChoice::All => (true, true),
+            ArtifactChoice::Sql => (true, false),
+            ArtifactChoice::Pgcopy => (false, true),
+            ArtifactChoice::None => (false, false),
+        };
+        ArtifactKinds { sql, pgcopy }
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum ArtifactChoice {
     All,
@@ -117,13 +132,17 @@ enum ArtifactChoice {
     None,
 }
 
-/// `ferry load`: one input into one table, without a job store.
+/// `ferry load`: one input into one table, as a job of the local job store
+/// (create-job, download, the fused transform and load, notify: the steps
+/// `ferry run` runs, less the upload), so `ferry jobs` lists it and its
+/// folder follows the retention rules.
 pub async fn run(args: LoadArgs, interactive: bool) -> Result<Done, FerryError> {
     let pg = PgConfig::from_url_or_env(args.database_url.as_deref())?;
-    args.retention.sweep_local(&args.work_dir).await;
-    if let ferry_connectors::store::Location::Local(path) =
-        ferry_connectors::store::Location::parse(args.input())
-            .map_err(|e| FerryError::Usage(e.to_string()))?
+    let work_dir = args.store.work_dir()?;
+    let store = args.store.open().await?;
+    args.retention.sweep(&work_dir, Some(store.as_ref())).await;
+    if let Location::Local(path) =
+        Location::parse(args.input()).map_err(|e| FerryError::Usage(e.to_string()))?
         && !path.is_file()
     {
         return Err(FerryError::Usage(format!(
@@ -131,6 +150,42 @@ pub async fn run(args: LoadArgs, interactive: bool) -> Result<Done, FerryError> 
             args.input()
         )));
     }
+    let spec = spec_of(&args)?;
+    let mode = spec.target.as_ref().map_or(LoadMode::Append, |t| t.mode);
+    crate::tuning::size_worker_pool(&pg, args.streams.unwrap_or_else(|| default_streams(mode)));
+    let mut settings = Settings::new(work_dir);
+    settings.streams = args.streams;
+    settings.force = args.force;
+    settings.artifacts = args.artifacts.kinds();
+    settings.part_bytes = args.part_size.as_u64().max(1);
+    settings.progress = interactive;
+    let trigger = Trigger::from_uri(args.input()).await?;
+    let runtime = Runtime::one_off(settings, store, spec.clone(), Some(pg.clone())).await?;
+    let job = runtime
+        .run_one_off(
+            &trigger,
+            &spec,
+            Workflow::Loader,
+            Origin::Load,
+            &[Step::Download, Step::TransformAndLoad],
+        )
+        .await?;
+    let report = read_report(&job)?;
+    if args.json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        print_summary(&report, &pg);
+    }
+    Ok(Done::Ok)
+}
+
+/// The spec the load runs: the dataset's, or one sniffed from the file and
+/// the flags; with the flags' table, mode, keys, column names and limits
+/// over the spec's (the job pins it as it is here).
+fn spec_of(args: &LoadArgs) -> Result<DatasetSpec, FerryError> {
     let table = args
         .table
         .as_deref()
@@ -172,9 +227,8 @@ pub async fn run(args: LoadArgs, interactive: bool) -> Result<Done, FerryError> 
             };
             // Sniff what the flags leave open, from the local file (S3 inputs
             // are sniffed after staging, inside the load).
-            if let ferry_connectors::store::Location::Local(path) =
-                ferry_connectors::store::Location::parse(args.input())
-                    .map_err(|e| FerryError::Usage(e.to_string()))?
+            if let Location::Local(path) =
+                Location::parse(args.input()).map_err(|e| FerryError::Usage(e.to_string()))?
             {
                 let input = Input {
                     path,
@@ -182,68 +236,54 @@ pub async fn run(args: LoadArgs, interactive: bool) -> Result<Done, FerryError> 
                 };
                 ferry_engine::sniff::complete_source(&mut source, &input)?;
             }
-            let target = TargetSpec {
+            DatasetSpec::ad_hoc(&table.name, source, None)
+        }
+    };
+    let keys = (!args.keys.is_empty()).then(|| args.keys.clone());
+    match (spec.target.as_mut(), table) {
+        (Some(target), table) => {
+            if let Some(table) = table {
+                target.table = table.to_string();
+            }
+            if let Some(mode) = args.mode {
+                target.mode = mode;
+            }
+            if let Some(keys) = keys {
+                target.keys = keys;
+            }
+            if let Some(style) = args.column_names {
+                target.column_names = style;
+            }
+        }
+        (None, Some(table)) => {
+            spec.target = Some(TargetSpec {
                 table: table.to_string(),
                 mode: args.mode.unwrap_or(LoadMode::Append),
-                keys: args.keys.clone(),
+                keys: keys.unwrap_or_default(),
                 create: true,
                 types: Default::default(),
                 column_names: args.column_names.unwrap_or_default(),
                 load_from: None,
-            };
-            DatasetSpec::ad_hoc(&table.name, source, Some(target))
+            });
         }
-    };
+        // No table anywhere: the load step says so, naming the spec.
+        (None, None) => {}
+    }
     args.limits.apply(&mut spec)?;
-    if let (Some(style), Some(target)) = (args.column_names, spec.target.as_mut()) {
-        target.column_names = style;
-    }
-    let artifacts = match args.artifacts {
-        ArtifactChoice::All => ArtifactKinds {
-            sql: true,
-            pgcopy: true,
-        },
-        ArtifactChoice::Sql => ArtifactKinds {
-            sql: true,
-            pgcopy: false,
-        },
-        ArtifactChoice::Pgcopy => ArtifactKinds {
-            sql: false,
-            pgcopy: true,
-        },
-        ArtifactChoice::None => ArtifactKinds {
-            sql: false,
-            pgcopy: false,
-        },
-    };
-    let options = LoadOptions {
-        streams: args.streams,
-        force: args.force,
-        work_dir: args.work_dir.clone(),
-        artifacts,
-        part_bytes: args.part_size.as_u64().max(1),
-        table,
-        mode: args.mode,
-        keys: (!args.keys.is_empty()).then(|| args.keys.clone()),
-        progress: interactive,
-        job: None,
-    };
-    let (_, streams) = options.mode_and_streams(&spec);
-    crate::tuning::size_worker_pool(&pg, streams);
-    let report = load(&spec, args.input(), &pg, &options).await?;
-    if args.json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
-    } else {
-        print_summary(&report, &pg);
-    }
-    Ok(Done::Ok)
+    Ok(spec)
+}
+
+/// The report the job's load step left in its run folder.
+fn read_report(job: &Job) -> Result<LoadReport, FerryError> {
+    let path = std::path::Path::new(&job.dir).join(LOAD_REPORT);
+    let bytes = std::fs::read(&path)
+        .map_err(|e| FerryError::io(format!("reading {}", path.display()), e))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| FerryError::Internal(format!("{}: {e}", path.display())))
 }
 
 fn print_summary(r: &LoadReport, pg: &PgConfig) {
-    if r.status == "skipped" {
+    if r.status == LoadStatus::Skipped {
         outln!(
             "skipped: {} is already loaded into {} ({}); pass --force to load it again",
             r.input,

@@ -20,7 +20,7 @@ use ferry_connectors::pg::artifacts::{ArtifactFile, ArtifactKinds};
 use ferry_connectors::pg::load::{Begin, LoadSession, Outcome, PreviousLoad};
 use ferry_connectors::pg::{BinaryEncoder, LoadMode, PgConfig, QualifiedName};
 use ferry_connectors::work::JobDir;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::FerryError;
 use crate::spec::DatasetSpec;
@@ -28,8 +28,8 @@ use crate::spec::DatasetSpec;
 use self::pipeline::{Stop, pipeline};
 use self::prepare::prepare;
 pub use self::split::{
-    ArtifactSource, EncodedColumn, RecordedArtifact, TRANSFORM_REPORT, TransformReport,
-    load_artifacts, transform_artifacts,
+    ArtifactSource, EncodedColumn, TRANSFORM_REPORT, TransformReport, load_artifacts,
+    transform_artifacts,
 };
 
 /// How to run a load, beyond what the spec says.
@@ -69,8 +69,22 @@ impl LoadOptions {
     }
 }
 
+/// Whether a load loaded its rows or found its input in the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoadStatus {
+    /// The rows are in the table.
+    Loaded,
+    /// The ledger had this input in this table already: nothing was loaded.
+    Skipped,
+}
+
+/// The file a load step leaves in its run folder: its report, which
+/// `ferry load` prints once the job has run.
+pub const LOAD_REPORT: &str = "load.json";
+
 /// What a load did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoadReport {
     /// Job id (UUIDv7).
     pub job_id: String,
@@ -83,7 +97,7 @@ pub struct LoadReport {
     /// Load mode.
     pub mode: LoadMode,
     /// `loaded`, or `skipped` when the ledger already had this input.
-    pub status: &'static str,
+    pub status: LoadStatus,
     /// Rows loaded.
     pub rows: u64,
     /// Input size in bytes.
@@ -187,7 +201,7 @@ pub async fn load(
     let p = prepare(spec, input_uri, opts).await?;
     let session = match LoadSession::begin(pg, p.request.clone()).await? {
         Begin::AlreadyLoaded(prev) => {
-            return Ok(p.report("skipped", 0, false, Vec::new(), Some(prev)));
+            return Ok(p.report(LoadStatus::Skipped, 0, false, Vec::new(), Some(prev)));
         }
         Begin::Ready(s) => s,
     };
@@ -221,10 +235,10 @@ pub async fn load(
     match piped {
         Ok((rows, artifacts)) => match session.finish(rows).await? {
             Outcome::Loaded { rows, created } => {
-                Ok(p.report("loaded", rows, created, artifacts, None))
+                Ok(p.report(LoadStatus::Loaded, rows, created, artifacts, None))
             }
             Outcome::AlreadyLoaded(prev) => {
-                Ok(p.report("skipped", 0, false, artifacts, Some(prev)))
+                Ok(p.report(LoadStatus::Skipped, 0, false, artifacts, Some(prev)))
             }
         },
         Err(Stop::LoaderStopped) => {

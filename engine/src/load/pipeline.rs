@@ -9,6 +9,7 @@ use ferry_connectors::pg::artifacts::{ArtifactFile, ArtifactSpec, ArtifactWriter
 use ferry_connectors::pg::codec::copy::{Encoded, encode_batch};
 use ferry_connectors::pg::load::CopyChunk;
 use ferry_connectors::pg::{BinaryEncoder, PgError};
+use ferry_connectors::work::FileKind;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
@@ -149,10 +150,13 @@ pub(crate) async fn pipeline(
     }
     let in_artifacts: u64 = artifacts
         .iter()
-        .filter(|f| f.kind == "pgcopy")
+        .filter(|f| f.kind == FileKind::Pgcopy)
         .map(|f| f.rows)
         .sum();
-    if write_artifacts && artifacts.iter().any(|f| f.kind == "pgcopy") && in_artifacts != consumed {
+    if write_artifacts
+        && artifacts.iter().any(|f| f.kind == FileKind::Pgcopy)
+        && in_artifacts != consumed
+    {
         return Err(FerryError::Pg(PgError::Count(format!(
             "{consumed} rows encoded but {in_artifacts} written to .pgcopy files"
         )))

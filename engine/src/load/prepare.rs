@@ -21,7 +21,7 @@ use crate::spec::DatasetSpec;
 use crate::transform;
 
 use super::{
-    EncodedColumn, LoadOptions, LoadReport, RecordedArtifact, TRANSFORM_REPORT, TransformReport,
+    EncodedColumn, LoadOptions, LoadReport, LoadStatus, TRANSFORM_REPORT, TransformReport,
     describe_previous, run_stamp,
 };
 
@@ -180,7 +180,7 @@ pub(crate) async fn prepare(
 impl Prepared {
     pub(crate) fn report(
         &self,
-        status: &'static str,
+        status: LoadStatus,
         rows: u64,
         created: bool,
         artifacts: Vec<ArtifactFile>,
@@ -258,15 +258,7 @@ impl Prepared {
                 .collect(),
             rows,
             seconds: self.started.elapsed().as_secs_f64(),
-            artifacts: artifacts
-                .iter()
-                .map(|a| RecordedArtifact {
-                    path: a.path.clone(),
-                    kind: a.kind.to_string(),
-                    rows: a.rows,
-                    bytes: a.bytes,
-                })
-                .collect(),
+            artifacts: artifacts.to_vec(),
             rejected: self.source.rejected(),
             rejects: self.source.reject_file(),
         };

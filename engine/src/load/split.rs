@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
+use ferry_connectors::pg::artifacts::ArtifactFile;
 use ferry_connectors::pg::load::{
     Begin, CopyChunk, InputIdentity, LoadRequest, LoadSession, Outcome, OutputColumn, PreviousLoad,
     plan_output,
@@ -16,6 +17,7 @@ use ferry_connectors::pg::{
     BinaryEncoder, CopyFormat, LoadMode, PgConfig, PgError, PgType, QualifiedName,
 };
 use ferry_connectors::store::Checksum;
+use ferry_connectors::work::FileKind;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -24,7 +26,7 @@ use crate::spec::DatasetSpec;
 
 use super::pipeline::{Stop, pipeline};
 use super::prepare::prepare;
-use super::{LoadOptions, LoadReport, default_streams, describe_previous};
+use super::{LoadOptions, LoadReport, LoadStatus, default_streams, describe_previous};
 
 /// The file the transform step leaves for sql-processor in the job folder.
 pub const TRANSFORM_REPORT: &str = "transform.json";
@@ -40,19 +42,6 @@ pub struct EncodedColumn {
     pub nullable: bool,
     /// The PostgreSQL type the binary values were encoded for.
     pub pg: String,
-}
-
-/// One artifact file, as recorded in `transform.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecordedArtifact {
-    /// Where transform wrote it (inside the job folder).
-    pub path: PathBuf,
-    /// `sql`, `pgcopy` or `driver`.
-    pub kind: String,
-    /// Rows it holds.
-    pub rows: u64,
-    /// Its size in bytes (sql-processor reports what it loaded from these).
-    pub bytes: u64,
 }
 
 /// `transform.json`: what the transform step wrote, so sql-processor (another
@@ -86,7 +75,7 @@ pub struct TransformReport {
     /// Seconds taken.
     pub seconds: f64,
     /// Every artifact, in load order, with its rows and size.
-    pub artifacts: Vec<RecordedArtifact>,
+    pub artifacts: Vec<ArtifactFile>,
     /// Input rows set aside under the dataset's error policy.
     #[serde(default)]
     pub rejected: u64,
@@ -196,10 +185,10 @@ pub async fn load_artifacts(
         });
     }
     let (kind, format) = match from {
-        ArtifactSource::Pgcopy => ("pgcopy", CopyFormat::Binary),
-        ArtifactSource::Sql => ("sql", CopyFormat::Text),
+        ArtifactSource::Pgcopy => (FileKind::Pgcopy, CopyFormat::Binary),
+        ArtifactSource::Sql => (FileKind::Sql, CopyFormat::Text),
     };
-    let parts: Vec<&RecordedArtifact> = t.artifacts.iter().filter(|a| a.kind == kind).collect();
+    let parts: Vec<&ArtifactFile> = t.artifacts.iter().filter(|a| a.kind == kind).collect();
     if parts.is_empty() {
         return Err(FerryError::Usage(format!(
             "{}: the transform step wrote no .{kind} files",
@@ -249,7 +238,7 @@ pub async fn load_artifacts(
         rejects: t.rejects.clone(),
     };
     let session = match LoadSession::begin(pg, request).await? {
-        Begin::AlreadyLoaded(prev) => return Ok(report("skipped", 0, false, Some(prev))),
+        Begin::AlreadyLoaded(prev) => return Ok(report(LoadStatus::Skipped, 0, false, Some(prev))),
         Begin::Ready(s) => s,
     };
     // The binary values were encoded for the types recorded; the target
@@ -314,8 +303,10 @@ pub async fn load_artifacts(
     };
     match feed.await {
         Ok(Some(rows)) => match session.finish(rows).await? {
-            Outcome::Loaded { rows, created } => Ok(report("loaded", rows, created, None)),
-            Outcome::AlreadyLoaded(prev) => Ok(report("skipped", 0, false, Some(prev))),
+            Outcome::Loaded { rows, created } => {
+                Ok(report(LoadStatus::Loaded, rows, created, None))
+            }
+            Outcome::AlreadyLoaded(prev) => Ok(report(LoadStatus::Skipped, 0, false, Some(prev))),
         },
         Ok(None) => match session.finish(0).await {
             Err(e) => Err(e.into()),

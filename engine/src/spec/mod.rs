@@ -225,6 +225,22 @@ pub struct TargetSpec {
     pub load_from: Option<crate::load::ArtifactSource>,
 }
 
+impl TargetSpec {
+    /// A target with only its table named, everything else the defaults
+    /// `dataset.toml` gives (append, created when missing).
+    pub fn named(table: String) -> TargetSpec {
+        TargetSpec {
+            table,
+            mode: default_mode(),
+            keys: Vec::new(),
+            create: true,
+            types: BTreeMap::new(),
+            column_names: ColumnNames::default(),
+            load_from: None,
+        }
+    }
+}
+
 /// `[target] column_names`: the table's column names.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ColumnNames {
@@ -299,7 +315,7 @@ fn default_mode() -> LoadMode {
     LoadMode::Append
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DatasetToml {
     #[serde(default)]
@@ -308,7 +324,9 @@ struct DatasetToml {
     source: SourceSpec,
     #[serde(default)]
     routing: RoutingSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     target: Option<TargetSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     convert: Option<ConvertSpec>,
     #[serde(default)]
     errors: ErrorsSpec,
@@ -432,6 +450,32 @@ impl DatasetSpec {
         };
         spec.validate(&toml_path)?;
         Ok(spec)
+    }
+
+    /// The spec as `dataset.toml` text: what a one-off job pins, since its
+    /// spec may come from flags (sniffed, or a spec folder with overrides)
+    /// rather than from a folder as it is.
+    pub fn to_toml(&self) -> Result<String, SpecError> {
+        let doc = DatasetToml {
+            dataset: DatasetSection {
+                name: Some(self.name.clone()),
+                description: self.description.clone(),
+            },
+            // The sample is for `spec check` in the spec folder; a copy
+            // elsewhere has none to name.
+            source: SourceSpec {
+                sample: None,
+                ..self.source.clone()
+            },
+            routing: self.routing.clone(),
+            target: self.target.clone(),
+            convert: self.convert.clone(),
+            errors: self.errors.clone(),
+        };
+        toml::to_string(&doc).map_err(|e| SpecError {
+            location: self.name.clone(),
+            message: format!("cannot be written as TOML: {e}"),
+        })
     }
 
     /// A spec for `ferry load --input … --table …` without a spec folder.
@@ -643,6 +687,35 @@ mod tests {
         if let Some(sql) = sql {
             std::fs::write(dir.join("transform.sql"), sql).unwrap();
         }
+    }
+
+    /// A one-off job pins its spec as `to_toml` writes it: the text must
+    /// load back as the same spec, for every shipped dataset (loader and
+    /// converter, declared columns, types, error policy).
+    #[test]
+    fn a_spec_written_as_toml_loads_back_the_same() {
+        let tmp = tempfile::tempdir().unwrap();
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sql");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&shipped).unwrap().flatten() {
+            if !entry.path().join("dataset.toml").is_file() {
+                continue;
+            }
+            let spec = DatasetSpec::load(&entry.path()).unwrap();
+            let copy = tmp.path().join(&spec.name);
+            write(&copy, &spec.to_toml().unwrap(), Some(&spec.transform_sql));
+            let back = DatasetSpec::load(&copy).unwrap();
+            let comparable = |s: &DatasetSpec| {
+                let mut s = s.clone();
+                s.dir = None;
+                s.transform_path = PathBuf::new();
+                s.source.sample = None;
+                format!("{s:?}")
+            };
+            assert_eq!(comparable(&back), comparable(&spec), "{}", spec.name);
+            seen += 1;
+        }
+        assert!(seen >= 4, "the shipped specs: {seen}");
     }
 
     #[test]

@@ -4,10 +4,11 @@
 //! input and the artifacts: gigabytes for a large file. A succeeded job's
 //! folder is removed by its notify step (its artifacts are in the uploaded
 //! zip by then); a failed job's folder is kept for inspection and a re-run,
-//! for the retention period, and then removed here. The same sweep removes
-//! the folders `ferry load` and `ferry convert` leave (their artifacts and
-//! outputs, which no job record names) once they are older than the
-//! retention. A folder whose job is pending or running is never touched,
+//! for the retention period, and then removed here. A one-off job's folder
+//! (`ferry load`, `ferry convert`: the artifacts and reports its user asked
+//! for) is kept for the retention period whether it succeeded or not, and
+//! so are folders no job record names (left by ferry before one-off runs
+//! were jobs), judged by their run stamp. A folder whose job is pending or running is never touched,
 //! whatever its age: on shared storage (EFS) another worker may be in it.
 
 use std::path::{Path, PathBuf};
@@ -107,9 +108,9 @@ enum Verdict {
 }
 
 /// Removes the job folders under `work` that are done with: succeeded
-/// jobs' at once, failed jobs' and job-less ones (`ferry load`, `ferry
-/// convert`) once `older_than` has passed since the job last changed (or
-/// since the folder's newest run stamp). Entries that are not job folders
+/// jobs' at once, failed and one-off jobs' (`ferry load`, `ferry convert`)
+/// and job-less ones once `older_than` has passed since the job last
+/// changed (or since the folder's newest run stamp). Entries that are not job folders
 /// (the SQLite job store, `events.jsonl`) are left alone.
 pub async fn sweep(
     work: &Path,
@@ -141,8 +142,8 @@ pub async fn sweep(
         let verdict = match job {
             Some(j) => match j.status {
                 JobStatus::Pending | JobStatus::Running => Verdict::Active,
-                JobStatus::Succeeded => Verdict::Remove,
-                JobStatus::Failed => {
+                JobStatus::Succeeded if j.origin.is_none() => Verdict::Remove,
+                JobStatus::Succeeded | JobStatus::Failed => {
                     let changed = DateTime::parse_from_rfc3339(&j.updated_at)
                         .map(|t| t.with_timezone(&Utc))
                         .unwrap_or(now);

@@ -23,7 +23,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use ferry_connectors::jobs::{self, Job, JobError, JobStore, JobStoreError, StepRecord};
+use ferry_connectors::jobs::{
+    self, Job, JobError, JobStore, JobStoreError, Origin, StepRecord, Workflow,
+};
 use ferry_connectors::notify::Notifier;
 use ferry_connectors::pg::PgConfig;
 use ferry_connectors::pg::artifacts::ArtifactKinds;
@@ -61,6 +63,37 @@ pub struct Settings {
     /// before another worker may take it over (see [`jobs::is_stale`]);
     /// workers renew it every quarter of this while a step runs.
     pub lease: std::time::Duration,
+    /// Where convert writes (`ferry convert --output`, or beside the input);
+    /// `None`: the job's output folder, which upload archives.
+    pub convert_output: Option<PathBuf>,
+}
+
+impl Settings {
+    /// The defaults `ferry run` starts from, in `work_dir`: every artifact
+    /// in 256 MiB parts, streams by load mode, the ledger respected, a
+    /// 15-minute lease, outputs beside the working storage.
+    pub fn new(work_dir: PathBuf) -> Settings {
+        let output = work_dir
+            .parent()
+            .map_or_else(|| work_dir.join("output"), |p| p.join("output"))
+            .display()
+            .to_string();
+        Settings {
+            work_dir,
+            output,
+            streams: None,
+            artifacts: ArtifactKinds {
+                sql: true,
+                pgcopy: true,
+            },
+            part_bytes: 256 << 20,
+            force: false,
+            progress: false,
+            from: ArtifactSource::Pgcopy,
+            lease: std::time::Duration::from_secs(15 * 60),
+            convert_output: None,
+        }
+    }
 }
 
 /// Everything steps need: settings, the job store, the notifier, the
@@ -112,12 +145,53 @@ pub fn job_error(step: Step, e: &FerryError) -> JobError {
 }
 
 impl Runtime {
+    /// The runtime of a one-off command (`ferry load`, `ferry convert`):
+    /// `spec`, built by the command, is its only spec; its job goes into
+    /// `store` and its event into `<work-dir>/events.jsonl`, as `ferry run`'s
+    /// do by default.
+    pub async fn one_off(
+        settings: Settings,
+        store: Arc<dyn JobStore>,
+        spec: DatasetSpec,
+        pg: Option<PgConfig>,
+    ) -> Result<Runtime, FerryError> {
+        let notifier = ferry_connectors::notify::open(None, &settings.work_dir).await?;
+        Ok(Runtime {
+            settings,
+            store,
+            notifier,
+            routes: Routes::one(spec),
+            pg,
+            fetched_specs: None,
+        })
+    }
+
     /// The job's dataset spec: the copy create-job pinned in its folder, or
     /// (a job created before specs were pinned) the specs folder's current one.
     pub(crate) fn spec(&self, job: &Job) -> Result<Cow<'_, DatasetSpec>, FerryError> {
         let name = job.dataset.as_deref().ok_or_else(|| {
             FerryError::Route(format!("job {} was not routed to a dataset", job.job_id))
         })?;
+        // A one-off job runs in the process that built its spec: that spec
+        // names the user's own files in its messages (the pinned copy is the
+        // record of what ran). A spec built from flags for an S3 object is
+        // completed from the staged object, which the command could not read.
+        if job.origin.is_some()
+            && let Some(spec) = self.routes.get(name)
+        {
+            return match steps::output::<steps::download::Output>(job, Step::Download) {
+                Some(staged) if spec.dir.is_none() => {
+                    let mut spec = spec.clone();
+                    let input = crate::source::Input {
+                        path: PathBuf::from(staged.input_path),
+                        display: job.input.uri.clone(),
+                    };
+                    crate::sniff::complete_source(&mut spec.source, &input)?;
+                    Ok(Cow::Owned(spec))
+                }
+                _ => Ok(Cow::Borrowed(spec)),
+            };
+        }
         let pinned = self.job_dir(job)?.spec();
         if pinned.join("dataset.toml").is_file() {
             return Ok(Cow::Owned(DatasetSpec::load(&pinned)?));
@@ -217,9 +291,15 @@ impl Runtime {
                     .await
             }
             Err(e) => {
+                // The step's error is the one to report, even when recording
+                // it fails too (a full disk holding the job store fails both).
                 let err = job_error(step, &e);
-                self.record(job_id, step, &started_at, started, Err(err))
-                    .await?;
+                if let Err(r) = self
+                    .record(job_id, step, &started_at, started, Err(err))
+                    .await
+                {
+                    tracing::error!(job_id, step = step.name(), error = %r, "could not record the step's failure");
+                }
                 Err(e)
             }
         }
@@ -272,21 +352,44 @@ impl Runtime {
         if !admission.run {
             return Ok(admission);
         }
-        let job_id = admission.job.job_id.clone();
-        for &step in Step::in_process(admission.job.workflow.unwrap_or_default()) {
-            if let Err(e) = self.run_step(&job_id, step).await {
-                if let Err(n) = self.notify(&job_id, Some(job_error(step, &e))).await {
-                    tracing::error!(job_id = %job_id, error = %n, "could not send the failure event");
-                }
-                return Err(e);
-            }
-        }
-        let job = self.notify(&job_id, None).await?;
+        let steps = Step::in_process(admission.job.workflow.unwrap_or_default());
+        let job = self.run_steps(&admission.job.job_id, steps).await?;
         Ok(Admission {
             job,
             run: true,
             duplicate: admission.duplicate,
         })
+    }
+
+    /// Runs a one-off command's job in this process (`ferry load`, `ferry
+    /// convert`): create-job with the command's spec, `steps` (the
+    /// workflow's, less what the command leaves out: the upload of a load,
+    /// the validation of `--no-validate`), then notify. The same steps as
+    /// every job; only the choice of them differs.
+    pub async fn run_one_off(
+        &self,
+        trigger: &Trigger,
+        spec: &DatasetSpec,
+        workflow: Workflow,
+        origin: Origin,
+        steps: &[Step],
+    ) -> Result<Job, FerryError> {
+        let admission = self.create_one_off(trigger, spec, workflow, origin).await?;
+        self.run_steps(&admission.job.job_id, steps).await
+    }
+
+    /// Runs `steps` of a created job in order, then notify; when a step
+    /// fails, its failure is recorded and notified, and returned.
+    async fn run_steps(&self, job_id: &str, steps: &[Step]) -> Result<Job, FerryError> {
+        for &step in steps {
+            if let Err(e) = self.run_step(job_id, step).await {
+                if let Err(n) = self.notify(job_id, Some(job_error(step, &e))).await {
+                    tracing::error!(job_id = %job_id, error = %n, "could not send the failure event");
+                }
+                return Err(e);
+            }
+        }
+        self.notify(job_id, None).await
     }
 
     /// The task output a state machine passes on: the job's identity and

@@ -97,6 +97,16 @@ impl Routes {
         }
     }
 
+    /// Routes that hold one spec and route no key to it: a one-off job's
+    /// (`ferry load`, `ferry convert`), whose spec comes from the command
+    /// line rather than from a routing glob.
+    pub fn one(spec: DatasetSpec) -> Routes {
+        Routes {
+            dir: spec.dir.clone().unwrap_or_default(),
+            entries: vec![(spec, GlobSet::empty())],
+        }
+    }
+
     /// A dataset by name.
     pub fn get(&self, name: &str) -> Option<&DatasetSpec> {
         self.entries.iter().map(|(s, _)| s).find(|s| s.name == name)

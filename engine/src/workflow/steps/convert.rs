@@ -52,7 +52,10 @@ impl Runtime {
                 path: PathBuf::from(staged_input(job)?),
                 display: job.input.uri.clone(),
             },
-            output: dir.output().join(name),
+            output: match &self.settings.convert_output {
+                Some(path) => path.clone(),
+                None => dir.output().join(name),
+            },
             format,
             table,
             progress: self.settings.progress,
@@ -63,8 +66,6 @@ impl Runtime {
 
     pub(crate) async fn convert(&self, job: &Job) -> Result<Outcome, FerryError> {
         let (req, _) = self.convert_request(job)?;
-        std::fs::create_dir_all(self.job_dir(job)?.output())
-            .map_err(|e| FerryError::io("creating the output folder", e))?;
         let r = convert(&req).await?;
         let (rejected_rows, rejects) = rejects(r.rejected, r.rejects.as_deref());
         let output = Output {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use ferry_connectors::jobs::{self, Created, Job, JobStatus, JobStoreError};
+use ferry_connectors::jobs::{self, Created, Job, JobStatus, JobStoreError, Origin, Workflow};
 use ferry_connectors::work::JobDir;
 use serde::{Deserialize, Serialize};
 
@@ -34,23 +34,52 @@ impl Runtime {
     /// re-run of a failed job gets a fresh run folder. An object no dataset
     /// routes becomes a failed job with its event sent, and an error.
     pub async fn create_job(&self, trigger: &Trigger) -> Result<Admission, FerryError> {
+        let routed = self.routes.route(&trigger.key);
+        let workflow = routed.as_ref().ok().map(|s| s.routing.workflow);
+        self.admit(trigger, routed, workflow, None).await
+    }
+
+    /// create-job for a one-off command (`ferry load`, `ferry convert`): the
+    /// spec is the one the command built (the runtime's only one, see
+    /// [`Routes::one`](crate::workflow::route::Routes::one)), and every
+    /// invocation is a job of its own (the ledger, not the job store, says
+    /// whether the input is loaded already).
+    pub async fn create_one_off(
+        &self,
+        trigger: &Trigger,
+        spec: &DatasetSpec,
+        workflow: Workflow,
+        origin: Origin,
+    ) -> Result<Admission, FerryError> {
+        self.admit(trigger, Ok(spec), Some(workflow), Some(origin))
+            .await
+    }
+
+    async fn admit(
+        &self,
+        trigger: &Trigger,
+        routed: Result<&DatasetSpec, FerryError>,
+        workflow: Option<Workflow>,
+        origin: Option<Origin>,
+    ) -> Result<Admission, FerryError> {
         let started = Instant::now();
         let started_at = jobs::now();
-        let routed = self.routes.route(&trigger.key);
-        let (dataset, workflow) = match &routed {
-            Ok(spec) => (Some(spec.name.clone()), Some(spec.routing.workflow)),
-            Err(_) => (None, None),
-        };
+        let dataset = routed.as_ref().ok().map(|s| s.name.clone());
         let job_id = uuid::Uuid::now_v7().to_string();
         let dir = JobDir::new(&self.settings.work_dir, &job_id, &run_stamp())?;
-        let candidate = jobs::new_job(
+        let key = match origin {
+            None => trigger.idempotency_key(),
+            Some(o) => format!("{}#{o}={job_id}", trigger.idempotency_key()),
+        };
+        let mut candidate = jobs::new_job(
             trigger.input.clone(),
-            trigger.idempotency_key(),
+            key,
             dataset,
             workflow,
             dir.root().display().to_string(),
             job_id,
         );
+        candidate.origin = origin;
         let created = self.store.create(&candidate).await?;
         let duplicate = matches!(created, Created::Existing(_));
         let job = created.job().clone();
@@ -108,7 +137,10 @@ impl Runtime {
             Some(d) => d.clone(),
             None => JobDir::existing(&self.settings.work_dir, &claimed.dir)?,
         };
-        let (pinned, spec_hash) = pin_spec(spec, &run_dir)?;
+        let (pinned, spec_hash) = match origin {
+            None => pin_spec(spec, &run_dir)?,
+            Some(_) => pin_effective(spec, &run_dir)?,
+        };
         let output = Output {
             spec: pinned.display().to_string(),
             spec_hash,
@@ -163,6 +195,27 @@ impl Runtime {
         self.notify(&job.job_id, Some(err)).await?;
         Err(e)
     }
+}
+
+/// Writes a one-off job's spec, as it runs, into its run folder: the
+/// command's flags may have built it or changed a spec folder's, so a copy
+/// of the files would not say what ran. Returns the folder and a hash.
+fn pin_effective(spec: &DatasetSpec, run: &JobDir) -> Result<(PathBuf, String), FerryError> {
+    let to = run.spec();
+    std::fs::create_dir_all(&to)
+        .map_err(|e| FerryError::io(format!("creating {}", to.display()), e))?;
+    let mut hash = xxhash_rust::xxh3::Xxh3::new();
+    for (name, text) in [
+        ("dataset.toml", spec.to_toml()?),
+        ("transform.sql", spec.transform_sql.clone()),
+    ] {
+        hash.update(name.as_bytes());
+        hash.update(text.as_bytes());
+        let path = to.join(name);
+        std::fs::write(&path, text)
+            .map_err(|e| FerryError::io(format!("writing {}", path.display()), e))?;
+    }
+    Ok((to, format!("{:032x}", hash.digest128())))
 }
 
 /// Copies the spec a job was routed with into its run folder (see

@@ -39,9 +39,9 @@ impl Runtime {
                 let job = self
                     .record(job_id, Step::Notify, &started_at, started, Ok(outcome))
                     .await?;
-                if job.status == JobStatus::Succeeded {
+                if job.status == JobStatus::Succeeded && job.origin.is_none() {
                     // Done with: the artifacts are in the uploaded zip. (A failed job's
-                    // folder stays for the retention period; see gc.)
+                    // folder, and a one-off job's, stay for the retention period; see gc.)
                     let folder = self.settings.work_dir.join(&job.job_id);
                     if let Err(e) = gc::remove(&folder) {
                         tracing::warn!(job_id, error = %e, "could not remove the succeeded job's folder; `ferry jobs gc` will");

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::download::staged_input;
 use super::{Outcome, rejects};
 use crate::error::FerryError;
-use crate::load::{LoadReport, load, load_artifacts};
+use crate::load::{LOAD_REPORT, LoadReport, LoadStatus, load, load_artifacts};
 use crate::workflow::Runtime;
 
 /// What sql-processor (and the fused step) records.
@@ -18,7 +18,7 @@ pub struct Output {
     /// The table loaded.
     pub target: String,
     /// `loaded`, or `skipped` when the ledger has the input.
-    pub load: String,
+    pub load: LoadStatus,
     /// Rows the error policy set aside.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rejected_rows: Option<u64>,
@@ -38,7 +38,7 @@ impl Output {
         let (rejected_rows, rejects) = rejects(r.rejected, r.rejects.as_deref());
         Output {
             target: r.target.clone(),
-            load: r.status.to_string(),
+            load: r.status,
             rejected_rows,
             rejects,
             previous_load: r.previous_job.clone(),
@@ -60,6 +60,7 @@ impl Runtime {
             self.settings.force,
         )
         .await?;
+        keep_report(&r)?;
         let output = Output::of(&r, Some(from.as_str()));
         Outcome::new(Some(r.rows), Some(r.input_bytes), &output)
     }
@@ -68,6 +69,16 @@ impl Runtime {
         let spec = self.spec(job)?;
         let input = staged_input(job)?;
         let r = load(&spec, &input, self.pg()?, &self.load_options(job)?).await?;
+        keep_report(&r)?;
         Outcome::new(Some(r.rows), Some(r.input_bytes), &Output::of(&r, None))
     }
+}
+
+/// Writes the load's whole report into its run folder (`load.json`): the
+/// job record keeps a summary, `ferry load` prints this.
+fn keep_report(r: &LoadReport) -> Result<(), FerryError> {
+    let path = r.job_dir.join(LOAD_REPORT);
+    let json = serde_json::to_vec_pretty(r).map_err(|e| FerryError::Internal(e.to_string()))?;
+    std::fs::write(&path, json)
+        .map_err(|e| FerryError::io(format!("writing {}", path.display()), e))
 }
