@@ -243,6 +243,7 @@ pub async fn run(args: ConvertArgs, interactive: bool) -> Result<Done, FerryErro
         None => spec.target = Some(TargetSpec::named(table.to_string())),
     }
     spec.convert = Some(cspec);
+    spec.routing.workflow = Workflow::Converter;
     let validating = !args.no_validate && step != Some("convert");
     let converting = step != Some("validate");
     let steps: Vec<Step> = [
@@ -259,13 +260,7 @@ pub async fn run(args: ConvertArgs, interactive: bool) -> Result<Done, FerryErro
     let trigger = Trigger::from_uri(args.input()).await?;
     let runtime = Runtime::one_off(settings, store, spec.clone(), None).await?;
     let ran = runtime
-        .run_one_off(
-            &trigger,
-            &spec,
-            Workflow::Converter,
-            Origin::Convert,
-            &steps,
-        )
+        .run_one_off(&trigger, &spec, Origin::Convert, &steps)
         .await;
     let invalid = match ran {
         Ok(_) => false,

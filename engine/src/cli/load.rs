@@ -165,7 +165,6 @@ pub async fn run(args: LoadArgs, interactive: bool) -> Result<Done, FerryError> 
         .run_one_off(
             &trigger,
             &spec,
-            Workflow::Loader,
             Origin::Load,
             &[Step::Download, Step::TransformAndLoad],
         )
@@ -270,6 +269,8 @@ fn spec_of(args: &LoadArgs) -> Result<DatasetSpec, FerryError> {
         (None, None) => {}
     }
     args.limits.apply(&mut spec)?;
+    // What the job runs, whatever workflow the spec routes its objects to.
+    spec.routing.workflow = Workflow::Loader;
     Ok(spec)
 }
 

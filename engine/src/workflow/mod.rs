@@ -23,9 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use ferry_connectors::jobs::{
-    self, Job, JobError, JobStore, JobStoreError, Origin, StepRecord, Workflow,
-};
+use ferry_connectors::jobs::{self, Job, JobError, JobStore, JobStoreError, Origin, StepRecord};
 use ferry_connectors::notify::Notifier;
 use ferry_connectors::pg::PgConfig;
 use ferry_connectors::pg::artifacts::ArtifactKinds;
@@ -370,11 +368,10 @@ impl Runtime {
         &self,
         trigger: &Trigger,
         spec: &DatasetSpec,
-        workflow: Workflow,
         origin: Origin,
         steps: &[Step],
     ) -> Result<Job, FerryError> {
-        let admission = self.create_one_off(trigger, spec, workflow, origin).await?;
+        let admission = self.create_one_off(trigger, spec, origin).await?;
         self.run_steps(&admission.job.job_id, steps).await
     }
 

@@ -25,7 +25,7 @@ pub struct Output {
     /// The dataset the input was routed to.
     pub dataset: String,
     /// Its workflow (`loader` or `converter`).
-    pub workflow: String,
+    pub workflow: Workflow,
 }
 
 impl Runtime {
@@ -41,16 +41,17 @@ impl Runtime {
 
     /// create-job for a one-off command (`ferry load`, `ferry convert`): the
     /// spec is the one the command built (the runtime's only one, see
-    /// [`Routes::one`](crate::workflow::route::Routes::one)), and every
+    /// [`Routes::one`](crate::workflow::route::Routes::one)) and names the
+    /// workflow, and every
     /// invocation is a job of its own (the ledger, not the job store, says
     /// whether the input is loaded already).
     pub async fn create_one_off(
         &self,
         trigger: &Trigger,
         spec: &DatasetSpec,
-        workflow: Workflow,
         origin: Origin,
     ) -> Result<Admission, FerryError> {
+        let workflow = spec.routing.workflow;
         self.admit(trigger, Ok(spec), Some(workflow), Some(origin))
             .await
     }
@@ -145,7 +146,7 @@ impl Runtime {
             spec: pinned.display().to_string(),
             spec_hash,
             dataset: claimed.dataset.clone().unwrap_or_default(),
-            workflow: claimed.workflow.map(|w| w.to_string()).unwrap_or_default(),
+            workflow: claimed.workflow.unwrap_or_default(),
         };
         let job = self
             .record(

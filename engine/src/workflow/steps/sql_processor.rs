@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::download::staged_input;
 use super::{Outcome, rejects};
 use crate::error::FerryError;
-use crate::load::{LOAD_REPORT, LoadReport, LoadStatus, load, load_artifacts};
+use crate::load::{ArtifactSource, LOAD_REPORT, LoadReport, LoadStatus, load, load_artifacts};
 use crate::workflow::Runtime;
 
 /// What sql-processor (and the fused step) records.
@@ -30,11 +30,11 @@ pub struct Output {
     pub previous_load: Option<String>,
     /// What sql-processor loaded: `pgcopy` or `sql` (not the fused step).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub from: Option<String>,
+    pub from: Option<ArtifactSource>,
 }
 
 impl Output {
-    fn of(r: &LoadReport, from: Option<&str>) -> Output {
+    fn of(r: &LoadReport, from: Option<ArtifactSource>) -> Output {
         let (rejected_rows, rejects) = rejects(r.rejected, r.rejects.as_deref());
         Output {
             target: r.target.clone(),
@@ -42,7 +42,7 @@ impl Output {
             rejected_rows,
             rejects,
             previous_load: r.previous_job.clone(),
-            from: from.map(str::to_string),
+            from,
         }
     }
 }
@@ -61,7 +61,7 @@ impl Runtime {
         )
         .await?;
         keep_report(&r)?;
-        let output = Output::of(&r, Some(from.as_str()));
+        let output = Output::of(&r, Some(from));
         Outcome::new(Some(r.rows), Some(r.input_bytes), &output)
     }
 
