@@ -130,7 +130,7 @@ pub fn complete_source(
         return Ok(None);
     }
     let compression = source.compression.resolve(Path::new(&input.path));
-    let lines = first_lines(input, compression, 200)?;
+    let lines = first_lines(input, compression, source.text_encoding(), 200)?;
     let base = CsvDialect {
         delimiter: if format == Format::Tsv { b'\t' } else { b',' },
         ..CsvDialect::default()

@@ -196,6 +196,13 @@ fn drifting_json(drift: bool) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// `text` in UTF-16LE, after a byte-order mark when `bom`.
+fn utf16(bom: bool, text: &str) -> Vec<u8> {
+    let mut out = if bom { vec![0xFF, 0xFE] } else { Vec::new() };
+    out.extend(text.encode_utf16().flat_map(|u| u.to_le_bytes()));
+    out
+}
+
 /// Flips the bytes of `range` (the file keeps its size and magic).
 fn corrupt(mut bytes: Vec<u8>, range: std::ops::Range<usize>) -> Vec<u8> {
     for b in &mut bytes[range] {
@@ -214,6 +221,13 @@ fn cases() -> Vec<Case> {
     let pq = parquet();
     let ipc = arrow_ipc();
     let ndjson = || "[source]\nformat = \"ndjson\"\n".to_string();
+    let encoded = |label: &str| {
+        two().replacen(
+            "header = true\n",
+            &format!("header = true\nencoding = \"{label}\"\n"),
+            1,
+        )
+    };
     let declared = |format: &str, name: &str, ty: &str| {
         format!(
             "[source]\nformat = \"{format}\"\n[[source.columns]]\nname = \"{name}\"\ntype = \"{ty}\"\n"
@@ -436,7 +450,74 @@ fn cases() -> Vec<Case> {
             "latin1.csv",
             b"id,s\n1,caf\xe9\n",
             two(),
-            fails(3, &["latin1.csv:2", "invalid UTF-8", "e9", "iconv"]),
+            fails(3, &["latin1.csv:2", "invalid UTF-8", "e9", "encoding = \"windows-1252\""]),
+        ),
+        // Declared encodings: decoded to UTF-8 as read; a BOM decides the
+        // UTF-16 byte order; a sequence the encoding does not allow is a bad
+        // row on its line.
+        case(
+            "latin1_declared",
+            "latin1_declared.csv",
+            b"id,s\n1,caf\xe9\n2,\x80 5\n",
+            encoded("latin1"),
+            Expect::Loads(
+                2,
+                Some(("SELECT string_agg(s, ',' ORDER BY id) FROM {t}", "café,€ 5")),
+            ),
+        ),
+        case(
+            "utf16_bom",
+            "utf16_bom.csv",
+            &utf16(true, "id,s\r\n1,é\r\n2,😀\r\n"),
+            encoded("utf-16"),
+            Expect::Loads(
+                2,
+                Some(("SELECT string_agg(s, ',' ORDER BY id) FROM {t}", "é,😀")),
+            ),
+        ),
+        case(
+            "utf16_unpaired_surrogate",
+            "utf16_unpaired_surrogate.csv",
+            &[utf16(false, "id,s\n1,a\n2,"), vec![0x00, 0xD8], utf16(false, "b\n")].concat(),
+            encoded("utf-16le"),
+            fails(3, &["utf16_unpaired_surrogate.csv:3", "not valid UTF-16LE"]),
+        ),
+        case(
+            "utf16_unpaired_surrogate_rejected",
+            "utf16_unpaired_surrogate_rejected.csv",
+            &[utf16(false, "id,s\n1,a\n2,"), vec![0x00, 0xD8], utf16(false, "b\n3,c\n")].concat(),
+            format!("{}[errors]\nmax_bad_rows = 1\n", encoded("utf-16le")),
+            Expect::Rejects(2, vec![(3, None)]),
+        ),
+        // Local number and boolean forms, in a Windows-1252 export.
+        Case {
+            name: "german_export",
+            file: "german_export.csv".into(),
+            bytes: b"id;Betrag;aktiv;Datum;Notiz\n1;1.234,50;ja;31.12.2024;Gr\xfc\xdfe\n2;-0,25;nein;01.02.2024;\n3;7;ja;29.02.2024;x\n".to_vec(),
+            source: "[source]\nformat = \"csv\"\ndelimiter = \";\"\nencoding = \"windows-1252\"\ndecimal_separator = \",\"\nthousands_separator = \".\"\ntrue_values = [\"ja\"]\nfalse_values = [\"nein\"]\n[[source.columns]]\nname = \"Datum\"\ntype = \"date\"\nformat = \"%d.%m.%Y\"\n".into(),
+            target: "",
+            setup: None,
+            expect: Expect::Loads(
+                3,
+                Some((
+                    "SELECT string_agg(concat_ws('|', betrag, aktiv, datum, notiz, pg_typeof(betrag)), ',' ORDER BY id) FROM {t}",
+                    "1234.50|t|2024-12-31|Grüße|numeric,-0.25|f|2024-02-01|numeric,7.00|t|2024-02-29|x|numeric",
+                )),
+            ),
+        },
+        case(
+            "decimal_comma_refuses_a_point",
+            "decimal_comma_refuses_a_point.csv",
+            b"id;v\n1;2,5\n2;1.5\n",
+            "[source]\nformat = \"csv\"\ndelimiter = \";\"\ndecimal_separator = \",\"\n[[source.columns]]\nname = \"v\"\ntype = \"numeric(10,2)\"\n".into(),
+            fails(3, &["decimal_comma_refuses_a_point.csv:3", "\"1.5\"", "not a number"]),
+        ),
+        case(
+            "latin1_ndjson",
+            "latin1_ndjson.ndjson",
+            b"{\"id\":1,\"s\":\"caf\xe9\"}\n",
+            format!("{}encoding = \"windows-1252\"\n", ndjson()),
+            Expect::Loads(1, Some(("SELECT s FROM {t}", "café"))),
         ),
         case(
             "nul_byte",

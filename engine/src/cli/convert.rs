@@ -120,6 +120,16 @@ pub struct ConvertArgs {
     /// An unquoted input value that means NULL (without --dataset; repeatable).
     #[arg(long = "input-null", value_name = "TEXT")]
     input_nulls: Vec<String>,
+    /// The input's text encoding, e.g. windows-1252, latin1, utf-16 (without --dataset;
+    /// default utf-8).
+    #[arg(long, value_name = "LABEL")]
+    input_encoding: Option<String>,
+    /// The input's decimal separator, e.g. , for 1234,5 (without --dataset; default .).
+    #[arg(long, value_name = "CHAR")]
+    input_decimal_separator: Option<String>,
+    /// A thousands separator in the input's numbers, to drop (without --dataset).
+    #[arg(long, value_name = "CHAR")]
+    input_thousands_separator: Option<String>,
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
@@ -182,9 +192,12 @@ pub async fn run(args: ConvertArgs, interactive: bool) -> Result<Done, FerryErro
             if args.input_format.is_some()
                 || args.input_delimiter.is_some()
                 || !args.input_nulls.is_empty()
+                || args.input_encoding.is_some()
+                || args.input_decimal_separator.is_some()
+                || args.input_thousands_separator.is_some()
             {
                 return Err(FerryError::Usage(
-                    "--input-format, --input-delimiter and --input-null describe the input without a spec; with --dataset, set them in dataset.toml".into(),
+                    "--input-format, --input-delimiter, --input-null, --input-encoding and the --input-…-separator flags describe the input without a spec; with --dataset, set them in dataset.toml".into(),
                 ));
             }
             DatasetSpec::load(dir)?
@@ -195,9 +208,15 @@ pub async fn run(args: ConvertArgs, interactive: bool) -> Result<Done, FerryErro
                 delimiter: args.input_delimiter.clone(),
                 null: (!args.input_nulls.is_empty())
                     .then(|| NullMarkers::Many(args.input_nulls.clone())),
+                encoding: args.input_encoding.clone(),
+                decimal_separator: args.input_decimal_separator.clone(),
+                thousands_separator: args.input_thousands_separator.clone(),
                 max_record_size: args.limits.record_size(),
                 ..SourceSpec::default()
             };
+            // A label or separator that is wrong is refused before the file is read.
+            DatasetSpec::ad_hoc("input", source.clone(), None)
+                .validate(std::path::Path::new("(command line)"))?;
             // An S3 object is sniffed once the job has staged it.
             if let Some(path) = &local {
                 let input = Input {

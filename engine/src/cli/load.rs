@@ -95,6 +95,16 @@ pub struct LoadArgs {
     /// An unquoted value that means NULL (repeatable; default: the empty string).
     #[arg(long = "null", value_name = "TEXT")]
     nulls: Vec<String>,
+    /// The input's text encoding, e.g. windows-1252, latin1, utf-16 (without --dataset;
+    /// default utf-8).
+    #[arg(long, value_name = "LABEL")]
+    encoding: Option<String>,
+    /// The decimal separator of numbers, e.g. , for 1234,5 (without --dataset; default .).
+    #[arg(long, value_name = "CHAR")]
+    decimal_separator: Option<String>,
+    /// A thousands separator to drop, e.g. . for 1.234,5 (without --dataset).
+    #[arg(long, value_name = "CHAR")]
+    thousands_separator: Option<String>,
     #[command(flatten)]
     limits: Limits,
     /// Table column names: snake_case ("Customer ID" -> customer_id) or as-is; overrides
@@ -199,9 +209,12 @@ fn spec_of(args: &LoadArgs) -> Result<DatasetSpec, FerryError> {
                 || args.header
                 || args.no_header
                 || !args.nulls.is_empty()
+                || args.encoding.is_some()
+                || args.decimal_separator.is_some()
+                || args.thousands_separator.is_some()
             {
                 return Err(FerryError::Usage(
-                    "--format, --delimiter, --header/--no-header and --null describe the input without a spec; with --dataset, set them in dataset.toml".into(),
+                    "--format, --delimiter, --header/--no-header, --null, --encoding, --decimal-separator and --thousands-separator describe the input without a spec; with --dataset, set them in dataset.toml".into(),
                 ));
             }
             spec
@@ -221,9 +234,15 @@ fn spec_of(args: &LoadArgs) -> Result<DatasetSpec, FerryError> {
                     None
                 },
                 null: (!args.nulls.is_empty()).then(|| NullMarkers::Many(args.nulls.clone())),
+                encoding: args.encoding.clone(),
+                decimal_separator: args.decimal_separator.clone(),
+                thousands_separator: args.thousands_separator.clone(),
                 max_record_size: args.limits.record_size(),
                 ..SourceSpec::default()
             };
+            // A label or separator that is wrong is refused before the file is read.
+            DatasetSpec::ad_hoc(&table.name, source.clone(), None)
+                .validate(std::path::Path::new("(command line)"))?;
             // Sniff what the flags leave open, from the local file (S3 inputs
             // are sniffed after staging, inside the load).
             if let Location::Local(path) =

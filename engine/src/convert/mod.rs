@@ -423,6 +423,7 @@ async fn read_back(
                 path: req.output.clone(),
                 display,
                 compression,
+                encoding: crate::decode::Encoding::UTF8,
                 dialect: CsvDialect {
                     delimiter: o.delimiter,
                     quote: Some(o.quote),
@@ -431,6 +432,7 @@ async fn read_back(
                     header: o.header,
                     nulls: vec![o.null.clone().into_bytes()],
                     trailing_delimiter: false,
+                    locale: Default::default(),
                 },
                 schema: schema.clone(),
                 formats: vec![None; schema.fields().len()],
@@ -453,6 +455,7 @@ async fn read_back(
                 path: req.output.clone(),
                 display: input.display.clone(),
                 compression,
+                encoding: crate::decode::Encoding::UTF8,
                 schema: schema.clone(),
                 exact: vec![false; schema.fields().len()],
                 max_record: req.spec.source.max_record(),

@@ -85,9 +85,9 @@ pub enum DecodeError {
         /// 1-based line where the record starts.
         line: u64,
     },
-    /// Bytes that are not UTF-8.
+    /// Bytes that are not UTF-8 (the default encoding).
     #[error(
-        "{file}:{line}: invalid UTF-8 at byte offset {offset} (bytes {bytes}); ferry reads UTF-8 text: convert the file (e.g. iconv -f latin1 -t utf-8)"
+        "{file}:{line}: invalid UTF-8 at byte offset {offset} (bytes {bytes}); if the file is in another encoding, declare it: [source] encoding = \"windows-1252\" (or latin1, utf-16, …; --encoding without a spec)"
     )]
     Utf8 {
         /// Input file.
@@ -98,6 +98,18 @@ pub enum DecodeError {
         offset: u64,
         /// The offending bytes in hex.
         bytes: String,
+    },
+    /// Bytes the declared encoding does not allow.
+    #[error(
+        "{file}:{line}: a byte sequence that is not valid {encoding}; is [source] encoding right for this file?"
+    )]
+    Malformed {
+        /// Input file.
+        file: String,
+        /// 1-based line.
+        line: u64,
+        /// The declared encoding.
+        encoding: &'static str,
     },
     /// The file could not be read or decompressed.
     #[error("{file}: {what}: {source}")]

@@ -32,6 +32,7 @@ use super::compression::Compression;
 use super::csv::ReadCounters;
 use super::csv::infer::Inference;
 use super::csv::reader::CountingReader;
+use super::encoding::Encoding;
 use super::error::{DecodeError, show_value};
 use super::fit::{conform, is_number};
 use super::lines::{LineError, Lines};
@@ -53,6 +54,8 @@ pub struct JsonSource {
     pub display: String,
     /// Resolved codec.
     pub compression: Compression,
+    /// Text encoding (decoded to UTF-8 as read, unless UTF-8).
+    pub encoding: Encoding,
     /// Every column, with its final type.
     pub schema: SchemaRef,
     /// Per column: the type was inferred, so values must fit it exactly.
@@ -81,6 +84,7 @@ fn open_lines(
     path: &std::path::Path,
     display: &str,
     compression: Compression,
+    encoding: Encoding,
     max_record: usize,
     counters: Option<Arc<ReadCounters>>,
 ) -> Result<Lines<BufReader<Box<dyn Read + Send>>>, DecodeError> {
@@ -90,9 +94,11 @@ fn open_lines(
         Some(counters) => Box::new(CountingReader::new(file, counters)),
         None => Box::new(file),
     };
-    let reader = compression
-        .reader(counted)
-        .map_err(|e| DecodeError::io(display.to_string(), "cannot start decompressing", e))?;
+    let reader = encoding.wrap(
+        compression
+            .reader(counted)
+            .map_err(|e| DecodeError::io(display.to_string(), "cannot start decompressing", e))?,
+    );
     Ok(Lines::new(
         BufReader::with_capacity(1 << 20, reader),
         max_record,
@@ -131,10 +137,11 @@ pub fn infer_json(
     path: &std::path::Path,
     display: &str,
     compression: Compression,
+    encoding: Encoding,
     max_lines: usize,
     max_record: usize,
 ) -> Result<JsonInference, DecodeError> {
-    let mut lines = open_lines(path, display, compression, max_record, None)?;
+    let mut lines = open_lines(path, display, compression, encoding, max_record, None)?;
     let mut window = Vec::new();
     let mut starts = Vec::new();
     let mut line = Vec::new();
@@ -571,6 +578,7 @@ impl JsonSource {
             &self.path,
             &self.display,
             self.compression,
+            self.encoding,
             self.max_record,
             Some(self.counters.clone()),
         )?;

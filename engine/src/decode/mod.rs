@@ -6,6 +6,7 @@ pub mod blocking;
 pub mod compression;
 pub mod copy;
 pub mod csv;
+pub mod encoding;
 pub mod error;
 pub mod fit;
 pub mod json;
@@ -14,5 +15,6 @@ pub mod parse;
 pub mod reject;
 
 pub use compression::Compression;
+pub use encoding::Encoding;
 pub use error::DecodeError;
 pub use reject::{REJECTS_FILE, RejectSink, RejectedRow};

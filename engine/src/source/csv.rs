@@ -13,7 +13,7 @@ use crate::decode::csv::tokenize::{Records, Splitter, tokenize};
 use crate::decode::csv::{CsvDialect, CsvSource, CsvTable};
 use crate::decode::json;
 use crate::decode::lines::{LineError, Lines, reserve_record};
-use crate::decode::{Compression, DecodeError};
+use crate::decode::{Compression, DecodeError, Encoding};
 use crate::error::FerryError;
 use crate::format::Format;
 use crate::spec::SourceSpec;
@@ -52,6 +52,7 @@ impl FormatReader for Csv {
             path: input.path.clone(),
             display: input.display.clone(),
             compression,
+            encoding: spec.source.text_encoding(),
             dialect,
             schema: schema.clone(),
             formats,
@@ -86,6 +87,7 @@ pub struct CsvHead {
 pub fn read_csv_head(
     input: &Input,
     compression: Compression,
+    encoding: Encoding,
     dialect: &CsvDialect,
     max_records: usize,
     max_record: usize,
@@ -96,9 +98,11 @@ pub fn read_csv_head(
     let file = std::fs::File::open(&input.path).map_err(|e| io("cannot open", e))?;
     let mut reader = BufReader::with_capacity(
         1 << 20,
-        compression
-            .reader(file)
-            .map_err(|e| io("cannot decompress", e))?,
+        encoding.wrap(
+            compression
+                .reader(file)
+                .map_err(|e| io("cannot decompress", e))?,
+        ),
     );
     let mut buf = Vec::new();
     let mut splitter = Splitter::new(dialect);
@@ -162,7 +166,7 @@ pub fn read_csv_head(
                 );
                 skip = 1;
             }
-            inference = Some(Inference::new(fields));
+            inference = Some(Inference::new(fields).with_locale(dialect.locale.clone()));
         }
         if let Some(inf) = inference.as_mut() {
             let take = (records.len() - skip).min(max_records - sampled);
@@ -212,6 +216,7 @@ pub fn resolve_csv_schema(
     let head = read_csv_head(
         input,
         compression,
+        spec.text_encoding(),
         dialect,
         if all_declared { 1 } else { max },
         spec.max_record(),
@@ -311,14 +316,17 @@ const SAMPLE_LINE_BYTES: usize = 1 << 20;
 pub fn first_lines(
     input: &Input,
     compression: Compression,
+    encoding: Encoding,
     n: usize,
 ) -> Result<Vec<String>, FerryError> {
     let file = std::fs::File::open(&input.path)
         .map_err(|e| FerryError::io(format!("opening {}", input.display), e))?;
     let reader = BufReader::new(
-        compression
-            .reader(file)
-            .map_err(|e| FerryError::io("decompressing", e))?,
+        encoding.wrap(
+            compression
+                .reader(file)
+                .map_err(|e| FerryError::io("decompressing", e))?,
+        ),
     );
     let mut lines = Lines::new(reader, SAMPLE_LINE_BYTES);
     let mut line = Vec::new();
@@ -354,7 +362,15 @@ mod tests {
             header: false,
             ..CsvDialect::default()
         };
-        let head = read_csv_head(&input, Compression::None, &dialect, 100, 8 << 20).unwrap();
+        let head = read_csv_head(
+            &input,
+            Compression::None,
+            Encoding::UTF8,
+            &dialect,
+            100,
+            8 << 20,
+        )
+        .unwrap();
         assert_eq!((head.fields, head.sampled), (2, 3));
         assert_eq!(head.guesses[1].data_type, arrow::datatypes::DataType::Int64);
     }

@@ -53,6 +53,7 @@ fn register_json(
         &input.path,
         &input.display,
         compression,
+        spec.source.text_encoding(),
         spec.source.infer_limit(),
         max_record,
     )?;
@@ -76,6 +77,7 @@ fn register_json(
         path: input.path.clone(),
         display: input.display.clone(),
         compression,
+        encoding: spec.source.text_encoding(),
         schema: schema.clone(),
         exact,
         max_record,

@@ -339,7 +339,7 @@ pub async fn init(
         .unwrap_or_default();
     if format.is_delimited() || format == Format::Ndjson {
         let compression = source.compression.resolve(file);
-        let lines = crate::source::first_lines(&input, compression, 101)?;
+        let lines = crate::source::first_lines(&input, compression, source.text_encoding(), 101)?;
         let ext = match format {
             Format::Tsv => "tsv",
             Format::Ndjson => "ndjson",

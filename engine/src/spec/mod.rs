@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use ferry_connectors::pg::{LoadMode, PgType, QualifiedName};
 use serde::{Deserialize, Serialize};
 
-use crate::decode::Compression;
 use crate::decode::csv::CsvDialect;
+use crate::decode::{Compression, Encoding};
 use crate::format::Format;
 
 /// A spec problem, located as precisely as possible.
@@ -156,15 +156,35 @@ pub struct SourceSpec {
     /// Lines starting with this character are skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
-    /// Null marker(s), matched against unquoted fields (default `""`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Null marker(s), matched against unquoted fields (default `""`);
+    /// `null_values` is another name for it.
+    #[serde(
+        default,
+        alias = "null_values",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub null: Option<NullMarkers>,
     /// Every line ends with the delimiter (TPC-H `.tbl` files).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub trailing_delimiter: bool,
-    /// Text encoding; only UTF-8 is supported.
+    /// Text encoding (a WHATWG label: `utf-8`, `windows-1252`, `latin1`,
+    /// `utf-16`, …; default UTF-8), decoded to UTF-8 as read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoding: Option<String>,
+    /// The character between a number's integer and fractional parts
+    /// (default `.`; `,` for `1234,5`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decimal_separator: Option<String>,
+    /// A character that groups digits in threes and is dropped (`.` for
+    /// `1.234.567,5`; default none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thousands_separator: Option<String>,
+    /// Values that mean true, besides `true`/`t`/`yes`/`on`/`1` (exact, after trimming).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub true_values: Vec<String>,
+    /// Values that mean false, besides `false`/`f`/`no`/`off`/`0`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub false_values: Vec<String>,
     /// Records (csv) or objects (ndjson) sampled to infer types (default 10000; 0 = all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub infer_rows: Option<usize>,
@@ -390,6 +410,12 @@ fn single_char(
 }
 
 impl SourceSpec {
+    /// The input's text encoding (`encoding`, checked by `validate`; UTF-8
+    /// when unset).
+    pub fn text_encoding(&self) -> Encoding {
+        Encoding::of(self.encoding.as_deref())
+    }
+
     /// The longest record accepted, in bytes.
     pub fn max_record(&self) -> usize {
         let n = self
@@ -507,6 +533,13 @@ impl DatasetSpec {
                 ("source.comment", s.comment.is_some()),
                 ("source.null", s.null.is_some()),
                 ("source.trailing_delimiter", s.trailing_delimiter),
+                ("source.decimal_separator", s.decimal_separator.is_some()),
+                (
+                    "source.thousands_separator",
+                    s.thousands_separator.is_some(),
+                ),
+                ("source.true_values", !s.true_values.is_empty()),
+                ("source.false_values", !s.false_values.is_empty()),
                 (
                     "errors.max_bad_rows",
                     self.errors.max_bad_rows > 0 && s.format != Some(Format::Ndjson),
@@ -536,12 +569,14 @@ impl DatasetSpec {
             ));
         }
         if let Some(enc) = &s.encoding
-            && !matches!(enc.to_ascii_lowercase().as_str(), "utf-8" | "utf8")
+            && Encoding::for_label(enc).is_none()
         {
             return Err(SpecError::key(
                 file,
                 "source.encoding",
-                format!("{enc:?} is not supported: ferry reads UTF-8 (convert with iconv first)"),
+                format!(
+                    "{enc:?} is not an encoding ferry knows: use a WHATWG label such as \"utf-8\", \"windows-1252\", \"latin1\", \"iso-8859-15\", \"utf-16\" or \"shift_jis\""
+                ),
             ));
         }
         self.dialect_checked(file)?;
@@ -646,6 +681,16 @@ impl DatasetSpec {
             d.nulls = n.to_vec().into_iter().map(String::into_bytes).collect();
         }
         d.trailing_delimiter = s.trailing_delimiter;
+        if let Some(v) = &s.decimal_separator {
+            d.locale.decimal =
+                single_char(file, "source.decimal_separator", v, false)?.unwrap_or(b'.');
+        }
+        if let Some(v) = &s.thousands_separator {
+            d.locale.thousands = single_char(file, "source.thousands_separator", v, true)?;
+        }
+        let values = |v: &[String]| v.iter().map(|s| s.trim().as_bytes().to_vec()).collect();
+        d.locale.true_values = values(&s.true_values);
+        d.locale.false_values = values(&s.false_values);
         d.validate()
             .map_err(|m| SpecError::key(file, "source", m))?;
         Ok(d)

@@ -18,7 +18,7 @@ use super::super::parse::{
     parse_timestamp,
 };
 use super::super::reject::RejectedRow;
-use super::dialect::CsvDialect;
+use super::dialect::{CsvDialect, Locale};
 use super::tokenize::Tokens;
 
 /// Which file columns to decode and as what.
@@ -392,13 +392,64 @@ pub(crate) fn build_column<'a>(
     d: &CsvDialect,
     exact: bool,
 ) -> Result<ArrayRef, Failure> {
-    let result = build_typed(field, format, rows, get, d, exact);
+    let result = if d.locale.rewrites_numbers() && is_number(field.data_type()) {
+        // `1.234,5` → `1234.5`, then read as any number is.
+        let plain = PlainNumbers::read(rows, get, d);
+        let dialect = CsvDialect {
+            locale: Locale::default(),
+            ..d.clone()
+        };
+        build_typed(field, format, rows, |r| plain.get(r), &dialect, exact)
+    } else {
+        build_typed(field, format, rows, get, d, exact)
+    };
     if exact {
         // The type is ferry's guess from the first rows, not the user's
         // choice: say so, and how to choose.
         return result.map_err(|(r, reason, _)| (r, reason, INFERRED_HINT.to_string()));
     }
     result
+}
+
+/// Whether a column of this type is read as a number (and so follows
+/// `decimal_separator` and `thousands_separator`).
+fn is_number(t: &DataType) -> bool {
+    t.is_integer()
+        || t.is_floating()
+        || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..))
+}
+
+/// A column's fields with their numbers rewritten in PostgreSQL's form
+/// (NULL markers kept as they are).
+struct PlainNumbers {
+    bytes: Vec<u8>,
+    /// (start, end, quoted) of each row's field in `bytes`.
+    spans: Vec<(usize, usize, bool)>,
+}
+
+impl PlainNumbers {
+    fn read<'a>(rows: usize, get: impl Fn(usize) -> (&'a [u8], bool), d: &CsvDialect) -> Self {
+        let mut bytes = Vec::new();
+        let mut spans = Vec::with_capacity(rows);
+        let mut one = Vec::new();
+        for r in 0..rows {
+            let (field, quoted) = get(r);
+            let start = bytes.len();
+            if !quoted && d.is_null(field) {
+                bytes.extend_from_slice(field);
+            } else {
+                d.locale.plain_number(field, &mut one);
+                bytes.extend_from_slice(&one);
+            }
+            spans.push((start, bytes.len(), quoted));
+        }
+        PlainNumbers { bytes, spans }
+    }
+
+    fn get(&self, r: usize) -> (&[u8], bool) {
+        let (start, end, quoted) = self.spans[r];
+        (&self.bytes[start..end], quoted)
+    }
 }
 
 /// The hint for a value that does not fit a type ferry inferred.
@@ -446,13 +497,17 @@ fn build_typed<'a>(
                     valid.null(r);
                     continue;
                 }
-                let v = parse_bool(bytes).ok_or_else(|| {
-                    (
-                        r,
-                        "not a boolean (true/false, t/f, yes/no, on/off, 1/0)".to_string(),
-                        declare.to_string(),
-                    )
-                })?;
+                let v = d
+                    .locale
+                    .boolean(bytes)
+                    .or_else(|| parse_bool(bytes))
+                    .ok_or_else(|| {
+                        (
+                            r,
+                            "not a boolean (true/false, t/f, yes/no, on/off, 1/0, or the spec's true_values/false_values)".to_string(),
+                            declare.to_string(),
+                        )
+                    })?;
                 values.append(v);
                 valid.valid();
             }

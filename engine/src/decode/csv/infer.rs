@@ -7,7 +7,7 @@
 use arrow::datatypes::{DataType, TimeUnit};
 
 use super::super::parse::{parse_date, parse_f64, parse_i64, parse_time, parse_timestamp};
-use super::dialect::CsvDialect;
+use super::dialect::{CsvDialect, Locale};
 use super::tokenize::Tokens;
 
 const BOOL: u16 = 1;
@@ -67,18 +67,36 @@ pub struct Inference {
     nulls: Vec<usize>,
     /// Most integer digits and decimal places seen per column (plain decimals).
     digits: Vec<(usize, usize)>,
+    /// How the file writes numbers and booleans.
+    locale: Locale,
 }
 
-fn fits(bytes: &[u8]) -> u16 {
-    let mut c = 0;
+/// The types a value can be, reading numbers and booleans as `locale` writes them.
+fn fits(bytes: &[u8], locale: &Locale) -> u16 {
     let t = bytes.trim_ascii();
-    if t.eq_ignore_ascii_case(b"true")
+    let mut c = if t.eq_ignore_ascii_case(b"true")
         || t.eq_ignore_ascii_case(b"false")
         || t.eq_ignore_ascii_case(b"t")
         || t.eq_ignore_ascii_case(b"f")
+        || locale.boolean(t).is_some()
     {
-        c |= BOOL;
+        BOOL
+    } else {
+        0
+    };
+    if locale.rewrites_numbers() {
+        let mut plain = Vec::with_capacity(t.len());
+        locale.plain_number(t, &mut plain);
+        c |= number_fits(&plain);
+    } else {
+        c |= number_fits(t);
     }
+    c | other_fits(t)
+}
+
+/// The numeric types a trimmed value in PostgreSQL's form can be.
+fn number_fits(t: &[u8]) -> u16 {
+    let mut c = 0;
     let integer_like = !t.is_empty()
         && t.iter()
             .enumerate()
@@ -100,6 +118,12 @@ fn fits(bytes: &[u8]) -> u16 {
             None => FLOAT,
         };
     }
+    c
+}
+
+/// The date, time and UUID types a trimmed value can be.
+fn other_fits(t: &[u8]) -> u16 {
+    let mut c = 0;
     if t.len() >= 8 && t[0].is_ascii_digit() {
         if parse_date(t).is_some() {
             c |= DATE;
@@ -131,7 +155,14 @@ impl Inference {
             values: vec![0; columns],
             nulls: vec![0; columns],
             digits: vec![(0, 0); columns],
+            locale: Locale::default(),
         }
+    }
+
+    /// Reads numbers and booleans as `locale` writes them.
+    pub fn with_locale(mut self, locale: Locale) -> Self {
+        self.locale = locale;
+        self
     }
 
     /// Narrows candidates with the records in `range` (records with another
@@ -159,9 +190,16 @@ impl Inference {
         if self.candidates[c] == 0 {
             return;
         }
-        self.candidates[c] &= fits(bytes);
+        self.candidates[c] &= fits(bytes, &self.locale);
+        let mut plain = Vec::new();
+        let number = if self.locale.rewrites_numbers() {
+            self.locale.plain_number(bytes.trim_ascii(), &mut plain);
+            &plain
+        } else {
+            bytes.trim_ascii()
+        };
         if self.candidates[c] & DECIMAL != 0
-            && let Some((int, scale)) = decimal_shape(bytes.trim_ascii())
+            && let Some((int, scale)) = decimal_shape(number)
         {
             let d = &mut self.digits[c];
             *d = (d.0.max(int), d.1.max(scale));
@@ -177,7 +215,7 @@ impl Inference {
     /// (used to detect a header row).
     pub fn value_fits(&self, c: usize, bytes: &[u8]) -> bool {
         let cand = self.candidates[c];
-        cand == 0 || self.values[c] == 0 || (fits(bytes) & cand) != 0
+        cand == 0 || self.values[c] == 0 || (fits(bytes, &self.locale) & cand) != 0
     }
 
     /// Whether column `c` has a type more specific than text.

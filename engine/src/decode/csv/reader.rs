@@ -27,6 +27,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 
 use super::super::compression::Compression;
+use super::super::encoding::Encoding;
 use super::super::error::DecodeError;
 use super::super::json::line_error;
 use super::super::lines::{LineError, reserve_record};
@@ -56,6 +57,8 @@ pub struct CsvSource {
     pub display: String,
     /// Resolved codec.
     pub compression: Compression,
+    /// Text encoding (decoded to UTF-8 as read, unless UTF-8).
+    pub encoding: Encoding,
     /// Delimiter, quote, escape, header and NULL markers.
     pub dialect: CsvDialect,
     /// Every column of the file, in order.
@@ -201,7 +204,8 @@ impl CsvSource {
         // chunk's spare capacity as it is: behind a wrapper that has only
         // `read`, `read_to_end` zeroes every byte first (a memset of the whole
         // input). Its bytes are counted here instead.
-        let plain = matches!(self.compression, Compression::None | Compression::Auto);
+        let plain = matches!(self.compression, Compression::None | Compression::Auto)
+            && self.encoding.is_utf8();
         let mut reader: Box<dyn Read + Send> = if plain {
             Box::new(file)
         } else {
@@ -210,7 +214,7 @@ impl CsvSource {
                 counters: self.counters.clone(),
             };
             match self.compression.reader(counting) {
-                Ok(r) => r,
+                Ok(r) => self.encoding.wrap(r),
                 Err(e) => return fail(&tx, io("cannot start decompressing", e)),
             }
         };
@@ -343,11 +347,19 @@ impl CsvSource {
         if let (Err(e), OnBadRow::Fail) = (&utf8, on_bad) {
             let at = e.valid_up_to();
             let bad = &chunk[at..(at + e.error_len().unwrap_or(1)).min(chunk.len())];
-            return Err(DecodeError::Utf8 {
-                file: self.display.clone(),
-                line: pos.line_at(at),
-                offset: offset + at as u64,
-                bytes: hex(bad),
+            return Err(if self.encoding.is_utf8() {
+                DecodeError::Utf8 {
+                    file: self.display.clone(),
+                    line: pos.line_at(at),
+                    offset: offset + at as u64,
+                    bytes: hex(bad),
+                }
+            } else {
+                DecodeError::Malformed {
+                    file: self.display.clone(),
+                    line: pos.line_at(at),
+                    encoding: self.encoding.name(),
+                }
             });
         }
         RECORDS.with(|cell| {
@@ -365,11 +377,15 @@ impl CsvSource {
                     if let Err(e) = std::str::from_utf8(raw) {
                         let at = e.valid_up_to();
                         let bad = &raw[at..(at + e.error_len().unwrap_or(1)).min(raw.len())];
-                        let reason = format!(
-                            "invalid UTF-8 at byte offset {} (bytes {})",
-                            offset + (records.record_offset(rec) + at) as u64,
-                            hex(bad)
-                        );
+                        let reason = if self.encoding.is_utf8() {
+                            format!(
+                                "invalid UTF-8 at byte offset {} (bytes {})",
+                                offset + (records.record_offset(rec) + at) as u64,
+                                hex(bad)
+                            )
+                        } else {
+                            format!("a byte sequence that is not valid {}", self.encoding)
+                        };
                         rejected.push(pos.reject(&records, rec, reason));
                         excluded.push(rec);
                     }
@@ -526,6 +542,7 @@ mod tests {
             display: path.file_name().unwrap().to_string_lossy().into_owned(),
             path,
             compression,
+            encoding: Encoding::UTF8,
             dialect,
             schema: Arc::new(Schema::new(vec![
                 Field::new("id", DataType::Int64, true),

@@ -34,38 +34,34 @@ impl Runtime {
     /// re-run of a failed job gets a fresh run folder. An object no dataset
     /// routes becomes a failed job with its event sent, and an error.
     pub async fn create_job(&self, trigger: &Trigger) -> Result<Admission, FerryError> {
-        let routed = self.routes.route(&trigger.key);
-        let workflow = routed.as_ref().ok().map(|s| s.routing.workflow);
-        self.admit(trigger, routed, workflow, None).await
+        self.admit(trigger, self.routes.route(&trigger.key), None)
+            .await
     }
 
     /// create-job for a one-off command (`ferry load`, `ferry convert`): the
     /// spec is the one the command built (the runtime's only one, see
     /// [`Routes::one`](crate::workflow::route::Routes::one)) and names the
-    /// workflow, and every
-    /// invocation is a job of its own (the ledger, not the job store, says
-    /// whether the input is loaded already).
+    /// workflow, and every invocation is a job of its own (the ledger, not
+    /// the job store, says whether the input is loaded already).
     pub async fn create_one_off(
         &self,
         trigger: &Trigger,
         spec: &DatasetSpec,
         origin: Origin,
     ) -> Result<Admission, FerryError> {
-        let workflow = spec.routing.workflow;
-        self.admit(trigger, Ok(spec), Some(workflow), Some(origin))
-            .await
+        self.admit(trigger, Ok(spec), Some(origin)).await
     }
 
     async fn admit(
         &self,
         trigger: &Trigger,
         routed: Result<&DatasetSpec, FerryError>,
-        workflow: Option<Workflow>,
         origin: Option<Origin>,
     ) -> Result<Admission, FerryError> {
         let started = Instant::now();
         let started_at = jobs::now();
         let dataset = routed.as_ref().ok().map(|s| s.name.clone());
+        let workflow = routed.as_ref().ok().map(|s| s.routing.workflow);
         let job_id = uuid::Uuid::now_v7().to_string();
         let dir = JobDir::new(&self.settings.work_dir, &job_id, &run_stamp())?;
         let key = match origin {
