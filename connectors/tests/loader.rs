@@ -113,6 +113,7 @@ fn request(table: &QualifiedName, mode: LoadMode, streams: usize, input: &str) -
         dataset: "test".into(),
         job_id: uuid_like(&tag(&table.schema)),
         columns: columns(),
+        on_missing_columns: Default::default(),
         format: Default::default(),
     }
 }

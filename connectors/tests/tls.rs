@@ -158,6 +158,7 @@ async fn a_binary_copy_load_runs_over_verified_tls() {
         dataset: "tls".into(),
         job_id: job_id.clone(),
         columns,
+        on_missing_columns: Default::default(),
         format: Default::default(),
     };
     let Begin::Ready(session) = LoadSession::begin(&cfg, req).await.unwrap() else {

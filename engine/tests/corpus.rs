@@ -855,6 +855,73 @@ fn cases() -> Vec<Case> {
             ),
         ),
     ];
+    // Drifting files: names that differ from the dataset's, a header with
+    // spaces, CRLF and no final newline, a target column the input lacks.
+    v.push(case(
+        "rename_columns",
+        "rename_columns.csv",
+        b"Order Date,Amount\n2024-01-02,5\n",
+        format!(
+            "{}[source.rename]\n\"Order Date\" = \"ordered_on\"\n",
+            plain()
+        ),
+        Expect::Loads(
+            1,
+            Some((
+                "SELECT ordered_on::text || '/' || amount FROM {t}",
+                "2024-01-02/5",
+            )),
+        ),
+    ));
+    v.push(case(
+        "rename_unknown_column",
+        "rename_unknown_column.csv",
+        b"a,b\n1,2\n",
+        format!("{}[source.rename]\nc = \"d\"\n", plain()),
+        fails(2, &["[source.rename]", "[\"c\"]", "[\"a\", \"b\"]"]),
+    ));
+    v.push(case(
+        "header_spaces_crlf_no_final_newline",
+        "header_spaces_crlf_no_final_newline.csv",
+        b"id , Full Name  \r\n1,a b\r\n2,c",
+        plain(),
+        Expect::Loads(
+            2,
+            Some((
+                "SELECT string_agg(full_name, ',' ORDER BY id) FROM {t}",
+                "a b,c",
+            )),
+        ),
+    ));
+    v.push(Case {
+        setup: Some("CREATE TABLE {t} (id bigint, s text, extra integer DEFAULT 7, note text)"),
+        ..case(
+            "missing_columns_default_or_null",
+            "missing_columns_default_or_null.csv",
+            b"id,s\n1,a\n",
+            plain(),
+            Expect::Loads(
+                1,
+                Some((
+                    "SELECT concat_ws('|', id, s, extra, coalesce(note, 'null')) FROM {t}",
+                    "1|a|7|null",
+                )),
+            ),
+        )
+    });
+    v.push(Case {
+        setup: Some(
+            "CREATE TABLE {t} (id bigint, s text, extra integer DEFAULT 7); INSERT INTO {t} VALUES (9, 'kept', 1)",
+        ),
+        target: "on_missing_columns = \"fail\"\n",
+        ..case(
+            "missing_columns_fail",
+            "missing_columns_fail.csv",
+            b"id,s\n1,a\n",
+            plain(),
+            fails(4, &["[\"extra\"]", "on_missing_columns = \"fail\""]),
+        )
+    });
     // Against an existing table.
     v.push(Case {
         setup: Some(

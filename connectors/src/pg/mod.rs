@@ -18,4 +18,4 @@ pub use codec::{ColumnCodec, EncodeError, Kind, PlanError};
 pub use connect::{PgConfig, TlsMode};
 pub use error::PgError;
 pub use ident::{QualifiedName, quote_ident, quote_literal};
-pub use statements::{CopyFormat, LoadMode};
+pub use statements::{CopyFormat, LoadMode, OnMissingColumns};

@@ -25,6 +25,21 @@ CREATE TABLE IF NOT EXISTS ferry.loads (
     PRIMARY KEY (target, input, checksum)
 )";
 
+/// What a load does with a column the target has and the input lacks
+/// (`[target] on_missing_columns`).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum OnMissingColumns {
+    /// Leave it to PostgreSQL: the column's default, else NULL (a NOT NULL
+    /// column without a default still fails the load, before any row).
+    #[default]
+    Null,
+    /// Fail before anything changes, naming the columns.
+    Fail,
+}
+
 /// How a load publishes its rows into the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

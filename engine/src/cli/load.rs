@@ -281,6 +281,7 @@ fn spec_of(args: &LoadArgs) -> Result<DatasetSpec, FerryError> {
                 create: true,
                 types: Default::default(),
                 column_names: args.column_names.unwrap_or_default(),
+                on_missing_columns: Default::default(),
                 load_from: None,
             });
         }

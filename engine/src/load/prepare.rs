@@ -162,6 +162,9 @@ pub(crate) async fn prepare(
         dataset: spec.name.clone(),
         job_id: job_id.clone(),
         columns,
+        on_missing_columns: target_spec
+            .map(|t| t.on_missing_columns)
+            .unwrap_or_default(),
         format: CopyFormat::Binary,
     };
     Ok(Prepared {
@@ -244,6 +247,7 @@ impl Prepared {
             mode: self.request.mode,
             keys: self.request.keys.clone(),
             create: self.request.create,
+            on_missing_columns: self.request.on_missing_columns,
             columns: self
                 .request
                 .columns

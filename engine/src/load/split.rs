@@ -14,7 +14,7 @@ use ferry_connectors::pg::load::{
 };
 use ferry_connectors::pg::replay::{PgcopyChunks, Rows, SqlCopyChunks};
 use ferry_connectors::pg::{
-    BinaryEncoder, CopyFormat, LoadMode, PgConfig, PgError, PgType, QualifiedName,
+    BinaryEncoder, CopyFormat, LoadMode, OnMissingColumns, PgConfig, PgError, PgType, QualifiedName,
 };
 use ferry_connectors::store::Checksum;
 use ferry_connectors::work::FileKind;
@@ -68,6 +68,9 @@ pub struct TransformReport {
     pub keys: Vec<String>,
     /// Create the target when missing.
     pub create: bool,
+    /// What to do about target columns the output lacks.
+    #[serde(default)]
+    pub on_missing_columns: OnMissingColumns,
     /// The columns, in COPY order.
     pub columns: Vec<EncodedColumn>,
     /// Rows written.
@@ -218,6 +221,7 @@ pub async fn load_artifacts(
         dataset: t.dataset.clone(),
         job_id: t.job_id.clone(),
         columns,
+        on_missing_columns: t.on_missing_columns,
         format,
     };
     let report = |status, rows, created, previous: Option<PreviousLoad>| LoadReport {

@@ -218,6 +218,7 @@ pub async fn register_source(
         rejects: rejects.clone(),
     };
     let schema = reader_for(format).register(ctx, &opening).await?;
+    let schema = rename(ctx, spec, input, schema).await?;
     Ok(Source {
         format,
         schema,
@@ -225,6 +226,71 @@ pub async fn register_source(
         size,
         rejects,
     })
+}
+
+/// The name the input's columns are read from before `[source.rename]`.
+const UNRENAMED: &str = "__ferry_input";
+
+/// Applies `[source.rename]`: `source` becomes a view of the input with those
+/// columns renamed (in place, the others as they are), so transform.sql and
+/// the target see the names the dataset chose whatever a partner's file
+/// calls them. The view costs nothing per row: DataFusion inlines it, and
+/// the readers still decode only the columns the query uses.
+pub(crate) async fn rename(
+    ctx: &SessionContext,
+    spec: &DatasetSpec,
+    input: &Input,
+    schema: SchemaRef,
+) -> Result<SchemaRef, FerryError> {
+    let renames = &spec.source.rename;
+    if renames.is_empty() {
+        return Ok(schema);
+    }
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    let unknown: Vec<&String> = renames
+        .keys()
+        .filter(|k| !names.contains(&k.as_str()))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(FerryError::Usage(format!(
+            "{}: [source.rename] names column(s) {unknown:?}, which {} does not have (it has {names:?})",
+            spec.toml_path().display(),
+            input.display
+        )));
+    }
+    let renamed: Vec<&str> = names
+        .iter()
+        .map(|n| renames.get(*n).map_or(*n, String::as_str))
+        .collect();
+    for (i, n) in renamed.iter().enumerate() {
+        if renamed[..i].contains(n) {
+            return Err(FerryError::Usage(format!(
+                "{}: [source.rename] makes two columns named {n:?}",
+                spec.toml_path().display()
+            )));
+        }
+    }
+    let internal = |e: datafusion::error::DataFusionError| FerryError::Internal(e.to_string());
+    let table = ctx
+        .deregister_table("source")
+        .map_err(internal)?
+        .ok_or_else(|| FerryError::Internal("no table source to rename".into()))?;
+    ctx.register_table(UNRENAMED, table).map_err(internal)?;
+    let columns: Vec<datafusion::prelude::Expr> = names
+        .iter()
+        .zip(&renamed)
+        .map(|(from, to)| datafusion::prelude::ident(*from).alias(*to))
+        .collect();
+    let view = ctx
+        .table(UNRENAMED)
+        .await
+        .map_err(internal)?
+        .select(columns)
+        .map_err(internal)?;
+    let schema = Arc::new(view.schema().as_arrow().clone());
+    ctx.register_table("source", view.into_view())
+        .map_err(internal)?;
+    Ok(schema)
 }
 
 /// A DataFusion reader error, as a decode error of this input.

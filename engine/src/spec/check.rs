@@ -110,6 +110,11 @@ pub async fn check(spec: &DatasetSpec, sample: Option<&Path>) -> Result<CheckRep
                 .map_err(|e| FerryError::Internal(e.to_string()))?;
             ctx.register_table("source", Arc::new(table))
                 .map_err(|e| FerryError::Internal(e.to_string()))?;
+            let input = Input {
+                path: spec.toml_path(),
+                display: "the declared columns".into(),
+            };
+            let schema = crate::source::rename(&ctx, spec, &input, schema).await?;
             (schema, "declared columns".to_string())
         }
         (Some(path), _) => {
@@ -377,6 +382,7 @@ pub async fn init(
             create: true,
             types: Default::default(),
             column_names: Default::default(),
+            on_missing_columns: Default::default(),
             load_from: None,
         },
     };

@@ -12,7 +12,7 @@ pub mod types;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ferry_connectors::pg::{LoadMode, PgType, QualifiedName};
+use ferry_connectors::pg::{LoadMode, OnMissingColumns, PgType, QualifiedName};
 use serde::{Deserialize, Serialize};
 
 use crate::decode::csv::CsvDialect;
@@ -198,6 +198,10 @@ pub struct SourceSpec {
     /// Declared columns.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<ColumnSpec>,
+    /// `[source.rename]`: input column name → the name `source` gives it
+    /// (`"Order Date" = "order_date"`), applied after reading and typing.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rename: BTreeMap<String, String>,
 }
 
 /// `[routing]`
@@ -237,6 +241,10 @@ pub struct TargetSpec {
     /// How output column names become table column names.
     #[serde(default)]
     pub column_names: ColumnNames,
+    /// A target column the input lacks: `"null"` (its default, else NULL)
+    /// or `"fail"` (before anything changes, naming it).
+    #[serde(default)]
+    pub on_missing_columns: OnMissingColumns,
     /// What the Loader's sql-processor step loads: the `.pgcopy` parts (binary
     /// COPY, the fast path) or the `.sql` files (the same text `psql -f` would
     /// replay, for a team that audits and loads the SQL it keeps). Unset: the
@@ -256,6 +264,7 @@ impl TargetSpec {
             create: true,
             types: BTreeMap::new(),
             column_names: ColumnNames::default(),
+            on_missing_columns: OnMissingColumns::default(),
             load_from: None,
         }
     }

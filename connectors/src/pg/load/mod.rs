@@ -88,6 +88,8 @@ pub struct LoadRequest {
     pub job_id: String,
     /// The transform's output columns, in order.
     pub columns: Vec<OutputColumn>,
+    /// What to do about target columns the output lacks.
+    pub on_missing_columns: crate::pg::OnMissingColumns,
     /// What the chunks hold: binary tuples (the encoder's output, `.pgcopy`
     /// parts) or COPY text rows (replayed `.sql` parts).
     pub format: CopyFormat,

@@ -14,7 +14,7 @@ use crate::pg::codec::{Codecs, ColumnCodec};
 use crate::pg::connect::PgConfig;
 use crate::pg::error::PgError;
 use crate::pg::ident::QualifiedName;
-use crate::pg::statements::{LoadMode, duplicate_key_sql};
+use crate::pg::statements::{LoadMode, OnMissingColumns, duplicate_key_sql};
 
 use super::LoadRequest;
 
@@ -151,6 +151,18 @@ fn match_existing(req: &LoadRequest, cols: &[TableColumn]) -> Result<Vec<ColumnC
             )));
         };
         codecs.push(ColumnCodec::plan(&o.name, &o.data_type, pg)?);
+    }
+    if req.on_missing_columns == OnMissingColumns::Fail {
+        let lacking: Vec<&str> = cols
+            .iter()
+            .filter(|c| !c.generated && !req.columns.iter().any(|o| o.name == c.name))
+            .map(|c| c.name.as_str())
+            .collect();
+        if !lacking.is_empty() {
+            return Err(fail(format!(
+                "has column(s) {lacking:?} that the input does not provide (on_missing_columns = \"fail\"; \"null\" leaves them to their default or NULL)"
+            )));
+        }
     }
     let unfilled: Vec<&str> = cols
         .iter()
