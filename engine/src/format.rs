@@ -65,6 +65,11 @@ impl Format {
     pub fn is_delimited(self) -> bool {
         matches!(self, Format::Csv | Format::Tsv)
     }
+
+    /// Lines of text, which `[source] encoding` applies to.
+    pub fn is_text(self) -> bool {
+        matches!(self, Format::Csv | Format::Tsv | Format::Ndjson)
+    }
 }
 
 impl std::fmt::Display for Format {

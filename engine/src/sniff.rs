@@ -25,6 +25,38 @@ pub struct Sniffed {
 
 const CANDIDATES: [u8; 4] = [b',', b'\t', b'|', b';'];
 
+/// A guess at a text file's encoding, for `ferry spec init` to write down
+/// (and say so): `utf-16` after a UTF-16 byte-order mark; `windows-1252`
+/// (the usual encoding of a Western spreadsheet export, and a superset of
+/// latin1) when the first 64 KiB are not UTF-8; `None` for UTF-8, or for a
+/// format that is not text.
+pub fn guess_encoding(
+    source: &SourceSpec,
+    input: &Input,
+) -> Result<Option<&'static str>, FerryError> {
+    use std::io::Read;
+    if !resolve_format(source, input)?.is_text() {
+        return Ok(None);
+    }
+    let compression = source.compression.resolve(Path::new(&input.path));
+    let file = std::fs::File::open(&input.path)
+        .map_err(|e| FerryError::io(format!("opening {}", input.display), e))?;
+    let mut head = Vec::with_capacity(64 << 10);
+    compression
+        .reader(file)
+        .and_then(|r| r.take(64 << 10).read_to_end(&mut head))
+        .map_err(|e| FerryError::io(format!("reading {}", input.display), e))?;
+    if head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]) {
+        return Ok(Some("utf-16"));
+    }
+    Ok(match std::str::from_utf8(&head) {
+        Ok(_) => None,
+        // Cut inside a character at the end of the 64 KiB: still UTF-8.
+        Err(e) if e.error_len().is_none() => None,
+        Err(_) => Some("windows-1252"),
+    })
+}
+
 /// Guesses delimiter and header from the first lines of a delimited file.
 pub fn sniff_delimited(lines: &[String], base: &CsvDialect) -> Sniffed {
     // Drop the last line: it may be cut mid-record.

@@ -389,6 +389,82 @@ async fn spec_init_writes_a_spec_that_checks_and_loads() {
     assert_eq!(code(&o), 2, "{}", text(&o));
 }
 
+/// A continental spreadsheet export (Windows-1252, `;`, `1.234,50`): `ferry
+/// load` without a spec refuses it with the key to set; `spec init` writes
+/// the encoding and the number separators down, says so, and the spec loads
+/// it exactly.
+#[tokio::test(flavor = "multi_thread")]
+async fn spec_init_recognizes_a_windows_1252_export_with_decimal_commas() {
+    let s = Scratch::new("initde").await;
+    let input = s.path("kunden.csv");
+    std::fs::write(
+        &input,
+        b"Kunde;Betrag;Stadt\r\nM\xfcller;1.234,50;K\xf6ln\r\nS\xe9bastien;-0,25;Z\xfcrich\r\n",
+    )
+    .unwrap();
+    let table = s.table("kunden");
+    let o = ferry(
+        &[
+            "load",
+            "kunden.csv",
+            "--table",
+            &table,
+            "--work-dir",
+            "work",
+        ],
+        s.dir.path(),
+    );
+    assert_eq!(code(&o), 3, "{}", text(&o));
+    assert!(
+        text(&o).contains("encoding = \"windows-1252\""),
+        "{}",
+        text(&o)
+    );
+    let o = ferry(
+        &[
+            "spec",
+            "init",
+            "kunden.csv",
+            "--name",
+            "kunden",
+            "--dir",
+            "sql",
+            "--table",
+            &table,
+        ],
+        s.dir.path(),
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains("not UTF-8"), "{}", text(&o));
+    let toml = std::fs::read_to_string(s.path("sql/kunden/dataset.toml")).unwrap();
+    for key in [
+        "encoding = \"windows-1252\"",
+        "decimal_separator = \",\"",
+        "thousands_separator = \".\"",
+        "type = \"numeric(38,2)\"",
+    ] {
+        assert!(toml.contains(key), "{key} in {toml}");
+    }
+    let o = ferry(
+        &[
+            "load",
+            "-d",
+            "sql/kunden",
+            "kunden.csv",
+            "--work-dir",
+            "work",
+        ],
+        s.dir.path(),
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let rows: String = s
+        .scalar(&format!(
+            "SELECT string_agg(concat_ws('|', kunde, betrag, stadt), ',' ORDER BY betrag) FROM {table}"
+        ))
+        .await;
+    assert_eq!(rows, "Sébastien|-0.25|Zürich,Müller|1234.50|Köln");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn compressed_inputs_bom_crlf_and_split_artifacts() {
     use std::io::Write;

@@ -286,9 +286,15 @@ pub async fn init(
         display: file.display().to_string(),
     };
     let mut source = SourceSpec::default();
+    let mut notes = Vec::new();
+    if let Some(encoding) = sniff::guess_encoding(&source, &input)? {
+        source.encoding = Some(encoding.to_string());
+        notes.push(format!(
+            "the file is not UTF-8: encoding {encoding:?} assumed; check names and accents in the sample, and correct [source] encoding if they look wrong"
+        ));
+    }
     let sniffed = sniff::complete_source(&mut source, &input)?;
     let format = source.format.unwrap_or(Format::Csv);
-    let mut notes = Vec::new();
     if let Some(s) = &sniffed {
         notes.push(format!(
             "delimiter {:?}; header {}",
@@ -303,7 +309,35 @@ pub async fn init(
             dialect.delimiter = b'\t';
         }
         let compression = source.compression.resolve(file);
-        resolve_csv_schema(&input, compression, &dialect, &source)?.schema
+        let schema = resolve_csv_schema(&input, compression, &dialect, &source)?.schema;
+        // A continental European export (`;`, `1.234,5`): read numbers that
+        // way when it types more columns as numbers, and say so.
+        if dialect.delimiter != b',' && source.decimal_separator.is_none() {
+            let mut comma = source.clone();
+            comma.decimal_separator = Some(",".into());
+            comma.thousands_separator = Some(".".into());
+            let mut local = dialect.clone();
+            local.locale.decimal = b',';
+            local.locale.thousands = Some(b'.');
+            let alt = resolve_csv_schema(&input, compression, &local, &comma)?.schema;
+            let numbers = |s: &arrow::datatypes::Schema| {
+                s.fields()
+                    .iter()
+                    .filter(|f| f.data_type().is_numeric())
+                    .count()
+            };
+            if numbers(&alt) > numbers(&schema) {
+                source = comma;
+                notes.push(
+                    "numbers are written like 1.234,5: decimal_separator \",\" and thousands_separator \".\" assumed".into(),
+                );
+                alt
+            } else {
+                schema
+            }
+        } else {
+            schema
+        }
     } else {
         let ctx = transform::new_session();
         register_source(&ctx, &ad_hoc, &input, None).await?.schema
