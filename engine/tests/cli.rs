@@ -1128,6 +1128,24 @@ async fn convert_sets_bad_rows_aside_and_validates_the_rest() {
 }
 
 /// Every file under a folder.
+/// `ferry jobs gc --older-than OLDER --json` over `<dir>/work`, its report.
+fn jobs_gc(dir: &std::path::Path, older: &str) -> serde_json::Value {
+    let o = ferry(
+        &[
+            "jobs",
+            "gc",
+            "--older-than",
+            older,
+            "--work-dir",
+            "work",
+            "--json",
+        ],
+        dir,
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -1218,22 +1236,7 @@ async fn job_folders_go_when_done_with_and_running_jobs_keep_theirs() {
     assert_eq!(job_folders().len(), 2);
 
     // Within the retention, gc keeps the failed job's folder.
-    let gc = |older: &str| {
-        let o = ferry(
-            &[
-                "jobs",
-                "gc",
-                "--older-than",
-                older,
-                "--work-dir",
-                "work",
-                "--json",
-            ],
-            s.dir.path(),
-        );
-        assert_eq!(code(&o), 0, "{}", text(&o));
-        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
-    };
+    let gc = |older: &str| jobs_gc(s.dir.path(), older);
     let kept = gc("7d");
     assert_eq!(
         (
@@ -1411,22 +1414,7 @@ async fn one_off_loads_and_conversions_are_jobs() {
     assert!(dir.join("load.json").is_file() && dir.join("artifacts/load.sql").is_file());
 
     // Kept for the retention period, then swept like a failed job's.
-    let gc = |older: &str| {
-        let o = ferry(
-            &[
-                "jobs",
-                "gc",
-                "--older-than",
-                older,
-                "--work-dir",
-                "work",
-                "--json",
-            ],
-            s.dir.path(),
-        );
-        assert_eq!(code(&o), 0, "{}", text(&o));
-        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
-    };
+    let gc = |older: &str| jobs_gc(s.dir.path(), older);
     let kept = gc("7d");
     assert_eq!(kept["young"].as_u64(), Some(4), "{kept}");
     let swept = gc("0s");

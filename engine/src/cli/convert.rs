@@ -19,7 +19,9 @@ use ferry_engine::workflow::event::Trigger;
 use ferry_engine::workflow::{Runtime, Settings, Step};
 
 use super::job_args::{Retention, StoreArgs};
-use super::{Done, Limits, either, parse_format, print_rejects};
+use super::{
+    Done, Limits, check_source_flags, either, local_input, parse_format, print_rejects, read_report,
+};
 
 pub const CONVERT_HELP: &str = "\
 Examples:
@@ -177,16 +179,7 @@ pub async fn run(args: ConvertArgs, interactive: bool) -> Result<Done, FerryErro
     let work_dir = args.store.work_dir()?;
     let store = args.store.open().await?;
     args.retention.sweep(&work_dir, Some(store.as_ref())).await;
-    let local = match Location::parse(args.input()).map_err(|e| FerryError::Usage(e.to_string()))? {
-        Location::Local(path) if !path.is_file() => {
-            return Err(FerryError::Usage(format!(
-                "--input {}: no such file",
-                args.input()
-            )));
-        }
-        Location::Local(path) => Some(path),
-        Location::S3 { .. } => None,
-    };
+    let local = local_input(args.input())?;
     let mut spec = match &args.dataset {
         Some(dir) => {
             if args.input_format.is_some()
@@ -214,9 +207,7 @@ pub async fn run(args: ConvertArgs, interactive: bool) -> Result<Done, FerryErro
                 max_record_size: args.limits.record_size(),
                 ..SourceSpec::default()
             };
-            // A label or separator that is wrong is refused before the file is read.
-            DatasetSpec::ad_hoc("input", source.clone(), None)
-                .validate(std::path::Path::new("(command line)"))?;
+            check_source_flags(&source)?;
             // An S3 object is sniffed once the job has staged it.
             if let Some(path) = &local {
                 let input = Input {
@@ -277,10 +268,8 @@ pub async fn run(args: ConvertArgs, interactive: bool) -> Result<Done, FerryErro
     settings.progress = interactive;
     settings.convert_output = Some(output.clone());
     let trigger = Trigger::from_uri(args.input()).await?;
-    let runtime = Runtime::one_off(settings, store, spec.clone(), None).await?;
-    let ran = runtime
-        .run_one_off(&trigger, &spec, Origin::Convert, &steps)
-        .await;
+    let runtime = Runtime::one_off(settings, store, spec, None).await?;
+    let ran = runtime.run_one_off(&trigger, Origin::Convert, &steps).await;
     let invalid = match ran {
         Ok(_) => false,
         // The validate step failed the job: its report says how, below.
@@ -288,28 +277,17 @@ pub async fn run(args: ConvertArgs, interactive: bool) -> Result<Done, FerryErro
         Err(e) => return Err(e),
     };
     if converting {
-        print_conversion(&read_report(&output, "convert.json")?, args.json);
+        let r: ConvertReport = read_report(&report_path(&output, "convert.json"))?;
+        print_conversion(&r, args.json);
     }
     if validating {
-        let v: ValidationReport = read_report(&output, "validation.json")?;
+        let v: ValidationReport = read_report(&report_path(&output, "validation.json"))?;
         print_validation(&v, &output, args.json);
         if invalid || !v.is_valid() {
             return Ok(Done::Invalid);
         }
     }
     Ok(Done::Ok)
-}
-
-/// A report the job's steps left beside the output (`<output>.<suffix>`).
-fn read_report<T: serde::de::DeserializeOwned>(
-    output: &std::path::Path,
-    suffix: &str,
-) -> Result<T, FerryError> {
-    let path = report_path(output, suffix);
-    let bytes = std::fs::read(&path)
-        .map_err(|e| FerryError::io(format!("reading {}", path.display()), e))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| FerryError::Internal(format!("{}: {e}", path.display())))
 }
 
 fn print_conversion(r: &ConvertReport, json: bool) {

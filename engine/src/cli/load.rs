@@ -4,10 +4,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use ferry_connectors::jobs::{Job, Origin, Workflow};
+use ferry_connectors::jobs::{Origin, Workflow};
 use ferry_connectors::pg::artifacts::ArtifactKinds;
 use ferry_connectors::pg::{LoadMode, PgConfig, QualifiedName};
-use ferry_connectors::store::Location;
 use ferry_engine::error::FerryError;
 use ferry_engine::format::Format;
 use ferry_engine::load::{LOAD_REPORT, LoadReport, LoadStatus, default_streams};
@@ -17,7 +16,10 @@ use ferry_engine::workflow::event::Trigger;
 use ferry_engine::workflow::{Runtime, Settings, Step};
 
 use super::job_args::{Retention, StoreArgs};
-use super::{Done, Limits, either, parse_format, parse_mode, print_rejects};
+use super::{
+    Done, Limits, check_source_flags, either, local_input, parse_format, parse_mode, print_rejects,
+    read_report,
+};
 
 pub const LOAD_HELP: &str = "\
 Examples:
@@ -151,16 +153,8 @@ pub async fn run(args: LoadArgs, interactive: bool) -> Result<Done, FerryError> 
     let work_dir = args.store.work_dir()?;
     let store = args.store.open().await?;
     args.retention.sweep(&work_dir, Some(store.as_ref())).await;
-    if let Location::Local(path) =
-        Location::parse(args.input()).map_err(|e| FerryError::Usage(e.to_string()))?
-        && !path.is_file()
-    {
-        return Err(FerryError::Usage(format!(
-            "--input {}: no such file",
-            args.input()
-        )));
-    }
-    let spec = spec_of(&args)?;
+    let local = local_input(args.input())?;
+    let spec = spec_of(&args, local)?;
     let mode = spec.target.as_ref().map_or(LoadMode::Append, |t| t.mode);
     crate::tuning::size_worker_pool(&pg, args.streams.unwrap_or_else(|| default_streams(mode)));
     let mut settings = Settings::new(work_dir);
@@ -170,16 +164,15 @@ pub async fn run(args: LoadArgs, interactive: bool) -> Result<Done, FerryError> 
     settings.part_bytes = args.part_size.as_u64().max(1);
     settings.progress = interactive;
     let trigger = Trigger::from_uri(args.input()).await?;
-    let runtime = Runtime::one_off(settings, store, spec.clone(), Some(pg.clone())).await?;
+    let runtime = Runtime::one_off(settings, store, spec, Some(pg.clone())).await?;
     let job = runtime
         .run_one_off(
             &trigger,
-            &spec,
             Origin::Load,
             &[Step::Download, Step::TransformAndLoad],
         )
         .await?;
-    let report = read_report(&job)?;
+    let report: LoadReport = read_report(&std::path::Path::new(&job.dir).join(LOAD_REPORT))?;
     if args.json {
         outln!(
             "{}",
@@ -194,7 +187,7 @@ pub async fn run(args: LoadArgs, interactive: bool) -> Result<Done, FerryError> 
 /// The spec the load runs: the dataset's, or one sniffed from the file and
 /// the flags; with the flags' table, mode, keys, column names and limits
 /// over the spec's (the job pins it as it is here).
-fn spec_of(args: &LoadArgs) -> Result<DatasetSpec, FerryError> {
+fn spec_of(args: &LoadArgs, local: Option<PathBuf>) -> Result<DatasetSpec, FerryError> {
     let table = args
         .table
         .as_deref()
@@ -240,14 +233,10 @@ fn spec_of(args: &LoadArgs) -> Result<DatasetSpec, FerryError> {
                 max_record_size: args.limits.record_size(),
                 ..SourceSpec::default()
             };
-            // A label or separator that is wrong is refused before the file is read.
-            DatasetSpec::ad_hoc(&table.name, source.clone(), None)
-                .validate(std::path::Path::new("(command line)"))?;
+            check_source_flags(&source)?;
             // Sniff what the flags leave open, from the local file (S3 inputs
             // are sniffed after staging, inside the load).
-            if let Location::Local(path) =
-                Location::parse(args.input()).map_err(|e| FerryError::Usage(e.to_string()))?
-            {
+            if let Some(path) = local {
                 let input = Input {
                     path,
                     display: args.input().to_string(),
@@ -292,15 +281,6 @@ fn spec_of(args: &LoadArgs) -> Result<DatasetSpec, FerryError> {
     // What the job runs, whatever workflow the spec routes its objects to.
     spec.routing.workflow = Workflow::Loader;
     Ok(spec)
-}
-
-/// The report the job's load step left in its run folder.
-fn read_report(job: &Job) -> Result<LoadReport, FerryError> {
-    let path = std::path::Path::new(&job.dir).join(LOAD_REPORT);
-    let bytes = std::fs::read(&path)
-        .map_err(|e| FerryError::io(format!("reading {}", path.display()), e))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| FerryError::Internal(format!("{}: {e}", path.display())))
 }
 
 fn print_summary(r: &LoadReport, pg: &PgConfig) {

@@ -222,6 +222,35 @@ impl Limits {
     }
 }
 
+/// The input as a local file when it is one (it must exist), `None` for an
+/// S3 object, which the job's download step stages.
+fn local_input(uri: &str) -> Result<Option<std::path::PathBuf>, FerryError> {
+    use ferry_connectors::store::Location;
+    match Location::parse(uri).map_err(|e| FerryError::Usage(e.to_string()))? {
+        Location::Local(path) if !path.is_file() => {
+            Err(FerryError::Usage(format!("--input {uri}: no such file")))
+        }
+        Location::Local(path) => Ok(Some(path)),
+        Location::S3 { .. } => Ok(None),
+    }
+}
+
+/// Refuses source flags that are wrong (an unknown encoding label, a
+/// separator that is not one character) before the file is read or sniffed.
+fn check_source_flags(source: &ferry_engine::spec::SourceSpec) -> Result<(), FerryError> {
+    DatasetSpec::ad_hoc("input", source.clone(), None)
+        .validate(std::path::Path::new("(command line)"))?;
+    Ok(())
+}
+
+/// A JSON report a job's step left on disk, read back for printing.
+fn read_report<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T, FerryError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| FerryError::io(format!("reading {}", path.display()), e))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| FerryError::Internal(format!("{}: {e}", path.display())))
+}
+
 /// The line saying how many rows were set aside, and where.
 fn print_rejects(rejected: u64, file: Option<&std::path::Path>) {
     if let Some(f) = file.filter(|_| rejected > 0) {

@@ -367,10 +367,14 @@ impl Runtime {
     pub async fn run_one_off(
         &self,
         trigger: &Trigger,
-        spec: &DatasetSpec,
         origin: Origin,
         steps: &[Step],
     ) -> Result<Job, FerryError> {
+        let spec = self.routes.sole().ok_or_else(|| {
+            FerryError::Internal(
+                "a one-off run needs a runtime of one spec (Runtime::one_off)".into(),
+            )
+        })?;
         let admission = self.create_one_off(trigger, spec, origin).await?;
         self.run_steps(&admission.job.job_id, steps).await
     }

@@ -107,6 +107,14 @@ impl Routes {
         }
     }
 
+    /// The one spec of routes that hold exactly one ([`Routes::one`]).
+    pub fn sole(&self) -> Option<&DatasetSpec> {
+        match self.entries.as_slice() {
+            [(spec, _)] => Some(spec),
+            _ => None,
+        }
+    }
+
     /// A dataset by name.
     pub fn get(&self, name: &str) -> Option<&DatasetSpec> {
         self.entries.iter().map(|(s, _)| s).find(|s| s.name == name)

@@ -431,15 +431,13 @@ impl PlainNumbers {
     fn read<'a>(rows: usize, get: impl Fn(usize) -> (&'a [u8], bool), d: &CsvDialect) -> Self {
         let mut bytes = Vec::new();
         let mut spans = Vec::with_capacity(rows);
-        let mut one = Vec::new();
         for r in 0..rows {
             let (field, quoted) = get(r);
             let start = bytes.len();
             if !quoted && d.is_null(field) {
                 bytes.extend_from_slice(field);
             } else {
-                d.locale.plain_number(field, &mut one);
-                bytes.extend_from_slice(&one);
+                d.locale.plain_number(field, &mut bytes);
             }
             spans.push((start, bytes.len(), quoted));
         }

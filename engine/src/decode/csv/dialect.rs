@@ -74,8 +74,7 @@ impl Locale {
         self.decimal != b'.' || self.thousands.is_some()
     }
 
-    /// `bytes` as a number is written in PostgreSQL's form, into `out`
-    /// (cleared first): the thousands separator dropped, the decimal
+    /// `bytes` as a number is written in PostgreSQL's form, appended to `out`: the thousands separator dropped, the decimal
     /// separator made a `.`. A `.` that is neither separator here makes the
     /// value unreadable as a number (with `decimal_separator = ","`, `1.5`
     /// is not one and a half), rather than read as something it may not be.
@@ -85,7 +84,6 @@ impl Locale {
     /// otherwise the value is not a number, so a date such as `01.02.2024`
     /// is never read as the integer 1022024.
     pub fn plain_number(&self, bytes: &[u8], out: &mut Vec<u8>) {
-        out.clear();
         if let Some(sep) = self.thousands {
             let int_end = bytes
                 .iter()

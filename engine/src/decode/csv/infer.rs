@@ -69,29 +69,20 @@ pub struct Inference {
     digits: Vec<(usize, usize)>,
     /// How the file writes numbers and booleans.
     locale: Locale,
+    /// A value's number in PostgreSQL's form, when the locale rewrites it
+    /// (reused: no allocation per value).
+    plain: Vec<u8>,
 }
 
-/// The types a value can be, reading numbers and booleans as `locale` writes them.
-fn fits(bytes: &[u8], locale: &Locale) -> u16 {
-    let t = bytes.trim_ascii();
-    let mut c = if t.eq_ignore_ascii_case(b"true")
+/// The types a trimmed value `t` can be; `number` is `t` as PostgreSQL
+/// writes numbers ([`Locale::plain_number`]; `t` itself by default).
+fn fits(t: &[u8], number: &[u8], locale: &Locale) -> u16 {
+    let boolean = t.eq_ignore_ascii_case(b"true")
         || t.eq_ignore_ascii_case(b"false")
         || t.eq_ignore_ascii_case(b"t")
         || t.eq_ignore_ascii_case(b"f")
-        || locale.boolean(t).is_some()
-    {
-        BOOL
-    } else {
-        0
-    };
-    if locale.rewrites_numbers() {
-        let mut plain = Vec::with_capacity(t.len());
-        locale.plain_number(t, &mut plain);
-        c |= number_fits(&plain);
-    } else {
-        c |= number_fits(t);
-    }
-    c | other_fits(t)
+        || locale.boolean(t).is_some();
+    (if boolean { BOOL } else { 0 }) | number_fits(number) | other_fits(t)
 }
 
 /// The numeric types a trimmed value in PostgreSQL's form can be.
@@ -156,6 +147,7 @@ impl Inference {
             nulls: vec![0; columns],
             digits: vec![(0, 0); columns],
             locale: Locale::default(),
+            plain: Vec::new(),
         }
     }
 
@@ -190,17 +182,23 @@ impl Inference {
         if self.candidates[c] == 0 {
             return;
         }
-        self.candidates[c] &= fits(bytes, &self.locale);
-        let mut plain = Vec::new();
+        let t = bytes.trim_ascii();
+        let mut plain = std::mem::take(&mut self.plain);
         let number = if self.locale.rewrites_numbers() {
-            self.locale.plain_number(bytes.trim_ascii(), &mut plain);
-            &plain
+            plain.clear();
+            self.locale.plain_number(t, &mut plain);
+            &plain[..]
         } else {
-            bytes.trim_ascii()
+            t
         };
-        if self.candidates[c] & DECIMAL != 0
-            && let Some((int, scale)) = decimal_shape(number)
-        {
+        self.candidates[c] &= fits(t, number, &self.locale);
+        let shape = if self.candidates[c] & DECIMAL != 0 {
+            decimal_shape(number)
+        } else {
+            None
+        };
+        self.plain = plain;
+        if let Some((int, scale)) = shape {
             let d = &mut self.digits[c];
             *d = (d.0.max(int), d.1.max(scale));
             if d.0 + d.1 > DECIMAL_DIGITS {
@@ -215,7 +213,18 @@ impl Inference {
     /// (used to detect a header row).
     pub fn value_fits(&self, c: usize, bytes: &[u8]) -> bool {
         let cand = self.candidates[c];
-        cand == 0 || self.values[c] == 0 || (fits(bytes, &self.locale) & cand) != 0
+        if cand == 0 || self.values[c] == 0 {
+            return true;
+        }
+        let t = bytes.trim_ascii();
+        let mut plain = Vec::new();
+        let number = if self.locale.rewrites_numbers() {
+            self.locale.plain_number(t, &mut plain);
+            &plain[..]
+        } else {
+            t
+        };
+        fits(t, number, &self.locale) & cand != 0
     }
 
     /// Whether column `c` has a type more specific than text.
