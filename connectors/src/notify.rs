@@ -60,6 +60,11 @@ pub struct JobEvent {
     pub steps: Vec<StepFigures>,
     /// Outputs of every step (`zip`, `manifest`, `output`, …).
     pub outputs: BTreeMap<String, serde_json::Value>,
+    /// What the load changed in the target's columns (added, widened,
+    /// ignored; see `ferry_connectors::pg::SchemaChange`), always present so
+    /// that a consumer can audit drift without knowing the step outputs.
+    #[serde(default)]
+    pub schema_changes: Vec<serde_json::Value>,
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<JobError>,
@@ -113,6 +118,10 @@ impl JobEvent {
                     bytes: s.bytes,
                 })
                 .collect(),
+            schema_changes: match outputs.get("schema_changes") {
+                Some(serde_json::Value::Array(changes)) => changes.clone(),
+                _ => Vec::new(),
+            },
             outputs,
             error: job.error.clone(),
         }

@@ -50,18 +50,21 @@ fn columns() -> Vec<OutputColumn> {
             data_type: DataType::Int64,
             nullable: false,
             pg: PgType::Int8,
+            declared: false,
         },
         OutputColumn {
             name: "v".into(),
             data_type: DataType::Int32,
             nullable: true,
             pg: PgType::Int4,
+            declared: false,
         },
         OutputColumn {
             name: "note".into(),
             data_type: DataType::Utf8,
             nullable: true,
             pg: PgType::Text,
+            declared: false,
         },
     ]
 }
@@ -113,7 +116,7 @@ fn request(table: &QualifiedName, mode: LoadMode, streams: usize, input: &str) -
         dataset: "test".into(),
         job_id: uuid_like(&tag(&table.schema)),
         columns: columns(),
-        on_missing_columns: Default::default(),
+        drift: Default::default(),
         format: Default::default(),
     }
 }
@@ -234,7 +237,8 @@ async fn every_mode_publishes_the_right_rows() {
                 out,
                 Outcome::Loaded {
                     rows: 1000,
-                    created: false
+                    created: false,
+                    schema_changes: vec![],
                 },
                 "{mode} x{streams}"
             );
@@ -289,7 +293,8 @@ async fn every_mode_publishes_the_right_rows() {
         out,
         Outcome::Loaded {
             rows: 100,
-            created: true
+            created: true,
+            schema_changes: vec![],
         }
     );
     let pk: i64 = db

@@ -134,12 +134,14 @@ async fn a_binary_copy_load_runs_over_verified_tls() {
             data_type: DataType::Int64,
             nullable: false,
             pg: PgType::Int8,
+            declared: false,
         },
         OutputColumn {
             name: "note".into(),
             data_type: DataType::Utf8,
             nullable: true,
             pg: PgType::Text,
+            declared: false,
         },
     ];
     let job_id = format!("0190f3c2-7b1e-7c3a-9f00-tls{:09}", std::process::id());
@@ -158,7 +160,7 @@ async fn a_binary_copy_load_runs_over_verified_tls() {
         dataset: "tls".into(),
         job_id: job_id.clone(),
         columns,
-        on_missing_columns: Default::default(),
+        drift: Default::default(),
         format: Default::default(),
     };
     let Begin::Ready(session) = LoadSession::begin(&cfg, req).await.unwrap() else {

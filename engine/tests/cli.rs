@@ -1420,3 +1420,192 @@ async fn one_off_loads_and_conversions_are_jobs() {
     let swept = gc("0s");
     assert_eq!(swept["removed"].as_array().unwrap().len(), 4, "{swept}");
 }
+
+/// A file that grew a column loads in every mode and layout: the column is
+/// added in the load's own transaction, the rows land where the mode puts
+/// them, the load report says so, the `.sql` artifacts replay the same
+/// change, and `spec check --database-url` shows the DDL beforehand without
+/// running it.
+#[tokio::test(flavor = "multi_thread")]
+async fn drifted_files_change_the_table_in_their_load_in_every_mode() {
+    let s = Scratch::new("drift").await;
+    std::fs::write(s.path("v1.csv"), "id,v\n1,a\n2,b\n").unwrap();
+    std::fs::write(s.path("v2.csv"), "id,v,w\n2,bb,x\n3,c,y\n").unwrap();
+    let load = |table: &str, file: &str, mode: &str, streams: &str| -> serde_json::Value {
+        let input = s.path(file);
+        let mut args = vec![
+            "load",
+            "-i",
+            input.to_str().unwrap(),
+            "-t",
+            table,
+            "--mode",
+            mode,
+            "--streams",
+            streams,
+            "--json",
+        ];
+        if mode == "upsert" {
+            args.extend(["--key", "id"]);
+        }
+        let o = ferry(&args, s.dir.path());
+        assert_eq!(code(&o), 0, "{mode} x{streams} {file}: {}", text(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let added = serde_json::json!([{"change": "add_column", "column": "w", "type": "text"}]);
+    for (mode, streams, want) in [
+        ("append", "1", "1:a:-,2:b:-,2:bb:x,3:c:y"),
+        ("append", "2", "1:a:-,2:b:-,2:bb:x,3:c:y"),
+        ("upsert", "1", "1:a:-,2:bb:x,3:c:y"),
+        ("upsert", "2", "1:a:-,2:bb:x,3:c:y"),
+        ("replace", "1", "2:bb:x,3:c:y"),
+        ("replace", "2", "2:bb:x,3:c:y"),
+    ] {
+        let table = s.table(&format!("{mode}_{streams}"));
+        if mode == "upsert" {
+            s.db.batch_execute(&format!(
+                "CREATE TABLE {table} (id bigint PRIMARY KEY, v text)"
+            ))
+            .await
+            .unwrap();
+        }
+        let first = load(&table, "v1.csv", mode, streams);
+        assert_eq!(first["schema_changes"], serde_json::json!([]));
+        let second = load(&table, "v2.csv", mode, streams);
+        assert_eq!(second["schema_changes"], added, "{mode} x{streams}");
+        let got: String = s
+            .scalar(&format!(
+                "SELECT string_agg(concat_ws(':', id, v, coalesce(w, '-')), ',' ORDER BY id, v) FROM {table}"
+            ))
+            .await;
+        assert_eq!(got, want, "{mode} x{streams}");
+        let ledger: String = s
+            .scalar(&format!(
+                "SELECT schema_changes::text FROM ferry.loads WHERE job_id = '{}'",
+                second["job_id"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&ledger).unwrap(),
+            added
+        );
+        if (mode, streams) == ("append", "1") {
+            // load.sql of the drifted load, replayed into the table as it was
+            // before it, makes the same table.
+            let job_dir = std::path::PathBuf::from(second["job_dir"].as_str().unwrap());
+            let driver = std::fs::read_to_string(job_dir.join("artifacts/load.sql")).unwrap();
+            assert!(
+                driver.contains(&format!(
+                    "ALTER TABLE {} ADD COLUMN IF NOT EXISTS \"w\" text",
+                    ferry_connectors::pg::QualifiedName::parse(&table)
+                        .unwrap()
+                        .quoted()
+                )),
+                "{driver}"
+            );
+            s.db.batch_execute(&format!(
+                "ALTER TABLE {table} RENAME TO loaded; CREATE TABLE {table} AS SELECT id, v FROM {s}.loaded WHERE w IS NULL; DELETE FROM ferry.loads WHERE job_id = '{}'",
+                second["job_id"].as_str().unwrap(),
+                s = s.schema
+            ))
+            .await
+            .unwrap();
+            let out = common::psql_file(&job_dir.join("artifacts/load.sql"));
+            assert!(out.status.success(), "{}", text(&out));
+            assert!(s.diff(&s.table("loaded"), &table).await.is_empty());
+        }
+    }
+
+    // Without a spec, the flags decide: --on-new-columns ignore leaves w out.
+    let table = s.table("flagged");
+    s.db.batch_execute(&format!("CREATE TABLE {table} (id bigint, v text)"))
+        .await
+        .unwrap();
+    let o = ferry(
+        &[
+            "load",
+            s.path("v2.csv").to_str().unwrap(),
+            "-t",
+            &table,
+            "--on-new-columns",
+            "ignore",
+            "--json",
+        ],
+        s.dir.path(),
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        report["schema_changes"],
+        serde_json::json!([{"change": "ignore_column", "column": "w", "type": "text"}])
+    );
+    let got: String = s
+        .scalar(&format!(
+            "SELECT string_agg(t::text, ',' ORDER BY id) FROM {table} t"
+        ))
+        .await;
+    assert_eq!(got, "(2,bb),(3,c)");
+
+    // spec check --database-url: the DDL a load would run, nothing run.
+    let table = s.table("checked");
+    s.db.batch_execute(&format!("CREATE TABLE {table} (id bigint, v text)"))
+        .await
+        .unwrap();
+    let spec = s.spec(
+        "checked",
+        &format!(
+            "[source]\nformat = \"csv\"\nsample = \"{}\"\n[target]\ntable = \"{table}\"\n",
+            s.path("v2.csv").display()
+        ),
+        "SELECT * FROM source",
+    );
+    let url = common::database_url();
+    let o = ferry(
+        &[
+            "spec",
+            "check",
+            spec.to_str().unwrap(),
+            "--database-url",
+            &url,
+        ],
+        s.dir.path(),
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("drifted; a load would run"), "{out}");
+    assert!(
+        out.contains("ADD COLUMN IF NOT EXISTS \"w\" text;"),
+        "{out}"
+    );
+    assert!(
+        !out.contains(&url),
+        "the URL (and its password) is printed: {out}"
+    );
+    let columns: i64 = s
+        .scalar(&format!(
+            "SELECT count(*) FROM pg_attribute WHERE attrelid = '{table}'::regclass AND attnum > 0"
+        ))
+        .await;
+    assert_eq!(columns, 2, "spec check changed the table");
+    // Under on_new_columns = "fail" the check fails as the load would.
+    let toml = spec.join("dataset.toml");
+    let text_before = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(&toml, format!("{text_before}on_new_columns = \"fail\"\n")).unwrap();
+    let o = ferry(
+        &[
+            "spec",
+            "check",
+            spec.to_str().unwrap(),
+            "--database-url",
+            &url,
+            "--json",
+        ],
+        s.dir.path(),
+    );
+    assert_eq!(code(&o), 4, "{}", text(&o));
+    assert!(
+        text(&o).contains("has no column(s) [\"w\"]"),
+        "{}",
+        text(&o)
+    );
+}

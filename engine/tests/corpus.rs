@@ -65,6 +65,11 @@ fn case(name: &'static str, file: &str, bytes: &[u8], source: String, expect: Ex
     }
 }
 
+/// A query built at run time, for an [`Expect::Loads`] check.
+fn leak(sql: String) -> &'static str {
+    Box::leak(sql.into_boxed_str())
+}
+
 fn fails(code: i32, needles: &[&str]) -> Expect {
     Expect::Fails(code, needles.iter().map(|s| s.to_string()).collect())
 }
@@ -814,7 +819,12 @@ fn cases() -> Vec<Case> {
                 "names_as_written_in_table.csv",
                 b"Customer ID\n1\n",
                 plain(),
-                fails(4, &["\"customer_id\"", "column_names = \"as-is\""]),
+                // customer_id (snake_case) finds "Customer ID": names match
+                // whatever their case, spaces and underscores.
+                Expect::Loads(
+                    1,
+                    Some(("SELECT string_agg(\"Customer ID\"::text, ',') FROM {t}", "1")),
+                ),
             )
         },
         // Error policy: bad rows set aside, up to the limit.
@@ -935,17 +945,184 @@ fn cases() -> Vec<Case> {
             fails(4, &["column \"s\"", "Utf8", "date"]),
         )
     });
+    // Schema drift against an existing table: columns added, ignored or
+    // refused; types widened or refused; columns matched by name or position.
+    const TYPE_OF: &str = "(SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = '{t}'::regclass AND attname = ";
     v.push(Case {
         setup: Some("CREATE TABLE {t} (id integer, s text); INSERT INTO {t} VALUES (7, 'x')"),
         ..case(
-            "target_missing_column",
-            "target_missing_column.csv",
+            "new_column_added",
+            "new_column_added.csv",
+            b"id,s,t\n1,a,abc\n",
+            plain(),
+            Expect::Loads(
+                2,
+                Some((
+                    leak(format!("SELECT {TYPE_OF}'t') || ' ' || string_agg(id || ':' || coalesce(t, 'null'), ',' ORDER BY id) FROM {{t}}")),
+                    "text 1:abc,7:null",
+                )),
+            ),
+        )
+    });
+    v.push(Case {
+        setup: Some("CREATE TABLE {t} (id integer, s text); INSERT INTO {t} VALUES (7, 'x')"),
+        target: "on_new_columns = \"fail\"\n",
+        ..case(
+            "new_column_fail",
+            "new_column_fail.csv",
             b"id,t\n1,abc\n",
             plain(),
             fails(
                 4,
-                &["has no column(s) [\"t\"]", "rename them in transform.sql"],
+                &[
+                    "has no column(s) [\"t\"]",
+                    "on_new_columns = \"fail\"",
+                    "rename them in transform.sql",
+                ],
             ),
+        )
+    });
+    v.push(Case {
+        setup: Some("CREATE TABLE {t} (id integer, s text); INSERT INTO {t} VALUES (7, 'x')"),
+        target: "on_new_columns = \"ignore\"\n",
+        ..case(
+            "new_column_ignored",
+            "new_column_ignored.csv",
+            b"id,debug,s\n1,zzz,a\n",
+            plain(),
+            Expect::Loads(
+                2,
+                Some((
+                    "SELECT (SELECT count(*) FROM pg_attribute WHERE attrelid = '{t}'::regclass AND attname = 'debug') || ' ' || string_agg(id || ':' || s, ',' ORDER BY id) FROM {t}",
+                    "0 1:a,7:x",
+                )),
+            ),
+        )
+    });
+    v.push(Case {
+        setup: Some("CREATE TABLE {t} (id bigint, s text); INSERT INTO {t} VALUES (7, 'x')"),
+        ..case(
+            "new_column_then_bad_row_changes_nothing",
+            "new_column_then_bad_row_changes_nothing.csv",
+            b"id,s,t\n1,a,abc\nzz,b,def\n",
+            csv_source(&[("id", "bigint"), ("s", "text"), ("t", "text")]),
+            fails(
+                3,
+                &["new_column_then_bad_row_changes_nothing.csv:3", "\"zz\""],
+            ),
+        )
+    });
+    v.push(Case {
+        setup: Some("CREATE TABLE {t} (id integer, n integer); INSERT INTO {t} VALUES (7, 5)"),
+        target: "on_type_change = \"widen\"\n",
+        ..case(
+            "type_widened_integer_to_bigint",
+            "type_widened_integer_to_bigint.csv",
+            b"id,n\n1,3000000000\n",
+            plain(),
+            Expect::Loads(
+                2,
+                Some((
+                    leak(format!("SELECT {TYPE_OF}'n') || ' ' || string_agg(id || ':' || n, ',' ORDER BY id) FROM {{t}}")),
+                    "bigint 1:3000000000,7:5",
+                )),
+            ),
+        )
+    });
+    v.push(Case {
+        setup: Some("CREATE TABLE {t} (id integer, n integer); INSERT INTO {t} VALUES (7, 5)"),
+        ..case(
+            "type_change_fails_by_default",
+            "type_change_fails_by_default.csv",
+            b"id,n\n1,1.5\n",
+            plain(),
+            fails(
+                4,
+                &[
+                    "column \"n\"",
+                    "integer",
+                    "numeric(38,1)",
+                    "on_type_change = \"widen\"",
+                    "numeric",
+                ],
+            ),
+        )
+    });
+    v.push(Case {
+        setup: Some("CREATE TABLE {t} (id integer, n integer); INSERT INTO {t} VALUES (7, 5)"),
+        target: "on_type_change = \"widen\"\n",
+        ..case(
+            "type_widened_then_bad_row_changes_nothing",
+            "type_widened_then_bad_row_changes_nothing.csv",
+            b"id,n\n1,1.5\nzz,2\n",
+            csv_source(&[("id", "bigint"), ("n", "double precision")]),
+            fails(
+                3,
+                &["type_widened_then_bad_row_changes_nothing.csv:3", "\"zz\""],
+            ),
+        )
+    });
+    v.push(Case {
+        setup: Some("CREATE TABLE {t} (id integer, n integer); INSERT INTO {t} VALUES (7, 5)"),
+        target: "on_type_change = \"widen\"\n[target.types]\nn = \"text\"\n",
+        ..case(
+            "type_widened_to_declared_text",
+            "type_widened_to_declared_text.csv",
+            b"id,n\n1,n/a\n",
+            plain(),
+            Expect::Loads(
+                2,
+                Some((
+                    leak(format!("SELECT {TYPE_OF}'n') || ' ' || string_agg(id || ':' || n, ',' ORDER BY id) FROM {{t}}")),
+                    "text 1:n/a,7:5",
+                )),
+            ),
+        )
+    });
+    v.push(Case {
+        setup: Some(
+            "CREATE TABLE {t} (id bigint, full_name text, note text DEFAULT 'd'); INSERT INTO {t} VALUES (7, 'x', 'n')",
+        ),
+        target: "column_names = \"as-is\"\n",
+        ..case(
+            "columns_by_name_any_order_or_case",
+            "columns_by_name_any_order_or_case.csv",
+            b"Full Name,ID\na b,1\n",
+            plain(),
+            Expect::Loads(
+                2,
+                Some((
+                    "SELECT string_agg(id || ':' || full_name || ':' || note, ',' ORDER BY id) FROM {t}",
+                    "1:a b:d,7:x:n",
+                )),
+            ),
+        )
+    });
+    v.push(Case {
+        setup: Some("CREATE TABLE {t} (code text, amount bigint)"),
+        ..case(
+            "columns_by_position_without_header",
+            "columns_by_position_without_header.csv",
+            b"a,10\nb,20\n",
+            "[source]\nformat = \"csv\"\nheader = false\n".to_string(),
+            Expect::Loads(
+                2,
+                Some((
+                    "SELECT string_agg(code || '=' || amount, ',' ORDER BY code) FROM {t}",
+                    "a=10,b=20",
+                )),
+            ),
+        )
+    });
+    v.push(Case {
+        setup: Some("CREATE TABLE {t} (\"Order Date\" text, order_date text)"),
+        target: "column_names = \"as-is\"\n",
+        ..case(
+            "column_name_matches_two_columns",
+            "column_name_matches_two_columns.csv",
+            b"ORDER DATE\n2026-01-01\n",
+            plain(),
+            fails(4, &["\"ORDER DATE\"", "matches several table columns"]),
         )
     });
     v.push(Case {
@@ -991,6 +1168,23 @@ async fn run_case(c: &Case) -> Result<(), String> {
         Some(_) => Some(s.scalar(&format!("SELECT count(*) FROM {table}")).await),
         None => None,
     };
+    let shape = |table: &str| {
+        format!(
+            "SELECT coalesce(string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum), '')
+               FROM pg_attribute WHERE attrelid = to_regclass('{table}') AND attnum > 0 AND NOT attisdropped"
+        )
+    };
+    // The ledger as ferry creates it (serialised the same way), so that
+    // its entries for this target can be counted before the first load.
+    s.db.batch_execute(&format!(
+        "BEGIN; SELECT pg_advisory_xact_lock(hashtext('ferry.loads')); {}; COMMIT;",
+        ferry_connectors::pg::statements::LEDGER_DDL
+    ))
+    .await
+    .map_err(|e| format!("ledger: {e}"))?;
+    let ledger = format!("SELECT count(*) FROM ferry.loads WHERE target = '{table}'");
+    let columns_before: String = s.scalar(&shape(&table)).await;
+    let ledger_before: i64 = s.scalar(&ledger).await;
     let input = s.path(&c.file);
     std::fs::write(&input, &c.bytes).map_err(|e| e.to_string())?;
     let spec = s.spec(
@@ -1040,6 +1234,18 @@ async fn run_case(c: &Case) -> Result<(), String> {
                     }
                 }
                 None => {}
+            }
+            let columns_after: String = s.scalar(&shape(&table)).await;
+            if columns_after != columns_before {
+                problem(format!(
+                    "the target's columns went from ({columns_before}) to ({columns_after})"
+                ));
+            }
+            let ledger_after: i64 = s.scalar(&ledger).await;
+            if ledger_after != ledger_before {
+                problem(format!(
+                    "the ledger went from {ledger_before} to {ledger_after} entries"
+                ));
             }
         }
         Expect::Loads(rows, check) => {

@@ -701,7 +701,9 @@ async fn split_tasks_run_the_loader_step_by_step() {
         "id,amount,note\n1,1.50,\"a\nb\"\n2,,tab\there\n3,3,\\N\n",
     )
     .unwrap();
-    std::fs::write(s.path("orders-2.csv"), "id,amount,note\n4,4,x\n").unwrap();
+    // The second file drifted: a new column, added by the load it arrives
+    // in (replayed from the .sql files, whose DDL must add it too).
+    std::fs::write(s.path("orders-2.csv"), "id,amount,note,email\n4,4,x,e@x\n").unwrap();
     let env = [
         ("FERRY_SPECS", specs.to_str().unwrap()),
         ("FERRY_WORK_DIR", "work"),
@@ -748,6 +750,38 @@ async fn split_tasks_run_the_loader_step_by_step() {
         }
         let v: Value = serde_json::from_str(&job).unwrap();
         assert_eq!(v["status"].as_str(), Some("succeeded"), "{job}");
+        let shown = ferry_aws(
+            &["jobs", "show", v["job_id"].as_str().unwrap(), "--json"],
+            s.dir.path(),
+            &env,
+        );
+        let record: Value = serde_json::from_slice(&shown.stdout).unwrap();
+        let recorded: Vec<Value> = record["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|st| st["outputs"].get("schema_changes").cloned())
+            .collect();
+        let ledger: Option<String> =
+            s.db.query_one(
+                "SELECT schema_changes::text FROM ferry.loads WHERE job_id = $1",
+                &[&v["job_id"].as_str().unwrap()],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if file == "orders-2.csv" {
+            let added =
+                serde_json::json!([{"change": "add_column", "column": "email", "type": "text"}]);
+            assert_eq!(recorded, vec![added.clone()], "{record}");
+            assert_eq!(
+                serde_json::from_str::<Value>(&ledger.unwrap()).unwrap(),
+                added
+            );
+        } else {
+            assert!(recorded.is_empty(), "{record}");
+            assert_eq!(ledger, None);
+        }
         // The same input again: a duplicate, nothing runs.
         let again = ferry_aws(&["task", "create-job", "--input", file], s.dir.path(), &env);
         let v2: Value = serde_json::from_slice(&again.stdout).unwrap();
@@ -763,7 +797,7 @@ async fn split_tasks_run_the_loader_step_by_step() {
     let expected = s.path("expected.csv");
     std::fs::write(
         &expected,
-        "id,amount,note\n1,1.50,\"a\nb\"\n2,,tab\there\n3,3,\\N\n4,4,x\n",
+        "id,amount,note,email\n1,1.50,\"a\nb\",\n2,,tab\there,\n3,3,\\N,\n4,4,x,e@x\n",
     )
     .unwrap();
     s.db.batch_execute(&format!(
@@ -790,6 +824,17 @@ async fn split_tasks_run_the_loader_step_by_step() {
     );
     let events = std::fs::read_to_string(s.path("work/events.jsonl")).unwrap();
     assert_eq!(events.lines().count(), 2);
+    let changes: Vec<Value> = events
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["schema_changes"].clone())
+        .collect();
+    assert_eq!(
+        changes,
+        vec![
+            serde_json::json!([]),
+            serde_json::json!([{"change": "add_column", "column": "email", "type": "text"}])
+        ]
+    );
     // A step out of order is refused with a clear message.
     let list = ferry_aws(&["jobs", "list", "--json"], s.dir.path(), &env);
     let first: Value = serde_json::from_str(

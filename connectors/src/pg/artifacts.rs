@@ -48,6 +48,9 @@ pub struct ArtifactSpec {
     pub mode: LoadMode,
     /// Upsert keys.
     pub keys: Vec<String>,
+    /// The changes `target_ddl` makes to an existing target, recorded in
+    /// the ledger entry the driver writes.
+    pub schema_changes: Vec<super::evolve::SchemaChange>,
 }
 
 /// One file written: what the load report lists and `transform.json`
@@ -322,14 +325,22 @@ impl ArtifactWriter {
         }
         if let Some(l) = ledger {
             out.push_str(&format!(
-                "INSERT INTO ferry.loads (target, input, checksum, dataset, job_id, mode, rows, bytes) VALUES ({}, {}, {}, {}, {}, {}, {rows}, {});\n\\else\n\\echo 'already loaded: ferry.loads has this input for this target; nothing to do'\n\\endif\n",
+                "INSERT INTO ferry.loads (target, input, checksum, dataset, job_id, mode, rows, bytes, schema_changes) VALUES ({}, {}, {}, {}, {}, {}, {rows}, {}, {});\n\\else\n\\echo 'already loaded: ferry.loads has this input for this target; nothing to do'\n\\endif\n",
                 quote_literal(&s.target.to_string()),
                 quote_literal(&l.input),
                 quote_literal(&l.checksum),
                 quote_literal(&l.dataset),
                 quote_literal(&l.job_id),
                 quote_literal(&s.mode.to_string()),
-                l.bytes
+                l.bytes,
+                if s.schema_changes.is_empty() {
+                    "NULL".to_string()
+                } else {
+                    format!(
+                        "{}::jsonb",
+                        quote_literal(&serde_json::to_string(&s.schema_changes).unwrap_or_default())
+                    )
+                }
             ));
         }
         out.push_str("COMMIT;\n");

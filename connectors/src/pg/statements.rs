@@ -22,8 +22,18 @@ CREATE TABLE IF NOT EXISTS ferry.loads (
     bytes     bigint      NOT NULL,
     loaded_at timestamptz NOT NULL DEFAULT now(),
     loads     integer     NOT NULL DEFAULT 1,
+    schema_changes jsonb,
     PRIMARY KEY (target, input, checksum)
-)";
+);
+DO $ferry$ BEGIN
+    -- Ledgers made before ferry recorded schema changes gain the column;
+    -- checked first, since ALTER TABLE would wait for every running load.
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute
+                    WHERE attrelid = 'ferry.loads'::regclass
+                      AND attname = 'schema_changes' AND NOT attisdropped) THEN
+        ALTER TABLE ferry.loads ADD COLUMN schema_changes jsonb;
+    END IF;
+END $ferry$";
 
 /// What a load does with a column the target has and the input lacks
 /// (`[target] on_missing_columns`).
@@ -160,19 +170,21 @@ pub fn duplicate_key_sql(staging: &QualifiedName, keys: &[String]) -> String {
     )
 }
 
-/// The ledger insert, with bind parameters $1..$8 (target, input, checksum,
-/// dataset, job_id, mode, rows, bytes). With `force`, an existing entry is
-/// updated and its load count incremented; otherwise a conflict inserts nothing.
+/// The ledger insert, with bind parameters $1..$9 (target, input, checksum,
+/// dataset, job_id, mode, rows, bytes, schema changes as JSON text or NULL).
+/// With `force`, an existing entry is updated and its load count
+/// incremented; otherwise a conflict inserts nothing.
 pub fn ledger_insert_sql(force: bool) -> &'static str {
     if force {
-        "INSERT INTO ferry.loads (target, input, checksum, dataset, job_id, mode, rows, bytes)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        "INSERT INTO ferry.loads (target, input, checksum, dataset, job_id, mode, rows, bytes, schema_changes)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb)
          ON CONFLICT (target, input, checksum) DO UPDATE
             SET job_id = EXCLUDED.job_id, mode = EXCLUDED.mode, rows = EXCLUDED.rows,
-                bytes = EXCLUDED.bytes, loaded_at = now(), loads = ferry.loads.loads + 1"
+                bytes = EXCLUDED.bytes, loaded_at = now(), loads = ferry.loads.loads + 1,
+                schema_changes = EXCLUDED.schema_changes"
     } else {
-        "INSERT INTO ferry.loads (target, input, checksum, dataset, job_id, mode, rows, bytes)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        "INSERT INTO ferry.loads (target, input, checksum, dataset, job_id, mode, rows, bytes, schema_changes)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb)
          ON CONFLICT (target, input, checksum) DO NOTHING"
     }
 }

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use ferry_connectors::jobs::{Origin, Workflow};
 use ferry_connectors::pg::artifacts::ArtifactKinds;
-use ferry_connectors::pg::{LoadMode, PgConfig, QualifiedName};
+use ferry_connectors::pg::{
+    LoadMode, MatchColumns, OnMissingColumns, OnNewColumns, OnTypeChange, PgConfig, QualifiedName,
+};
 use ferry_engine::error::FerryError;
 use ferry_engine::format::Format;
 use ferry_engine::load::{LOAD_REPORT, LoadReport, LoadStatus, default_streams};
@@ -17,8 +19,8 @@ use ferry_engine::workflow::{Runtime, Settings, Step};
 
 use super::job_args::{Retention, StoreArgs};
 use super::{
-    Done, Limits, check_source_flags, either, local_input, parse_format, parse_mode, print_rejects,
-    read_report,
+    Done, Limits, check_source_flags, either, local_input, parse_format, parse_keyword, parse_mode,
+    print_rejects, read_report,
 };
 
 pub const LOAD_HELP: &str = "\
@@ -113,6 +115,22 @@ pub struct LoadArgs {
     /// the spec's [target] column_names [default: snake_case].
     #[arg(long, value_name = "STYLE")]
     column_names: Option<ferry_engine::spec::ColumnNames>,
+    /// A column the input has and the table lacks: add (ALTER TABLE … ADD COLUMN in the
+    /// load's transaction), ignore or fail; overrides the spec's [default: add].
+    #[arg(long, value_name = "WHAT", value_parser = parse_keyword::<OnNewColumns>)]
+    on_new_columns: Option<OnNewColumns>,
+    /// A column the table has and the input lacks: null (its default, else NULL) or fail;
+    /// overrides the spec's [default: null].
+    #[arg(long, value_name = "WHAT", value_parser = parse_keyword::<OnMissingColumns>)]
+    on_missing_columns: Option<OnMissingColumns>,
+    /// An input type the table's column cannot take: widen (losslessly, in the load's
+    /// transaction) or fail; overrides the spec's [default: fail].
+    #[arg(long, value_name = "WHAT", value_parser = parse_keyword::<OnTypeChange>)]
+    on_type_change: Option<OnTypeChange>,
+    /// Match output columns to the table's by name (case and spaces aside) or by position;
+    /// overrides the spec's [default: name; position for a headerless file].
+    #[arg(long, value_name = "HOW", value_parser = parse_keyword::<MatchColumns>)]
+    match_columns: Option<MatchColumns>,
     /// Print the job report as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -261,21 +279,32 @@ fn spec_of(args: &LoadArgs, local: Option<PathBuf>) -> Result<DatasetSpec, Ferry
             if let Some(style) = args.column_names {
                 target.column_names = style;
             }
+            if let Some(on) = args.on_new_columns {
+                target.on_new_columns = on;
+            }
+            if let Some(on) = args.on_missing_columns {
+                target.on_missing_columns = on;
+            }
+            if let Some(on) = args.on_type_change {
+                target.on_type_change = on;
+            }
         }
         (None, Some(table)) => {
             spec.target = Some(TargetSpec {
-                table: table.to_string(),
                 mode: args.mode.unwrap_or(LoadMode::Append),
                 keys: keys.unwrap_or_default(),
-                create: true,
-                types: Default::default(),
                 column_names: args.column_names.unwrap_or_default(),
-                on_missing_columns: Default::default(),
-                load_from: None,
+                on_new_columns: args.on_new_columns.unwrap_or_default(),
+                on_missing_columns: args.on_missing_columns.unwrap_or_default(),
+                on_type_change: args.on_type_change.unwrap_or_default(),
+                ..TargetSpec::named(table.to_string())
             });
         }
         // No table anywhere: the load step says so, naming the spec.
         (None, None) => {}
+    }
+    if let Some(how) = args.match_columns {
+        spec.source.match_columns = Some(how);
     }
     args.limits.apply(&mut spec)?;
     // What the job runs, whatever workflow the spec routes its objects to.
@@ -308,6 +337,9 @@ fn print_summary(r: &LoadReport, pg: &PgConfig) {
         r.mb_per_second(),
         r.input_bytes as f64 / 1e6
     );
+    for change in &r.schema_changes {
+        outln!("schema: {}", change.describe());
+    }
     print_rejects(r.rejected, r.rejects.as_deref());
     if !r.artifacts.is_empty() {
         outln!(

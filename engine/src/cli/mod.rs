@@ -114,6 +114,13 @@ fn parse_mode(s: &str) -> Result<LoadMode, String> {
     s.parse()
 }
 
+/// A spec keyword given as a flag (`--on-new-columns ignore`), parsed as the
+/// spec parses it, so the flag accepts exactly the key's values.
+fn parse_keyword<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_ascii_lowercase()))
+        .map_err(|e| e.to_string())
+}
+
 fn parse_format(s: &str) -> Result<Format, String> {
     serde_json::from_value(serde_json::Value::String(s.to_ascii_lowercase()))
         .map_err(|_| format!("unknown format {s:?}: one of {}", Format::names()))

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
+use ferry_connectors::pg::{PgConfig, SchemaChange};
 use ferry_engine::error::FerryError;
 use ferry_engine::spec::DatasetSpec;
 use ferry_engine::spec::check::{OutputColumnInfo, check, init};
@@ -11,7 +12,7 @@ use ferry_engine::spec::check::{OutputColumnInfo, check, init};
 pub enum SpecCommand {
     /// Validate a spec and print its output schema and CREATE TABLE, touching no data.
     #[command(
-        after_help = "Example:\n  ferry spec check sql/lineitem\n  ferry spec check sql/events --sample data/events.ndjson"
+        after_help = "Example:\n  ferry spec check sql/lineitem\n  ferry spec check sql/events --sample data/events.ndjson\n  ferry spec check sql/orders --database-url \"$DATABASE_URL\"   # the DDL a load would run"
     )]
     Check {
         /// The spec folder.
@@ -19,6 +20,10 @@ pub enum SpecCommand {
         /// A sample input to infer undeclared types from (default: the spec's source.sample).
         #[arg(long, value_name = "FILE")]
         sample: Option<PathBuf>,
+        /// Compare the spec (and its sample) with the live target table and print the
+        /// DDL a load would run (CREATE TABLE, ADD COLUMN, a widening), changing nothing.
+        #[arg(long, value_name = "URL")]
+        database_url: Option<String>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -48,9 +53,18 @@ pub enum SpecCommand {
 /// Runs a `ferry spec` subcommand.
 pub async fn run(cmd: SpecCommand) -> Result<(), FerryError> {
     match cmd {
-        SpecCommand::Check { dir, sample, json } => {
+        SpecCommand::Check {
+            dir,
+            sample,
+            database_url,
+            json,
+        } => {
             let spec = DatasetSpec::load(&dir)?;
-            let report = check(&spec, sample.as_deref()).await?;
+            let pg = match &database_url {
+                Some(url) => Some(PgConfig::from_url_or_env(Some(url))?),
+                None => None,
+            };
+            let report = check(&spec, sample.as_deref(), pg.as_ref()).await?;
             if json {
                 outln!(
                     "{}",
@@ -70,8 +84,32 @@ pub async fn run(cmd: SpecCommand) -> Result<(), FerryError> {
             print_columns(&report.source);
             outln!("\noutput of {}:", spec.transform_path.display());
             print_columns(&report.output);
-            if let Some(ddl) = report.ddl {
-                outln!("\ntarget table:\n{ddl};");
+            match &report.database {
+                None => {
+                    if let Some(ddl) = report.ddl {
+                        outln!("\ntarget table:\n{ddl};");
+                    }
+                }
+                Some(db) => {
+                    outln!(
+                        "\ntarget table {} at {}: {}",
+                        db.table,
+                        db.database,
+                        match (db.table_exists, db.ddl.is_empty()) {
+                            (false, _) => "missing; a load would create it:",
+                            (true, true) => "fits; a load would change nothing",
+                            (true, false) => "drifted; a load would run, in its transaction:",
+                        }
+                    );
+                    for ddl in &db.ddl {
+                        outln!("{ddl};");
+                    }
+                    for change in &db.schema_changes {
+                        if matches!(change, SchemaChange::IgnoreColumn { .. }) {
+                            outln!("and leave out: {}", change.describe());
+                        }
+                    }
+                }
             }
             Ok(())
         }

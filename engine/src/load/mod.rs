@@ -18,7 +18,7 @@ use std::sync::atomic::AtomicU64;
 
 use ferry_connectors::pg::artifacts::{ArtifactFile, ArtifactKinds};
 use ferry_connectors::pg::load::{Begin, LoadSession, Outcome, PreviousLoad};
-use ferry_connectors::pg::{BinaryEncoder, LoadMode, PgConfig, QualifiedName};
+use ferry_connectors::pg::{BinaryEncoder, LoadMode, PgConfig, QualifiedName, SchemaChange};
 use ferry_connectors::work::JobDir;
 use serde::{Deserialize, Serialize};
 
@@ -26,7 +26,8 @@ use crate::error::FerryError;
 use crate::spec::DatasetSpec;
 
 use self::pipeline::{Stop, pipeline};
-use self::prepare::prepare;
+use self::prepare::{TablePlan, prepare};
+pub(crate) use self::prepare::{output_columns, select_loaded};
 pub use self::split::{
     ArtifactSource, EncodedColumn, TRANSFORM_REPORT, TransformReport, load_artifacts,
     transform_artifacts,
@@ -118,6 +119,10 @@ pub struct LoadReport {
     /// The reject file, when rows were rejected.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rejects: Option<PathBuf>,
+    /// What the load changed in the table's columns, or left out of it
+    /// (`[target] on_new_columns`, `on_type_change`); empty when nothing.
+    #[serde(default)]
+    pub schema_changes: Vec<SchemaChange>,
 }
 
 impl LoadReport {
@@ -201,23 +206,37 @@ pub async fn load(
     let p = prepare(spec, input_uri, opts).await?;
     let session = match LoadSession::begin(pg, p.request.clone()).await? {
         Begin::AlreadyLoaded(prev) => {
-            return Ok(p.report(LoadStatus::Skipped, 0, false, Vec::new(), Some(prev)));
+            return Ok(p.report(
+                LoadStatus::Skipped,
+                0,
+                false,
+                Vec::new(),
+                Some(prev),
+                Vec::new(),
+            ));
         }
         Begin::Ready(s) => s,
     };
     tracing::info!(job_id = %p.job_id, dataset = %spec.name, input = %p.display, table = %p.request.target, mode = %p.request.mode, streams = p.request.streams, "load started");
-    let artifact_spec = p.artifact_spec(
-        opts,
-        session.target_ddl().to_string(),
-        session.columns().to_vec(),
-    );
+    for change in session.schema_changes() {
+        tracing::info!(job_id = %p.job_id, table = %p.request.target, "schema change: {}", change.describe());
+    }
+    let plan = TablePlan::of_session(&session);
+    let rows = match p.loaded_rows(&plan.loaded) {
+        Ok(df) => df,
+        Err(e) => {
+            session.abort().await;
+            return Err(e);
+        }
+    };
+    let artifact_spec = p.artifact_spec(opts, TablePlan::of_session(&session));
     let rows_done = Arc::new(AtomicU64::new(0));
     let mut progress = p.progress(opts.progress, rows_done.clone());
     let codecs = session.codecs();
     let piped = pipeline(
         BinaryEncoder::new(codecs.clone()),
         Some(session.sender()),
-        p.df.clone(),
+        rows,
         spec,
         artifact_spec,
         p.ledger(),
@@ -227,19 +246,35 @@ pub async fn load(
     progress.finish();
     if let Ok((rows, artifacts)) = &piped
         && opts.job.is_some()
-        && let Err(e) = p.write_transform_report(&codecs, *rows, artifacts).await
+        && let Err(e) = p
+            .write_transform_report(&codecs, &plan, *rows, artifacts)
+            .await
     {
         session.abort().await;
         return Err(e);
     }
     match piped {
         Ok((rows, artifacts)) => match session.finish(rows).await? {
-            Outcome::Loaded { rows, created } => {
-                Ok(p.report(LoadStatus::Loaded, rows, created, artifacts, None))
-            }
-            Outcome::AlreadyLoaded(prev) => {
-                Ok(p.report(LoadStatus::Skipped, 0, false, artifacts, Some(prev)))
-            }
+            Outcome::Loaded {
+                rows,
+                created,
+                schema_changes,
+            } => Ok(p.report(
+                LoadStatus::Loaded,
+                rows,
+                created,
+                artifacts,
+                None,
+                schema_changes,
+            )),
+            Outcome::AlreadyLoaded(prev) => Ok(p.report(
+                LoadStatus::Skipped,
+                0,
+                false,
+                artifacts,
+                Some(prev),
+                Vec::new(),
+            )),
         },
         Err(Stop::LoaderStopped) => {
             // A COPY stream failed: its error is the one to report.

@@ -10,7 +10,7 @@ use ferry_connectors::jobs::{self, JobInput};
 use ferry_connectors::pg::artifacts::{ArtifactFile, ArtifactSpec, LedgerEntry};
 use ferry_connectors::pg::codec::Codecs;
 use ferry_connectors::pg::load::{InputIdentity, LoadRequest, OutputColumn, PreviousLoad};
-use ferry_connectors::pg::{CopyFormat, PgError, PgType};
+use ferry_connectors::pg::{CopyFormat, PgError, PgType, SchemaChange};
 use ferry_connectors::store::{Checksum, Expect, Location, Staged, stage};
 
 use crate::decode::REJECTS_FILE;
@@ -24,6 +24,45 @@ use super::{
     EncodedColumn, LoadOptions, LoadReport, LoadStatus, TRANSFORM_REPORT, TransformReport,
     describe_previous, run_stamp,
 };
+
+/// How the output meets the table, from the load's plan: what the
+/// artifacts and `transform.json` record.
+pub(crate) struct TablePlan {
+    /// `CREATE TABLE IF NOT EXISTS` for the target, then its changes.
+    pub(crate) target_ddl: String,
+    /// The table's columns in COPY order.
+    pub(crate) columns: Vec<String>,
+    /// The output columns the COPY carries (indices into the request's).
+    pub(crate) loaded: Vec<usize>,
+    /// Upsert keys as the table names them.
+    pub(crate) keys: Vec<String>,
+    /// The changes the load makes to the table (or leaves out).
+    pub(crate) schema_changes: Vec<SchemaChange>,
+}
+
+impl TablePlan {
+    /// The plan a load session made.
+    pub(crate) fn of_session(s: &ferry_connectors::pg::load::LoadSession) -> TablePlan {
+        TablePlan {
+            target_ddl: s.target_ddl().to_string(),
+            columns: s.columns().to_vec(),
+            loaded: s.loaded().to_vec(),
+            keys: s.keys().to_vec(),
+            schema_changes: s.schema_changes().to_vec(),
+        }
+    }
+
+    /// The plan the transform step made from the catalog.
+    pub(crate) fn of_output(p: &ferry_connectors::pg::load::OutputPlan) -> TablePlan {
+        TablePlan {
+            target_ddl: p.target_ddl.clone(),
+            columns: p.copy_columns.clone(),
+            loaded: p.loaded.clone(),
+            keys: p.keys.clone(),
+            schema_changes: p.changes.clone(),
+        }
+    }
+}
 
 /// Everything decided before the first row: the job folder, the staged and
 /// checksummed input, the plan, the target and the load request.
@@ -120,26 +159,7 @@ pub(crate) async fn prepare(
         .into_iter()
         .map(|(k, v)| (renamed.table_name(&k), v))
         .collect();
-    let mut columns = Vec::with_capacity(schema.fields().len());
-    for f in schema.fields() {
-        let pg = match types.get(f.name()) {
-            Some(t) => PgType::parse(t).ok_or_else(|| FerryError::Usage(format!("target.types.{}: unknown type {t:?}", f.name())))?,
-            None => PgType::for_field(f).ok_or_else(|| {
-                FerryError::Usage(format!(
-                    "column {:?} has Arrow type {} with no PostgreSQL mapping; cast it in {} or set [target.types]",
-                    f.name(),
-                    f.data_type(),
-                    spec.transform_path.display()
-                ))
-            })?,
-        };
-        columns.push(OutputColumn {
-            name: f.name().clone(),
-            data_type: f.data_type().clone(),
-            nullable: f.is_nullable(),
-            pg,
-        });
-    }
+    let columns = output_columns(&schema, &types, spec)?;
     for k in &keys {
         if !columns.iter().any(|c| &c.name == k) {
             return Err(FerryError::Usage(format!(
@@ -162,9 +182,7 @@ pub(crate) async fn prepare(
         dataset: spec.name.clone(),
         job_id: job_id.clone(),
         columns,
-        on_missing_columns: target_spec
-            .map(|t| t.on_missing_columns)
-            .unwrap_or_default(),
+        drift: spec.drift_policy(),
         format: CopyFormat::Binary,
     };
     Ok(Prepared {
@@ -180,6 +198,63 @@ pub(crate) async fn prepare(
     })
 }
 
+/// `df` (whose columns are `columns`) with just the columns at `loaded`, in
+/// that order.
+pub(crate) fn select_loaded(
+    df: datafusion::dataframe::DataFrame,
+    columns: &[OutputColumn],
+    loaded: &[usize],
+) -> Result<datafusion::dataframe::DataFrame, FerryError> {
+    if loaded.len() == columns.len() && loaded.iter().enumerate().all(|(i, &l)| i == l) {
+        return Ok(df);
+    }
+    let exprs: Vec<datafusion::prelude::Expr> = loaded
+        .iter()
+        .map(|&i| {
+            datafusion::prelude::Expr::Column(datafusion::common::Column::new_unqualified(
+                columns[i].name.clone(),
+            ))
+        })
+        .collect();
+    df.select(exprs)
+        .map_err(|e| FerryError::Internal(format!("leaving out ignored columns: {e}")))
+}
+
+/// The transform's output columns with the PostgreSQL type each maps to
+/// (`types`, the spec's `[target.types]` by table name, wins over the
+/// mapping from the Arrow type).
+pub(crate) fn output_columns(
+    schema: &arrow::datatypes::Schema,
+    types: &std::collections::BTreeMap<String, String>,
+    spec: &DatasetSpec,
+) -> Result<Vec<OutputColumn>, FerryError> {
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for f in schema.fields() {
+        let declared = types.get(f.name());
+        let pg = match declared {
+            Some(t) => PgType::parse(t).ok_or_else(|| {
+                FerryError::Usage(format!("target.types.{}: unknown type {t:?}", f.name()))
+            })?,
+            None => PgType::for_field(f).ok_or_else(|| {
+                FerryError::Usage(format!(
+                    "column {:?} has Arrow type {} with no PostgreSQL mapping; cast it in {} or set [target.types]",
+                    f.name(),
+                    f.data_type(),
+                    spec.transform_path.display()
+                ))
+            })?,
+        };
+        columns.push(OutputColumn {
+            name: f.name().clone(),
+            data_type: f.data_type().clone(),
+            nullable: f.is_nullable(),
+            pg,
+            declared: declared.is_some(),
+        });
+    }
+    Ok(columns)
+}
+
 impl Prepared {
     pub(crate) fn report(
         &self,
@@ -188,6 +263,7 @@ impl Prepared {
         created: bool,
         artifacts: Vec<ArtifactFile>,
         previous: Option<PreviousLoad>,
+        schema_changes: Vec<SchemaChange>,
     ) -> LoadReport {
         LoadReport {
             job_id: self.job_id.clone(),
@@ -205,25 +281,32 @@ impl Prepared {
             previous_job: previous.map(describe_previous),
             rejected: self.source.rejected(),
             rejects: self.source.reject_file(),
+            schema_changes,
         }
     }
 
-    pub(crate) fn artifact_spec(
+    /// The transform's rows with just the output columns the COPY carries
+    /// (`loaded`, from the load's plan: a column `on_new_columns = "ignore"`
+    /// leaves out is never encoded).
+    pub(crate) fn loaded_rows(
         &self,
-        opts: &LoadOptions,
-        target_ddl: String,
-        columns: Vec<String>,
-    ) -> ArtifactSpec {
+        loaded: &[usize],
+    ) -> Result<datafusion::dataframe::DataFrame, FerryError> {
+        select_loaded(self.df.clone(), &self.request.columns, loaded)
+    }
+
+    pub(crate) fn artifact_spec(&self, opts: &LoadOptions, plan: TablePlan) -> ArtifactSpec {
         ArtifactSpec {
             dir: self.job_dir.join("artifacts"),
             stem: self.request.target.name.clone(),
             kinds: opts.artifacts,
             part_bytes: opts.part_bytes,
             target: self.request.target.clone(),
-            target_ddl,
-            columns,
+            target_ddl: plan.target_ddl,
+            columns: plan.columns,
             mode: self.request.mode,
-            keys: self.request.keys.clone(),
+            keys: plan.keys,
+            schema_changes: plan.schema_changes,
         }
     }
 
@@ -232,6 +315,7 @@ impl Prepared {
     pub(crate) async fn write_transform_report(
         &self,
         codecs: &Codecs,
+        plan: &TablePlan,
         rows: u64,
         artifacts: &[ArtifactFile],
     ) -> Result<TransformReport, FerryError> {
@@ -247,19 +331,21 @@ impl Prepared {
             mode: self.request.mode,
             keys: self.request.keys.clone(),
             create: self.request.create,
-            on_missing_columns: self.request.on_missing_columns,
-            columns: self
-                .request
-                .columns
+            drift: self.request.drift,
+            columns: plan
+                .loaded
                 .iter()
+                .map(|&i| &self.request.columns[i])
                 .zip(codecs.iter())
                 .map(|(c, codec)| EncodedColumn {
                     name: c.name.clone(),
                     data_type: c.data_type.clone(),
                     nullable: c.nullable,
                     pg: codec.pg.to_string(),
+                    declared: c.declared,
                 })
                 .collect(),
+            schema_changes: plan.schema_changes.clone(),
             rows,
             seconds: self.started.elapsed().as_secs_f64(),
             artifacts: artifacts.to_vec(),

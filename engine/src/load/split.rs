@@ -14,7 +14,8 @@ use ferry_connectors::pg::load::{
 };
 use ferry_connectors::pg::replay::{PgcopyChunks, Rows, SqlCopyChunks};
 use ferry_connectors::pg::{
-    BinaryEncoder, CopyFormat, LoadMode, OnMissingColumns, PgConfig, PgError, PgType, QualifiedName,
+    BinaryEncoder, CopyFormat, DriftPolicy, LoadMode, PgConfig, PgError, PgType, QualifiedName,
+    SchemaChange,
 };
 use ferry_connectors::store::Checksum;
 use ferry_connectors::work::FileKind;
@@ -25,7 +26,7 @@ use crate::error::FerryError;
 use crate::spec::DatasetSpec;
 
 use super::pipeline::{Stop, pipeline};
-use super::prepare::prepare;
+use super::prepare::{TablePlan, prepare};
 use super::{LoadOptions, LoadReport, LoadStatus, default_streams, describe_previous};
 
 /// The file the transform step leaves for sql-processor in the job folder.
@@ -42,6 +43,9 @@ pub struct EncodedColumn {
     pub nullable: bool,
     /// The PostgreSQL type the binary values were encoded for.
     pub pg: String,
+    /// `pg` was declared in `[target.types]` (it may widen a column to text).
+    #[serde(default)]
+    pub declared: bool,
 }
 
 /// `transform.json`: what the transform step wrote, so sql-processor (another
@@ -68,11 +72,15 @@ pub struct TransformReport {
     pub keys: Vec<String>,
     /// Create the target when missing.
     pub create: bool,
-    /// What to do about target columns the output lacks.
-    #[serde(default)]
-    pub on_missing_columns: OnMissingColumns,
-    /// The columns, in COPY order.
+    /// What the load may do when the table drifted from the output.
+    #[serde(flatten)]
+    pub drift: DriftPolicy,
+    /// The columns, in COPY order (an ignored column is not among them).
     pub columns: Vec<EncodedColumn>,
+    /// The changes the transform step planned from the catalog (the load
+    /// plans again against the table as it is then, and records what it did).
+    #[serde(default)]
+    pub schema_changes: Vec<SchemaChange>,
     /// Rows written.
     pub rows: u64,
     /// Seconds taken.
@@ -103,15 +111,16 @@ pub async fn transform_artifacts(
         ));
     }
     let p = prepare(spec, input_uri, opts).await?;
-    let plan = plan_output(pg, &p.request).await?;
-    let columns: Vec<String> = p.request.columns.iter().map(|c| c.name.clone()).collect();
-    let artifact_spec = p.artifact_spec(opts, plan.target_ddl.clone(), columns);
+    let output = plan_output(pg, &p.request).await?;
+    let plan = TablePlan::of_output(&output);
+    let rows = p.loaded_rows(&plan.loaded)?;
+    let artifact_spec = p.artifact_spec(opts, TablePlan::of_output(&output));
     let rows_done = Arc::new(AtomicU64::new(0));
     let mut progress = p.progress(opts.progress, rows_done.clone());
     let piped = pipeline(
-        BinaryEncoder::new(plan.codecs.clone()),
+        BinaryEncoder::new(output.codecs.clone()),
         None,
-        p.df.clone(),
+        rows,
         spec,
         artifact_spec,
         p.ledger(),
@@ -128,7 +137,7 @@ pub async fn transform_artifacts(
             ));
         }
     };
-    p.write_transform_report(&plan.codecs, rows, &artifacts)
+    p.write_transform_report(&output.codecs, &plan, rows, &artifacts)
         .await
 }
 
@@ -185,6 +194,7 @@ pub async fn load_artifacts(
             pg: PgType::parse(&c.pg).ok_or_else(|| {
                 FerryError::Internal(format!("{}: unknown type {:?}", path.display(), c.pg))
             })?,
+            declared: c.declared,
         });
     }
     let (kind, format) = match from {
@@ -221,10 +231,14 @@ pub async fn load_artifacts(
         dataset: t.dataset.clone(),
         job_id: t.job_id.clone(),
         columns,
-        on_missing_columns: t.on_missing_columns,
+        drift: t.drift,
         format,
     };
-    let report = |status, rows, created, previous: Option<PreviousLoad>| LoadReport {
+    let report = |status,
+                  rows,
+                  created,
+                  previous: Option<PreviousLoad>,
+                  schema_changes: Vec<SchemaChange>| LoadReport {
         job_id: t.job_id.clone(),
         dataset: t.dataset.clone(),
         input: t.input.clone(),
@@ -240,9 +254,18 @@ pub async fn load_artifacts(
         previous_job: previous.map(describe_previous),
         rejected: t.rejected,
         rejects: t.rejects.clone(),
+        schema_changes,
     };
     let session = match LoadSession::begin(pg, request).await? {
-        Begin::AlreadyLoaded(prev) => return Ok(report(LoadStatus::Skipped, 0, false, Some(prev))),
+        Begin::AlreadyLoaded(prev) => {
+            return Ok(report(
+                LoadStatus::Skipped,
+                0,
+                false,
+                Some(prev),
+                Vec::new(),
+            ));
+        }
         Begin::Ready(s) => s,
     };
     // The binary values were encoded for the types recorded; the target
@@ -307,10 +330,24 @@ pub async fn load_artifacts(
     };
     match feed.await {
         Ok(Some(rows)) => match session.finish(rows).await? {
-            Outcome::Loaded { rows, created } => {
-                Ok(report(LoadStatus::Loaded, rows, created, None))
-            }
-            Outcome::AlreadyLoaded(prev) => Ok(report(LoadStatus::Skipped, 0, false, Some(prev))),
+            Outcome::Loaded {
+                rows,
+                created,
+                schema_changes,
+            } => Ok(report(
+                LoadStatus::Loaded,
+                rows,
+                created,
+                None,
+                schema_changes,
+            )),
+            Outcome::AlreadyLoaded(prev) => Ok(report(
+                LoadStatus::Skipped,
+                0,
+                false,
+                Some(prev),
+                Vec::new(),
+            )),
         },
         Ok(None) => match session.finish(0).await {
             Err(e) => Err(e.into()),

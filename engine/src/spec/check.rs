@@ -9,13 +9,16 @@ use datafusion::datasource::MemTable;
 use ferry_connectors::pg::catalog::{NewColumn, create_table_sql};
 use ferry_connectors::pg::codec::ColumnCodec;
 use ferry_connectors::pg::codec::binary::BinaryEncoder;
-use ferry_connectors::pg::{LoadMode, PgType, QualifiedName};
+use ferry_connectors::pg::load::{InputIdentity, LoadRequest, plan_output};
+use ferry_connectors::pg::{CopyFormat, LoadMode, PgConfig, PgType, QualifiedName, SchemaChange};
+use ferry_connectors::store::Checksum;
 use serde::Serialize;
 
 use super::types::{parse_source_type, spell};
 use super::{ColumnSpec, DatasetSection, DatasetSpec, RoutingSpec, SourceSpec, TargetSpec};
 use crate::error::FerryError;
 use crate::format::Format;
+use crate::load::{output_columns, select_loaded};
 use crate::source::{Input, register_source, resolve_csv_schema};
 use crate::{sniff, transform};
 
@@ -51,6 +54,26 @@ pub struct CheckReport {
     /// Rows of the sample that were decoded, transformed and encoded for
     /// their target columns, as a load would (none without a sample).
     pub sample_rows: Option<u64>,
+    /// The live table compared with the spec (`--database-url`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseCheck>,
+}
+
+/// What a load would do to the live table: `spec check --database-url`
+/// reads the catalog and changes nothing.
+#[derive(Debug, Clone, Serialize)]
+pub struct DatabaseCheck {
+    /// The server (never the password).
+    pub database: String,
+    /// The target table.
+    pub table: String,
+    /// Whether it exists now.
+    pub table_exists: bool,
+    /// The changes a load would make to it (or the columns it would leave out).
+    pub schema_changes: Vec<SchemaChange>,
+    /// The DDL a load would run: `CREATE TABLE` for a missing table, the
+    /// `ALTER TABLE`s for a drifted one, nothing when the table fits.
+    pub ddl: Vec<String>,
 }
 
 fn describe(
@@ -100,7 +123,17 @@ fn declared_schema(spec: &DatasetSpec) -> Option<SchemaRef> {
 
 /// Plans the spec against its declared schema or a sample file and reports
 /// the output schema and the target's DDL. Touches no database.
-pub async fn check(spec: &DatasetSpec, sample: Option<&Path>) -> Result<CheckReport, FerryError> {
+///
+/// With `pg`, the live target table is compared too (its catalog read, nothing
+/// changed): a load's errors (a column the table lacks under `on_new_columns
+/// = "fail"`, a type it cannot take) are reported as a load would, the DDL a
+/// load would run is returned, and the sample is encoded for the table's
+/// actual column types.
+pub async fn check(
+    spec: &DatasetSpec,
+    sample: Option<&Path>,
+    pg: Option<&PgConfig>,
+) -> Result<CheckReport, FerryError> {
     let ctx = transform::new_session();
     let sample = sample.map(Path::to_path_buf).or_else(|| spec.sample_path());
     let mut sampled = None;
@@ -177,9 +210,61 @@ pub async fn check(spec: &DatasetSpec, sample: Option<&Path>) -> Result<CheckRep
         }
         _ => None,
     };
+    let columns = output_columns(&out, &overrides, spec)?;
+    let (database, df, codecs) = match (pg, &spec.target, spec.target_table()) {
+        (Some(pg), Some(t), Some(table)) => {
+            let request = LoadRequest {
+                target: table.clone(),
+                mode: t.mode,
+                keys: t.keys.iter().map(|k| renamed.table_name(k)).collect(),
+                streams: 1,
+                create: t.create,
+                force: false,
+                input: InputIdentity {
+                    input: spec.toml_path().display().to_string(),
+                    checksum: Checksum::known(""),
+                    bytes: 0,
+                },
+                dataset: spec.name.clone(),
+                job_id: "spec-check".into(),
+                columns: columns.clone(),
+                drift: spec.drift_policy(),
+                format: CopyFormat::Binary,
+            };
+            let plan = plan_output(pg, &request).await?;
+            let ddl = if plan.target_exists {
+                plan.changes.iter().filter_map(|c| c.ddl(&table)).collect()
+            } else {
+                vec![plan.target_ddl.clone()]
+            };
+            let df = select_loaded(df, &columns, &plan.loaded)?;
+            let check = DatabaseCheck {
+                database: pg.display(),
+                table: table.to_string(),
+                table_exists: plan.target_exists,
+                schema_changes: plan.changes,
+                ddl,
+            };
+            (Some(check), df, plan.codecs)
+        }
+        (Some(_), _, _) => {
+            return Err(FerryError::Usage(format!(
+                "{}: --database-url compares the spec with its target table, and it has none ([target] table)",
+                spec.toml_path().display()
+            )));
+        }
+        _ => {
+            let codecs = columns
+                .iter()
+                .map(|c| ColumnCodec::plan(&c.name, &c.data_type, &c.pg))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| FerryError::Usage(e.to_string()))?;
+            (None, df, Arc::new(codecs))
+        }
+    };
     let sample_rows = match sampled {
         Some((source, input)) => Some(
-            read_sample(df, &output, spec)
+            read_sample(df, codecs, spec)
                 .await
                 .map_err(|e| source.explain(e, &input))?,
         ),
@@ -193,6 +278,7 @@ pub async fn check(spec: &DatasetSpec, sample: Option<&Path>) -> Result<CheckRep
         ddl,
         renamed: renamed.0,
         sample_rows,
+        database,
     })
 }
 
@@ -202,21 +288,12 @@ pub async fn check(spec: &DatasetSpec, sample: Option<&Path>) -> Result<CheckRep
 /// number too large for a `[target.types]` override) fails the check.
 async fn read_sample(
     df: datafusion::dataframe::DataFrame,
-    output: &[OutputColumnInfo],
+    codecs: ferry_connectors::pg::codec::Codecs,
     spec: &DatasetSpec,
 ) -> Result<u64, FerryError> {
     use futures::StreamExt;
     let transform = spec.transform_path.display().to_string();
-    let codecs = output
-        .iter()
-        .zip(df.schema().as_arrow().fields())
-        .map(|(c, f)| {
-            let pg = PgType::parse(&c.postgres).unwrap_or(PgType::Text);
-            ColumnCodec::plan(&c.name, f.data_type(), &pg)
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| FerryError::Usage(e.to_string()))?;
-    let encoder = BinaryEncoder::new(Arc::new(codecs));
+    let encoder = BinaryEncoder::new(codecs);
     let mut stream = transform::execute_ordered(df)
         .await
         .map_err(|e| FerryError::from_datafusion(e, &transform))?;
@@ -407,18 +484,11 @@ pub async fn init(
             keys: vec![format!("**/{stem}*")],
             workflow: super::Workflow::Loader,
         },
-        target: TargetSpec {
-            table: table
+        target: TargetSpec::named(
+            table
                 .map(str::to_string)
                 .unwrap_or_else(|| QualifiedName::new("public", name).to_string()),
-            mode: LoadMode::Append,
-            keys: Vec::new(),
-            create: true,
-            types: Default::default(),
-            column_names: Default::default(),
-            on_missing_columns: Default::default(),
-            load_from: None,
-        },
+        ),
     };
     let body =
         toml::to_string_pretty(&spec_toml).map_err(|e| FerryError::Internal(e.to_string()))?;

@@ -12,7 +12,10 @@ pub mod types;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ferry_connectors::pg::{LoadMode, OnMissingColumns, PgType, QualifiedName};
+use ferry_connectors::pg::{
+    DriftPolicy, LoadMode, MatchColumns, OnMissingColumns, OnNewColumns, OnTypeChange, PgType,
+    QualifiedName,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::decode::csv::CsvDialect;
@@ -202,6 +205,11 @@ pub struct SourceSpec {
     /// (`"Order Date" = "order_date"`), applied after reading and typing.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub rename: BTreeMap<String, String>,
+    /// How output columns find the table's: `"name"` (whatever their order;
+    /// case, spaces and `_` aside) or `"position"`. Default: by name, except
+    /// for a headerless delimited file without declared columns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_columns: Option<MatchColumns>,
 }
 
 /// `[routing]`
@@ -245,6 +253,14 @@ pub struct TargetSpec {
     /// or `"fail"` (before anything changes, naming it).
     #[serde(default)]
     pub on_missing_columns: OnMissingColumns,
+    /// An input column the table lacks: `"add"` (default: `ALTER TABLE … ADD
+    /// COLUMN` in the load's transaction), `"ignore"` or `"fail"`.
+    #[serde(default)]
+    pub on_new_columns: OnNewColumns,
+    /// An input column whose type the table's column cannot take:
+    /// `"fail"` (default) or `"widen"` (losslessly, in the load's transaction).
+    #[serde(default)]
+    pub on_type_change: OnTypeChange,
     /// What the Loader's sql-processor step loads: the `.pgcopy` parts (binary
     /// COPY, the fast path) or the `.sql` files (the same text `psql -f` would
     /// replay, for a team that audits and loads the SQL it keeps). Unset: the
@@ -265,6 +281,8 @@ impl TargetSpec {
             types: BTreeMap::new(),
             column_names: ColumnNames::default(),
             on_missing_columns: OnMissingColumns::default(),
+            on_new_columns: OnNewColumns::default(),
+            on_type_change: OnTypeChange::default(),
             load_from: None,
         }
     }
@@ -723,6 +741,26 @@ impl DatasetSpec {
         self.target
             .as_ref()
             .and_then(|t| QualifiedName::parse(&t.table).ok())
+    }
+
+    /// What a load may do when the table drifted from the input
+    /// (`[target] on_*` keys and `[source] match_columns`).
+    pub fn drift_policy(&self) -> DriftPolicy {
+        let t = self.target.as_ref();
+        DriftPolicy {
+            on_missing_columns: t.map(|t| t.on_missing_columns).unwrap_or_default(),
+            on_new_columns: t.map(|t| t.on_new_columns).unwrap_or_default(),
+            on_type_change: t.map(|t| t.on_type_change).unwrap_or_default(),
+            match_columns: self.source.match_columns.unwrap_or(
+                // A headerless file names its columns column_1, column_2…
+                // unless the spec declares them: only their order means anything.
+                if self.source.header == Some(false) && self.source.columns.is_empty() {
+                    MatchColumns::Position
+                } else {
+                    MatchColumns::Name
+                },
+            ),
+        }
     }
 
     /// The sample file, resolved against the spec folder.

@@ -29,6 +29,7 @@ use super::codec::binary::{PGCOPY_HEADER, PGCOPY_TRAILER};
 use super::codec::types::PgType;
 use super::connect::PgConfig;
 use super::error::PgError;
+use super::evolve::{DriftPolicy, SchemaChange, changes_ddl};
 use super::ident::QualifiedName;
 use super::statements::{
     CopyFormat, LoadMode, copy_from_stdin_sql, insert_select_sql, ledger_insert_sql, upsert_sql,
@@ -50,6 +51,9 @@ pub struct OutputColumn {
     pub nullable: bool,
     /// The PostgreSQL type ferry would create it as.
     pub pg: PgType,
+    /// `pg` was declared (`[target.types]`), not mapped from the Arrow type:
+    /// only a declared `text` may widen a column to text.
+    pub declared: bool,
 }
 
 /// Where the rows come from, as the ledger records it.
@@ -88,8 +92,8 @@ pub struct LoadRequest {
     pub job_id: String,
     /// The transform's output columns, in order.
     pub columns: Vec<OutputColumn>,
-    /// What to do about target columns the output lacks.
-    pub on_missing_columns: crate::pg::OnMissingColumns,
+    /// What a load may do when the table's columns drifted from the output's.
+    pub drift: DriftPolicy,
     /// What the chunks hold: binary tuples (the encoder's output, `.pgcopy`
     /// parts) or COPY text rows (replayed `.sql` parts).
     pub format: CopyFormat,
@@ -123,6 +127,8 @@ pub enum Outcome {
         rows: u64,
         /// Whether ferry created the target table.
         created: bool,
+        /// What the load changed in the table's columns (or left out).
+        schema_changes: Vec<SchemaChange>,
     },
     /// Another job published the same input first; this one rolled back.
     AlreadyLoaded(PreviousLoad),
@@ -155,7 +161,13 @@ pub struct LoadSession {
     control: Arc<Client>,
     layout: Layout,
     codecs: Codecs,
+    /// Output columns the COPY carries (indices into `req.columns`).
+    loaded: Vec<usize>,
     copy_columns: Vec<String>,
+    /// Changes the target needs, run in the load's transaction.
+    changes: Vec<SchemaChange>,
+    /// Upsert keys as the table names them.
+    keys: Vec<String>,
     /// Where the COPY streams write.
     copy_table: QualifiedName,
     /// Table to drop on failure (staging or the not-yet-swapped new table).
@@ -193,11 +205,14 @@ impl LoadSession {
         }
         let Planned {
             codecs,
+            loaded,
+            copy_columns,
+            changes,
+            keys,
             new_columns,
             target_exists,
             target_ddl,
         } = plan(&control, &req).await?;
-        let copy_columns: Vec<String> = req.columns.iter().map(|c| c.name.clone()).collect();
         let layout = if req.streams <= 1 {
             Layout::Single
         } else {
@@ -208,7 +223,10 @@ impl LoadSession {
             control,
             layout,
             codecs: Arc::new(codecs),
+            loaded,
             copy_columns,
+            changes,
+            keys,
             copy_table: req.target.clone(),
             cleanup: None,
             target_exists,
@@ -235,9 +253,25 @@ impl LoadSession {
         &self.target_ddl
     }
 
-    /// The columns in COPY order.
+    /// The table's columns in COPY order.
     pub fn columns(&self) -> &[String] {
         &self.copy_columns
+    }
+
+    /// Which output columns the COPY carries, in COPY order (indices into
+    /// the request's columns): the encoder must be fed just these.
+    pub fn loaded(&self) -> &[usize] {
+        &self.loaded
+    }
+
+    /// The upsert keys as the table names them.
+    pub fn keys(&self) -> &[String] {
+        &self.keys
+    }
+
+    /// What the load changes in the target's columns (or leaves out).
+    pub fn schema_changes(&self) -> &[SchemaChange] {
+        &self.changes
     }
 
     /// Where encoded chunks go. Drop every clone before calling `finish`.
@@ -254,14 +288,32 @@ impl LoadSession {
             match new_columns {
                 Some(cols) => create_table_sql(t, cols, &[], false, unlogged),
                 None => {
-                    let l = super::catalog::column_list(&self.copy_columns);
-                    format!(
+                    // The target's columns as they are, then the changes it
+                    // will get when publishing (added columns, wider types).
+                    let existing: Vec<String> = self
+                        .copy_columns
+                        .iter()
+                        .filter(|c| {
+                            !self.changes.iter().any(|ch| {
+                                matches!(ch, SchemaChange::AddColumn { column, .. } if column == *c)
+                            })
+                        })
+                        .cloned()
+                        .collect();
+                    let l = super::catalog::column_list(&existing);
+                    let mut sql = format!(
                         "CREATE {}TABLE {} AS SELECT {} FROM {} WITH NO DATA",
                         if unlogged { "UNLOGGED " } else { "" },
                         t.quoted(),
                         &l[1..l.len() - 1],
                         req.target.quoted()
-                    )
+                    );
+                    let alter = changes_ddl(t, &self.changes);
+                    if !alter.is_empty() {
+                        sql.push_str(";\n");
+                        sql.push_str(&alter);
+                    }
+                    sql
                 }
             }
         };
@@ -289,9 +341,11 @@ impl LoadSession {
                         if !self.target_exists {
                             create_target(c, &req.target, &self.target_ddl).await?;
                         }
+                        evolve(c, &req.target, &self.changes).await?;
                     }
                     LoadMode::Replace => {
                         exec(c, &replacement_ddl(), "creating the replacement table").await?;
+                        evolve(c, &replacement, &self.changes).await?;
                         self.copy_table = replacement;
                         freeze = true;
                     }
@@ -299,6 +353,7 @@ impl LoadSession {
                         if !self.target_exists {
                             create_target(c, &req.target, &self.target_ddl).await?;
                         }
+                        evolve(c, &req.target, &self.changes).await?;
                         let stage = QualifiedName::new("pg_temp", format!("ferry_stage_{job}"));
                         let l = super::catalog::column_list(&self.copy_columns);
                         let sql = format!(
@@ -316,6 +371,7 @@ impl LoadSession {
                 drop_leftover(c, &replacement).await?;
                 exec(c, &replacement_ddl(), "creating the replacement table").await?;
                 self.cleanup = Some(replacement.clone());
+                evolve(c, &replacement, &self.changes).await?;
                 self.copy_table = replacement;
             }
             (Layout::Staged, _) => {
@@ -437,6 +493,7 @@ impl LoadSession {
                 if !self.target_exists {
                     create_target(c, &req.target, &self.target_ddl).await?;
                 }
+                evolve(c, &req.target, &self.changes).await?;
                 exec(
                     c,
                     &insert_select_sql(&req.target, &self.copy_table, &self.copy_columns),
@@ -445,20 +502,29 @@ impl LoadSession {
                 .await?;
             }
             (_, LoadMode::Upsert) => {
-                if !self.target_exists && self.layout == Layout::Staged {
-                    create_target(c, &req.target, &self.target_ddl).await?;
+                if self.layout == Layout::Staged {
+                    if !self.target_exists {
+                        create_target(c, &req.target, &self.target_ddl).await?;
+                    }
+                    evolve(c, &req.target, &self.changes).await?;
                 }
                 // A savepoint, so that a refused upsert can still ask the
                 // staged rows which key came twice.
                 exec(c, "SAVEPOINT ferry_upsert", "upserting staged rows").await?;
-                let upsert =
-                    upsert_sql(&req.target, &self.copy_table, &self.copy_columns, &req.keys);
+                let upsert = upsert_sql(
+                    &req.target,
+                    &self.copy_table,
+                    &self.copy_columns,
+                    &self.keys,
+                );
                 if let Err(e) = exec(c, &upsert, "upserting staged rows").await {
-                    return Err(explain_upsert(e, c, &self.copy_table, &req.keys).await);
+                    return Err(explain_upsert(e, c, &self.copy_table, &self.keys).await);
                 }
             }
         }
         let checksum = req.input.checksum_value().await?;
+        let changes = (!self.changes.is_empty())
+            .then(|| serde_json::to_string(&self.changes).unwrap_or_default());
         let inserted = c
             .execute(
                 ledger_insert_sql(req.force),
@@ -471,6 +537,7 @@ impl LoadSession {
                     &req.mode.to_string(),
                     &(loaded as i64),
                     &(req.input.bytes as i64),
+                    &changes,
                 ],
             )
             .await
@@ -495,6 +562,7 @@ impl LoadSession {
         Ok(Outcome::Loaded {
             rows: loaded,
             created,
+            schema_changes: self.changes.clone(),
         })
     }
 
@@ -569,6 +637,26 @@ async fn drop_leftover(c: &Client, table: &QualifiedName) -> Result<(), PgError>
         c,
         &format!("DROP TABLE IF EXISTS {}", table.quoted()),
         "removing a table an earlier attempt of this job left",
+    )
+    .await
+}
+
+/// Runs the planned schema changes on `table` (the target, or the
+/// replacement or staging table built from it), inside the caller's
+/// transaction when it has one.
+async fn evolve(
+    c: &Client,
+    table: &QualifiedName,
+    changes: &[SchemaChange],
+) -> Result<(), PgError> {
+    let ddl = changes_ddl(table, changes);
+    if ddl.is_empty() {
+        return Ok(());
+    }
+    exec(
+        c,
+        &ddl,
+        &format!("changing the columns of {table} for the input's"),
     )
     .await
 }

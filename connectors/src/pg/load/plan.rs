@@ -13,6 +13,9 @@ use crate::pg::catalog::{
 use crate::pg::codec::{Codecs, ColumnCodec};
 use crate::pg::connect::PgConfig;
 use crate::pg::error::PgError;
+use crate::pg::evolve::{
+    MatchColumns, OnNewColumns, OnTypeChange, SchemaChange, changes_ddl, loose_name, widening,
+};
 use crate::pg::ident::QualifiedName;
 use crate::pg::statements::{LoadMode, OnMissingColumns, duplicate_key_sql};
 
@@ -21,17 +24,25 @@ use super::LoadRequest;
 /// How the transform's output meets the target, decided before any row.
 pub(super) struct Planned {
     pub(super) codecs: Vec<ColumnCodec>,
+    /// Output columns the COPY carries (indices into the request's
+    /// columns), in COPY order: all of them unless some are ignored.
+    pub(super) loaded: Vec<usize>,
+    /// The table's names for them, in COPY order.
+    pub(super) copy_columns: Vec<String>,
+    /// Changes the existing target needs, run in the load's transaction.
+    pub(super) changes: Vec<SchemaChange>,
+    /// The upsert keys as the table names them.
+    pub(super) keys: Vec<String>,
     /// Columns to create the target with, when it does not exist.
     pub(super) new_columns: Option<Vec<NewColumn>>,
     pub(super) target_exists: bool,
     pub(super) target_ddl: String,
 }
 
-/// Plans the load against the target as the catalog describes it now
-/// (inside the load's transaction, so it cannot change underneath).
+/// Plans the load against the target as the catalog describes it now.
 pub(super) async fn plan(control: &Client, req: &LoadRequest) -> Result<Planned, PgError> {
     let existing = describe_table(control, &req.target).await?;
-    let (codecs, new_columns) = match &existing {
+    let (matched, new_columns) = match &existing {
         Some(cols) => (match_existing(req, cols)?, None),
         None if !req.create => {
             return Err(PgError::Target {
@@ -41,12 +52,20 @@ pub(super) async fn plan(control: &Client, req: &LoadRequest) -> Result<Planned,
         }
         None => {
             let (codecs, cols) = plan_new(req)?;
-            (codecs, Some(cols))
+            let matched = Matched {
+                codecs,
+                loaded: (0..req.columns.len()).collect(),
+                copy_columns: req.columns.iter().map(|c| c.name.clone()).collect(),
+                changes: Vec::new(),
+            };
+            (matched, Some(cols))
         }
     };
-    if req.mode == LoadMode::Upsert {
-        check_upsert_keys(control, req, existing.is_some()).await?;
-    }
+    let keys = if req.mode == LoadMode::Upsert {
+        check_upsert_keys(control, req, existing.is_some(), &matched).await?
+    } else {
+        req.keys.clone()
+    };
     let pk = if req.mode == LoadMode::Upsert {
         req.keys.clone()
     } else {
@@ -64,10 +83,23 @@ pub(super) async fn plan(control: &Client, req: &LoadRequest) -> Result<Planned,
                 )
             }
         }
-        None => create_table_sql_from_catalog(&req.target, existing.as_deref().unwrap_or_default()),
+        None => {
+            let create =
+                create_table_sql_from_catalog(&req.target, existing.as_deref().unwrap_or_default());
+            let alter = changes_ddl(&req.target, &matched.changes);
+            if alter.is_empty() {
+                create
+            } else {
+                format!("{create};\n{alter}")
+            }
+        }
     };
     Ok(Planned {
-        codecs,
+        codecs: matched.codecs,
+        loaded: matched.loaded,
+        copy_columns: matched.copy_columns,
+        changes: matched.changes,
+        keys,
         new_columns,
         target_exists: existing.is_some(),
         target_ddl,
@@ -82,8 +114,19 @@ pub(super) async fn plan(control: &Client, req: &LoadRequest) -> Result<Planned,
 pub struct OutputPlan {
     /// Column plans in COPY order.
     pub codecs: Codecs,
-    /// `CREATE TABLE IF NOT EXISTS` for the target.
+    /// The output columns the COPY carries (indices into the request's
+    /// columns), in COPY order.
+    pub loaded: Vec<usize>,
+    /// The table's names for them, in COPY order.
+    pub copy_columns: Vec<String>,
+    /// `CREATE TABLE IF NOT EXISTS` for the target, then the changes.
     pub target_ddl: String,
+    /// What a load would change in the target (or leave out of it).
+    pub changes: Vec<SchemaChange>,
+    /// The upsert keys as the table names them.
+    pub keys: Vec<String>,
+    /// Whether the target exists now.
+    pub target_exists: bool,
 }
 
 /// Plans a load of `req` (reading the catalog; writing nothing).
@@ -92,35 +135,114 @@ pub async fn plan_output(cfg: &PgConfig, req: &LoadRequest) -> Result<OutputPlan
     let p = plan(&control, req).await?;
     Ok(OutputPlan {
         codecs: Arc::new(p.codecs),
+        loaded: p.loaded,
+        copy_columns: p.copy_columns,
         target_ddl: p.target_ddl,
+        changes: p.changes,
+        keys: p.keys,
+        target_exists: p.target_exists,
     })
 }
 
-/// Matches output columns to an existing table by name and plans each
-/// column's encoder from the target's type.
-fn match_existing(req: &LoadRequest, cols: &[TableColumn]) -> Result<Vec<ColumnCodec>, PgError> {
+/// How the output meets an existing table: the codecs, which output
+/// columns the COPY carries and under which table names, and the changes
+/// the table needs first.
+pub(super) struct Matched {
+    pub(super) codecs: Vec<ColumnCodec>,
+    pub(super) loaded: Vec<usize>,
+    pub(super) copy_columns: Vec<String>,
+    pub(super) changes: Vec<SchemaChange>,
+}
+
+/// Pairs each output column with a table column (by name or by position,
+/// `[source] match_columns`), or `None` for a column the table lacks.
+fn pair_columns(req: &LoadRequest, cols: &[TableColumn]) -> Result<Vec<Option<usize>>, String> {
+    let mut pairs = Vec::with_capacity(req.columns.len());
+    match req.drift.match_columns {
+        MatchColumns::Position => {
+            let writable: Vec<usize> = (0..cols.len()).filter(|&j| !cols[j].generated).collect();
+            for (i, o) in req.columns.iter().enumerate() {
+                match writable.get(i) {
+                    Some(&j) => pairs.push(Some(j)),
+                    None if cols.iter().any(|c| c.name == o.name) => {
+                        return Err(format!(
+                            "input column {} ({:?}) is beyond the table's {} columns, and its name is already a column of the table",
+                            i + 1,
+                            o.name,
+                            writable.len()
+                        ));
+                    }
+                    None => pairs.push(None),
+                }
+            }
+        }
+        MatchColumns::Name => {
+            for o in &req.columns {
+                if let Some(j) = cols.iter().position(|c| c.name == o.name) {
+                    pairs.push(Some(j));
+                    continue;
+                }
+                let loose = loose_name(&o.name);
+                let like: Vec<usize> = (0..cols.len())
+                    .filter(|&j| loose_name(&cols[j].name) == loose)
+                    .collect();
+                match like.as_slice() {
+                    [] => pairs.push(None),
+                    [j] => pairs.push(Some(*j)),
+                    many => {
+                        let names: Vec<&str> =
+                            many.iter().map(|&j| cols[j].name.as_str()).collect();
+                        return Err(format!(
+                            "input column {:?} matches several table columns {names:?} when case, spaces and _ are ignored; rename it in transform.sql or [source.rename]",
+                            o.name
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    for (i, p) in pairs.iter().enumerate() {
+        if let Some(j) = p
+            && let Some(k) = pairs[..i].iter().position(|q| q == &Some(*j))
+        {
+            return Err(format!(
+                "input columns {:?} and {:?} both match table column {:?}",
+                req.columns[k].name, req.columns[i].name, cols[*j].name
+            ));
+        }
+    }
+    Ok(pairs)
+}
+
+/// Matches output columns to an existing table, plans each column's encoder
+/// from the table's type, and decides the table's changes under the
+/// request's drift policy (nothing changes here: the loader runs them in
+/// its transaction).
+fn match_existing(req: &LoadRequest, cols: &[TableColumn]) -> Result<Matched, PgError> {
     let table = req.target.to_string();
     let fail = |detail: String| PgError::Target {
         table: table.clone(),
         detail,
     };
-    let mut codecs = Vec::with_capacity(req.columns.len());
-    let missing: Vec<&str> = req
+    let pairs = pair_columns(req, cols).map_err(&fail)?;
+    let policy = req.drift;
+    let new: Vec<&str> = req
         .columns
         .iter()
-        .filter(|o| !cols.iter().any(|c| c.name == o.name))
-        .map(|o| o.name.as_str())
+        .zip(&pairs)
+        .filter(|(_, p)| p.is_none())
+        .map(|(o, _)| o.name.as_str())
         .collect();
-    if !missing.is_empty() {
+    if !new.is_empty() && policy.on_new_columns == OnNewColumns::Fail {
         let have: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
         // A table created with the input's names as written, loaded now
         // with snake_case names: say which setting loads into it.
         let as_written = cols
             .iter()
             .find(|c| {
-                !missing.contains(&c.name.as_str())
+                !new.contains(&c.name.as_str())
                     && crate::pg::ident::snake_case(&c.name)
-                        .is_some_and(|s| s != c.name && missing.contains(&s.as_str()))
+                        .is_some_and(|s| s != c.name && new.contains(&s.as_str()))
             })
             .map(|c| {
                 format!(
@@ -130,14 +252,36 @@ fn match_existing(req: &LoadRequest, cols: &[TableColumn]) -> Result<Vec<ColumnC
             })
             .unwrap_or_default();
         return Err(fail(format!(
-            "has no column(s) {missing:?} (it has {have:?}); rename them in transform.sql or add them to the table{as_written}"
+            "has no column(s) {new:?} (it has {have:?}; on_new_columns = \"fail\"): rename them in transform.sql, add them to the table, or set on_new_columns = \"add\" or \"ignore\"{as_written}"
         )));
     }
-    for o in &req.columns {
-        let t = cols
-            .iter()
-            .find(|c| c.name == o.name)
-            .unwrap_or_else(|| unreachable!());
+    let mut m = Matched {
+        codecs: Vec::with_capacity(req.columns.len()),
+        loaded: Vec::with_capacity(req.columns.len()),
+        copy_columns: Vec::with_capacity(req.columns.len()),
+        changes: Vec::new(),
+    };
+    for (i, (o, pair)) in req.columns.iter().zip(&pairs).enumerate() {
+        let Some(j) = *pair else {
+            let ty = o.pg.to_string();
+            if policy.on_new_columns == OnNewColumns::Ignore {
+                m.changes.push(SchemaChange::IgnoreColumn {
+                    column: o.name.clone(),
+                    ty,
+                });
+                continue;
+            }
+            m.codecs
+                .push(ColumnCodec::plan(&o.name, &o.data_type, &o.pg)?);
+            m.changes.push(SchemaChange::AddColumn {
+                column: o.name.clone(),
+                ty,
+            });
+            m.loaded.push(i);
+            m.copy_columns.push(o.name.clone());
+            continue;
+        };
+        let t = &cols[j];
         if t.generated {
             return Err(fail(format!(
                 "column {:?} is generated and cannot be loaded",
@@ -150,23 +294,48 @@ fn match_existing(req: &LoadRequest, cols: &[TableColumn]) -> Result<Vec<ColumnC
                 t.name, t.type_name
             )));
         };
-        codecs.push(ColumnCodec::plan(&o.name, &o.data_type, pg)?);
+        let wider = widening(pg, &o.pg, o.declared);
+        let codec = match (&wider, policy.on_type_change) {
+            (Some(w), OnTypeChange::Widen) => {
+                let codec = ColumnCodec::plan(&t.name, &o.data_type, w)?;
+                m.changes.push(SchemaChange::WidenColumn {
+                    column: t.name.clone(),
+                    from: t.type_name.clone(),
+                    to: w.to_string(),
+                });
+                codec
+            }
+            _ => ColumnCodec::plan(&t.name, &o.data_type, pg).map_err(|mut e| {
+                e.hint = match &wider {
+                    Some(w) => format!(
+                        "; the input's type is {} now: set [target] on_type_change = \"widen\" to widen the column to {w} in the load's transaction, or cast it in transform.sql",
+                        o.pg
+                    ),
+                    None => format!(
+                        "{} (the input's type is {}, which no lossless widening of {} takes)",
+                        e.hint, o.pg, t.type_name
+                    ),
+                };
+                e
+            })?,
+        };
+        m.codecs.push(codec);
+        m.loaded.push(i);
+        m.copy_columns.push(t.name.clone());
     }
-    if req.on_missing_columns == OnMissingColumns::Fail {
-        let lacking: Vec<&str> = cols
-            .iter()
-            .filter(|c| !c.generated && !req.columns.iter().any(|o| o.name == c.name))
-            .map(|c| c.name.as_str())
-            .collect();
-        if !lacking.is_empty() {
-            return Err(fail(format!(
-                "has column(s) {lacking:?} that the input does not provide (on_missing_columns = \"fail\"; \"null\" leaves them to their default or NULL)"
-            )));
-        }
+    let lacking: Vec<&str> = cols
+        .iter()
+        .filter(|c| !c.generated && !m.copy_columns.contains(&c.name))
+        .map(|c| c.name.as_str())
+        .collect();
+    if !lacking.is_empty() && policy.on_missing_columns == OnMissingColumns::Fail {
+        return Err(fail(format!(
+            "has column(s) {lacking:?} that the input does not provide (on_missing_columns = \"fail\"; \"null\" leaves them to their default or NULL)"
+        )));
     }
     let unfilled: Vec<&str> = cols
         .iter()
-        .filter(|c| c.not_null && !c.has_default && !req.columns.iter().any(|o| o.name == c.name))
+        .filter(|c| c.not_null && !c.has_default && lacking.contains(&c.name.as_str()))
         .map(|c| c.name.as_str())
         .collect();
     if !unfilled.is_empty() {
@@ -174,7 +343,7 @@ fn match_existing(req: &LoadRequest, cols: &[TableColumn]) -> Result<Vec<ColumnC
             "column(s) {unfilled:?} are NOT NULL without a default, but the transform does not produce them"
         )));
     }
-    Ok(codecs)
+    Ok(m)
 }
 
 fn plan_new(req: &LoadRequest) -> Result<(Vec<ColumnCodec>, Vec<NewColumn>), PgError> {
@@ -195,7 +364,8 @@ pub(super) async fn check_upsert_keys(
     c: &Client,
     req: &LoadRequest,
     exists: bool,
-) -> Result<(), PgError> {
+    matched: &Matched,
+) -> Result<Vec<String>, PgError> {
     let fail = |detail: String| PgError::Target {
         table: req.target.to_string(),
         detail,
@@ -205,19 +375,29 @@ pub(super) async fn check_upsert_keys(
             "upsert needs key columns (target.keys in the spec, or --key)".into(),
         ));
     }
+    // The keys as the table names them (a loosely matched name differs).
+    let mut want = Vec::with_capacity(req.keys.len());
     for k in &req.keys {
-        if !req.columns.iter().any(|o| &o.name == k) {
+        let Some(i) = req.columns.iter().position(|o| &o.name == k) else {
             return Err(fail(format!(
                 "upsert key {k:?} is not a column of the transform's output"
             )));
+        };
+        match matched.loaded.iter().position(|&l| l == i) {
+            Some(at) => want.push(matched.copy_columns[at].clone()),
+            None => {
+                return Err(fail(format!(
+                    "upsert key {k:?} is not a column of the table (on_new_columns = \"ignore\" leaves it out)"
+                )));
+            }
         }
     }
     if exists {
-        let mut want = req.keys.clone();
-        want.sort();
+        let mut sorted = want.clone();
+        sorted.sort();
         let found = unique_keys(c, &req.target).await?.into_iter().any(|mut k| {
             k.sort();
-            k == want
+            k == sorted
         });
         if !found {
             return Err(fail(format!(
@@ -226,7 +406,7 @@ pub(super) async fn check_upsert_keys(
             )));
         }
     }
-    Ok(())
+    Ok(want)
 }
 
 /// Names the duplicate key when PostgreSQL refused an upsert because the

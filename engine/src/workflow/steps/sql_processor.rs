@@ -4,6 +4,7 @@
 //! while it writes the artifacts.
 
 use ferry_connectors::jobs::Job;
+use ferry_connectors::pg::SchemaChange;
 use serde::{Deserialize, Serialize};
 
 use super::download::staged_input;
@@ -31,6 +32,10 @@ pub struct Output {
     /// What sql-processor loaded: `pgcopy` or `sql` (not the fused step).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<ArtifactSource>,
+    /// What the load changed in the table's columns (or left out), when
+    /// anything: the job record and the event carry it for audit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schema_changes: Vec<SchemaChange>,
 }
 
 impl Output {
@@ -43,6 +48,7 @@ impl Output {
             rejects,
             previous_load: r.previous_job.clone(),
             from,
+            schema_changes: r.schema_changes.clone(),
         }
     }
 }
