@@ -100,7 +100,7 @@ fn request(table: &QualifiedName, mode: LoadMode, streams: usize, input: &str) -
     LoadRequest {
         target: table.clone(),
         mode,
-        keys: if mode == LoadMode::Upsert {
+        keys: if mode.keyed() {
             vec!["id".into()]
         } else {
             vec![]
@@ -222,11 +222,17 @@ async fn every_mode_publishes_the_right_rows() {
     let db = db().await;
     let s = schema(&db, "modes").await;
     for streams in [1, 3] {
-        for mode in [LoadMode::Append, LoadMode::Replace, LoadMode::Upsert] {
+        for mode in [
+            LoadMode::Append,
+            LoadMode::Replace,
+            LoadMode::Upsert,
+            LoadMode::DeleteInsert,
+        ] {
             let table = QualifiedName::new(&s, format!("{mode}_{streams}"));
             prepare_target(&db, &table).await;
-            // Upsert gets ids 41..1041: 10 overlap the existing 1..50 and update them.
-            let first = if mode == LoadMode::Upsert { 41 } else { 51 };
+            // Upsert and delete-insert get ids 41..1041: 10 overlap the
+            // existing 1..50 and replace them.
+            let first = if mode.keyed() { 41 } else { 51 };
             let out = load(
                 request(&table, mode, streams, &format!("{table}.csv")),
                 &[batch(first, first + 1000, None)],
@@ -239,6 +245,7 @@ async fn every_mode_publishes_the_right_rows() {
                     rows: 1000,
                     created: false,
                     schema_changes: vec![],
+                    duplicates: 0,
                 },
                 "{mode} x{streams}"
             );
@@ -261,7 +268,7 @@ async fn every_mode_publishes_the_right_rows() {
             let expected = match mode {
                 LoadMode::Append => (1050, 50),
                 LoadMode::Replace => (1000, 0),
-                LoadMode::Upsert => (1040, 40),
+                LoadMode::Upsert | LoadMode::DeleteInsert => (1040, 40),
             };
             assert_eq!((count, before), expected, "{mode} x{streams}");
             // A replaced table keeps its constraints and primary key.
@@ -295,6 +302,7 @@ async fn every_mode_publishes_the_right_rows() {
             rows: 100,
             created: true,
             schema_changes: vec![],
+            duplicates: 0,
         }
     );
     let pk: i64 = db

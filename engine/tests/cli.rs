@@ -1609,3 +1609,75 @@ async fn drifted_files_change_the_table_in_their_load_in_every_mode() {
         text(&o)
     );
 }
+
+/// `delete-insert` and `duplicate_keys` through `ferry load`: a table
+/// created by the first load, several streams, a repeated key kept last (with
+/// the count in the report, and `load.sql` replaying the same choice), and
+/// first/last refused with several streams, whose order is not the input's.
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_that_repeat_load_as_the_spec_says() {
+    let s = Scratch::new("dupkeys").await;
+    let table = s.table("di");
+    std::fs::write(s.path("a.csv"), "id,v\n1,a\n2,b\n").unwrap();
+    std::fs::write(s.path("b.csv"), "id,v\n2,bb\n3,c\n").unwrap();
+    std::fs::write(s.path("c.csv"), "id,v\n1,x\n4,z\n1,y\n").unwrap();
+    let load = |file: &str, extra: &[&str]| {
+        let input = s.path(file);
+        let mut args = vec![
+            "load",
+            input.to_str().unwrap(),
+            "-t",
+            &table,
+            "--mode",
+            "delete-insert",
+            "--key",
+            "id",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        ferry(&args, s.dir.path())
+    };
+    let rows = || async {
+        s.scalar::<String>(&format!(
+            "SELECT string_agg(id || ':' || v, ',' ORDER BY id, v) FROM {table}"
+        ))
+        .await
+    };
+    assert_eq!(code(&load("a.csv", &[])), 0);
+    let o = load("b.csv", &["--streams", "2"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_eq!(rows().await, "1:a,2:bb,3:c");
+    // A repeated key: refused by default, naming its rows; first/last need one stream.
+    let o = load("c.csv", &[]);
+    assert_eq!(code(&o), 4, "{}", text(&o));
+    assert!(
+        text(&o).contains("key (id) = 1 occurs 2 times, at rows 1, 3"),
+        "{}",
+        text(&o)
+    );
+    let o = load("c.csv", &["--duplicate-keys", "last", "--streams", "2"]);
+    assert_eq!(code(&o), 4, "{}", text(&o));
+    assert!(text(&o).contains("--streams 1"), "{}", text(&o));
+    assert_eq!(
+        rows().await,
+        "1:a,2:bb,3:c",
+        "a refused load changed the table"
+    );
+    let o = load("c.csv", &["--duplicate-keys", "last"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_eq!(rows().await, "1:y,2:bb,3:c,4:z");
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["duplicate_rows"], 1, "{report}");
+    // load.sql makes the same choice from the same rows.
+    let job_dir = std::path::PathBuf::from(report["job_dir"].as_str().unwrap());
+    s.db.batch_execute(&format!(
+        "ALTER TABLE {table} RENAME TO loaded; CREATE TABLE {table} AS SELECT * FROM {}.loaded WHERE id IN (2, 3) UNION ALL SELECT 1, 'a'; DELETE FROM ferry.loads WHERE job_id = '{}'",
+        s.schema,
+        report["job_id"].as_str().unwrap()
+    ))
+    .await
+    .unwrap();
+    let out = common::psql_file(&job_dir.join("artifacts/load.sql"));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(s.diff(&s.table("loaded"), &table).await.is_empty());
+}

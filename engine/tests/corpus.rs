@@ -1139,9 +1139,83 @@ fn cases() -> Vec<Case> {
                 4,
                 &[
                     "same key more than once",
-                    "key (id) = 1 occurs 2 times",
+                    "key (id) = 1 occurs 2 times, at rows 1, 3",
+                    "duplicate_keys = \"last\"",
                     "DISTINCT ON",
                 ],
+            ),
+        )
+    });
+    // Keys that repeat: delete-insert, and one row kept per key.
+    v.push(Case {
+        target: "mode = \"delete-insert\"\nkeys = [\"id\"]\n",
+        setup: Some(
+            "CREATE TABLE {t} (id bigint, s text); INSERT INTO {t} VALUES (1, 'old'), (1, 'older'), (2, 'kept')",
+        ),
+        ..case(
+            "delete_insert_replaces_the_keys_rows",
+            "delete_insert_replaces_the_keys_rows.csv",
+            b"id,s\n1,new\n3,added\n",
+            two(),
+            Expect::Loads(
+                3,
+                Some((
+                    "SELECT string_agg(id || ':' || s, ',' ORDER BY id) FROM {t}",
+                    "1:new,2:kept,3:added",
+                )),
+            ),
+        )
+    });
+    v.push(Case {
+        target: "mode = \"delete-insert\"\nkeys = [\"id\"]\n",
+        setup: Some("CREATE TABLE {t} (id bigint, s text); INSERT INTO {t} VALUES (1, 'old')"),
+        ..case(
+            "delete_insert_duplicate_keys",
+            "delete_insert_duplicate_keys.csv",
+            b"id,s\n1,a\n2,b\n1,c\n",
+            two(),
+            fails(
+                4,
+                &[
+                    "key (id) = 1 occurs 2 times, at rows 1, 3",
+                    "duplicate_keys",
+                ],
+            ),
+        )
+    });
+    v.push(Case {
+        target: "mode = \"upsert\"\nkeys = [\"id\"]\nduplicate_keys = \"last\"\n",
+        setup: Some(
+            "CREATE TABLE {t} (id bigint PRIMARY KEY, s text); INSERT INTO {t} VALUES (1, 'old'), (7, 'x')",
+        ),
+        ..case(
+            "upsert_duplicate_keys_last",
+            "upsert_duplicate_keys_last.csv",
+            b"id,s\n1,a\n2,b\n1,c\n2,d\n",
+            two(),
+            Expect::Loads(
+                3,
+                Some((
+                    "SELECT string_agg(id || ':' || s, ',' ORDER BY id) FROM {t}",
+                    "1:c,2:d,7:x",
+                )),
+            ),
+        )
+    });
+    v.push(Case {
+        target: "mode = \"delete-insert\"\nkeys = [\"id\"]\nduplicate_keys = \"first\"\n",
+        setup: Some("CREATE TABLE {t} (id bigint, s text); INSERT INTO {t} VALUES (1, 'old')"),
+        ..case(
+            "delete_insert_duplicate_keys_first",
+            "delete_insert_duplicate_keys_first.csv",
+            b"id,s\n1,a\n2,b\n1,c\n",
+            two(),
+            Expect::Loads(
+                2,
+                Some((
+                    "SELECT string_agg(id || ':' || s, ',' ORDER BY id) FROM {t}",
+                    "1:a,2:b",
+                )),
             ),
         )
     });

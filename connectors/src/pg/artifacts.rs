@@ -15,7 +15,7 @@ use super::catalog::column_list;
 use super::codec::binary::{PGCOPY_HEADER, PGCOPY_TRAILER};
 use super::error::PgError;
 use super::ident::{QualifiedName, quote_literal};
-use super::statements::{LEDGER_DDL, LoadMode, upsert_sql};
+use super::statements::{DuplicateKeys, LEDGER_DDL, LoadMode, publish_keyed_sql};
 use crate::work::FileKind;
 
 /// Which artifacts to write.
@@ -46,8 +46,10 @@ pub struct ArtifactSpec {
     pub columns: Vec<String>,
     /// Load mode the driver reproduces.
     pub mode: LoadMode,
-    /// Upsert keys.
+    /// Key columns of `upsert` and `delete-insert`.
     pub keys: Vec<String>,
+    /// Which row of a repeated key the driver keeps (or whether it fails).
+    pub duplicates: DuplicateKeys,
     /// The changes `target_ddl` makes to an existing target, recorded in
     /// the ledger entry the driver writes.
     pub schema_changes: Vec<super::evolve::SchemaChange>,
@@ -124,7 +126,7 @@ impl ArtifactWriter {
     /// temporary staging table the driver merges from.
     fn sql_copy_table(&self) -> QualifiedName {
         match self.spec.mode {
-            LoadMode::Upsert => QualifiedName::new(
+            LoadMode::Upsert | LoadMode::DeleteInsert => QualifiedName::new(
                 "pg_temp",
                 format!("{}__ferry_upsert", self.spec.target.name),
             ),
@@ -142,7 +144,7 @@ impl ArtifactWriter {
         let mut out = BufWriter::with_capacity(1 << 20, file);
         let table = self.sql_copy_table();
         let ddl = match self.spec.mode {
-            LoadMode::Upsert => format!(
+            LoadMode::Upsert | LoadMode::DeleteInsert => format!(
                 "CREATE TEMP TABLE IF NOT EXISTS {} AS SELECT {} FROM {} WITH NO DATA",
                 table.quoted(),
                 {
@@ -315,11 +317,21 @@ impl ArtifactWriter {
             out.push_str(p);
             out.push('\n');
         }
-        if s.mode == LoadMode::Upsert {
+        if s.mode.keyed() {
             let stage = self.sql_copy_table();
+            if s.mode == LoadMode::DeleteInsert && s.duplicates == DuplicateKeys::Fail {
+                // Nothing in PostgreSQL refuses a repeated key here: the
+                // driver looks, as the loader does.
+                let list = column_list(&s.keys);
+                let keys = &list[1..list.len() - 1];
+                out.push_str(&format!(
+                    "DO $ferry$ BEGIN IF EXISTS (SELECT 1 FROM {} GROUP BY {keys} HAVING count(*) > 1) THEN RAISE EXCEPTION 'ferry: the input holds the same key more than once; delete-insert needs one row per key (duplicate_keys)'; END IF; END $ferry$;\n",
+                    stage.quoted()
+                ));
+            }
             out.push_str(&format!(
                 "{};\nDROP TABLE {};\n",
-                upsert_sql(&s.target, &stage, &s.columns, &s.keys),
+                publish_keyed_sql(s.mode, &s.target, &stage, &s.columns, &s.keys, s.duplicates),
                 stage.quoted()
             ));
         }

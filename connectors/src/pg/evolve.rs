@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::codec::types::PgType;
 use super::ident::{QualifiedName, quote_ident};
-use super::statements::OnMissingColumns;
+use super::statements::{DuplicateKeys, OnMissingColumns};
 
 /// `[target] on_new_columns`: an input column the table lacks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -59,9 +59,13 @@ pub enum MatchColumns {
     Position,
 }
 
-/// What a load may do to a table whose columns drifted from the input's.
+/// How a load treats an input that does not fit the table as it is: columns
+/// that drifted from the input's, and keys the input repeats.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DriftPolicy {
+    /// A key that occurs more than once in the input (`upsert`, `delete-insert`).
+    #[serde(default)]
+    pub duplicate_keys: DuplicateKeys,
     /// A table column the input lacks.
     #[serde(default)]
     pub on_missing_columns: OnMissingColumns,

@@ -20,4 +20,4 @@ pub use connect::{PgConfig, TlsMode};
 pub use error::PgError;
 pub use evolve::{DriftPolicy, MatchColumns, OnNewColumns, OnTypeChange, SchemaChange};
 pub use ident::{QualifiedName, quote_ident, quote_literal};
-pub use statements::{CopyFormat, LoadMode, OnMissingColumns};
+pub use statements::{CopyFormat, DuplicateKeys, LoadMode, OnMissingColumns};

@@ -60,6 +60,33 @@ pub enum LoadMode {
     Replace,
     /// Insert new keys, update existing ones.
     Upsert,
+    /// Delete the target's rows whose keys the input has, then insert the
+    /// input's rows (no unique index needed; a key may own several rows).
+    #[serde(rename = "delete-insert", alias = "delete_insert")]
+    DeleteInsert,
+}
+
+impl LoadMode {
+    /// Whether the mode merges by key columns, through a staging table.
+    pub fn keyed(self) -> bool {
+        matches!(self, LoadMode::Upsert | LoadMode::DeleteInsert)
+    }
+}
+
+/// `[target] duplicate_keys`: a key that occurs more than once in one input,
+/// under `upsert` and `delete-insert`.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum DuplicateKeys {
+    /// Fail before anything changes, naming the key and its rows.
+    #[default]
+    Fail,
+    /// Keep the key's last row in input order.
+    Last,
+    /// Keep the key's first row in input order.
+    First,
 }
 
 impl std::str::FromStr for LoadMode {
@@ -69,8 +96,9 @@ impl std::str::FromStr for LoadMode {
             "append" => Ok(LoadMode::Append),
             "replace" => Ok(LoadMode::Replace),
             "upsert" => Ok(LoadMode::Upsert),
+            "delete-insert" | "delete_insert" => Ok(LoadMode::DeleteInsert),
             other => Err(format!(
-                "unknown load mode {other:?}: expected append, replace or upsert"
+                "unknown load mode {other:?}: expected append, replace, upsert or delete-insert"
             )),
         }
     }
@@ -82,6 +110,7 @@ impl std::fmt::Display for LoadMode {
             LoadMode::Append => "append",
             LoadMode::Replace => "replace",
             LoadMode::Upsert => "upsert",
+            LoadMode::DeleteInsert => "delete-insert",
         })
     }
 }
@@ -135,14 +164,64 @@ pub fn insert_select_sql(
     )
 }
 
-/// `INSERT … SELECT … ON CONFLICT (keys) DO UPDATE SET c = EXCLUDED.c` (or
-/// `DO NOTHING` when every column is a key).
-pub fn upsert_sql(
+/// `SELECT cols FROM staging`, keeping one row per key when `duplicates`
+/// says which: staging tables are filled in input order by one COPY stream,
+/// so physical order (`ctid`) is input order.
+fn staged_rows_sql(
+    staging: &QualifiedName,
+    columns: &[String],
+    keys: &[String],
+    duplicates: DuplicateKeys,
+) -> String {
+    let cols = column_list(columns);
+    let cols = &cols[1..cols.len() - 1];
+    let list = column_list(keys);
+    let keys = &list[1..list.len() - 1];
+    match duplicates {
+        DuplicateKeys::Fail => format!("SELECT {cols} FROM {}", staging.quoted()),
+        DuplicateKeys::Last | DuplicateKeys::First => format!(
+            "SELECT DISTINCT ON ({keys}) {cols} FROM {} ORDER BY {keys}, ctid{}",
+            staging.quoted(),
+            if duplicates == DuplicateKeys::Last {
+                " DESC"
+            } else {
+                ""
+            }
+        ),
+    }
+}
+
+/// What publishes a keyed load's staged rows into the target:
+/// `upsert` — `INSERT … SELECT … ON CONFLICT (keys) DO UPDATE SET c =
+/// EXCLUDED.c` (or `DO NOTHING` when every column is a key);
+/// `delete-insert` — `DELETE` the target's rows whose keys are staged, then
+/// `INSERT … SELECT`. Under `duplicate_keys = "first"|"last"` one row per key
+/// is taken from the staging table.
+pub fn publish_keyed_sql(
+    mode: LoadMode,
     target: &QualifiedName,
     staging: &QualifiedName,
     columns: &[String],
     keys: &[String],
+    duplicates: DuplicateKeys,
 ) -> String {
+    let cols = column_list(columns);
+    let rows = staged_rows_sql(staging, columns, keys, duplicates);
+    let insert = format!("INSERT INTO {} {cols} {rows}", target.quoted());
+    if mode == LoadMode::DeleteInsert {
+        let list = column_list(keys);
+        let matches: Vec<String> = keys
+            .iter()
+            .map(|k| format!("t.{0} = s.{0}", quote_ident(k)))
+            .collect();
+        return format!(
+            "DELETE FROM {} t USING (SELECT DISTINCT {} FROM {}) s WHERE {};\n{insert}",
+            target.quoted(),
+            &list[1..list.len() - 1],
+            staging.quoted(),
+            matches.join(" AND ")
+        );
+    }
     let updates: Vec<String> = columns
         .iter()
         .filter(|c| !keys.contains(c))
@@ -153,20 +232,31 @@ pub fn upsert_sql(
     } else {
         format!("DO UPDATE SET {}", updates.join(", "))
     };
+    format!("{insert} ON CONFLICT {} {action}", column_list(keys))
+}
+
+/// The first key (in input order) that occurs more than once in the staged
+/// rows, as text, with its count and the 1-based staged rows holding it (the
+/// first ten): what a keyed load under `duplicate_keys = "fail"` reports.
+pub fn duplicate_key_sql(staging: &QualifiedName, keys: &[String]) -> String {
+    let list = column_list(keys);
+    let keys = &list[1..list.len() - 1];
     format!(
-        "{} ON CONFLICT {} {action}",
-        insert_select_sql(target, staging, columns),
-        column_list(keys)
+        "SELECT ({keys})::text, count(*), (array_agg(ferry_row ORDER BY ferry_row))[1:10]::text
+           FROM (SELECT {keys}, row_number() OVER (ORDER BY ctid) AS ferry_row FROM {}) d
+          GROUP BY {keys} HAVING count(*) > 1 ORDER BY min(ferry_row) LIMIT 1",
+        staging.quoted()
     )
 }
 
-/// One key that occurs more than once in the staged rows, as text, with its
-/// count: what an upsert that PostgreSQL refused (SQLSTATE 21000) tripped on.
-pub fn duplicate_key_sql(staging: &QualifiedName, keys: &[String]) -> String {
+/// How many staged rows repeat a key that came before (what keeping one
+/// row per key leaves out).
+pub fn duplicate_count_sql(staging: &QualifiedName, keys: &[String]) -> String {
     let list = column_list(keys);
+    let stage = staging.quoted();
     format!(
-        "SELECT ({list})::text, count(*) FROM {} GROUP BY {list} HAVING count(*) > 1 LIMIT 1",
-        staging.quoted()
+        "SELECT count(*) - (SELECT count(*) FROM (SELECT DISTINCT {} FROM {stage}) d) FROM {stage}",
+        &list[1..list.len() - 1],
     )
 }
 
@@ -202,12 +292,30 @@ mod tests {
             copy_binary_sql(&t, &cols, true),
             "COPY \"public\".\"t\" (\"id\", \"na\"\"me\") FROM STDIN WITH (FORMAT binary, FREEZE)"
         );
+        let upsert = |cols: &[String], dup| {
+            publish_keyed_sql(LoadMode::Upsert, &t, &s, cols, &cols[..1], dup)
+        };
         assert_eq!(
-            upsert_sql(&t, &s, &cols, &cols[..1]),
+            upsert(&cols, DuplicateKeys::Fail),
             "INSERT INTO \"public\".\"t\" (\"id\", \"na\"\"me\") SELECT \"id\", \"na\"\"me\" FROM \"ferry\".\"stage_1\" ON CONFLICT (\"id\") DO UPDATE SET \"na\"\"me\" = EXCLUDED.\"na\"\"me\""
         );
-        assert!(upsert_sql(&t, &s, &cols[..1], &cols[..1]).ends_with("DO NOTHING"));
+        assert!(upsert(&cols[..1], DuplicateKeys::Fail).ends_with("DO NOTHING"));
+        assert_eq!(
+            publish_keyed_sql(
+                LoadMode::DeleteInsert,
+                &t,
+                &s,
+                &cols,
+                &cols[..1],
+                DuplicateKeys::Last
+            ),
+            "DELETE FROM \"public\".\"t\" t USING (SELECT DISTINCT \"id\" FROM \"ferry\".\"stage_1\") s WHERE t.\"id\" = s.\"id\";\nINSERT INTO \"public\".\"t\" (\"id\", \"na\"\"me\") SELECT DISTINCT ON (\"id\") \"id\", \"na\"\"me\" FROM \"ferry\".\"stage_1\" ORDER BY \"id\", ctid DESC"
+        );
         assert_eq!("Replace".parse::<LoadMode>(), Ok(LoadMode::Replace));
+        assert_eq!(
+            "delete-insert".parse::<LoadMode>(),
+            Ok(LoadMode::DeleteInsert)
+        );
         assert!("merge".parse::<LoadMode>().is_err());
     }
 }

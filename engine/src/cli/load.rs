@@ -7,7 +7,8 @@ use clap::{Args, ValueEnum};
 use ferry_connectors::jobs::{Origin, Workflow};
 use ferry_connectors::pg::artifacts::ArtifactKinds;
 use ferry_connectors::pg::{
-    LoadMode, MatchColumns, OnMissingColumns, OnNewColumns, OnTypeChange, PgConfig, QualifiedName,
+    DuplicateKeys, LoadMode, MatchColumns, OnMissingColumns, OnNewColumns, OnTypeChange, PgConfig,
+    QualifiedName,
 };
 use ferry_engine::error::FerryError;
 use ferry_engine::format::Format;
@@ -58,10 +59,11 @@ pub struct LoadArgs {
     /// Target table (schema.table); overrides the spec's.
     #[arg(short, long, value_name = "TABLE")]
     table: Option<String>,
-    /// append, replace (swap in a new table) or upsert (on --key columns); overrides the spec's.
+    /// append, replace (swap in a new table), upsert (on --key columns) or delete-insert
+    /// (delete the rows of the input's --key values, then insert); overrides the spec's.
     #[arg(long, value_parser = parse_mode)]
     mode: Option<LoadMode>,
-    /// Key column for upsert (repeat for composite keys); overrides the spec's.
+    /// Key column for upsert and delete-insert (repeat for composite keys); overrides the spec's.
     #[arg(long = "key", value_name = "COLUMN")]
     keys: Vec<String>,
     /// Parallel COPY connections [default: the number of cores for replace, 1 for append
@@ -127,6 +129,10 @@ pub struct LoadArgs {
     /// transaction) or fail; overrides the spec's [default: fail].
     #[arg(long, value_name = "WHAT", value_parser = parse_keyword::<OnTypeChange>)]
     on_type_change: Option<OnTypeChange>,
+    /// A key the input holds more than once (upsert, delete-insert): fail (naming its rows),
+    /// last or first (the row kept); overrides the spec's [default: fail].
+    #[arg(long, value_name = "WHAT", value_parser = parse_keyword::<DuplicateKeys>)]
+    duplicate_keys: Option<DuplicateKeys>,
     /// Match output columns to the table's by name (case and spaces aside) or by position;
     /// overrides the spec's [default: name; position for a headerless file].
     #[arg(long, value_name = "HOW", value_parser = parse_keyword::<MatchColumns>)]
@@ -288,6 +294,9 @@ fn spec_of(args: &LoadArgs, local: Option<PathBuf>) -> Result<DatasetSpec, Ferry
             if let Some(on) = args.on_type_change {
                 target.on_type_change = on;
             }
+            if let Some(keep) = args.duplicate_keys {
+                target.duplicate_keys = keep;
+            }
         }
         (None, Some(table)) => {
             spec.target = Some(TargetSpec {
@@ -297,6 +306,7 @@ fn spec_of(args: &LoadArgs, local: Option<PathBuf>) -> Result<DatasetSpec, Ferry
                 on_new_columns: args.on_new_columns.unwrap_or_default(),
                 on_missing_columns: args.on_missing_columns.unwrap_or_default(),
                 on_type_change: args.on_type_change.unwrap_or_default(),
+                duplicate_keys: args.duplicate_keys.unwrap_or_default(),
                 ..TargetSpec::named(table.to_string())
             });
         }

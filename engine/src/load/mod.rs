@@ -123,6 +123,10 @@ pub struct LoadReport {
     /// (`[target] on_new_columns`, `on_type_change`); empty when nothing.
     #[serde(default)]
     pub schema_changes: Vec<SchemaChange>,
+    /// Input rows left out because their key came again (`upsert` and
+    /// `delete-insert` under `duplicate_keys = "first"|"last"`).
+    #[serde(default)]
+    pub duplicate_rows: u64,
 }
 
 impl LoadReport {
@@ -144,7 +148,7 @@ impl LoadReport {
 pub fn default_streams(mode: LoadMode) -> usize {
     match mode {
         LoadMode::Replace => std::thread::available_parallelism().map_or(2, |n| n.get()),
-        LoadMode::Append | LoadMode::Upsert => 1,
+        LoadMode::Append | LoadMode::Upsert | LoadMode::DeleteInsert => 1,
     }
 }
 
@@ -259,14 +263,18 @@ pub async fn load(
                 rows,
                 created,
                 schema_changes,
-            } => Ok(p.report(
-                LoadStatus::Loaded,
-                rows,
-                created,
-                artifacts,
-                None,
-                schema_changes,
-            )),
+                duplicates,
+            } => Ok(LoadReport {
+                duplicate_rows: duplicates,
+                ..p.report(
+                    LoadStatus::Loaded,
+                    rows,
+                    created,
+                    artifacts,
+                    None,
+                    schema_changes,
+                )
+            }),
             Outcome::AlreadyLoaded(prev) => Ok(p.report(
                 LoadStatus::Skipped,
                 0,

@@ -282,6 +282,7 @@ impl Prepared {
             rejected: self.source.rejected(),
             rejects: self.source.reject_file(),
             schema_changes,
+            duplicate_rows: 0,
         }
     }
 
@@ -306,6 +307,7 @@ impl Prepared {
             columns: plan.columns,
             mode: self.request.mode,
             keys: plan.keys,
+            duplicates: self.request.drift.duplicate_keys,
             schema_changes: plan.schema_changes,
         }
     }

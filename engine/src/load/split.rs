@@ -255,6 +255,7 @@ pub async fn load_artifacts(
         rejected: t.rejected,
         rejects: t.rejects.clone(),
         schema_changes,
+        duplicate_rows: 0,
     };
     let session = match LoadSession::begin(pg, request).await? {
         Begin::AlreadyLoaded(prev) => {
@@ -334,13 +335,11 @@ pub async fn load_artifacts(
                 rows,
                 created,
                 schema_changes,
-            } => Ok(report(
-                LoadStatus::Loaded,
-                rows,
-                created,
-                None,
-                schema_changes,
-            )),
+                duplicates,
+            } => Ok(LoadReport {
+                duplicate_rows: duplicates,
+                ..report(LoadStatus::Loaded, rows, created, None, schema_changes)
+            }),
             Outcome::AlreadyLoaded(prev) => Ok(report(
                 LoadStatus::Skipped,
                 0,

@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ferry_connectors::pg::{
-    DriftPolicy, LoadMode, MatchColumns, OnMissingColumns, OnNewColumns, OnTypeChange, PgType,
-    QualifiedName,
+    DriftPolicy, DuplicateKeys, LoadMode, MatchColumns, OnMissingColumns, OnNewColumns,
+    OnTypeChange, PgType, QualifiedName,
 };
 use serde::{Deserialize, Serialize};
 
@@ -234,7 +234,7 @@ fn yes() -> bool {
 pub struct TargetSpec {
     /// `table` or `schema.table`.
     pub table: String,
-    /// `append` (default), `replace` or `upsert`.
+    /// `append` (default), `replace`, `upsert` or `delete-insert`.
     #[serde(default = "default_mode")]
     pub mode: LoadMode,
     /// Key columns for upsert (and the primary key of a created table).
@@ -261,6 +261,11 @@ pub struct TargetSpec {
     /// `"fail"` (default) or `"widen"` (losslessly, in the load's transaction).
     #[serde(default)]
     pub on_type_change: OnTypeChange,
+    /// A key that occurs more than once in one input (`upsert`,
+    /// `delete-insert`): `"fail"` (default, naming the key and its rows),
+    /// `"last"` or `"first"` (the row kept, in input order).
+    #[serde(default)]
+    pub duplicate_keys: DuplicateKeys,
     /// What the Loader's sql-processor step loads: the `.pgcopy` parts (binary
     /// COPY, the fast path) or the `.sql` files (the same text `psql -f` would
     /// replay, for a team that audits and loads the SQL it keeps). Unset: the
@@ -283,6 +288,7 @@ impl TargetSpec {
             on_missing_columns: OnMissingColumns::default(),
             on_new_columns: OnNewColumns::default(),
             on_type_change: OnTypeChange::default(),
+            duplicate_keys: DuplicateKeys::default(),
             load_from: None,
         }
     }
@@ -645,11 +651,14 @@ impl DatasetSpec {
         if let Some(t) = &self.target {
             QualifiedName::parse(&t.table)
                 .map_err(|e| SpecError::key(file, "target.table", e.to_string()))?;
-            if t.mode == LoadMode::Upsert && t.keys.is_empty() {
+            if t.mode.keyed() && t.keys.is_empty() {
                 return Err(SpecError::key(
                     file,
                     "target.keys",
-                    "mode = \"upsert\" needs the key columns, e.g. keys = [\"id\"]",
+                    format!(
+                        "mode = \"{}\" needs the key columns, e.g. keys = [\"id\"]",
+                        t.mode
+                    ),
                 ));
             }
             for (col, ty) in &t.types {
@@ -748,6 +757,7 @@ impl DatasetSpec {
     pub fn drift_policy(&self) -> DriftPolicy {
         let t = self.target.as_ref();
         DriftPolicy {
+            duplicate_keys: t.map(|t| t.duplicate_keys).unwrap_or_default(),
             on_missing_columns: t.map(|t| t.on_missing_columns).unwrap_or_default(),
             on_new_columns: t.map(|t| t.on_new_columns).unwrap_or_default(),
             on_type_change: t.map(|t| t.on_type_change).unwrap_or_default(),

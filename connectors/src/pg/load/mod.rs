@@ -32,13 +32,14 @@ use super::error::PgError;
 use super::evolve::{DriftPolicy, SchemaChange, changes_ddl};
 use super::ident::QualifiedName;
 use super::statements::{
-    CopyFormat, LoadMode, copy_from_stdin_sql, insert_select_sql, ledger_insert_sql, upsert_sql,
+    CopyFormat, DuplicateKeys, LoadMode, copy_from_stdin_sql, duplicate_count_sql,
+    insert_select_sql, ledger_insert_sql, publish_keyed_sql,
 };
 use crate::store::Checksum;
 
 use self::ledger::{ensure_ledger, ledger_knows, previous_load};
 pub use self::plan::{OutputPlan, plan_output};
-use self::plan::{Planned, explain_upsert, plan};
+use self::plan::{Planned, duplicate_advice, explain_upsert, find_duplicate, plan};
 
 /// One column the transform produces.
 #[derive(Debug, Clone, PartialEq)]
@@ -129,6 +130,9 @@ pub enum Outcome {
         created: bool,
         /// What the load changed in the table's columns (or left out).
         schema_changes: Vec<SchemaChange>,
+        /// Input rows left out because their key came again
+        /// (`duplicate_keys = "first"|"last"`).
+        duplicates: u64,
     },
     /// Another job published the same input first; this one rolled back.
     AlreadyLoaded(PreviousLoad),
@@ -349,7 +353,7 @@ impl LoadSession {
                         self.copy_table = replacement;
                         freeze = true;
                     }
-                    LoadMode::Upsert => {
+                    LoadMode::Upsert | LoadMode::DeleteInsert => {
                         if !self.target_exists {
                             create_target(c, &req.target, &self.target_ddl).await?;
                         }
@@ -467,6 +471,7 @@ impl LoadSession {
             self.in_tx = true;
         }
         let created = !self.target_exists;
+        let mut duplicates = 0u64;
         match (self.layout, req.mode) {
             (Layout::Single, LoadMode::Append) => {}
             (_, LoadMode::Replace) => {
@@ -501,24 +506,53 @@ impl LoadSession {
                 )
                 .await?;
             }
-            (_, LoadMode::Upsert) => {
+            (_, mode @ (LoadMode::Upsert | LoadMode::DeleteInsert)) => {
                 if self.layout == Layout::Staged {
                     if !self.target_exists {
                         create_target(c, &req.target, &self.target_ddl).await?;
                     }
                     evolve(c, &req.target, &self.changes).await?;
                 }
+                let ordered = self.layout == Layout::Single;
+                let dup = req.drift.duplicate_keys;
+                if dup == DuplicateKeys::Fail && mode == LoadMode::DeleteInsert {
+                    // Nothing in PostgreSQL refuses a repeated key here: look.
+                    if let Some(d) =
+                        find_duplicate(c, &self.copy_table, &self.keys, ordered).await?
+                    {
+                        return Err(PgError::Target {
+                            table: req.target.to_string(),
+                            detail: format!(
+                                "the input holds the same key more than once{d}; {}",
+                                duplicate_advice(mode)
+                            ),
+                        });
+                    }
+                }
+                if dup != DuplicateKeys::Fail {
+                    duplicates = c
+                        .query_one(&duplicate_count_sql(&self.copy_table, &self.keys), &[])
+                        .await
+                        .map_err(|e| PgError::db("counting keys the input repeats", e))?
+                        .get::<_, i64>(0) as u64;
+                }
                 // A savepoint, so that a refused upsert can still ask the
                 // staged rows which key came twice.
-                exec(c, "SAVEPOINT ferry_upsert", "upserting staged rows").await?;
-                let upsert = upsert_sql(
+                let doing = format!("publishing staged rows ({mode})");
+                exec(c, "SAVEPOINT ferry_upsert", &doing).await?;
+                let publish = publish_keyed_sql(
+                    mode,
                     &req.target,
                     &self.copy_table,
                     &self.copy_columns,
                     &self.keys,
+                    dup,
                 );
-                if let Err(e) = exec(c, &upsert, "upserting staged rows").await {
-                    return Err(explain_upsert(e, c, &self.copy_table, &self.keys).await);
+                if let Err(e) = exec(c, &publish, &doing).await {
+                    return Err(explain_upsert(e, c, &self.copy_table, &self.keys, ordered).await);
+                }
+                if duplicates > 0 {
+                    tracing::info!(job_id = %req.job_id, table = %req.target, duplicates, "left out rows whose key came again (duplicate_keys = {dup:?})");
                 }
             }
         }
@@ -563,6 +597,7 @@ impl LoadSession {
             rows: loaded,
             created,
             schema_changes: self.changes.clone(),
+            duplicates,
         })
     }
 

@@ -17,7 +17,7 @@ use crate::pg::evolve::{
     MatchColumns, OnNewColumns, OnTypeChange, SchemaChange, changes_ddl, loose_name, widening,
 };
 use crate::pg::ident::QualifiedName;
-use crate::pg::statements::{LoadMode, OnMissingColumns, duplicate_key_sql};
+use crate::pg::statements::{DuplicateKeys, LoadMode, OnMissingColumns, duplicate_key_sql};
 
 use super::LoadRequest;
 
@@ -61,8 +61,8 @@ pub(super) async fn plan(control: &Client, req: &LoadRequest) -> Result<Planned,
             (matched, Some(cols))
         }
     };
-    let keys = if req.mode == LoadMode::Upsert {
-        check_upsert_keys(control, req, existing.is_some(), &matched).await?
+    let keys = if req.mode.keyed() {
+        check_keys(control, req, existing.is_some(), &matched).await?
     } else {
         req.keys.clone()
     };
@@ -360,7 +360,9 @@ fn plan_new(req: &LoadRequest) -> Result<(Vec<ColumnCodec>, Vec<NewColumn>), PgE
     Ok((codecs, cols))
 }
 
-pub(super) async fn check_upsert_keys(
+/// Checks a keyed load's keys — output columns the table has; for upsert,
+/// covered by a unique index — and returns them as the table names them.
+pub(super) async fn check_keys(
     c: &Client,
     req: &LoadRequest,
     exists: bool,
@@ -371,28 +373,41 @@ pub(super) async fn check_upsert_keys(
         detail,
     };
     if req.keys.is_empty() {
-        return Err(fail(
-            "upsert needs key columns (target.keys in the spec, or --key)".into(),
-        ));
+        return Err(fail(format!(
+            "{} needs key columns (target.keys in the spec, or --key)",
+            req.mode
+        )));
+    }
+    if req.streams > 1 && req.drift.duplicate_keys != DuplicateKeys::Fail {
+        return Err(fail(format!(
+            "duplicate_keys = \"{}\" keeps a row by its place in the input, which one COPY stream keeps and several do not: load with --streams 1 (the default for {})",
+            serde_json::to_value(req.drift.duplicate_keys)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            req.mode
+        )));
     }
     // The keys as the table names them (a loosely matched name differs).
     let mut want = Vec::with_capacity(req.keys.len());
     for k in &req.keys {
         let Some(i) = req.columns.iter().position(|o| &o.name == k) else {
             return Err(fail(format!(
-                "upsert key {k:?} is not a column of the transform's output"
+                "{} key {k:?} is not a column of the transform's output",
+                req.mode
             )));
         };
         match matched.loaded.iter().position(|&l| l == i) {
             Some(at) => want.push(matched.copy_columns[at].clone()),
             None => {
                 return Err(fail(format!(
-                    "upsert key {k:?} is not a column of the table (on_new_columns = \"ignore\" leaves it out)"
+                    "{} key {k:?} is not a column of the table (on_new_columns = \"ignore\" leaves it out)",
+                    req.mode
                 )));
             }
         }
     }
-    if exists {
+    if exists && req.mode == LoadMode::Upsert {
         let mut sorted = want.clone();
         sorted.sort();
         let found = unique_keys(c, &req.target).await?.into_iter().any(|mut k| {
@@ -409,6 +424,47 @@ pub(super) async fn check_upsert_keys(
     Ok(want)
 }
 
+/// The first key the staged rows hold more than once, described for a
+/// message (` — key (id) = 1 occurs 2 times, at rows 1, 3 of the rows
+/// loaded`), or `None`. Rows are named only when `ordered` (one COPY stream
+/// filled the staging table in input order).
+pub(super) async fn find_duplicate(
+    c: &Client,
+    staging: &QualifiedName,
+    keys: &[String],
+    ordered: bool,
+) -> Result<Option<String>, PgError> {
+    let row = c
+        .query_opt(&duplicate_key_sql(staging, keys), &[])
+        .await
+        .map_err(|e| PgError::db("looking for keys the input repeats", e))?;
+    Ok(row.map(|row| {
+        let rows = row.get::<_, String>(2);
+        format!(
+            " — key ({}) = {} occurs {} times{}",
+            keys.join(", "),
+            row.get::<_, String>(0),
+            row.get::<_, i64>(1),
+            if ordered {
+                format!(
+                    ", at rows {} of the rows loaded",
+                    rows.trim_matches(|c| c == '{' || c == '}')
+                        .replace(',', ", ")
+                )
+            } else {
+                String::new()
+            }
+        )
+    }))
+}
+
+/// The advice for a key the input repeats.
+pub(super) fn duplicate_advice(mode: LoadMode) -> String {
+    format!(
+        "{mode} needs one row per key: set [target] duplicate_keys = \"last\" or \"first\" to keep one, or deduplicate in transform.sql (e.g. with DISTINCT ON)"
+    )
+}
+
 /// Names the duplicate key when PostgreSQL refused an upsert because the
 /// input holds a key twice (SQLSTATE 21000).
 pub(super) async fn explain_upsert(
@@ -416,6 +472,7 @@ pub(super) async fn explain_upsert(
     c: &Client,
     staging: &QualifiedName,
     keys: &[String],
+    ordered: bool,
 ) -> PgError {
     let PgError::Db {
         doing,
@@ -435,26 +492,18 @@ pub(super) async fn explain_upsert(
         };
     }
     let duplicate = match c.batch_execute("ROLLBACK TO SAVEPOINT ferry_upsert").await {
-        Ok(()) => c
-            .query_opt(&duplicate_key_sql(staging, keys), &[])
+        Ok(()) => find_duplicate(c, staging, keys, ordered)
             .await
             .ok()
-            .flatten()
-            .map(|row| {
-                format!(
-                    " — key ({}) = {} occurs {} times",
-                    keys.join(", "),
-                    row.get::<_, String>(0),
-                    row.get::<_, i64>(1)
-                )
-            }),
+            .flatten(),
         Err(_) => None,
     };
     PgError::Db {
         doing,
         detail: format!(
-            "{detail}\n  ferry: the input holds the same key more than once{}; upsert needs one row per key (deduplicate in transform.sql, e.g. with DISTINCT ON)",
-            duplicate.unwrap_or_default()
+            "{detail}\n  ferry: the input holds the same key more than once{}; {}",
+            duplicate.unwrap_or_default(),
+            duplicate_advice(LoadMode::Upsert)
         ),
         code: Some(code),
         source,

@@ -68,6 +68,7 @@ impl FormatWriter for Postgres {
             columns: columns.iter().map(|(n, _)| n.clone()).collect(),
             mode: LoadMode::Append,
             keys: Vec::new(),
+            duplicates: Default::default(),
             schema_changes: Vec::new(),
         };
         Ok(Output {
