@@ -1146,6 +1146,63 @@ fn cases() -> Vec<Case> {
             ),
         )
     });
+    // Nested records flattened into columns (the default keeps them jsonb).
+    let ndjson = || "[source]\nformat = \"ndjson\"\nflatten = true\n".to_string();
+    v.push(case(
+        "json_flatten",
+        "json_flatten.ndjson",
+        b"{\"id\": 1, \"customer\": {\"name\": \"a\", \"address\": {\"city\": \"x\"}}, \"tags\": [1, 2]}\n{\"id\": 2, \"customer\": {\"name\": \"b\", \"address\": {\"city\": null, \"zip\": \"9\"}}}\n",
+        ndjson(),
+        Expect::Loads(
+            2,
+            Some((
+                "SELECT string_agg(concat_ws('|', id, customer_name, coalesce(customer_address_city, '-'), coalesce(customer_address_zip, '-'), coalesce(tags::text, '-'), pg_typeof(tags)), ',' ORDER BY id) FROM {t}",
+                "1|a|x|-|{1,2}|bigint[],2|b|-|9|-|bigint[]",
+            )),
+        ),
+    ));
+    v.push(Case {
+        target: "column_names = \"as-is\"\n",
+        ..case(
+            "json_flatten_separator",
+            "json_flatten_separator.ndjson",
+            b"{\"a\": {\"b\": 1}}\n",
+            format!("{}flatten_separator = \".\"\n", ndjson()),
+            Expect::Loads(1, Some(("SELECT \"a.b\"::text FROM {t}", "1"))),
+        )
+    });
+    v.push(case(
+        "json_flatten_collision",
+        "json_flatten_collision.ndjson",
+        b"{\"a_b\": 1, \"a\": {\"b\": 2}}\n",
+        ndjson(),
+        fails(2, &["flatten makes two columns named \"a_b\"", "flatten_separator"]),
+    ));
+    v.push(case(
+        "parquet_flatten",
+        "parquet_flatten.parquet",
+        &parquet_of(&{
+            use arrow::array::{ArrayRef, StructArray};
+            let inner: ArrayRef = Arc::new(StringArray::from(vec!["x", "y"]));
+            let point = StructArray::from(vec![(
+                Arc::new(Field::new("label", DataType::Utf8, true)),
+                inner,
+            )]);
+            RecordBatch::try_from_iter(vec![
+                ("id", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef),
+                ("point", Arc::new(point) as ArrayRef),
+            ])
+            .unwrap()
+        }),
+        "[source]\nflatten = true\n".to_string(),
+        Expect::Loads(
+            2,
+            Some((
+                "SELECT string_agg(id || point_label, ',' ORDER BY id) FROM {t}",
+                "1x,2y",
+            )),
+        ),
+    ));
     // Keys that repeat: delete-insert, and one row kept per key.
     v.push(Case {
         target: "mode = \"delete-insert\"\nkeys = [\"id\"]\n",

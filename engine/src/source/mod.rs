@@ -231,11 +231,12 @@ pub async fn register_source(
 /// The name the input's columns are read from before `[source.rename]`.
 const UNRENAMED: &str = "__ferry_input";
 
-/// Applies `[source.rename]`: `source` becomes a view of the input with those
-/// columns renamed (in place, the others as they are), so transform.sql and
-/// the target see the names the dataset chose whatever a partner's file
-/// calls them. The view costs nothing per row: DataFusion inlines it, and
-/// the readers still decode only the columns the query uses.
+/// Applies `[source] flatten` and `[source.rename]`: `source` becomes a view
+/// of the input with each struct's fields as columns of their own (`a.b` →
+/// `a_b`), then those columns renamed (in place, the others as they are), so
+/// transform.sql and the target see the names the dataset chose whatever a
+/// partner's file calls them. The view costs nothing per row: DataFusion
+/// inlines it, and the readers still decode only the columns the query uses.
 pub(crate) async fn rename(
     ctx: &SessionContext,
     spec: &DatasetSpec,
@@ -243,10 +244,32 @@ pub(crate) async fn rename(
     schema: SchemaRef,
 ) -> Result<SchemaRef, FerryError> {
     let renames = &spec.source.rename;
-    if renames.is_empty() {
+    let flatten = spec.source.flatten_separator();
+    let flat = match flatten {
+        Some(separator) => flattened(&schema, separator),
+        None => schema
+            .fields()
+            .iter()
+            .map(|f| (datafusion::prelude::ident(f.name()), f.name().clone()))
+            .collect(),
+    };
+    let reshaped = flat.len() != schema.fields().len()
+        || flat
+            .iter()
+            .zip(schema.fields())
+            .any(|((_, name), f)| name != f.name());
+    if renames.is_empty() && !reshaped {
         return Ok(schema);
     }
-    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    let names: Vec<&str> = flat.iter().map(|(_, n)| n.as_str()).collect();
+    for (i, n) in names.iter().enumerate() {
+        if names[..i].contains(n) {
+            return Err(FerryError::Usage(format!(
+                "{}: flatten makes two columns named {n:?} (a struct's field and another column); set flatten_separator to tell them apart, or rename in transform.sql",
+                spec.toml_path().display()
+            )));
+        }
+    }
     let unknown: Vec<&String> = renames
         .keys()
         .filter(|k| !names.contains(&k.as_str()))
@@ -276,10 +299,10 @@ pub(crate) async fn rename(
         .map_err(internal)?
         .ok_or_else(|| FerryError::Internal("no table source to rename".into()))?;
     ctx.register_table(UNRENAMED, table).map_err(internal)?;
-    let columns: Vec<datafusion::prelude::Expr> = names
+    let columns: Vec<datafusion::prelude::Expr> = flat
         .iter()
         .zip(&renamed)
-        .map(|(from, to)| datafusion::prelude::ident(*from).alias(*to))
+        .map(|((expr, _), to)| expr.clone().alias(*to))
         .collect();
     let view = ctx
         .table(UNRENAMED)
@@ -291,6 +314,48 @@ pub(crate) async fn rename(
     ctx.register_table("source", view.into_view())
         .map_err(internal)?;
     Ok(schema)
+}
+
+/// Every column of `schema`, with each struct replaced by its fields
+/// (recursively: `{"a": {"b": {"c": 1}}}` gives `a_b_c`), as the expression
+/// that reads it and its name. Lists and maps stay whole (`jsonb`).
+fn flattened(schema: &SchemaRef, separator: &str) -> Vec<(datafusion::prelude::Expr, String)> {
+    fn walk(
+        expr: datafusion::prelude::Expr,
+        name: String,
+        data_type: &::arrow::datatypes::DataType,
+        separator: &str,
+        out: &mut Vec<(datafusion::prelude::Expr, String)>,
+    ) {
+        match data_type {
+            ::arrow::datatypes::DataType::Struct(fields) if !fields.is_empty() => {
+                for f in fields {
+                    walk(
+                        datafusion::functions::core::expr_fn::get_field(
+                            expr.clone(),
+                            f.name().as_str(),
+                        ),
+                        format!("{name}{separator}{}", f.name()),
+                        f.data_type(),
+                        separator,
+                        out,
+                    );
+                }
+            }
+            _ => out.push((expr, name)),
+        }
+    }
+    let mut out = Vec::with_capacity(schema.fields().len());
+    for f in schema.fields() {
+        walk(
+            datafusion::prelude::ident(f.name()),
+            f.name().clone(),
+            f.data_type(),
+            separator,
+            &mut out,
+        );
+    }
+    out
 }
 
 /// A DataFusion reader error, as a decode error of this input.

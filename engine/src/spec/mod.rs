@@ -210,6 +210,14 @@ pub struct SourceSpec {
     /// for a headerless delimited file without declared columns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub match_columns: Option<MatchColumns>,
+    /// Turn each struct (a nested JSON object, a Parquet/Arrow/Avro struct)
+    /// into columns of its own, `{"a": {"b": 1}}` → `a_b` (default false:
+    /// a struct loads as one `jsonb` column).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub flatten: bool,
+    /// What joins a struct's name to its fields' under `flatten` (default `_`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flatten_separator: Option<String>,
 }
 
 /// `[routing]`
@@ -443,6 +451,12 @@ fn single_char(
 }
 
 impl SourceSpec {
+    /// The separator of flattened struct fields, when `flatten` is on.
+    pub fn flatten_separator(&self) -> Option<&str> {
+        self.flatten
+            .then(|| self.flatten_separator.as_deref().unwrap_or("_"))
+    }
+
     /// The input's text encoding (`encoding`, checked by `validate`; UTF-8
     /// when unset).
     pub fn text_encoding(&self) -> Encoding {
