@@ -24,18 +24,22 @@ pub enum Format {
     Arrow,
     /// Avro object container file.
     Avro,
+    /// A spreadsheet (`.xlsx`; `.xlsm`, `.xlsb`, `.xls` and `.ods` too): one sheet.
+    #[serde(alias = "excel", alias = "xls", alias = "ods")]
+    Xlsx,
 }
 
 impl Format {
     /// Every input format, so help texts and errors list them from one place
     /// (a format added here cannot be left out of `--format`'s help).
-    pub const ALL: [Format; 6] = [
+    pub const ALL: [Format; 7] = [
         Format::Csv,
         Format::Tsv,
         Format::Ndjson,
         Format::Parquet,
         Format::Arrow,
         Format::Avro,
+        Format::Xlsx,
     ];
 
     /// `csv, tsv, ndjson, parquet, arrow, avro`.
@@ -57,6 +61,7 @@ impl Format {
             "parquet" | "pq" => Format::Parquet,
             "arrow" | "ipc" | "feather" | "arrows" => Format::Arrow,
             "avro" => Format::Avro,
+            "xlsx" | "xlsm" | "xlsb" | "xls" | "ods" => Format::Xlsx,
             _ => return None,
         })
     }
@@ -81,6 +86,7 @@ impl std::fmt::Display for Format {
             Format::Parquet => "parquet",
             Format::Arrow => "arrow",
             Format::Avro => "avro",
+            Format::Xlsx => "xlsx",
         })
     }
 }
@@ -95,7 +101,10 @@ mod tests {
             let parsed: Format = serde_json::from_value(serde_json::json!(f.to_string())).unwrap();
             assert_eq!(parsed, f);
         }
-        assert_eq!(Format::names(), "csv, tsv, ndjson, parquet, arrow, avro");
+        assert_eq!(
+            Format::names(),
+            "csv, tsv, ndjson, parquet, arrow, avro, xlsx"
+        );
     }
 
     #[test]

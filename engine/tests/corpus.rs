@@ -65,6 +65,103 @@ fn case(name: &'static str, file: &str, bytes: &[u8], source: String, expect: Ex
     }
 }
 
+/// A spreadsheet cell, for [`xlsx`].
+#[derive(Clone, Copy)]
+enum Cell<'a> {
+    Num(f64),
+    Str(&'a str),
+    Bool(bool),
+    /// An Excel date serial (days since 1899-12-30), formatted as a date.
+    Date(f64),
+    Err(&'a str),
+    Empty,
+}
+
+/// A minimal `.xlsx` (the parts Excel writes and calamine reads) with these
+/// sheets, so the corpus's spreadsheets are generated here like its other files.
+fn xlsx(sheets: &[(&str, Vec<Vec<Cell>>)]) -> Vec<u8> {
+    use std::io::Write as _;
+    const MAIN: &str = "http://schemas.openxmlformats.org/spreadsheetml/2006/main";
+    const REL: &str = "http://schemas.openxmlformats.org/officeDocument/2006/relationships";
+    const PKG: &str = "http://schemas.openxmlformats.org/package/2006/relationships";
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let mut put = |name: &str, body: String| {
+        zip.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zip.write_all(body.as_bytes()).unwrap();
+    };
+    let mut overrides = String::new();
+    let mut entries = String::new();
+    let mut rels = String::new();
+    for (i, (name, rows)) in sheets.iter().enumerate() {
+        let n = i + 1;
+        overrides.push_str(&format!("<Override PartName=\"/xl/worksheets/sheet{n}.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml\"/>"));
+        entries.push_str(&format!(
+            "<sheet name=\"{}\" sheetId=\"{n}\" r:id=\"rId{n}\"/>",
+            esc(name)
+        ));
+        rels.push_str(&format!("<Relationship Id=\"rId{n}\" Type=\"{REL}/worksheet\" Target=\"worksheets/sheet{n}.xml\"/>"));
+        let mut data = String::new();
+        for (r, row) in rows.iter().enumerate() {
+            data.push_str(&format!("<row r=\"{}\">", r + 1));
+            for (c, cell) in row.iter().enumerate() {
+                let at = format!("{}{}", (b'A' + c as u8) as char, r + 1);
+                data.push_str(&match cell {
+                    Cell::Num(v) => format!("<c r=\"{at}\"><v>{v}</v></c>"),
+                    Cell::Str(v) => format!("<c r=\"{at}\" t=\"inlineStr\"><is><t xml:space=\"preserve\">{}</t></is></c>", esc(v)),
+                    Cell::Bool(v) => format!("<c r=\"{at}\" t=\"b\"><v>{}</v></c>", u8::from(*v)),
+                    Cell::Date(v) => format!("<c r=\"{at}\" s=\"1\"><v>{v}</v></c>"),
+                    Cell::Err(v) => format!("<c r=\"{at}\" t=\"e\"><v>{}</v></c>", esc(v)),
+                    Cell::Empty => String::new(),
+                });
+            }
+            data.push_str("</row>");
+        }
+        put(
+            &format!("xl/worksheets/sheet{n}.xml"),
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><worksheet xmlns=\"{MAIN}\"><sheetData>{data}</sheetData></worksheet>"
+            ),
+        );
+    }
+    put(
+        "[Content_Types].xml",
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Types xmlns=\"http://schemas.openxmlformats.org/package/2006/content-types\"><Default Extension=\"rels\" ContentType=\"application/vnd.openxmlformats-package.relationships+xml\"/><Default Extension=\"xml\" ContentType=\"application/xml\"/><Override PartName=\"/xl/workbook.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml\"/><Override PartName=\"/xl/styles.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml\"/>{overrides}</Types>"
+        ),
+    );
+    put(
+        "_rels/.rels",
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Relationships xmlns=\"{PKG}\"><Relationship Id=\"rId1\" Type=\"{REL}/officeDocument\" Target=\"xl/workbook.xml\"/></Relationships>"
+        ),
+    );
+    put(
+        "xl/workbook.xml",
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><workbook xmlns=\"{MAIN}\" xmlns:r=\"{REL}\"><sheets>{entries}</sheets></workbook>"
+        ),
+    );
+    put(
+        "xl/_rels/workbook.xml.rels",
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Relationships xmlns=\"{PKG}\">{rels}<Relationship Id=\"rIdS\" Type=\"{REL}/styles\" Target=\"styles.xml\"/></Relationships>"
+        ),
+    );
+    put(
+        "xl/styles.xml",
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><styleSheet xmlns=\"{MAIN}\"><fonts count=\"1\"><font/></fonts><fills count=\"1\"><fill/></fills><borders count=\"1\"><border/></borders><cellStyleXfs count=\"1\"><xf/></cellStyleXfs><cellXfs count=\"2\"><xf numFmtId=\"0\"/><xf numFmtId=\"14\" applyNumberFormat=\"1\"/></cellXfs></styleSheet>"
+        ),
+    );
+    zip.finish().unwrap().into_inner()
+}
+
 /// A query built at run time, for an [`Expect::Loads`] check.
 fn leak(sql: String) -> &'static str {
     Box::leak(sql.into_boxed_str())
@@ -1176,7 +1273,13 @@ fn cases() -> Vec<Case> {
         "json_flatten_collision.ndjson",
         b"{\"a_b\": 1, \"a\": {\"b\": 2}}\n",
         ndjson(),
-        fails(2, &["flatten makes two columns named \"a_b\"", "flatten_separator"]),
+        fails(
+            2,
+            &[
+                "flatten makes two columns named \"a_b\"",
+                "flatten_separator",
+            ],
+        ),
     ));
     v.push(case(
         "parquet_flatten",
@@ -1202,6 +1305,81 @@ fn cases() -> Vec<Case> {
                 "1x,2y",
             )),
         ),
+    ));
+    // Spreadsheets: the sheet's own cell types kept, a sheet by name, an
+    // error cell refused where it is.
+    use Cell::*;
+    let orders = vec![
+        vec![
+            Str("id"),
+            Str("code"),
+            Str("amount"),
+            Str("paid"),
+            Str("ordered on"),
+        ],
+        vec![Num(1.0), Str("00123"), Num(12.5), Bool(true), Date(45292.0)],
+        vec![Num(2.0), Str("A-7"), Num(3.0), Bool(false), Date(45293.0)],
+        vec![Num(3.0), Empty, Num(0.1), Bool(true), Empty],
+    ];
+    v.push(case(
+        "xlsx_cell_types",
+        "xlsx_cell_types.xlsx",
+        &xlsx(&[("Orders", orders.clone())]),
+        "[source]\n".to_string(),
+        Expect::Loads(
+            3,
+            Some((
+                "SELECT string_agg(concat_ws('|', id, coalesce(code, '-'), amount, paid, coalesce(ordered_on::text, '-')), ',' ORDER BY id) || ' ' || (SELECT string_agg(format_type(atttypid, atttypmod), ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid = '{t}'::regclass AND attnum > 0) FROM {t}",
+                "1|00123|12.5|t|2024-01-01,2|A-7|3.0|f|2024-01-02,3|-|0.1|t|- bigint,text,numeric(38,1),boolean,date",
+            )),
+        ),
+    ));
+    v.push(case(
+        "xlsx_named_sheet",
+        "xlsx_named_sheet.xlsx",
+        &xlsx(&[
+            ("Notes", vec![vec![Str("not this")]]),
+            ("Orders", orders.clone()),
+        ]),
+        "[source]\nsheet = \"Orders\"\n".to_string(),
+        Expect::Loads(
+            3,
+            Some((
+                "SELECT string_agg(code, ',' ORDER BY id) FROM {t}",
+                "00123,A-7",
+            )),
+        ),
+    ));
+    v.push(case(
+        "xlsx_missing_sheet",
+        "xlsx_missing_sheet.xlsx",
+        &xlsx(&[("Orders", orders.clone())]),
+        "[source]\nsheet = \"Sales\"\n".to_string(),
+        fails(2, &["has no sheet \"Sales\"", "[\"Orders\"]"]),
+    ));
+    v.push(case(
+        "xlsx_error_cell",
+        "xlsx_error_cell.xlsx",
+        &xlsx(&[(
+            "Orders",
+            vec![
+                vec![Str("id"), Str("amount")],
+                vec![Num(1.0), Num(2.0)],
+                vec![Num(2.0), Err("#DIV/0!")],
+            ],
+        )]),
+        "[source]\n".to_string(),
+        fails(
+            3,
+            &["xlsx_error_cell.xlsx:3: column B (\"amount\")", "#DIV/0!"],
+        ),
+    ));
+    v.push(case(
+        "xlsx_not_a_spreadsheet",
+        "xlsx_not_a_spreadsheet.xlsx",
+        b"id,amount\n1,2\n",
+        "[source]\n".to_string(),
+        fails(3, &["xlsx_not_a_spreadsheet.xlsx", "not a spreadsheet"]),
     ));
     // Keys that repeat: delete-insert, and one row kept per key.
     v.push(Case {

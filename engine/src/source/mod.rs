@@ -10,6 +10,7 @@ mod csv;
 mod ndjson;
 mod parquet;
 mod typed;
+mod xlsx;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -51,6 +52,9 @@ pub struct Source {
     pub size: u64,
     /// The reject file, when the dataset allows bad rows.
     pub rejects: Option<Arc<RejectSink>>,
+    /// Scratch files the plan still reads (a spreadsheet's sheet as CSV),
+    /// removed when the last clone of the source goes.
+    pub keep: KeepAlive,
 }
 
 impl Source {
@@ -173,11 +177,18 @@ pub struct Opening<'a> {
     pub counters: Arc<ReadCounters>,
     /// Where bad rows go under the error policy (`None`: the first fails the read).
     pub rejects: Option<Arc<RejectSink>>,
+    /// Files a reader made that the plan reads later (a sheet as CSV): they
+    /// live as long as the [`Source`].
+    pub keep: KeepAlive,
 }
 
+/// Scratch files that must outlive the registration that made them.
+pub type KeepAlive = Arc<std::sync::Mutex<Vec<Arc<tempfile::TempPath>>>>;
+
 /// Every input format's reader.
-pub static READERS: [&dyn FormatReader; 5] = [
+pub static READERS: [&dyn FormatReader; 6] = [
     &csv::Csv,
+    &xlsx::Xlsx,
     &ndjson::Ndjson,
     &parquet::Parquet,
     &arrow::Arrow,
@@ -210,12 +221,14 @@ pub async fn register_source(
     let rejects = rejects
         .filter(|_| spec.errors.max_bad_rows > 0)
         .map(|path| Arc::new(RejectSink::new(path, spec.errors.max_bad_rows)));
+    let keep = KeepAlive::default();
     let opening = Opening {
         spec,
         input,
         format,
         counters: counters.clone(),
         rejects: rejects.clone(),
+        keep: keep.clone(),
     };
     let schema = reader_for(format).register(ctx, &opening).await?;
     let schema = rename(ctx, spec, input, schema).await?;
@@ -225,6 +238,7 @@ pub async fn register_source(
         counters,
         size,
         rejects,
+        keep,
     })
 }
 

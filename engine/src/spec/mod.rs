@@ -218,6 +218,9 @@ pub struct SourceSpec {
     /// What joins a struct's name to its fields' under `flatten` (default `_`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flatten_separator: Option<String>,
+    /// The sheet of a spreadsheet input (default: the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sheet: Option<String>,
 }
 
 /// `[routing]`
