@@ -97,8 +97,14 @@ pub fn name_for_target(
     let mut seen: std::collections::HashMap<String, String> = Default::default();
     let mut exprs = Vec::with_capacity(schema.fields().len());
     for (i, f) in schema.fields().iter().enumerate() {
-        let name = ferry_connectors::pg::ident::snake_case(f.name())
-            .unwrap_or_else(|| format!("column_{}", i + 1));
+        // ferry's own lineage columns keep their names (snake_case would
+        // drop the leading underscore).
+        let name = if f.name().starts_with("_ferry_") {
+            f.name().clone()
+        } else {
+            ferry_connectors::pg::ident::snake_case(f.name())
+                .unwrap_or_else(|| format!("column_{}", i + 1))
+        };
         if let Some(other) = seen.insert(name.clone(), f.name().clone()) {
             return Err(FerryError::Spec(SpecError {
                 location: format!("{} ([target] column_names)", spec.toml_path().display()),

@@ -1681,3 +1681,116 @@ async fn keys_that_repeat_load_as_the_spec_says() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(s.diff(&s.table("loaded"), &table).await.is_empty());
 }
+
+/// `[target] lineage` and `ferry jobs undo`: every row says where it came
+/// from; undo removes exactly one job's rows and lets its input load again,
+/// and refuses, changing nothing, where it could not be exact.
+#[tokio::test(flavor = "multi_thread")]
+async fn lineage_names_each_rows_load_and_undo_removes_exactly_one() {
+    let s = Scratch::new("undo").await;
+    let table = s.table("t");
+    let spec = s.spec(
+        "lineaged",
+        &format!(
+            "[source]\nformat = \"csv\"\n[target]\ntable = \"{table}\"\nlineage = [\"loaded_at\", \"source\", \"line\", \"job_id\"]\n"
+        ),
+        "SELECT * FROM source",
+    );
+    std::fs::write(s.path("a.csv"), "id,v\n1,a\n2,b\n").unwrap();
+    std::fs::write(s.path("b.csv"), "id,v\n3,c\n").unwrap();
+    let load = |file: &str, extra: &[&str]| -> serde_json::Value {
+        let input = s.path(file);
+        let mut args = vec!["load", input.to_str().unwrap(), "--json"];
+        args.extend_from_slice(extra);
+        let o = ferry(&args, s.dir.path());
+        assert_eq!(code(&o), 0, "{file}: {}", text(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let with_spec = ["--dataset", spec.to_str().unwrap()];
+    let a = load("a.csv", &with_spec);
+    let b = load("b.csv", &with_spec);
+    let (a_id, b_id) = (a["job_id"].as_str().unwrap(), b["job_id"].as_str().unwrap());
+    let lineage: String = s
+        .scalar(&format!(
+            "SELECT string_agg(concat_ws('|', id, _ferry_line, _ferry_job_id = '{a_id}', _ferry_source LIKE '%/' || CASE WHEN id < 3 THEN 'a' ELSE 'b' END || '.csv', _ferry_loaded_at IS NOT NULL), ',' ORDER BY id) FROM {table}"
+        ))
+        .await;
+    assert_eq!(lineage, "1|1|t|t|t,2|2|t|t|t,3|1|f|t|t");
+    let third: String = s
+        .scalar(&format!("SELECT _ferry_job_id FROM {table} WHERE id = 3"))
+        .await;
+    assert_eq!(third, b_id);
+    let undo = |id: &str| ferry(&["jobs", "undo", id, "--json"], s.dir.path());
+    let o = undo(a_id);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let undone: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(undone["rows"], 2, "{undone}");
+    let ids = || async {
+        s.scalar::<String>(&format!(
+            "SELECT string_agg(id::text, ',' ORDER BY id) FROM {table}"
+        ))
+        .await
+    };
+    assert_eq!(ids().await, "3");
+    let ledger: bool = s
+        .scalar(&format!(
+            "SELECT undone_at IS NOT NULL FROM ferry.loads WHERE job_id = '{a_id}'"
+        ))
+        .await;
+    assert!(ledger);
+    let shown = ferry(&["jobs", "show", a_id, "--json"], s.dir.path());
+    let job: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(job["status"], "undone", "{job}");
+    let step = job["steps"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (step["step"].clone(), step["rows"].clone()),
+        ("undo".into(), 2.into())
+    );
+    // Twice is refused; the input loads again (the ledger let it go).
+    let o = undo(a_id);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(text(&o).contains("it is undone"), "{}", text(&o));
+    let again = load("a.csv", &with_spec);
+    assert_eq!(again["status"], "loaded", "{again}");
+    assert_eq!(ids().await, "1,2,3");
+
+    // Refused, changing nothing: a table without the lineage column...
+    let plain = s.table("plain");
+    let p = load("a.csv", &["-t", &plain]);
+    let o = undo(p["job_id"].as_str().unwrap());
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(
+        text(&o).contains("has no _ferry_job_id column"),
+        "{}",
+        text(&o)
+    );
+    // ...an upsert that updated rows, and a job whose rows another changed.
+    let keyed = s.table("keyed");
+    s.db.batch_execute(&format!(
+        "CREATE TABLE {keyed} (id bigint PRIMARY KEY, v text)"
+    ))
+    .await
+    .unwrap();
+    let upsert_spec = s.spec(
+        "keyed",
+        &format!(
+            "[source]\nformat = \"csv\"\n[target]\ntable = \"{keyed}\"\nmode = \"upsert\"\nkeys = [\"id\"]\nlineage = [\"job_id\"]\n"
+        ),
+        "SELECT * FROM source",
+    );
+    std::fs::write(s.path("b2.csv"), "id,v\n2,bb\n").unwrap();
+    let first = load("a.csv", &["--dataset", upsert_spec.to_str().unwrap()]);
+    let second = load("b2.csv", &["--dataset", upsert_spec.to_str().unwrap()]);
+    let o = undo(second["job_id"].as_str().unwrap());
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(text(&o).contains("updated 1 existing row"), "{}", text(&o));
+    let o = undo(first["job_id"].as_str().unwrap());
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(text(&o).contains("1 still carry"), "{}", text(&o));
+    let kept: String = s
+        .scalar(&format!(
+            "SELECT string_agg(id || ':' || v, ',' ORDER BY id) FROM {keyed}"
+        ))
+        .await;
+    assert_eq!(kept, "1:a,2:bb");
+}

@@ -1381,6 +1381,58 @@ fn cases() -> Vec<Case> {
         "[source]\n".to_string(),
         fails(3, &["xlsx_not_a_spreadsheet.xlsx", "not a spreadsheet"]),
     ));
+    // Lineage: where each row came from, in the row.
+    const LINEAGE: &str = "lineage = [\"loaded_at\", \"source\", \"line\", \"job_id\"]\n";
+    const LINEAGE_CHECK: &str = "SELECT string_agg(id || ':' || _ferry_line, ',' ORDER BY id) || ' ' || bool_and(_ferry_source LIKE '%' || {file}) || ' ' || count(DISTINCT _ferry_job_id) || ' ' || bool_and(_ferry_loaded_at BETWEEN now() - interval '1 hour' AND now()) FROM {t}";
+    v.push(Case {
+        target: LINEAGE,
+        ..case(
+            "lineage_columns",
+            "lineage_columns.csv",
+            b"id,s\n1,a\n2,\"two\nlines\"\n3,c\n",
+            plain(),
+            Expect::Loads(
+                3,
+                Some((
+                    leak(LINEAGE_CHECK.replace("{file}", "'lineage_columns.csv'")),
+                    "1:1,2:2,3:3 true 1 true",
+                )),
+            ),
+        )
+    });
+    v.push(Case {
+        target: "lineage = [\"line\"]\non_new_columns = \"fail\"\n",
+        setup: Some("CREATE TABLE {t} (id bigint, s text); INSERT INTO {t} VALUES (7, 'x')"),
+        ..case(
+            "lineage_added_to_an_existing_table",
+            "lineage_added_to_an_existing_table.parquet",
+            &parquet_of(
+                &RecordBatch::try_from_iter(vec![
+                    ("id", Arc::new(Int64Array::from(vec![10, 20])) as arrow::array::ArrayRef),
+                    ("s", Arc::new(StringArray::from(vec!["p", "q"])) as arrow::array::ArrayRef),
+                ])
+                .unwrap(),
+            ),
+            "[source]\n".to_string(),
+            Expect::Loads(
+                3,
+                Some((
+                    "SELECT string_agg(id || ':' || coalesce(_ferry_line::text, '-'), ',' ORDER BY id) FROM {t}",
+                    "7:-,10:1,20:2",
+                )),
+            ),
+        )
+    });
+    v.push(Case {
+        target: LINEAGE,
+        ..case(
+            "lineage_line_with_rejects",
+            "lineage_line_with_rejects.csv",
+            b"id,s\n1,a\n",
+            format!("{}[errors]\nmax_bad_rows = 5\n", two()),
+            fails(2, &["target.lineage", "max_bad_rows"]),
+        )
+    });
     // Keys that repeat: delete-insert, and one row kept per key.
     v.push(Case {
         target: "mode = \"delete-insert\"\nkeys = [\"id\"]\n",

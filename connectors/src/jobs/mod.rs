@@ -51,6 +51,10 @@ pub enum JobStatus {
     /// A step failed (see [`Job::error`]); a new event for the same object
     /// may run it again.
     Failed,
+    /// It succeeded, then `ferry jobs undo` removed the rows it loaded. The
+    /// input loads again through a new job (`ferry load`, or a new version
+    /// of the object); a re-delivered event of this one does nothing.
+    Undone,
 }
 
 impl JobStatus {
@@ -61,6 +65,7 @@ impl JobStatus {
             JobStatus::Running => "running",
             JobStatus::Succeeded => "succeeded",
             JobStatus::Failed => "failed",
+            JobStatus::Undone => "undone",
         }
     }
 }
@@ -73,6 +78,7 @@ impl std::str::FromStr for JobStatus {
             "running" => Ok(JobStatus::Running),
             "succeeded" => Ok(JobStatus::Succeeded),
             "failed" => Ok(JobStatus::Failed),
+            "undone" => Ok(JobStatus::Undone),
             other => Err(format!(
                 "unknown status {other:?} (pending, running, succeeded, failed)"
             )),
@@ -463,6 +469,37 @@ pub fn is_stale(job: &Job, lease: std::time::Duration) -> bool {
         })
 }
 
+/// Records that `ferry jobs undo` removed a succeeded job's rows: the job
+/// becomes `undone`, with an `undo` step saying what went.
+pub async fn mark_undone(
+    store: &dyn JobStore,
+    job_id: &str,
+    outputs: BTreeMap<String, serde_json::Value>,
+    rows: u64,
+) -> Result<Job, JobStoreError> {
+    let at = now();
+    update(store, job_id, |job| {
+        match job.status {
+            JobStatus::Succeeded => {}
+            _ => return Err(refused(job, "only a succeeded job can become undone")),
+        }
+        job.status = JobStatus::Undone;
+        job.steps.push(StepRecord {
+            step: "undo".into(),
+            attempt: job.attempts,
+            started_at: at.clone(),
+            finished_at: Some(at.clone()),
+            seconds: Some(0.0),
+            rows: Some(rows),
+            bytes: None,
+            error: None,
+            outputs: outputs.clone(),
+        });
+        Ok(())
+    })
+    .await
+}
+
 /// Claims a job for this worker: `pending` (or `failed`, for a re-run, or
 /// `running` with a lease that ran out: see [`is_stale`]) → `running`, as one
 /// conditional write, so of two workers exactly one wins. A live running or
@@ -486,6 +523,7 @@ pub async fn claim(
         }
         JobStatus::Running => Err(refused(job, "another worker is running it")),
         JobStatus::Succeeded => Err(refused(job, "it already succeeded")),
+        JobStatus::Undone => Err(refused(job, "it succeeded and was undone")),
     })
     .await
 }

@@ -12,6 +12,7 @@ pub mod ident;
 pub mod load;
 pub mod replay;
 pub mod statements;
+pub mod undo;
 
 pub use codec::binary::{BinaryEncoder, PGCOPY_HEADER, PGCOPY_TRAILER};
 pub use codec::types::PgType;

@@ -23,15 +23,19 @@ CREATE TABLE IF NOT EXISTS ferry.loads (
     loaded_at timestamptz NOT NULL DEFAULT now(),
     loads     integer     NOT NULL DEFAULT 1,
     schema_changes jsonb,
+    inserted  bigint,
+    undone_at timestamptz,
     PRIMARY KEY (target, input, checksum)
 );
 DO $ferry$ BEGIN
-    -- Ledgers made before ferry recorded schema changes gain the column;
-    -- checked first, since ALTER TABLE would wait for every running load.
+    -- Ledgers made by an earlier ferry gain the newer columns; checked
+    -- first, since ALTER TABLE would wait for every running load.
     IF NOT EXISTS (SELECT 1 FROM pg_attribute
                     WHERE attrelid = 'ferry.loads'::regclass
-                      AND attname = 'schema_changes' AND NOT attisdropped) THEN
-        ALTER TABLE ferry.loads ADD COLUMN schema_changes jsonb;
+                      AND attname = 'undone_at' AND NOT attisdropped) THEN
+        ALTER TABLE ferry.loads ADD COLUMN IF NOT EXISTS schema_changes jsonb,
+                                ADD COLUMN IF NOT EXISTS inserted bigint,
+                                ADD COLUMN IF NOT EXISTS undone_at timestamptz;
     END IF;
 END $ferry$";
 
@@ -260,22 +264,29 @@ pub fn duplicate_count_sql(staging: &QualifiedName, keys: &[String]) -> String {
     )
 }
 
-/// The ledger insert, with bind parameters $1..$9 (target, input, checksum,
-/// dataset, job_id, mode, rows, bytes, schema changes as JSON text or NULL).
-/// With `force`, an existing entry is updated and its load count
-/// incremented; otherwise a conflict inserts nothing.
+/// The ledger insert, with bind parameters $1..$10 (target, input,
+/// checksum, dataset, job_id, mode, rows, bytes, schema changes as JSON text
+/// or NULL, rows inserted (not updated) or NULL when unknown). An existing
+/// entry is taken over (its load count incremented) when it was undone, or
+/// with `force`; otherwise a conflict inserts nothing.
 pub fn ledger_insert_sql(force: bool) -> &'static str {
     if force {
-        "INSERT INTO ferry.loads (target, input, checksum, dataset, job_id, mode, rows, bytes, schema_changes)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb)
+        "INSERT INTO ferry.loads (target, input, checksum, dataset, job_id, mode, rows, bytes, schema_changes, inserted)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb, $10)
          ON CONFLICT (target, input, checksum) DO UPDATE
             SET job_id = EXCLUDED.job_id, mode = EXCLUDED.mode, rows = EXCLUDED.rows,
                 bytes = EXCLUDED.bytes, loaded_at = now(), loads = ferry.loads.loads + 1,
-                schema_changes = EXCLUDED.schema_changes"
+                schema_changes = EXCLUDED.schema_changes, inserted = EXCLUDED.inserted,
+                undone_at = NULL"
     } else {
-        "INSERT INTO ferry.loads (target, input, checksum, dataset, job_id, mode, rows, bytes, schema_changes)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb)
-         ON CONFLICT (target, input, checksum) DO NOTHING"
+        "INSERT INTO ferry.loads (target, input, checksum, dataset, job_id, mode, rows, bytes, schema_changes, inserted)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb, $10)
+         ON CONFLICT (target, input, checksum) DO UPDATE
+            SET job_id = EXCLUDED.job_id, mode = EXCLUDED.mode, rows = EXCLUDED.rows,
+                bytes = EXCLUDED.bytes, loaded_at = now(), loads = ferry.loads.loads + 1,
+                schema_changes = EXCLUDED.schema_changes, inserted = EXCLUDED.inserted,
+                undone_at = NULL
+            WHERE ferry.loads.undone_at IS NOT NULL"
     }
 }
 

@@ -2,6 +2,8 @@
 
 use clap::Subcommand;
 use ferry_connectors::jobs::{Job, JobStatus};
+use ferry_connectors::pg::PgConfig;
+use ferry_connectors::pg::undo::{UndoError, undo_load};
 use ferry_engine::error::FerryError;
 use ferry_engine::workflow::gc;
 
@@ -12,7 +14,7 @@ use super::job_args::StoreArgs;
 pub enum JobsCommand {
     /// List jobs, newest first.
     List {
-        /// Only jobs with this status: pending, running, succeeded, failed.
+        /// Only jobs with this status: pending, running, succeeded, failed, undone.
         #[arg(long)]
         status: Option<JobStatus>,
         /// At most this many.
@@ -33,6 +35,24 @@ pub enum JobsCommand {
         #[arg(long, default_value = "7d", value_name = "DURATION")]
         older_than: humantime::Duration,
         /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Remove exactly the rows a load job added — found by the `_ferry_job_id` lineage
+    /// column (`[target] lineage = ["job_id"]`) — in one transaction, and mark the job and
+    /// its ledger entry undone, so the input can be loaded again.
+    #[command(
+        after_help = "Refused, changing nothing, for a replace or delete-insert load, an upsert that\nupdated rows, a table without _ferry_job_id, or rows of the job another load has\nchanged since.\n\nExample:\n  ferry jobs undo 01a219b7-f0c7-73f7-985c-a03e8c103f8f --database-url \"$DATABASE_URL\""
+    )]
+    Undo {
+        /// The job id.
+        id: String,
+        /// PostgreSQL URL of the database the job loaded into.
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
+        database_url: Option<String>,
+        /// Print what was removed as JSON.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -103,6 +123,55 @@ pub async fn run(cmd: JobsCommand) -> Result<(), FerryError> {
                     report.active,
                     report.young,
                     oldest.unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        JobsCommand::Undo {
+            id,
+            database_url,
+            json,
+            store,
+        } => {
+            let s = store.open().await?;
+            let job = s
+                .get(&id)
+                .await?
+                .ok_or_else(|| FerryError::Usage(format!("no job {id} in {}", s.describe())))?;
+            if job.status != JobStatus::Succeeded {
+                return Err(FerryError::Usage(format!(
+                    "cannot undo job {id}: it is {}, and only a succeeded load can be undone",
+                    job.status.as_str()
+                )));
+            }
+            let pg = PgConfig::from_url_or_env(database_url.as_deref())?;
+            let undone = undo_load(&pg, &id).await.map_err(|e| match e {
+                UndoError::Pg(e) => FerryError::Pg(e),
+                refused => FerryError::Usage(refused.to_string()),
+            })?;
+            let outputs = [
+                ("target".to_string(), serde_json::json!(undone.target)),
+                ("rows_removed".to_string(), serde_json::json!(undone.rows)),
+            ]
+            .into();
+            ferry_connectors::jobs::mark_undone(s.as_ref(), &id, outputs, undone.rows)
+                .await
+                .map_err(|e| {
+                    FerryError::Internal(format!(
+                        "the job's {} rows were removed from {} and its ledger entry marked undone, but recording it in {} failed: {e}",
+                        undone.rows,
+                        undone.target,
+                        s.describe()
+                    ))
+                })?;
+            if json {
+                outln!("{}", serde_json::to_string(&undone).unwrap_or_default());
+            } else {
+                outln!(
+                    "undone: removed the {} row(s) job {id} loaded into {}; {} can be loaded again",
+                    undone.rows,
+                    undone.target,
+                    undone.input
                 );
             }
             Ok(())

@@ -27,7 +27,7 @@ use crate::spec::DatasetSpec;
 
 use self::pipeline::{Stop, pipeline};
 use self::prepare::{TablePlan, prepare};
-pub(crate) use self::prepare::{output_columns, select_loaded};
+pub(crate) use self::prepare::{output_columns, select_loaded, with_lineage};
 pub use self::split::{
     ArtifactSource, EncodedColumn, TRANSFORM_REPORT, TransformReport, load_artifacts,
     transform_artifacts,

@@ -151,6 +151,7 @@ pub(crate) async fn prepare(
     let source = register_source(&ctx, spec, &input, Some(rejects)).await?;
     let df = transform::plan(&ctx, spec).await?;
     let (df, renamed) = transform::name_for_target(df, spec)?;
+    let df = with_lineage(df, spec, &job_id, &display)?;
     let keys: Vec<String> = keys.iter().map(|k| renamed.table_name(k)).collect();
     let schema = df.schema().as_arrow().clone();
     let types: std::collections::BTreeMap<String, String> = target_spec
@@ -196,6 +197,49 @@ pub(crate) async fn prepare(
         df,
         request,
     })
+}
+
+/// The transform's output with the spec's `[target] lineage` columns: the
+/// load's start, the input and the job as constants, and `_ferry_line`, which
+/// the source numbered and transform.sql must keep.
+pub(crate) fn with_lineage(
+    df: datafusion::dataframe::DataFrame,
+    spec: &DatasetSpec,
+    job_id: &str,
+    input: &str,
+) -> Result<datafusion::dataframe::DataFrame, FerryError> {
+    use crate::spec::Lineage;
+    use datafusion::prelude::lit;
+    use datafusion::scalar::ScalarValue;
+    let Some(lineage) = spec.target.as_ref().map(|t| &t.lineage) else {
+        return Ok(df);
+    };
+    let mut df = df;
+    for l in lineage {
+        let value = match l {
+            Lineage::Line => {
+                if df.schema().field_with_unqualified_name(l.column()).is_err() {
+                    return Err(FerryError::Usage(format!(
+                        "{}: [target] lineage has \"line\", but {} does not keep the column {} that numbers the input's records: select it (SELECT * keeps it)",
+                        spec.toml_path().display(),
+                        spec.transform_path.display(),
+                        l.column()
+                    )));
+                }
+                continue;
+            }
+            Lineage::LoadedAt => lit(ScalarValue::TimestampMicrosecond(
+                Some(chrono::Utc::now().timestamp_micros()),
+                Some("UTC".into()),
+            )),
+            Lineage::Source => lit(input),
+            Lineage::JobId => lit(job_id),
+        };
+        df = df
+            .with_column(l.column(), value)
+            .map_err(|e| FerryError::Internal(format!("adding lineage columns: {e}")))?;
+    }
+    Ok(df)
 }
 
 /// `df` (whose columns are `columns`) with just the columns at `loaded`, in

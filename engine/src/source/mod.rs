@@ -259,7 +259,7 @@ pub(crate) async fn rename(
 ) -> Result<SchemaRef, FerryError> {
     let renames = &spec.source.rename;
     let flatten = spec.source.flatten_separator();
-    let flat = match flatten {
+    let mut flat = match flatten {
         Some(separator) => flattened(&schema, separator),
         None => schema
             .fields()
@@ -267,6 +267,21 @@ pub(crate) async fn rename(
             .map(|f| (datafusion::prelude::ident(f.name()), f.name().clone()))
             .collect(),
     };
+    if spec
+        .target
+        .as_ref()
+        .is_some_and(|t| t.lineage.contains(&crate::spec::Lineage::Line))
+    {
+        // The input is one ordered stream (see transform::new_session), so
+        // numbering it as it is read numbers its records.
+        flat.push((
+            datafusion::prelude::cast(
+                datafusion::functions_window::expr_fn::row_number(),
+                ::arrow::datatypes::DataType::Int64,
+            ),
+            crate::spec::Lineage::Line.column().to_string(),
+        ));
+    }
     let reshaped = flat.len() != schema.fields().len()
         || flat
             .iter()

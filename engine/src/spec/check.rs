@@ -18,7 +18,7 @@ use super::types::{parse_source_type, spell};
 use super::{ColumnSpec, DatasetSection, DatasetSpec, RoutingSpec, SourceSpec, TargetSpec};
 use crate::error::FerryError;
 use crate::format::Format;
-use crate::load::{output_columns, select_loaded};
+use crate::load::{output_columns, select_loaded, with_lineage};
 use crate::source::{Input, register_source, resolve_csv_schema};
 use crate::{sniff, transform};
 
@@ -171,6 +171,7 @@ pub async fn check(
         Some(_) => transform::name_for_target(df, spec)?,
         None => (df, transform::Renamed::default()),
     };
+    let df = with_lineage(df, spec, "spec-check", "spec check")?;
     let out = df.schema().as_arrow().clone();
     let overrides = spec
         .target

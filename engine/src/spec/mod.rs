@@ -277,6 +277,11 @@ pub struct TargetSpec {
     /// `"last"` or `"first"` (the row kept, in input order).
     #[serde(default)]
     pub duplicate_keys: DuplicateKeys,
+    /// Lineage columns added to every row: `loaded_at`, `source`, `line`,
+    /// `job_id` (as `_ferry_loaded_at`, `_ferry_source`, `_ferry_line`,
+    /// `_ferry_job_id`); `ferry jobs undo` needs `job_id`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lineage: Vec<Lineage>,
     /// What the Loader's sql-processor step loads: the `.pgcopy` parts (binary
     /// COPY, the fast path) or the `.sql` files (the same text `psql -f` would
     /// replay, for a team that audits and loads the SQL it keeps). Unset: the
@@ -300,7 +305,37 @@ impl TargetSpec {
             on_new_columns: OnNewColumns::default(),
             on_type_change: OnTypeChange::default(),
             duplicate_keys: DuplicateKeys::default(),
+            lineage: Vec::new(),
             load_from: None,
+        }
+    }
+}
+
+/// One `[target] lineage` column: where a row came from, in the row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lineage {
+    /// `_ferry_loaded_at timestamptz`: when the load began (one instant for
+    /// every row of a load).
+    LoadedAt,
+    /// `_ferry_source text`: the input's URI.
+    Source,
+    /// `_ferry_line bigint`: the record's number in the input (1-based, the
+    /// header not counted; a record spanning lines counts once; for
+    /// Parquet, Arrow and Avro the row's index + 1).
+    Line,
+    /// `_ferry_job_id text`: the job that loaded the row.
+    JobId,
+}
+
+impl Lineage {
+    /// The column it adds.
+    pub fn column(self) -> &'static str {
+        match self {
+            Lineage::LoadedAt => "_ferry_loaded_at",
+            Lineage::Source => "_ferry_source",
+            Lineage::Line => "_ferry_line",
+            Lineage::JobId => "_ferry_job_id",
         }
     }
 }
@@ -595,17 +630,35 @@ impl DatasetSpec {
                     self.errors.max_bad_rows > 0 && s.format != Some(Format::Ndjson),
                 ),
             ] {
-                if set {
+                // A spreadsheet is read as CSV: its values take the CSV
+                // value options, but it has no delimiters or quotes.
+                let sheet_option = s.format == Some(Format::Xlsx)
+                    && !matches!(
+                        key,
+                        "source.delimiter"
+                            | "source.quote"
+                            | "source.escape"
+                            | "source.comment"
+                            | "source.trailing_delimiter"
+                    );
+                if set && !sheet_option {
                     return Err(SpecError::key(
                         file,
                         key,
                         format!(
-                            "applies to csv/tsv (and, for max_bad_rows, ndjson) sources only, not {}",
+                            "applies to csv/tsv (and, for max_bad_rows, ndjson; for the value options, xlsx) sources only, not {}",
                             s.format.map(|f| f.to_string()).unwrap_or_default()
                         ),
                     ));
                 }
             }
+        }
+        if s.sheet.is_some() && s.format.is_some_and(|f| f != Format::Xlsx) {
+            return Err(SpecError::key(
+                file,
+                "source.sheet",
+                "applies to spreadsheet (xlsx) sources only",
+            ));
         }
         if s.format == Some(Format::Tsv)
             && s.delimiter
@@ -676,6 +729,13 @@ impl DatasetSpec {
                         "mode = \"{}\" needs the key columns, e.g. keys = [\"id\"]",
                         t.mode
                     ),
+                ));
+            }
+            if t.lineage.contains(&Lineage::Line) && self.errors.max_bad_rows > 0 {
+                return Err(SpecError::key(
+                    file,
+                    "target.lineage",
+                    "\"line\" numbers the input's records as they are read, and a record set aside under errors.max_bad_rows would shift the numbers after it: use one or the other",
                 ));
             }
             for (col, ty) in &t.types {

@@ -143,7 +143,7 @@ pub async fn sweep(
             Some(j) => match j.status {
                 JobStatus::Pending | JobStatus::Running => Verdict::Active,
                 JobStatus::Succeeded if j.origin.is_none() => Verdict::Remove,
-                JobStatus::Succeeded | JobStatus::Failed => {
+                JobStatus::Succeeded | JobStatus::Failed | JobStatus::Undone => {
                     let changed = DateTime::parse_from_rfc3339(&j.updated_at)
                         .map(|t| t.with_timezone(&Utc))
                         .unwrap_or(now);

@@ -42,7 +42,7 @@ impl InputIdentity {
 pub(super) async fn ledger_knows(c: &Client, req: &LoadRequest) -> Result<bool, PgError> {
     let row = c
         .query_opt(
-            "SELECT 1 FROM ferry.loads WHERE target = $1 AND input = $2 LIMIT 1",
+            "SELECT 1 FROM ferry.loads WHERE target = $1 AND input = $2 AND undone_at IS NULL LIMIT 1",
             &[&req.target.to_string(), &req.input.input],
         )
         .await
@@ -58,7 +58,7 @@ pub(super) async fn previous_load(
     let row = c
         .query_opt(
             "SELECT job_id, rows, loaded_at::text FROM ferry.loads
-              WHERE target = $1 AND input = $2 AND checksum = $3",
+              WHERE target = $1 AND input = $2 AND checksum = $3 AND undone_at IS NULL",
             &[&req.target.to_string(), &req.input.input, &checksum],
         )
         .await

@@ -472,6 +472,12 @@ impl LoadSession {
         }
         let created = !self.target_exists;
         let mut duplicates = 0u64;
+        // Rows the load inserted, as far as it knows (an upsert without
+        // lineage cannot tell inserts from updates).
+        let mut inserted_rows = match req.mode {
+            LoadMode::Append => Some(expected_rows as i64),
+            _ => None,
+        };
         match (self.layout, req.mode) {
             (Layout::Single, LoadMode::Append) => {}
             (_, LoadMode::Replace) => {
@@ -548,7 +554,24 @@ impl LoadSession {
                     &self.keys,
                     dup,
                 );
-                if let Err(e) = exec(c, &publish, &doing).await {
+                let published = if mode == LoadMode::Upsert
+                    && self.copy_columns.iter().any(|c| c == LINEAGE_JOB_ID)
+                {
+                    // With lineage, count the rows the upsert inserted (not
+                    // updated): `ferry jobs undo` can remove only those.
+                    c.query_one(
+                        &format!(
+                            "WITH r AS ({publish} RETURNING (xmax = 0) AS inserted) SELECT count(*) FILTER (WHERE inserted) FROM r"
+                        ),
+                        &[],
+                    )
+                    .await
+                    .map(|row| inserted_rows = Some(row.get::<_, i64>(0)))
+                    .map_err(|e| PgError::db(doing.clone(), e))
+                } else {
+                    exec(c, &publish, &doing).await
+                };
+                if let Err(e) = published {
                     return Err(explain_upsert(e, c, &self.copy_table, &self.keys, ordered).await);
                 }
                 if duplicates > 0 {
@@ -572,6 +595,7 @@ impl LoadSession {
                     &(loaded as i64),
                     &(req.input.bytes as i64),
                     &changes,
+                    &inserted_rows,
                 ],
             )
             .await
@@ -675,6 +699,9 @@ async fn drop_leftover(c: &Client, table: &QualifiedName) -> Result<(), PgError>
     )
     .await
 }
+
+/// The lineage column that names a row's job (`[target] lineage = ["job_id"]`).
+pub const LINEAGE_JOB_ID: &str = "_ferry_job_id";
 
 /// Runs the planned schema changes on `table` (the target, or the
 /// replacement or staging table built from it), inside the caller's

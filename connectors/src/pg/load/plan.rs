@@ -154,14 +154,34 @@ pub(super) struct Matched {
     pub(super) changes: Vec<SchemaChange>,
 }
 
+/// ferry's own lineage columns (`[target] lineage`: `_ferry_loaded_at`,
+/// `_ferry_source`, `_ferry_line`, `_ferry_job_id`), which a load adds to a
+/// table that lacks them whatever `on_new_columns` says.
+fn is_lineage(name: &str) -> bool {
+    matches!(
+        name,
+        "_ferry_loaded_at" | "_ferry_source" | "_ferry_line" | "_ferry_job_id"
+    )
+}
+
 /// Pairs each output column with a table column (by name or by position,
 /// `[source] match_columns`), or `None` for a column the table lacks.
 fn pair_columns(req: &LoadRequest, cols: &[TableColumn]) -> Result<Vec<Option<usize>>, String> {
     let mut pairs = Vec::with_capacity(req.columns.len());
     match req.drift.match_columns {
         MatchColumns::Position => {
-            let writable: Vec<usize> = (0..cols.len()).filter(|&j| !cols[j].generated).collect();
-            for (i, o) in req.columns.iter().enumerate() {
+            // Lineage columns go by name, wherever the table has them.
+            let writable: Vec<usize> = (0..cols.len())
+                .filter(|&j| !cols[j].generated && !is_lineage(&cols[j].name))
+                .collect();
+            let mut at = 0;
+            for o in &req.columns {
+                if is_lineage(&o.name) {
+                    pairs.push(cols.iter().position(|c| c.name == o.name));
+                    continue;
+                }
+                let i = at;
+                at += 1;
                 match writable.get(i) {
                     Some(&j) => pairs.push(Some(j)),
                     None if cols.iter().any(|c| c.name == o.name) => {
@@ -230,7 +250,7 @@ fn match_existing(req: &LoadRequest, cols: &[TableColumn]) -> Result<Matched, Pg
         .columns
         .iter()
         .zip(&pairs)
-        .filter(|(_, p)| p.is_none())
+        .filter(|(o, p)| p.is_none() && !is_lineage(&o.name))
         .map(|(o, _)| o.name.as_str())
         .collect();
     if !new.is_empty() && policy.on_new_columns == OnNewColumns::Fail {
@@ -264,7 +284,7 @@ fn match_existing(req: &LoadRequest, cols: &[TableColumn]) -> Result<Matched, Pg
     for (i, (o, pair)) in req.columns.iter().zip(&pairs).enumerate() {
         let Some(j) = *pair else {
             let ty = o.pg.to_string();
-            if policy.on_new_columns == OnNewColumns::Ignore {
+            if policy.on_new_columns == OnNewColumns::Ignore && !is_lineage(&o.name) {
                 m.changes.push(SchemaChange::IgnoreColumn {
                     column: o.name.clone(),
                     ty,
