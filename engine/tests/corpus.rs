@@ -357,21 +357,33 @@ fn cases() -> Vec<Case> {
                 ],
             ),
         ),
+        // A field first seen past the window is never dropped: the load
+        // runs again with the whole file inferred, and the field meets the
+        // table under on_new_columns (added by default, refused here).
         case(
             "json_field_past_window",
             "json_field_past_window.ndjson",
             &drifting_json(false),
             ndjson(),
-            fails(
-                3,
-                &[
-                    "json_field_past_window.ndjson:11501",
-                    "field \"coupon\" first appears here",
-                    "after the 10000 lines sampled",
-                    "infer_rows",
-                ],
+            Expect::Loads(
+                12_000,
+                Some((
+                    "SELECT count(coupon) || '/' || min(coupon) FROM {t}",
+                    "500/C11501",
+                )),
             ),
         ),
+        Case {
+            setup: Some("CREATE TABLE {t} (id bigint, amount bigint)"),
+            target: "on_new_columns = \"fail\"\n",
+            ..case(
+                "json_field_past_window_refused",
+                "json_field_past_window_refused.ndjson",
+                &drifting_json(false),
+                ndjson(),
+                fails(4, &["has no column(s) [\"coupon\"]", "on_new_columns"]),
+            )
+        },
         case(
             "json_drift_gzip",
             "json_drift_gzip.ndjson.gz",

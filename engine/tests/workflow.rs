@@ -1383,3 +1383,51 @@ async fn watch_reacts_to_a_folder_and_to_an_s3_prefix() {
         .await;
     assert_eq!(rows, 5);
 }
+
+/// The split Loader meets an NDJSON field first seen past the inference
+/// window: the transform task infers the whole file and encodes again (the
+/// first attempt's artifacts cleared), so sql-processor adds the column and
+/// loads every row; the job record says so.
+#[tokio::test]
+async fn a_field_past_the_inference_window_becomes_a_column_in_split_tasks() {
+    let s = Scratch::new("wf_late_field").await;
+    let specs = s.path("specs");
+    s.spec(
+        "specs/events",
+        &format!(
+            "[source]\nformat = \"ndjson\"\ninfer_rows = 2\n[routing]\nkeys = [\"**/events-*.ndjson\"]\n[target]\ntable = \"{}\"\n",
+            s.table("events")
+        ),
+        "SELECT * FROM source",
+    );
+    std::fs::write(
+        s.path("events-1.ndjson"),
+        "{\"id\": 1}\n{\"id\": 2}\n{\"id\": 3, \"coupon\": \"C3\"}\n",
+    )
+    .unwrap();
+    let env = [
+        ("FERRY_SPECS", specs.to_str().unwrap()),
+        ("FERRY_WORK_DIR", "work"),
+    ];
+    let out = ferry_aws(
+        &["task", "create-job", "--input", "events-1.ndjson"],
+        s.dir.path(),
+        &env,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let mut job = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    for step in ["s3-efs-downloader", "transform", "sql-processor"] {
+        let out = ferry_aws(&["task", step, "--job", &job], s.dir.path(), &env);
+        assert!(out.status.success(), "{step}: {}", text(&out));
+        job = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    }
+    let got: String = s
+        .scalar(&format!(
+            "SELECT string_agg(id || ':' || coalesce(coupon, '-'), ',' ORDER BY id) FROM {}",
+            s.table("events")
+        ))
+        .await;
+    assert_eq!(got, "1:-,2:-,3:C3");
+    let v: Value = serde_json::from_str(&job).unwrap();
+    assert_eq!(v["rows"], 3, "{job}");
+}

@@ -201,7 +201,50 @@ pub struct JobContext {
 /// Runs a whole load in one process: stage, decode, transform, encode, COPY
 /// while writing the artifacts, publish. (The Loader's transform and
 /// sql-processor steps, fused.)
+///
+/// An NDJSON field first seen past the inference window fails the read
+/// (nothing is dropped) and rolls the load back; the load then runs once
+/// more with the whole file inferred, so the field becomes a column and
+/// meets the table under `[target] on_new_columns` like any other.
 pub async fn load(
+    spec: &DatasetSpec,
+    input_uri: &str,
+    pg: &PgConfig,
+    opts: &LoadOptions,
+) -> Result<LoadReport, FerryError> {
+    match load_once(spec, input_uri, pg, opts).await {
+        Err(e) => match whole_file_inference(spec, &e, opts) {
+            Some(wider) => load_once(&wider, input_uri, pg, opts).await,
+            None => Err(e),
+        },
+        done => done,
+    }
+}
+
+/// The spec to run again with every line inferred, when `e` is a field
+/// first seen past the inference window (and the window was not the whole
+/// file already); the failed attempt's artifacts are cleared first.
+pub(crate) fn whole_file_inference(
+    spec: &DatasetSpec,
+    e: &FerryError,
+    opts: &LoadOptions,
+) -> Option<DatasetSpec> {
+    let FerryError::Decode(crate::decode::DecodeError::NewField { field, line, .. }) = e else {
+        return None;
+    };
+    if spec.source.infer_rows == Some(0) {
+        return None;
+    }
+    tracing::info!(field = %field, line, "a field first appears past the inference window: inferring from the whole file and loading again (the first attempt rolled back)");
+    if let Some(job) = &opts.job {
+        let _ = std::fs::remove_dir_all(job.dir.root().join("artifacts"));
+    }
+    let mut wider = spec.clone();
+    wider.source.infer_rows = Some(0);
+    Some(wider)
+}
+
+async fn load_once(
     spec: &DatasetSpec,
     input_uri: &str,
     pg: &PgConfig,

@@ -105,6 +105,23 @@ pub async fn transform_artifacts(
     pg: &PgConfig,
     opts: &LoadOptions,
 ) -> Result<TransformReport, FerryError> {
+    // A field past the inference window: once more with the whole file
+    // inferred (see `load`).
+    match transform_once(spec, input_uri, pg, opts).await {
+        Err(e) => match super::whole_file_inference(spec, &e, opts) {
+            Some(wider) => transform_once(&wider, input_uri, pg, opts).await,
+            None => Err(e),
+        },
+        done => done,
+    }
+}
+
+async fn transform_once(
+    spec: &DatasetSpec,
+    input_uri: &str,
+    pg: &PgConfig,
+    opts: &LoadOptions,
+) -> Result<TransformReport, FerryError> {
     if !opts.artifacts.pgcopy && !opts.artifacts.sql {
         return Err(FerryError::Usage(
             "the transform step writes artifacts for sql-processor: .pgcopy, .sql or both".into(),
