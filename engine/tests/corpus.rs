@@ -1483,6 +1483,17 @@ fn cases() -> Vec<Case> {
         )
     });
     v.push(Case {
+        target: "mode = \"delete-insert\"\nkeys = [\"id\"]\nlineage = [\"line\"]\n",
+        setup: Some("CREATE TABLE {t} (id bigint, s text); INSERT INTO {t} VALUES (1, 'old')"),
+        ..case(
+            "duplicate_keys_named_by_input_record",
+            "duplicate_keys_named_by_input_record.csv",
+            b"id,s\n1,\"a\nb\"\n2,b\n1,c\n",
+            two(),
+            fails(4, &["key (id) = 1 occurs 2 times, at records 1, 3 of the input"]),
+        )
+    });
+    v.push(Case {
         target: "mode = \"upsert\"\nkeys = [\"id\"]\nduplicate_keys = \"last\"\n",
         setup: Some(
             "CREATE TABLE {t} (id bigint PRIMARY KEY, s text); INSERT INTO {t} VALUES (1, 'old'), (7, 'x')",

@@ -240,14 +240,20 @@ pub fn publish_keyed_sql(
 }
 
 /// The first key (in input order) that occurs more than once in the staged
-/// rows, as text, with its count and the 1-based staged rows holding it (the
+/// rows, as text, with its count and the numbers of the rows holding it (the
 /// first ten): what a keyed load under `duplicate_keys = "fail"` reports.
-pub fn duplicate_key_sql(staging: &QualifiedName, keys: &[String]) -> String {
+/// The rows are numbered by the column `by` (the input's record numbers)
+/// when given, else by their place in the staging table.
+pub fn duplicate_key_sql(staging: &QualifiedName, keys: &[String], by: Option<&str>) -> String {
     let list = column_list(keys);
     let keys = &list[1..list.len() - 1];
+    let number = match by {
+        Some(column) => quote_ident(column),
+        None => "row_number() OVER (ORDER BY ctid)".to_string(),
+    };
     format!(
         "SELECT ({keys})::text, count(*), (array_agg(ferry_row ORDER BY ferry_row))[1:10]::text
-           FROM (SELECT {keys}, row_number() OVER (ORDER BY ctid) AS ferry_row FROM {}) d
+           FROM (SELECT {keys}, {number} AS ferry_row FROM {}) d
           GROUP BY {keys} HAVING count(*) > 1 ORDER BY min(ferry_row) LIMIT 1",
         staging.quoted()
     )

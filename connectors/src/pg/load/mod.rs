@@ -38,8 +38,10 @@ use super::statements::{
 use crate::store::Checksum;
 
 use self::ledger::{ensure_ledger, ledger_knows, previous_load};
+use self::plan::{
+    LINEAGE_LINE, Numbering, Planned, duplicate_advice, explain_upsert, find_duplicate, plan,
+};
 pub use self::plan::{OutputPlan, plan_output};
-use self::plan::{Planned, duplicate_advice, explain_upsert, find_duplicate, plan};
 
 /// One column the transform produces.
 #[derive(Debug, Clone, PartialEq)]
@@ -519,12 +521,18 @@ impl LoadSession {
                     }
                     evolve(c, &req.target, &self.changes).await?;
                 }
-                let ordered = self.layout == Layout::Single;
+                let numbering = if self.copy_columns.iter().any(|c| c == LINEAGE_LINE) {
+                    Numbering::InputRecords
+                } else if self.layout == Layout::Single {
+                    Numbering::RowsLoaded
+                } else {
+                    Numbering::Unknown
+                };
                 let dup = req.drift.duplicate_keys;
                 if dup == DuplicateKeys::Fail && mode == LoadMode::DeleteInsert {
                     // Nothing in PostgreSQL refuses a repeated key here: look.
                     if let Some(d) =
-                        find_duplicate(c, &self.copy_table, &self.keys, ordered).await?
+                        find_duplicate(c, &self.copy_table, &self.keys, numbering).await?
                     {
                         return Err(PgError::Target {
                             table: req.target.to_string(),
@@ -572,7 +580,9 @@ impl LoadSession {
                     exec(c, &publish, &doing).await
                 };
                 if let Err(e) = published {
-                    return Err(explain_upsert(e, c, &self.copy_table, &self.keys, ordered).await);
+                    return Err(
+                        explain_upsert(e, c, &self.copy_table, &self.keys, numbering).await,
+                    );
                 }
                 if duplicates > 0 {
                     tracing::info!(job_id = %req.job_id, table = %req.target, duplicates, "left out rows whose key came again (duplicate_keys = {dup:?})");

@@ -444,35 +444,50 @@ pub(super) async fn check_keys(
     Ok(want)
 }
 
+/// How a message can name the staged rows that hold a repeated key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Numbering {
+    /// By the input's record numbers: the rows carry `_ferry_line`
+    /// (`[target] lineage = ["line"]`), whatever the streams.
+    InputRecords,
+    /// By their place among the rows loaded: one COPY stream filled the
+    /// staging table in order.
+    RowsLoaded,
+    /// Not at all: several streams filled it in no set order.
+    Unknown,
+}
+
+/// The lineage column that numbers the input's records.
+pub(super) const LINEAGE_LINE: &str = "_ferry_line";
+
 /// The first key the staged rows hold more than once, described for a
-/// message (` — key (id) = 1 occurs 2 times, at rows 1, 3 of the rows
-/// loaded`), or `None`. Rows are named only when `ordered` (one COPY stream
-/// filled the staging table in input order).
+/// message (` — key (id) = 1 occurs 2 times, at records 1, 3 of the input`),
+/// or `None`.
 pub(super) async fn find_duplicate(
     c: &Client,
     staging: &QualifiedName,
     keys: &[String],
-    ordered: bool,
+    numbering: Numbering,
 ) -> Result<Option<String>, PgError> {
+    let by_line = (numbering == Numbering::InputRecords).then_some(LINEAGE_LINE);
     let row = c
-        .query_opt(&duplicate_key_sql(staging, keys), &[])
+        .query_opt(&duplicate_key_sql(staging, keys, by_line), &[])
         .await
         .map_err(|e| PgError::db("looking for keys the input repeats", e))?;
     Ok(row.map(|row| {
         let rows = row.get::<_, String>(2);
+        let rows = rows
+            .trim_matches(|c| c == '{' || c == '}')
+            .replace(',', ", ");
         format!(
             " — key ({}) = {} occurs {} times{}",
             keys.join(", "),
             row.get::<_, String>(0),
             row.get::<_, i64>(1),
-            if ordered {
-                format!(
-                    ", at rows {} of the rows loaded",
-                    rows.trim_matches(|c| c == '{' || c == '}')
-                        .replace(',', ", ")
-                )
-            } else {
-                String::new()
+            match numbering {
+                Numbering::InputRecords => format!(", at records {rows} of the input"),
+                Numbering::RowsLoaded => format!(", at rows {rows} of the rows loaded"),
+                Numbering::Unknown => String::new(),
             }
         )
     }))
@@ -492,7 +507,7 @@ pub(super) async fn explain_upsert(
     c: &Client,
     staging: &QualifiedName,
     keys: &[String],
-    ordered: bool,
+    numbering: Numbering,
 ) -> PgError {
     let PgError::Db {
         doing,
@@ -512,7 +527,7 @@ pub(super) async fn explain_upsert(
         };
     }
     let duplicate = match c.batch_execute("ROLLBACK TO SAVEPOINT ferry_upsert").await {
-        Ok(()) => find_duplicate(c, staging, keys, ordered)
+        Ok(()) => find_duplicate(c, staging, keys, numbering)
             .await
             .ok()
             .flatten(),
