@@ -1490,7 +1490,10 @@ fn cases() -> Vec<Case> {
             "duplicate_keys_named_by_input_record.csv",
             b"id,s\n1,\"a\nb\"\n2,b\n1,c\n",
             two(),
-            fails(4, &["key (id) = 1 occurs 2 times, at records 1, 3 of the input"]),
+            fails(
+                4,
+                &["key (id) = 1 occurs 2 times, at records 1, 3 of the input"],
+            ),
         )
     });
     v.push(Case {
