@@ -205,6 +205,29 @@ pub fn widening(have: &PgType, want: &PgType, declared: bool) -> Option<PgType> 
     }
 }
 
+/// `_ferry_loaded_at`: when the load began (`[target] lineage = ["loaded_at"]`).
+pub const LINEAGE_LOADED_AT: &str = "_ferry_loaded_at";
+/// `_ferry_source`: the input's URI (`"source"`).
+pub const LINEAGE_SOURCE: &str = "_ferry_source";
+/// `_ferry_line`: the input's record number (`"line"`).
+pub const LINEAGE_LINE: &str = "_ferry_line";
+/// `_ferry_job_id`: the job that loaded the row (`"job_id"`), what
+/// `ferry jobs undo` finds a job's rows by.
+pub const LINEAGE_JOB_ID: &str = "_ferry_job_id";
+
+/// ferry's own lineage columns, which a load adds to a table that lacks
+/// them whatever `on_new_columns` says, and matches by name whatever
+/// `match_columns` says.
+pub fn is_lineage(name: &str) -> bool {
+    [
+        LINEAGE_LOADED_AT,
+        LINEAGE_SOURCE,
+        LINEAGE_LINE,
+        LINEAGE_JOB_ID,
+    ]
+    .contains(&name)
+}
+
 /// A column name as [`MatchColumns::Name`] compares it when the exact name is
 /// not there: lower case, with spaces, `_` and `-` dropped.
 pub fn loose_name(name: &str) -> String {

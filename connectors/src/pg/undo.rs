@@ -8,8 +8,8 @@ use serde::Serialize;
 use super::catalog::describe_table;
 use super::connect::PgConfig;
 use super::error::PgError;
+use super::evolve::LINEAGE_JOB_ID;
 use super::ident::{QualifiedName, quote_ident};
-use super::load::LINEAGE_JOB_ID;
 
 /// What an undo removed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

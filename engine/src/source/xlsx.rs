@@ -208,12 +208,12 @@ fn write_csv(
                 (a, b) if a == b => a,
                 _ => CellKind::Other,
             };
-            match (cell, text(cell)) {
-                // A text cell is quoted, so it is never NULL (`""` stays an
-                // empty string); an empty cell is an empty unquoted field.
-                (Data::String(s), _) => quote_into(&mut line, s),
-                (_, Some(t)) => quote_into(&mut line, &t),
-                (_, None) => {}
+            // A text cell is quoted, so it is never NULL (`""` stays an
+            // empty string); an empty cell is an empty unquoted field.
+            if let Data::String(s) = cell {
+                quote_into(&mut line, s);
+            } else if let Some(t) = text(cell) {
+                quote_into(&mut line, &t);
             }
         }
         line.push('\n');

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use ferry_connectors::pg::{
     DriftPolicy, DuplicateKeys, LoadMode, MatchColumns, OnMissingColumns, OnNewColumns,
-    OnTypeChange, PgType, QualifiedName,
+    OnTypeChange, PgType, QualifiedName, evolve,
 };
 use serde::{Deserialize, Serialize};
 
@@ -332,10 +332,10 @@ impl Lineage {
     /// The column it adds.
     pub fn column(self) -> &'static str {
         match self {
-            Lineage::LoadedAt => "_ferry_loaded_at",
-            Lineage::Source => "_ferry_source",
-            Lineage::Line => "_ferry_line",
-            Lineage::JobId => "_ferry_job_id",
+            Lineage::LoadedAt => evolve::LINEAGE_LOADED_AT,
+            Lineage::Source => evolve::LINEAGE_SOURCE,
+            Lineage::Line => evolve::LINEAGE_LINE,
+            Lineage::JobId => evolve::LINEAGE_JOB_ID,
         }
     }
 }

@@ -29,7 +29,7 @@ use super::codec::binary::{PGCOPY_HEADER, PGCOPY_TRAILER};
 use super::codec::types::PgType;
 use super::connect::PgConfig;
 use super::error::PgError;
-use super::evolve::{DriftPolicy, SchemaChange, changes_ddl};
+use super::evolve::{DriftPolicy, LINEAGE_JOB_ID, LINEAGE_LINE, SchemaChange, changes_ddl};
 use super::ident::QualifiedName;
 use super::statements::{
     CopyFormat, DuplicateKeys, LoadMode, copy_from_stdin_sql, duplicate_count_sql,
@@ -38,9 +38,7 @@ use super::statements::{
 use crate::store::Checksum;
 
 use self::ledger::{ensure_ledger, ledger_knows, previous_load};
-use self::plan::{
-    LINEAGE_LINE, Numbering, Planned, duplicate_advice, explain_upsert, find_duplicate, plan,
-};
+use self::plan::{Numbering, Planned, duplicate_advice, explain_upsert, find_duplicate, plan};
 pub use self::plan::{OutputPlan, plan_output};
 
 /// One column the transform produces.
@@ -709,9 +707,6 @@ async fn drop_leftover(c: &Client, table: &QualifiedName) -> Result<(), PgError>
     )
     .await
 }
-
-/// The lineage column that names a row's job (`[target] lineage = ["job_id"]`).
-pub const LINEAGE_JOB_ID: &str = "_ferry_job_id";
 
 /// Runs the planned schema changes on `table` (the target, or the
 /// replacement or staging table built from it), inside the caller's

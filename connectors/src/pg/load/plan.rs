@@ -14,7 +14,8 @@ use crate::pg::codec::{Codecs, ColumnCodec};
 use crate::pg::connect::PgConfig;
 use crate::pg::error::PgError;
 use crate::pg::evolve::{
-    MatchColumns, OnNewColumns, OnTypeChange, SchemaChange, changes_ddl, loose_name, widening,
+    LINEAGE_LINE, MatchColumns, OnNewColumns, OnTypeChange, SchemaChange, changes_ddl, is_lineage,
+    loose_name, widening,
 };
 use crate::pg::ident::QualifiedName;
 use crate::pg::statements::{DuplicateKeys, LoadMode, OnMissingColumns, duplicate_key_sql};
@@ -152,16 +153,6 @@ pub(super) struct Matched {
     pub(super) loaded: Vec<usize>,
     pub(super) copy_columns: Vec<String>,
     pub(super) changes: Vec<SchemaChange>,
-}
-
-/// ferry's own lineage columns (`[target] lineage`: `_ferry_loaded_at`,
-/// `_ferry_source`, `_ferry_line`, `_ferry_job_id`), which a load adds to a
-/// table that lacks them whatever `on_new_columns` says.
-fn is_lineage(name: &str) -> bool {
-    matches!(
-        name,
-        "_ferry_loaded_at" | "_ferry_source" | "_ferry_line" | "_ferry_job_id"
-    )
 }
 
 /// Pairs each output column with a table column (by name or by position,
@@ -456,9 +447,6 @@ pub(super) enum Numbering {
     /// Not at all: several streams filled it in no set order.
     Unknown,
 }
-
-/// The lineage column that numbers the input's records.
-pub(super) const LINEAGE_LINE: &str = "_ferry_line";
 
 /// The first key the staged rows hold more than once, described for a
 /// message (` — key (id) = 1 occurs 2 times, at records 1, 3 of the input`),
