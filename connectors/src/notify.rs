@@ -65,6 +65,10 @@ pub struct JobEvent {
     /// that a consumer can audit drift without knowing the step outputs.
     #[serde(default)]
     pub schema_changes: Vec<serde_json::Value>,
+    /// The load's receipt (`ferry_connectors::pg::receipt::Receipt`): what
+    /// PostgreSQL stored, proven equal to what was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<serde_json::Value>,
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<JobError>,
@@ -122,6 +126,7 @@ impl JobEvent {
                 Some(serde_json::Value::Array(changes)) => changes.clone(),
                 _ => Vec::new(),
             },
+            receipt: outputs.get("receipt").cloned(),
             outputs,
             error: job.error.clone(),
         }

@@ -6,4 +6,5 @@ mod common;
 mod jobstore;
 mod loader;
 mod notify;
+mod receipt;
 mod tls;

@@ -13,7 +13,10 @@ use ferry_connectors::pg::catalog::describe_table;
 use ferry_connectors::pg::load::{
     Begin, CopyChunk, InputIdentity, LoadRequest, LoadSession, Outcome, OutputColumn,
 };
-use ferry_connectors::pg::{BinaryEncoder, LoadMode, PgConfig, PgError, PgType, QualifiedName};
+use ferry_connectors::pg::receipt::{Digest, Verify, VerifyPolicy};
+use ferry_connectors::pg::{
+    BinaryEncoder, LoadMode, PgConfig, PgError, PgType, QualifiedName, SchemaChange,
+};
 use ferry_connectors::store::Checksum;
 use tokio_postgres::Client;
 
@@ -98,6 +101,7 @@ fn batch(from: i64, to: i64, bad: Option<i64>) -> RecordBatch {
 
 fn request(table: &QualifiedName, mode: LoadMode, streams: usize, input: &str) -> LoadRequest {
     LoadRequest {
+        verify: VerifyPolicy::default(),
         target: table.clone(),
         mode,
         keys: if mode.keyed() {
@@ -170,14 +174,53 @@ async fn send(session: &LoadSession, batches: &[RecordBatch]) -> u64 {
     first
 }
 
+/// The digest of what [`send`] sends, as the engine computes it while
+/// encoding (here over the same chunks again).
+fn digest_of(session: &LoadSession, batches: &[RecordBatch]) -> Option<Digest> {
+    let digester = session.digester()?;
+    let enc = BinaryEncoder::new(session.codecs());
+    let mut total = Digest::default();
+    for b in batches {
+        for off in (0..b.num_rows()).step_by(250) {
+            let part = b.slice(off, 250.min(b.num_rows() - off));
+            let mut out = Vec::new();
+            enc.encode(&part, &mut out).unwrap();
+            total.merge(&digester.digest(&part, &out).unwrap());
+        }
+    }
+    Some(total)
+}
+
 async fn load(req: LoadRequest, batches: &[RecordBatch]) -> Result<Outcome, PgError> {
     match LoadSession::begin(&cfg(), req).await? {
         Begin::AlreadyLoaded(p) => Ok(Outcome::AlreadyLoaded(p)),
         Begin::Ready(s) => {
+            let digest = digest_of(&s, batches);
             let n = send(&s, batches).await;
-            s.finish(n).await
+            s.finish(n, digest).await
         }
     }
+}
+
+/// A loaded outcome's figures, after checking it carries a full receipt
+/// of `rows` rows.
+fn proven(out: Outcome) -> (u64, bool, Vec<SchemaChange>, u64) {
+    let Outcome::Loaded {
+        rows,
+        created,
+        schema_changes,
+        duplicates,
+        receipt,
+    } = out
+    else {
+        panic!("not loaded: {out:?}")
+    };
+    let receipt = receipt.expect("a receipt");
+    assert_eq!(
+        (receipt.verify, receipt.rows),
+        (Verify::Full, rows - duplicates)
+    );
+    (rows, created, schema_changes, duplicates)
 }
 
 /// The table's content, as one sorted text value (for exact comparisons).
@@ -239,16 +282,7 @@ async fn every_mode_publishes_the_right_rows() {
             )
             .await
             .unwrap();
-            assert_eq!(
-                out,
-                Outcome::Loaded {
-                    rows: 1000,
-                    created: false,
-                    schema_changes: vec![],
-                    duplicates: 0,
-                },
-                "{mode} x{streams}"
-            );
+            assert_eq!(proven(out), (1000, false, vec![], 0), "{mode} x{streams}");
             let count: i64 = db
                 .query_one(&format!("SELECT count(*) FROM {}", table.quoted()), &[])
                 .await
@@ -296,15 +330,7 @@ async fn every_mode_publishes_the_right_rows() {
     )
     .await
     .unwrap();
-    assert_eq!(
-        out,
-        Outcome::Loaded {
-            rows: 100,
-            created: true,
-            schema_changes: vec![],
-            duplicates: 0,
-        }
-    );
+    assert_eq!(proven(out), (100, true, vec![], 0));
     let pk: i64 = db
         .query_one("SELECT count(*) FROM pg_constraint WHERE conrelid = $1::text::regclass AND contype = 'p'", &[&table.quoted()])
         .await
@@ -414,7 +440,7 @@ async fn a_backend_terminated_during_copy_leaves_the_target_unchanged() {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             let more = send(&session, &[batch(600, 1100, None)]).await;
-            let out = session.finish(sent + more).await;
+            let out = session.finish(sent + more, None).await;
             let Err(err) = out else {
                 panic!("{mode} x{streams}: loaded after terminating {killed:?}: {out:?}")
             };
@@ -702,7 +728,7 @@ async fn a_new_input_loads_while_its_checksum_is_computed() {
     };
     let rows = send(&session, &[batch(1, 301, None)]).await;
     let writer = std::thread::spawn(move || std::fs::write(&fifo, &bytes).unwrap());
-    match session.finish(rows).await.unwrap() {
+    match session.finish(rows, None).await.unwrap() {
         Outcome::Loaded { rows, .. } => assert_eq!(rows, 300),
         other => panic!("{other:?}"),
     }

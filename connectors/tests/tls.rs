@@ -146,6 +146,7 @@ async fn a_binary_copy_load_runs_over_verified_tls() {
     ];
     let job_id = format!("0190f3c2-7b1e-7c3a-9f00-tls{:09}", std::process::id());
     let req = LoadRequest {
+        verify: Default::default(),
         target: table.clone(),
         mode: LoadMode::Append,
         keys: vec![],
@@ -214,7 +215,7 @@ async fn a_binary_copy_load_runs_over_verified_tls() {
         })
         .await
         .unwrap();
-    let out = session.finish(1000).await.unwrap();
+    let out = session.finish(1000, None).await.unwrap();
     assert!(matches!(out, Outcome::Loaded { rows: 1000, .. }), "{out:?}");
     let (n, sum): (i64, i64) = {
         let r = admin

@@ -196,6 +196,8 @@ impl FerryError {
             FerryError::Pg(PgError::Encode(_)) => (Input, false),
             FerryError::Pg(PgError::Count(_) | PgError::Artifact { .. }) => (Internal, false),
             FerryError::Pg(PgError::Io { .. }) => (External, true),
+            FerryError::Pg(PgError::Receipt { .. }) => (Output, false),
+            FerryError::Pg(PgError::Except(_)) => (Config, false),
             FerryError::Pg(_) => (Target, false),
             FerryError::Io { .. } => (External, true),
             // A store error that a retry cannot mend is a missing object, a

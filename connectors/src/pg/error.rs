@@ -47,6 +47,22 @@ pub enum PgError {
     /// A value cannot be encoded for its column.
     #[error(transparent)]
     Encode(#[from] EncodeError),
+    /// What PostgreSQL stored differs from what ferry sent: nothing was
+    /// published (the load receipt, `[target] verify`).
+    #[error(
+        "target table {table}: the load's receipt does not match, nothing was published: {detail}"
+    )]
+    Receipt {
+        /// The table.
+        table: String,
+        /// The first column that differs, when known.
+        column: Option<String>,
+        /// What differs and what to do.
+        detail: String,
+    },
+    /// A `[target.verify_except]` entry that cannot apply.
+    #[error(transparent)]
+    Except(#[from] crate::pg::receipt::ExceptError),
     /// Row counts disagree between stages: a bug, never user data.
     #[error("row count mismatch: {0}")]
     Count(String),

@@ -10,6 +10,7 @@ pub mod error;
 pub mod evolve;
 pub mod ident;
 pub mod load;
+pub mod receipt;
 pub mod replay;
 pub mod statements;
 pub mod undo;

@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS ferry.loads (
     schema_changes jsonb,
     inserted  bigint,
     undone_at timestamptz,
+    receipt   jsonb,
     PRIMARY KEY (target, input, checksum)
 );
 DO $ferry$ BEGIN
@@ -32,10 +33,11 @@ DO $ferry$ BEGIN
     -- first, since ALTER TABLE would wait for every running load.
     IF NOT EXISTS (SELECT 1 FROM pg_attribute
                     WHERE attrelid = 'ferry.loads'::regclass
-                      AND attname = 'undone_at' AND NOT attisdropped) THEN
+                      AND attname = 'receipt' AND NOT attisdropped) THEN
         ALTER TABLE ferry.loads ADD COLUMN IF NOT EXISTS schema_changes jsonb,
                                 ADD COLUMN IF NOT EXISTS inserted bigint,
-                                ADD COLUMN IF NOT EXISTS undone_at timestamptz;
+                                ADD COLUMN IF NOT EXISTS undone_at timestamptz,
+                                ADD COLUMN IF NOT EXISTS receipt jsonb;
     END IF;
 END $ferry$";
 
@@ -270,28 +272,29 @@ pub fn duplicate_count_sql(staging: &QualifiedName, keys: &[String]) -> String {
     )
 }
 
-/// The ledger insert, with bind parameters $1..$10 (target, input,
+/// The ledger insert, with bind parameters $1..$11 (target, input,
 /// checksum, dataset, job_id, mode, rows, bytes, schema changes as JSON text
-/// or NULL, rows inserted (not updated) or NULL when unknown). An existing
+/// or NULL, rows inserted (not updated) or NULL when unknown, the receipt as
+/// JSON text or NULL). An existing
 /// entry is taken over (its load count incremented) when it was undone, or
 /// with `force`; otherwise a conflict inserts nothing.
 pub fn ledger_insert_sql(force: bool) -> &'static str {
     if force {
-        "INSERT INTO ferry.loads (target, input, checksum, dataset, job_id, mode, rows, bytes, schema_changes, inserted)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb, $10)
+        "INSERT INTO ferry.loads (target, input, checksum, dataset, job_id, mode, rows, bytes, schema_changes, inserted, receipt)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb, $10, $11::text::jsonb)
          ON CONFLICT (target, input, checksum) DO UPDATE
             SET job_id = EXCLUDED.job_id, mode = EXCLUDED.mode, rows = EXCLUDED.rows,
                 bytes = EXCLUDED.bytes, loaded_at = now(), loads = ferry.loads.loads + 1,
                 schema_changes = EXCLUDED.schema_changes, inserted = EXCLUDED.inserted,
-                undone_at = NULL"
+                receipt = EXCLUDED.receipt, undone_at = NULL"
     } else {
-        "INSERT INTO ferry.loads (target, input, checksum, dataset, job_id, mode, rows, bytes, schema_changes, inserted)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb, $10)
+        "INSERT INTO ferry.loads (target, input, checksum, dataset, job_id, mode, rows, bytes, schema_changes, inserted, receipt)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb, $10, $11::text::jsonb)
          ON CONFLICT (target, input, checksum) DO UPDATE
             SET job_id = EXCLUDED.job_id, mode = EXCLUDED.mode, rows = EXCLUDED.rows,
                 bytes = EXCLUDED.bytes, loaded_at = now(), loads = ferry.loads.loads + 1,
                 schema_changes = EXCLUDED.schema_changes, inserted = EXCLUDED.inserted,
-                undone_at = NULL
+                receipt = EXCLUDED.receipt, undone_at = NULL
             WHERE ferry.loads.undone_at IS NOT NULL"
     }
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use ferry_connectors::jobs::{Origin, Workflow};
 use ferry_connectors::pg::artifacts::ArtifactKinds;
+use ferry_connectors::pg::receipt::Verify;
 use ferry_connectors::pg::{
     DuplicateKeys, LoadMode, MatchColumns, OnMissingColumns, OnNewColumns, OnTypeChange, PgConfig,
     QualifiedName,
@@ -137,6 +138,11 @@ pub struct LoadArgs {
     /// overrides the spec's [default: name; position for a headerless file].
     #[arg(long, value_name = "HOW", value_parser = parse_keyword::<MatchColumns>)]
     match_columns: Option<MatchColumns>,
+    /// What the load proves before it publishes: full (the rows as PostgreSQL stored them
+    /// hash to what ferry sent, every column; a difference fails with exit 6, nothing
+    /// published), count (rows only) or off; overrides the spec's [default: full].
+    #[arg(long, value_name = "LEVEL", value_parser = parse_keyword::<Verify>)]
+    verify: Option<Verify>,
     /// Print the job report as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -297,6 +303,9 @@ fn spec_of(args: &LoadArgs, local: Option<PathBuf>) -> Result<DatasetSpec, Ferry
             if let Some(keep) = args.duplicate_keys {
                 target.duplicate_keys = keep;
             }
+            if let Some(level) = args.verify {
+                target.verify = level;
+            }
         }
         (None, Some(table)) => {
             spec.target = Some(TargetSpec {
@@ -307,6 +316,7 @@ fn spec_of(args: &LoadArgs, local: Option<PathBuf>) -> Result<DatasetSpec, Ferry
                 on_missing_columns: args.on_missing_columns.unwrap_or_default(),
                 on_type_change: args.on_type_change.unwrap_or_default(),
                 duplicate_keys: args.duplicate_keys.unwrap_or_default(),
+                verify: args.verify.unwrap_or_default(),
                 ..TargetSpec::named(table.to_string())
             });
         }
@@ -349,6 +359,9 @@ fn print_summary(r: &LoadReport, pg: &PgConfig) {
     );
     for change in &r.schema_changes {
         outln!("schema: {}", change.describe());
+    }
+    if let Some(receipt) = &r.receipt {
+        outln!("receipt: {}", receipt.summary());
     }
     print_rejects(r.rejected, r.rejects.as_deref());
     if !r.artifacts.is_empty() {

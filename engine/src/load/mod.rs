@@ -18,6 +18,7 @@ use std::sync::atomic::AtomicU64;
 
 use ferry_connectors::pg::artifacts::{ArtifactFile, ArtifactKinds};
 use ferry_connectors::pg::load::{Begin, LoadSession, Outcome, PreviousLoad};
+use ferry_connectors::pg::receipt::Receipt;
 use ferry_connectors::pg::{BinaryEncoder, LoadMode, PgConfig, QualifiedName, SchemaChange};
 use ferry_connectors::work::JobDir;
 use serde::{Deserialize, Serialize};
@@ -27,7 +28,7 @@ use crate::spec::DatasetSpec;
 
 use self::pipeline::{Stop, pipeline};
 use self::prepare::{TablePlan, prepare};
-pub(crate) use self::prepare::{output_columns, select_loaded, with_lineage};
+pub(crate) use self::prepare::{output_columns, select_loaded, verify_policy, with_lineage};
 pub use self::split::{
     ArtifactSource, EncodedColumn, TRANSFORM_REPORT, TransformReport, load_artifacts,
     transform_artifacts,
@@ -127,7 +128,14 @@ pub struct LoadReport {
     /// `delete-insert` under `duplicate_keys = "first"|"last"`).
     #[serde(default)]
     pub duplicate_rows: u64,
+    /// What the load proved about the stored rows before publishing
+    /// (`[target] verify`); also written as `receipt.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
 }
+
+/// The file a load leaves in its job folder: its [`Receipt`].
+pub const RECEIPT: &str = "receipt.json";
 
 impl LoadReport {
     /// Rows per second.
@@ -282,6 +290,7 @@ async fn load_once(
     let codecs = session.codecs();
     let piped = pipeline(
         BinaryEncoder::new(codecs.clone()),
+        session.digester(),
         Some(session.sender()),
         rows,
         spec,
@@ -291,24 +300,26 @@ async fn load_once(
     )
     .await;
     progress.finish();
-    if let Ok((rows, artifacts)) = &piped
+    if let Ok((rows, artifacts, sent)) = &piped
         && opts.job.is_some()
         && let Err(e) = p
-            .write_transform_report(&codecs, &plan, *rows, artifacts)
+            .write_transform_report(&codecs, &plan, *rows, artifacts, sent.clone())
             .await
     {
         session.abort().await;
         return Err(e);
     }
     match piped {
-        Ok((rows, artifacts)) => match session.finish(rows).await? {
+        Ok((rows, artifacts, sent)) => match session.finish(rows, sent).await? {
             Outcome::Loaded {
                 rows,
                 created,
                 schema_changes,
                 duplicates,
+                receipt,
             } => Ok(LoadReport {
                 duplicate_rows: duplicates,
+                receipt: receipt.map(|r| *r),
                 ..p.report(
                     LoadStatus::Loaded,
                     rows,
@@ -329,7 +340,7 @@ async fn load_once(
         },
         Err(Stop::LoaderStopped) => {
             // A COPY stream failed: its error is the one to report.
-            match session.finish(0).await {
+            match session.finish(0, None).await {
                 Err(e) => Err(e.into()),
                 Ok(_) => Err(FerryError::Internal(
                     "the loader stopped without an error".into(),

@@ -8,6 +8,7 @@ use arrow::array::RecordBatch;
 use ferry_connectors::pg::artifacts::{ArtifactFile, ArtifactSpec, ArtifactWriter, LedgerEntry};
 use ferry_connectors::pg::codec::copy::{Encoded, encode_batch};
 use ferry_connectors::pg::load::CopyChunk;
+use ferry_connectors::pg::receipt::{Digest, Digester};
 use ferry_connectors::pg::{BinaryEncoder, PgError};
 use ferry_connectors::work::FileKind;
 use futures::StreamExt;
@@ -22,17 +23,27 @@ use crate::transform;
 /// COPY messages and artifact parts fine-grained.
 pub(crate) const ENCODE_ROWS: usize = 8192;
 
-/// One slice in binary COPY (and COPY text for the `.sql` artifacts).
+/// One slice in binary COPY (and COPY text for the `.sql` artifacts), and
+/// the digest of what it sends (for the load's receipt), computed here in
+/// the parallel stage while the tuples are in cache.
 pub(crate) fn encode(
     encoder: &BinaryEncoder,
+    digester: Option<&Digester>,
     batch: &RecordBatch,
     first_row: u64,
     want_text: bool,
-) -> Result<Encoded, FerryError> {
-    encode_batch(encoder, batch, first_row, true, want_text).map_err(|e| FerryError::Encode {
-        row: first_row + e.row as u64 + 1,
-        source: e,
-    })
+) -> Result<(Encoded, Option<Digest>), FerryError> {
+    let encoded = encode_batch(encoder, batch, first_row, true, want_text).map_err(|e| {
+        FerryError::Encode {
+            row: first_row + e.row as u64 + 1,
+            source: e,
+        }
+    })?;
+    let digest = digester
+        .map(|d| d.digest(batch, &encoded.binary))
+        .transpose()
+        .map_err(|e| FerryError::Internal(e.to_string()))?;
+    Ok((encoded, digest))
 }
 
 /// Why the pipeline stopped early.
@@ -52,13 +63,14 @@ impl From<FerryError> for Stop {
 /// Decode → encode (parallel, ordered) → COPY + artifacts.
 pub(crate) async fn pipeline(
     encoder: BinaryEncoder,
+    digester: Option<Digester>,
     copy_tx: Option<mpsc::Sender<CopyChunk>>,
     df: datafusion::dataframe::DataFrame,
     spec: &DatasetSpec,
     artifact_spec: ArtifactSpec,
     ledger: impl FnOnce() -> Result<LedgerEntry, PgError> + Send + 'static,
     rows_done: Arc<AtomicU64>,
-) -> Result<(u64, Vec<ArtifactFile>), Stop> {
+) -> Result<(u64, Vec<ArtifactFile>, Option<Digest>), Stop> {
     let sql_path = spec.transform_path.display().to_string();
 
     let want_text = artifact_spec.kinds.sql;
@@ -79,7 +91,9 @@ pub(crate) async fn pipeline(
         })
         .map_err(|e| FerryError::io("starting the artifact writer", e))?;
 
-    let (q_tx, q_rx) = ordered::channel::<Result<Encoded, FerryError>>(ordered::depth());
+    let (q_tx, q_rx) =
+        ordered::channel::<Result<(Encoded, Option<Digest>), FerryError>>(ordered::depth());
+    let digester = digester.map(Arc::new);
     let producer = async {
         let mut stream = transform::execute_ordered(df)
             .await
@@ -92,10 +106,11 @@ pub(crate) async fn pipeline(
             for offset in (0..batch.num_rows()).step_by(ENCODE_ROWS) {
                 let slice = batch.slice(offset, ENCODE_ROWS.min(batch.num_rows() - offset));
                 let encoder = encoder.clone();
+                let digester = digester.clone();
                 let row = first_row;
                 first_row += slice.num_rows() as u64;
                 let submitted = q_tx
-                    .spawn(move || encode(&encoder, &slice, row, want_text))
+                    .spawn(move || encode(&encoder, digester.as_deref(), &slice, row, want_text))
                     .await;
                 if !submitted {
                     return Ok(first_row); // the consumer stopped; it reports why
@@ -111,10 +126,14 @@ pub(crate) async fn pipeline(
         // stops too instead of waiting on a full queue forever.
         let mut q_rx = q_rx;
         let mut rows = 0u64;
+        let mut sent: Option<Digest> = None;
         while let Some(encoded) = q_rx.next().await {
-            let encoded = encoded.map_err(|_| {
+            let (encoded, digest) = encoded.map_err(|_| {
                 FerryError::Internal("an encode task stopped without a result".into())
             })??;
+            if let Some(d) = digest {
+                sent.get_or_insert_with(Digest::default).merge(&d);
+            }
             rows += encoded.rows;
             let chunk = CopyChunk {
                 bytes: encoded.binary.clone(),
@@ -131,7 +150,7 @@ pub(crate) async fn pipeline(
             }
             rows_done.store(rows, Ordering::Relaxed);
         }
-        Ok::<u64, Stop>(rows)
+        Ok::<(u64, Option<Digest>), Stop>((rows, sent))
     };
     let joined = tokio::try_join!(producer, consumer);
     drop(copy_tx);
@@ -140,7 +159,7 @@ pub(crate) async fn pipeline(
         .await
         .map_err(|e| FerryError::Internal(e.to_string()))?
         .map_err(|_| FerryError::Internal("the artifact writer panicked".into()))?;
-    let (produced, consumed) = joined?;
+    let (produced, (consumed, sent)) = joined?;
     let artifacts = artifacts.map_err(FerryError::from)?;
     if produced != consumed {
         return Err(FerryError::Pg(PgError::Count(format!(
@@ -162,5 +181,7 @@ pub(crate) async fn pipeline(
         )))
         .into());
     }
-    Ok((consumed, artifacts))
+    // An empty input has no chunk: its digest is the empty one.
+    let sent = sent.or_else(|| digester.as_ref().map(|d| Digest::new(d.checks().len())));
+    Ok((consumed, artifacts, sent))
 }

@@ -185,6 +185,7 @@ pub(crate) async fn prepare(
         columns,
         drift: spec.drift_policy(),
         format: CopyFormat::Binary,
+        verify: verify_policy(spec, |c| renamed.table_name(c)),
     };
     Ok(Prepared {
         started,
@@ -197,6 +198,21 @@ pub(crate) async fn prepare(
         df,
         request,
     })
+}
+
+/// What the load proves: the spec's `[target] verify`, and
+/// `[target.verify_except]` with its columns named as the table names them.
+pub(crate) fn verify_policy(
+    spec: &DatasetSpec,
+    table_name: impl Fn(&str) -> String,
+) -> ferry_connectors::pg::receipt::VerifyPolicy {
+    let mut policy = spec.verify_policy();
+    policy.except = policy
+        .except
+        .into_iter()
+        .map(|(k, v)| (table_name(&k), v))
+        .collect();
+    policy
 }
 
 /// The transform's output with the spec's `[target] lineage` columns: the
@@ -327,6 +343,7 @@ impl Prepared {
             rejects: self.source.reject_file(),
             schema_changes,
             duplicate_rows: 0,
+            receipt: None,
         }
     }
 
@@ -364,6 +381,7 @@ impl Prepared {
         plan: &TablePlan,
         rows: u64,
         artifacts: &[ArtifactFile],
+        sent: Option<ferry_connectors::pg::receipt::Digest>,
     ) -> Result<TransformReport, FerryError> {
         let checksum = self.request.input.checksum_value().await?;
         let report = TransformReport {
@@ -397,6 +415,9 @@ impl Prepared {
             artifacts: artifacts.to_vec(),
             rejected: self.source.rejected(),
             rejects: self.source.reject_file(),
+            verify: self.request.verify.level,
+            verify_except: self.request.verify.except.clone(),
+            sent,
         };
         let path = self.job_dir.join(TRANSFORM_REPORT);
         let json =

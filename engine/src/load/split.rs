@@ -2,6 +2,7 @@
 //! and `transform.json`, sql-processor loads the artifacts (binary COPY
 //! from `.pgcopy`, or the `.sql` files replayed).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -12,6 +13,7 @@ use ferry_connectors::pg::load::{
     Begin, CopyChunk, InputIdentity, LoadRequest, LoadSession, Outcome, OutputColumn, PreviousLoad,
     plan_output,
 };
+use ferry_connectors::pg::receipt::{Digest, Digester, Except, Verify, VerifyPolicy, plan_checks};
 use ferry_connectors::pg::replay::{PgcopyChunks, Rows, SqlCopyChunks};
 use ferry_connectors::pg::{
     BinaryEncoder, CopyFormat, DriftPolicy, LoadMode, PgConfig, PgError, PgType, QualifiedName,
@@ -93,6 +95,16 @@ pub struct TransformReport {
     /// The reject file, when rows were rejected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejects: Option<PathBuf>,
+    /// What the load step proves (`[target] verify`).
+    #[serde(default)]
+    pub verify: Verify,
+    /// Wanted changes by column (`[target.verify_except]`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub verify_except: BTreeMap<String, Except>,
+    /// The digest of the rows the artifacts hold, as encoded (for the load
+    /// step's receipt under `verify = "full"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent: Option<Digest>,
 }
 
 /// The Loader's transform step on its own: decode, transform and encode into
@@ -134,8 +146,15 @@ async fn transform_once(
     let artifact_spec = p.artifact_spec(opts, TablePlan::of_output(&output));
     let rows_done = Arc::new(AtomicU64::new(0));
     let mut progress = p.progress(opts.progress, rows_done.clone());
+    let digester = match p.request.verify.level {
+        Verify::Full => Some(Digester::new(
+            plan_checks(&output.codecs, &p.request.verify).map_err(PgError::from)?,
+        )),
+        _ => None,
+    };
     let piped = pipeline(
         BinaryEncoder::new(output.codecs.clone()),
+        digester,
         None,
         rows,
         spec,
@@ -145,7 +164,7 @@ async fn transform_once(
     )
     .await;
     progress.finish();
-    let (rows, artifacts) = match piped {
+    let (rows, artifacts, sent) = match piped {
         Ok(done) => done,
         Err(Stop::Failed(e)) => return Err(p.source.explain(e, &p.input)),
         Err(Stop::LoaderStopped) => {
@@ -154,7 +173,7 @@ async fn transform_once(
             ));
         }
     };
-    p.write_transform_report(&output.codecs, &plan, rows, &artifacts)
+    p.write_transform_report(&output.codecs, &plan, rows, &artifacts, sent)
         .await
 }
 
@@ -250,6 +269,10 @@ pub async fn load_artifacts(
         columns,
         drift: t.drift,
         format,
+        verify: VerifyPolicy {
+            level: t.verify,
+            except: t.verify_except.clone(),
+        },
     };
     let report = |status,
                   rows,
@@ -273,6 +296,7 @@ pub async fn load_artifacts(
         rejects: t.rejects.clone(),
         schema_changes,
         duplicate_rows: 0,
+        receipt: None,
     };
     let session = match LoadSession::begin(pg, request).await? {
         Begin::AlreadyLoaded(prev) => {
@@ -347,14 +371,16 @@ pub async fn load_artifacts(
         Ok::<Option<u64>, PgError>(Some(first_row))
     };
     match feed.await {
-        Ok(Some(rows)) => match session.finish(rows).await? {
+        Ok(Some(rows)) => match session.finish(rows, t.sent.clone()).await? {
             Outcome::Loaded {
                 rows,
                 created,
                 schema_changes,
                 duplicates,
+                receipt,
             } => Ok(LoadReport {
                 duplicate_rows: duplicates,
+                receipt: receipt.map(|r| *r),
                 ..report(LoadStatus::Loaded, rows, created, None, schema_changes)
             }),
             Outcome::AlreadyLoaded(prev) => Ok(report(
@@ -365,7 +391,7 @@ pub async fn load_artifacts(
                 Vec::new(),
             )),
         },
-        Ok(None) => match session.finish(0).await {
+        Ok(None) => match session.finish(0, None).await {
             Err(e) => Err(e.into()),
             Ok(_) => Err(FerryError::Internal(
                 "the loader stopped without an error".into(),

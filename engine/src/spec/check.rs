@@ -231,8 +231,12 @@ pub async fn check(
                 columns: columns.clone(),
                 drift: spec.drift_policy(),
                 format: CopyFormat::Binary,
+                verify: crate::load::verify_policy(spec, |c| renamed.table_name(c)),
             };
             let plan = plan_output(pg, &request).await?;
+            // A verify_except entry that cannot apply fails as the load would.
+            ferry_connectors::pg::receipt::plan_checks(&plan.codecs, &request.verify)
+                .map_err(ferry_connectors::pg::PgError::from)?;
             let ddl = if plan.target_exists {
                 plan.changes.iter().filter_map(|c| c.ddl(&table)).collect()
             } else {

@@ -12,6 +12,7 @@ pub mod types;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use ferry_connectors::pg::receipt::{Except, Verify, VerifyPolicy};
 use ferry_connectors::pg::{
     DriftPolicy, DuplicateKeys, LoadMode, MatchColumns, OnMissingColumns, OnNewColumns,
     OnTypeChange, PgType, QualifiedName, evolve,
@@ -288,6 +289,17 @@ pub struct TargetSpec {
     /// task's `--from` / `FERRY_LOAD_FROM` (default `pgcopy`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_from: Option<crate::load::ArtifactSource>,
+    /// What a load proves before it publishes: `"full"` (default: the rows
+    /// as PostgreSQL stored them hash to what ferry sent, column by column),
+    /// `"count"` (the row count) or `"off"`.
+    #[serde(default)]
+    pub verify: Verify,
+    /// Changes to a column's values that are wanted, by column:
+    /// `"rounding"` (numeric(p,s)), `"padding"` (character(n)),
+    /// `"precision"` (real) or `"any"` (not compared). The receipt records
+    /// them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub verify_except: BTreeMap<String, Except>,
 }
 
 impl TargetSpec {
@@ -307,6 +319,8 @@ impl TargetSpec {
             duplicate_keys: DuplicateKeys::default(),
             lineage: Vec::new(),
             load_from: None,
+            verify: Verify::default(),
+            verify_except: BTreeMap::new(),
         }
     }
 }
@@ -827,6 +841,16 @@ impl DatasetSpec {
         self.target
             .as_ref()
             .and_then(|t| QualifiedName::parse(&t.table).ok())
+    }
+
+    /// What a load proves before publishing (`[target] verify`,
+    /// `[target.verify_except]`).
+    pub fn verify_policy(&self) -> VerifyPolicy {
+        let t = self.target.as_ref();
+        VerifyPolicy {
+            level: t.map(|t| t.verify).unwrap_or_default(),
+            except: t.map(|t| t.verify_except.clone()).unwrap_or_default(),
+        }
     }
 
     /// What a load may do when the table drifted from the input

@@ -13,6 +13,7 @@
 
 mod ledger;
 mod plan;
+mod prove;
 
 use std::sync::Arc;
 
@@ -31,6 +32,9 @@ use super::connect::PgConfig;
 use super::error::PgError;
 use super::evolve::{DriftPolicy, LINEAGE_JOB_ID, LINEAGE_LINE, SchemaChange, changes_ddl};
 use super::ident::QualifiedName;
+use super::receipt::{
+    Check, Digest, Digester, Receipt, ReceiptIds, Verify, VerifyPolicy, plan_checks,
+};
 use super::statements::{
     CopyFormat, DuplicateKeys, LoadMode, copy_from_stdin_sql, duplicate_count_sql,
     insert_select_sql, ledger_insert_sql, publish_keyed_sql,
@@ -40,6 +44,7 @@ use crate::store::Checksum;
 use self::ledger::{ensure_ledger, ledger_knows, previous_load};
 use self::plan::{Numbering, Planned, duplicate_advice, explain_upsert, find_duplicate, plan};
 pub use self::plan::{OutputPlan, plan_output};
+use self::prove::{Measured, Rows, Settle, measure, publish_keyed, settle};
 
 /// One column the transform produces.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,6 +103,8 @@ pub struct LoadRequest {
     /// What the chunks hold: binary tuples (the encoder's output, `.pgcopy`
     /// parts) or COPY text rows (replayed `.sql` parts).
     pub format: CopyFormat,
+    /// What the load proves before publishing (`[target] verify`).
+    pub verify: VerifyPolicy,
 }
 
 /// A ledger entry found for this input.
@@ -133,6 +140,8 @@ pub enum Outcome {
         /// Input rows left out because their key came again
         /// (`duplicate_keys = "first"|"last"`).
         duplicates: u64,
+        /// What the load proved (`None` under `verify = "off"`).
+        receipt: Option<Box<Receipt>>,
     },
     /// Another job published the same input first; this one rolled back.
     AlreadyLoaded(PreviousLoad),
@@ -182,6 +191,11 @@ pub struct LoadSession {
     streams: Vec<JoinHandle<Result<u64, PgError>>>,
     /// A transaction is open on the control connection.
     in_tx: bool,
+    /// How each loaded column is compared for the receipt.
+    checks: Arc<Vec<Check>>,
+    /// The last row of a target this load rewrote (a widened column)
+    /// before its own rows went in.
+    rewritten_up_to: Option<String>,
 }
 
 impl LoadSession {
@@ -217,6 +231,7 @@ impl LoadSession {
             target_exists,
             target_ddl,
         } = plan(&control, &req).await?;
+        let checks = Arc::new(plan_checks(&codecs, &req.verify)?);
         let layout = if req.streams <= 1 {
             Layout::Single
         } else {
@@ -238,6 +253,8 @@ impl LoadSession {
             sender: None,
             streams: Vec::new(),
             in_tx: false,
+            checks,
+            rewritten_up_to: None,
             req,
         };
         if let Err(e) = session.open(new_columns.as_deref()).await {
@@ -250,6 +267,17 @@ impl LoadSession {
     /// The column plans, in COPY order, for the encoder.
     pub fn codecs(&self) -> Codecs {
         self.codecs.clone()
+    }
+
+    /// What computes the sent rows' digest, chunk by chunk, in the encode
+    /// stage: `None` unless `verify = "full"`.
+    pub fn digester(&self) -> Option<Digester> {
+        (self.req.verify.level == Verify::Full).then(|| Digester::new(self.checks.to_vec()))
+    }
+
+    /// How each loaded column is compared for the receipt (COPY order).
+    pub fn checks(&self) -> &[Check] {
+        &self.checks
     }
 
     /// The `CREATE TABLE IF NOT EXISTS` statement for the target.
@@ -346,6 +374,8 @@ impl LoadSession {
                             create_target(c, &req.target, &self.target_ddl).await?;
                         }
                         evolve(c, &req.target, &self.changes).await?;
+                        self.rewritten_up_to =
+                            Rows::rewritten_up_to(c, &req.target, &self.changes).await?;
                     }
                     LoadMode::Replace => {
                         exec(c, &replacement_ddl(), "creating the replacement table").await?;
@@ -421,10 +451,15 @@ impl LoadSession {
         Ok(())
     }
 
-    /// Waits for the streams, checks the row count, and publishes in one
-    /// transaction with the ledger entry.
-    pub async fn finish(mut self, expected_rows: u64) -> Result<Outcome, PgError> {
-        match self.publish(expected_rows).await {
+    /// Waits for the streams, checks the row count, proves the stored rows
+    /// equal `sent` (the digest of what was sent; `None` proves the count
+    /// only), and publishes in one transaction with the ledger entry.
+    pub async fn finish(
+        mut self,
+        expected_rows: u64,
+        sent: Option<Digest>,
+    ) -> Result<Outcome, PgError> {
+        match self.publish(expected_rows, sent).await {
             Ok(outcome) => {
                 if matches!(outcome, Outcome::AlreadyLoaded(_)) {
                     self.abort().await;
@@ -440,7 +475,11 @@ impl LoadSession {
         }
     }
 
-    async fn publish(&mut self, expected_rows: u64) -> Result<Outcome, PgError> {
+    async fn publish(
+        &mut self,
+        expected_rows: u64,
+        sent: Option<Digest>,
+    ) -> Result<Outcome, PgError> {
         self.sender = None;
         let mut loaded = 0u64;
         let mut first_err = None;
@@ -478,9 +517,25 @@ impl LoadSession {
             LoadMode::Append => Some(expected_rows as i64),
             _ => None,
         };
+        // Without the sent rows' digest (a replay of artifacts made
+        // without one) only the count can be proven.
+        let level = match (req.verify.level, &sent) {
+            (Verify::Full, None) => Verify::Count,
+            (level, _) => level,
+        };
+        let mut measured: Option<(Rows, Measured)> = None;
         match (self.layout, req.mode) {
-            (Layout::Single, LoadMode::Append) => {}
+            (Layout::Single, LoadMode::Append) => {
+                if level != Verify::Off {
+                    let rows = Rows::written_to(&req.target, self.rewritten_up_to.as_deref());
+                    measured = Some(self.measure(level, rows).await?);
+                }
+            }
             (_, LoadMode::Replace) => {
+                if level != Verify::Off {
+                    let rows = Rows::all_of(&self.copy_table);
+                    measured = Some(self.measure(level, rows).await?);
+                }
                 if self.target_exists {
                     exec(
                         c,
@@ -505,12 +560,17 @@ impl LoadSession {
                     create_target(c, &req.target, &self.target_ddl).await?;
                 }
                 evolve(c, &req.target, &self.changes).await?;
+                self.rewritten_up_to = Rows::rewritten_up_to(c, &req.target, &self.changes).await?;
                 exec(
                     c,
                     &insert_select_sql(&req.target, &self.copy_table, &self.copy_columns),
                     "publishing staged rows",
                 )
                 .await?;
+                if level != Verify::Off {
+                    let rows = Rows::written_to(&req.target, self.rewritten_up_to.as_deref());
+                    measured = Some(self.measure(level, rows).await?);
+                }
             }
             (_, mode @ (LoadMode::Upsert | LoadMode::DeleteInsert)) => {
                 if self.layout == Layout::Staged {
@@ -560,27 +620,39 @@ impl LoadSession {
                     &self.keys,
                     dup,
                 );
-                let published = if mode == LoadMode::Upsert
-                    && self.copy_columns.iter().any(|c| c == LINEAGE_JOB_ID)
-                {
-                    // With lineage, count the rows the upsert inserted (not
-                    // updated): `ferry jobs undo` can remove only those.
-                    c.query_one(
-                        &format!(
-                            "WITH r AS ({publish} RETURNING (xmax = 0) AS inserted) SELECT count(*) FILTER (WHERE inserted) FROM r"
-                        ),
-                        &[],
-                    )
-                    .await
-                    .map(|row| inserted_rows = Some(row.get::<_, i64>(0)))
-                    .map_err(|e| PgError::db(doing.clone(), e))
-                } else {
-                    exec(c, &publish, &doing).await
+                let (delete, insert) = match publish.rsplit_once(";\n") {
+                    Some((d, i)) => (Some(d.to_string()), i.to_string()),
+                    None => (None, publish.clone()),
                 };
-                if let Err(e) = published {
-                    return Err(
-                        explain_upsert(e, c, &self.copy_table, &self.keys, numbering).await,
-                    );
+                // With lineage, count the rows the upsert inserted (not
+                // updated): `ferry jobs undo` can remove only those.
+                let count_inserted = mode == LoadMode::Upsert
+                    && self.copy_columns.iter().any(|c| c == LINEAGE_JOB_ID);
+                let published = publish_keyed(
+                    c,
+                    &self.checks,
+                    level,
+                    &self.copy_columns,
+                    delete.as_deref(),
+                    &insert,
+                    count_inserted,
+                )
+                .await;
+                match published {
+                    Ok((m, inserted)) => {
+                        if count_inserted {
+                            inserted_rows = inserted;
+                        }
+                        if level != Verify::Off {
+                            measured = Some((Rows::Keyed { delete, insert }, m));
+                        }
+                    }
+                    Err(e) => {
+                        let e = PgError::db(doing.clone(), e);
+                        return Err(
+                            explain_upsert(e, c, &self.copy_table, &self.keys, numbering).await,
+                        );
+                    }
                 }
                 if duplicates > 0 {
                     tracing::info!(job_id = %req.job_id, table = %req.target, duplicates, "left out rows whose key came again (duplicate_keys = {dup:?})");
@@ -588,6 +660,43 @@ impl LoadSession {
             }
         }
         let checksum = req.input.checksum_value().await?;
+        let receipt = match measured {
+            Some((rows, m)) => {
+                let mut expected = sent.unwrap_or_else(|| Digest {
+                    rows: expected_rows,
+                    ..Digest::new(self.checks.len())
+                });
+                let mut level = level;
+                if duplicates > 0 {
+                    // Rows left out by duplicate_keys: only the count of
+                    // those kept can be compared.
+                    expected.rows -= duplicates;
+                    level = Verify::Count;
+                }
+                let ids = ReceiptIds {
+                    target: req.target.to_string(),
+                    input: req.input.input.clone(),
+                    checksum: checksum.clone(),
+                    ..Default::default()
+                };
+                let receipt = settle(Settle {
+                    c,
+                    checks: &self.checks,
+                    columns: &self.copy_columns,
+                    level,
+                    sent: &expected,
+                    measured: m,
+                    rows: &rows,
+                    ids,
+                })
+                .await?;
+                Some(Box::new(receipt))
+            }
+            None => None,
+        };
+        let receipt_json = receipt
+            .as_ref()
+            .map(|r| serde_json::to_string(r).unwrap_or_default());
         let changes = (!self.changes.is_empty())
             .then(|| serde_json::to_string(&self.changes).unwrap_or_default());
         let inserted = c
@@ -604,6 +713,7 @@ impl LoadSession {
                     &(req.input.bytes as i64),
                     &changes,
                     &inserted_rows,
+                    &receipt_json,
                 ],
             )
             .await
@@ -630,7 +740,14 @@ impl LoadSession {
             created,
             schema_changes: self.changes.clone(),
             duplicates,
+            receipt,
         })
+    }
+
+    /// Measures this load's stored rows (see [`prove`]).
+    async fn measure(&self, level: Verify, from: String) -> Result<(Rows, Measured), PgError> {
+        let m = measure(&self.control, &self.checks, level, &from).await?;
+        Ok((Rows::Table(from), m))
     }
 
     /// Stops the streams, rolls back and drops staging tables. Never fails:

@@ -5,12 +5,15 @@
 
 use ferry_connectors::jobs::Job;
 use ferry_connectors::pg::SchemaChange;
+use ferry_connectors::pg::receipt::Receipt;
 use serde::{Deserialize, Serialize};
 
 use super::download::staged_input;
 use super::{Outcome, rejects};
 use crate::error::FerryError;
-use crate::load::{ArtifactSource, LOAD_REPORT, LoadReport, LoadStatus, load, load_artifacts};
+use crate::load::{
+    ArtifactSource, LOAD_REPORT, LoadReport, LoadStatus, RECEIPT, load, load_artifacts,
+};
 use crate::workflow::Runtime;
 
 /// What sql-processor (and the fused step) records.
@@ -36,6 +39,9 @@ pub struct Output {
     /// anything: the job record and the event carry it for audit.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub schema_changes: Vec<SchemaChange>,
+    /// What the load proved about the stored rows (`[target] verify`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
 }
 
 impl Output {
@@ -49,6 +55,7 @@ impl Output {
             previous_load: r.previous_job.clone(),
             from,
             schema_changes: r.schema_changes.clone(),
+            receipt: r.receipt.clone(),
         }
     }
 }
@@ -81,10 +88,18 @@ impl Runtime {
 }
 
 /// Writes the load's whole report into its run folder (`load.json`): the
-/// job record keeps a summary, `ferry load` prints this.
+/// job record keeps a summary, `ferry load` prints this. The receipt goes
+/// beside it as `receipt.json`, for an auditor to keep.
 fn keep_report(r: &LoadReport) -> Result<(), FerryError> {
-    let path = r.job_dir.join(LOAD_REPORT);
-    let json = serde_json::to_vec_pretty(r).map_err(|e| FerryError::Internal(e.to_string()))?;
-    std::fs::write(&path, json)
-        .map_err(|e| FerryError::io(format!("writing {}", path.display()), e))
+    let write = |name: &str, json: Result<Vec<u8>, serde_json::Error>| {
+        let path = r.job_dir.join(name);
+        let json = json.map_err(|e| FerryError::Internal(e.to_string()))?;
+        std::fs::write(&path, json)
+            .map_err(|e| FerryError::io(format!("writing {}", path.display()), e))
+    };
+    write(LOAD_REPORT, serde_json::to_vec_pretty(r))?;
+    if let Some(receipt) = &r.receipt {
+        write(RECEIPT, serde_json::to_vec_pretty(receipt))?;
+    }
+    Ok(())
 }

@@ -1,0 +1,229 @@
+//! The receipt step of publishing (see [`crate::pg::receipt`]): measure the
+//! rows as the target holds them, inside the publishing transaction and
+//! before it commits, and compare with what ferry sent.
+//!
+//! Which rows are "this load's" depends on the layout: rows this
+//! transaction wrote to the target (`xmin`), the whole replacement table,
+//! or — for keyed modes, whose publish runs under a savepoint (its rows
+//! carry a subtransaction's xid) — the rows the publishing `INSERT`
+//! returns, after triggers and column types had their say.
+
+use tokio_postgres::Client;
+
+use crate::pg::catalog::column_list;
+use crate::pg::error::PgError;
+use crate::pg::evolve::SchemaChange;
+use crate::pg::ident::{QualifiedName, quote_literal};
+use crate::pg::receipt::{
+    Check, Digest, Receipt, ReceiptIds, Verify, column_digest_sql, compare, count_sql, parse_sum,
+    read_column_digest, row_digest_select, row_digest_sql,
+};
+
+/// Where this load's stored rows are.
+pub(super) enum Rows {
+    /// A FROM clause over a table.
+    Table(String),
+    /// The rows a keyed publish inserts: it is run again (after rolling
+    /// back to its savepoint) when the columns must be measured one by one.
+    Keyed {
+        /// The `DELETE` of `delete-insert`.
+        delete: Option<String>,
+        /// The publishing `INSERT`.
+        insert: String,
+    },
+}
+
+impl Rows {
+    /// A FROM clause: the rows this transaction wrote to `table` — past
+    /// `after`, the last row of a table this transaction rewrote (a widened
+    /// column gives every old row this transaction's xid too; rows added
+    /// after the rewrite come after them).
+    pub(super) fn written_to(table: &QualifiedName, after: Option<&str>) -> String {
+        let mut from = format!("{} WHERE xmin = xid(pg_current_xact_id())", table.quoted());
+        if let Some(tid) = after {
+            from.push_str(&format!(" AND ctid > {}::tid", quote_literal(tid)));
+        }
+        from
+    }
+
+    /// The last row of `table`, when the changes rewrote it (see
+    /// [`Rows::written_to`]).
+    pub(super) async fn rewritten_up_to(
+        c: &Client,
+        table: &QualifiedName,
+        changes: &[SchemaChange],
+    ) -> Result<Option<String>, PgError> {
+        if !changes
+            .iter()
+            .any(|ch| matches!(ch, SchemaChange::WidenColumn { .. }))
+        {
+            return Ok(None);
+        }
+        let row = c
+            .query_one(
+                &format!(
+                    "SELECT coalesce(max(ctid), '(0,0)')::text FROM {}",
+                    table.quoted()
+                ),
+                &[],
+            )
+            .await
+            .map_err(db("finding where the rewritten table ends"))?;
+        Ok(Some(row.get(0)))
+    }
+
+    /// A FROM clause: all rows of `table`.
+    pub(super) fn all_of(table: &QualifiedName) -> String {
+        table.quoted()
+    }
+}
+
+/// Rows counted and, under `full`, their digest.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Measured {
+    pub rows: u64,
+    pub row_sum: Option<i128>,
+}
+
+fn db(doing: &str) -> impl FnOnce(tokio_postgres::Error) -> PgError + '_ {
+    move |e| PgError::db(doing, e)
+}
+
+/// Counts (and under `full` digests) the rows in a table.
+pub(super) async fn measure(
+    c: &Client,
+    checks: &[Check],
+    level: Verify,
+    from: &str,
+) -> Result<Measured, PgError> {
+    const DOING: &str = "computing the load's receipt";
+    if level == Verify::Full {
+        let row = c
+            .query_one(&row_digest_sql(checks, from), &[])
+            .await
+            .map_err(db(DOING))?;
+        Ok(Measured {
+            rows: row.get::<_, i64>(0) as u64,
+            row_sum: Some(parse_sum(row.get(1)).map_err(|e| PgError::Count(e.to_string()))?),
+        })
+    } else {
+        let row = c
+            .query_one(&count_sql(from), &[])
+            .await
+            .map_err(db(DOING))?;
+        Ok(Measured {
+            rows: row.get::<_, i64>(0) as u64,
+            row_sum: None,
+        })
+    }
+}
+
+/// Runs a keyed publish (`delete` then `insert`), measuring the rows the
+/// insert returns; with `count_inserted`, also how many it inserted rather
+/// than updated.
+pub(super) async fn publish_keyed(
+    c: &Client,
+    checks: &[Check],
+    level: Verify,
+    columns: &[String],
+    delete: Option<&str>,
+    insert: &str,
+    count_inserted: bool,
+) -> Result<(Measured, Option<i64>), tokio_postgres::Error> {
+    if let Some(d) = delete {
+        c.batch_execute(d).await?;
+    }
+    let cols = column_list(columns);
+    let select = if level == Verify::Full {
+        row_digest_select(checks)
+    } else {
+        "count(*)::int8, NULL::text".to_string()
+    };
+    let sql = format!(
+        "WITH ferry_rows AS ({insert} RETURNING {}, (xmax = 0) AS ferry_inserted) SELECT {select}, count(*) FILTER (WHERE ferry_inserted)::int8 FROM ferry_rows",
+        &cols[1..cols.len() - 1]
+    );
+    let row = c.query_one(&sql, &[]).await?;
+    let measured = Measured {
+        rows: row.get::<_, i64>(0) as u64,
+        row_sum: row
+            .get::<_, Option<&str>>(1)
+            .and_then(|s| parse_sum(s).ok()),
+    };
+    Ok((measured, count_inserted.then(|| row.get::<_, i64>(2))))
+}
+
+/// Each column's NULLs and hash sum over the stored rows, to name the
+/// column that differs. A keyed publish is rolled back to its savepoint and
+/// run again for it (the load fails either way).
+async fn column_digests(
+    c: &Client,
+    checks: &[Check],
+    columns: &[String],
+    rows: &Rows,
+) -> Result<Digest, PgError> {
+    const DOING: &str = "finding the column that differs";
+    let sql = match rows {
+        Rows::Table(from) => column_digest_sql(checks, from),
+        Rows::Keyed { delete, insert } => {
+            c.batch_execute("ROLLBACK TO SAVEPOINT ferry_upsert")
+                .await
+                .map_err(db(DOING))?;
+            if let Some(d) = delete {
+                c.batch_execute(d).await.map_err(db(DOING))?;
+            }
+            let cols = column_list(columns);
+            format!(
+                "WITH ferry_rows AS ({insert} RETURNING {}) {}",
+                &cols[1..cols.len() - 1],
+                column_digest_sql(checks, "ferry_rows")
+            )
+        }
+    };
+    let row = c.query_one(&sql, &[]).await.map_err(db(DOING))?;
+    read_column_digest(&row, checks.len()).map_err(PgError::Count)
+}
+
+/// Everything [`settle`] needs.
+pub(super) struct Settle<'a> {
+    pub c: &'a Client,
+    pub checks: &'a [Check],
+    pub columns: &'a [String],
+    pub level: Verify,
+    pub sent: &'a Digest,
+    pub measured: Measured,
+    pub rows: &'a Rows,
+    pub ids: ReceiptIds,
+}
+
+/// Compares; on a difference names the column and fails (the caller rolls
+/// back), else returns the receipt to record.
+pub(super) async fn settle(s: Settle<'_>) -> Result<Receipt, PgError> {
+    let stored_sum = s.measured.row_sum.filter(|_| s.level == Verify::Full);
+    if let Some(first) = compare(s.checks, s.sent, s.measured.rows, stored_sum, None) {
+        let mismatch = if first.column.is_none() && s.sent.rows == s.measured.rows {
+            let stored = column_digests(s.c, s.checks, s.columns, s.rows).await?;
+            compare(s.checks, s.sent, stored.rows, stored_sum, Some(&stored)).unwrap_or(first)
+        } else {
+            first
+        };
+        return Err(PgError::Receipt {
+            table: s.ids.target.clone(),
+            column: mismatch.column,
+            detail: mismatch.detail,
+        });
+    }
+    let row =
+        s.c.query_one(
+            "SELECT current_setting('server_version'), pg_current_xact_id()::text",
+            &[],
+        )
+        .await
+        .map_err(db("reading the server version for the receipt"))?;
+    let ids = ReceiptIds {
+        server_version: row.get(0),
+        transaction: row.get(1),
+        ..s.ids
+    };
+    Ok(Receipt::new(s.level, s.checks, s.sent, ids))
+}
