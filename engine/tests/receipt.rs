@@ -1,0 +1,205 @@
+//! The load receipt against tables that silently change what they store:
+//! each change is caught (exit 6, nothing published, the column named) and
+//! each passes once the spec says it is wanted (`[target.verify_except]`),
+//! with the exception recorded in the receipt.
+
+use crate::common::{Scratch, ferry, text};
+
+fn code(o: &std::process::Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+/// Loads `csv` into `table` with a spec whose `[target]` has `extra` lines.
+fn load(s: &Scratch, csv: &str, table: &str, extra: &str, args: &[&str]) -> std::process::Output {
+    let n = s.dir.path().read_dir().unwrap().count();
+    let input = s.path(&format!("in{n}.csv"));
+    std::fs::write(&input, csv).unwrap();
+    let spec = s.spec(
+        &format!("spec{n}"),
+        &format!("[source]\nformat = \"csv\"\n[target]\ntable = \"{table}\"\n{extra}"),
+        "SELECT * FROM source",
+    );
+    let mut all = vec![
+        "load",
+        "--dataset",
+        spec.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--json",
+    ];
+    all.extend_from_slice(args);
+    ferry(&all, s.dir.path())
+}
+
+/// Asserts `o` failed with exit 6 naming `column`, and that `table` and the
+/// ledger still hold only what they held (`rows` rows, no entry).
+async fn refused(s: &Scratch, o: &std::process::Output, table: &str, column: &str, rows: i64) {
+    assert_eq!(code(o), 6, "{}", text(o));
+    assert!(
+        text(o).contains(&format!("column \"{column}\"")),
+        "the error should name {column}: {}",
+        text(o)
+    );
+    assert!(text(o).contains("nothing was published"), "{}", text(o));
+    let held: i64 = s.scalar(&format!("SELECT count(*) FROM {table}")).await;
+    assert_eq!(held, rows, "a refused load changed {table}");
+    let entries: i64 = s
+        .scalar(&format!(
+            "SELECT count(*) FROM ferry.loads WHERE target = '{table}'"
+        ))
+        .await;
+    assert_eq!(entries, 0, "a refused load was recorded in the ledger");
+}
+
+/// The receipt of a successful `--json` load.
+fn receipt(o: &std::process::Output) -> serde_json::Value {
+    assert_eq!(code(o), 0, "{}", text(o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let receipt = report["receipt"].clone();
+    assert_eq!(receipt["verify"], "full", "{report}");
+    let on_disk: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            std::path::Path::new(report["job_dir"].as_str().unwrap()).join("receipt.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(on_disk, receipt, "receipt.json differs from the report's");
+    receipt
+}
+
+fn column<'a>(receipt: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    receipt["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no column {name} in {receipt}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rounding_numeric_column_is_caught_and_passes_when_wanted() {
+    let s = Scratch::new("rcpt_round").await;
+    let t = s.table("amounts");
+    s.db.batch_execute(&format!(
+        "CREATE TABLE {t} (id int, amount numeric(15,2)); INSERT INTO {t} VALUES (0, 9.99)"
+    ))
+    .await
+    .unwrap();
+    let csv = "id,amount\n1,1.234\n2,2.5\n3,-0.005\n";
+    // One stream into the table, and two through a staging table.
+    for streams in ["1", "2"] {
+        let o = load(&s, csv, &t, "", &["--streams", streams]);
+        refused(&s, &o, &t, "amount", 1).await;
+        assert!(text(&o).contains("amount = \"rounding\""), "{}", text(&o));
+    }
+    let o = load(
+        &s,
+        csv,
+        &t,
+        "[target.verify_except]\namount = \"rounding\"\n",
+        &[],
+    );
+    let r = receipt(&o);
+    assert_eq!(column(&r, "amount")["except"], "rounding", "{r}");
+    let stored: String = s
+        .scalar(&format!(
+            "SELECT string_agg(amount::text, ',' ORDER BY id) FROM {t}"
+        ))
+        .await;
+    assert_eq!(stored, "9.99,1.23,2.50,-0.01");
+    // The ledger keeps the same receipt.
+    let kept: String = s
+        .scalar(&format!(
+            "SELECT receipt::text FROM ferry.loads WHERE target = '{t}'"
+        ))
+        .await;
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&kept).unwrap(), r);
+    // verify = count proves the rows only, and lets the rounding through.
+    let o = load(&s, "id,amount\n4,4.444\n", &t, "", &["--verify", "count"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_padding_char_column_is_caught_and_passes_when_wanted() {
+    let s = Scratch::new("rcpt_pad").await;
+    let t = s.table("codes");
+    s.db.batch_execute(&format!("CREATE TABLE {t} (id int, code character(5))"))
+        .await
+        .unwrap();
+    let csv = "id,code\n1,ab\n2,abcde\n3,\n";
+    let o = load(&s, csv, &t, "", &[]);
+    refused(&s, &o, &t, "code", 0).await;
+    assert!(text(&o).contains("code = \"padding\""), "{}", text(&o));
+    let o = load(
+        &s,
+        csv,
+        &t,
+        "[target.verify_except]\ncode = \"padding\"\n",
+        &[],
+    );
+    assert_eq!(column(&receipt(&o), "code")["except"], "padding");
+    // Values that fill the column need no exception.
+    let o = load(&s, "id,code\n4,vwxyz\n", &t, "", &[]);
+    receipt(&o);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_real_column_fed_doubles_is_caught_and_passes_when_wanted() {
+    let s = Scratch::new("rcpt_real").await;
+    let t = s.table("ratios");
+    s.db.batch_execute(&format!("CREATE TABLE {t} (id int, ratio real)"))
+        .await
+        .unwrap();
+    let csv = "id,ratio\n1,0.1\n2,0.5\n";
+    let o = load(&s, csv, &t, "", &[]);
+    refused(&s, &o, &t, "ratio", 0).await;
+    assert!(text(&o).contains("ratio = \"precision\""), "{}", text(&o));
+    let o = load(
+        &s,
+        csv,
+        &t,
+        "[target.verify_except]\nratio = \"precision\"\n",
+        &[],
+    );
+    assert_eq!(column(&receipt(&o), "ratio")["except"], "precision");
+    // Doubles a real holds exactly need no exception.
+    let o = load(&s, "id,ratio\n3,0.25\n4,-2\n", &t, "", &[]);
+    receipt(&o);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trigger_changing_one_value_in_a_million_is_caught() {
+    let s = Scratch::new("rcpt_trig").await;
+    let t = s.table("events");
+    s.db.batch_execute(&format!(
+        "CREATE TABLE {t} (id bigint PRIMARY KEY, v bigint);
+         CREATE FUNCTION {schema}.nudge() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN IF NEW.id = 654321 THEN NEW.v := NEW.v + 1; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER nudge BEFORE INSERT ON {t} FOR EACH ROW EXECUTE FUNCTION {schema}.nudge()",
+        schema = s.schema
+    ))
+    .await
+    .unwrap();
+    let mut csv = String::with_capacity(16 << 20);
+    csv.push_str("id,v\n");
+    for i in 1..=1_000_000u64 {
+        csv.push_str(&format!("{i},{}\n", i * 7));
+    }
+    // Appended by COPY (the trigger fires per row), and upserted (the
+    // publishing INSERT fires it): both refused, naming v.
+    let o = load(&s, &csv, &t, "", &[]);
+    refused(&s, &o, &t, "v", 0).await;
+    let o = load(&s, &csv, &t, "", &["--mode", "upsert", "--key", "id"]);
+    refused(&s, &o, &t, "v", 0).await;
+    // A column a trigger owns is left out of the comparison when the spec
+    // says so; the receipt says it was not compared.
+    let o = load(&s, &csv, &t, "[target.verify_except]\nv = \"any\"\n", &[]);
+    let r = receipt(&o);
+    assert_eq!(column(&r, "v")["except"], "any", "{r}");
+    assert!(column(&r, "v")["unchecked"].is_string(), "{r}");
+    let nudged: i64 = s
+        .scalar(&format!("SELECT v FROM {t} WHERE id = 654321"))
+        .await;
+    assert_eq!(nudged, 654321 * 7 + 1);
+}
