@@ -3,7 +3,7 @@
 //! each passes once the spec says it is wanted (`[target.verify_except]`),
 //! with the exception recorded in the receipt.
 
-use crate::common::{Scratch, ferry, text};
+use crate::common::{self, Scratch, ferry, text};
 
 fn code(o: &std::process::Output) -> i32 {
     o.status.code().unwrap_or(-1)
@@ -166,6 +166,39 @@ async fn a_real_column_fed_doubles_is_caught_and_passes_when_wanted() {
     // Doubles a real holds exactly need no exception.
     let o = load(&s, "id,ratio\n3,0.25\n4,-2\n", &t, "", &[]);
     receipt(&o);
+    // load.sql checks the same receipt: replayed into a table that now
+    // rewrites a value, psql stops and nothing is published.
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let driver =
+        std::path::Path::new(report["job_dir"].as_str().unwrap()).join("artifacts/load.sql");
+    s.db.batch_execute(&format!(
+        "DELETE FROM {t} WHERE id IN (3, 4); DELETE FROM ferry.loads WHERE job_id = '{job}';
+         CREATE FUNCTION {schema}.halve() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN IF NEW.id = 4 THEN NEW.ratio := NEW.ratio / 2; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER halve BEFORE INSERT ON {t} FOR EACH ROW EXECUTE FUNCTION {schema}.halve()",
+        job = report["job_id"].as_str().unwrap(),
+        schema = s.schema
+    ))
+    .await
+    .unwrap();
+    let before: i64 = s.scalar(&format!("SELECT count(*) FROM {t}")).await;
+    let replay = common::psql_file(&driver);
+    assert!(!replay.status.success(), "{}", text(&replay));
+    assert!(
+        text(&replay).contains("ferry: the receipt does not match"),
+        "{}",
+        text(&replay)
+    );
+    let after: i64 = s.scalar(&format!("SELECT count(*) FROM {t}")).await;
+    assert_eq!(after, before, "a refused replay changed the table");
+    // Without the trigger the same replay proves its rows and commits.
+    s.db.batch_execute(&format!("DROP TRIGGER halve ON {t}"))
+        .await
+        .unwrap();
+    let replay = common::psql_file(&driver);
+    assert!(replay.status.success(), "{}", text(&replay));
+    let after: i64 = s.scalar(&format!("SELECT count(*) FROM {t}")).await;
+    assert_eq!(after, before + 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]

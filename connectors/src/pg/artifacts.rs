@@ -15,6 +15,7 @@ use super::catalog::column_list;
 use super::codec::binary::{PGCOPY_HEADER, PGCOPY_TRAILER};
 use super::error::PgError;
 use super::ident::{QualifiedName, quote_literal};
+use super::receipt::{Check, Digest, Verify, row_digest_select};
 use super::statements::{DuplicateKeys, LEDGER_DDL, LoadMode, publish_keyed_sql};
 use crate::work::FileKind;
 
@@ -53,6 +54,9 @@ pub struct ArtifactSpec {
     /// The changes `target_ddl` makes to an existing target, recorded in
     /// the ledger entry the driver writes.
     pub schema_changes: Vec<super::evolve::SchemaChange>,
+    /// What the driver proves before it commits (the load's receipt), and
+    /// how each column is compared; `None` under `verify = "off"`.
+    pub receipt: Option<(Verify, Vec<Check>)>,
 }
 
 /// One file written: what the load report lists and `transform.json`
@@ -244,8 +248,14 @@ impl ArtifactWriter {
         Ok(())
     }
 
-    /// Closes the open parts and writes the `load.sql` driver.
-    pub fn finish(mut self, ledger: Option<&LedgerEntry>) -> Result<Vec<ArtifactFile>, PgError> {
+    /// Closes the open parts and writes the `load.sql` driver; `sent` is the
+    /// digest of every row written, which the driver's receipt check
+    /// compares with what the replay stored.
+    pub fn finish(
+        mut self,
+        ledger: Option<&LedgerEntry>,
+        sent: Option<&Digest>,
+    ) -> Result<Vec<ArtifactFile>, PgError> {
         // An empty input still gets one (empty) part of each kind.
         if self.spec.kinds.sql && self.sql.is_none() && self.sql_parts == 0 {
             self.sql = Some(self.open_sql()?);
@@ -261,7 +271,7 @@ impl ArtifactWriter {
         }
         if self.spec.kinds.sql {
             let path = self.spec.dir.join("load.sql");
-            let text = self.driver(ledger);
+            let text = self.driver(ledger, sent);
             std::fs::write(&path, &text).map_err(io_err(&path))?;
             self.files.push(ArtifactFile {
                 path,
@@ -275,7 +285,7 @@ impl ArtifactWriter {
 
     /// The driver script: one transaction, the mode's publish step, and the
     /// ledger check and entry, so replaying it twice loads once.
-    fn driver(&self, ledger: Option<&LedgerEntry>) -> String {
+    fn driver(&self, ledger: Option<&LedgerEntry>, sent: Option<&Digest>) -> String {
         let s = &self.spec;
         let target = s.target.quoted();
         let parts: Vec<String> = self
@@ -313,6 +323,17 @@ impl ArtifactWriter {
         if s.mode == LoadMode::Replace {
             out.push_str(&format!("TRUNCATE {target};\n"));
         }
+        let rewrites = s
+            .schema_changes
+            .iter()
+            .any(|c| matches!(c, super::evolve::SchemaChange::WidenColumn { .. }));
+        if rewrites && s.receipt.is_some() {
+            // A widened column rewrote every row with this transaction's
+            // xid: the receipt counts only rows past the rewritten ones.
+            out.push_str(&format!(
+                "SELECT set_config('ferry.rewritten_up_to', coalesce(max(ctid), '(0,0)')::text, true) FROM {target} \\gset ferry_\n"
+            ));
+        }
         for p in &parts {
             out.push_str(p);
             out.push('\n');
@@ -334,6 +355,9 @@ impl ArtifactWriter {
                 publish_keyed_sql(s.mode, &s.target, &stage, &s.columns, &s.keys, s.duplicates),
                 stage.quoted()
             ));
+        }
+        if let Some(check) = self.receipt_check(sent, rows, rewrites) {
+            out.push_str(&check);
         }
         if let Some(l) = ledger {
             out.push_str(&format!(
@@ -357,5 +381,42 @@ impl ArtifactWriter {
         }
         out.push_str("COMMIT;\n");
         out
+    }
+
+    /// The receipt check the driver runs before its ledger entry and
+    /// commit: the rows this transaction stored in the target, counted (and
+    /// under `full` hashed) inside PostgreSQL, must be what ferry wrote, or
+    /// the replay stops and nothing is published. Not written when keyed
+    /// rows may be left out by `duplicate_keys` (the count kept is not known
+    /// here).
+    fn receipt_check(&self, sent: Option<&Digest>, rows: u64, rewrites: bool) -> Option<String> {
+        let s = &self.spec;
+        let (level, checks) = s.receipt.as_ref()?;
+        if *level == Verify::Off || (s.mode.keyed() && s.duplicates != DuplicateKeys::Fail) {
+            return None;
+        }
+        let mut from = format!(
+            "{} WHERE xmin = xid(pg_current_xact_id())",
+            s.target.quoted()
+        );
+        if rewrites {
+            from.push_str(" AND ctid > current_setting('ferry.rewritten_up_to')::tid");
+        }
+        let (select, want) = match (level, sent) {
+            (Verify::Full, Some(d)) => (row_digest_select(checks), d.row_sum.to_string()),
+            _ => ("count(*)::int8, '0'::text".to_string(), "0".to_string()),
+        };
+        let body = format!(
+            "#variable_conflict use_column\nDECLARE ferry_n bigint; ferry_d text;\nBEGIN\n  SELECT {select} INTO ferry_n, ferry_d FROM {from};\n  IF ferry_n IS DISTINCT FROM {rows} OR ferry_d IS DISTINCT FROM '{want}' THEN\n    RAISE EXCEPTION 'ferry: the receipt does not match, nothing was published: PostgreSQL stored % rows (digest %), ferry wrote {rows} (digest {want}); run ferry load to name the column', ferry_n, ferry_d;\n  END IF;\nEND"
+        );
+        // The dollar-quote tag must not occur in the body (a column name
+        // could hold anything): lengthen it until it does not.
+        let mut tag = "ferry_receipt".to_string();
+        while body.contains(&format!("${tag}$")) {
+            tag.push('_');
+        }
+        Some(format!(
+            "-- The receipt: what PostgreSQL stored, hashed inside it, must be what ferry wrote.\nDO ${tag}$\n{body}\n${tag}$;\n"
+        ))
     }
 }

@@ -284,7 +284,8 @@ async fn load_once(
             return Err(e);
         }
     };
-    let artifact_spec = p.artifact_spec(opts, TablePlan::of_session(&session));
+    let mut artifact_spec = p.artifact_spec(opts, TablePlan::of_session(&session));
+    artifact_spec.receipt = Some((p.request.verify.level, session.checks().to_vec()));
     let rows_done = Arc::new(AtomicU64::new(0));
     let mut progress = p.progress(opts.progress, rows_done.clone());
     let codecs = session.codecs();

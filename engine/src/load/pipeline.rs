@@ -77,17 +77,22 @@ pub(crate) async fn pipeline(
     let write_artifacts = artifact_spec.kinds.sql || artifact_spec.kinds.pgcopy;
 
     // Artifact writer: a blocking thread fed in order.
-    let (art_tx, mut art_rx) = mpsc::channel::<Arc<Encoded>>(4);
+    let (art_tx, mut art_rx) = mpsc::channel::<(Arc<Encoded>, Option<Digest>)>(4);
     let writer = std::thread::Builder::new()
         .name("ferry-artifacts".into())
         .spawn(move || -> Result<Vec<ArtifactFile>, PgError> {
             let mut w = ArtifactWriter::new(artifact_spec)?;
-            while let Some(e) = art_rx.blocking_recv() {
+            // The digest of what the artifacts hold, for load.sql's receipt.
+            let mut written: Option<Digest> = None;
+            while let Some((e, digest)) = art_rx.blocking_recv() {
                 w.write_batch(&e.binary, &e.text, e.rows)?;
+                if let Some(d) = digest {
+                    written.get_or_insert_with(Digest::default).merge(&d);
+                }
             }
             // Only the .sql driver records the ledger entry.
             let ledger = if want_text { Some(ledger()?) } else { None };
-            w.finish(ledger.as_ref())
+            w.finish(ledger.as_ref(), written.as_ref())
         })
         .map_err(|e| FerryError::io("starting the artifact writer", e))?;
 
@@ -131,8 +136,8 @@ pub(crate) async fn pipeline(
             let (encoded, digest) = encoded.map_err(|_| {
                 FerryError::Internal("an encode task stopped without a result".into())
             })??;
-            if let Some(d) = digest {
-                sent.get_or_insert_with(Digest::default).merge(&d);
+            if let Some(d) = &digest {
+                sent.get_or_insert_with(Digest::default).merge(d);
             }
             rows += encoded.rows;
             let chunk = CopyChunk {
@@ -145,7 +150,7 @@ pub(crate) async fn pipeline(
             {
                 return Err(Stop::LoaderStopped);
             }
-            if write_artifacts && art_tx.send(Arc::new(encoded)).await.is_err() {
+            if write_artifacts && art_tx.send((Arc::new(encoded), digest)).await.is_err() {
                 break; // the writer failed; its error is collected below
             }
             rows_done.store(rows, Ordering::Relaxed);

@@ -370,6 +370,7 @@ impl Prepared {
             keys: plan.keys,
             duplicates: self.request.drift.duplicate_keys,
             schema_changes: plan.schema_changes,
+            receipt: None,
         }
     }
 

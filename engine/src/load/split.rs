@@ -143,15 +143,12 @@ async fn transform_once(
     let output = plan_output(pg, &p.request).await?;
     let plan = TablePlan::of_output(&output);
     let rows = p.loaded_rows(&plan.loaded)?;
-    let artifact_spec = p.artifact_spec(opts, TablePlan::of_output(&output));
+    let mut artifact_spec = p.artifact_spec(opts, TablePlan::of_output(&output));
+    let checks = plan_checks(&output.codecs, &p.request.verify).map_err(PgError::from)?;
+    artifact_spec.receipt = Some((p.request.verify.level, checks.clone()));
     let rows_done = Arc::new(AtomicU64::new(0));
     let mut progress = p.progress(opts.progress, rows_done.clone());
-    let digester = match p.request.verify.level {
-        Verify::Full => Some(Digester::new(
-            plan_checks(&output.codecs, &p.request.verify).map_err(PgError::from)?,
-        )),
-        _ => None,
-    };
+    let digester = (p.request.verify.level == Verify::Full).then(|| Digester::new(checks));
     let piped = pipeline(
         BinaryEncoder::new(output.codecs.clone()),
         digester,

@@ -70,6 +70,7 @@ impl FormatWriter for Postgres {
             keys: Vec::new(),
             duplicates: Default::default(),
             schema_changes: Vec::new(),
+            receipt: None,
         };
         Ok(Output {
             encoder: Arc::new(CopyEncoder {
@@ -156,7 +157,7 @@ impl ChunkSink for ArtifactSink {
             .writer
             .take()
             .ok_or_else(|| FerryError::Internal("finished twice".into()))?;
-        let files = w.finish(None)?;
+        let files = w.finish(None, None)?;
         if self.dir.exists() {
             std::fs::remove_dir_all(&self.dir).map_err(io(&self.dir))?;
         }
