@@ -93,6 +93,15 @@ async fn a_rounding_numeric_column_is_caught_and_passes_when_wanted() {
         refused(&s, &o, &t, "amount", 1).await;
         assert!(text(&o).contains("amount = \"rounding\""), "{}", text(&o));
     }
+    // One stream: the row and both values are named.
+    let o = load(&s, csv, &t, "", &[]);
+    assert!(
+        text(&o).contains(
+            "first at row 1 of the rows loaded: ferry sent 1.234, PostgreSQL stored 1.23"
+        ),
+        "{}",
+        text(&o)
+    );
     let o = load(
         &s,
         csv,
@@ -223,6 +232,13 @@ async fn a_trigger_changing_one_value_in_a_million_is_caught() {
     // publishing INSERT fires it): both refused, naming v.
     let o = load(&s, &csv, &t, "", &[]);
     refused(&s, &o, &t, "v", 0).await;
+    assert!(
+        text(&o).contains(
+            "first at row 654321 of the rows loaded: ferry sent 4580247, PostgreSQL stored 4580248"
+        ),
+        "{}",
+        text(&o)
+    );
     let o = load(&s, &csv, &t, "", &["--mode", "upsert", "--key", "id"]);
     refused(&s, &o, &t, "v", 0).await;
     // A column a trigger owns is left out of the comparison when the spec

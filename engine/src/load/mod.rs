@@ -181,6 +181,22 @@ pub fn worker_threads(pg: &PgConfig, streams: usize) -> usize {
     }
 }
 
+/// The artifacts that hold the sent rows in order, for a refused receipt
+/// to name the row that differs.
+pub(crate) fn sent_rows(artifacts: &[ArtifactFile]) -> ferry_connectors::pg::load::SentRows {
+    let of = |kind| {
+        artifacts
+            .iter()
+            .filter(|a| a.kind == kind)
+            .map(|a| a.path.clone())
+            .collect()
+    };
+    ferry_connectors::pg::load::SentRows {
+        pgcopy: of(ferry_connectors::work::FileKind::Pgcopy),
+        sql: of(ferry_connectors::work::FileKind::Sql),
+    }
+}
+
 /// The earlier load the ledger found, for the report.
 pub(crate) fn describe_previous(p: PreviousLoad) -> String {
     format!("job {} at {}, {} rows", p.job_id, p.loaded_at, p.rows)
@@ -259,7 +275,7 @@ async fn load_once(
     opts: &LoadOptions,
 ) -> Result<LoadReport, FerryError> {
     let p = prepare(spec, input_uri, opts).await?;
-    let session = match LoadSession::begin(pg, p.request.clone()).await? {
+    let mut session = match LoadSession::begin(pg, p.request.clone()).await? {
         Begin::AlreadyLoaded(prev) => {
             return Ok(p.report(
                 LoadStatus::Skipped,
@@ -311,34 +327,37 @@ async fn load_once(
         return Err(e);
     }
     match piped {
-        Ok((rows, artifacts, sent)) => match session.finish(rows, sent).await? {
-            Outcome::Loaded {
-                rows,
-                created,
-                schema_changes,
-                duplicates,
-                receipt,
-            } => Ok(LoadReport {
-                duplicate_rows: duplicates,
-                receipt: receipt.map(|r| *r),
-                ..p.report(
-                    LoadStatus::Loaded,
+        Ok((rows, artifacts, sent)) => {
+            session.locate_with(sent_rows(&artifacts));
+            match session.finish(rows, sent).await? {
+                Outcome::Loaded {
                     rows,
                     created,
-                    artifacts,
-                    None,
                     schema_changes,
-                )
-            }),
-            Outcome::AlreadyLoaded(prev) => Ok(p.report(
-                LoadStatus::Skipped,
-                0,
-                false,
-                artifacts,
-                Some(prev),
-                Vec::new(),
-            )),
-        },
+                    duplicates,
+                    receipt,
+                } => Ok(LoadReport {
+                    duplicate_rows: duplicates,
+                    receipt: receipt.map(|r| *r),
+                    ..p.report(
+                        LoadStatus::Loaded,
+                        rows,
+                        created,
+                        artifacts,
+                        None,
+                        schema_changes,
+                    )
+                }),
+                Outcome::AlreadyLoaded(prev) => Ok(p.report(
+                    LoadStatus::Skipped,
+                    0,
+                    false,
+                    artifacts,
+                    Some(prev),
+                    Vec::new(),
+                )),
+            }
+        }
         Err(Stop::LoaderStopped) => {
             // A COPY stream failed: its error is the one to report.
             match session.finish(0, None).await {

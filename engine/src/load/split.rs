@@ -295,7 +295,7 @@ pub async fn load_artifacts(
         duplicate_rows: 0,
         receipt: None,
     };
-    let session = match LoadSession::begin(pg, request).await? {
+    let mut session = match LoadSession::begin(pg, request).await? {
         Begin::AlreadyLoaded(prev) => {
             return Ok(report(
                 LoadStatus::Skipped,
@@ -323,6 +323,7 @@ pub async fn load_artifacts(
             }
         }
     }
+    session.locate_with(super::sent_rows(&t.artifacts));
     let tx = session.sender();
     let files: Vec<PathBuf> = parts.iter().map(|a| a.path.clone()).collect();
     let feed = async move {

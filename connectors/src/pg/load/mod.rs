@@ -44,6 +44,7 @@ use crate::store::Checksum;
 use self::ledger::{ensure_ledger, ledger_knows, previous_load};
 use self::plan::{Numbering, Planned, duplicate_advice, explain_upsert, find_duplicate, plan};
 pub use self::plan::{OutputPlan, plan_output};
+pub use self::prove::SentRows;
 use self::prove::{Measured, Rows, Settle, measure, publish_keyed, settle};
 
 /// One column the transform produces.
@@ -196,6 +197,8 @@ pub struct LoadSession {
     /// The last row of a target this load rewrote (a widened column)
     /// before its own rows went in.
     rewritten_up_to: Option<String>,
+    /// The sent rows in order, to name the row a refused receipt differs in.
+    sent_rows: Option<SentRows>,
 }
 
 impl LoadSession {
@@ -255,6 +258,7 @@ impl LoadSession {
             in_tx: false,
             checks,
             rewritten_up_to: None,
+            sent_rows: None,
             req,
         };
         if let Err(e) = session.open(new_columns.as_deref()).await {
@@ -278,6 +282,12 @@ impl LoadSession {
     /// How each loaded column is compared for the receipt (COPY order).
     pub fn checks(&self) -> &[Check] {
         &self.checks
+    }
+
+    /// Where the sent rows are kept in order (the artifacts): a refused
+    /// receipt then names the first row that differs and both its values.
+    pub fn locate_with(&mut self, rows: SentRows) {
+        self.sent_rows = Some(rows);
     }
 
     /// The `CREATE TABLE IF NOT EXISTS` statement for the target.
@@ -688,6 +698,12 @@ impl LoadSession {
                     measured: m,
                     rows: &rows,
                     ids,
+                    // One stream wrote the rows in order into the table the
+                    // receipt reads: the sent ones can be walked beside them.
+                    in_order: (self.layout == Layout::Single
+                        && matches!(req.mode, LoadMode::Append | LoadMode::Replace))
+                    .then_some(self.sent_rows.as_ref())
+                    .flatten(),
                 })
                 .await?;
                 Some(Box::new(receipt))

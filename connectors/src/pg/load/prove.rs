@@ -14,10 +14,17 @@ use crate::pg::catalog::column_list;
 use crate::pg::error::PgError;
 use crate::pg::evolve::SchemaChange;
 use crate::pg::ident::{QualifiedName, quote_literal};
+use futures::StreamExt;
+
+use crate::pg::evolve::LINEAGE_LINE;
+use crate::pg::ident::quote_ident;
+use crate::pg::receipt::ValueHash;
+use crate::pg::receipt::digest::{for_each_tuple, hash_value, null_hash, seed};
 use crate::pg::receipt::{
     Check, Digest, Receipt, ReceiptIds, Verify, column_digest_sql, compare, count_sql, parse_sum,
     read_column_digest, row_digest_select, row_digest_sql,
 };
+use crate::pg::replay::{PgcopyChunks, SqlCopyChunks};
 
 /// Where this load's stored rows are.
 pub(super) enum Rows {
@@ -184,6 +191,150 @@ async fn column_digests(
     read_column_digest(&row, checks.len()).map_err(PgError::Count)
 }
 
+/// The load's rows as ferry sent them, in order: its `.pgcopy` parts (to
+/// hash each row again) and `.sql` parts (to show a value as text). Used
+/// only when a receipt is refused, to name the row that differs.
+#[derive(Debug, Clone, Default)]
+pub struct SentRows {
+    /// `.pgcopy` parts, in order.
+    pub pgcopy: Vec<std::path::PathBuf>,
+    /// `.sql` parts, in order.
+    pub sql: Vec<std::path::PathBuf>,
+}
+
+/// The hash of column `k` and the XOR of the others', from one sent row.
+fn split_hash(checks: &[Check], k: usize, fields: &[Option<&[u8]>]) -> (i64, Option<i64>) {
+    let mut others = 0i64;
+    let mut own = None;
+    for (j, (check, field)) in checks.iter().zip(fields).enumerate() {
+        let Some(h) = &check.hash else { continue };
+        // The bytes sent are what a real column stores: hash them as such.
+        let h = match h {
+            ValueHash::FloatAsSent => &ValueHash::Float,
+            h => h,
+        };
+        let value = field.and_then(|v| hash_value(h, v, seed(j)).map(|x| x as i64));
+        if j == k {
+            own = value;
+        } else {
+            others ^= value.unwrap_or_else(|| null_hash(j));
+        }
+    }
+    (others, own)
+}
+
+/// Row `index` (0-based) of the `.sql` parts, column `k`, as COPY text.
+fn sent_text(parts: &[std::path::PathBuf], index: u64, k: usize) -> Option<String> {
+    let mut seen = 0u64;
+    for part in parts {
+        for chunk in SqlCopyChunks::open(part).ok()? {
+            let chunk = chunk.ok()?;
+            if seen + chunk.rows <= index {
+                seen += chunk.rows;
+                continue;
+            }
+            let line = chunk
+                .bytes
+                .split(|&b| b == b'\n')
+                .nth((index - seen) as usize)?;
+            let field = line.split(|&b| b == b'\t').nth(k)?;
+            return Some(if field == b"\\N" {
+                "NULL".into()
+            } else {
+                String::from_utf8_lossy(field).into_owned()
+            });
+        }
+    }
+    None
+}
+
+/// Finds the first row whose column `k` differs, by walking the stored rows
+/// in physical order beside the sent ones (one COPY stream wrote them in
+/// order). `None` when the walk cannot be trusted: the rows' other columns
+/// disagree there too (rows placed out of order), or the value cannot be
+/// compared from the bytes sent.
+async fn locate(
+    c: &Client,
+    checks: &[Check],
+    k: usize,
+    from: &str,
+    sent: &SentRows,
+) -> Result<Option<String>, PgError> {
+    const DOING: &str = "finding the row that differs";
+    let check = &checks[k];
+    let (Some(own), false) = (
+        check.sql(k),
+        matches!(check.hash, Some(ValueHash::FloatAsSent)),
+    ) else {
+        return Ok(None);
+    };
+    let others: Vec<String> = checks
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| *j != k)
+        .filter_map(|(j, c)| Some(format!("coalesce({}, {})", c.sql(j)?, null_hash(j))))
+        .collect();
+    let others = if others.is_empty() {
+        "0".to_string()
+    } else {
+        others.join(" # ")
+    };
+    let line = checks
+        .iter()
+        .any(|c| c.name == LINEAGE_LINE)
+        .then(|| format!("{}::text", quote_ident(LINEAGE_LINE)))
+        .unwrap_or_else(|| "NULL::text".into());
+    let sql = format!(
+        "SELECT ({others})::int8, ({own})::int8, {}::text, {line} FROM {from} ORDER BY ctid",
+        quote_ident(&check.name)
+    );
+    let stored = c
+        .query_raw(&sql, std::iter::empty::<i32>())
+        .await
+        .map_err(db(DOING))?;
+    futures::pin_mut!(stored);
+    let mut index = 0u64;
+    for part in &sent.pgcopy {
+        for chunk in PgcopyChunks::open(part)? {
+            let chunk = chunk?;
+            let mut rows = Vec::with_capacity(chunk.rows as usize);
+            if for_each_tuple(&chunk.bytes, checks.len(), |f| {
+                rows.push(split_hash(checks, k, f))
+            })
+            .is_err()
+            {
+                return Ok(None);
+            }
+            for (others, own) in rows {
+                let Some(row) = stored.next().await else {
+                    return Ok(None);
+                };
+                let row = row.map_err(db(DOING))?;
+                let (s_others, s_own): (i64, Option<i64>) = (row.get(0), row.get(1));
+                if s_own != own {
+                    if s_others != others {
+                        return Ok(None);
+                    }
+                    let value: Option<String> = row.get(2);
+                    let line: Option<String> = row.get(3);
+                    let place = match line {
+                        Some(l) => format!("input line {l} (row {} of the rows loaded)", index + 1),
+                        None => format!("row {} of the rows loaded", index + 1),
+                    };
+                    let sent_value = sent_text(&sent.sql, index, k)
+                        .unwrap_or_else(|| "(see the .pgcopy artifacts)".into());
+                    return Ok(Some(format!(
+                        "; first at {place}: ferry sent {sent_value}, PostgreSQL stored {}",
+                        value.unwrap_or_else(|| "NULL".into())
+                    )));
+                }
+                index += 1;
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// Everything [`settle`] needs.
 pub(super) struct Settle<'a> {
     pub c: &'a Client,
@@ -194,6 +345,9 @@ pub(super) struct Settle<'a> {
     pub measured: Measured,
     pub rows: &'a Rows,
     pub ids: ReceiptIds,
+    /// The sent rows in order, when one stream wrote them in order into
+    /// `rows` (to name the row that differs).
+    pub in_order: Option<&'a SentRows>,
 }
 
 /// Compares; on a difference names the column and fails (the caller rolls
@@ -201,12 +355,24 @@ pub(super) struct Settle<'a> {
 pub(super) async fn settle(s: Settle<'_>) -> Result<Receipt, PgError> {
     let stored_sum = s.measured.row_sum.filter(|_| s.level == Verify::Full);
     if let Some(first) = compare(s.checks, s.sent, s.measured.rows, stored_sum, None) {
-        let mismatch = if first.column.is_none() && s.sent.rows == s.measured.rows {
+        let mut mismatch = if first.column.is_none() && s.sent.rows == s.measured.rows {
             let stored = column_digests(s.c, s.checks, s.columns, s.rows).await?;
             compare(s.checks, s.sent, stored.rows, stored_sum, Some(&stored)).unwrap_or(first)
         } else {
             first
         };
+        let k = mismatch
+            .column
+            .as_ref()
+            .and_then(|name| s.checks.iter().position(|c| &c.name == name));
+        if let (Some(k), Some(sent), Rows::Table(from)) = (k, s.in_order, s.rows) {
+            // Naming the row is a courtesy: the load fails either way.
+            match locate(s.c, s.checks, k, from, sent).await {
+                Ok(Some(found)) => mismatch.detail.push_str(&found),
+                Ok(None) => {}
+                Err(e) => tracing::debug!(error = %e, "could not name the row that differs"),
+            }
+        }
         return Err(PgError::Receipt {
             table: s.ids.target.clone(),
             column: mismatch.column,

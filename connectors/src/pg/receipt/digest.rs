@@ -100,7 +100,7 @@ pub fn seed(k: usize) -> u64 {
 }
 
 /// What a NULL of column `k` adds to its row's hash.
-pub(crate) fn null_hash(k: usize) -> i64 {
+pub fn null_hash(k: usize) -> i64 {
     (seed(k).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1) as i64
 }
 
@@ -248,6 +248,43 @@ pub(crate) fn round_numeric(digits: &[i16], weight: i32, scale: i32) -> (Vec<i16
         .collect();
     let weight = exp / 4 + groups.len() as i32 - 1;
     (groups, weight)
+}
+
+/// Splits binary COPY tuples into their fields (`None` for NULL), calling
+/// `row` once per tuple; stops at the first malformed tuple.
+pub fn for_each_tuple(
+    tuples: &[u8],
+    columns: usize,
+    mut row: impl FnMut(&[Option<&[u8]>]),
+) -> Result<(), &'static str> {
+    let mut at = 0usize;
+    let mut fields: Vec<Option<&[u8]>> = Vec::with_capacity(columns);
+    while at < tuples.len() {
+        let n = be::<2>(&tuples[at..])
+            .map(i16::from_be_bytes)
+            .ok_or("truncated tuple")?;
+        if n as usize != columns {
+            return Err("field count");
+        }
+        at += 2;
+        fields.clear();
+        for _ in 0..columns {
+            let len = be::<4>(tuples.get(at..).unwrap_or(&[]))
+                .map(i32::from_be_bytes)
+                .ok_or("truncated field")?;
+            at += 4;
+            if len < 0 {
+                fields.push(None);
+            } else {
+                fields.push(Some(
+                    tuples.get(at..at + len as usize).ok_or("truncated value")?,
+                ));
+                at += len as usize;
+            }
+        }
+        row(&fields);
+    }
+    Ok(())
 }
 
 /// Computes chunk digests for one load's columns.
