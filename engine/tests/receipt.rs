@@ -252,3 +252,69 @@ async fn a_trigger_changing_one_value_in_a_million_is_caught() {
         .await;
     assert_eq!(nudged, 654321 * 7 + 1);
 }
+
+/// `ferry verify` recomputes a loaded table's digests any day after and
+/// compares them with its receipt; `ferry jobs show` prints the receipt.
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_finds_a_table_that_changed_since_its_load() {
+    let s = Scratch::new("rcpt_verify").await;
+    let t = s.table("prices");
+    let csv = "id,price,name\n1,1.5,a\n2,2.25,b\n3,,c\n";
+    let o = load(&s, csv, &t, "mode = \"replace\"\n", &[]);
+    let r = receipt(&o);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let job = report["job_id"].as_str().unwrap();
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["verify", t.as_str()];
+        args.extend_from_slice(extra);
+        ferry(&args, s.dir.path())
+    };
+    let o = verify(&[]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("matches the receipt of job {job}")),
+        "{}",
+        text(&o)
+    );
+    let shown = ferry(&["jobs", "show", job], s.dir.path());
+    assert_eq!(code(&shown), 0, "{}", text(&shown));
+    assert!(
+        text(&shown).contains("receipt   3 rows and every value"),
+        "{}",
+        text(&shown)
+    );
+    assert!(
+        text(&shown).contains(column(&r, "price")["digest"].as_str().unwrap()),
+        "{}",
+        text(&shown)
+    );
+    // A value changed after the load: verify names its column, exit 6.
+    s.db.batch_execute(&format!("UPDATE {t} SET price = 2.26 WHERE id = 2"))
+        .await
+        .unwrap();
+    let o = verify(&["--json"]);
+    assert_eq!(code(&o), 6, "{}", text(&o));
+    let found: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(found["column"], "price", "{found}");
+    // An appended table without lineage cannot tell its load's rows apart.
+    let a = s.table("appended");
+    let o = load(&s, csv, &a, "", &[]);
+    receipt(&o);
+    let o = ferry(&["verify", a.as_str()], s.dir.path());
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(text(&o).contains("_ferry_job_id"), "{}", text(&o));
+    // With lineage it can, load by load.
+    let l = s.table("lineaged");
+    let o = load(&s, csv, &l, "lineage = [\"job_id\"]\n", &[]);
+    receipt(&o);
+    let o = load(
+        &s,
+        "id,price,name\n9,9,z\n",
+        &l,
+        "lineage = [\"job_id\"]\n",
+        &[],
+    );
+    receipt(&o);
+    let o = ferry(&["verify", l.as_str()], s.dir.path());
+    assert_eq!(code(&o), 0, "{}", text(&o));
+}

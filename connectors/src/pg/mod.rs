@@ -14,6 +14,7 @@ pub mod receipt;
 pub mod replay;
 pub mod statements;
 pub mod undo;
+pub mod verify;
 
 pub use codec::binary::{BinaryEncoder, PGCOPY_HEADER, PGCOPY_TRAILER};
 pub use codec::types::PgType;

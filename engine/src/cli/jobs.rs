@@ -3,6 +3,7 @@
 use clap::Subcommand;
 use ferry_connectors::jobs::{Job, JobStatus};
 use ferry_connectors::pg::PgConfig;
+use ferry_connectors::pg::receipt::Receipt;
 use ferry_connectors::pg::undo::{UndoError, undo_load};
 use ferry_engine::error::FerryError;
 use ferry_engine::workflow::gc;
@@ -208,6 +209,44 @@ fn print_job_line(job: &Job) {
     );
 }
 
+/// The load's receipt, for a person: what was proven and each column's
+/// digest (the figures `ferry verify` recomputes).
+fn print_receipt(job: &Job) {
+    let Some(receipt) = job
+        .steps
+        .iter()
+        .rev()
+        .find_map(|s| s.outputs.get("receipt"))
+        .and_then(|v| serde_json::from_value::<Receipt>(v.clone()).ok())
+    else {
+        return;
+    };
+    outln!("receipt   {}", receipt.summary());
+    outln!(
+        "          input {} ({}); method {}",
+        receipt.input,
+        receipt.checksum,
+        receipt.method
+    );
+    if let Some(d) = &receipt.digest {
+        outln!("          row digest {d}");
+    }
+    for c in &receipt.columns {
+        let how = match (&c.check.except, &c.check.unchecked) {
+            (_, Some(why)) => format!("  not compared: {why}"),
+            (Some(e), None) => format!("  after {e}"),
+            (None, None) => String::new(),
+        };
+        outln!(
+            "          {:<24} {:<18} nulls {:<8} digest {}{how}",
+            c.check.name,
+            c.check.pg,
+            c.nulls,
+            c.digest
+        );
+    }
+}
+
 /// A job with its steps and their outputs, for a person.
 pub fn print_job(job: &Job) {
     outln!("job       {}", job.job_id);
@@ -254,10 +293,15 @@ pub fn print_job(job: &Job) {
         };
         outln!("  #{} {:<24} {state}  {figures}", s.attempt, s.step);
         for (k, v) in &s.outputs {
+            if k == "receipt" {
+                outln!("      receipt: below");
+                continue;
+            }
             outln!(
                 "      {k}: {}",
                 v.as_str().map_or_else(|| v.to_string(), str::to_string)
             );
         }
     }
+    print_receipt(job);
 }

@@ -11,6 +11,7 @@ pub mod run;
 pub mod spec;
 pub mod task;
 pub mod tasks;
+pub mod verify;
 pub mod watch;
 
 use std::io::IsTerminal;
@@ -104,6 +105,9 @@ enum Command {
     /// List and show jobs.
     #[command(subcommand)]
     Jobs(jobs::JobsCommand),
+    /// Check that a loaded table still holds what its load's receipt proved it stored.
+    #[command(after_help = verify::VERIFY_HELP)]
+    Verify(verify::VerifyArgs),
     /// Print the container-task contract (steps, commands, environment, error
     /// names) as JSON: the CDK app builds its state machines from it.
     #[command(after_help = tasks::TASKS_HELP)]
@@ -187,6 +191,7 @@ pub async fn run(cli: Cli, interactive: bool) -> Result<Done, FerryError> {
         Command::Task(args) => task::run(args).await.map(|()| Done::Ok),
         Command::Watch(args) => watch::run(args, interactive).await.map(|()| Done::Ok),
         Command::Jobs(cmd) => jobs::run(cmd).await.map(|()| Done::Ok),
+        Command::Verify(args) => verify::run(args).await.map(|()| Done::Ok),
         Command::Spec(cmd) => spec::run(cmd).await.map(|()| Done::Ok),
         Command::Tasks => {
             outln!("{}", tasks::task_contract_json(&Cli::command()));
