@@ -508,3 +508,270 @@ pub fn comparable(array: &ArrayRef) -> Result<ArrayRef, FerryError> {
     cast_with_options(array, &to, &CastOptions::default())
         .map_err(|e| FerryError::Internal(format!("normalising for comparison: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use DataType as D;
+
+    fn ts(unit: TimeUnit, tz: Option<&str>) -> D {
+        D::Timestamp(unit, tz.map(Arc::from))
+    }
+
+    /// Each source type's canonical type in each family, written down from
+    /// the formats' rules (README, "What each format holds"), not computed:
+    /// Text, Json, Parquet, Ipc, IpcFile, Avro, Postgres.
+    #[test]
+    fn each_type_maps_as_each_format_documents() {
+        use Family::*;
+        let families = [Text, Json, Parquet, Ipc, IpcFile, Avro, Postgres];
+        let dict = D::Dictionary(Box::new(D::Int32), Box::new(D::Utf8));
+        let list = D::List(Arc::new(Field::new("item", D::Int32, true)));
+        let strukt = D::Struct(vec![Field::new("a", D::Int32, true)].into());
+        let mdn = D::Interval(IntervalUnit::MonthDayNano);
+        let us = TimeUnit::Microsecond;
+        let cases: Vec<(D, [D; 7])> = vec![
+            (
+                D::Int8,
+                [
+                    D::Int16,
+                    D::Int16,
+                    D::Int8,
+                    D::Int8,
+                    D::Int8,
+                    D::Int32,
+                    D::Int16,
+                ],
+            ),
+            (
+                D::UInt16,
+                [
+                    D::Int32,
+                    D::Int32,
+                    D::UInt16,
+                    D::UInt16,
+                    D::UInt16,
+                    D::Int32,
+                    D::Int32,
+                ],
+            ),
+            (
+                D::UInt32,
+                [
+                    D::Int64,
+                    D::Int64,
+                    D::UInt32,
+                    D::UInt32,
+                    D::UInt32,
+                    D::Int64,
+                    D::Int64,
+                ],
+            ),
+            (
+                D::UInt64,
+                [
+                    D::Decimal128(20, 0),
+                    D::Decimal128(20, 0),
+                    D::UInt64,
+                    D::UInt64,
+                    D::UInt64,
+                    D::Decimal128(20, 0),
+                    D::Decimal128(20, 0),
+                ],
+            ),
+            (
+                D::Float16,
+                [
+                    D::Float32,
+                    D::Float32,
+                    D::Float16,
+                    D::Float16,
+                    D::Float16,
+                    D::Float32,
+                    D::Float32,
+                ],
+            ),
+            (
+                D::Float64,
+                [
+                    D::Float64,
+                    D::Float64,
+                    D::Float64,
+                    D::Float64,
+                    D::Float64,
+                    D::Float64,
+                    D::Float64,
+                ],
+            ),
+            (
+                D::Decimal128(5, -2),
+                [
+                    D::Decimal128(5, -2),
+                    D::Decimal128(7, 0),
+                    D::Decimal128(7, 0),
+                    D::Decimal128(5, -2),
+                    D::Decimal128(5, -2),
+                    D::Decimal128(7, 0),
+                    D::Decimal128(5, -2),
+                ],
+            ),
+            (
+                D::Utf8View,
+                [
+                    D::Utf8,
+                    D::Utf8,
+                    D::Utf8,
+                    D::Utf8View,
+                    D::Utf8View,
+                    D::Utf8,
+                    D::Utf8,
+                ],
+            ),
+            (
+                D::LargeBinary,
+                [
+                    D::Binary,
+                    D::Utf8,
+                    D::LargeBinary,
+                    D::LargeBinary,
+                    D::LargeBinary,
+                    D::Binary,
+                    D::Binary,
+                ],
+            ),
+            (
+                D::Date64,
+                [
+                    D::Date32,
+                    D::Date32,
+                    D::Date64,
+                    D::Date64,
+                    D::Date64,
+                    ts(TimeUnit::Millisecond, None),
+                    D::Date32,
+                ],
+            ),
+            (
+                D::Time32(TimeUnit::Second),
+                [
+                    D::Time64(us),
+                    D::Utf8,
+                    D::Time32(TimeUnit::Second),
+                    D::Time32(TimeUnit::Second),
+                    D::Time32(TimeUnit::Second),
+                    D::Time32(TimeUnit::Millisecond),
+                    D::Time64(us),
+                ],
+            ),
+            (
+                ts(TimeUnit::Nanosecond, None),
+                [
+                    ts(us, None),
+                    ts(us, None),
+                    ts(TimeUnit::Nanosecond, None),
+                    ts(TimeUnit::Nanosecond, None),
+                    ts(TimeUnit::Nanosecond, None),
+                    ts(TimeUnit::Nanosecond, None),
+                    ts(us, None),
+                ],
+            ),
+            (
+                ts(TimeUnit::Millisecond, Some("+05:30")),
+                [
+                    ts(us, Some("UTC")),
+                    ts(us, Some("UTC")),
+                    ts(TimeUnit::Millisecond, Some("+05:30")),
+                    ts(TimeUnit::Millisecond, Some("+05:30")),
+                    ts(TimeUnit::Millisecond, Some("+05:30")),
+                    ts(TimeUnit::Millisecond, Some("+05:30")),
+                    ts(us, Some("UTC")),
+                ],
+            ),
+            (
+                D::Duration(TimeUnit::Second),
+                [
+                    mdn.clone(),
+                    D::Utf8,
+                    D::Duration(TimeUnit::Second),
+                    D::Duration(TimeUnit::Second),
+                    D::Duration(TimeUnit::Second),
+                    D::Utf8,
+                    mdn.clone(),
+                ],
+            ),
+            (
+                mdn.clone(),
+                [
+                    mdn.clone(),
+                    D::Utf8,
+                    D::Utf8,
+                    mdn.clone(),
+                    mdn.clone(),
+                    D::Utf8,
+                    mdn.clone(),
+                ],
+            ),
+            (
+                D::Null,
+                [
+                    D::Utf8,
+                    D::Utf8,
+                    D::Utf8,
+                    D::Null,
+                    D::Null,
+                    D::Utf8,
+                    D::Utf8,
+                ],
+            ),
+            (
+                dict.clone(),
+                [
+                    D::Utf8,
+                    D::Utf8,
+                    dict.clone(),
+                    dict.clone(),
+                    D::Utf8,
+                    D::Utf8,
+                    D::Utf8,
+                ],
+            ),
+            (
+                list.clone(),
+                [
+                    D::Utf8,
+                    list.clone(),
+                    list.clone(),
+                    list.clone(),
+                    list.clone(),
+                    list.clone(),
+                    list.clone(),
+                ],
+            ),
+            (
+                strukt.clone(),
+                [
+                    D::Utf8,
+                    strukt.clone(),
+                    strukt.clone(),
+                    strukt.clone(),
+                    strukt.clone(),
+                    strukt.clone(),
+                    D::Utf8,
+                ],
+            ),
+        ];
+        let mut wrong = Vec::new();
+        for (source, expected) in cases {
+            for (family, want) in families.iter().zip(expected) {
+                let got = canonical_field(&Field::new("c", source.clone(), true), *family);
+                if *got.data_type() != want {
+                    wrong.push(format!(
+                        "{source} in {family:?}: {} (expected {want})",
+                        got.data_type()
+                    ));
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+}
