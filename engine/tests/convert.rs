@@ -1036,3 +1036,69 @@ async fn parquet_dictionaries_go_to_the_columns_whose_values_repeat() {
         assert_eq!(flags, expected, "{dictionary:?}");
     }
 }
+
+/// The README's promise for CSV and TSV output: values in PostgreSQL's text
+/// forms, what `COPY … (FORMAT csv)` reads back. The wide table's scalar
+/// columns (nested values are JSON text in CSV, not PostgreSQL's array
+/// form) are loaded by ferry (binary COPY) as the reference; ferry's CSV and
+/// TSV of the same rows, read by PostgreSQL's own COPY into a table like it,
+/// must hold exactly the same values.
+#[tokio::test(flavor = "multi_thread")]
+async fn csv_and_tsv_output_is_what_postgresql_copy_reads_back() {
+    use crate::common::{Scratch, ferry, psql_cmd, text as output};
+    let s = Scratch::new("csvcopy").await;
+    let wide = wide_batch();
+    let scalar: Vec<usize> = (0..wide.num_columns())
+        .filter(|&i| {
+            !matches!(
+                wide.schema().field(i).data_type(),
+                DataType::List(_) | DataType::Struct(_) | DataType::Map(..)
+            )
+        })
+        .collect();
+    let batch = wide.project(&scalar).unwrap();
+    let source = s.path("scalars.arrow");
+    write_ipc(&source, &batch);
+    let reference = s.table("reference");
+    let o = ferry(
+        &[
+            "load",
+            source.to_str().unwrap(),
+            "-t",
+            &reference,
+            "--artifacts",
+            "none",
+        ],
+        s.dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", output(&o));
+    for (ext, format, options) in [
+        (
+            "csv",
+            OutputFormat::Csv(text(b',', TextCompression::None)),
+            "FORMAT csv, HEADER",
+        ),
+        (
+            "tsv",
+            OutputFormat::Tsv(text(b'\t', TextCompression::None)),
+            "FORMAT csv, DELIMITER E'\\t', HEADER",
+        ),
+    ] {
+        let out = s.path(&format!("scalars.{ext}"));
+        let (_, v) = run(&request(&source, out.clone(), format)).await;
+        assert!(v.is_valid(), "{ext}: {:?}", v.problems);
+        let copied = s.table(&format!("copied_{ext}"));
+        s.db.batch_execute(&format!("CREATE TABLE {copied} (LIKE {reference})"))
+            .await
+            .unwrap();
+        let o = psql_cmd(&format!(
+            "\\copy {copied} FROM '{}' ({options})",
+            out.display()
+        ));
+        assert!(o.status.success(), "{ext}: {}", output(&o));
+        let diff = s.diff(&reference, &copied).await;
+        assert!(diff.is_empty(), "{ext}: COPY read other values: {diff:#?}");
+        let rows: i64 = s.scalar(&format!("SELECT count(*) FROM {copied}")).await;
+        assert_eq!(rows, ROWS as i64, "{ext}");
+    }
+}
