@@ -239,8 +239,27 @@ async fn open_canonical(req: &ConvertRequest, rejects: PathBuf) -> Result<Canoni
     })
 }
 
-/// A canonical batch and its encoded chunk.
-type Converted = Result<(RecordBatch, Option<Chunk>), FerryError>;
+/// A canonical batch, its encoded chunk, and what the digest reads: the
+/// source's own columns where the format holds them without change (so a
+/// fault in the conversion to canonical form cannot pass unseen), the
+/// canonical ones elsewhere.
+type Converted = Result<(RecordBatch, Option<Chunk>, RecordBatch), FerryError>;
+
+/// The batch the digest reads (see [`Converted`]).
+fn digest_input(source: &RecordBatch, canonical: &RecordBatch, exact: &[bool]) -> RecordBatch {
+    let columns: Vec<_> = canonical
+        .columns()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| match (exact.get(i), source.columns().get(i)) {
+            (Some(true), Some(s)) if s.data_type() == c.data_type() && s.len() == c.len() => {
+                s.clone()
+            }
+            _ => c.clone(),
+        })
+        .collect();
+    RecordBatch::try_new(canonical.schema(), columns).unwrap_or_else(|_| canonical.clone())
+}
 
 /// Canonical batches, sliced and converted in parallel, in order.
 fn canonical_batches(
@@ -248,6 +267,20 @@ fn canonical_batches(
     encoder: Option<Arc<dyn writers::ChunkEncoder>>,
 ) -> ordered::Results<Converted> {
     let (tx, rx) = ordered::channel(ordered::depth());
+    // Columns the format holds as they are: same type, and no value change
+    // listed (NDJSON's NaN → null keeps the type).
+    let changed: Vec<String> = canonical::lossy_notes(&c.source_schema, &c.canonical, c.family)
+        .iter()
+        .map(|l| l.split(':').next().unwrap_or_default().to_string())
+        .collect();
+    let exact: Arc<Vec<bool>> = Arc::new(
+        c.source_schema
+            .fields()
+            .iter()
+            .zip(c.canonical.fields())
+            .map(|(a, b)| a.data_type() == b.data_type() && !changed.contains(a.name()))
+            .collect(),
+    );
     tokio::spawn(async move {
         let mut first_row = 0u64;
         while let Some(batch) = c.stream.next().await {
@@ -262,6 +295,7 @@ fn canonical_batches(
             for offset in (0..batch.num_rows()).step_by(SLICE_ROWS) {
                 let slice = batch.slice(offset, SLICE_ROWS.min(batch.num_rows() - offset));
                 let (canonical, family, encoder) = (c.canonical.clone(), c.family, encoder.clone());
+                let exact = exact.clone();
                 let row = first_row;
                 first_row += slice.num_rows() as u64;
                 let submitted = tx
@@ -271,7 +305,8 @@ fn canonical_batches(
                                 Some(e) => Some(e.encode(b.clone(), row)?),
                                 None => None,
                             };
-                            Ok((b, chunk))
+                            let digested = digest_input(&slice, &b, &exact);
+                            Ok((b, chunk, digested))
                         })
                     })
                     .await;
@@ -314,7 +349,7 @@ pub async fn convert(req: &ConvertRequest) -> Result<ConvertReport, FerryError> 
         rows.clone(),
     );
     // The sink and the digest run on their own thread, in order.
-    let (sink_tx, mut sink_rx) = mpsc::channel::<(RecordBatch, Chunk)>(4);
+    let (sink_tx, mut sink_rx) = mpsc::channel::<(RecordBatch, Chunk, RecordBatch)>(4);
     let names: Vec<String> = canonical
         .fields()
         .iter()
@@ -328,9 +363,9 @@ pub async fn convert(req: &ConvertRequest) -> Result<ConvertReport, FerryError> 
             move || -> Result<(DigestSummary, Vec<PathBuf>), FerryError> {
                 let mut digest = Digest::new(&names);
                 let mut rows = 0u64;
-                while let Some((batch, chunk)) = sink_rx.blocking_recv() {
+                while let Some((batch, chunk, digested)) = sink_rx.blocking_recv() {
                     if want_digest {
-                        digest.update(&batch)?;
+                        digest.update(&digested)?;
                     }
                     rows += batch.num_rows() as u64;
                     sink.write(chunk, batch.num_rows() as u64)?;
@@ -352,13 +387,13 @@ pub async fn convert(req: &ConvertRequest) -> Result<ConvertReport, FerryError> 
         let item =
             item.unwrap_or_else(|_| Err(FerryError::Internal("a conversion task stopped".into())));
         match item {
-            Ok((batch, Some(chunk))) => {
+            Ok((batch, Some(chunk), digested)) => {
                 rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
-                if sink_tx.send((batch, chunk)).await.is_err() {
+                if sink_tx.send((batch, chunk, digested)).await.is_err() {
                     break; // the writer failed: its error is collected below
                 }
             }
-            Ok((_, None)) => {}
+            Ok((_, None, _)) => {}
             Err(e) => {
                 failure = Some(e);
                 break;
@@ -789,5 +824,53 @@ async fn first_difference(
         row += n as u64;
         lo += n;
         ro += n;
+    }
+}
+
+#[cfg(test)]
+mod digest_input_tests {
+    use super::*;
+    use arrow::array::{ArrayRef, Int32Array, Int64Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    /// A conversion fault in a column the format holds as is (here, a value
+    /// changed without a type change) reaches the digest as the source's
+    /// value, so validation against the read-back catches it; changed
+    /// columns are digested as converted.
+    #[test]
+    fn exact_columns_are_digested_from_the_source() {
+        let source = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("a", DataType::Int32, true),
+                Field::new("b", DataType::Int32, true),
+            ])),
+            vec![
+                Arc::new(Int32Array::from(vec![1, 2, 3])) as ArrayRef,
+                Arc::new(Int32Array::from(vec![7, 8, 9])),
+            ],
+        )
+        .unwrap();
+        let faulty = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("a", DataType::Int32, true),
+                Field::new("b", DataType::Int64, true),
+            ])),
+            vec![
+                Arc::new(Int32Array::from(vec![1, 2, 4])) as ArrayRef,
+                Arc::new(Int64Array::from(vec![7, 8, 9])),
+            ],
+        )
+        .unwrap();
+        let d = digest_input(&source, &faulty, &[true, false]);
+        assert_eq!(d.column(0), source.column(0));
+        assert_eq!(d.column(1), faulty.column(1));
+        let mut from_source = Digest::new(&["a".into(), "b".into()]);
+        from_source.update(&d).unwrap();
+        let mut read_back = Digest::new(&["a".into(), "b".into()]);
+        read_back.update(&faulty).unwrap();
+        assert_ne!(
+            from_source.summary().columns[0],
+            read_back.summary().columns[0]
+        );
     }
 }
