@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::FerryError;
 use crate::spec::DatasetSpec;
 
-use self::pipeline::{Stop, pipeline};
+use self::pipeline::{Encoders, Stop, pipeline};
 use self::prepare::{TablePlan, prepare};
 pub(crate) use self::prepare::{output_columns, select_loaded, verify_policy, with_lineage};
 pub use self::split::{
@@ -306,8 +306,10 @@ async fn load_once(
     let mut progress = p.progress(opts.progress, rows_done.clone());
     let codecs = session.codecs();
     let piped = pipeline(
-        BinaryEncoder::new(codecs.clone()),
-        session.digester(),
+        Encoders {
+            binary: BinaryEncoder::new(codecs.clone()),
+            digester: session.digester(),
+        },
         Some(session.sender()),
         rows,
         spec,

@@ -46,6 +46,15 @@ pub(crate) fn encode(
     Ok((encoded, digest))
 }
 
+/// What each slice goes through: the COPY encoder, and the receipt's
+/// digester (under `verify = "full"`).
+pub(crate) struct Encoders {
+    /// Binary COPY (and COPY text).
+    pub binary: BinaryEncoder,
+    /// The digest of what is sent.
+    pub digester: Option<Digester>,
+}
+
 /// Why the pipeline stopped early.
 pub(crate) enum Stop {
     /// The COPY side closed its queue (a stream failed).
@@ -62,8 +71,7 @@ impl From<FerryError> for Stop {
 
 /// Decode → encode (parallel, ordered) → COPY + artifacts.
 pub(crate) async fn pipeline(
-    encoder: BinaryEncoder,
-    digester: Option<Digester>,
+    encoders: Encoders,
     copy_tx: Option<mpsc::Sender<CopyChunk>>,
     df: datafusion::dataframe::DataFrame,
     spec: &DatasetSpec,
@@ -98,6 +106,10 @@ pub(crate) async fn pipeline(
 
     let (q_tx, q_rx) =
         ordered::channel::<Result<(Encoded, Option<Digest>), FerryError>>(ordered::depth());
+    let Encoders {
+        binary: encoder,
+        digester,
+    } = encoders;
     let digester = digester.map(Arc::new);
     let producer = async {
         let mut stream = transform::execute_ordered(df)

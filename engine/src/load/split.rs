@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use crate::error::FerryError;
 use crate::spec::DatasetSpec;
 
-use super::pipeline::{Stop, pipeline};
+use super::pipeline::{Encoders, Stop, pipeline};
 use super::prepare::{TablePlan, prepare};
 use super::{LoadOptions, LoadReport, LoadStatus, default_streams, describe_previous};
 
@@ -150,8 +150,10 @@ async fn transform_once(
     let mut progress = p.progress(opts.progress, rows_done.clone());
     let digester = (p.request.verify.level == Verify::Full).then(|| Digester::new(checks));
     let piped = pipeline(
-        BinaryEncoder::new(output.codecs.clone()),
-        digester,
+        Encoders {
+            binary: BinaryEncoder::new(output.codecs.clone()),
+            digester,
+        },
         None,
         rows,
         spec,

@@ -279,11 +279,11 @@ async fn locate(
     } else {
         others.join(" # ")
     };
-    let line = checks
-        .iter()
-        .any(|c| c.name == LINEAGE_LINE)
-        .then(|| format!("{}::text", quote_ident(LINEAGE_LINE)))
-        .unwrap_or_else(|| "NULL::text".into());
+    let line = if checks.iter().any(|c| c.name == LINEAGE_LINE) {
+        format!("{}::text", quote_ident(LINEAGE_LINE))
+    } else {
+        "NULL::text".into()
+    };
     let sql = format!(
         "SELECT ({others})::int8, ({own})::int8, {}::text, {line} FROM {from} ORDER BY ctid",
         quote_ident(&check.name)
