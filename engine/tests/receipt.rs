@@ -318,3 +318,20 @@ async fn verify_finds_a_table_that_changed_since_its_load() {
     let o = ferry(&["verify", l.as_str()], s.dir.path());
     assert_eq!(code(&o), 0, "{}", text(&o));
 }
+
+/// An upsert whose columns are all keys publishes with `DO NOTHING`: a row
+/// whose key is there already is not returned by the INSERT, yet it is
+/// stored as sent, and the receipt counts it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upsert_of_keys_only_proves_the_rows_already_there() {
+    let s = Scratch::new("rcpt_keys").await;
+    let t = s.table("tags");
+    let keyed = ["--mode", "upsert", "--key", "id", "--key", "tag"];
+    let o = load(&s, "id,tag\n1,a\n2,b\n", &t, "", &keyed);
+    receipt(&o);
+    let o = load(&s, "id,tag\n2,b\n3,c\n", &t, "", &keyed);
+    let r = receipt(&o);
+    assert_eq!(r["rows"], 2, "{r}");
+    let rows: i64 = s.scalar(&format!("SELECT count(*) FROM {t}")).await;
+    assert_eq!(rows, 3);
+}

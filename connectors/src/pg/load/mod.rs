@@ -653,7 +653,22 @@ impl LoadSession {
                         if count_inserted {
                             inserted_rows = inserted;
                         }
-                        if level != Verify::Off {
+                        let keys_only = mode == LoadMode::Upsert
+                            && self.copy_columns.iter().all(|c| self.keys.contains(c));
+                        if level != Verify::Off && keys_only {
+                            // `DO NOTHING`: a row whose key is there already
+                            // is not returned, yet it is stored as sent (its
+                            // columns are its key). Measure the target's rows
+                            // of the staged keys instead.
+                            let l = super::catalog::column_list(&self.keys);
+                            let from = format!(
+                                "{} WHERE {l} IN (SELECT {} FROM {})",
+                                req.target.quoted(),
+                                &l[1..l.len() - 1],
+                                self.copy_table.quoted()
+                            );
+                            measured = Some(self.measure(level, from).await?);
+                        } else if level != Verify::Off {
                             measured = Some((Rows::Keyed { delete, insert }, m));
                         }
                     }
