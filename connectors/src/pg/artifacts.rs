@@ -395,10 +395,9 @@ impl ArtifactWriter {
         if *level == Verify::Off || (s.mode.keyed() && s.duplicates != DuplicateKeys::Fail) {
             return None;
         }
-        let mut from = format!(
-            "{} WHERE xmin = xid(pg_current_xact_id())",
-            s.target.quoted()
-        );
+        // The xid in a variable, not pg_current_xact_id() in the query
+        // (parallel-unsafe): the digest may use every core.
+        let mut from = format!("{} WHERE xmin = ferry_x", s.target.quoted());
         if rewrites {
             from.push_str(" AND ctid > current_setting('ferry.rewritten_up_to')::tid");
         }
@@ -407,7 +406,7 @@ impl ArtifactWriter {
             _ => ("count(*)::int8, '0'::text".to_string(), "0".to_string()),
         };
         let body = format!(
-            "#variable_conflict use_column\nDECLARE ferry_n bigint; ferry_d text;\nBEGIN\n  SELECT {select} INTO ferry_n, ferry_d FROM {from};\n  IF ferry_n IS DISTINCT FROM {rows} OR ferry_d IS DISTINCT FROM '{want}' THEN\n    RAISE EXCEPTION 'ferry: the receipt does not match, nothing was published: PostgreSQL stored % rows (digest %), ferry wrote {rows} (digest {want}); run ferry load to name the column', ferry_n, ferry_d;\n  END IF;\nEND"
+            "#variable_conflict use_column\nDECLARE ferry_n bigint; ferry_d text; ferry_x xid := xid(pg_current_xact_id());\nBEGIN\n  SELECT {select} INTO ferry_n, ferry_d FROM {from};\n  IF ferry_n IS DISTINCT FROM {rows} OR ferry_d IS DISTINCT FROM '{want}' THEN\n    RAISE EXCEPTION 'ferry: the receipt does not match, nothing was published: PostgreSQL stored % rows (digest %), ferry wrote {rows} (digest {want}); run ferry load to name the column', ferry_n, ferry_d;\n  END IF;\nEND"
         );
         // The dollar-quote tag must not occur in the body (a column name
         // could hold anything): lengthen it until it does not.

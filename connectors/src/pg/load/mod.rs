@@ -537,7 +537,8 @@ impl LoadSession {
         match (self.layout, req.mode) {
             (Layout::Single, LoadMode::Append) => {
                 if level != Verify::Off {
-                    let rows = Rows::written_to(&req.target, self.rewritten_up_to.as_deref());
+                    let xid = Rows::transaction_id(c).await?;
+                    let rows = Rows::written_to(&req.target, self.rewritten_up_to.as_deref(), &xid);
                     measured = Some(self.measure(level, rows).await?);
                 }
             }
@@ -578,7 +579,8 @@ impl LoadSession {
                 )
                 .await?;
                 if level != Verify::Off {
-                    let rows = Rows::written_to(&req.target, self.rewritten_up_to.as_deref());
+                    let xid = Rows::transaction_id(c).await?;
+                    let rows = Rows::written_to(&req.target, self.rewritten_up_to.as_deref(), &xid);
                     measured = Some(self.measure(level, rows).await?);
                 }
             }

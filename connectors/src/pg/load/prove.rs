@@ -45,12 +45,29 @@ impl Rows {
     /// `after`, the last row of a table this transaction rewrote (a widened
     /// column gives every old row this transaction's xid too; rows added
     /// after the rewrite come after them).
-    pub(super) fn written_to(table: &QualifiedName, after: Option<&str>) -> String {
-        let mut from = format!("{} WHERE xmin = xid(pg_current_xact_id())", table.quoted());
+    ///
+    /// `xid` is this transaction's id as a literal: `pg_current_xact_id()`
+    /// in the query would make it parallel-unsafe, and the digest of a large
+    /// load wants every core.
+    pub(super) fn written_to(table: &QualifiedName, after: Option<&str>, xid: &str) -> String {
+        let mut from = format!(
+            "{} WHERE xmin = {}::xid",
+            table.quoted(),
+            quote_literal(xid)
+        );
         if let Some(tid) = after {
             from.push_str(&format!(" AND ctid > {}::tid", quote_literal(tid)));
         }
         from
+    }
+
+    /// This transaction's id (it has one: it wrote the rows).
+    pub(super) async fn transaction_id(c: &Client) -> Result<String, PgError> {
+        let row = c
+            .query_one("SELECT xid(pg_current_xact_id())::text", &[])
+            .await
+            .map_err(db("reading the load's transaction id"))?;
+        Ok(row.get(0))
     }
 
     /// The last row of `table`, when the changes rewrote it (see
