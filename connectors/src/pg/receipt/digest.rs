@@ -126,26 +126,42 @@ pub fn hash_value(h: &ValueHash, v: &[u8], s: u64) -> Option<u64> {
             let ndigits = i16::from_be_bytes(be(v)?) as usize;
             let weight = i16::from_be_bytes(be(&v[2..])?) as i32;
             let sign = u16::from_be_bytes(be(&v[4..])?);
-            let mut digits: Vec<i16> = (0..ndigits)
-                .map(|i| be(v.get(8 + 2 * i..)?).map(i16::from_be_bytes))
-                .collect::<Option<_>>()?;
-            let mut weight = weight;
             if sign >= 0xC000 {
                 // NaN and the infinities hash to the seed.
                 return Some(s);
             }
-            if let Some(scale) = round {
-                (digits, weight) = round_numeric(&digits, weight, *scale);
+            // Digits on the stack: a numeric rarely has more than 32 (128
+            // decimal digits); longer ones take the heap.
+            let mut stack = [0i16; 32];
+            let mut heap = Vec::new();
+            let digits: &mut [i16] = if ndigits <= stack.len() {
+                &mut stack[..ndigits]
+            } else {
+                heap.resize(ndigits, 0);
+                &mut heap
+            };
+            for (i, d) in digits.iter_mut().enumerate() {
+                *d = i16::from_be_bytes(be(v.get(8 + 2 * i..)?)?);
             }
             let negative = sign == 0x4000 && digits.iter().any(|&d| d != 0);
-            let seed = if *signed && negative {
-                (s as i64).wrapping_neg() as u64
-            } else {
-                s
+            let seed_for = |negative: bool| {
+                if *signed && negative {
+                    (s as i64).wrapping_neg() as u64
+                } else {
+                    s
+                }
             };
-            hash_numeric(&digits, weight, seed)
+            match round {
+                Some(scale) => {
+                    let (digits, weight) = round_numeric(digits, weight, *scale);
+                    let negative = negative && digits.iter().any(|&d| d != 0);
+                    hash_numeric(&digits, weight, seed_for(negative))
+                }
+                None => hash_numeric(digits, weight, seed_for(negative)),
+            }
         }
-        ValueHash::Text | ValueHash::Padded => hash_bytes(v, s),
+        ValueHash::Text => hash_bytes(v, s),
+        ValueHash::Padded => hash_bytes(trim_spaces(v), s) ^ v.len() as u64,
         ValueHash::Trimmed => hash_bytes(trim_spaces(v), s),
         ValueHash::Jsonb => {
             // Binary jsonb starts with its version byte.

@@ -145,9 +145,11 @@ pub enum ValueHash {
     },
     /// Text types, enums, `json`: the bytes.
     Text,
-    /// Text without trailing spaces (`character(n)` as `::text` reads it).
+    /// `character(n)` without trailing spaces (its own hash,
+    /// `hashbpcharextended`).
     Trimmed,
-    /// `character(n)` with its padding, as stored.
+    /// `character(n)` with its padding: the hash without trailing spaces,
+    /// XORed with the byte length (padding included).
     Padded,
     /// `jsonb`: its canonical text.
     Jsonb,
@@ -294,11 +296,13 @@ impl Check {
             ValueHash::Numeric { .. } => {
                 format!("hash_numeric_extended({c}, CASE WHEN {c} < 0 THEN -{s} ELSE {s} END)")
             }
-            // concat() keeps char(n)'s padding; ::text would drop it.
+            // character(n)'s own hash ignores trailing spaces; its byte
+            // length (octet_length counts the padding) shows them.
             ValueHash::Padded => {
-                guarded(format!("hashtextextended(concat({c}) COLLATE \"C\", {s})"))
+                format!("hashbpcharextended({c} COLLATE \"C\", {s}) # octet_length({c})::int8")
             }
-            ValueHash::Text | ValueHash::Trimmed | ValueHash::Jsonb => {
+            ValueHash::Trimmed => format!("hashbpcharextended({c} COLLATE \"C\", {s})"),
+            ValueHash::Text | ValueHash::Jsonb => {
                 format!("hashtextextended({c}::text COLLATE \"C\", {s})")
             }
             ValueHash::Bytea => guarded(format!("hash_array_extended(ARRAY[{c}], {s})")),
