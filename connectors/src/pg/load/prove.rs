@@ -315,8 +315,9 @@ async fn locate(
         for chunk in PgcopyChunks::open(part)? {
             let chunk = chunk?;
             let mut rows = Vec::with_capacity(chunk.rows as usize);
-            if for_each_tuple(&chunk.bytes, checks.len(), |f| {
-                rows.push(split_hash(checks, k, f))
+            if for_each_tuple(&chunk.bytes, checks.len(), |_, f| {
+                rows.push(split_hash(checks, k, f));
+                Ok(())
             })
             .is_err()
             {

@@ -267,38 +267,44 @@ pub(crate) fn round_numeric(digits: &[i16], weight: i32, scale: i32) -> (Vec<i16
 }
 
 /// Splits binary COPY tuples into their fields (`None` for NULL), calling
-/// `row` once per tuple; stops at the first malformed tuple.
+/// `row` with each tuple's index and fields; stops at the first error, the
+/// callback's or a malformed tuple's (`Err((row, why))`).
 pub fn for_each_tuple(
     tuples: &[u8],
     columns: usize,
-    mut row: impl FnMut(&[Option<&[u8]>]),
-) -> Result<(), &'static str> {
+    mut row: impl FnMut(usize, &[Option<&[u8]>]) -> Result<(), (usize, &'static str)>,
+) -> Result<(), (usize, &'static str)> {
     let mut at = 0usize;
+    let mut index = 0usize;
     let mut fields: Vec<Option<&[u8]>> = Vec::with_capacity(columns);
     while at < tuples.len() {
+        let malformed = |why| (index, why);
         let n = be::<2>(&tuples[at..])
             .map(i16::from_be_bytes)
-            .ok_or("truncated tuple")?;
+            .ok_or(malformed("truncated tuple"))?;
         if n as usize != columns {
-            return Err("field count");
+            return Err(malformed("field count"));
         }
         at += 2;
         fields.clear();
         for _ in 0..columns {
             let len = be::<4>(tuples.get(at..).unwrap_or(&[]))
                 .map(i32::from_be_bytes)
-                .ok_or("truncated field")?;
+                .ok_or(malformed("truncated field"))?;
             at += 4;
             if len < 0 {
                 fields.push(None);
             } else {
                 fields.push(Some(
-                    tuples.get(at..at + len as usize).ok_or("truncated value")?,
+                    tuples
+                        .get(at..at + len as usize)
+                        .ok_or(malformed("truncated value"))?,
                 ));
                 at += len as usize;
             }
         }
-        row(&fields);
+        row(index, &fields)?;
+        index += 1;
     }
     Ok(())
 }
@@ -337,52 +343,30 @@ impl Digester {
                     .flatten()
             })
             .collect();
-        let fail = |k: usize, row: usize, why| DigestError {
-            column: self
-                .checks
-                .get(k)
-                .map(|c| c.name.clone())
-                .unwrap_or_default(),
-            row,
-            why,
-        };
-        let mut at = 0usize;
-        for row in 0..n {
-            let fields = be::<2>(&tuples[at.min(tuples.len())..])
-                .map(i16::from_be_bytes)
-                .ok_or_else(|| fail(0, row, "truncated tuple"))?;
-            if fields as usize != self.checks.len() {
-                return Err(fail(0, row, "field count"));
-            }
-            at += 2;
+        // The column an error names: the one whose value could not be
+        // hashed (a malformed tuple names the first).
+        let mut failed_column = 0usize;
+        let walked = for_each_tuple(tuples, self.checks.len(), |row, fields| {
             let mut row_hash = 0i64;
-            for (k, check) in self.checks.iter().enumerate() {
-                let len = be::<4>(tuples.get(at..).unwrap_or(&[]))
-                    .map(i32::from_be_bytes)
-                    .ok_or_else(|| fail(k, row, "truncated field"))?;
-                at += 4;
-                let value = if len < 0 {
-                    None
-                } else {
-                    let v = tuples
-                        .get(at..at + len as usize)
-                        .ok_or_else(|| fail(k, row, "truncated value"))?;
-                    at += len as usize;
-                    Some(v)
-                };
+            for (k, (check, value)) in self.checks.iter().zip(fields).enumerate() {
                 let Some(h) = &check.hash else { continue };
                 let s = seed(k);
                 let hashed = match (value, h) {
                     (None, _) => None,
                     (Some(_), ValueHash::FloatAsSent) => {
-                        let a = as_sent[k]
-                            .as_ref()
-                            .ok_or_else(|| fail(k, row, "not a number"))?;
+                        let Some(a) = &as_sent[k] else {
+                            failed_column = k;
+                            return Err((row, "not a number"));
+                        };
                         Some(hash_f64(a.as_primitive::<Float64Type>().value(row), s))
                     }
-                    (Some(v), h) => {
-                        Some(hash_value(h, v, s).ok_or_else(|| fail(k, row, "malformed value"))?)
-                    }
+                    (Some(v), h) => match hash_value(h, v, s) {
+                        Some(x) => Some(x),
+                        None => {
+                            failed_column = k;
+                            return Err((row, "malformed value"));
+                        }
+                    },
                 };
                 let col = &mut out.columns[k];
                 match hashed {
@@ -397,6 +381,18 @@ impl Digester {
                 }
             }
             out.row_sum += row_hash as i128;
+            Ok(())
+        });
+        if let Err((row, why)) = walked {
+            return Err(DigestError {
+                column: self
+                    .checks
+                    .get(failed_column)
+                    .map(|c| c.name.clone())
+                    .unwrap_or_default(),
+                row,
+                why,
+            });
         }
         Ok(out)
     }

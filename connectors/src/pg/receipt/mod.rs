@@ -349,6 +349,12 @@ pub fn plan_checks(
 /// `count(*), sum(row hash)`: the select list of the one aggregate every
 /// load runs.
 pub fn row_digest_select(checks: &[Check]) -> String {
+    format!("count(*)::int8, {}", row_sum_select(checks))
+}
+
+/// `sum(row hash)` as text: the XOR of the seeded column hashes (a NULL as
+/// its column's constant), summed over rows.
+fn row_sum_select(checks: &[Check]) -> String {
     let terms: Vec<String> = checks
         .iter()
         .enumerate()
@@ -359,7 +365,7 @@ pub fn row_digest_select(checks: &[Check]) -> String {
     } else {
         terms.join(" # ")
     };
-    format!("count(*)::int8, coalesce(sum({row}), 0)::text")
+    format!("coalesce(sum({row}), 0)::text")
 }
 
 /// `SELECT count, row-hash sum FROM rows`. `from` is a FROM clause (a
@@ -373,8 +379,9 @@ pub fn count_sql(from: &str) -> String {
     format!("SELECT count(*)::int8 FROM {from}")
 }
 
-/// Each column's NULL count and hash sum over the stored rows: run only
-/// when the row digest differs, to name the column.
+/// Each column's NULL count and hash sum over the stored rows, and the row
+/// digest, in one scan: a load runs it only when the row digest differed
+/// (to name the column); `ferry verify` runs it instead of the row digest.
 pub fn column_digest_sql(checks: &[Check], from: &str) -> String {
     let mut cols = vec!["count(*)::int8".to_string()];
     for (k, c) in checks.iter().enumerate() {
@@ -385,6 +392,7 @@ pub fn column_digest_sql(checks: &[Check], from: &str) -> String {
             None => "'0'".to_string(),
         });
     }
+    cols.push(row_sum_select(checks));
     format!("SELECT {} FROM {from}", cols.join(", "))
 }
 
@@ -396,6 +404,7 @@ pub fn read_column_digest(row: &tokio_postgres::Row, columns: usize) -> Result<D
         d.columns[k].nulls = row.get::<_, i64>(1 + 2 * k) as u64;
         d.columns[k].sum = parse_sum(row.get::<_, &str>(2 + 2 * k))?;
     }
+    d.row_sum = parse_sum(row.get::<_, &str>(1 + 2 * columns))?;
     Ok(d)
 }
 
