@@ -260,6 +260,7 @@ async fn every_type_hashes_alike_in_ferry_and_in_postgresql() {
                 hash: Some(hash.clone()),
                 except: None,
                 unchecked: None,
+                not_null: false,
             };
             let expr = check.sql(k).unwrap();
             for v in values.iter().chain(&["NULL"]) {

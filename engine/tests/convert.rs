@@ -936,6 +936,61 @@ async fn corruption_is_caught_and_located() {
     assert!(!v.is_valid(), "flipped bytes in parquet went unnoticed");
 }
 
+/// Rows lost between the transform and the writer, with the digest taken
+/// after the loss (so the output and its digest agree with each other):
+/// only the count of the transform's own rows, taken as they leave it, can
+/// see it. Simulated by putting a 6-row conversion's output and digest in
+/// place of a 7-row one's.
+#[tokio::test(flavor = "multi_thread")]
+async fn rows_lost_before_the_digest_are_caught_by_the_source_count() {
+    use ferry_engine::convert::{ConvertReport, report_path};
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = || OutputFormat::Csv(text(b',', TextCompression::None));
+    let all = tmp.path().join("all.arrow");
+    write_ipc(&all, &wide_batch());
+    let fewer = tmp.path().join("fewer.arrow");
+    write_ipc(&fewer, &wide_batch().slice(0, ROWS - 1));
+    let out = tmp.path().join("out.csv");
+    let req = request(&all, out.clone(), csv());
+    let full = convert(&req).await.unwrap();
+    assert_eq!(full.source_rows, Some(ROWS as u64));
+    let short_out = tmp.path().join("short.csv");
+    let short = convert(&request(&fewer, short_out.clone(), csv()))
+        .await
+        .unwrap();
+    std::fs::copy(&short_out, &out).unwrap();
+    let forged = ConvertReport {
+        rows: short.rows,
+        digest: short.digest.clone(),
+        files: full.files.clone(),
+        ..full.clone()
+    };
+    let write = |r: &ConvertReport| {
+        std::fs::write(
+            report_path(&out, "convert.json"),
+            serde_json::to_vec(r).unwrap(),
+        )
+        .unwrap()
+    };
+    write(&forged);
+    let v = validate(&req).await.unwrap();
+    assert!(!v.is_valid(), "a lost row went unnoticed");
+    assert_eq!(
+        v.problems,
+        vec![format!(
+            "row count: the transform produced {ROWS} rows, {} read back",
+            ROWS - 1
+        )],
+        "only the source count can see it"
+    );
+    // Without that count the digest alone agrees with the output.
+    write(&ConvertReport {
+        source_rows: None,
+        ..forged
+    });
+    assert!(validate(&req).await.unwrap().is_valid());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn empty_and_header_only_inputs() {
     let tmp = tempfile::tempdir().unwrap();

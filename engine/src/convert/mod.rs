@@ -80,6 +80,11 @@ pub struct ConvertReport {
     pub format: String,
     /// Rows written.
     pub rows: u64,
+    /// Rows the transform produced, counted as they left it (before
+    /// conversion and digest); validation compares the rows read back with
+    /// it as well as with the digest. `None` in reports of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_rows: Option<u64>,
     /// Input size.
     pub input_bytes: u64,
     /// Output size.
@@ -262,9 +267,14 @@ fn digest_input(source: &RecordBatch, canonical: &RecordBatch, exact: &[bool]) -
 }
 
 /// Canonical batches, sliced and converted in parallel, in order.
+/// `produced` counts the transform's rows as they come out of it, before
+/// any conversion: validation checks the rows read back against this count
+/// too, so a stage that lost rows (and the digest of what it kept) cannot
+/// agree with itself unseen.
 fn canonical_batches(
     mut c: Canonical,
     encoder: Option<Arc<dyn writers::ChunkEncoder>>,
+    produced: Arc<AtomicU64>,
 ) -> ordered::Results<Converted> {
     let (tx, rx) = ordered::channel(ordered::depth());
     // Columns the format holds as they are: same type, and no value change
@@ -292,6 +302,7 @@ fn canonical_batches(
                     return;
                 }
             };
+            produced.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
             for offset in (0..batch.num_rows()).step_by(SLICE_ROWS) {
                 let slice = batch.slice(offset, SLICE_ROWS.min(batch.num_rows() - offset));
                 let (canonical, family, encoder) = (c.canonical.clone(), c.family, encoder.clone());
@@ -381,7 +392,8 @@ pub async fn convert(req: &ConvertRequest) -> Result<ConvertReport, FerryError> 
             },
         )
         .map_err(|e| FerryError::io("starting the writer", e))?;
-    let mut queue = canonical_batches(c, Some(output.encoder));
+    let produced = Arc::new(AtomicU64::new(0));
+    let mut queue = canonical_batches(c, Some(output.encoder), produced.clone());
     let mut failure = None;
     while let Some(item) = queue.next().await {
         let item =
@@ -425,6 +437,7 @@ pub async fn convert(req: &ConvertRequest) -> Result<ConvertReport, FerryError> 
         output: req.output.clone(),
         format: req.format.name().to_string(),
         rows: digest.rows,
+        source_rows: Some(produced.load(Ordering::Relaxed)),
         input_bytes,
         output_bytes: output_bytes(&files),
         seconds: started.elapsed().as_secs_f64(),
@@ -682,6 +695,14 @@ pub async fn validate(req: &ConvertRequest) -> Result<ValidationReport, FerryErr
                 source.rows, written.rows
             ));
         }
+        if let Some(produced) = converted.source_rows
+            && produced != written.rows
+        {
+            problems.push(format!(
+                "row count: the transform produced {produced} rows, {} read back",
+                written.rows
+            ));
+        }
         for (a, b) in source.columns.iter().zip(&written.columns) {
             if a.nulls != b.nulls {
                 problems.push(format!(
@@ -739,7 +760,7 @@ async fn first_difference(
     files: &[PathBuf],
     c: Canonical,
 ) -> Result<Option<Difference>, FerryError> {
-    let mut left = canonical_batches(c, None);
+    let mut left = canonical_batches(c, None, Arc::new(AtomicU64::new(0)));
     let mut right = read_back(req, schema, files).await?;
     let mut converters: Vec<Option<RowConverter>> =
         (0..schema.fields().len()).map(|_| None).collect();

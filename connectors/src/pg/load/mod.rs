@@ -11,6 +11,7 @@
 //! transaction is rolled back and staging tables are dropped, so a failed load
 //! leaves the target exactly as it was.
 
+mod keyed;
 mod ledger;
 mod plan;
 mod prove;
@@ -30,22 +31,21 @@ use super::codec::binary::{PGCOPY_HEADER, PGCOPY_TRAILER};
 use super::codec::types::PgType;
 use super::connect::PgConfig;
 use super::error::PgError;
-use super::evolve::{DriftPolicy, LINEAGE_JOB_ID, LINEAGE_LINE, SchemaChange, changes_ddl};
+use super::evolve::{DriftPolicy, SchemaChange, changes_ddl};
 use super::ident::QualifiedName;
 use super::receipt::{
     Check, Digest, Digester, Receipt, ReceiptIds, Verify, VerifyPolicy, plan_checks,
 };
 use super::statements::{
-    CopyFormat, DuplicateKeys, LoadMode, copy_from_stdin_sql, duplicate_count_sql,
-    insert_select_sql, ledger_insert_sql, publish_keyed_sql,
+    CopyFormat, LoadMode, copy_from_stdin_sql, insert_select_sql, ledger_insert_sql,
 };
 use crate::store::Checksum;
 
 use self::ledger::{ensure_ledger, ledger_knows, previous_load};
-use self::plan::{Numbering, Planned, duplicate_advice, explain_upsert, find_duplicate, plan};
 pub use self::plan::{OutputPlan, plan_output};
+use self::plan::{Planned, plan};
 pub use self::prove::SentRows;
-use self::prove::{Measured, Rows, Settle, measure, publish_keyed, settle};
+use self::prove::{Measured, Rows, Settle, measure, settle};
 
 /// One column the transform produces.
 #[derive(Debug, Clone, PartialEq)]
@@ -585,104 +585,11 @@ impl LoadSession {
                 }
             }
             (_, mode @ (LoadMode::Upsert | LoadMode::DeleteInsert)) => {
-                if self.layout == Layout::Staged {
-                    if !self.target_exists {
-                        create_target(c, &req.target, &self.target_ddl).await?;
-                    }
-                    evolve(c, &req.target, &self.changes).await?;
-                }
-                let numbering = if self.copy_columns.iter().any(|c| c == LINEAGE_LINE) {
-                    Numbering::InputRecords
-                } else if self.layout == Layout::Single {
-                    Numbering::RowsLoaded
-                } else {
-                    Numbering::Unknown
-                };
-                let dup = req.drift.duplicate_keys;
-                if dup == DuplicateKeys::Fail && mode == LoadMode::DeleteInsert {
-                    // Nothing in PostgreSQL refuses a repeated key here: look.
-                    if let Some(d) =
-                        find_duplicate(c, &self.copy_table, &self.keys, numbering).await?
-                    {
-                        return Err(PgError::Target {
-                            table: req.target.to_string(),
-                            detail: format!(
-                                "the input holds the same key more than once{d}; {}",
-                                duplicate_advice(mode)
-                            ),
-                        });
-                    }
-                }
-                if dup != DuplicateKeys::Fail {
-                    duplicates = c
-                        .query_one(&duplicate_count_sql(&self.copy_table, &self.keys), &[])
-                        .await
-                        .map_err(|e| PgError::db("counting keys the input repeats", e))?
-                        .get::<_, i64>(0) as u64;
-                }
-                // A savepoint, so that a refused upsert can still ask the
-                // staged rows which key came twice.
-                let doing = format!("publishing staged rows ({mode})");
-                exec(c, "SAVEPOINT ferry_upsert", &doing).await?;
-                let publish = publish_keyed_sql(
-                    mode,
-                    &req.target,
-                    &self.copy_table,
-                    &self.copy_columns,
-                    &self.keys,
-                    dup,
-                );
-                let (delete, insert) = match publish.rsplit_once(";\n") {
-                    Some((d, i)) => (Some(d.to_string()), i.to_string()),
-                    None => (None, publish.clone()),
-                };
-                // With lineage, count the rows the upsert inserted (not
-                // updated): `ferry jobs undo` can remove only those.
-                let count_inserted = mode == LoadMode::Upsert
-                    && self.copy_columns.iter().any(|c| c == LINEAGE_JOB_ID);
-                let published = publish_keyed(
-                    c,
-                    &self.checks,
-                    level,
-                    &self.copy_columns,
-                    delete.as_deref(),
-                    &insert,
-                    count_inserted,
-                )
-                .await;
-                match published {
-                    Ok((m, inserted)) => {
-                        if count_inserted {
-                            inserted_rows = inserted;
-                        }
-                        let keys_only = mode == LoadMode::Upsert
-                            && self.copy_columns.iter().all(|c| self.keys.contains(c));
-                        if level != Verify::Off && keys_only {
-                            // `DO NOTHING`: a row whose key is there already
-                            // is not returned, yet it is stored as sent (its
-                            // columns are its key). Measure the target's rows
-                            // of the staged keys instead.
-                            let l = super::catalog::column_list(&self.keys);
-                            let from = format!(
-                                "{} WHERE {l} IN (SELECT {} FROM {})",
-                                req.target.quoted(),
-                                &l[1..l.len() - 1],
-                                self.copy_table.quoted()
-                            );
-                            measured = Some(self.measure(level, from).await?);
-                        } else if level != Verify::Off {
-                            measured = Some((Rows::Keyed { delete, insert }, m));
-                        }
-                    }
-                    Err(e) => {
-                        let e = PgError::db(doing.clone(), e);
-                        return Err(
-                            explain_upsert(e, c, &self.copy_table, &self.keys, numbering).await,
-                        );
-                    }
-                }
-                if duplicates > 0 {
-                    tracing::info!(job_id = %req.job_id, table = %req.target, duplicates, "left out rows whose key came again (duplicate_keys = {dup:?})");
+                let k = self.publish_keyed_mode(mode, level).await?;
+                measured = k.measured;
+                duplicates = k.duplicates;
+                if let Some(inserted) = k.inserted {
+                    inserted_rows = inserted;
                 }
             }
         }
@@ -715,12 +622,7 @@ impl LoadSession {
                     measured: m,
                     rows: &rows,
                     ids,
-                    // One stream wrote the rows in order into the table the
-                    // receipt reads: the sent ones can be walked beside them.
-                    in_order: (self.layout == Layout::Single
-                        && matches!(req.mode, LoadMode::Append | LoadMode::Replace))
-                    .then_some(self.sent_rows.as_ref())
-                    .flatten(),
+                    sent_rows: self.sent_rows.as_ref(),
                 })
                 .await?;
                 Some(Box::new(receipt))

@@ -293,6 +293,7 @@ fn match_existing(req: &LoadRequest, cols: &[TableColumn]) -> Result<Matched, Pg
             continue;
         };
         let t = &cols[j];
+        let not_null = t.not_null;
         if t.generated {
             return Err(fail(format!(
                 "column {:?} is generated and cannot be loaded",
@@ -330,7 +331,7 @@ fn match_existing(req: &LoadRequest, cols: &[TableColumn]) -> Result<Matched, Pg
                 e
             })?,
         };
-        m.codecs.push(codec);
+        m.codecs.push(codec.not_null(not_null));
         m.loaded.push(i);
         m.copy_columns.push(t.name.clone());
     }
@@ -361,11 +362,12 @@ fn plan_new(req: &LoadRequest) -> Result<(Vec<ColumnCodec>, Vec<NewColumn>), PgE
     let mut codecs = Vec::new();
     let mut cols = Vec::new();
     for o in &req.columns {
-        codecs.push(ColumnCodec::plan(&o.name, &o.data_type, &o.pg)?);
+        let not_null = !o.nullable || (req.mode == LoadMode::Upsert && req.keys.contains(&o.name));
+        codecs.push(ColumnCodec::plan(&o.name, &o.data_type, &o.pg)?.not_null(not_null));
         cols.push(NewColumn {
             name: o.name.clone(),
             pg: o.pg.clone(),
-            not_null: !o.nullable || (req.mode == LoadMode::Upsert && req.keys.contains(&o.name)),
+            not_null,
         });
     }
     Ok((codecs, cols))

@@ -14,7 +14,6 @@ use crate::pg::catalog::column_list;
 use crate::pg::error::PgError;
 use crate::pg::evolve::SchemaChange;
 use crate::pg::ident::{QualifiedName, quote_literal};
-use futures::StreamExt;
 
 use crate::pg::evolve::LINEAGE_LINE;
 use crate::pg::ident::quote_ident;
@@ -177,9 +176,36 @@ pub(super) async fn publish_keyed(
     Ok((measured, count_inserted.then(|| row.get::<_, i64>(2))))
 }
 
+/// SQL that runs `query` over this load's stored rows, named `ferry_rows`.
+/// A keyed publish is rolled back to its savepoint first and run again
+/// inside the query (the load fails either way).
+async fn over_stored_rows(
+    c: &Client,
+    columns: &[String],
+    rows: &Rows,
+    query: &str,
+    doing: &str,
+) -> Result<String, PgError> {
+    Ok(match rows {
+        Rows::Table(from) => format!("WITH ferry_rows AS (SELECT * FROM {from}) {query}"),
+        Rows::Keyed { delete, insert } => {
+            c.batch_execute("ROLLBACK TO SAVEPOINT ferry_upsert")
+                .await
+                .map_err(db(doing))?;
+            if let Some(d) = delete {
+                c.batch_execute(d).await.map_err(db(doing))?;
+            }
+            let cols = column_list(columns);
+            format!(
+                "WITH ferry_rows AS ({insert} RETURNING {}) {query}",
+                &cols[1..cols.len() - 1]
+            )
+        }
+    })
+}
+
 /// Each column's NULLs and hash sum over the stored rows, to name the
-/// column that differs. A keyed publish is rolled back to its savepoint and
-/// run again for it (the load fails either way).
+/// column that differs.
 async fn column_digests(
     c: &Client,
     checks: &[Check],
@@ -187,23 +213,8 @@ async fn column_digests(
     rows: &Rows,
 ) -> Result<Digest, PgError> {
     const DOING: &str = "finding the column that differs";
-    let sql = match rows {
-        Rows::Table(from) => column_digest_sql(checks, from),
-        Rows::Keyed { delete, insert } => {
-            c.batch_execute("ROLLBACK TO SAVEPOINT ferry_upsert")
-                .await
-                .map_err(db(DOING))?;
-            if let Some(d) = delete {
-                c.batch_execute(d).await.map_err(db(DOING))?;
-            }
-            let cols = column_list(columns);
-            format!(
-                "WITH ferry_rows AS ({insert} RETURNING {}) {}",
-                &cols[1..cols.len() - 1],
-                column_digest_sql(checks, "ferry_rows")
-            )
-        }
-    };
+    let query = column_digest_sql(checks, "ferry_rows");
+    let sql = over_stored_rows(c, columns, rows, &query, DOING).await?;
     let row = c.query_one(&sql, &[]).await.map_err(db(DOING))?;
     read_column_digest(&row, checks.len()).map_err(PgError::Count)
 }
@@ -265,16 +276,72 @@ fn sent_text(parts: &[std::path::PathBuf], index: u64, k: usize) -> Option<Strin
     None
 }
 
-/// Finds the first row whose column `k` differs, by walking the stored rows
-/// in physical order beside the sent ones (one COPY stream wrote them in
-/// order). `None` when the walk cannot be trusted: the rows' other columns
-/// disagree there too (rows placed out of order), or the value cannot be
-/// compared from the bytes sent.
+/// Buckets rows are spread over by the hash of their other columns when
+/// the row that differs is looked for (a power of two).
+const BUCKETS: usize = 1 << 16;
+
+/// Buckets whose rows are fetched to name the row (those holding the
+/// earliest sent rows).
+const FETCHED_BUCKETS: usize = 16;
+
+/// A row's bucket: the low bits of the hash of its other columns.
+fn bucket(others: i64) -> usize {
+    (others as u64 as usize) & (BUCKETS - 1)
+}
+
+/// One sent row's hashes: of column `k`, and the XOR of the others'.
+struct SentHash {
+    index: u64,
+    others: i64,
+    own: Option<i64>,
+}
+
+/// Calls `each` with every sent row's hashes, in order; `false` when the
+/// sent rows cannot be read.
+fn for_each_sent(
+    sent: &SentRows,
+    checks: &[Check],
+    k: usize,
+    mut each: impl FnMut(SentHash),
+) -> Result<bool, PgError> {
+    let mut index = 0u64;
+    for part in &sent.pgcopy {
+        for chunk in PgcopyChunks::open(part)? {
+            let chunk = chunk?;
+            let read = for_each_tuple(&chunk.bytes, checks.len(), |_, f| {
+                let (others, own) = split_hash(checks, k, f);
+                each(SentHash { index, others, own });
+                index += 1;
+                Ok(())
+            });
+            if read.is_err() {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Finds a row whose column `k` differs and says where, whatever order the
+/// rows were stored in (several COPY streams, split tasks, keyed publishes):
+///
+/// 1. the sent rows and the stored rows are spread over [`BUCKETS`] buckets
+///    by the hash of their *other* columns, which a change to column `k`
+///    leaves alone, and each bucket's count and sum of column `k`'s hashes
+///    compared (one grouped query; memory bounded by the buckets);
+/// 2. the stored rows of the differing buckets that hold the earliest sent
+///    rows are fetched (a second, targeted query) and matched with the sent
+///    rows of those buckets: a sent and a stored row with the same other
+///    columns but a different column `k` are the pair named.
+///
+/// `None` when no pair is found (the other columns changed too) or the
+/// value cannot be compared from the bytes sent.
 async fn locate(
     c: &Client,
     checks: &[Check],
+    columns: &[String],
     k: usize,
-    from: &str,
+    rows: &Rows,
     sent: &SentRows,
 ) -> Result<Option<String>, PgError> {
     const DOING: &str = "finding the row that differs";
@@ -285,6 +352,7 @@ async fn locate(
     ) else {
         return Ok(None);
     };
+    let own = format!("({own})::int8");
     let others: Vec<String> = checks
         .iter()
         .enumerate()
@@ -292,63 +360,104 @@ async fn locate(
         .filter_map(|(j, c)| Some(format!("coalesce({}, {})", c.sql(j)?, null_hash(j))))
         .collect();
     let others = if others.is_empty() {
-        "0".to_string()
+        "0::int8".to_string()
     } else {
-        others.join(" # ")
+        format!("({})::int8", others.join(" # "))
     };
+    let mask = BUCKETS - 1;
+    let null_own = null_hash(k);
+
+    // 1. Bucket sums, sent and stored.
+    let mut sums = vec![(0u64, 0i128, u64::MAX); BUCKETS];
+    let readable = for_each_sent(sent, checks, k, |r| {
+        let b = &mut sums[bucket(r.others)];
+        b.0 += 1;
+        b.1 += r.own.unwrap_or(null_own) as i128;
+        b.2 = b.2.min(r.index);
+    })?;
+    if !readable {
+        return Ok(None);
+    }
+    let query = format!(
+        "SELECT ({others} & {mask})::int4, count(*)::int8, sum(coalesce({own}, {null_own}))::text FROM ferry_rows GROUP BY 1"
+    );
+    let sql = over_stored_rows(c, columns, rows, &query, DOING).await?;
+    let mut stored = vec![(0u64, 0i128); BUCKETS];
+    for row in c.query(&sql, &[]).await.map_err(db(DOING))? {
+        let b = row.get::<_, i32>(0) as usize & mask;
+        let sum = parse_sum(row.get(2)).map_err(PgError::Count)?;
+        stored[b] = (row.get::<_, i64>(1) as u64, sum);
+    }
+    let mut differing: Vec<(u64, usize)> = (0..BUCKETS)
+        .filter(|&b| (sums[b].0, sums[b].1) != stored[b])
+        .map(|b| (sums[b].2, b))
+        .collect();
+    differing.sort_unstable();
+    differing.truncate(FETCHED_BUCKETS);
+    if differing.is_empty() {
+        return Ok(None);
+    }
+    let chosen: Vec<usize> = differing.iter().map(|&(_, b)| b).collect();
+
+    // 2. The rows of those buckets, sent and stored, matched.
+    let mut sent_rows: Vec<SentHash> = Vec::new();
+    for_each_sent(sent, checks, k, |r| {
+        if chosen.contains(&bucket(r.others)) {
+            sent_rows.push(r);
+        }
+    })?;
     let line = if checks.iter().any(|c| c.name == LINEAGE_LINE) {
         format!("{}::text", quote_ident(LINEAGE_LINE))
     } else {
         "NULL::text".into()
     };
-    let sql = format!(
-        "SELECT ({others})::int8, ({own})::int8, {}::text, {line} FROM {from} ORDER BY ctid",
-        quote_ident(&check.name)
+    let list: Vec<String> = chosen.iter().map(|b| b.to_string()).collect();
+    let query = format!(
+        "SELECT {others}, {own}, {}::text, {line} FROM ferry_rows WHERE ({others} & {mask})::int4 IN ({})",
+        quote_ident(&check.name),
+        list.join(", ")
     );
-    let stored = c
-        .query_raw(&sql, std::iter::empty::<i32>())
-        .await
-        .map_err(db(DOING))?;
-    futures::pin_mut!(stored);
-    let mut index = 0u64;
-    for part in &sent.pgcopy {
-        for chunk in PgcopyChunks::open(part)? {
-            let chunk = chunk?;
-            let mut rows = Vec::with_capacity(chunk.rows as usize);
-            if for_each_tuple(&chunk.bytes, checks.len(), |_, f| {
-                rows.push(split_hash(checks, k, f));
-                Ok(())
-            })
-            .is_err()
-            {
-                return Ok(None);
+    let sql = over_stored_rows(c, columns, rows, &query, DOING).await?;
+    // Stored rows by their hashes; a sent row with the same hashes is
+    // stored as sent and takes one of them away.
+    let mut unmatched: std::collections::HashMap<
+        (i64, Option<i64>),
+        Vec<(Option<String>, Option<String>)>,
+    > = std::collections::HashMap::new();
+    for row in c.query(&sql, &[]).await.map_err(db(DOING))? {
+        unmatched
+            .entry((row.get(0), row.get(1)))
+            .or_default()
+            .push((row.get(2), row.get(3)));
+    }
+    let mut changed = Vec::new();
+    for r in sent_rows {
+        match unmatched.get_mut(&(r.others, r.own)) {
+            Some(same) if !same.is_empty() => {
+                same.pop();
             }
-            for (others, own) in rows {
-                let Some(row) = stored.next().await else {
-                    return Ok(None);
-                };
-                let row = row.map_err(db(DOING))?;
-                let (s_others, s_own): (i64, Option<i64>) = (row.get(0), row.get(1));
-                if s_own != own {
-                    if s_others != others {
-                        return Ok(None);
-                    }
-                    let value: Option<String> = row.get(2);
-                    let line: Option<String> = row.get(3);
-                    let place = match line {
-                        Some(l) => format!("input line {l} (row {} of the rows loaded)", index + 1),
-                        None => format!("row {} of the rows loaded", index + 1),
-                    };
-                    let sent_value = sent_text(&sent.sql, index, k)
-                        .unwrap_or_else(|| "(see the .pgcopy artifacts)".into());
-                    return Ok(Some(format!(
-                        "; first at {place}: ferry sent {sent_value}, PostgreSQL stored {}",
-                        value.unwrap_or_else(|| "NULL".into())
-                    )));
-                }
-                index += 1;
-            }
+            _ => changed.push(r),
         }
+    }
+    // The earliest sent row that a stored row matches in every other column.
+    for r in changed {
+        let Some((value, line)) = unmatched
+            .iter_mut()
+            .find(|((others, _), left)| *others == r.others && !left.is_empty())
+            .and_then(|(_, left)| left.pop())
+        else {
+            continue;
+        };
+        let place = match line {
+            Some(l) => format!("input line {l} (row {} of the rows loaded)", r.index + 1),
+            None => format!("row {} of the rows loaded", r.index + 1),
+        };
+        let sent_value = sent_text(&sent.sql, r.index, k)
+            .unwrap_or_else(|| "(see the .pgcopy artifacts)".into());
+        return Ok(Some(format!(
+            "; first at {place}: ferry sent {sent_value}, PostgreSQL stored {}",
+            value.unwrap_or_else(|| "NULL".into())
+        )));
     }
     Ok(None)
 }
@@ -363,9 +472,9 @@ pub(super) struct Settle<'a> {
     pub measured: Measured,
     pub rows: &'a Rows,
     pub ids: ReceiptIds,
-    /// The sent rows in order, when one stream wrote them in order into
-    /// `rows` (to name the row that differs).
-    pub in_order: Option<&'a SentRows>,
+    /// The sent rows (`.pgcopy` and `.sql` artifacts), to name the row
+    /// that differs.
+    pub sent_rows: Option<&'a SentRows>,
 }
 
 /// Compares; on a difference names the column and fails (the caller rolls
@@ -383,9 +492,9 @@ pub(super) async fn settle(s: Settle<'_>) -> Result<Receipt, PgError> {
             .column
             .as_ref()
             .and_then(|name| s.checks.iter().position(|c| &c.name == name));
-        if let (Some(k), Some(sent), Rows::Table(from)) = (k, s.in_order, s.rows) {
+        if let (Some(k), Some(sent)) = (k, s.sent_rows) {
             // Naming the row is a courtesy: the load fails either way.
-            match locate(s.c, s.checks, k, from, sent).await {
+            match locate(s.c, s.checks, s.columns, k, s.rows, sent).await {
                 Ok(Some(found)) => mismatch.detail.push_str(&found),
                 Ok(None) => {}
                 Err(e) => tracing::debug!(error = %e, "could not name the row that differs"),

@@ -188,6 +188,11 @@ pub struct Check {
     /// Why the column's values are not compared.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unchecked: Option<String>,
+    /// The target column is `NOT NULL`, so the stored rows' digest hashes
+    /// it without a NULL guard (receipts written before this field had
+    /// none and keep the guard).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_null: bool,
 }
 
 /// A `verify_except` entry that cannot apply to its column.
@@ -277,6 +282,7 @@ impl Check {
             hash,
             except,
             unchecked,
+            not_null: codec.not_null,
         })
     }
 
@@ -358,7 +364,14 @@ fn row_sum_select(checks: &[Check]) -> String {
     let terms: Vec<String> = checks
         .iter()
         .enumerate()
-        .filter_map(|(k, c)| Some(format!("coalesce({}, {})", c.sql(k)?, null_hash(k))))
+        .filter_map(|(k, c)| {
+            let h = c.sql(k)?;
+            Some(if c.not_null {
+                h
+            } else {
+                format!("coalesce({h}, {})", null_hash(k))
+            })
+        })
         .collect();
     let row = if terms.is_empty() {
         "0".to_string()
