@@ -137,6 +137,22 @@ fn cases() -> Vec<(&'static str, &'static str, Vec<&'static str>, ValueHash)> {
             ValueHash::Date,
         ),
         (
+            "date",
+            "date_send",
+            vec![
+                "'2000-01-01'",
+                "'1970-01-01'",
+                "'2024-02-29'",
+                "'4714-11-24 BC'",
+                "'294276-12-31'",
+                "'294277-01-01'",
+                "'5874897-12-31'",
+                "'infinity'",
+                "'-infinity'",
+            ],
+            ValueHash::DateAsTimestamp,
+        ),
+        (
             "time",
             "time_send",
             vec!["'00:00'", "'23:59:59.999999'"],

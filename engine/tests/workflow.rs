@@ -850,6 +850,51 @@ async fn split_tasks_run_the_loader_step_by_step() {
         &env,
     );
     assert_eq!(wrong.status.code(), Some(2), "{}", text(&wrong));
+
+    // A table that changes a value as it stores it: the sql-processor task
+    // refuses the receipt the transform task recorded (exit 6, nothing
+    // published), naming the column, the row and both values.
+    s.db.batch_execute(&format!(
+        "CREATE FUNCTION {schema}.nudge() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN IF NEW.id = 6 THEN NEW.amount := NEW.amount + 1; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER nudge BEFORE INSERT ON {t} FOR EACH ROW EXECUTE FUNCTION {schema}.nudge()",
+        schema = s.schema,
+        t = s.table("orders")
+    ))
+    .await
+    .unwrap();
+    std::fs::write(
+        s.path("orders-3.csv"),
+        "id,amount,note,email\n5,5,y,\n6,6,z,\n7,7,w,\n",
+    )
+    .unwrap();
+    let out = ferry_aws(
+        &["task", "create-job", "--input", "orders-3.csv"],
+        s.dir.path(),
+        &env,
+    );
+    let mut job = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    for step in ["s3-efs-downloader", "transform"] {
+        let out = ferry_aws(&["task", step, "--job", &job], s.dir.path(), &env);
+        assert!(out.status.success(), "{step}: {}", text(&out));
+        job = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    }
+    let out = ferry_aws(
+        &["task", "sql-processor", "--job", &job],
+        s.dir.path(),
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    assert!(
+        text(&out)
+            .contains("first at row 2 of the rows loaded: ferry sent 6.00, PostgreSQL stored 7.00"),
+        "{}",
+        text(&out)
+    );
+    let held: i64 = s
+        .scalar(&format!("SELECT count(*) FROM {}", s.table("orders")))
+        .await;
+    assert_eq!(held, 4, "a refused receipt published rows");
 }
 
 /// Specs in S3 (`FERRY_SPECS=s3://bucket/prefix`): create-job fetches them,

@@ -104,6 +104,10 @@ pub fn null_hash(k: usize) -> i64 {
     (seed(k).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1) as i64
 }
 
+/// Days from 2000-01-01 to 294277-01-01, the first date a `timestamp`
+/// cannot hold.
+const TIMESTAMP_END_DAYS: i32 = 109_203_528 - 2_451_545;
+
 /// The hash of one value in its binary COPY form (`None`: not a value
 /// ferry's encoder writes).
 pub fn hash_value(h: &ValueHash, v: &[u8], s: u64) -> Option<u64> {
@@ -170,6 +174,16 @@ pub fn hash_value(h: &ValueHash, v: &[u8], s: u64) -> Option<u64> {
         }
         ValueHash::Bytea => fold_array([hash_bytes(v, s)]),
         ValueHash::Date => hash_i64(i32::from_be_bytes(be(v)?) as i64, s),
+        ValueHash::DateAsTimestamp => {
+            let days = i32::from_be_bytes(be(v)?);
+            match days {
+                i32::MIN => hash_i64(i64::MIN, s),
+                i32::MAX => hash_i64(i64::MAX, s),
+                // 294277-01-01, where timestamps end.
+                d if d < TIMESTAMP_END_DAYS => hash_i64(d as i64 * 86_400_000_000, s),
+                d => hash_i64(d as i64, s) ^ 1,
+            }
+        }
         ValueHash::Time | ValueHash::Timestamp | ValueHash::Timestamptz => {
             hash_i64(i64::from_be_bytes(be(v)?), s)
         }
