@@ -8,6 +8,8 @@
 //! carry a subtransaction's xid) — the rows the publishing `INSERT`
 //! returns, after triggers and column types had their say.
 
+use std::collections::HashMap;
+
 use tokio_postgres::Client;
 
 use crate::pg::catalog::column_list;
@@ -289,6 +291,10 @@ fn bucket(others: i64) -> usize {
     (others as u64 as usize) & (BUCKETS - 1)
 }
 
+/// A stored row's value of the differing column and its input line, as
+/// text.
+type StoredValue = (Option<String>, Option<String>);
+
 /// One sent row's hashes: of column `k`, and the XOR of the others'.
 struct SentHash {
     index: u64,
@@ -420,10 +426,7 @@ async fn locate(
     let sql = over_stored_rows(c, columns, rows, &query, DOING).await?;
     // Stored rows by their hashes; a sent row with the same hashes is
     // stored as sent and takes one of them away.
-    let mut unmatched: std::collections::HashMap<
-        (i64, Option<i64>),
-        Vec<(Option<String>, Option<String>)>,
-    > = std::collections::HashMap::new();
+    let mut unmatched: HashMap<(i64, Option<i64>), Vec<StoredValue>> = HashMap::new();
     for row in c.query(&sql, &[]).await.map_err(db(DOING))? {
         unmatched
             .entry((row.get(0), row.get(1)))
