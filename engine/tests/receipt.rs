@@ -354,3 +354,100 @@ async fn an_upsert_of_keys_only_proves_the_rows_already_there() {
     let rows: i64 = s.scalar(&format!("SELECT count(*) FROM {t}")).await;
     assert_eq!(rows, 3);
 }
+
+/// A small file appended to a large table: the receipt reads the rows from
+/// where the table ended (a TID range scan), not the whole table; rows the
+/// server put into free space of earlier blocks are still found (the count
+/// falls short, and the whole table is read then); a change is still caught.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_append_to_a_large_table_is_proven_from_its_end() {
+    let s = Scratch::new("rcpt_tail").await;
+    let t = s.table("big");
+    // The first blocks hold only rows of a rolled-back insert: dead to any
+    // snapshot, so a VACUUM later frees them whatever else runs. No
+    // autovacuum, so that happens only when the test says.
+    for sql in [
+        format!("CREATE TABLE {t} (id bigint, v text) WITH (autovacuum_enabled = off)"),
+        format!(
+            "BEGIN; INSERT INTO {t} SELECT i, repeat('x', 40) FROM generate_series(1, 20000) i; ROLLBACK"
+        ),
+        format!(
+            "INSERT INTO {t} SELECT i, repeat('x', 40) FROM generate_series(1, 200000) i; ANALYZE {t}"
+        ),
+    ] {
+        s.db.batch_execute(&sql).await.unwrap();
+    }
+    let (ins0, read0) = stats(&s, &t).await;
+    let o = load(&s, "id,v\n1000001,a\n1000002,b\n1000003,c\n", &t, "", &[]);
+    assert_eq!(receipt(&o)["rows"], 3);
+    // The load's backend reports its counters when it ends: wait for the
+    // insert to show, then the scan it did is there too.
+    let mut after = stats(&s, &t).await;
+    for _ in 0..50 {
+        if after.0 > ins0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        after = stats(&s, &t).await;
+    }
+    assert_eq!(after.0, ins0 + 3, "the load's statistics never arrived");
+    assert!(
+        after.1 - read0 < 200_000,
+        "the receipt read the whole table: {} rows",
+        after.1 - read0
+    );
+    // Free space early in the table (the rolled-back rows'): the server
+    // puts the next rows there, before where the table ended. They are
+    // proven all the same.
+    s.db.batch_execute(&format!("VACUUM {t}")).await.unwrap();
+    let mut csv = String::from("id,v\n");
+    for i in 0..5000 {
+        csv.push_str(&format!("{},{}\n", 2_000_000 + i, "y".repeat(40)));
+    }
+    let o = load(&s, &csv, &t, "", &[]);
+    let r = receipt(&o);
+    assert_eq!(r["rows"], 5000, "{r}");
+    let early: i64 = s
+        .scalar(&format!(
+            "SELECT count(*) FROM {t} WHERE id >= 2000000 AND ctid < '(100,0)'::tid"
+        ))
+        .await;
+    assert!(
+        early > 0,
+        "the rows went to the end: the fallback was not exercised"
+    );
+    // And a value changed on the way in is caught from the end, too.
+    s.db.batch_execute(&format!(
+        "CREATE FUNCTION {schema}.nudge() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN IF NEW.id = 3000001 THEN NEW.v := 'z'; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER nudge BEFORE INSERT ON {t} FOR EACH ROW EXECUTE FUNCTION {schema}.nudge()",
+        schema = s.schema
+    ))
+    .await
+    .unwrap();
+    let held: i64 = s.scalar(&format!("SELECT count(*) FROM {t}")).await;
+    let o = load(&s, "id,v\n3000000,a\n3000001,b\n", &t, "", &[]);
+    assert_eq!(code(&o), 6, "{}", text(&o));
+    assert!(
+        text(&o).contains("first at row 2 of the rows loaded: ferry sent b, PostgreSQL stored z"),
+        "{}",
+        text(&o)
+    );
+    let now: i64 = s.scalar(&format!("SELECT count(*) FROM {t}")).await;
+    assert_eq!(now, held);
+}
+
+/// The table's inserted-rows and sequentially-read-rows counters.
+async fn stats(s: &Scratch, t: &str) -> (i64, i64) {
+    let r = s
+        .db
+        .query_one(
+            &format!(
+                "SELECT n_tup_ins, seq_tup_read FROM pg_stat_user_tables WHERE relid = '{t}'::regclass"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    (r.get(0), r.get(1))
+}

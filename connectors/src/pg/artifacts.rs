@@ -334,6 +334,14 @@ impl ArtifactWriter {
                 "SELECT set_config('ferry.rewritten_up_to', coalesce(max(ctid), '(0,0)')::text, true) FROM {target} \\gset ferry_\n"
             ));
         }
+        if !rewrites && self.checks_receipt() {
+            // Where the table ends before this replay writes to it: the
+            // receipt reads its rows from there (see `receipt_check`).
+            out.push_str(&format!(
+                "SELECT set_config('ferry.last_block', greatest(pg_relation_size('{}'::regclass) / current_setting('block_size')::int8 - 1, 0)::text, true) \\gset ferry_\n",
+                s.target.quoted().replace('\'', "''")
+            ));
+        }
         for p in &parts {
             out.push_str(p);
             out.push('\n');
@@ -383,6 +391,15 @@ impl ArtifactWriter {
         out
     }
 
+    /// Whether the driver checks a receipt (see [`Self::receipt_check`]).
+    fn checks_receipt(&self) -> bool {
+        let s = &self.spec;
+        s.receipt
+            .as_ref()
+            .is_some_and(|(level, _)| *level != Verify::Off)
+            && !(s.mode.keyed() && s.duplicates != DuplicateKeys::Fail)
+    }
+
     /// The receipt check the driver runs before its ledger entry and
     /// commit: the rows this transaction stored in the target, counted (and
     /// under `full` hashed) inside PostgreSQL, must be what ferry wrote, or
@@ -392,7 +409,7 @@ impl ArtifactWriter {
     fn receipt_check(&self, sent: Option<&Digest>, rows: u64, rewrites: bool) -> Option<String> {
         let s = &self.spec;
         let (level, checks) = s.receipt.as_ref()?;
-        if *level == Verify::Off || (s.mode.keyed() && s.duplicates != DuplicateKeys::Fail) {
+        if !self.checks_receipt() {
             return None;
         }
         // The xid in a variable, not pg_current_xact_id() in the query
@@ -401,12 +418,18 @@ impl ArtifactWriter {
         if rewrites {
             from.push_str(" AND ctid > current_setting('ferry.rewritten_up_to')::tid");
         }
+        // From where the table ended first (a small append to a large table
+        // need not read it all); the whole table when rows went into free
+        // space before that and the count falls short.
+        let tail = format!(
+            "{from} AND ctid >= format('(%s,0)', coalesce(current_setting('ferry.last_block', true), '0'))::tid"
+        );
         let (select, want) = match (level, sent) {
             (Verify::Full, Some(d)) => (row_digest_select(checks), d.row_sum.to_string()),
             _ => ("count(*)::int8, '0'::text".to_string(), "0".to_string()),
         };
         let body = format!(
-            "#variable_conflict use_column\nDECLARE ferry_n bigint; ferry_d text; ferry_x xid := xid(pg_current_xact_id());\nBEGIN\n  SELECT {select} INTO ferry_n, ferry_d FROM {from};\n  IF ferry_n IS DISTINCT FROM {rows} OR ferry_d IS DISTINCT FROM '{want}' THEN\n    RAISE EXCEPTION 'ferry: the receipt does not match, nothing was published: PostgreSQL stored % rows (digest %), ferry wrote {rows} (digest {want}); run ferry load to name the column', ferry_n, ferry_d;\n  END IF;\nEND"
+            "#variable_conflict use_column\nDECLARE ferry_n bigint; ferry_d text; ferry_x xid := xid(pg_current_xact_id());\nBEGIN\n  SELECT {select} INTO ferry_n, ferry_d FROM {tail};\n  IF ferry_n IS DISTINCT FROM {rows} THEN\n    SELECT {select} INTO ferry_n, ferry_d FROM {from};\n  END IF;\n  IF ferry_n IS DISTINCT FROM {rows} OR ferry_d IS DISTINCT FROM '{want}' THEN\n    RAISE EXCEPTION 'ferry: the receipt does not match, nothing was published: PostgreSQL stored % rows (digest %), ferry wrote {rows} (digest {want}); run ferry load to name the column', ferry_n, ferry_d;\n  END IF;\nEND"
         );
         // The dollar-quote tag must not occur in the body (a column name
         // could hold anything): lengthen it until it does not.

@@ -197,6 +197,9 @@ pub struct LoadSession {
     /// The last row of a target this load rewrote (a widened column)
     /// before its own rows went in.
     rewritten_up_to: Option<String>,
+    /// The target's last block before this load appended to it (see
+    /// [`Rows::last_block`]).
+    first_block: Option<u64>,
     /// The sent rows in order, to name the row a refused receipt differs in.
     sent_rows: Option<SentRows>,
 }
@@ -258,6 +261,7 @@ impl LoadSession {
             in_tx: false,
             checks,
             rewritten_up_to: None,
+            first_block: None,
             sent_rows: None,
             req,
         };
@@ -386,6 +390,9 @@ impl LoadSession {
                         evolve(c, &req.target, &self.changes).await?;
                         self.rewritten_up_to =
                             Rows::rewritten_up_to(c, &req.target, &self.changes).await?;
+                        if self.target_exists && req.verify.level != Verify::Off {
+                            self.first_block = Some(Rows::last_block(c, &req.target).await?);
+                        }
                     }
                     LoadMode::Replace => {
                         exec(c, &replacement_ddl(), "creating the replacement table").await?;
@@ -537,9 +544,7 @@ impl LoadSession {
         match (self.layout, req.mode) {
             (Layout::Single, LoadMode::Append) => {
                 if level != Verify::Off {
-                    let xid = Rows::transaction_id(c).await?;
-                    let rows = Rows::written_to(&req.target, self.rewritten_up_to.as_deref(), &xid);
-                    measured = Some(self.measure(level, rows).await?);
+                    measured = Some(self.measure_appended(level, expected_rows).await?);
                 }
             }
             (_, LoadMode::Replace) => {
@@ -572,6 +577,9 @@ impl LoadSession {
                 }
                 evolve(c, &req.target, &self.changes).await?;
                 self.rewritten_up_to = Rows::rewritten_up_to(c, &req.target, &self.changes).await?;
+                if self.target_exists && level != Verify::Off {
+                    self.first_block = Some(Rows::last_block(c, &req.target).await?);
+                }
                 exec(
                     c,
                     &insert_select_sql(&req.target, &self.copy_table, &self.copy_columns),
@@ -579,9 +587,7 @@ impl LoadSession {
                 )
                 .await?;
                 if level != Verify::Off {
-                    let xid = Rows::transaction_id(c).await?;
-                    let rows = Rows::written_to(&req.target, self.rewritten_up_to.as_deref(), &xid);
-                    measured = Some(self.measure(level, rows).await?);
+                    measured = Some(self.measure_appended(level, expected_rows).await?);
                 }
             }
             (_, mode @ (LoadMode::Upsert | LoadMode::DeleteInsert)) => {
@@ -677,6 +683,32 @@ impl LoadSession {
             duplicates,
             receipt,
         })
+    }
+
+    /// Measures the rows this transaction appended to the target: from the
+    /// block the table ended with before, and — when fewer rows are there
+    /// than were sent (some went into free space of earlier blocks) — over
+    /// the whole table again.
+    async fn measure_appended(
+        &self,
+        level: Verify,
+        expected_rows: u64,
+    ) -> Result<(Rows, Measured), PgError> {
+        let c = &self.control;
+        let target = &self.req.target;
+        let xid = Rows::transaction_id(c).await?;
+        let after = self.rewritten_up_to.as_deref();
+        let m = self
+            .measure(
+                level,
+                Rows::written_to(target, after, self.first_block, &xid),
+            )
+            .await?;
+        if m.1.rows == expected_rows || self.first_block.unwrap_or(0) == 0 || after.is_some() {
+            return Ok(m);
+        }
+        self.measure(level, Rows::written_to(target, after, None, &xid))
+            .await
     }
 
     /// Measures this load's stored rows (see [`prove`]).

@@ -45,12 +45,18 @@ impl Rows {
     /// A FROM clause: the rows this transaction wrote to `table` — past
     /// `after`, the last row of a table this transaction rewrote (a widened
     /// column gives every old row this transaction's xid too; rows added
-    /// after the rewrite come after them).
+    /// after the rewrite come after them) — looking only from block
+    /// `from_block` on when given (see [`Rows::last_block`]).
     ///
     /// `xid` is this transaction's id as a literal: `pg_current_xact_id()`
     /// in the query would make it parallel-unsafe, and the digest of a large
     /// load wants every core.
-    pub(super) fn written_to(table: &QualifiedName, after: Option<&str>, xid: &str) -> String {
+    pub(super) fn written_to(
+        table: &QualifiedName,
+        after: Option<&str>,
+        from_block: Option<u64>,
+        xid: &str,
+    ) -> String {
         let mut from = format!(
             "{} WHERE xmin = {}::xid",
             table.quoted(),
@@ -58,8 +64,29 @@ impl Rows {
         );
         if let Some(tid) = after {
             from.push_str(&format!(" AND ctid > {}::tid", quote_literal(tid)));
+        } else if let Some(block) = from_block.filter(|&b| b > 0) {
+            from.push_str(&format!(" AND ctid >= '({block},0)'::tid"));
         }
         from
+    }
+
+    /// The last block of `table` before this load writes to it (0 for an
+    /// empty table). An append's rows go into that block's free space and
+    /// after it, mostly: reading from there
+    /// (a TID range scan) keeps the receipt of a small file appended to a
+    /// large table from reading the whole table. Rows the server put into
+    /// free space of earlier blocks are missed by it, which the count shows:
+    /// then the receipt reads the whole table again (see
+    /// [`LoadSession::measure_appended`](super::LoadSession)).
+    pub(super) async fn last_block(c: &Client, table: &QualifiedName) -> Result<u64, PgError> {
+        let row = c
+            .query_one(
+                "SELECT pg_relation_size($1::text::regclass) / current_setting('block_size')::int8",
+                &[&table.quoted()],
+            )
+            .await
+            .map_err(db("measuring the table before the load"))?;
+        Ok((row.get::<_, i64>(0) - 1).max(0) as u64)
     }
 
     /// This transaction's id (it has one: it wrote the rows).
