@@ -9,6 +9,18 @@ use crate::pg::statements::LEDGER_DDL;
 use super::{InputIdentity, LoadRequest, PreviousLoad};
 
 pub(super) async fn ensure_ledger(c: &Client) -> Result<(), PgError> {
+    // A ledger with its newest column needs nothing: one catalog lookup
+    // instead of a DDL batch (about 5 ms of every small job otherwise).
+    let current = c
+        .query_opt(
+            "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('ferry.loads') AND attname = 'receipt' AND NOT attisdropped",
+            &[],
+        )
+        .await
+        .map_err(|e| PgError::db("reading the ledger ferry.loads", e))?;
+    if current.is_some() {
+        return Ok(());
+    }
     // Serialised with an advisory lock: concurrent CREATE … IF NOT EXISTS can
     // otherwise race on the catalog's unique indexes.
     let sql = format!(
