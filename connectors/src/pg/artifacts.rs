@@ -338,8 +338,8 @@ impl ArtifactWriter {
             // Where the table ends before this replay writes to it: the
             // receipt reads its rows from there (see `receipt_check`).
             out.push_str(&format!(
-                "SELECT set_config('ferry.last_block', greatest(pg_relation_size('{}'::regclass) / current_setting('block_size')::int8 - 1, 0)::text, true) \\gset ferry_\n",
-                s.target.quoted().replace('\'', "''")
+                "SELECT set_config('ferry.last_block', greatest(pg_relation_size({}::regclass) / current_setting('block_size')::int8 - 1, 0)::text, true) \\gset ferry_\n",
+                quote_literal(&s.target.quoted())
             ));
         }
         for p in &parts {

@@ -23,7 +23,7 @@ use crate::pg::receipt::ValueHash;
 use crate::pg::receipt::digest::{for_each_tuple, hash_value, null_hash, seed};
 use crate::pg::receipt::{
     Check, Digest, Receipt, ReceiptIds, Verify, column_digest_sql, compare, count_sql, parse_sum,
-    read_column_digest, row_digest_select, row_digest_sql,
+    read_column_digest, row_digest_select, row_digest_sql, row_hash_sql,
 };
 use crate::pg::replay::{PgcopyChunks, SqlCopyChunks};
 
@@ -386,17 +386,7 @@ async fn locate(
         return Ok(None);
     };
     let own = format!("({own})::int8");
-    let others: Vec<String> = checks
-        .iter()
-        .enumerate()
-        .filter(|(j, _)| *j != k)
-        .filter_map(|(j, c)| Some(format!("coalesce({}, {})", c.sql(j)?, null_hash(j))))
-        .collect();
-    let others = if others.is_empty() {
-        "0::int8".to_string()
-    } else {
-        format!("({})::int8", others.join(" # "))
-    };
+    let others = row_hash_sql(checks, Some(k));
     let mask = BUCKETS - 1;
     let null_own = null_hash(k);
 

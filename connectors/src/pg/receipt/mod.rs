@@ -369,12 +369,14 @@ pub fn row_digest_select(checks: &[Check]) -> String {
     format!("count(*)::int8, {}", row_sum_select(checks))
 }
 
-/// `sum(row hash)` as text: the XOR of the seeded column hashes (a NULL as
-/// its column's constant), summed over rows.
-fn row_sum_select(checks: &[Check]) -> String {
+/// The row hash as an `int8` expression: the XOR of the seeded column
+/// hashes (a NULL as its column's constant), leaving out column `skip`
+/// (the row locator hashes that one apart).
+pub fn row_hash_sql(checks: &[Check], skip: Option<usize>) -> String {
     let terms: Vec<String> = checks
         .iter()
         .enumerate()
+        .filter(|(k, _)| Some(*k) != skip)
         .filter_map(|(k, c)| {
             let h = c.sql(k)?;
             Some(if c.not_null {
@@ -384,12 +386,16 @@ fn row_sum_select(checks: &[Check]) -> String {
             })
         })
         .collect();
-    let row = if terms.is_empty() {
-        "0".to_string()
+    if terms.is_empty() {
+        "0::int8".to_string()
     } else {
-        terms.join(" # ")
-    };
-    format!("coalesce(sum({row}), 0)::text")
+        format!("({})::int8", terms.join(" # "))
+    }
+}
+
+/// `sum(row hash)` as text, summed over rows.
+fn row_sum_select(checks: &[Check]) -> String {
+    format!("coalesce(sum({}), 0)::text", row_hash_sql(checks, None))
 }
 
 /// `SELECT count, row-hash sum FROM rows`. `from` is a FROM clause (a
