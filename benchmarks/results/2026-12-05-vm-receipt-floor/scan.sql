@@ -1,0 +1,1 @@
+select count(*), sum(0::int8) from lineitem where l_comment is not null;
