@@ -13,6 +13,7 @@ use tokio_postgres::{Client, Config, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::error::{PgError, describe};
+use super::pool::{Conn, Pool};
 
 /// libpq's `sslmode` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +54,9 @@ pub struct PgConfig {
     config: Config,
     tls: TlsMode,
     root_cert: Option<PathBuf>,
+    /// Connections kept between jobs, and the cap on open ones (see
+    /// [`PgConfig::with_pool`]); shared by every clone.
+    pool: Option<Arc<Pool>>,
 }
 
 impl std::fmt::Debug for PgConfig {
@@ -141,7 +145,59 @@ impl PgConfig {
             config,
             tls,
             root_cert,
+            pool: None,
         })
+    }
+
+    /// Keeps clean connections open between jobs and opens at most
+    /// `max_connections` at once (see [`super::pool`]): for processes that
+    /// run many jobs (`ferry watch`, the Lambda handler). Clones share it.
+    pub fn with_pool(mut self, max_connections: usize) -> Self {
+        self.pool = Some(Pool::new(max_connections));
+        self
+    }
+
+    /// The pool, when [`PgConfig::with_pool`] set one.
+    pub fn pool(&self) -> Option<&Arc<Pool>> {
+        self.pool.as_ref()
+    }
+
+    /// `n` connections for one job, taken at once: from the pool when there
+    /// is one (waiting while the cap is reached; fewer than `n` when the cap
+    /// is below it, never none), else new ones. Reused connections take this
+    /// configuration's `application_name`.
+    pub async fn checkout(&self, n: usize) -> Result<Vec<Conn>, PgError> {
+        let Some(pool) = &self.pool else {
+            let mut out = Vec::with_capacity(n.max(1));
+            for _ in 0..n.max(1) {
+                out.push(Conn::unpooled(self.connect().await?));
+            }
+            return Ok(out);
+        };
+        let (permits, mut reused) = pool.reserve(n).await;
+        let mut out = Vec::with_capacity(permits.len());
+        for permit in permits {
+            let mut client = None;
+            while let Some(c) = reused.pop() {
+                let named = match self.application_name() {
+                    Some(app) => c
+                        .execute("SELECT set_config('application_name', $1, false)", &[&app])
+                        .await
+                        .is_ok(),
+                    None => true,
+                };
+                if named {
+                    client = Some(c);
+                    break;
+                }
+            }
+            let client = match client {
+                Some(c) => c,
+                None => self.connect().await?,
+            };
+            out.push(Conn::pooled(client, pool.clone(), permit));
+        }
+        Ok(out)
     }
 
     /// The `application_name` the server will show, when set.
@@ -191,8 +247,36 @@ impl PgConfig {
         )
     }
 
-    /// Opens a connection and drives it on the Tokio runtime.
+    /// Opens a connection and drives it on the Tokio runtime. A server whose
+    /// connection slots are all taken (`too_many_connections`) or that is
+    /// starting up is tried again, with growing pauses, for up to the
+    /// connect timeout: a burst of jobs queues instead of failing.
     pub async fn connect(&self) -> Result<Client, PgError> {
+        let budget = self
+            .config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(std::time::Duration::from_secs(30));
+        let started = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(50);
+        loop {
+            match self.connect_once().await {
+                Err(PgError::Connect { source, .. })
+                    if source
+                        .code()
+                        .is_some_and(|c| matches!(c.code(), "53300" | "57P03"))
+                        && started.elapsed() + pause < budget =>
+                {
+                    tracing::warn!(target = %self.display(), error = %describe(&source), wait_ms = pause.as_millis() as u64, "PostgreSQL has no connection slot free; waiting");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(2));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn connect_once(&self) -> Result<Client, PgError> {
         let fail = |source: tokio_postgres::Error| PgError::Connect {
             target: self.display(),
             detail: describe(&source),

@@ -43,6 +43,16 @@ pub struct JobArgs {
     /// Parallel COPY connections [default: by load mode].
     #[arg(long, value_name = "N")]
     streams: Option<usize>,
+    /// PostgreSQL connections this process opens at once, over all its jobs and COPY
+    /// streams; a job that needs one more waits for it (a burst queues instead of
+    /// exhausting the server's slots). Clean connections are kept for the next job.
+    #[arg(
+        long,
+        env = "FERRY_MAX_CONNECTIONS",
+        default_value_t = 10,
+        value_name = "N"
+    )]
+    max_connections: usize,
     /// Load even if the ledger says the input is already loaded.
     #[arg(long)]
     force: bool,
@@ -112,7 +122,8 @@ impl JobArgs {
         let pg = match &self.database_url {
             Some(url) => Some(PgConfig::from_url_or_env(Some(url))?),
             None => PgConfig::from_url_or_env(None).ok(),
-        };
+        }
+        .map(|pg| pg.with_pool(self.max_connections));
         if let Some(pg) = &pg {
             crate::tuning::size_worker_pool(pg, self.streams.unwrap_or(1));
         }

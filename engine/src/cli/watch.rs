@@ -14,6 +14,7 @@ use super::job_args::JobArgs;
 pub const WATCH_HELP: &str = "\
 Examples:
   ferry watch data/incoming                     # file-system notifications; existing files too
+  ferry watch data/backlog --once --concurrency 4   # what is there now, then exit
   ferry watch s3://in-bucket/incoming/ --poll 10
   ferry watch https://sqs.eu-west-1.amazonaws.com/123456789012/ferry-events --concurrency 4
 
@@ -34,6 +35,10 @@ pub struct WatchArgs {
     /// Seconds between S3 listings (and the SQS long-poll wait).
     #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
     poll: f64,
+    /// Run the jobs of what is there now (a folder's files, one S3 listing, the SQS
+    /// queue until a receive is empty), then exit: a backlog, with no idle wait.
+    #[arg(long, conflicts_with = "idle_exit")]
+    once: bool,
     #[command(flatten)]
     job: JobArgs,
 }
@@ -57,6 +62,7 @@ pub async fn run(args: WatchArgs, interactive: bool) -> Result<(), FerryError> {
             concurrency: args.concurrency,
             idle_exit: args.idle_exit.map(Duration::from_secs_f64),
             poll: Duration::from_secs_f64(args.poll.max(0.1)),
+            once: args.once,
         },
     )
     .await?;

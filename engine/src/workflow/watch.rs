@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use ferry_connectors::queue::{Message, Queue};
 use ferry_connectors::store;
 use serde::Serialize;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
 
 use super::Runtime;
 use super::event::Trigger;
@@ -73,6 +73,10 @@ pub struct WatchOptions {
     pub idle_exit: Option<Duration>,
     /// S3 listing interval; SQS long-poll wait.
     pub poll: Duration,
+    /// Run the jobs of what is there now (the folder's files, one S3
+    /// listing, the SQS queue until a receive comes back empty), then exit:
+    /// a backlog loaded by a script, with no idle wait at the end.
+    pub once: bool,
 }
 
 /// What a watch session did.
@@ -115,13 +119,23 @@ pub async fn watch(
         move || *last.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now()
     };
     let producer = match source.clone() {
-        WatchSource::Dir(dir) => tokio::spawn(watch_dir(dir, rt.settings.work_dir.clone(), tx)),
-        WatchSource::S3 { bucket, prefix } => tokio::spawn(poll_s3(bucket, prefix, opts.poll, tx)),
-        WatchSource::Sqs(url) => tokio::spawn(poll_sqs(url, opts.poll, tx)),
+        WatchSource::Dir(dir) => tokio::spawn(watch_dir(
+            dir,
+            rt.settings.work_dir.clone(),
+            opts.once,
+            tx,
+        )),
+        WatchSource::S3 { bucket, prefix } => {
+            tokio::spawn(poll_s3(bucket, prefix, opts.poll, opts.once, tx))
+        }
+        WatchSource::Sqs(url) => tokio::spawn(poll_sqs(url, opts.poll, opts.once, tx)),
     };
     tracing::info!(source = ?source, concurrency, "watching");
     let counters = Arc::new(Counters::default());
     let permits = Arc::new(Semaphore::new(concurrency));
+    // A job's end is a moment to stop (the last one of a backlog), as is
+    // each tick (idle long enough).
+    let job_ended = Arc::new(Notify::new());
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     loop {
         tokio::select! {
@@ -133,12 +147,19 @@ pub async fn watch(
                 let rt = rt.clone();
                 let counters = counters.clone();
                 let touch = touch.clone();
+                let job_ended = job_ended.clone();
                 tokio::spawn(async move {
                     run_one(&rt, work, &counters).await;
                     counters.in_flight.fetch_sub(1, Ordering::SeqCst);
                     touch();
                     drop(permit);
+                    job_ended.notify_one();
                 });
+            }
+            _ = job_ended.notified() => {
+                if producer.is_finished() && rx.is_empty() && counters.in_flight.load(Ordering::SeqCst) == 0 {
+                    break;
+                }
             }
             _ = tick.tick() => {
                 if let Some(idle) = opts.idle_exit {
@@ -245,10 +266,14 @@ fn ignored(path: &Path, watched: &Path, work_dir: &Path) -> bool {
 async fn watch_dir(
     dir: PathBuf,
     work_dir: PathBuf,
+    once: bool,
     tx: mpsc::Sender<Work>,
 ) -> Result<(), FerryError> {
     use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
     use notify::{EventKind, RecursiveMode, Watcher};
+    if once {
+        return send_existing(&dir, &work_dir, &tx).await;
+    }
     let (ntx, mut nrx) = mpsc::unbounded_channel::<PathBuf>();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if let Ok(ev) = res {
@@ -274,21 +299,7 @@ async fn watch_dir(
         .watch(&dir, RecursiveMode::Recursive)
         .map_err(|e| FerryError::Usage(format!("watching {}: {e}", dir.display())))?;
     // Files already there count as new (their jobs, if any, make them no-ops).
-    for path in super::files_under(&dir)? {
-        if !ignored(&path, &dir, &work_dir) {
-            let trigger = Trigger::from_path(&path)?;
-            if tx
-                .send(Work {
-                    trigger,
-                    message: None,
-                })
-                .await
-                .is_err()
-            {
-                return Ok(());
-            }
-        }
-    }
+    send_existing(&dir, &work_dir, &tx).await?;
     while let Some(path) = nrx.recv().await {
         if ignored(&path, &dir, &work_dir) || !path.is_file() {
             continue;
@@ -313,10 +324,35 @@ async fn watch_dir(
     Ok(())
 }
 
+/// Sends a job for each file under `dir` now (in name order).
+async fn send_existing(
+    dir: &Path,
+    work_dir: &Path,
+    tx: &mpsc::Sender<Work>,
+) -> Result<(), FerryError> {
+    for path in super::files_under(dir)? {
+        if !ignored(&path, dir, work_dir) {
+            let trigger = Trigger::from_path(&path)?;
+            if tx
+                .send(Work {
+                    trigger,
+                    message: None,
+                })
+                .await
+                .is_err()
+            {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn poll_s3(
     bucket: String,
     prefix: String,
     every: Duration,
+    once: bool,
     tx: mpsc::Sender<Work>,
 ) -> Result<(), FerryError> {
     let mut seen: HashSet<(String, Option<String>)> = HashSet::new();
@@ -339,6 +375,9 @@ async fn poll_s3(
                         return Ok(());
                     }
                 }
+                if once {
+                    return Ok(());
+                }
             }
             Err(e) if e.retryable => tracing::warn!(error = %e, "listing failed; trying again"),
             Err(e) => return Err(e.into()),
@@ -347,7 +386,12 @@ async fn poll_s3(
     }
 }
 
-async fn poll_sqs(url: String, wait: Duration, tx: mpsc::Sender<Work>) -> Result<(), FerryError> {
+async fn poll_sqs(
+    url: String,
+    wait: Duration,
+    once: bool,
+    tx: mpsc::Sender<Work>,
+) -> Result<(), FerryError> {
     let queue = Queue::new(&url).await;
     let mut backoff = Duration::from_millis(500);
     loop {
@@ -372,6 +416,9 @@ async fn poll_sqs(url: String, wait: Duration, tx: mpsc::Sender<Work>) -> Result
             }
             Err(e) => return Err(e.into()),
         };
+        if once && messages.is_empty() {
+            return Ok(());
+        }
         for m in messages {
             match Trigger::from_event(&m.body) {
                 Ok(trigger) => {

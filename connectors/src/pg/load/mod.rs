@@ -33,6 +33,7 @@ use super::connect::PgConfig;
 use super::error::PgError;
 use super::evolve::{DriftPolicy, SchemaChange, changes_ddl};
 use super::ident::QualifiedName;
+use super::pool::Conn;
 use super::receipt::{
     Check, Digest, Digester, Receipt, ReceiptIds, Verify, VerifyPolicy, plan_checks,
 };
@@ -172,7 +173,9 @@ enum Layout {
 pub struct LoadSession {
     cfg: PgConfig,
     req: LoadRequest,
-    control: Arc<Client>,
+    control: Arc<Conn>,
+    /// Connections taken for the COPY streams of a staged load.
+    stream_conns: Vec<Conn>,
     layout: Layout,
     codecs: Codecs,
     /// Output columns the COPY carries (indices into `req.columns`).
@@ -216,7 +219,14 @@ impl LoadSession {
             short(&req.job_id)
         );
         let cfg = cfg.clone().with_application_name(&app);
-        let control = Arc::new(cfg.connect().await?);
+        // Every connection the load needs, at once (a pool's cap may give
+        // fewer streams than asked for; one connection loads alone).
+        let want = if req.streams <= 1 { 1 } else { req.streams + 1 };
+        let mut conns = cfg.checkout(want).await?.into_iter();
+        let mut control = Arc::new(conns.next().ok_or_else(|| {
+            PgError::Config("no connection for the load".into())
+        })?);
+        let stream_conns: Vec<Conn> = conns.collect();
         ensure_ledger(&control).await?;
         // An input the ledger has never seen cannot be a duplicate, whatever
         // its checksum: only then does the load start before the hash is done
@@ -225,6 +235,9 @@ impl LoadSession {
             && ledger_knows(&control, &req).await?
             && let Some(prev) = previous_load(&control, &req).await?
         {
+            if let Some(c) = Arc::get_mut(&mut control) {
+                c.keep();
+            }
             return Ok(Begin::AlreadyLoaded(prev));
         }
         let Planned {
@@ -238,7 +251,7 @@ impl LoadSession {
             target_ddl,
         } = plan(&control, &req).await?;
         let checks = Arc::new(plan_checks(&codecs, &req.verify)?);
-        let layout = if req.streams <= 1 {
+        let layout = if stream_conns.len() <= 1 {
             Layout::Single
         } else {
             Layout::Staged
@@ -246,6 +259,7 @@ impl LoadSession {
         let mut session = LoadSession {
             cfg,
             control,
+            stream_conns,
             layout,
             codecs: Arc::new(codecs),
             loaded,
@@ -452,8 +466,8 @@ impl LoadSession {
                 req.format,
             )));
         } else {
-            for k in 0..req.streams {
-                let client = Arc::new(self.cfg.connect().await?);
+            for (k, conn) in std::mem::take(&mut self.stream_conns).into_iter().enumerate() {
+                let client = Arc::new(conn);
                 self.streams.push(tokio::spawn(run_stream(
                     client,
                     copy_sql.clone(),
@@ -478,6 +492,10 @@ impl LoadSession {
     ) -> Result<Outcome, PgError> {
         match self.publish(expected_rows, sent).await {
             Ok(outcome) => {
+                // Committed or rolled back: the connection is clean.
+                if let Some(c) = Arc::get_mut(&mut self.control) {
+                    c.keep();
+                }
                 if matches!(outcome, Outcome::AlreadyLoaded(_)) {
                     self.abort().await;
                 } else {
@@ -820,7 +838,7 @@ async fn exec(c: &Client, sql: &str, doing: &str) -> Result<(), PgError> {
 
 /// One COPY stream: header, chunks from the shared queue, trailer.
 async fn run_stream(
-    client: Arc<Client>,
+    mut client: Arc<Conn>,
     copy_sql: Arc<String>,
     rx: Arc<Mutex<mpsc::Receiver<CopyChunk>>>,
     index: usize,
@@ -848,6 +866,12 @@ async fn run_stream(
         sink.as_mut().finish().await
     }
     .await;
+    // A stream of its own connection committed its COPY: it is clean.
+    if result.is_ok()
+        && let Some(c) = Arc::get_mut(&mut client)
+    {
+        c.keep();
+    }
     result.map_err(|e| {
         // Stop the producer: nobody else should keep loading into a failed job.
         if let Ok(mut r) = rx.try_lock() {
