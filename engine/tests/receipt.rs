@@ -437,6 +437,68 @@ async fn an_append_to_a_large_table_is_proven_from_its_end() {
     assert_eq!(now, held);
 }
 
+/// Concurrent appends to one table leave free blocks just before where the
+/// table ends (an extension under contention adds up to 512 blocks and
+/// lists them as free), and the next append's rows go there: the receipt
+/// finds them in that window, without reading the whole table.
+#[tokio::test]
+async fn rows_in_free_blocks_just_before_the_end_are_proven_without_the_whole_table() {
+    let s = Scratch::new("rcpt_recent").await;
+    let t = s.table("busy");
+    for sql in [
+        format!(
+            "CREATE TABLE {t} (id bigint, v text) WITH (autovacuum_enabled = off, vacuum_truncate = false)"
+        ),
+        format!(
+            "INSERT INTO {t} SELECT i, repeat('x', 40) FROM generate_series(1, 200000) i; ANALYZE {t}"
+        ),
+    ] {
+        s.db.batch_execute(&sql).await.unwrap();
+    }
+    let blocks: i64 = s
+        .scalar(&format!(
+            "SELECT pg_relation_size('{t}'::regclass) / current_setting('block_size')::int8"
+        ))
+        .await;
+    assert!(blocks > 600, "{blocks} blocks: too few for the test");
+    // The last 100 blocks emptied and listed as free, and kept (as another
+    // load's extension leaves them).
+    for sql in [
+        format!("DELETE FROM {t} WHERE ctid >= '({},0)'::tid", blocks - 100),
+        format!("VACUUM {t}"),
+    ] {
+        s.db.batch_execute(&sql).await.unwrap();
+    }
+    let (ins0, read0) = stats(&s, &t).await;
+    let o = load(&s, "id,v\n5000001,a\n5000002,b\n5000003,c\n", &t, "", &[]);
+    assert_eq!(receipt(&o)["rows"], 3, "{}", text(&o));
+    let before_end: i64 = s
+        .scalar(&format!(
+            "SELECT count(*) FROM {t} WHERE id > 5000000 AND ctid < '({},0)'::tid",
+            blocks - 1
+        ))
+        .await;
+    assert!(
+        before_end > 0,
+        "the rows went to the last block: the window was not exercised"
+    );
+    let mut after = stats(&s, &t).await;
+    for _ in 0..50 {
+        if after.0 > ins0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        after = stats(&s, &t).await;
+    }
+    assert_eq!(after.0, ins0 + 3, "the load's statistics never arrived");
+    let held: i64 = s.scalar(&format!("SELECT count(*) FROM {t}")).await;
+    assert!(
+        after.1 - read0 < held,
+        "the receipt read the whole table: {} rows of {held}",
+        after.1 - read0
+    );
+}
+
 /// The table's inserted-rows and sequentially-read-rows counters.
 async fn stats(s: &Scratch, t: &str) -> (i64, i64) {
     let r = s

@@ -419,17 +419,22 @@ impl ArtifactWriter {
             from.push_str(" AND ctid > current_setting('ferry.rewritten_up_to')::tid");
         }
         // From where the table ended first (a small append to a large table
-        // need not read it all); the whole table when rows went into free
-        // space before that and the count falls short.
-        let tail = format!(
-            "{from} AND ctid >= format('(%s,0)', coalesce(current_setting('ferry.last_block', true), '0'))::tid"
-        );
+        // need not read it all); then from RECENT_BLOCKS before (concurrent
+        // appends' rows in blocks another extension left free); the whole
+        // table when rows went into free space of older blocks. As the
+        // loader's `measure_appended`.
+        let tail = |back: u64| {
+            format!(
+                "{from} AND ctid >= format('(%s,0)', greatest(coalesce(current_setting('ferry.last_block', true), '0')::int8 - {back}, 0))::tid"
+            )
+        };
+        let (tail, recent) = (tail(0), tail(super::load::RECENT_BLOCKS));
         let (select, want) = match (level, sent) {
             (Verify::Full, Some(d)) => (row_digest_select(checks), d.row_sum.to_string()),
             _ => ("count(*)::int8, '0'::text".to_string(), "0".to_string()),
         };
         let body = format!(
-            "#variable_conflict use_column\nDECLARE ferry_n bigint; ferry_d text; ferry_x xid := xid(pg_current_xact_id());\nBEGIN\n  SELECT {select} INTO ferry_n, ferry_d FROM {tail};\n  IF ferry_n IS DISTINCT FROM {rows} THEN\n    SELECT {select} INTO ferry_n, ferry_d FROM {from};\n  END IF;\n  IF ferry_n IS DISTINCT FROM {rows} OR ferry_d IS DISTINCT FROM '{want}' THEN\n    RAISE EXCEPTION 'ferry: the receipt does not match, nothing was published: PostgreSQL stored % rows (digest %), ferry wrote {rows} (digest {want}); run ferry load to name the column', ferry_n, ferry_d;\n  END IF;\nEND"
+            "#variable_conflict use_column\nDECLARE ferry_n bigint; ferry_d text; ferry_x xid := xid(pg_current_xact_id());\nBEGIN\n  SELECT {select} INTO ferry_n, ferry_d FROM {tail};\n  IF ferry_n IS DISTINCT FROM {rows} THEN\n    SELECT {select} INTO ferry_n, ferry_d FROM {recent};\n  END IF;\n  IF ferry_n IS DISTINCT FROM {rows} THEN\n    SELECT {select} INTO ferry_n, ferry_d FROM {from};\n  END IF;\n  IF ferry_n IS DISTINCT FROM {rows} OR ferry_d IS DISTINCT FROM '{want}' THEN\n    RAISE EXCEPTION 'ferry: the receipt does not match, nothing was published: PostgreSQL stored % rows (digest %), ferry wrote {rows} (digest {want}); run ferry load to name the column', ferry_n, ferry_d;\n  END IF;\nEND"
         );
         // The dollar-quote tag must not occur in the body (a column name
         // could hold anything): lengthen it until it does not.

@@ -22,7 +22,7 @@ pub use codec::types::PgType;
 pub use codec::{ColumnCodec, EncodeError, Kind, PlanError};
 pub use connect::{PgConfig, TlsMode};
 pub use error::PgError;
-pub use pool::{Conn, Pool};
 pub use evolve::{DriftPolicy, MatchColumns, OnNewColumns, OnTypeChange, SchemaChange};
 pub use ident::{QualifiedName, quote_ident, quote_literal};
+pub use pool::{Conn, Pool};
 pub use statements::{CopyFormat, DuplicateKeys, LoadMode, OnMissingColumns};

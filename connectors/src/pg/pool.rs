@@ -147,7 +147,9 @@ impl Conn {
 impl Deref for Conn {
     type Target = Client;
     fn deref(&self) -> &Client {
-        self.client.as_ref().expect("a Conn holds its client until dropped")
+        self.client
+            .as_ref()
+            .expect("a Conn holds its client until dropped")
     }
 }
 

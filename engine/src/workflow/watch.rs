@@ -119,12 +119,9 @@ pub async fn watch(
         move || *last.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now()
     };
     let producer = match source.clone() {
-        WatchSource::Dir(dir) => tokio::spawn(watch_dir(
-            dir,
-            rt.settings.work_dir.clone(),
-            opts.once,
-            tx,
-        )),
+        WatchSource::Dir(dir) => {
+            tokio::spawn(watch_dir(dir, rt.settings.work_dir.clone(), opts.once, tx))
+        }
         WatchSource::S3 { bucket, prefix } => {
             tokio::spawn(poll_s3(bucket, prefix, opts.poll, opts.once, tx))
         }
