@@ -1429,6 +1429,117 @@ async fn watch_reacts_to_a_folder_and_to_an_s3_prefix() {
     assert_eq!(rows, 5);
 }
 
+/// A burst: 1,000 files, 16 jobs at once, against a server with 20
+/// connection slots for ferry's role (a role's CONNECTION LIMIT refuses a
+/// connection past it as a full server does: `too_many_connections`), 14 of
+/// which another client holds for the first seconds. ferry's cap (10) keeps
+/// it under the slots, its connects wait for the held ones, and every file
+/// loads exactly once with no job failed.
+#[tokio::test]
+async fn a_burst_of_files_waits_for_connection_slots_and_loads_each_once() {
+    let s = Scratch::new("wf_burst").await;
+    let role = unique("burst").replace('-', "_");
+    s.db.batch_execute(&format!("CREATE ROLE {role} LOGIN CONNECTION LIMIT 20"))
+        .await
+        .unwrap();
+    s.db.batch_execute(&format!("CREATE DATABASE {role} OWNER {role}"))
+        .await
+        .unwrap();
+    // The test server's URL as that role, in its own database.
+    let base = database_url();
+    let (base, query) = base.split_once('?').unwrap_or((&base, ""));
+    let (_, host_db) = base.split_once('@').expect("the test URL has user@host");
+    let (host, _) = host_db
+        .rsplit_once('/')
+        .expect("the test URL names a database");
+    let url = format!("postgres://{role}@{host}/{role}?{query}");
+    let cfg = ferry_connectors::pg::PgConfig::from_url_or_env(Some(&url)).unwrap();
+    let mut held = Vec::new();
+    for _ in 0..14 {
+        held.push(cfg.connect().await.unwrap());
+    }
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        drop(held);
+    });
+
+    let specs = s.path("specs");
+    s.spec(
+        "specs/burst",
+        "[source]\nformat = \"csv\"\nheader = true\n[routing]\nkeys = [\"**/*.csv\"]\n[target]\ntable = \"public.burst\"\n",
+        "SELECT * FROM source",
+    );
+    let incoming = s.path("incoming");
+    std::fs::create_dir_all(&incoming).unwrap();
+    for k in 0..1000 {
+        let mut csv = String::from("id,v\n");
+        for i in 0..10 {
+            csv.push_str(&format!("{},file {k}\n", k * 10 + i));
+        }
+        std::fs::write(incoming.join(format!("f{k:04}.csv")), csv).unwrap();
+    }
+    let args: Vec<String> = [
+        "watch",
+        "incoming",
+        "--once",
+        "--concurrency",
+        "16",
+        "--max-connections",
+        "10",
+        "--database-url",
+        &url,
+        "--specs",
+        specs.to_str().unwrap(),
+        "--work-dir",
+        "work",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let dir = s.dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ferry_cmd(&args, &dir, &[]).output().unwrap()
+    })
+    .await
+    .unwrap();
+    release.await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("watch: 1000 succeeded, 0 failed, 0 duplicate events"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no connection slot free; waiting"),
+        "the held slots were never waited for: {}",
+        text(&out)
+    );
+    let db = cfg.connect().await.unwrap();
+    let counts = db
+        .query_one(
+            "SELECT (SELECT count(*) FROM public.burst), (SELECT count(DISTINCT id) FROM public.burst), (SELECT count(*) FROM ferry.loads)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            counts.get::<_, i64>(0),
+            counts.get::<_, i64>(1),
+            counts.get::<_, i64>(2)
+        ),
+        (10_000, 10_000, 1000)
+    );
+    drop(db);
+    s.db.batch_execute(&format!("DROP DATABASE {role} WITH (FORCE)"))
+        .await
+        .unwrap();
+    s.db.batch_execute(&format!("DROP ROLE {role}"))
+        .await
+        .unwrap();
+}
+
 /// The split Loader meets an NDJSON field first seen past the inference
 /// window: the transform task infers the whole file and encodes again (the
 /// first attempt's artifacts cleared), so sql-processor adds the column and
