@@ -419,7 +419,7 @@ impl ArtifactWriter {
             from.push_str(" AND ctid > current_setting('ferry.rewritten_up_to')::tid");
         }
         // From where the table ended first (a small append to a large table
-        // need not read it all); then from RECENT_BLOCKS before (concurrent
+        // need not read it all); then from each of RECENT_BLOCKS before (concurrent
         // appends' rows in blocks another extension left free); the whole
         // table when rows went into free space of older blocks. As the
         // loader's `measure_appended`.
@@ -428,13 +428,24 @@ impl ArtifactWriter {
                 "{from} AND ctid >= format('(%s,0)', greatest(coalesce(current_setting('ferry.last_block', true), '0')::int8 - {back}, 0))::tid"
             )
         };
-        let (tail, recent) = (tail(0), tail(super::load::RECENT_BLOCKS));
         let (select, want) = match (level, sent) {
             (Verify::Full, Some(d)) => (row_digest_select(checks), d.row_sum.to_string()),
             _ => ("count(*)::int8, '0'::text".to_string(), "0".to_string()),
         };
+        let mut attempts = vec![tail(0)];
+        attempts.extend(super::load::RECENT_BLOCKS.iter().map(|&back| tail(back)));
+        attempts.push(from.clone());
+        let retries: String = attempts[1..]
+            .iter()
+            .map(|f| {
+                format!(
+                    "  IF ferry_n IS DISTINCT FROM {rows} THEN\n    SELECT {select} INTO ferry_n, ferry_d FROM {f};\n  END IF;\n"
+                )
+            })
+            .collect();
+        let first = &attempts[0];
         let body = format!(
-            "#variable_conflict use_column\nDECLARE ferry_n bigint; ferry_d text; ferry_x xid := xid(pg_current_xact_id());\nBEGIN\n  SELECT {select} INTO ferry_n, ferry_d FROM {tail};\n  IF ferry_n IS DISTINCT FROM {rows} THEN\n    SELECT {select} INTO ferry_n, ferry_d FROM {recent};\n  END IF;\n  IF ferry_n IS DISTINCT FROM {rows} THEN\n    SELECT {select} INTO ferry_n, ferry_d FROM {from};\n  END IF;\n  IF ferry_n IS DISTINCT FROM {rows} OR ferry_d IS DISTINCT FROM '{want}' THEN\n    RAISE EXCEPTION 'ferry: the receipt does not match, nothing was published: PostgreSQL stored % rows (digest %), ferry wrote {rows} (digest {want}); run ferry load to name the column', ferry_n, ferry_d;\n  END IF;\nEND"
+            "#variable_conflict use_column\nDECLARE ferry_n bigint; ferry_d text; ferry_x xid := xid(pg_current_xact_id());\nBEGIN\n  SELECT {select} INTO ferry_n, ferry_d FROM {first};\n{retries}  IF ferry_n IS DISTINCT FROM {rows} OR ferry_d IS DISTINCT FROM '{want}' THEN\n    RAISE EXCEPTION 'ferry: the receipt does not match, nothing was published: PostgreSQL stored % rows (digest %), ferry wrote {rows} (digest {want}); run ferry load to name the column', ferry_n, ferry_d;\n  END IF;\nEND"
         );
         // The dollar-quote tag must not occur in the body (a column name
         // could hold anything): lengthen it until it does not.
