@@ -6,5 +6,6 @@ mod common;
 mod jobstore;
 mod loader;
 mod notify;
+mod pool;
 mod receipt;
 mod tls;
