@@ -10,24 +10,28 @@
 //! Until the final commit nothing is visible in the target; on any failure the
 //! transaction is rolled back and staging tables are dropped, so a failed load
 //! leaves the target exactly as it was.
+//!
+//! This module holds the session and its publish; `plan` matches the output
+//! to the table, `open` creates what the streams write into, `stream` is one
+//! COPY stream, `keyed` publishes upserts, `prove` the receipt's rows,
+//! `ledger` the `ferry.loads` bookkeeping.
 
 mod keyed;
 mod ledger;
+mod open;
 mod plan;
 mod prove;
+mod stream;
 
 use std::sync::Arc;
 
 use arrow::datatypes::DataType;
 use bytes::Bytes;
-use futures::SinkExt;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_postgres::Client;
 
-use super::catalog::{NewColumn, create_table_sql};
 use super::codec::Codecs;
-use super::codec::binary::{PGCOPY_HEADER, PGCOPY_TRAILER};
 use super::codec::types::PgType;
 use super::connect::PgConfig;
 use super::error::PgError;
@@ -37,9 +41,7 @@ use super::pool::Conn;
 use super::receipt::{
     Check, Digest, Digester, Receipt, ReceiptIds, Verify, VerifyPolicy, plan_checks,
 };
-use super::statements::{
-    CopyFormat, LoadMode, copy_from_stdin_sql, insert_select_sql, ledger_insert_sql,
-};
+use super::statements::{CopyFormat, LoadMode, insert_select_sql, ledger_insert_sql};
 use crate::store::Checksum;
 
 use self::ledger::{ensure_ledger, ledger_knows, previous_load};
@@ -348,152 +350,6 @@ impl LoadSession {
     /// Where encoded chunks go. Drop every clone before calling `finish`.
     pub fn sender(&self) -> mpsc::Sender<CopyChunk> {
         self.sender.clone().unwrap_or_else(|| mpsc::channel(1).0)
-    }
-
-    /// Creates the table the streams write into and starts them.
-    async fn open(&mut self, new_columns: Option<&[NewColumn]>) -> Result<(), PgError> {
-        let req = &self.req;
-        let c = &self.control;
-        let job = short(&req.job_id);
-        let like_target = |t: &QualifiedName, unlogged: bool| -> String {
-            match new_columns {
-                Some(cols) => create_table_sql(t, cols, &[], false, unlogged),
-                None => {
-                    // The target's columns as they are, then the changes it
-                    // will get when publishing (added columns, wider types).
-                    let existing: Vec<String> = self
-                        .copy_columns
-                        .iter()
-                        .filter(|c| {
-                            !self.changes.iter().any(|ch| {
-                                matches!(ch, SchemaChange::AddColumn { column, .. } if column == *c)
-                            })
-                        })
-                        .cloned()
-                        .collect();
-                    let l = super::catalog::column_list(&existing);
-                    let mut sql = format!(
-                        "CREATE {}TABLE {} AS SELECT {} FROM {} WITH NO DATA",
-                        if unlogged { "UNLOGGED " } else { "" },
-                        t.quoted(),
-                        &l[1..l.len() - 1],
-                        req.target.quoted()
-                    );
-                    let alter = changes_ddl(t, &self.changes);
-                    if !alter.is_empty() {
-                        sql.push_str(";\n");
-                        sql.push_str(&alter);
-                    }
-                    sql
-                }
-            }
-        };
-        // The replacement table, built beside the target and swapped in.
-        let replacement = req
-            .target
-            .sibling(format!("{}__ferry_{job}", req.target.name));
-        let replacement_ddl = || -> String {
-            match new_columns {
-                Some(cols) => create_table_sql(&replacement, cols, &[], false, false),
-                None => format!(
-                    "CREATE TABLE {} (LIKE {} INCLUDING ALL)",
-                    replacement.quoted(),
-                    req.target.quoted()
-                ),
-            }
-        };
-        let mut freeze = false;
-        match (self.layout, req.mode) {
-            (Layout::Single, mode) => {
-                exec(c, "BEGIN", "starting the load transaction").await?;
-                self.in_tx = true;
-                match mode {
-                    LoadMode::Append => {
-                        if !self.target_exists {
-                            create_target(c, &req.target, &self.target_ddl).await?;
-                        }
-                        evolve(c, &req.target, &self.changes).await?;
-                        self.rewritten_up_to =
-                            Rows::rewritten_up_to(c, &req.target, &self.changes).await?;
-                        if self.target_exists && req.verify.level != Verify::Off {
-                            self.first_block = Some(Rows::last_block(c, &req.target).await?);
-                        }
-                    }
-                    LoadMode::Replace => {
-                        exec(c, &replacement_ddl(), "creating the replacement table").await?;
-                        evolve(c, &replacement, &self.changes).await?;
-                        self.copy_table = replacement;
-                        freeze = true;
-                    }
-                    LoadMode::Upsert | LoadMode::DeleteInsert => {
-                        if !self.target_exists {
-                            create_target(c, &req.target, &self.target_ddl).await?;
-                        }
-                        evolve(c, &req.target, &self.changes).await?;
-                        let stage = QualifiedName::new("pg_temp", format!("ferry_stage_{job}"));
-                        let l = super::catalog::column_list(&self.copy_columns);
-                        let sql = format!(
-                            "CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA",
-                            stage.quoted(),
-                            &l[1..l.len() - 1],
-                            req.target.quoted()
-                        );
-                        exec(c, &sql, "creating the staging table").await?;
-                        self.copy_table = stage;
-                    }
-                }
-            }
-            (Layout::Staged, LoadMode::Replace) => {
-                drop_leftover(c, &replacement).await?;
-                exec(c, &replacement_ddl(), "creating the replacement table").await?;
-                self.cleanup = Some(replacement.clone());
-                evolve(c, &replacement, &self.changes).await?;
-                self.copy_table = replacement;
-            }
-            (Layout::Staged, _) => {
-                let stage = QualifiedName::new("ferry", format!("stage_{job}"));
-                drop_leftover(c, &stage).await?;
-                exec(c, &like_target(&stage, true), "creating the staging table").await?;
-                self.cleanup = Some(stage.clone());
-                self.copy_table = stage;
-            }
-        }
-        let copy_sql = Arc::new(copy_from_stdin_sql(
-            &self.copy_table,
-            &self.copy_columns,
-            freeze,
-            req.format,
-        ));
-        let (tx, rx) = mpsc::channel::<CopyChunk>(req.streams.max(1) * 2);
-        let rx = Arc::new(Mutex::new(rx));
-        let table = Arc::new(self.copy_table.to_string());
-        if self.layout == Layout::Single {
-            self.streams.push(tokio::spawn(run_stream(
-                self.control.clone(),
-                copy_sql,
-                rx,
-                0,
-                table,
-                req.format,
-            )));
-        } else {
-            for (k, conn) in std::mem::take(&mut self.stream_conns)
-                .into_iter()
-                .enumerate()
-            {
-                let client = Arc::new(conn);
-                self.streams.push(tokio::spawn(run_stream(
-                    client,
-                    copy_sql.clone(),
-                    rx.clone(),
-                    k,
-                    table.clone(),
-                    req.format,
-                )));
-            }
-        }
-        self.sender = Some(tx);
-        Ok(())
     }
 
     /// Waits for the streams, checks the row count, proves the stored rows
@@ -823,19 +679,6 @@ async fn create_target(c: &Client, target: &QualifiedName, ddl: &str) -> Result<
     exec(c, ddl, "creating the target table").await
 }
 
-/// Drops a table this job created in an earlier attempt that died before
-/// cleaning up (a SIGKILLed or lost worker): the staged layouts commit their
-/// staging and replacement tables so that every COPY stream sees them, and
-/// their names are the job's own, so a re-run of the job would collide.
-async fn drop_leftover(c: &Client, table: &QualifiedName) -> Result<(), PgError> {
-    exec(
-        c,
-        &format!("DROP TABLE IF EXISTS {}", table.quoted()),
-        "removing a table an earlier attempt of this job left",
-    )
-    .await
-}
-
 /// Runs the planned schema changes on `table` (the target, or the
 /// replacement or staging table built from it), inside the caller's
 /// transaction when it has one.
@@ -862,94 +705,9 @@ async fn exec(c: &Client, sql: &str, doing: &str) -> Result<(), PgError> {
         .map_err(|e| PgError::db(doing, e))
 }
 
-/// One COPY stream: header, chunks from the shared queue, trailer.
-async fn run_stream(
-    mut client: Arc<Conn>,
-    copy_sql: Arc<String>,
-    rx: Arc<Mutex<mpsc::Receiver<CopyChunk>>>,
-    index: usize,
-    table: Arc<String>,
-    format: CopyFormat,
-) -> Result<u64, PgError> {
-    // (first output row, rows) of each chunk sent, to name the row PostgreSQL rejects.
-    let mut sent: Vec<(u64, u64)> = Vec::new();
-    let result = async {
-        let sink = client.copy_in::<_, Bytes>(copy_sql.as_str()).await?;
-        futures::pin_mut!(sink);
-        let binary = format == CopyFormat::Binary;
-        if binary {
-            sink.send(Bytes::from_static(&PGCOPY_HEADER)).await?;
-        }
-        loop {
-            let next = rx.lock().await.recv().await;
-            let Some(chunk) = next else { break };
-            sent.push((chunk.first_row, chunk.rows));
-            sink.send(chunk.bytes).await?;
-        }
-        if binary {
-            sink.send(Bytes::from_static(&PGCOPY_TRAILER)).await?;
-        }
-        sink.as_mut().finish().await
-    }
-    .await;
-    // A stream of its own connection committed its COPY: it is clean.
-    if result.is_ok()
-        && let Some(c) = Arc::get_mut(&mut client)
-    {
-        c.keep();
-    }
-    result.map_err(|e| {
-        // Stop the producer: nobody else should keep loading into a failed job.
-        if let Ok(mut r) = rx.try_lock() {
-            r.close();
-        }
-        let doing = match copy_line(&e).and_then(|line| locate(&sent, line)) {
-            Some(row) => format!(
-                "loading output row {} into {table} (COPY stream {index})",
-                row + 1
-            ),
-            None => format!("COPY stream {index} into {table}"),
-        };
-        PgError::db(doing, e)
-    })
-}
-
-/// The 1-based tuple number from a COPY error's CONTEXT ("COPY t, line 17, …").
-fn copy_line(e: &tokio_postgres::Error) -> Option<u64> {
-    let ctx = e.as_db_error()?.where_()?;
-    let rest = &ctx[ctx.find(", line ")? + 7..];
-    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-    digits.parse().ok()
-}
-
-fn locate(sent: &[(u64, u64)], line: u64) -> Option<u64> {
-    if line == 0 {
-        return None;
-    }
-    let mut seen = 0;
-    for &(first, rows) in sent {
-        if line <= seen + rows {
-            return Some(first + (line - seen - 1));
-        }
-        seen += rows;
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn locates_rows_across_chunks() {
-        let sent = [(0, 10), (30, 5), (50, 5)];
-        assert_eq!(locate(&sent, 1), Some(0));
-        assert_eq!(locate(&sent, 10), Some(9));
-        assert_eq!(locate(&sent, 11), Some(30));
-        assert_eq!(locate(&sent, 16), Some(50));
-        assert_eq!(locate(&sent, 21), None);
-        assert_eq!(locate(&sent, 0), None);
-    }
 
     #[test]
     fn short_ids() {
