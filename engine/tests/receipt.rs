@@ -382,14 +382,7 @@ async fn an_append_to_a_large_table_is_proven_from_its_end() {
     assert_eq!(receipt(&o)["rows"], 3);
     // The load's backend reports its counters when it ends: wait for the
     // insert to show, then the scan it did is there too.
-    let mut after = stats(&s, &t).await;
-    for _ in 0..50 {
-        if after.0 > ins0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        after = stats(&s, &t).await;
-    }
+    let after = stats_after_insert(&s, &t, ins0).await;
     assert_eq!(after.0, ins0 + 3, "the load's statistics never arrived");
     assert!(
         after.1 - read0 < 200_000,
@@ -488,14 +481,7 @@ async fn rows_in_free_blocks_just_before_the_end_are_proven_without_the_whole_ta
         before_end > 0,
         "the rows went to the last block: the window was not exercised"
     );
-    let mut after = stats(&s, &t).await;
-    for _ in 0..50 {
-        if after.0 > ins0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        after = stats(&s, &t).await;
-    }
+    let after = stats_after_insert(&s, &t, ins0).await;
     assert_eq!(after.0, ins0 + 3, "the load's statistics never arrived");
     let held: i64 = s.scalar(&format!("SELECT count(*) FROM {t}")).await;
     assert!(
@@ -503,6 +489,20 @@ async fn rows_in_free_blocks_just_before_the_end_are_proven_without_the_whole_ta
         "the receipt read the whole table: {} rows of {held}",
         after.1 - read0
     );
+}
+
+/// The table's counters once the load's insert shows in them: its backend
+/// reports them when it ends, so the scan it did is there too.
+async fn stats_after_insert(s: &Scratch, t: &str, ins0: i64) -> (i64, i64) {
+    let mut after = stats(s, t).await;
+    for _ in 0..50 {
+        if after.0 > ins0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        after = stats(s, t).await;
+    }
+    after
 }
 
 /// The table's inserted-rows and sequentially-read-rows counters.

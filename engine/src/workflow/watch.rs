@@ -154,7 +154,7 @@ pub async fn watch(
                 });
             }
             _ = job_ended.notified() => {
-                if producer.is_finished() && rx.is_empty() && counters.in_flight.load(Ordering::SeqCst) == 0 {
+                if drained(&producer, &rx, &counters) {
                     break;
                 }
             }
@@ -166,7 +166,7 @@ pub async fn watch(
                         break;
                     }
                 }
-                if producer.is_finished() && rx.is_empty() && counters.in_flight.load(Ordering::SeqCst) == 0 {
+                if drained(&producer, &rx, &counters) {
                     break;
                 }
             }
@@ -190,6 +190,16 @@ pub async fn watch(
         failed: counters.failed.load(Ordering::Relaxed),
         duplicates: counters.duplicates.load(Ordering::Relaxed),
     })
+}
+
+/// Nothing more will come and nothing runs: the producer ended (a `--once`
+/// listing, a closed watcher), its queue is empty and no job is in flight.
+fn drained<T>(
+    producer: &tokio::task::JoinHandle<T>,
+    rx: &mpsc::Receiver<Work>,
+    counters: &Counters,
+) -> bool {
+    producer.is_finished() && rx.is_empty() && counters.in_flight.load(Ordering::SeqCst) == 0
 }
 
 /// Runs one job and settles its queue message: deleted once the job ended
@@ -303,14 +313,7 @@ async fn watch_dir(
         }
         match Trigger::from_path(&path) {
             Ok(trigger) => {
-                if tx
-                    .send(Work {
-                        trigger,
-                        message: None,
-                    })
-                    .await
-                    .is_err()
-                {
+                if !send(&tx, trigger).await {
                     break;
                 }
             }
@@ -319,6 +322,16 @@ async fn watch_dir(
     }
     drop(watcher);
     Ok(())
+}
+
+/// Hands `trigger` to the job loop; false once the loop has stopped.
+async fn send(tx: &mpsc::Sender<Work>, trigger: Trigger) -> bool {
+    tx.send(Work {
+        trigger,
+        message: None,
+    })
+    .await
+    .is_ok()
 }
 
 /// Sends a job for each file under `dir` now (in name order).
@@ -330,14 +343,7 @@ async fn send_existing(
     for path in super::files_under(dir)? {
         if !ignored(&path, dir, work_dir) {
             let trigger = Trigger::from_path(&path)?;
-            if tx
-                .send(Work {
-                    trigger,
-                    message: None,
-                })
-                .await
-                .is_err()
-            {
+            if !send(tx, trigger).await {
                 return Ok(());
             }
         }
@@ -361,14 +367,7 @@ async fn poll_s3(
                         continue;
                     }
                     let trigger = Trigger::from_listed(&bucket, &o);
-                    if tx
-                        .send(Work {
-                            trigger,
-                            message: None,
-                        })
-                        .await
-                        .is_err()
-                    {
+                    if !send(&tx, trigger).await {
                         return Ok(());
                     }
                 }
