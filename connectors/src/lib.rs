@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod notify;
 pub mod pg;
 pub mod queue;
+pub mod secrets;
 pub mod sfn;
 pub mod store;
 pub mod work;

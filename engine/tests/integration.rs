@@ -12,6 +12,7 @@ mod faults;
 mod first_hour;
 mod fuzz_regressions;
 mod hostile;
+mod lambda;
 mod receipt;
 mod s3;
 mod type_matrix;

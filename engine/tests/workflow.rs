@@ -21,13 +21,13 @@ use ferry_connectors::notify::JobEvent;
 use ferry_connectors::work::Manifest;
 use serde_json::{Value, json};
 
-fn endpoint() -> String {
+pub(crate) fn endpoint() -> String {
     std::env::var("FERRY_TEST_AWS_ENDPOINT_URL").unwrap_or_else(|_| {
         panic!("these tests need the local AWS emulator: run scripts/test (it starts one), or set FERRY_TEST_AWS_ENDPOINT_URL")
     })
 }
 
-fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::now_v7().simple())
 }
 
@@ -40,7 +40,7 @@ fn ferry_aws(args: &[&str], cwd: &Path, extra_env: &[(&str, &str)]) -> Output {
 
 /// `ferry` with the test database, the emulator's endpoint and test
 /// credentials, JSON logs, and none of the caller's job settings.
-fn ferry_cmd(args: &[&str], cwd: &Path, extra_env: &[(&str, &str)]) -> Command {
+pub(crate) fn ferry_cmd(args: &[&str], cwd: &Path, extra_env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
     cmd.args(args)
         .current_dir(cwd)
@@ -60,7 +60,7 @@ fn ferry_cmd(args: &[&str], cwd: &Path, extra_env: &[(&str, &str)]) -> Command {
     cmd
 }
 
-fn text(o: &Output) -> String {
+pub(crate) fn text(o: &Output) -> String {
     format!(
         "exit {:?}\nstdout:\n{}\nstderr:\n{}",
         o.status.code(),
@@ -69,13 +69,13 @@ fn text(o: &Output) -> String {
     )
 }
 
-struct Aws {
+pub(crate) struct Aws {
     config: SdkConfig,
     s3: aws_sdk_s3::Client,
     sqs: aws_sdk_sqs::Client,
 }
 
-async fn aws() -> Aws {
+pub(crate) async fn aws() -> Aws {
     let config = emulator_config(&endpoint()).await;
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&config)
@@ -87,7 +87,7 @@ async fn aws() -> Aws {
 }
 
 impl Aws {
-    async fn bucket(&self, name: &str, eventbridge: bool) {
+    pub(crate) async fn bucket(&self, name: &str, eventbridge: bool) {
         self.s3.create_bucket().bucket(name).send().await.unwrap();
         if eventbridge {
             self.s3
@@ -106,7 +106,7 @@ impl Aws {
         }
     }
 
-    async fn put(&self, bucket: &str, key: &str, body: &[u8]) {
+    pub(crate) async fn put(&self, bucket: &str, key: &str, body: &[u8]) {
         self.s3
             .put_object()
             .bucket(bucket)
@@ -181,7 +181,7 @@ impl Aws {
             .unwrap();
     }
 
-    async fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
+    pub(crate) async fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
         self.s3
             .get_object()
             .bucket(bucket)
@@ -196,7 +196,7 @@ impl Aws {
             .to_vec()
     }
 
-    async fn keys(&self, bucket: &str) -> Vec<String> {
+    pub(crate) async fn keys(&self, bucket: &str) -> Vec<String> {
         self.s3
             .list_objects_v2()
             .bucket(bucket)
@@ -211,7 +211,7 @@ impl Aws {
     }
 }
 
-fn unzip(
+pub(crate) fn unzip(
     bytes: &[u8],
 ) -> (
     Manifest,
@@ -250,7 +250,7 @@ table = "SCHEMA.orders"
 
 /// A specs folder with the orders Loader dataset, routed by `glob`, loading
 /// into the scratch schema.
-fn orders_spec(s: &Scratch, glob: &str) -> std::path::PathBuf {
+pub(crate) fn orders_spec(s: &Scratch, glob: &str) -> std::path::PathBuf {
     let specs = s.path("specs");
     std::fs::create_dir_all(&specs).unwrap();
     s.spec(

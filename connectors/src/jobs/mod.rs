@@ -195,6 +195,13 @@ pub struct Job {
     pub created_at: String,
     /// RFC 3339.
     pub updated_at: String,
+    /// RFC 3339: when the running worker's lease ends whatever it renews,
+    /// set by a worker with a hard deadline (a Lambda invocation ends at its
+    /// timeout, killed mid-step). Another worker may take the job over from
+    /// then on, whatever its own lease setting: the ECS path takes over a
+    /// job its Lambda could not finish without waiting out a 15-minute lease.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until: Option<String>,
     /// Its folder on working storage: `<work>/<job_id>/<ddmmyyyyhhmmss>`.
     pub dir: String,
     /// Runs started (a failed job re-run by a new event counts again).
@@ -257,7 +264,7 @@ pub fn ledger_identity(input: &JobInput) -> String {
 
 /// Now, as RFC 3339 with milliseconds (sorts as text).
 pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    rfc3339(std::time::SystemTime::now())
 }
 
 /// A job-store failure.
@@ -414,6 +421,7 @@ pub fn new_job(
         status: JobStatus::Pending,
         created_at: t.clone(),
         updated_at: t,
+        lease_until: None,
         dir,
         attempts: 0,
         steps: Vec::new(),
@@ -460,13 +468,29 @@ fn refused(job: &Job, detail: &str) -> JobStoreError {
 /// Whether a running job's worker has stopped writing to it for longer than
 /// `lease`: it was killed (SIGKILL, a lost container, a reboot) and will never
 /// finish the job. Workers refresh `updated_at` while a step runs
-/// ([`touch`]), so a live worker's job is never stale.
+/// ([`touch`]), so a live worker's job is never stale. A job whose worker
+/// had a hard deadline ([`Job::lease_until`]) is stale once that has passed.
 pub fn is_stale(job: &Job, lease: std::time::Duration) -> bool {
-    job.status == JobStatus::Running
-        && chrono::DateTime::parse_from_rfc3339(&job.updated_at).is_ok_and(|t| {
-            let idle = chrono::Utc::now().signed_duration_since(t);
-            idle.to_std().is_ok_and(|idle| idle > lease)
-        })
+    if job.status != JobStatus::Running {
+        return false;
+    }
+    let now = chrono::Utc::now();
+    if let Some(until) = job
+        .lease_until
+        .as_deref()
+        .and_then(|u| chrono::DateTime::parse_from_rfc3339(u).ok())
+    {
+        return now > until;
+    }
+    chrono::DateTime::parse_from_rfc3339(&job.updated_at).is_ok_and(|t| {
+        let idle = now.signed_duration_since(t);
+        idle.to_std().is_ok_and(|idle| idle > lease)
+    })
+}
+
+/// `at` as the job store writes times (RFC 3339, milliseconds, UTC).
+pub fn rfc3339(at: std::time::SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(at).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// Records that `ferry jobs undo` removed a succeeded job's rows: the job
@@ -509,16 +533,31 @@ pub async fn claim(
     job_id: &str,
     lease: std::time::Duration,
 ) -> Result<Job, JobStoreError> {
+    claim_until(store, job_id, lease, None).await
+}
+
+/// [`claim`] by a worker that cannot outlive `until` (a Lambda invocation's
+/// deadline): the job records it as [`Job::lease_until`]. `None` clears a
+/// previous worker's deadline.
+pub async fn claim_until(
+    store: &dyn JobStore,
+    job_id: &str,
+    lease: std::time::Duration,
+    until: Option<std::time::SystemTime>,
+) -> Result<Job, JobStoreError> {
+    let until = until.map(rfc3339);
     update(store, job_id, |job| match job.status {
         JobStatus::Pending | JobStatus::Failed => {
             job.status = JobStatus::Running;
             job.attempts += 1;
             job.error = None;
+            job.lease_until = until.clone();
             Ok(())
         }
         JobStatus::Running if is_stale(job, lease) => {
             job.attempts += 1;
             job.error = None;
+            job.lease_until = until.clone();
             Ok(())
         }
         JobStatus::Running => Err(refused(job, "another worker is running it")),

@@ -77,6 +77,16 @@ impl PgConfig {
     /// libpq key/value string, with `PG*` environment variables filling in
     /// whatever it leaves out; from the environment alone when `url` is `None`.
     pub fn from_url_or_env(url: Option<&str>) -> Result<Self, PgError> {
+        Self::from_sources(url, None)
+    }
+
+    /// [`PgConfig::from_url_or_env`] with the settings a Secrets Manager
+    /// secret holds ([`crate::secrets`]) between the two: what the URL
+    /// gives wins, then the secret's fields, then the libpq variables.
+    pub fn from_sources(
+        url: Option<&str>,
+        secret: Option<&crate::secrets::DatabaseSecret>,
+    ) -> Result<Self, PgError> {
         let mut tls = None;
         let mut root_cert = None;
         let mut config = match url {
@@ -90,6 +100,33 @@ impl PgConfig {
             }
             None => Config::new(),
         };
+        if let Some(secret) = secret {
+            if config.get_hosts().is_empty()
+                && let Some(host) = &secret.host
+            {
+                config.host(host);
+            }
+            if config.get_ports().is_empty()
+                && let Some(port) = secret.port
+            {
+                config.port(port);
+            }
+            if config.get_user().is_none()
+                && let Some(user) = &secret.username
+            {
+                config.user(user);
+            }
+            if config.get_password().is_none()
+                && let Some(pw) = &secret.password
+            {
+                config.password(pw);
+            }
+            if config.get_dbname().is_none()
+                && let Some(db) = &secret.dbname
+            {
+                config.dbname(db);
+            }
+        }
         if config.get_hosts().is_empty() {
             config.host(env("PGHOST").unwrap_or_else(|| "localhost".to_string()));
         }

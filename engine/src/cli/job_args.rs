@@ -40,6 +40,12 @@ pub struct JobArgs {
     /// PostgreSQL URL (Loader datasets).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
     database_url: Option<String>,
+    /// An AWS Secrets Manager secret (name or ARN) holding the database's host, port,
+    /// username, password and dbname as RDS writes them, read once at start: for the
+    /// Lambda function, whose environment no runtime fills from a secret (ECS tasks get
+    /// PG* variables instead). Each field the URL leaves out comes from it, then from PG*.
+    #[arg(long, env = "FERRY_DATABASE_SECRET", value_name = "SECRET")]
+    database_secret: Option<String>,
     /// Parallel COPY connections [default: by load mode].
     #[arg(long, value_name = "N")]
     streams: Option<usize>,
@@ -119,9 +125,17 @@ impl JobArgs {
         let store = self.store.open().await?;
         let notifier = ferry_connectors::notify::open(self.notify.as_deref(), &work_dir).await?;
         let (routes, fetched) = Routes::open(&self.specs, route, &work_dir).await?;
-        let pg = match &self.database_url {
-            Some(url) => Some(PgConfig::from_url_or_env(Some(url))?),
-            None => PgConfig::from_url_or_env(None).ok(),
+        let secret = match &self.database_secret {
+            Some(id) => Some(
+                ferry_connectors::secrets::database_secret(id)
+                    .await
+                    .map_err(FerryError::from)?,
+            ),
+            None => None,
+        };
+        let pg = match (&self.database_url, &secret) {
+            (None, None) => PgConfig::from_url_or_env(None).ok(),
+            (url, secret) => Some(PgConfig::from_sources(url.as_deref(), secret.as_ref())?),
         }
         .map(|pg| pg.with_pool(self.max_connections));
         if let Some(pg) = &pg {

@@ -6,6 +6,7 @@
 pub mod convert;
 pub mod job_args;
 pub mod jobs;
+pub mod lambda;
 pub mod load;
 pub mod run;
 pub mod spec;
@@ -99,6 +100,9 @@ enum Command {
     /// Run one step of a job, as a container task of the Step Functions state machines.
     #[command(after_help = task::TASK_HELP)]
     Task(task::TaskArgs),
+    /// Run as an AWS Lambda function: each invocation runs one small object's whole job.
+    #[command(after_help = lambda::LAMBDA_HELP)]
+    Lambda(lambda::LambdaArgs),
     /// Run jobs as objects arrive in a folder, an S3 prefix or an SQS queue of S3 events.
     #[command(after_help = watch::WATCH_HELP)]
     Watch(watch::WatchArgs),
@@ -190,6 +194,7 @@ pub async fn run(cli: Cli, interactive: bool) -> Result<Done, FerryError> {
         Command::Run(args) => run::run(args, interactive).await.map(|()| Done::Ok),
         Command::Task(args) => task::run(args).await.map(|()| Done::Ok),
         Command::Watch(args) => watch::run(args, interactive).await.map(|()| Done::Ok),
+        Command::Lambda(args) => lambda::run(args).await.map(|()| Done::Ok),
         Command::Jobs(cmd) => jobs::run(cmd).await.map(|()| Done::Ok),
         Command::Verify(args) => verify::run(args).await.map(|()| Done::Ok),
         Command::Spec(cmd) => spec::run(cmd).await.map(|()| Done::Ok),

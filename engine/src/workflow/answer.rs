@@ -65,7 +65,13 @@ fn caught_message(name: &str) -> String {
 /// Functions' 32,768-character limit (a long message is cut, and says where
 /// the whole one is).
 pub fn failure_cause(step: &str, e: &FerryError) -> String {
-    const LIMIT: usize = 32_768;
+    failure_cause_within(step, e, 32_768)
+}
+
+/// [`failure_cause`] within `limit` bytes: a Lambda function's error reaches
+/// Step Functions as its cause inside another JSON text, where every quote
+/// of this one is escaped, so it must leave room for that.
+pub fn failure_cause_within(step: &str, e: &FerryError, limit: usize) -> String {
     let full = e.to_string();
     let mut room = full.len();
     loop {
@@ -83,13 +89,13 @@ pub fn failure_cause(step: &str, e: &FerryError) -> String {
         }
         let cause =
             json!({"step": step, "message": message, "retryable": e.retryable()}).to_string();
-        if cause.len() <= LIMIT || room == 0 {
+        if cause.len() <= limit || room == 0 {
             return cause;
         }
         // JSON escapes make the text longer than the message: cut by the overflow and try again.
         room = room
             .min(full.len())
-            .saturating_sub(cause.len() - LIMIT + 128);
+            .saturating_sub(cause.len() - limit + 128);
     }
 }
 

@@ -61,6 +61,11 @@ pub struct Settings {
     /// before another worker may take it over (see [`jobs::is_stale`]);
     /// workers renew it every quarter of this while a step runs.
     pub lease: std::time::Duration,
+    /// The end of this process's life, when it has one it cannot extend (a
+    /// Lambda invocation's timeout): the jobs it claims record it as their
+    /// lease's end ([`jobs::Job::lease_until`]), so the ECS path may take
+    /// over a job the invocation could not finish as soon as it is gone.
+    pub deadline: Option<std::time::SystemTime>,
     /// Where convert writes (`ferry convert --output`, or beside the input);
     /// `None`: the job's output folder, which upload archives.
     pub convert_output: Option<PathBuf>,
@@ -89,6 +94,7 @@ impl Settings {
             progress: false,
             from: ArtifactSource::Pgcopy,
             lease: std::time::Duration::from_secs(15 * 60),
+            deadline: None,
             convert_output: None,
         }
     }

@@ -105,7 +105,14 @@ impl Runtime {
         }
         // A re-run (or a take-over) starts in a fresh run folder.
         let rerun = job.status != JobStatus::Pending;
-        let claimed = match jobs::claim(self.store.as_ref(), &job.job_id, lease).await {
+        let claimed = match jobs::claim_until(
+            self.store.as_ref(),
+            &job.job_id,
+            lease,
+            self.settings.deadline,
+        )
+        .await
+        {
             Ok(j) => j,
             Err(JobStoreError::Refused { .. }) => {
                 // Another worker claimed it between our read and our write.

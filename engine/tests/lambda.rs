@@ -1,0 +1,450 @@
+//! The Lambda fast path, `ferry lambda`, served by a real Lambda runtime API
+//! emulator (`cargo lambda watch --only-lambda-apis`, from PyPI; scripts/aws.sh
+//! installs it beside moto), against real PostgreSQL and the AWS emulator:
+//! one invocation runs a small object's whole job; concurrent invocations for
+//! one object load it once; an invocation killed at its timeout leaves a job
+//! the ECS steps take over at once and finish with the same artifacts.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::{self, Scratch};
+use crate::workflow::{Aws, aws, ferry_cmd, orders_spec, text, unique, unzip};
+
+/// `cargo-lambda`, as scripts/test installs it (into the emulator's virtualenv).
+fn cargo_lambda() -> String {
+    std::env::var("FERRY_TEST_CARGO_LAMBDA").unwrap_or_else(|_| {
+        panic!("these tests need cargo-lambda's runtime API emulator: run scripts/test (scripts/aws.sh installs it), or set FERRY_TEST_CARGO_LAMBDA")
+    })
+}
+
+/// A child process killed when dropped (a test that fails leaves nothing).
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `cargo lambda watch --only-lambda-apis` on `port`: the runtime API the
+/// functions poll and the Invoke API the test calls. An invocation without a
+/// response after `timeout` fails, as Lambda's timeout does.
+fn emulator(port: u16, timeout: Duration, logs: &Path) -> Proc {
+    let log = std::fs::File::create(logs.join("cargo-lambda.log")).unwrap();
+    let child = Command::new(cargo_lambda())
+        .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1"])
+        .args(["-P", &port.to_string()])
+        .args(["--timeout", &timeout.as_secs().to_string()])
+        .args([
+            "--manifest-path",
+            common::repo().join("Cargo.toml").to_str().unwrap(),
+        ])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("starting cargo lambda watch");
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "cargo lambda watch did not listen on {port}: {}",
+            std::fs::read_to_string(logs.join("cargo-lambda.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Proc(child)
+}
+
+/// One sandbox of the function: `ferry lambda` with the variables Lambda
+/// sets, polling the emulator for invocations; its logs go to `log`.
+fn function(port: u16, cwd: &Path, env: &[(&str, &str)], log: &Path) -> Proc {
+    let log = std::fs::File::create(log).unwrap();
+    let child = ferry_cmd(&["lambda"], cwd, env)
+        .env(
+            "AWS_LAMBDA_RUNTIME_API",
+            format!("http://127.0.0.1:{port}/.rt/ferry"),
+        )
+        .env("AWS_LAMBDA_FUNCTION_NAME", "ferry")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "2048")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("starting ferry lambda");
+    Proc(child)
+}
+
+/// Lambda's Invoke API (RequestResponse): the HTTP status and the payload.
+fn invoke(port: u16, payload: &Value) -> (u16, String) {
+    let body = payload.to_string();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST /2015-03-31/functions/ferry/invocations HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let raw = String::from_utf8_lossy(&raw).to_string();
+    let (head, rest) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    (
+        status,
+        if chunked {
+            unchunk(rest)
+        } else {
+            rest.to_string()
+        },
+    )
+}
+
+fn unchunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// An S3 Object Created event, as EventBridge delivers it (the payload the
+/// Orchestrator passes to the function).
+fn event(bucket: &str, key: &str, size: usize) -> Value {
+    json!({"version": "0", "detail-type": "Object Created", "source": "aws.s3",
+           "detail": {"bucket": {"name": bucket}, "object": {"key": key, "size": size}}})
+}
+
+/// The job record of `input` (an s3:// URI).
+fn job_of(input: &str, cwd: &Path, env: &[(&str, &str)]) -> Value {
+    let out = ferry_cmd(&["jobs", "list", "--json"], cwd, env)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let id = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|j| j["input"]["uri"] == input || j["input"] == input)
+        .and_then(|j| j["job_id"].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("no job for {input}: {}", text(&out)));
+    let out = ferry_cmd(&["jobs", "show", &id, "--json"], cwd, env)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The entries of a job's `file.zip` in the output bucket, by name.
+async fn zipped(
+    aws: &Aws,
+    bucket: &str,
+    job_id: &str,
+) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let key = aws
+        .keys(bucket)
+        .await
+        .into_iter()
+        .find(|k| k.contains(job_id) && k.ends_with("file.zip"))
+        .unwrap_or_else(|| panic!("no file.zip of job {job_id} in {bucket}"));
+    let (_, names, mut z) = unzip(&aws.get(bucket, &key).await);
+    names
+        .into_iter()
+        .map(|n| {
+            let mut bytes = Vec::new();
+            z.by_name(&n).unwrap().read_to_end(&mut bytes).unwrap();
+            (n, bytes)
+        })
+        .collect()
+}
+
+const ORDERS: &str = "id,amount,note\n1,1.50,first\n2,,second\n3,3,\"third, quoted\"\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_invocation_runs_a_small_object_s_whole_job_and_concurrent_duplicates_load_it_once() {
+    let s = Scratch::new("lambda_once").await;
+    let specs = orders_spec(&s, "lambda/**/orders-*.csv");
+    let aws = aws().await;
+    let (input, output) = (unique("lambda-in"), unique("lambda-out"));
+    aws.bucket(&input, false).await;
+    aws.bucket(&output, false).await;
+    let key = "lambda/a/orders-1.csv";
+    aws.put(&input, key, ORDERS.as_bytes()).await;
+    let out_uri = format!("s3://{output}/ferry");
+    let env = [
+        ("FERRY_SPECS", specs.to_str().unwrap()),
+        ("FERRY_WORK_DIR", "work"),
+        ("FERRY_OUTPUT", out_uri.as_str()),
+    ];
+    let port = free_port();
+    let _emulator = emulator(port, Duration::from_secs(120), s.dir.path());
+    // Two sandboxes, so the two invocations below run at the same time.
+    let _fns: Vec<Proc> = (0..2)
+        .map(|i| {
+            function(
+                port,
+                s.dir.path(),
+                &env,
+                &s.path(&format!("function-{i}.log")),
+            )
+        })
+        .collect();
+    let e = event(&input, key, ORDERS.len());
+    let both: Vec<(u16, String)> = (0..2)
+        .map(|_| {
+            let e = e.clone();
+            std::thread::spawn(move || invoke(port, &e))
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    let logs = || {
+        (0..2)
+            .map(|i| std::fs::read_to_string(s.path(&format!("function-{i}.log"))).unwrap())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let results: Vec<Value> = both
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, 200, "{body}\n{}", logs());
+            serde_json::from_str(body).unwrap_or_else(|_| panic!("{body}\n{}", logs()))
+        })
+        .collect();
+    let ran: Vec<&Value> = results.iter().filter(|r| r["run"] == true).collect();
+    assert_eq!(
+        ran.len(),
+        1,
+        "exactly one invocation runs the job: {results:?}"
+    );
+    assert_eq!(ran[0]["status"], "succeeded", "{results:?}\n{}", logs());
+    let job_id = ran[0]["job_id"].as_str().unwrap().to_string();
+    assert!(
+        results.iter().all(|r| r["job_id"] == job_id.as_str()),
+        "{results:?}"
+    );
+    let rows: i64 = s
+        .scalar(&format!("SELECT count(*) FROM {}", s.table("orders")))
+        .await;
+    assert_eq!(rows, 3, "loaded once");
+    let ledger: i64 = s
+        .scalar(&format!(
+            "SELECT count(*) FROM ferry.loads WHERE job_id = '{job_id}'"
+        ))
+        .await;
+    assert_eq!(ledger, 1);
+    // The job went through every step of the Loader, in this one invocation.
+    let job = job_of(&format!("s3://{input}/{key}"), s.dir.path(), &env);
+    let steps: Vec<&str> = job["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|st| st["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "create-job",
+            "s3-efs-downloader",
+            "transform+sql-processor",
+            "efs-s3-uploader",
+            "notify"
+        ],
+        "{job}"
+    );
+    assert!(job["lease_until"].is_string(), "{job}");
+    let zip = zipped(&aws, &output, &job_id).await;
+    assert!(
+        zip.keys().any(|n| n.ends_with(".pgcopy")) && zip.contains_key("artifacts/load.sql"),
+        "{:?}",
+        zip.keys()
+    );
+    // A third delivery, after the job ended: nothing runs.
+    let (status, body) = invoke(port, &e);
+    let again: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((status, &again["run"]), (200, &json!(false)), "{body}");
+    let rows: i64 = s
+        .scalar(&format!("SELECT count(*) FROM {}", s.table("orders")))
+        .await;
+    assert_eq!(rows, 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lambda_killed_at_its_timeout_hands_its_job_to_the_ecs_steps_with_the_same_artifacts() {
+    let s = Scratch::new("lambda_timeout").await;
+    let specs = orders_spec(&s, "lambda/**/orders-*.csv");
+    let aws = aws().await;
+    let (input, output) = (unique("lambda-in"), unique("lambda-out"));
+    aws.bucket(&input, false).await;
+    aws.bucket(&output, false).await;
+    let out_uri = format!("s3://{output}/ferry");
+    let timeout = Duration::from_secs(4);
+    let env = [
+        ("FERRY_SPECS", specs.to_str().unwrap()),
+        ("FERRY_WORK_DIR", "work"),
+        ("FERRY_OUTPUT", out_uri.as_str()),
+        ("FERRY_LAMBDA_TIMEOUT_SECONDS", "4"),
+    ];
+    let port = free_port();
+    let _emulator = emulator(port, timeout, s.dir.path());
+    let sandbox = |n: usize| function(port, s.dir.path(), &env, &s.path(&format!("fn-{n}.log")));
+    let mut sandbox_1 = sandbox(1);
+
+    // 1. Objects through the function: the first creates the table (so the
+    //    two compared below find it there alike), the second's artifacts are
+    //    the Lambda path's.
+    let (key_0, key_1, key_2) = (
+        "lambda/0/orders-0.csv",
+        "lambda/a/orders-1.csv",
+        "lambda/b/orders-2.csv",
+    );
+    let mut by_lambda = Value::Null;
+    for key in [key_0, key_1] {
+        aws.put(&input, key, ORDERS.as_bytes()).await;
+        let (status, body) = invoke(port, &event(&input, key, ORDERS.len()));
+        assert_eq!(status, 200, "{body}");
+        by_lambda = serde_json::from_str(&body).unwrap();
+        assert_eq!(by_lambda["status"], "succeeded", "{body}");
+    }
+
+    // 2. The same bytes as another object, while another session holds the
+    //    table: the invocation waits past its timeout, and Lambda kills the
+    //    sandbox (here: the test, as the emulator reports the timeout).
+    let locker = common::client().await;
+    locker
+        .batch_execute(&format!(
+            "BEGIN; LOCK TABLE {} IN ACCESS EXCLUSIVE MODE",
+            s.table("orders")
+        ))
+        .await
+        .unwrap();
+    aws.put(&input, key_2, ORDERS.as_bytes()).await;
+    let e = event(&input, key_2, ORDERS.len());
+    let invoked = std::time::SystemTime::now();
+    let started = Instant::now();
+    let (status, body) = invoke(port, &e);
+    let waited = started.elapsed();
+    assert!(
+        status != 200 || body.contains("errorType"),
+        "the invocation outlived its timeout yet answered: {status} {body}"
+    );
+    assert!(
+        waited >= timeout,
+        "answered after {waited:?}: {status} {body}"
+    );
+    let _ = sandbox_1.0.kill();
+    let _ = sandbox_1.0.wait();
+    let uri = format!("s3://{input}/{key_2}");
+    let job = job_of(&uri, s.dir.path(), &env);
+    assert_eq!(job["status"], "running", "{job}");
+    // The job's lease ends with the invocation, not 15 minutes after its
+    // last renewal: the ECS path need not wait.
+    let until = chrono::DateTime::parse_from_rfc3339(job["lease_until"].as_str().unwrap())
+        .unwrap_or_else(|e| panic!("{e}: {job}"));
+    let latest = chrono::DateTime::<chrono::Utc>::from(invoked + timeout + Duration::from_secs(1));
+    assert!(
+        until <= latest,
+        "lease until {until}, invoked + timeout {latest}"
+    );
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    while chrono::Utc::now() <= until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // 3. The ECS path, one task per step, takes the job over at once.
+    let e_text = e.to_string();
+    let out = ferry_cmd(
+        &["task", "create-job", "--event", &e_text],
+        s.dir.path(),
+        &env,
+    )
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (&created["run"], &created["attempt"], &created["status"]),
+        (&json!(true), &json!(2), &json!("running")),
+        "{created}"
+    );
+    let job_id = created["job_id"].as_str().unwrap().to_string();
+    for step in [
+        "s3-efs-downloader",
+        "transform",
+        "sql-processor",
+        "efs-s3-uploader",
+        "notify",
+    ] {
+        let out = ferry_cmd(&["task", step, "--job-id", &job_id], s.dir.path(), &env)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{step}: {}", text(&out));
+    }
+    let job = job_of(&uri, s.dir.path(), &env);
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let rows: i64 = s
+        .scalar(&format!("SELECT count(*) FROM {}", s.table("orders")))
+        .await;
+    assert_eq!(
+        rows, 9,
+        "each object once: the killed invocation's load rolled back"
+    );
+    let ledger: i64 = s
+        .scalar(&format!(
+            "SELECT count(*) FROM ferry.loads WHERE job_id = '{job_id}'"
+        ))
+        .await;
+    assert_eq!(ledger, 1);
+
+    // 4. The same bytes made the same artifacts, whichever path ran them.
+    let lambda_zip = zipped(&aws, &output, by_lambda["job_id"].as_str().unwrap()).await;
+    let ecs_zip = zipped(&aws, &output, &job_id).await;
+    assert_eq!(
+        lambda_zip.keys().collect::<Vec<_>>(),
+        ecs_zip.keys().collect::<Vec<_>>()
+    );
+    let data: Vec<&String> = lambda_zip
+        .keys()
+        .filter(|n| n.starts_with("artifacts/") && n.as_str() != "artifacts/load.sql")
+        .collect();
+    assert!(data.len() >= 2, "{:?}", lambda_zip.keys());
+    for name in data {
+        let (a, b) = (
+            String::from_utf8_lossy(&lambda_zip[name]),
+            String::from_utf8_lossy(&ecs_zip[name]),
+        );
+        let first = a.lines().zip(b.lines()).find(|(x, y)| x != y);
+        assert!(
+            lambda_zip[name] == ecs_zip[name],
+            "{name} differs between the Lambda and the ECS path, first at {first:?}"
+        );
+    }
+}
