@@ -74,7 +74,11 @@ fn emulator(port: u16, timeout: Duration, logs: &Path) -> Proc {
 /// sets, polling the emulator for invocations; its logs go to `log`.
 fn function(port: u16, cwd: &Path, env: &[(&str, &str)], log: &Path) -> Proc {
     let log = std::fs::File::create(log).unwrap();
-    let child = ferry_cmd(&["lambda"], cwd, env)
+    let mut cmd = ferry_cmd(&["lambda"], cwd, env);
+    if env.iter().any(|(k, _)| *k == "FERRY_DATABASE_SECRET") {
+        cmd.env_remove("DATABASE_URL");
+    }
+    let child = cmd
         .env(
             "AWS_LAMBDA_RUNTIME_API",
             format!("http://127.0.0.1:{port}/.rt/ferry"),
@@ -203,6 +207,26 @@ async fn one_invocation_runs_a_small_object_s_whole_job_and_concurrent_duplicate
         ("FERRY_WORK_DIR", "work"),
         ("FERRY_OUTPUT", out_uri.as_str()),
     ];
+    // The database as the stack gives it to the function: a Secrets Manager
+    // secret in RDS's layout, no URL and no PG* variables.
+    let url = url::Url::parse(&common::database_url()).unwrap();
+    let secret = json!({"engine": "postgres", "host": url.host_str(), "port": url.port().unwrap_or(5432),
+                        "username": url.username(), "password": "unused-by-trust-auth",
+                        "dbname": url.path().trim_start_matches('/')});
+    let secret_arn = aws_sdk_secretsmanager::Client::new(&aws.config)
+        .create_secret()
+        .name(unique("ferry-db"))
+        .secret_string(secret.to_string())
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    let mut fn_env = env.to_vec();
+    fn_env.extend([
+        ("FERRY_DATABASE_SECRET", secret_arn.as_str()),
+        ("PGSSLMODE", "disable"),
+    ]);
     let port = free_port();
     let _emulator = emulator(port, Duration::from_secs(120), s.dir.path());
     // Two sandboxes, so the two invocations below run at the same time.
@@ -211,7 +235,7 @@ async fn one_invocation_runs_a_small_object_s_whole_job_and_concurrent_duplicate
             function(
                 port,
                 s.dir.path(),
-                &env,
+                &fn_env,
                 &s.path(&format!("function-{i}.log")),
             )
         })

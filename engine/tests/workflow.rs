@@ -70,7 +70,7 @@ pub(crate) fn text(o: &Output) -> String {
 }
 
 pub(crate) struct Aws {
-    config: SdkConfig,
+    pub(crate) config: SdkConfig,
     s3: aws_sdk_s3::Client,
     sqs: aws_sdk_sqs::Client,
 }
