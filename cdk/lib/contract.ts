@@ -15,6 +15,8 @@ export interface TaskContract {
   steps: Record<string, { summary: string; command: string[]; outputs: string[] }>;
   /** The notify that ends a job a Catch caught: [..., '--job-id', id, '--caught', name]. */
   notify_failure: { command: string[] };
+  /** The Lambda fast path's command (one whole job per invocation, the event as payload). */
+  lambda?: { command: string[]; payload: string };
   environment: Record<string, { flag: string; help: string }>;
   database_environment: string[];
   job_store: { partition_key: string; status_index: { name: string; partition_key: string; sort_key: string } };
@@ -65,4 +67,11 @@ export function notifyFailureFlag(c: TaskContract): string {
     throw new Error(`ferry's notify_failure command ${JSON.stringify(cmd)} is not notify's plus one flag`);
   }
   return cmd[cmd.length - 2];
+}
+
+/** The command the Lambda function runs (the image's CMD there). */
+export function lambdaCommand(c: TaskContract): string[] {
+  const cmd = c.lambda?.command;
+  if (!cmd || cmd.length === 0) throw new Error('this ferry has no lambda command (containers/ferry-tasks.json has no "lambda")');
+  return cmd;
 }

@@ -9,6 +9,7 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import * as s3 from 'aws-cdk-lib/aws-s3';
@@ -20,6 +21,7 @@ import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { TaskContract, commandFor, envName, loadContract, notifyFailureFlag, REPO_ROOT } from './contract';
 import { ExistingInfra, readExistingInfra } from './existing';
+import { bySize, fastPath } from './fast-path';
 import { operate } from './operations';
 import { reaper } from './reaper';
 import { NEEDS } from './step-needs';
@@ -71,6 +73,8 @@ export class FerryStack extends Stack {
   readonly taskDefinitions: Record<string, ecs.FargateTaskDefinition> = {};
   /** The hourly `ferry jobs gc` task (not a workflow step): sweeps EFS, reports unfinished jobs. */
   readonly gcTask: ecs.FargateTaskDefinition;
+  /** The Lambda fast path's function (undefined when lambdaMaxBytes is 0). */
+  readonly fastPath?: lambda.DockerImageFunction;
   readonly stateMachines: Record<'orchestrator' | 'loader' | 'converter' | 'backfill' | 'reaper', sfn.StateMachine>;
   readonly rule: events.Rule;
   readonly deadLetters: sqs.Queue;
@@ -667,10 +671,34 @@ export class FerryStack extends Stack {
       .when(sfn.Condition.stringEquals('$.job.workflow', 'loader'), startWorkflow('Run Loader', loader))
       .when(sfn.Condition.stringEquals('$.job.workflow', 'converter'), startWorkflow('Run Converter', converter))
       .otherwise(new sfn.Fail(orch, 'UnknownWorkflow', { error: 'ferry.Config', cause: 'create-job named no known workflow' }));
+    const ecsPath = createJob.next(route);
+    // Small objects first try the whole job in one Lambda invocation (see fast-path.ts).
+    if (settings.lambdaMaxBytes > 0) {
+      this.fastPath = fastPath(this, {
+        vpc,
+        subnets: taskSubnets,
+        securityGroup: tasksSg,
+        accessPoint,
+        environment: common,
+        dbPlain,
+        dbSecret,
+        dbSecretKey,
+        rdsCa: RDS_CA,
+        grantSpecsAndNotify: (role) => {
+          if (specsBucket) specsBucket.grantRead(role, `${specsPrefix}/*`);
+          grantNotify(role);
+        },
+        outputPrefix: OUTPUT_PREFIX,
+        retention,
+      });
+    }
+    const start = this.fastPath
+      ? bySize(orch, this.fastPath, settings.lambdaMaxBytes, settings.lambdaTimeoutSeconds, ecsPath)
+      : ecsPath;
     const orchestrator = new sfn.StateMachine(
       this,
       'OrchestratorStateMachine',
-      machineProps(sfn.DefinitionBody.fromChainable(createJob.next(route)), 'ferry: one S3 Object Created event → one job → its workflow'),
+      machineProps(sfn.DefinitionBody.fromChainable(start), 'ferry: one S3 Object Created event → one job → its workflow (small objects in one Lambda invocation)'),
     );
     mayTagTasks(orchestrator);
 

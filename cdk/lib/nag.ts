@@ -109,6 +109,15 @@ export function acknowledgements(stack: FerryStack): Acknowledgement[] {
         'actions, on that one key only (config bucketKeys.output).',
     });
   }
+  if (stack.fastPath) {
+    list.push({
+      scope: stack.fastPath,
+      id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]',
+      reason:
+        'The fast-path function runs in the tasks\' subnets (EFS job folders, the database): Lambda needs the network ' +
+        'interface actions this policy grants, which have no resource-level form, and its CloudWatch Logs writes.',
+    });
+  }
   if (stack.specsBucket) {
     list.push({
       scope: stack,
@@ -154,6 +163,7 @@ export function acknowledgements(stack: FerryStack): Acknowledgement[] {
     'states:DescribeExecution': 'Describe/StopExecution on the executions this state machine starts (names known at run time)',
     'states:StopExecution': 'Describe/StopExecution on the executions this state machine starts (names known at run time)',
     'states:RedriveExecution': "redriving its own Distributed Map runs' child executions (names known at run time)",
+    'lambda:InvokeFunction': 'invoking the fast-path function, at any version or alias an integration may name',
     'ecs:TagResource':
       'tagging the step tasks it starts in the ferry cluster (propagatedTagSource; task ids known at run time, RunTask only)',
   };

@@ -47,6 +47,18 @@ export interface FerrySettings {
   loadFrom: 'pgcopy' | 'sql';
   /** The tasks' CPU architecture, and the image's: `amd64` (x86_64) or `arm64` (Graviton, about 20 % cheaper per vCPU-hour). */
   platform: 'amd64' | 'arm64';
+  /**
+   * Objects of at most this many bytes run their whole job in one Lambda invocation (the fast
+   * path); larger ones, and objects whose event carries no size, take the ECS path. 0 turns the
+   * fast path off. Default 256 MiB: see README "Small files: the Lambda fast path".
+   */
+  lambdaMaxBytes: number;
+  /** The function's memory, MiB (Lambda gives CPU in proportion: 1,769 MiB is one vCPU). */
+  lambdaMemoryMiB: number;
+  /** The function's timeout, seconds (Lambda allows 900 at most); a job not done by then goes to ECS. */
+  lambdaTimeoutSeconds: number;
+  /** Invocations at once (the function's reserved concurrency): the burst cap, and with 2 PostgreSQL connections each, the fast path's share of the database's connections. */
+  lambdaConcurrency: number;
 }
 
 const DEFAULTS: FerrySettings = {
@@ -69,6 +81,10 @@ const DEFAULTS: FerrySettings = {
   loadFrom: 'pgcopy',
   platform: 'amd64',
   runningJobAlarmHours: 24,
+  lambdaMaxBytes: 256 * 1024 * 1024,
+  lambdaMemoryMiB: 2048,
+  lambdaTimeoutSeconds: 900,
+  lambdaConcurrency: 20,
 };
 
 /** Settings from context, each checked; unknown values fail synth with the key's name. */
@@ -131,6 +147,10 @@ export function readSettings(node: Node): FerrySettings {
     workRetentionDays: num('workRetentionDays', 1, 365),
     runningJobAlarmHours: num('runningJobAlarmHours', 1, 720),
     image: image === undefined ? undefined : String(image),
+    lambdaMaxBytes: num('lambdaMaxBytes', 0, 10 * 1024 ** 3),
+    lambdaMemoryMiB: num('lambdaMemoryMiB', 512, 10240),
+    lambdaTimeoutSeconds: num('lambdaTimeoutSeconds', 10, 900),
+    lambdaConcurrency: num('lambdaConcurrency', 1, 1000),
   };
 }
 

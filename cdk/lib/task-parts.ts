@@ -15,15 +15,24 @@ import { Construct } from 'constructs';
  * registry name ECS would get no permission and every task would fail to start.
  */
 export function prebuiltImage(scope: Construct, uri: string): ecs.ContainerImage {
+  const ecrImage = prebuiltEcrImage(scope, uri);
+  return ecrImage ? ecs.ContainerImage.fromEcrRepository(ecrImage.repository, ecrImage.ref) : ecs.ContainerImage.fromRegistry(uri);
+}
+
+/** A prebuilt image's ECR repository and tag or digest; undefined for an image in another registry. */
+export function prebuiltEcrImage(scope: Construct, uri: string): { repository: ecr.IRepository; ref: string } | undefined {
   const m = /^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?\/([^:@]+)(?::([^@]+))?(?:@(.+))?$/.exec(uri);
-  if (!m) return ecs.ContainerImage.fromRegistry(uri);
+  if (!m) return undefined;
   const [, account, region, name, tag, digest] = m;
   const partition = uri.includes('.amazonaws.com.cn/') ? 'aws-cn' : Stack.of(scope).partition;
-  const repository = ecr.Repository.fromRepositoryAttributes(scope, 'ImageRepository', {
-    repositoryArn: `arn:${partition}:ecr:${region}:${account}:repository/${name}`,
-    repositoryName: name,
-  });
-  return ecs.ContainerImage.fromEcrRepository(repository, digest ?? tag ?? 'latest');
+  const id = 'ImageRepository';
+  const repository =
+    (scope.node.tryFindChild(id) as ecr.IRepository | undefined) ??
+    ecr.Repository.fromRepositoryAttributes(scope, id, {
+      repositoryArn: `arn:${partition}:ecr:${region}:${account}:repository/${name}`,
+      repositoryName: name,
+    });
+  return { repository, ref: digest ?? tag ?? 'latest' };
 }
 
 /**

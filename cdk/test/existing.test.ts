@@ -64,7 +64,7 @@ test('the example existing-infra.json: no VPC, no database, no buckets, no topic
     `eventbridge://${example.notify.eventBusName}`);
   const policies = Object.values(template.findResources('AWS::IAM::Policy')).map((p: any) => JSON.stringify(p.Properties));
   const putters = policies.filter((p) => p.includes('events:PutEvents') && p.includes(`event-bus/${example.notify.eventBusName}`));
-  assert.equal(putters.length, 2, 'create-job and notify may put job events');
+  assert.equal(putters.length, 3, 'create-job, notify and the fast-path function may put job events');
   // Specs are read from the given prefix, by create-job.
   assert.equal(Object.fromEntries(container(template, 'create-job').Environment.map((e: any) => [e.Name, e.Value])).FERRY_SPECS,
     example.specsUri);
@@ -97,8 +97,8 @@ test('parts are optional: an existing SNS topic (with its key), everything else 
     `sns://${topic}`);
   const notifyPolicy = Object.values(template.findResources('AWS::IAM::Policy')).map((p: any) => JSON.stringify(p.Properties))
     .filter((p) => p.includes('sns:Publish'));
-  assert.ok(notifyPolicy.length === 2 && notifyPolicy.every((p) => p.includes(topic) && p.includes(key) && p.includes('kms:GenerateDataKey')),
-    'create-job and notify may publish to the topic and use its key');
+  assert.ok(notifyPolicy.length === 3 && notifyPolicy.every((p) => p.includes(topic) && p.includes(key) && p.includes('kms:GenerateDataKey')),
+    'create-job, notify and the fast-path function may publish to the topic and use its key');
 });
 
 test("SSE-KMS buckets of the account's: each role that reads one may decrypt with its key, each that writes may encrypt", () => {

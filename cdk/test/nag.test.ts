@@ -26,7 +26,7 @@ test('every acknowledgement is used and explains itself', () => {
   const acks = acknowledgements(stack);
   for (const a of acks) assert.ok(a.reason.length > 60, `${a.id}: the reason is too thin`);
   // The same stack without acknowledgements: each acknowledged finding must really be there.
-  const bare = new App({ context: { ...FLAGS, image: 'example.com/ferry:test' } });
+  const bare = new App({ context: { ...FLAGS, image: '123456789012.dkr.ecr.us-east-1.amazonaws.com/ferry:test' } });
   new FerryStack(bare, 'Ferry');
   const raw = new AwsSolutionsChecks().validateScope(bare).violations.map((v) => v.ruleName);
   for (const a of acks) assert.ok(raw.includes(a.id), `${a.id} is acknowledged but never found`);

@@ -283,7 +283,9 @@ test('state machines: one ECS task per step with the CLI command, task tokens, r
     assert.equal(states.Failed.ErrorPath, '$.job.error.Error');
   }
   const o = allStates(defs.Orchestrator);
-  assert.equal(defs.Orchestrator.StartAt, 'create-job');
+  // Small objects first go to the fast path (its own test below); the rest start at create-job.
+  assert.equal(defs.Orchestrator.StartAt, 'By size');
+  assert.equal(o['By size'].Default, 'create-job');
   assert.equal(
     o['create-job: task'].Parameters.Overrides.ContainerOverrides[0]['Command.$'],
     "States.Array('task', 'create-job', '--event', States.JsonToString($))",
@@ -344,11 +346,11 @@ test('dataset specs: in S3 by default, read by create-job only (later steps read
   };
   assert.match(env(template, 'create-job'), new RegExp(`"s3://",\\{"Ref":"${logicalId(stack.specsBucket!)}"\\},"/sql"`));
   assert.equal(template.toJSON().Resources[logicalId(stack.specsBucket!)].Properties.VersioningConfiguration.Status, 'Enabled');
-  // Which task roles may read the specs bucket: create-job's, nobody else's.
+  // Which roles may read the specs bucket: create-job's (and the function's that runs it), nobody else's.
   const readers = Object.entries(template.findResources('AWS::IAM::Policy'))
     .filter(([, p]: [string, any]) => JSON.stringify(p.Properties.PolicyDocument).includes(logicalId(stack.specsBucket!)))
-    .map(([id]) => id.replace(/TaskRoleDefaultPolicy.*$/, ''));
-  assert.deepEqual(readers, ['Taskcreatejob']);
+    .map(([id]) => id.replace(/(TaskRole|ServiceRole)DefaultPolicy.*$/, ''));
+  assert.deepEqual(readers.sort(), ['FastPath', 'Taskcreatejob'], 'create-job, and the fast-path function, which runs create-job');
   const { stack: baked, template: bt } = build({ specs: 'image' });
   assert.equal(baked.specsBucket, undefined);
   assert.equal(env(bt, 'transform'), '"/opt/ferry/sql"');

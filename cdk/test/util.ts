@@ -11,7 +11,7 @@ export const FLAGS = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'cdk.
 
 /** The stack as `cdk synth` builds it (a fixed image: no Docker asset staging in unit tests). */
 export function build(context: Record<string, unknown> = {}): { app: App; stack: FerryStack; template: Template } {
-  const app = new App({ context: { ...FLAGS, image: 'example.com/ferry:test', ...context } });
+  const app = new App({ context: { ...FLAGS, image: '123456789012.dkr.ecr.us-east-1.amazonaws.com/ferry:test', ...context } });
   const stack = new FerryStack(app, 'Ferry');
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   acknowledgeFindings(stack);

@@ -20,6 +20,9 @@ pub fn task_contract(root: &clap::Command) -> Value {
     let task = root
         .find_subcommand("task")
         .expect("the CLI has a task subcommand");
+    let lambda = root
+        .find_subcommand("lambda")
+        .expect("the CLI has a lambda subcommand");
     let mut steps = serde_json::Map::new();
     for step in Step::TASKS {
         let (flag, placeholder) = if step == Step::CreateJob {
@@ -37,7 +40,11 @@ pub fn task_contract(root: &clap::Command) -> Value {
         );
     }
     let mut environment = serde_json::Map::new();
-    for arg in root.get_arguments().chain(task.get_arguments()) {
+    for arg in root
+        .get_arguments()
+        .chain(task.get_arguments())
+        .chain(lambda.get_arguments())
+    {
         if let Some(env) = arg.get_env() {
             environment.insert(
                 env.to_string_lossy().into_owned(),
@@ -69,6 +76,12 @@ pub fn task_contract(root: &clap::Command) -> Value {
         // caught error's name (its cause may be 32 KiB: it stays in the state).
         "notify_failure": {
             "command": ["task", Step::Notify.name(), "--job-id", "<job id>", "--caught", "<error name>"],
+        },
+        // The Lambda fast path: the same binary, one whole job per invocation,
+        // whose payload is the event create-job would take.
+        "lambda": {
+            "command": ["lambda"],
+            "payload": "EventBridge S3 Object Created event, JSON",
         },
         "database_environment": ["PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGSSLMODE", "PGSSLROOTCERT"],
         // From the error table: the names of every class ferry's errors fall into.
