@@ -40,6 +40,15 @@ IAM) filled in.
    and an EventBridge rule starts an execution only if its target's role may.
    Without enforcement all of this is inert.
 
+6. Lambda functions run in Docker in moto (and an image function not at all). Here
+   `POST /_ferry/lambda` with {"function": NAME, "url": URL, "timeout": SECONDS}
+   sends that function's invocations to a Lambda Invoke API at URL instead (the
+   tests run `cargo lambda watch`, whose runtime API the real `ferry lambda`
+   polls), answered as Lambda answers: a function error with
+   X-Amz-Function-Error and its errorType, an invocation that outlives its
+   timeout (kept here) as Sandbox.Timedout. And an invocation is judged by IAM as
+   lambda:InvokeFunction on the function's ARN.
+
 Everything else is moto as published. scripts/aws.sh starts this.
 """
 
@@ -283,6 +292,16 @@ def _resource(self):
         if task:
             return task if task.startswith("arn:") else arn("ecs", f"task/{cluster}/{task}")
         return "*"
+    if service == "LambdaResponse":
+        # /2015-03-31/functions/<name or ARN>/invocations
+        import re
+        from urllib.parse import unquote
+
+        m = re.search(r"/functions/([^/]+)/", unquote(self.path))
+        if not m:
+            return "*"
+        name = m.group(1)
+        return name if name.startswith("arn:") else arn("lambda", f"function:{name}")
     if service == "EventsHandler":
         if action == "PutEvents":
             bus = _first(p.get("Entries"), 0, "EventBusName") or "default"
@@ -304,9 +323,10 @@ def patch_iam():
     from moto.secretsmanager.responses import SecretsManagerResponse
     from moto.sns.responses import SNSResponse
     from moto.stepfunctions.responses import StepFunctionResponse
+    from moto.awslambda.responses import LambdaResponse
 
     for cls in (DynamoHandler, SNSResponse, SecretsManagerResponse, StepFunctionResponse,
-                EC2ContainerServiceResponse, EventsHandler):
+                EC2ContainerServiceResponse, EventsHandler, LambdaResponse):
         cls._determine_resource = _resource
 
     # DynamoDB has no IAM action for transactions: AWS authorizes each item as its own action
@@ -327,6 +347,20 @@ def patch_iam():
                 del self._get_action
 
     DynamoHandler._authenticate_and_authorize_normal_action = authorize
+
+    # Lambda's Invoke API is authorized as lambda:InvokeFunction (moto asks about lambda:Invoke).
+    own_lambda_authorize = LambdaResponse._authenticate_and_authorize_normal_action
+
+    def authorize_lambda(self, resource="*"):
+        if self._get_action() != "Invoke":
+            return own_lambda_authorize(self, resource)
+        self._get_action = lambda: "InvokeFunction"
+        try:
+            own_lambda_authorize(self, resource)
+        finally:
+            del self._get_action
+
+    LambdaResponse._authenticate_and_authorize_normal_action = authorize_lambda
 
     # A refusal of a JSON-protocol request (DynamoDB, ECS, Step Functions, Secrets Manager, …)
     # answers in JSON, as AWS does, so an SDK reads its code and message.
@@ -426,6 +460,45 @@ def _checks_pass_role(client, role):
     client.run_task = checked
 
 
+# Function name → {"url": its Invoke API, "timeout": seconds} (see 6. above).
+LAMBDAS = {}
+
+
+def patch_lambda_invoke():
+    import urllib.error
+    import urllib.request
+
+    from moto.awslambda.models import LambdaBackend
+
+    own = LambdaBackend.invoke
+
+    def invoke(self, function_name, qualifier, body, headers, response_headers):
+        fn = self.get_function(function_name, qualifier)
+        target = LAMBDAS.get(fn.function_name)
+        if target is None:
+            return own(self, function_name, qualifier, body, headers, response_headers)
+        data = body if isinstance(body, bytes) else (body or "{}").encode()
+        req = urllib.request.Request(target["url"], data=data, method="POST",
+                                     headers={"Content-Type": "application/json"})
+        timed_out = json.dumps({"errorType": "Sandbox.Timedout",
+                                "errorMessage": f"Task timed out after {target['timeout']:.2f} seconds"}).encode()
+        try:
+            # The function's timeout is kept here: the emulator's own applies to its idle polls too.
+            with urllib.request.urlopen(req, timeout=target["timeout"]) as r:
+                return r.read()
+        except urllib.error.HTTPError as e:
+            payload = e.read()
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return timed_out if e.code in (408, 504) else payload
+        except (TimeoutError, urllib.error.URLError) as e:
+            if not isinstance(e, TimeoutError) and not isinstance(getattr(e, "reason", None), TimeoutError):
+                raise
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return timed_out
+
+    LambdaBackend.invoke = invoke
+
+
 FAULTS = []
 
 
@@ -482,6 +555,13 @@ def patch_fault_injection():
 
     class WithFaults(DomainDispatcherApplication):
         def __call__(self, environ, start_response):
+            if environ.get("PATH_INFO") == "/_ferry/lambda" and environ.get("REQUEST_METHOD") == "POST":
+                size = int(environ.get("CONTENT_LENGTH") or 0)
+                target = json.loads(environ["wsgi.input"].read(size) or b"{}")
+                LAMBDAS[target["function"]] = {"url": target["url"], "timeout": float(target.get("timeout", 900))}
+                body = json.dumps(LAMBDAS).encode()
+                start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+                return [body]
             if environ.get("PATH_INFO") == "/_ferry/faults":
                 method = environ.get("REQUEST_METHOD")
                 if method == "POST":
@@ -510,6 +590,7 @@ def main():
     patch_task_failure_cause()
     patch_events_to_states()
     patch_fault_injection()
+    patch_lambda_invoke()
     patch_iam()
     from moto.server import main as moto_main
 

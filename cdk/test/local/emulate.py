@@ -162,6 +162,15 @@ def deploy(template, aws, resolve, pg, suffix):
         )["taskDefinition"]["taskDefinitionArn"]
         resolve.refs[lid] = arn
         out["task_definitions"][p["Family"]] = containers[0]
+    # The fast path's function: named here, created by create_functions() once its role exists.
+    out["functions"] = {}
+    for lid, r in of_type(template, "AWS::Lambda::Function"):
+        if r["Properties"].get("PackageType") != "Image":
+            continue  # CDK's own custom-resource handlers: they do not run here
+        name = f"ferry-{lid.lower()[:40]}-{suffix}"
+        arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+        resolve.refs[lid], resolve.refs[f"{lid}.Arn"] = name, arn
+        out["functions"][lid] = {"name": name, "arn": arn}
     # State machines, children first (the orchestrator and the backfill name them).
     machines = dict(of_type(template, "AWS::StepFunctions::StateMachine"))
     out["machines"] = {}
@@ -233,6 +242,22 @@ def grant(template, aws, resolve, suffix):
     key = iam.create_access_key(UserName=user)["AccessKey"]
     sessions["admin"] = {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
     return sessions
+
+
+def create_functions(template, aws, resolve, deployed):
+    """Creates the fast path's function as synthesized (its role exists now, see grant()); adds its
+    role, timeout, reserved concurrency and environment to deployed["functions"]."""
+    lam = aws("lambda")
+    for lid, f in deployed["functions"].items():
+        p = resolve(template["Resources"][lid]["Properties"])
+        env = p.get("Environment", {}).get("Variables", {})
+        lam.create_function(FunctionName=f["name"], Role=p["Role"], PackageType="Image",
+                            Code={"ImageUri": p["Code"]["ImageUri"]}, Timeout=int(p["Timeout"]),
+                            MemorySize=int(p["MemorySize"]), Environment={"Variables": env},
+                            ImageConfig=p.get("ImageConfig", {}))
+        f.update(role=p["Role"], timeout=int(p["Timeout"]), memory=int(p["MemorySize"]), environment=env,
+                 command=p.get("ImageConfig", {}).get("Command", []),
+                 concurrency=int(p.get("ReservedConcurrentExecutions", 1)))
 
 
 def enforce_iam(endpoint, on):

@@ -112,6 +112,11 @@ impl Retention {
 }
 
 impl JobArgs {
+    /// Where the dataset specs are (a folder or an S3 prefix).
+    pub fn specs(&self) -> &std::path::Path {
+        &self.specs
+    }
+
     /// `route`: whether this command routes inputs (create-job, run, watch). The
     /// other steps read the spec pinned in their job's folder, so specs in S3 are
     /// not fetched for them (and their task roles need no access to the specs).

@@ -10,6 +10,7 @@
 //! create-job may take the job over at once: the job records this
 //! invocation's deadline as its lease's end (`Job::lease_until`).
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -17,6 +18,7 @@ use clap::Args;
 use ferry_engine::error::FerryError;
 use ferry_engine::load::ArtifactSource;
 use ferry_engine::workflow::event::Trigger;
+use ferry_engine::workflow::route::Routes;
 use ferry_engine::workflow::{Runtime, Step, answer};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -66,19 +68,24 @@ pub struct LambdaArgs {
 
 /// `ferry lambda`: serves invocations until Lambda ends the sandbox.
 pub async fn run(args: LambdaArgs) -> Result<(), FerryError> {
-    let runtime = args
+    let mut runtime = args
         .job
         .runtime(false, ArtifactSource::Pgcopy, true)
         .await?;
+    let specs = args.job.specs().to_path_buf();
+    // Specs fetched from S3 go to the sandbox's own /tmp, not to working storage, where a
+    // sandbox Lambda ends without notice would leave them.
+    refresh_specs(&mut runtime, &specs).await?;
     let timeout = Duration::from_secs(args.timeout_seconds);
     // One invocation at a time per sandbox (Lambda's model); the lock only
     // lets each invocation set its own deadline.
     let runtime = Arc::new(Mutex::new(runtime));
     let handler = service_fn(move |event: LambdaEvent<Value>| {
         let runtime = runtime.clone();
+        let specs = specs.clone();
         async move {
             let mut rt = runtime.lock().await;
-            invoke(&mut rt, timeout, event).await
+            invoke(&mut rt, &specs, timeout, event).await
         }
     });
     lambda_runtime::run(handler)
@@ -89,13 +96,21 @@ pub async fn run(args: LambdaArgs) -> Result<(), FerryError> {
 /// One invocation: one object's whole job.
 async fn invoke(
     rt: &mut Runtime,
+    specs: &Path,
     timeout: Duration,
     event: LambdaEvent<Value>,
 ) -> Result<Value, Diagnostic> {
     let received = SystemTime::now();
     rt.settings.deadline = Some(deadline(event.context.deadline, received, timeout));
     let request = event.context.request_id.clone();
+    let key = event.payload["detail"]["object"]["key"]
+        .as_str()
+        .unwrap_or("");
+    tracing::info!(request_id = %request, key, "lambda invocation started");
     let outcome = async {
+        // A sandbox lives for hours: each job routes by the specs as they are now, as
+        // create-job on ECS does (a dataset added or changed is seen at once).
+        refresh_specs(rt, specs).await?;
         let trigger = Trigger::from_event(&event.payload.to_string())?
             .with_identity()
             .await?;
@@ -116,6 +131,15 @@ async fn invoke(
             })
         }
     }
+}
+
+/// Reads the dataset specs again (from S3 into this sandbox's temporary
+/// folder, which replaces the previous copy).
+async fn refresh_specs(rt: &mut Runtime, specs: &Path) -> Result<(), FerryError> {
+    let (routes, fetched) = Routes::open(specs, true, &std::env::temp_dir()).await?;
+    rt.routes = routes;
+    rt.fetched_specs = fetched;
+    Ok(())
 }
 
 /// When this invocation can no longer be alive: the runtime's deadline, or
