@@ -81,8 +81,9 @@ impl PgConfig {
     }
 
     /// [`PgConfig::from_url_or_env`] with the settings a Secrets Manager
-    /// secret holds ([`crate::secrets`]) between the two: what the URL
-    /// gives wins, then the secret's fields, then the libpq variables.
+    /// secret holds ([`crate::secrets`]) after both: what the URL gives
+    /// wins, then the libpq variables (an account's own database: its
+    /// endpoint given plainly), then the secret's fields.
     pub fn from_sources(
         url: Option<&str>,
         secret: Option<&crate::secrets::DatabaseSecret>,
@@ -100,57 +101,41 @@ impl PgConfig {
             }
             None => Config::new(),
         };
-        if let Some(secret) = secret {
-            if config.get_hosts().is_empty()
-                && let Some(host) = &secret.host
-            {
-                config.host(host);
-            }
-            if config.get_ports().is_empty()
-                && let Some(port) = secret.port
-            {
-                config.port(port);
-            }
-            if config.get_user().is_none()
-                && let Some(user) = &secret.username
-            {
-                config.user(user);
-            }
-            if config.get_password().is_none()
-                && let Some(pw) = &secret.password
-            {
-                config.password(pw);
-            }
-            if config.get_dbname().is_none()
-                && let Some(db) = &secret.dbname
-            {
-                config.dbname(db);
-            }
-        }
+        // Each setting the URL leaves out: the libpq variable, else the secret's field.
+        let secret = secret.cloned().unwrap_or_default();
         if config.get_hosts().is_empty() {
-            config.host(env("PGHOST").unwrap_or_else(|| "localhost".to_string()));
+            let host = env("PGHOST").or(secret.host);
+            config.host(host.unwrap_or_else(|| "localhost".to_string()));
         }
-        if config.get_ports().is_empty()
-            && let Some(port) = env("PGPORT")
-        {
-            let port = port
-                .parse()
-                .map_err(|_| PgError::Config(format!("PGPORT {port:?} is not a port number")))?;
-            config.port(port);
+        if config.get_ports().is_empty() {
+            match env("PGPORT") {
+                Some(port) => {
+                    let port = port.parse().map_err(|_| {
+                        PgError::Config(format!("PGPORT {port:?} is not a port number"))
+                    })?;
+                    config.port(port);
+                }
+                None => {
+                    if let Some(port) = secret.port {
+                        config.port(port);
+                    }
+                }
+            }
         }
         if config.get_user().is_none() {
             let user = env("PGUSER")
+                .or(secret.username)
                 .or_else(|| env("USER"))
                 .unwrap_or_else(|| "postgres".to_string());
             config.user(user);
         }
         if config.get_password().is_none()
-            && let Some(pw) = env("PGPASSWORD")
+            && let Some(pw) = env("PGPASSWORD").or(secret.password)
         {
             config.password(pw);
         }
         if config.get_dbname().is_none()
-            && let Some(db) = env("PGDATABASE")
+            && let Some(db) = env("PGDATABASE").or(secret.dbname)
         {
             config.dbname(db);
         }
@@ -536,6 +521,50 @@ impl ServerCertVerifier for ChainOnly {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_fills_what_the_url_leaves_out() {
+        // Only what neither the URL nor a PG* variable gives comes from the secret; this test
+        // sets no PG* variable, so it holds wherever the variables it checks are unset.
+        let secret: crate::secrets::DatabaseSecret = serde_json::from_str(
+            r#"{"engine": "postgres", "host": "db.internal", "port": "6432", "username": "ferry",
+                "password": "s3cret", "dbname": "warehouse"}"#,
+        )
+        .unwrap();
+        let pg =
+            PgConfig::from_sources(Some("postgres://loader@url-host/"), Some(&secret)).unwrap();
+        let hosts: Vec<String> = pg
+            .config
+            .get_hosts()
+            .iter()
+            .map(|h| match h {
+                Host::Tcp(h) => h.clone(),
+                #[allow(unreachable_patterns)]
+                _ => String::new(),
+            })
+            .collect();
+        assert_eq!(hosts, ["url-host"]);
+        assert_eq!(pg.config.get_user(), Some("loader"));
+        if std::env::var_os("PGPASSWORD").is_none() {
+            assert_eq!(pg.config.get_password(), Some(&b"s3cret"[..]));
+        }
+        // No URL: the secret's server (a URL's host comes with its port).
+        let pg = PgConfig::from_sources(None, Some(&secret)).unwrap();
+        if std::env::var_os("PGHOST").is_none() {
+            assert!(matches!(&pg.config.get_hosts()[0], Host::Tcp(h) if h == "db.internal"));
+        }
+        if std::env::var_os("PGPORT").is_none() {
+            assert_eq!(pg.config.get_ports(), [6432]);
+        }
+        if std::env::var_os("PGUSER").is_none() {
+            assert_eq!(pg.config.get_user(), Some("ferry"));
+        }
+        if std::env::var_os("PGDATABASE").is_none() {
+            assert_eq!(pg.config.get_dbname(), Some("warehouse"));
+        }
+        let bad = serde_json::from_str::<crate::secrets::DatabaseSecret>(r#"{"port": "x"}"#);
+        assert!(bad.is_err());
+    }
 
     #[test]
     fn strips_tls_params_from_urls() {

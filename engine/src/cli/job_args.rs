@@ -43,7 +43,7 @@ pub struct JobArgs {
     /// An AWS Secrets Manager secret (name or ARN) holding the database's host, port,
     /// username, password and dbname as RDS writes them, read once at start: for the
     /// Lambda function, whose environment no runtime fills from a secret (ECS tasks get
-    /// PG* variables instead). Each field the URL leaves out comes from it, then from PG*.
+    /// PG* variables instead). Each field neither the URL nor a PG* variable gives comes from it.
     #[arg(long, env = "FERRY_DATABASE_SECRET", value_name = "SECRET")]
     database_secret: Option<String>,
     /// Parallel COPY connections [default: by load mode].
