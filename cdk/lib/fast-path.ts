@@ -25,11 +25,14 @@ export const LAMBDA_DB_CONNECTIONS = 2;
  * (Lambda reports Sandbox.Timedout; older runtimes and the optimized integration may say
  * Lambda.Unknown; the state's own timeout is States.Timeout) or memory (Runtime.OutOfMemory, or
  * the process killed: Runtime.ExitError), or Lambda would not run it (throttled past the retries,
- * a service fault). A job the invocation claimed records the invocation's deadline as its lease's
- * end, so the ECS create-job takes it over. ferry's own errors (ferry.*) are the job's verdict and
- * fail the execution as they do on the ECS path.
+ * a service fault), or the job failed transiently (ferry.Transient: a database restart, a
+ * throttled service) and a second invocation did too. A job the invocation claimed records the
+ * invocation's deadline as its lease's end, so the ECS create-job takes it over; a transiently
+ * failed job (not notified by `ferry lambda`) is re-run by it. ferry's other errors (ferry.*)
+ * are the job's verdict and fail the execution as they do on the ECS path.
  */
 export const HAND_OFF_ERRORS = [
+  'ferry.Transient',
   'Sandbox.Timedout',
   'States.Timeout',
   'Lambda.Unknown',
@@ -160,6 +163,8 @@ export function bySize(scope: Construct, fn: lambda.IFunction, maxBytes: number,
     maxAttempts: 10,
     jitterStrategy: sfn.JitterType.FULL,
   });
+  // A transient failure (the job is left failed, not notified): once more after a pause, then ECS.
+  invoke.addRetry({ errors: ['ferry.Transient'], interval: Duration.seconds(10), maxAttempts: 1, jitterStrategy: sfn.JitterType.FULL });
   invoke.addRetry({
     errors: ['Lambda.ServiceException', 'Lambda.AWSLambdaException', 'Lambda.SdkClientException'],
     interval: Duration.seconds(2),
@@ -170,7 +175,7 @@ export function bySize(scope: Construct, fn: lambda.IFunction, maxBytes: number,
   // The invocation's lease ends at its deadline; the pause makes sure it has passed before
   // create-job looks (Fargate's start alone takes longer in AWS; locally it does not).
   const handOff = new sfn.Wait(scope, 'Hand the object to ECS', {
-    comment: 'Lambda could not finish it (time, memory, throttling): its job lease runs out with the invocation',
+    comment: 'Lambda could not finish it (time, memory, throttling, a transient failure): its job lease runs out with the invocation',
     time: sfn.WaitTime.duration(Duration.seconds(5)),
   });
   handOff.next(ecsPath);

@@ -78,7 +78,11 @@ test('a Lambda that runs out of time or memory, or is throttled past its retries
   assert.deepEqual(failed.ErrorEquals, ['States.ALL']);
   assert.equal(states[failed.Next].Type, 'Fail');
   assert.equal(states[failed.Next].ErrorPath, '$.error.Error');
-  for (const e of ['ferry.Input', 'ferry.Target', 'ferry.Transient']) assert.ok(!handOff.ErrorEquals.includes(e), e);
+  for (const e of ['ferry.Input', 'ferry.Target', 'ferry.Config', 'ferry.Invalid']) assert.ok(!handOff.ErrorEquals.includes(e), e);
+  // A transient failure is tried once more in Lambda, then handed to ECS (whose steps retry).
+  const transient = invoke.Retry.find((r: any) => r.ErrorEquals.includes('ferry.Transient'));
+  assert.equal(transient.MaxAttempts, 1);
+  assert.ok(handOff.ErrorEquals.includes('ferry.Transient'));
   // A burst past the reserved concurrency queues in jittered retries before it goes to ECS.
   const throttled = invoke.Retry.find((r: any) => r.ErrorEquals.includes('Lambda.TooManyRequestsException'));
   assert.equal(throttled.JitterStrategy, 'FULL');

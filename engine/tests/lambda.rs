@@ -488,3 +488,65 @@ async fn a_lambda_killed_at_its_timeout_hands_its_job_to_the_ecs_steps_with_the_
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transient_failure_in_lambda_is_not_notified_and_a_new_attempt_finishes_the_job() {
+    let s = Scratch::new("lambda_transient").await;
+    let specs = orders_spec(&s, "lambda/**/orders-*.csv");
+    let aws = aws().await;
+    let (input, output) = (unique("lambda-in"), unique("lambda-out"));
+    aws.bucket(&input, false).await;
+    aws.bucket(&output, false).await;
+    let out_uri = format!("s3://{output}/ferry");
+    let env = [
+        ("FERRY_SPECS", specs.to_str().unwrap()),
+        ("FERRY_WORK_DIR", "work"),
+        ("FERRY_OUTPUT", out_uri.as_str()),
+    ];
+    // The database is down (nothing listens there) while the function runs the job.
+    let mut down = env.to_vec();
+    down.extend([
+        ("DATABASE_URL", "postgres://postgres@127.0.0.1:1/postgres"),
+        ("PGCONNECT_TIMEOUT", "2"),
+    ]);
+    let port = free_port();
+    let _emulator = emulator(port, 1, s.dir.path());
+    let _sandbox = function(port, s.dir.path(), &down, &s.path("fn.log"));
+    let key = "lambda/a/orders-1.csv";
+    aws.put(&input, key, ORDERS.as_bytes()).await;
+    let e = event(&input, key, ORDERS.len());
+    let (status, body) = invoke(port, &e);
+    let error: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{status} {body}"));
+    assert_eq!(error["errorType"], "ferry.Transient", "{body}");
+    let uri = format!("s3://{input}/{key}");
+    let job = job_of(&uri, s.dir.path(), &env);
+    assert_eq!(
+        (&job["status"], &job["error"]["name"]),
+        (&json!("failed"), &json!("ferry.Transient")),
+        "{job}"
+    );
+    // No event yet: the state machine tries again (then hands the object to ECS).
+    let events = || std::fs::read_to_string(s.path("work/events.jsonl")).unwrap_or_default();
+    assert_eq!(events(), "", "a transient failure was notified");
+    // The next attempt (here the ECS path's create-job and steps) finishes it, with one event.
+    let out = ferry_cmd(&["run", "--event", &e.to_string()], s.dir.path(), &env)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let job = job_of(&uri, s.dir.path(), &env);
+    assert_eq!(
+        (&job["status"], &job["attempts"]),
+        (&json!("succeeded"), &json!(2)),
+        "{job}"
+    );
+    let sent: Vec<Value> = events()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["status"], "succeeded");
+    let rows: i64 = s
+        .scalar(&format!("SELECT count(*) FROM {}", s.table("orders")))
+        .await;
+    assert_eq!(rows, 3);
+}

@@ -32,7 +32,9 @@ each invocation's payload is an S3 Object Created event as EventBridge delivers 
 (the Orchestrator state machine passes its input), and the invocation runs that
 object's whole job, as `ferry run --event` would. The result is the job's summary
 (job_id, status, run, rows, outputs); a failed job fails the invocation with its
-error name (ferry.Input, ferry.Target, …) as errorType, for the state machine.
+error name (ferry.Input, ferry.Target, …) as errorType, for the state machine. A job
+that failed transiently (ferry.Transient) is left failed but not notified: the state
+machine tries again, then hands the object to the ECS path, which notifies the outcome.
 
 Configured like `ferry task` (FERRY_JOB_STORE, FERRY_WORK_DIR, FERRY_SPECS,
 FERRY_OUTPUT, FERRY_NOTIFY, DATABASE_URL or PG*). The Lambda runtime sets
@@ -76,6 +78,9 @@ pub async fn run(args: LambdaArgs) -> Result<(), FerryError> {
     // Specs fetched from S3 go to the sandbox's own /tmp, not to working storage, where a
     // sandbox Lambda ends without notice would leave them.
     refresh_specs(&mut runtime, &specs).await?;
+    // A transient failure is the state machine's to retry (and then to hand to ECS), which
+    // notifies the job's outcome once.
+    runtime.settings.notify_transient = false;
     let timeout = Duration::from_secs(args.timeout_seconds);
     // One invocation at a time per sandbox (Lambda's model); the lock only
     // lets each invocation set its own deadline.

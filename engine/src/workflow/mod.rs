@@ -66,6 +66,11 @@ pub struct Settings {
     /// lease's end ([`jobs::Job::lease_until`]), so the ECS path may take
     /// over a job the invocation could not finish as soon as it is gone.
     pub deadline: Option<std::time::SystemTime>,
+    /// Whether a job that fails transiently (`ferry.Transient`) is notified
+    /// at once. `ferry lambda` leaves such a job to its state machine, which
+    /// tries again and then hands the object to the ECS path (whose steps
+    /// retry, and which notifies the outcome): one job, one event.
+    pub notify_transient: bool,
     /// Where convert writes (`ferry convert --output`, or beside the input);
     /// `None`: the job's output folder, which upload archives.
     pub convert_output: Option<PathBuf>,
@@ -95,6 +100,7 @@ impl Settings {
             from: ArtifactSource::Pgcopy,
             lease: std::time::Duration::from_secs(15 * 60),
             deadline: None,
+            notify_transient: true,
             convert_output: None,
         }
     }
@@ -390,7 +396,15 @@ impl Runtime {
     async fn run_steps(&self, job_id: &str, steps: &[Step]) -> Result<Job, FerryError> {
         for &step in steps {
             if let Err(e) = self.run_step(job_id, step).await {
-                if let Err(n) = self.notify(job_id, Some(job_error(step, &e))).await {
+                if e.retryable() && !self.settings.notify_transient {
+                    // Failed, so the next attempt may re-run it at once; no event: the
+                    // outcome of that attempt is the job's.
+                    let error = Some(job_error(step, &e));
+                    if let Err(f) = jobs::finish(self.store.as_ref(), job_id, error, None).await {
+                        tracing::error!(job_id = %job_id, error = %f, "could not record the failure");
+                    }
+                    tracing::warn!(job_id = %job_id, error = %e, "transient failure, not notified: the job is tried again");
+                } else if let Err(n) = self.notify(job_id, Some(job_error(step, &e))).await {
                     tracing::error!(job_id = %job_id, error = %n, "could not send the failure event");
                 }
                 return Err(e);
