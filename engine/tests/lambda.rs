@@ -211,22 +211,62 @@ async fn zipped(
 
 const ORDERS: &str = "id,amount,note\n1,1.50,first\n2,,second\n3,3,\"third, quoted\"\n";
 
+/// What each test starts from: a scratch schema with the orders dataset routed
+/// from `lambda/**/orders-*.csv`, and an input and an output bucket.
+struct World {
+    s: Scratch,
+    aws: Aws,
+    input: String,
+    output: String,
+    specs: String,
+    out_uri: String,
+}
+
+impl World {
+    async fn new(name: &str) -> World {
+        let s = Scratch::new(name).await;
+        let specs = orders_spec(&s, "lambda/**/orders-*.csv");
+        let aws = aws().await;
+        let (input, output) = (unique("lambda-in"), unique("lambda-out"));
+        aws.bucket(&input, false).await;
+        aws.bucket(&output, false).await;
+        let out_uri = format!("s3://{output}/ferry");
+        let specs = specs.to_str().unwrap().to_string();
+        World {
+            s,
+            aws,
+            input,
+            output,
+            specs,
+            out_uri,
+        }
+    }
+
+    /// The job settings every process of the test shares (the function,
+    /// `ferry task`, `ferry jobs`).
+    fn env(&self) -> Vec<(&str, &str)> {
+        vec![
+            ("FERRY_SPECS", self.specs.as_str()),
+            ("FERRY_WORK_DIR", "work"),
+            ("FERRY_OUTPUT", self.out_uri.as_str()),
+        ]
+    }
+
+    /// Rows in the orders table.
+    async fn orders(&self) -> i64 {
+        self.s
+            .scalar(&format!("SELECT count(*) FROM {}", self.s.table("orders")))
+            .await
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn one_invocation_runs_a_small_object_s_whole_job_and_concurrent_duplicates_load_it_once() {
-    let s = Scratch::new("lambda_once").await;
-    let specs = orders_spec(&s, "lambda/**/orders-*.csv");
-    let aws = aws().await;
-    let (input, output) = (unique("lambda-in"), unique("lambda-out"));
-    aws.bucket(&input, false).await;
-    aws.bucket(&output, false).await;
+    let w = World::new("lambda_once").await;
+    let (s, aws, input, output) = (&w.s, &w.aws, &w.input, &w.output);
     let key = "lambda/a/orders-1.csv";
     aws.put(&input, key, ORDERS.as_bytes()).await;
-    let out_uri = format!("s3://{output}/ferry");
-    let env = [
-        ("FERRY_SPECS", specs.to_str().unwrap()),
-        ("FERRY_WORK_DIR", "work"),
-        ("FERRY_OUTPUT", out_uri.as_str()),
-    ];
+    let env = w.env();
     // The database as the stack gives it to the function: a Secrets Manager
     // secret in RDS's layout, no URL and no PG* variables.
     let url = url::Url::parse(&common::database_url()).unwrap();
@@ -295,9 +335,7 @@ async fn one_invocation_runs_a_small_object_s_whole_job_and_concurrent_duplicate
         results.iter().all(|r| r["job_id"] == job_id.as_str()),
         "{results:?}"
     );
-    let rows: i64 = s
-        .scalar(&format!("SELECT count(*) FROM {}", s.table("orders")))
-        .await;
+    let rows = w.orders().await;
     assert_eq!(rows, 3, "loaded once");
     let ledger: i64 = s
         .scalar(&format!(
@@ -335,28 +373,17 @@ async fn one_invocation_runs_a_small_object_s_whole_job_and_concurrent_duplicate
     let (status, body) = invoke(port, &e);
     let again: Value = serde_json::from_str(&body).unwrap();
     assert_eq!((status, &again["run"]), (200, &json!(false)), "{body}");
-    let rows: i64 = s
-        .scalar(&format!("SELECT count(*) FROM {}", s.table("orders")))
-        .await;
+    let rows = w.orders().await;
     assert_eq!(rows, 3);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lambda_killed_at_its_timeout_hands_its_job_to_the_ecs_steps_with_the_same_artifacts() {
-    let s = Scratch::new("lambda_timeout").await;
-    let specs = orders_spec(&s, "lambda/**/orders-*.csv");
-    let aws = aws().await;
-    let (input, output) = (unique("lambda-in"), unique("lambda-out"));
-    aws.bucket(&input, false).await;
-    aws.bucket(&output, false).await;
-    let out_uri = format!("s3://{output}/ferry");
+    let w = World::new("lambda_timeout").await;
+    let (s, aws, input, output) = (&w.s, &w.aws, &w.input, &w.output);
     let timeout = Duration::from_secs(4);
-    let env = [
-        ("FERRY_SPECS", specs.to_str().unwrap()),
-        ("FERRY_WORK_DIR", "work"),
-        ("FERRY_OUTPUT", out_uri.as_str()),
-        ("FERRY_LAMBDA_TIMEOUT_SECONDS", "4"),
-    ];
+    let mut env = w.env();
+    env.push(("FERRY_LAMBDA_TIMEOUT_SECONDS", "4"));
     let port = free_port();
     let _emulator = emulator(port, 1, s.dir.path());
     let sandbox = |n: usize| function(port, s.dir.path(), &env, &s.path(&format!("fn-{n}.log")));
@@ -450,9 +477,7 @@ async fn a_lambda_killed_at_its_timeout_hands_its_job_to_the_ecs_steps_with_the_
     }
     let job = job_of(&uri, s.dir.path(), &env);
     assert_eq!(job["status"], "succeeded", "{job}");
-    let rows: i64 = s
-        .scalar(&format!("SELECT count(*) FROM {}", s.table("orders")))
-        .await;
+    let rows = w.orders().await;
     assert_eq!(
         rows, 9,
         "each object once: the killed invocation's load rolled back"
@@ -491,18 +516,9 @@ async fn a_lambda_killed_at_its_timeout_hands_its_job_to_the_ecs_steps_with_the_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_transient_failure_in_lambda_is_not_notified_and_a_new_attempt_finishes_the_job() {
-    let s = Scratch::new("lambda_transient").await;
-    let specs = orders_spec(&s, "lambda/**/orders-*.csv");
-    let aws = aws().await;
-    let (input, output) = (unique("lambda-in"), unique("lambda-out"));
-    aws.bucket(&input, false).await;
-    aws.bucket(&output, false).await;
-    let out_uri = format!("s3://{output}/ferry");
-    let env = [
-        ("FERRY_SPECS", specs.to_str().unwrap()),
-        ("FERRY_WORK_DIR", "work"),
-        ("FERRY_OUTPUT", out_uri.as_str()),
-    ];
+    let w = World::new("lambda_transient").await;
+    let (s, aws, input) = (&w.s, &w.aws, &w.input);
+    let env = w.env();
     // The database is down (nothing listens there) while the function runs the job.
     let mut down = env.to_vec();
     down.extend([
@@ -545,8 +561,6 @@ async fn a_transient_failure_in_lambda_is_not_notified_and_a_new_attempt_finishe
         .collect();
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0]["status"], "succeeded");
-    let rows: i64 = s
-        .scalar(&format!("SELECT count(*) FROM {}", s.table("orders")))
-        .await;
+    let rows = w.orders().await;
     assert_eq!(rows, 3);
 }

@@ -1,12 +1,16 @@
 """The synthesized template, created in the local AWS emulator: its resources as
 the checks of run_synthesized.py need them (buckets, the jobs table, topics,
 queues, the secret, network ids, the ECS cluster and task definitions, the state
-machines with their synthesized ASL and roles, the EventBridge rules), then its
-IAM roles with exactly their synthesized policies, and moto's IAM enforcement.
+machines with their synthesized ASL and roles, the EventBridge rules, the fast
+path's function), then its IAM roles with exactly their synthesized policies, and
+moto's IAM enforcement; and the few helpers the checks share (waiting for
+executions, psql).
 """
 
 import json
 import re
+import subprocess
+import time
 import urllib.request
 
 REGION = "us-east-1"
@@ -265,3 +269,25 @@ def enforce_iam(endpoint, on):
     req = urllib.request.Request(endpoint + "/moto-api/reset-auth", data=(b"0" if on else b"inf"), method="POST",
                                  headers={"Content-Type": "text/plain"})
     urllib.request.urlopen(req).read()
+
+
+# ---------------------------------------------------------------- shared by the checks
+
+# What the stack sets PGSSLROOTCERT to (cdk/lib/ferry-stack.ts RDS_CA): the image's RDS CA bundle.
+RDS_CA_BUNDLE = "/etc/ssl/certs/rds-global-bundle.pem"
+
+
+def wait_executions(sfn, machine, count, timeout=180):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        ex = sfn.list_executions(stateMachineArn=machine)["executions"]
+        done = [e for e in ex if e["status"] != "RUNNING"]
+        if len(ex) >= count and len(done) == len(ex):
+            return ex
+        time.sleep(0.3)
+    raise SystemExit(f"timeout: {machine} has {sfn.list_executions(stateMachineArn=machine)['executions']}")
+
+
+def psql(url, sql):
+    return subprocess.run(["psql", url, "-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql], capture_output=True,
+                          text=True, check=True).stdout.strip()
