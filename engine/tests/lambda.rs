@@ -265,7 +265,7 @@ async fn one_invocation_runs_a_small_object_s_whole_job_and_concurrent_duplicate
     let w = World::new("lambda_once").await;
     let (s, aws, input, output) = (&w.s, &w.aws, &w.input, &w.output);
     let key = "lambda/a/orders-1.csv";
-    aws.put(&input, key, ORDERS.as_bytes()).await;
+    aws.put(input, key, ORDERS.as_bytes()).await;
     let env = w.env();
     // The database as the stack gives it to the function: a Secrets Manager
     // secret in RDS's layout, no URL and no PG* variables.
@@ -300,7 +300,7 @@ async fn one_invocation_runs_a_small_object_s_whole_job_and_concurrent_duplicate
             )
         })
         .collect();
-    let e = event(&input, key, ORDERS.len());
+    let e = event(input, key, ORDERS.len());
     let both: Vec<(u16, String)> = (0..2)
         .map(|_| {
             let e = e.clone();
@@ -363,7 +363,7 @@ async fn one_invocation_runs_a_small_object_s_whole_job_and_concurrent_duplicate
         "{job}"
     );
     assert!(job["lease_until"].is_string(), "{job}");
-    let zip = zipped(&aws, &output, &job_id).await;
+    let zip = zipped(aws, output, &job_id).await;
     assert!(
         zip.keys().any(|n| n.ends_with(".pgcopy")) && zip.contains_key("artifacts/load.sql"),
         "{:?}",
@@ -399,8 +399,8 @@ async fn a_lambda_killed_at_its_timeout_hands_its_job_to_the_ecs_steps_with_the_
     );
     let mut by_lambda = Value::Null;
     for key in [key_0, key_1] {
-        aws.put(&input, key, ORDERS.as_bytes()).await;
-        let (status, body) = invoke(port, &event(&input, key, ORDERS.len()));
+        aws.put(input, key, ORDERS.as_bytes()).await;
+        let (status, body) = invoke(port, &event(input, key, ORDERS.len()));
         assert_eq!(status, 200, "{body}");
         by_lambda = serde_json::from_str(&body).unwrap();
         assert_eq!(by_lambda["status"], "succeeded", "{body}");
@@ -417,8 +417,8 @@ async fn a_lambda_killed_at_its_timeout_hands_its_job_to_the_ecs_steps_with_the_
         ))
         .await
         .unwrap();
-    aws.put(&input, key_2, ORDERS.as_bytes()).await;
-    let e = event(&input, key_2, ORDERS.len());
+    aws.put(input, key_2, ORDERS.as_bytes()).await;
+    let e = event(input, key_2, ORDERS.len());
     let invoked = std::time::SystemTime::now();
     let started = Instant::now();
     let answer = invoke_within(port, &e, timeout);
@@ -490,8 +490,8 @@ async fn a_lambda_killed_at_its_timeout_hands_its_job_to_the_ecs_steps_with_the_
     assert_eq!(ledger, 1);
 
     // 4. The same bytes made the same artifacts, whichever path ran them.
-    let lambda_zip = zipped(&aws, &output, by_lambda["job_id"].as_str().unwrap()).await;
-    let ecs_zip = zipped(&aws, &output, &job_id).await;
+    let lambda_zip = zipped(aws, output, by_lambda["job_id"].as_str().unwrap()).await;
+    let ecs_zip = zipped(aws, output, &job_id).await;
     assert_eq!(
         lambda_zip.keys().collect::<Vec<_>>(),
         ecs_zip.keys().collect::<Vec<_>>()
@@ -529,8 +529,8 @@ async fn a_transient_failure_in_lambda_is_not_notified_and_a_new_attempt_finishe
     let _emulator = emulator(port, 1, s.dir.path());
     let _sandbox = function(port, s.dir.path(), &down, &s.path("fn.log"));
     let key = "lambda/a/orders-1.csv";
-    aws.put(&input, key, ORDERS.as_bytes()).await;
-    let e = event(&input, key, ORDERS.len());
+    aws.put(input, key, ORDERS.as_bytes()).await;
+    let e = event(input, key, ORDERS.len());
     let (status, body) = invoke(port, &e);
     let error: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{status} {body}"));
     assert_eq!(error["errorType"], "ferry.Transient", "{body}");
