@@ -342,12 +342,11 @@ pub async fn upload(file: &Path, dest: &str) -> Result<Uploaded, StoreError> {
                 detail: e.to_string(),
                 retryable: false,
             };
-            if let Some(parent) = path.parent() {
-                tokio::fs::create_dir_all(parent).await.map_err(werr)?;
-            }
-            let tmp = path.with_extension("partial");
-            let bytes = tokio::fs::copy(file, &tmp).await.map_err(werr)?;
-            tokio::fs::rename(&tmp, &path).await.map_err(werr)?;
+            let (file, dest) = (file.to_path_buf(), path.clone());
+            let bytes = tokio::task::spawn_blocking(move || place_file(&file, &dest))
+                .await
+                .map_err(|e| werr(std::io::Error::other(e)))?
+                .map_err(werr)?;
             Ok(Uploaded {
                 uri: path.display().to_string(),
                 bytes,
@@ -355,6 +354,12 @@ pub async fn upload(file: &Path, dest: &str) -> Result<Uploaded, StoreError> {
             })
         }
         Location::S3 { bucket, key, uri } => {
+            // A file smaller than a part goes in one request, not three.
+            let size = tokio::fs::metadata(file).await.map_err(ioerr)?.len();
+            if size < PART_BYTES as u64 {
+                let bytes = tokio::fs::read(file).await.map_err(ioerr)?;
+                return put(bytes, dest).await;
+            }
             let store = s3_store(&bucket)?;
             let object = ObjectPath::parse(&key).map_err(|e| StoreError {
                 uri: uri.clone(),
@@ -370,7 +375,9 @@ pub async fn upload(file: &Path, dest: &str) -> Result<Uploaded, StoreError> {
             let mut bytes = 0u64;
             let result = async {
                 loop {
-                    let mut buf = vec![0u8; PART_BYTES];
+                    // A part's buffer no larger than what is left of the file.
+                    let left = size.saturating_sub(bytes).max(1);
+                    let mut buf = vec![0u8; PART_BYTES.min(left as usize)];
                     let mut filled = 0;
                     while filled < buf.len() {
                         let n = input.read(&mut buf[filled..]).await.map_err(ioerr)?;
@@ -401,6 +408,78 @@ pub async fn upload(file: &Path, dest: &str) -> Result<Uploaded, StoreError> {
             Ok(Uploaded {
                 uri,
                 bytes,
+                etag: put.e_tag,
+            })
+        }
+    }
+}
+
+/// Puts a local file at `dest` (a local path) under its final name at once:
+/// a hard link when both are on one file system (no bytes copied and no new
+/// file: the source is a finished artifact that is replaced, never
+/// rewritten), else a copy beside it renamed into place. Returns its size.
+fn place_file(file: &Path, dest: &Path) -> std::io::Result<u64> {
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let tmp = dest.with_extension("partial");
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let bytes = match std::fs::hard_link(file, &tmp) {
+        Ok(()) => std::fs::metadata(&tmp)?.len(),
+        Err(_) => std::fs::copy(file, &tmp)?,
+    };
+    std::fs::rename(&tmp, dest)?;
+    Ok(bytes)
+}
+
+/// Writes `bytes` to `dest`, as [`upload`] does a file: a small document
+/// built in memory (a job's `manifest.json`) needs no file of its own on
+/// working storage first.
+pub async fn put(bytes: Vec<u8>, dest: &str) -> Result<Uploaded, StoreError> {
+    let werr = |e: std::io::Error| StoreError {
+        uri: dest.to_string(),
+        detail: e.to_string(),
+        retryable: false,
+    };
+    match Location::parse(dest)? {
+        Location::Local(path) => {
+            let target = path.clone();
+            let n = bytes.len() as u64;
+            tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                let tmp = target.with_extension("partial");
+                std::fs::write(&tmp, &bytes)?;
+                std::fs::rename(&tmp, &target)
+            })
+            .await
+            .map_err(|e| werr(std::io::Error::other(e)))?
+            .map_err(werr)?;
+            Ok(Uploaded {
+                uri: path.display().to_string(),
+                bytes: n,
+                etag: None,
+            })
+        }
+        Location::S3 { bucket, key, uri } => {
+            let store = s3_store(&bucket)?;
+            let object = ObjectPath::parse(&key).map_err(|e| StoreError {
+                uri: uri.clone(),
+                detail: e.to_string(),
+                retryable: false,
+            })?;
+            let n = bytes.len() as u64;
+            let put = store
+                .put(&object, bytes.into())
+                .await
+                .map_err(|e| classify(&uri, e))?;
+            Ok(Uploaded {
+                uri,
+                bytes: n,
                 etag: put.e_tag,
             })
         }
@@ -540,7 +619,8 @@ fn hash_file(path: &Path, wanted: &dyn Fn() -> bool) -> std::io::Result<String> 
     use std::io::Read;
     let mut file = std::fs::File::open(path)?;
     let mut hasher = xxhash_rust::xxh3::Xxh3Default::new();
-    let mut buf = vec![0u8; 1 << 20];
+    let len = file.metadata().map_or(1 << 20, |m| m.len());
+    let mut buf = vec![0u8; (len as usize).clamp(8 << 10, 1 << 20)];
     loop {
         if !wanted() {
             return Err(std::io::Error::other("stopped: nobody waits for it"));

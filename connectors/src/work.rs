@@ -7,8 +7,9 @@
 //!     artifacts/…              .sql parts + load.sql, .pgcopy parts (Loader)
 //!     output/…                 the converted file and its reports (Converter)
 //!     transform.json           what the transform step wrote, for sql-processor
-//!     manifest.json            files, rows and checksums of file.zip
-//!     file.zip                 what efs-s3-uploader uploads
+//!     file.zip                 what efs-s3-uploader uploads (its manifest.json inside)
+//! <work>/specs/<hash>/         a routed dataset spec as jobs ran it, shared by
+//!                              every job pinned to the same files (see [`SpecPin`])
 //! ```
 //!
 //! Every path under a job folder is built here from parts that are checked
@@ -16,12 +17,94 @@
 //! so nothing an object key says can place a file outside its job folder.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::store::StoreError;
+
+/// A dataset spec pinned for the jobs that run with it:
+/// `<work>/specs/<hash>/`, named by the hash of its files, written once and
+/// read by every later step of every job routed to the same spec. A copy
+/// per job would say the same thing at the cost of a folder and two files
+/// created and removed per job, which on small inputs is a large share of
+/// the job (file creation is the dearest file-system call). The folders are
+/// a few KB each, one per version of a spec, and are kept: an unfinished or
+/// failed job may still need its version, and `ferry jobs gc` leaves
+/// everything that is not a job folder alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecPin {
+    root: PathBuf,
+}
+
+impl SpecPin {
+    /// `<work>/specs/<hash>`: `hash` must be 32 lowercase hex digits.
+    pub fn new(work: &Path, hash: &str) -> Result<SpecPin, StoreError> {
+        if hash.len() != 32 || !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(bad(hash, "a spec pin is named by 32 hex digits"));
+        }
+        let work = std::path::absolute(work)
+            .map_err(|e| bad(&work.display().to_string(), &e.to_string()))?;
+        Ok(SpecPin {
+            root: work.join("specs").join(hash),
+        })
+    }
+
+    /// Re-opens a pin recorded in a job: it must be `<work>/specs/<hash>`
+    /// under `work` (a tampered job record cannot point elsewhere).
+    pub fn existing(work: &Path, recorded: &str) -> Result<SpecPin, StoreError> {
+        let path = Path::new(recorded);
+        let hash = path.file_name().and_then(|s| s.to_str()).unwrap_or("");
+        let pin = SpecPin::new(work, hash)?;
+        if std::path::absolute(path).ok().as_deref() != Some(pin.root.as_path()) {
+            return Err(bad(
+                recorded,
+                &format!("not a spec pin under {}", work.join("specs").display()),
+            ));
+        }
+        Ok(pin)
+    }
+
+    /// The folder itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Writes the pin's files unless it exists: into a fresh folder beside
+    /// it, renamed into place, so a reader never sees half a pin and two
+    /// workers pinning the same spec at once both end with the same one.
+    pub fn write(&self, files: &[(&str, &[u8])]) -> std::io::Result<()> {
+        if self.root.join("dataset.toml").is_file() {
+            return Ok(());
+        }
+        let parent = self.root.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent)?;
+        let tmp = parent.join(format!(".pin-{}", uuid::Uuid::now_v7()));
+        let written = (|| {
+            for (name, bytes) in files {
+                let path = tmp.join(name);
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                std::fs::write(&path, bytes)?;
+            }
+            std::fs::rename(&tmp, &self.root)
+        })();
+        match written {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                // Another worker pinned the same files first.
+                if self.root.join("dataset.toml").is_file() {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+}
 
 /// A job's folder on working storage.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,13 +182,15 @@ impl JobDir {
     pub fn zip(&self) -> PathBuf {
         self.root.join("file.zip")
     }
-    /// The dataset spec the job was routed with, copied in by create-job:
-    /// every later step reads this copy, so a spec edited (or a specs
+    /// The dataset spec a one-off job ran with (`ferry load`, `ferry
+    /// convert`: the flags over the spec folder's), written by create-job;
+    /// and where jobs created before [`SpecPin`] pinned a routed spec.
+    /// Every later step reads the pinned copy, so a spec edited (or a specs
     /// prefix re-synced) mid-job cannot change the job's remaining steps.
     pub fn spec(&self) -> PathBuf {
         self.root.join("spec")
     }
-    /// A file directly in the job folder (`transform.json`, `manifest.json`).
+    /// A file directly in the job folder (`transform.json`, `load.json`).
     pub fn file(&self, name: &str) -> PathBuf {
         self.root.join(name)
     }
@@ -234,14 +319,27 @@ pub enum ArchiveError {
     Escapes(String),
 }
 
-/// Writes `manifest.json` and `file.zip` (the manifest first, then each
-/// entry, deflated at a fast level; ZIP64 for files over 4 GiB) into the job
-/// folder, checksumming each file as it is copied in (one read per file).
+/// What [`archive`] wrote.
+#[derive(Debug, Clone)]
+pub struct Archived {
+    /// The manifest, with every file's checksum.
+    pub manifest: Manifest,
+    /// The manifest as `manifest.json` holds it, inside the zip and for
+    /// upload beside it (never a file in the job folder: one file fewer to
+    /// create and remove per job).
+    pub manifest_json: Vec<u8>,
+    /// Size of `file.zip`.
+    pub zip_bytes: u64,
+}
+
+/// Writes `file.zip` into the job folder: each entry, deflated at a fast
+/// level (ZIP64 for files over 4 GiB), then `manifest.json`; checksumming
+/// each file as it is copied in (one read per file).
 pub fn archive(
     dir: &JobDir,
     mut manifest: Manifest,
     entries: &[ZipEntry],
-) -> Result<(Manifest, u64), ArchiveError> {
+) -> Result<Archived, ArchiveError> {
     use zip::write::SimpleFileOptions;
     let zip_path = dir.zip();
     let zerr = |source| ArchiveError::Zip {
@@ -254,9 +352,16 @@ pub fn archive(
     };
     let tmp = zip_path.with_extension("zip.partial");
     let out = File::create(&tmp).map_err(ioerr(&tmp))?;
-    let mut zip = zip::ZipWriter::new(BufWriter::with_capacity(1 << 20, out));
+    // Buffers no larger than the files: a small job's archive is a few KB,
+    // and zeroing a megabyte for it was a visible share of its CPU.
+    let mut largest = 0u64;
+    for e in entries {
+        largest = largest.max(std::fs::metadata(&e.path).map_or(0, |m| m.len()));
+    }
+    let buf_len = (largest as usize).clamp(8 << 10, 1 << 20);
+    let mut zip = zip::ZipWriter::new(BufWriter::with_capacity(buf_len, out));
     let mut files = Vec::with_capacity(entries.len());
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = vec![0u8; buf_len];
     // Files first into the archive, the manifest (which needs their
     // checksums) last; consumers find it by name.
     for e in entries {
@@ -278,7 +383,7 @@ pub fn archive(
             .compression_level(Some(1))
             .large_file(size >= u32::MAX as u64);
         zip.start_file(name.as_str(), opts).map_err(zerr)?;
-        let mut input = BufReader::new(File::open(&e.path).map_err(ioerr(&e.path))?);
+        let mut input = File::open(&e.path).map_err(ioerr(&e.path))?;
         let mut hasher = xxhash_rust::xxh3::Xxh3Default::new();
         loop {
             let n = input.read(&mut buf).map_err(ioerr(&e.path))?;
@@ -298,11 +403,11 @@ pub fn archive(
     }
     manifest.files = files;
     let json = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
-    let manifest_path = dir.file("manifest.json");
-    std::fs::write(&manifest_path, &json).map_err(ioerr(&manifest_path))?;
     zip.start_file(
         "manifest.json",
-        SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated),
+        SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .compression_level(Some(1)),
     )
     .map_err(zerr)?;
     zip.write_all(&json).map_err(ioerr(&tmp))?;
@@ -314,7 +419,11 @@ pub fn archive(
     let bytes = std::fs::metadata(&zip_path)
         .map_err(ioerr(&zip_path))?
         .len();
-    Ok((manifest, bytes))
+    Ok(Archived {
+        manifest,
+        manifest_json: json,
+        zip_bytes: bytes,
+    })
 }
 
 #[cfg(test)]
@@ -365,8 +474,16 @@ mod tests {
             kind: FileKind::Sql,
             rows: Some(1),
         }];
-        let (m, bytes) = archive(&d, m, &entries).unwrap();
-        assert!(bytes > 0);
+        let Archived {
+            manifest: m,
+            manifest_json,
+            zip_bytes,
+        } = archive(&d, m, &entries).unwrap();
+        assert!(zip_bytes > 0);
+        assert!(
+            !d.file("manifest.json").exists(),
+            "the manifest is in the zip and uploaded from memory"
+        );
         assert_eq!(m.files[0].name, "artifacts/t.part-0001.sql");
         assert_eq!(
             m.files[0].checksum,
@@ -378,6 +495,7 @@ mod tests {
             .unwrap()
             .read_to_string(&mut text)
             .unwrap();
+        assert_eq!(text.as_bytes(), manifest_json);
         let back: Manifest = serde_json::from_str(&text).unwrap();
         assert_eq!(back, m);
         let outside = ZipEntry {

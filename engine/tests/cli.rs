@@ -1170,11 +1170,12 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 async fn job_folders_go_when_done_with_and_running_jobs_keep_theirs() {
     let s = Scratch::new("gcwork").await;
     routed_orders(&s);
+    // Job folders; `specs/` holds the pinned specs jobs share.
     let job_folders = || -> Vec<String> {
         std::fs::read_dir(s.path("work"))
             .unwrap()
             .flatten()
-            .filter(|e| e.path().is_dir())
+            .filter(|e| e.path().is_dir() && e.file_name() != "specs")
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect()
     };
@@ -1270,6 +1271,10 @@ async fn job_folders_go_when_done_with_and_running_jobs_keep_theirs() {
         job_folders(),
         vec![running],
         "only the running job's folder is left"
+    );
+    assert!(
+        s.path("work/specs").read_dir().unwrap().count() >= 1,
+        "the sweep leaves the pinned specs alone"
     );
 }
 

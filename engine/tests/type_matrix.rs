@@ -935,6 +935,7 @@ async fn every_type_loads_identically_through_binary_copy_and_sql() {
         keys: None,
         progress: false,
         job: None,
+        sync_artifacts: true,
     };
     let report = load(
         &spec,
@@ -1146,6 +1147,7 @@ a newline",ünï ✓,\x,0001-01-01 BC,23:59:59.999999,1970-01-01 00:00:00.000001
         keys: None,
         progress: false,
         job: None,
+        sync_artifacts: true,
     };
     let report = load(
         &spec,

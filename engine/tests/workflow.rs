@@ -963,7 +963,8 @@ async fn specs_from_s3_are_pinned_per_job() {
             .unwrap_or_else(|| panic!("{first}")),
     );
     assert!(
-        pinned.starts_with(s.path("work")) && pinned.ends_with("spec"),
+        pinned.starts_with(s.path("work").join("specs"))
+            && v["outputs"]["spec_hash"].as_str() == pinned.file_name().and_then(|n| n.to_str()),
         "{first}"
     );
     assert_eq!(
@@ -990,6 +991,12 @@ async fn specs_from_s3_are_pinned_per_job() {
         .filter(|e| e.file_name().to_string_lossy().starts_with(".specs"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    let half_pins: Vec<_> = std::fs::read_dir(s.path("work").join("specs"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".pin-"))
+        .collect();
+    assert!(half_pins.is_empty(), "{half_pins:?}");
     // Mid-job, the spec changes: sql-processor is to replay the .sql files.
     let changed = toml.replace("[target]\n", "[target]\nload_from = \"sql\"\n");
     a.put(&bucket, "sql/orders/dataset.toml", changed.as_bytes())

@@ -57,6 +57,12 @@ pub struct ArtifactSpec {
     /// What the driver proves before it commits (the load's receipt), and
     /// how each column is compared; `None` under `verify = "off"`.
     pub receipt: Option<(Verify, Vec<Check>)>,
+    /// Whether each file is synced to disk as it is closed: when another
+    /// task reads them (sql-processor on ECS, a user's `ferry load`
+    /// folder). A job that archives them into `file.zip` in the same
+    /// process, which is synced, need not: a job taken over after a crash
+    /// starts in a fresh folder and never reads them.
+    pub sync: bool,
 }
 
 /// One file written: what the load report lists and `transform.json`
@@ -205,7 +211,9 @@ impl ArtifactWriter {
             path: path.display().to_string(),
             source: e.into_error(),
         })?;
-        file.sync_data().map_err(io_err(&path))?;
+        if self.spec.sync {
+            file.sync_data().map_err(io_err(&path))?;
+        }
         self.files.push(ArtifactFile {
             path,
             kind,

@@ -57,6 +57,12 @@ pub struct LoadOptions {
     pub progress: bool,
     /// The job this load is a step of (`None` for a one-off `ferry load`).
     pub job: Option<JobContext>,
+    /// Whether a load that writes its artifacts while it loads (the fused
+    /// transform+sql-processor) syncs each to disk: not for a routed job,
+    /// whose upload step archives them into a synced `file.zip` in the same
+    /// process; yes for a one-off `ferry load`, whose folder is what its
+    /// user keeps (see [`ArtifactSpec::sync`](ferry_connectors::pg::artifacts::ArtifactSpec::sync)).
+    pub sync_artifacts: bool,
 }
 
 impl LoadOptions {
@@ -301,6 +307,7 @@ async fn load_once(
         }
     };
     let mut artifact_spec = p.artifact_spec(opts, TablePlan::of_session(&session));
+    artifact_spec.sync = opts.sync_artifacts;
     artifact_spec.receipt = Some((p.request.verify.level, session.checks().to_vec()));
     let rows_done = Arc::new(AtomicU64::new(0));
     let mut progress = p.progress(opts.progress, rows_done.clone());

@@ -371,6 +371,7 @@ impl Prepared {
             duplicates: self.request.drift.duplicate_keys,
             schema_changes: plan.schema_changes,
             receipt: None,
+            sync: true,
         }
     }
 

@@ -27,7 +27,7 @@ use ferry_connectors::jobs::{self, Job, JobError, JobStore, JobStoreError, Origi
 use ferry_connectors::notify::Notifier;
 use ferry_connectors::pg::PgConfig;
 use ferry_connectors::pg::artifacts::ArtifactKinds;
-use ferry_connectors::work::JobDir;
+use ferry_connectors::work::{JobDir, SpecPin};
 use serde_json::{Value, json};
 
 use self::event::Trigger;
@@ -202,7 +202,14 @@ impl Runtime {
                 _ => Ok(Cow::Borrowed(spec)),
             };
         }
-        let pinned = self.job_dir(job)?.spec();
+        // A routed job's spec is pinned in `<work>/specs/<hash>`; a one-off
+        // job's (and one created before those pins) in its run folder.
+        let shared = steps::output::<steps::create_job::Output>(job, Step::CreateJob)
+            .and_then(|c| SpecPin::existing(&self.settings.work_dir, &c.spec).ok());
+        let pinned = match shared {
+            Some(pin) => pin.root().to_path_buf(),
+            None => self.job_dir(job)?.spec(),
+        };
         if pinned.join("dataset.toml").is_file() {
             return Ok(Cow::Owned(DatasetSpec::load(&pinned)?));
         }

@@ -71,6 +71,7 @@ impl FormatWriter for Postgres {
             duplicates: Default::default(),
             schema_changes: Vec::new(),
             receipt: None,
+            sync: true,
         };
         Ok(Output {
             encoder: Arc::new(CopyEncoder {

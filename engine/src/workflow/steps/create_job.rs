@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use ferry_connectors::jobs::{self, Created, Job, JobStatus, JobStoreError, Origin, Workflow};
-use ferry_connectors::work::JobDir;
+use ferry_connectors::work::{JobDir, SpecPin};
 use serde::{Deserialize, Serialize};
 
 use super::Outcome;
@@ -18,7 +18,8 @@ use crate::workflow::{Admission, Runtime, Step, job_error};
 /// What create-job records.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Output {
-    /// The folder holding the job's copy of its spec.
+    /// The folder holding the spec the job runs with: its pin
+    /// (`<work>/specs/<hash>`), or a one-off job's `spec/` in its run folder.
     pub spec: String,
     /// A hash of the pinned files: which spec version the job ran.
     pub spec_hash: String,
@@ -128,6 +129,8 @@ impl Runtime {
         let mut rerun_dir = None;
         if rerun {
             let fresh = JobDir::new(&self.settings.work_dir, &claimed.job_id, &run_stamp())?;
+            std::fs::create_dir_all(fresh.root())
+                .map_err(|e| FerryError::io(format!("creating {}", fresh.root().display()), e))?;
             let path = fresh.root().display().to_string();
             jobs::update(self.store.as_ref(), &claimed.job_id, |j| {
                 j.dir = path.clone();
@@ -136,14 +139,17 @@ impl Runtime {
             .await?;
             rerun_dir = Some(fresh);
         }
-        // The job's spec from now on: a copy in its run folder.
-        let run_dir = match &rerun_dir {
-            Some(d) => d.clone(),
-            None => JobDir::existing(&self.settings.work_dir, &claimed.dir)?,
-        };
+        // The job's spec from now on: a routed spec's pin, or a one-off
+        // job's effective spec in its run folder.
         let (pinned, spec_hash) = match origin {
-            None => pin_spec(spec, &run_dir)?,
-            Some(_) => pin_effective(spec, &run_dir)?,
+            None => pin_spec(spec, &self.settings.work_dir)?,
+            Some(_) => {
+                let run_dir = match &rerun_dir {
+                    Some(d) => d.clone(),
+                    None => JobDir::existing(&self.settings.work_dir, &claimed.dir)?,
+                };
+                pin_effective(spec, &run_dir)?
+            }
         };
         let output = Output {
             spec: pinned.display().to_string(),
@@ -222,17 +228,15 @@ fn pin_effective(spec: &DatasetSpec, run: &JobDir) -> Result<(PathBuf, String), 
     Ok((to, format!("{:032x}", hash.digest128())))
 }
 
-/// Copies the spec a job was routed with into its run folder (see
-/// [`JobDir::spec`]): `dataset.toml`, `transform.sql` and the
-/// `source.sample` it names, nothing else a spec folder may hold. Returns
-/// the copy's folder and a hash of the files, which the job record keeps.
-fn pin_spec(spec: &DatasetSpec, run: &JobDir) -> Result<(PathBuf, String), FerryError> {
+/// Pins the spec a job was routed with (see [`SpecPin`]): `dataset.toml`,
+/// `transform.sql` and the `source.sample` it names, nothing else a spec
+/// folder may hold, in `<work>/specs/<hash>/`, shared by every job routed to
+/// the same files. Returns the pin's folder and the hash, which the job
+/// record keeps.
+fn pin_spec(spec: &DatasetSpec, work: &Path) -> Result<(PathBuf, String), FerryError> {
     let from = spec.dir.as_deref().ok_or_else(|| {
         FerryError::Internal(format!("dataset {} has no spec folder to pin", spec.name))
     })?;
-    let to = run.spec();
-    std::fs::create_dir_all(&to)
-        .map_err(|e| FerryError::io(format!("creating {}", to.display()), e))?;
     let mut hash = xxhash_rust::xxh3::Xxh3::new();
     let sample = spec.source.sample.as_deref().filter(|s| {
         let p = Path::new(s);
@@ -240,6 +244,7 @@ fn pin_spec(spec: &DatasetSpec, run: &JobDir) -> Result<(PathBuf, String), Ferry
             && p.components()
                 .all(|c| matches!(c, std::path::Component::Normal(_)))
     });
+    let mut files = Vec::new();
     for name in ["dataset.toml", "transform.sql"].into_iter().chain(sample) {
         let bytes = match std::fs::read(from.join(name)) {
             Ok(b) => b,
@@ -255,13 +260,12 @@ fn pin_spec(spec: &DatasetSpec, run: &JobDir) -> Result<(PathBuf, String), Ferry
         };
         hash.update(name.as_bytes());
         hash.update(&bytes);
-        let path = to.join(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| FerryError::io(format!("creating {}", parent.display()), e))?;
-        }
-        std::fs::write(&path, &bytes)
-            .map_err(|e| FerryError::io(format!("writing {}", path.display()), e))?;
+        files.push((name, bytes));
     }
-    Ok((to, format!("{:032x}", hash.digest128())))
+    let hash = format!("{:032x}", hash.digest128());
+    let pin = SpecPin::new(work, &hash)?;
+    let files: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    pin.write(&files)
+        .map_err(|e| FerryError::io(format!("pinning the spec in {}", pin.root().display()), e))?;
+    Ok((pin.root().to_path_buf(), hash))
 }

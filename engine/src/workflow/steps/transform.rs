@@ -60,6 +60,7 @@ impl Runtime {
             mode: None,
             keys: None,
             progress: self.settings.progress,
+            sync_artifacts: job.origin.is_some(),
             job: Some(JobContext {
                 job_id: job.job_id.clone(),
                 dir: self.job_dir(job)?,

@@ -4,7 +4,7 @@
 
 use ferry_connectors::jobs::{self, Job};
 use ferry_connectors::store;
-use ferry_connectors::work::{FileKind, JobDir, Manifest, ZipEntry, archive};
+use ferry_connectors::work::{Archived, FileKind, JobDir, Manifest, ZipEntry, archive};
 use serde::{Deserialize, Serialize};
 
 use super::{Outcome, job_rows};
@@ -44,10 +44,13 @@ impl Runtime {
         std::fs::create_dir_all(dir.root())
             .map_err(|e| FerryError::io(format!("creating {}", dir.root().display()), e))?;
         let archive_dir = dir.clone();
-        let (manifest, zip_bytes) =
-            tokio::task::spawn_blocking(move || archive(&archive_dir, manifest, &entries))
-                .await
-                .map_err(|e| FerryError::Internal(e.to_string()))??;
+        let Archived {
+            manifest,
+            manifest_json,
+            zip_bytes,
+        } = tokio::task::spawn_blocking(move || archive(&archive_dir, manifest, &entries))
+            .await
+            .map_err(|e| FerryError::Internal(e.to_string()))??;
         let stamp = dir
             .root()
             .file_name()
@@ -61,8 +64,7 @@ impl Runtime {
             job.job_id
         );
         let zip = store::upload(&dir.zip(), &format!("{base}/file.zip")).await?;
-        let man =
-            store::upload(&dir.file("manifest.json"), &format!("{base}/manifest.json")).await?;
+        let man = store::put(manifest_json, &format!("{base}/manifest.json")).await?;
         let output = Output {
             zip: zip.uri,
             manifest: man.uri,
