@@ -446,7 +446,13 @@ def main():
         #    folders until the hourly sweep task finds them older than the retention.
         jobs = {i["pk"]["S"][4:]: i["status"]["S"] for i in ddb.scan(TableName=deployed["table"])["Items"]
                 if i["pk"]["S"].startswith("job#")}
-        folders = sorted(f for f in os.listdir(work) if os.path.isdir(os.path.join(work, f)))
+        def job_folders():
+            # `specs/` holds the pinned spec versions every job shares; the sweep leaves it.
+            return sorted(f for f in os.listdir(work) if os.path.isdir(os.path.join(work, f)) and f != "specs")
+
+        folders = job_folders()
+        checks.ok(os.path.isdir(os.path.join(work, "specs")) and len(os.listdir(os.path.join(work, "specs"))) >= 1,
+                  f"the routed specs are pinned once per version on EFS: {sorted(os.listdir(os.path.join(work, 'specs')))}")
         failed_ids = sorted(j for j, st in jobs.items() if st == "failed")
         checks.ok(folders == failed_ids,
                   f"EFS after {len(jobs)} jobs: {len(folders)} folders, the failed jobs' "
@@ -462,8 +468,8 @@ def main():
                     command[command.index("--older-than") + 1] = older
                 env = agent.env_for_container(sweep["family"])
                 r = subprocess.run([args.ferry] + command, env=env, capture_output=True, text=True, timeout=120)
-                now = sorted(f for f in os.listdir(work) if os.path.isdir(os.path.join(work, f)))
-                checks.ok(r.returncode == 0 and now == left,
+                now = job_folders()
+                checks.ok(r.returncode == 0 and now == left and os.path.isdir(os.path.join(work, "specs")),
                           f"`ferry {' '.join(command)}` (the sweep task's command): exit {r.returncode}, "
                           f"{len(now)} job folders left {r.stdout.strip()[:120]}")
                 sweep_logs = r.stderr
