@@ -196,6 +196,16 @@ pub struct Expect {
     pub size: Option<u64>,
 }
 
+/// An object key as object_store takes it; a key it refuses names the
+/// object's URI.
+fn object_path(key: &str, uri: &str) -> Result<ObjectPath, StoreError> {
+    ObjectPath::parse(key).map_err(|e| StoreError {
+        uri: uri.to_string(),
+        detail: e.to_string(),
+        retryable: false,
+    })
+}
+
 /// Makes an input available as a local file: local paths are used in place;
 /// S3 objects are streamed into `dir` (created if needed) under a name that
 /// cannot leave it, then checked against the size the store reported and
@@ -224,11 +234,7 @@ pub async fn stage(location: &Location, dir: &Path, expect: &Expect) -> Result<S
         }
         Location::S3 { bucket, key, uri } => {
             let store = s3_store(bucket)?;
-            let object = ObjectPath::parse(key).map_err(|e| StoreError {
-                uri: uri.clone(),
-                detail: e.to_string(),
-                retryable: false,
-            })?;
+            let object = object_path(key, uri)?;
             let name = safe_file_name(key)?;
             let io = |e: std::io::Error| StoreError {
                 uri: uri.clone(),
@@ -361,11 +367,7 @@ pub async fn upload(file: &Path, dest: &str) -> Result<Uploaded, StoreError> {
                 return put(bytes, dest).await;
             }
             let store = s3_store(&bucket)?;
-            let object = ObjectPath::parse(&key).map_err(|e| StoreError {
-                uri: uri.clone(),
-                detail: e.to_string(),
-                retryable: false,
-            })?;
+            let object = object_path(&key, &uri)?;
             let upload = store
                 .put_multipart(&object)
                 .await
@@ -419,6 +421,18 @@ pub async fn upload(file: &Path, dest: &str) -> Result<Uploaded, StoreError> {
 /// file: the source is a finished artifact that is replaced, never
 /// rewritten), else a copy beside it renamed into place. Returns its size.
 fn place_file(file: &Path, dest: &Path) -> std::io::Result<u64> {
+    write_into_place(dest, |tmp| match std::fs::hard_link(file, tmp) {
+        Ok(()) => Ok(std::fs::metadata(tmp)?.len()),
+        Err(_) => std::fs::copy(file, tmp),
+    })
+}
+
+/// Creates `dest` whole or not at all: `fill` writes `<dest>.partial` (gone
+/// first, should a crash have left one), which is then renamed over `dest`.
+fn write_into_place(
+    dest: &Path,
+    fill: impl FnOnce(&Path) -> std::io::Result<u64>,
+) -> std::io::Result<u64> {
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -427,10 +441,7 @@ fn place_file(file: &Path, dest: &Path) -> std::io::Result<u64> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
         _ => {}
     }
-    let bytes = match std::fs::hard_link(file, &tmp) {
-        Ok(()) => std::fs::metadata(&tmp)?.len(),
-        Err(_) => std::fs::copy(file, &tmp)?,
-    };
+    let bytes = fill(&tmp)?;
     std::fs::rename(&tmp, dest)?;
     Ok(bytes)
 }
@@ -447,14 +458,11 @@ pub async fn put(bytes: Vec<u8>, dest: &str) -> Result<Uploaded, StoreError> {
     match Location::parse(dest)? {
         Location::Local(path) => {
             let target = path.clone();
-            let n = bytes.len() as u64;
-            tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-                if let Some(parent) = target.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-                let tmp = target.with_extension("partial");
-                std::fs::write(&tmp, &bytes)?;
-                std::fs::rename(&tmp, &target)
+            let n = tokio::task::spawn_blocking(move || {
+                write_into_place(&target, |tmp| {
+                    std::fs::write(tmp, &bytes)?;
+                    Ok(bytes.len() as u64)
+                })
             })
             .await
             .map_err(|e| werr(std::io::Error::other(e)))?
@@ -467,11 +475,7 @@ pub async fn put(bytes: Vec<u8>, dest: &str) -> Result<Uploaded, StoreError> {
         }
         Location::S3 { bucket, key, uri } => {
             let store = s3_store(&bucket)?;
-            let object = ObjectPath::parse(&key).map_err(|e| StoreError {
-                uri: uri.clone(),
-                detail: e.to_string(),
-                retryable: false,
-            })?;
+            let object = object_path(&key, &uri)?;
             let n = bytes.len() as u64;
             let put = store
                 .put(&object, bytes.into())
@@ -503,11 +507,7 @@ pub struct Listed {
 pub async fn head(bucket: &str, key: &str) -> Result<Listed, StoreError> {
     let store = s3_store(bucket)?;
     let uri = format!("s3://{bucket}/{key}");
-    let path = ObjectPath::parse(key).map_err(|e| StoreError {
-        uri: uri.clone(),
-        detail: e.to_string(),
-        retryable: false,
-    })?;
+    let path = object_path(key, &uri)?;
     let meta = store.head(&path).await.map_err(|e| classify(&uri, e))?;
     Ok(Listed {
         key: key.to_string(),

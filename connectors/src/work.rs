@@ -74,7 +74,7 @@ impl SpecPin {
     /// Writes the pin's files unless it exists: into a fresh folder beside
     /// it, renamed into place, so a reader never sees half a pin and two
     /// workers pinning the same spec at once both end with the same one.
-    pub fn write(&self, files: &[(&str, &[u8])]) -> std::io::Result<()> {
+    pub fn write(&self, files: &[(&str, Vec<u8>)]) -> std::io::Result<()> {
         if self.root.join("dataset.toml").is_file() {
             return Ok(());
         }
@@ -350,24 +350,25 @@ pub fn archive(
         let path = path.display().to_string();
         move |source| ArchiveError::Io { path, source }
     };
+    let mut sizes = Vec::with_capacity(entries.len());
+    for e in entries {
+        if !dir.contains(&e.path) {
+            return Err(ArchiveError::Escapes(e.path.display().to_string()));
+        }
+        sizes.push(std::fs::metadata(&e.path).map_err(ioerr(&e.path))?.len());
+    }
     let tmp = zip_path.with_extension("zip.partial");
     let out = File::create(&tmp).map_err(ioerr(&tmp))?;
     // Buffers no larger than the files: a small job's archive is a few KB,
     // and zeroing a megabyte for it was a visible share of its CPU.
-    let mut largest = 0u64;
-    for e in entries {
-        largest = largest.max(std::fs::metadata(&e.path).map_or(0, |m| m.len()));
-    }
+    let largest = sizes.iter().copied().max().unwrap_or(0);
     let buf_len = (largest as usize).clamp(8 << 10, 1 << 20);
     let mut zip = zip::ZipWriter::new(BufWriter::with_capacity(buf_len, out));
     let mut files = Vec::with_capacity(entries.len());
     let mut buf = vec![0u8; buf_len];
     // Files first into the archive, the manifest (which needs their
     // checksums) last; consumers find it by name.
-    for e in entries {
-        if !dir.contains(&e.path) {
-            return Err(ArchiveError::Escapes(e.path.display().to_string()));
-        }
+    for (e, &size) in entries.iter().zip(&sizes) {
         let rel = e
             .path
             .strip_prefix(dir.root())
@@ -377,7 +378,6 @@ pub fn archive(
             .map(|c| c.as_os_str().to_string_lossy().into_owned())
             .collect::<Vec<_>>()
             .join("/");
-        let size = std::fs::metadata(&e.path).map_err(ioerr(&e.path))?.len();
         let opts = SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Deflated)
             .compression_level(Some(1))

@@ -264,7 +264,6 @@ fn pin_spec(spec: &DatasetSpec, work: &Path) -> Result<(PathBuf, String), FerryE
     }
     let hash = format!("{:032x}", hash.digest128());
     let pin = SpecPin::new(work, &hash)?;
-    let files: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
     pin.write(&files)
         .map_err(|e| FerryError::io(format!("pinning the spec in {}", pin.root().display()), e))?;
     Ok((pin.root().to_path_buf(), hash))
