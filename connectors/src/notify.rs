@@ -245,25 +245,31 @@ impl JsonlNotifier {
 impl Notifier for JsonlNotifier {
     async fn send(&self, event: &JobEvent) -> Result<(), NotifyError> {
         let _guard = self.lock.lock().await;
-        let err = |source| NotifyError::File {
-            path: self.path.display().to_string(),
-            source,
-        };
         let mut line = serde_json::to_vec(event).unwrap_or_default();
         line.push(b'\n');
-        if let Some(dir) = self.path.parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir).map_err(err)?;
-        }
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(err)?;
-        // One write of one line: concurrent appenders never interleave.
-        f.write_all(&line).map_err(err)?;
-        f.sync_data().map_err(err)
+        let path = self.path.clone();
+        // The sync waits on the disk: off the async workers, which would
+        // otherwise stall every other job meanwhile.
+        let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            if let Some(dir) = path.parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir)?;
+            }
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)?;
+            // One write of one line: concurrent appenders never interleave.
+            f.write_all(&line)?;
+            f.sync_data()
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        written.map_err(|source| NotifyError::File {
+            path: self.path.display().to_string(),
+            source,
+        })
     }
 
     fn describe(&self) -> String {

@@ -751,3 +751,72 @@ async fn a_new_input_loads_while_its_checksum_is_computed() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A pooled connection prepares a load's fixed statements (the ledger, the
+/// catalog, the receipt) once and keeps them for the jobs after: with one
+/// connection and five loads, each is prepared on the server exactly once,
+/// and what the connection keeps does not grow with the number of jobs.
+#[tokio::test]
+async fn pooled_loads_prepare_their_fixed_statements_once() {
+    let db = db().await;
+    let s = schema(&db, "prepared").await;
+    let table = QualifiedName::new(&s, "t");
+    let pooled = cfg().with_pool(1);
+    let rows = [batch(1, 51, None)];
+    let load_on = |input: &'static str| {
+        let pooled = pooled.clone();
+        let req = request(&table, LoadMode::Append, 1, input);
+        let rows = rows.clone();
+        async move {
+            let Begin::Ready(session) = LoadSession::begin(&pooled, req).await.unwrap() else {
+                panic!("{input} was loaded before")
+            };
+            let digest = digest_of(&session, &rows);
+            let n = send(&session, &rows).await;
+            session.finish(n, digest).await.unwrap()
+        }
+    };
+    let kept = |pooled: PgConfig| async move {
+        let conn = pooled.checkout(1).await.unwrap().pop().unwrap();
+        let statements: Vec<String> = conn
+            .query("SELECT statement FROM pg_prepared_statements", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let pid: i32 = conn
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get(0);
+        let mut conn = conn;
+        conn.keep();
+        (pid, statements)
+    };
+    for input in ["p1.csv", "p2.csv"] {
+        proven(load_on(input).await);
+    }
+    let (pid, after_two) = kept(pooled.clone()).await;
+    for input in ["p3.csv", "p4.csv", "p5.csv"] {
+        proven(load_on(input).await);
+    }
+    let (same_pid, after_five) = kept(pooled.clone()).await;
+    assert_eq!(pid, same_pid, "the pool did not keep its one connection");
+    for fixed in [
+        "FROM pg_class c",
+        "SELECT 1 FROM ferry.loads WHERE target = $1",
+        "INSERT INTO ferry.loads",
+        "pg_relation_size($1::text::regclass)",
+        "SELECT xid(pg_current_xact_id())::text",
+        "current_setting('server_version')",
+    ] {
+        let n = after_five.iter().filter(|s| s.contains(fixed)).count();
+        assert_eq!(n, 1, "{fixed:?} prepared {n} times: {after_five:#?}");
+    }
+    assert_eq!(
+        after_two.len(),
+        after_five.len(),
+        "the statements kept grew with the jobs: {after_two:#?} then {after_five:#?}"
+    );
+}

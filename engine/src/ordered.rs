@@ -10,6 +10,14 @@
 
 use tokio::sync::{mpsc, oneshot};
 
+/// The cores this process may use, read once: the standard library reads
+/// the cgroup quota files on every call (four system calls), and a run of
+/// many small jobs asked once per job.
+pub fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+}
+
 /// A queue deep enough to keep every pool thread busy while the consumer
 /// takes the head: two items per thread.
 pub fn depth() -> usize {

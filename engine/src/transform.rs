@@ -24,7 +24,7 @@ use crate::spec::{DatasetSpec, SpecError};
 /// outside DataFusion.
 pub fn new_session() -> SessionContext {
     let mut config = SessionConfig::new()
-        .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .with_target_partitions(crate::ordered::cores())
         .with_batch_size(8192)
         .with_information_schema(false);
     let options = config.options_mut();

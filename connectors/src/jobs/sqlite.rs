@@ -120,29 +120,30 @@ impl JobStore for SqliteJobStore {
         let err = self.sql_err();
         self.with(move |c| {
             let inserted = c
-                .execute(
+                .prepare_cached(
                     "INSERT INTO jobs (job_id, idempotency_key, status, created_at, version, doc)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                      ON CONFLICT (idempotency_key) DO NOTHING",
-                    params![
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
                         job.job_id,
                         job.idempotency_key,
                         job.status.as_str(),
                         job.created_at,
                         job.version as i64,
                         to_doc(&job)
-                    ],
-                )
+                    ])
+                })
                 .map_err(&err)?;
             if inserted == 1 {
                 return Ok(Created::New(job));
             }
             let (id, doc): (String, String) = c
-                .query_row(
-                    "SELECT job_id, doc FROM jobs WHERE idempotency_key = ?1",
-                    params![job.idempotency_key],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
+                .prepare_cached("SELECT job_id, doc FROM jobs WHERE idempotency_key = ?1")
+                .and_then(|mut s| {
+                    s.query_row(params![job.idempotency_key], |r| Ok((r.get(0)?, r.get(1)?)))
+                })
                 .map_err(&err)?;
             Ok(Created::Existing(parse(&id, &doc)?))
         })
@@ -154,10 +155,8 @@ impl JobStore for SqliteJobStore {
         let err = self.sql_err();
         self.with(move |c| {
             let doc: Option<String> = c
-                .query_row("SELECT doc FROM jobs WHERE job_id = ?1", params![id], |r| {
-                    r.get(0)
-                })
-                .optional()
+                .prepare_cached("SELECT doc FROM jobs WHERE job_id = ?1")
+                .and_then(|mut s| s.query_row(params![id], |r| r.get(0)).optional())
                 .map_err(&err)?;
             doc.map(|d| parse(&id, &d)).transpose()
         })
@@ -169,17 +168,19 @@ impl JobStore for SqliteJobStore {
         let err = self.sql_err();
         self.with(move |c| {
             let n = c
-                .execute(
+                .prepare_cached(
                     "UPDATE jobs SET status = ?1, version = ?2, doc = ?3
                       WHERE job_id = ?4 AND version = ?5",
-                    params![
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
                         job.status.as_str(),
                         job.version as i64,
                         to_doc(&job),
                         job.job_id,
                         job.version as i64 - 1
-                    ],
-                )
+                    ])
+                })
                 .map_err(&err)?;
             Ok(n == 1)
         })

@@ -6,6 +6,7 @@ use tokio_postgres::Client;
 use super::codec::types::PgType;
 use super::error::PgError;
 use super::ident::{QualifiedName, quote_ident};
+use super::pool::Prepare;
 
 /// One column of an existing table.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,12 +44,12 @@ pub struct NewColumn {
 /// two separate reads, or `to_regclass` with its newer catalog snapshot,
 /// allowed).
 pub async fn describe_table(
-    client: &Client,
+    client: &impl Prepare,
     table: &QualifiedName,
 ) -> Result<Option<Vec<TableColumn>>, PgError> {
     let doing = || format!("reading the columns of {table}");
-    let rows = client
-        .query(
+    let statement = client
+        .prepared(
             "SELECT a.attname::text,
                     format_type(a.atttypid, a.atttypmod),
                     coalesce(bt.typname, t.typname)::text,
@@ -66,8 +67,12 @@ pub async fn describe_table(
               WHERE c.relname = $2
                 AND (n.nspname = $1 OR ($1 = 'pg_temp' AND n.oid = pg_my_temp_schema()))
               ORDER BY a.attnum",
-            &[&table.schema, &table.name],
         )
+        .await
+        .map_err(|e| PgError::db(doing(), e))?;
+    let rows = client
+        .client()
+        .query(&statement, &[&table.schema, &table.name])
         .await
         .map_err(|e| PgError::db(doing(), e))?;
     if rows.is_empty() {

@@ -13,7 +13,7 @@ use tokio_postgres::{Client, Config, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::error::{PgError, describe};
-use super::pool::{Conn, Pool};
+use super::pool::{Conn, Pool, Session};
 
 /// libpq's `sslmode` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,25 +199,22 @@ impl PgConfig {
         let (permits, mut reused) = pool.reserve(n).await;
         let mut out = Vec::with_capacity(permits.len());
         for permit in permits {
-            let mut client = None;
-            while let Some(c) = reused.pop() {
+            let mut session = None;
+            while let Some(s) = reused.pop() {
                 let named = match self.application_name() {
-                    Some(app) => c
-                        .execute("SELECT set_config('application_name', $1, false)", &[&app])
-                        .await
-                        .is_ok(),
+                    Some(app) => s.set_application_name(app).await.is_ok(),
                     None => true,
                 };
                 if named {
-                    client = Some(c);
+                    session = Some(s);
                     break;
                 }
             }
-            let client = match client {
-                Some(c) => c,
-                None => self.connect().await?,
+            let session = match session {
+                Some(s) => s,
+                None => Session::new(self.connect().await?),
             };
-            out.push(Conn::pooled(client, pool.clone(), permit));
+            out.push(Conn::pooled(session, pool.clone(), permit));
         }
         Ok(out)
     }

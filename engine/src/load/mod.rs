@@ -161,7 +161,7 @@ impl LoadReport {
 /// saves (figures: `benchmarks/results/tuning.md`).
 pub fn default_streams(mode: LoadMode) -> usize {
     match mode {
-        LoadMode::Replace => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        LoadMode::Replace => crate::ordered::cores(),
         LoadMode::Append | LoadMode::Upsert | LoadMode::DeleteInsert => 1,
     }
 }
@@ -179,7 +179,7 @@ pub fn worker_threads(pg: &PgConfig, streams: usize) -> usize {
     {
         return n;
     }
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let cores = crate::ordered::cores();
     if pg.is_local() {
         cores.saturating_sub(streams).max(1)
     } else {

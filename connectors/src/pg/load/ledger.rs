@@ -1,16 +1,19 @@
 //! The ledger (`ferry.loads`): one row per loaded input, written in the
 //! load's own transaction, so an input loads once.
 
-use tokio_postgres::Client;
-
 use crate::pg::error::PgError;
+use crate::pg::pool::{Conn, Prepare};
 use crate::pg::statements::LEDGER_DDL;
 
 use super::{InputIdentity, LoadRequest, PreviousLoad};
 
-pub(super) async fn ensure_ledger(c: &Client) -> Result<(), PgError> {
+pub(super) async fn ensure_ledger(c: &Conn) -> Result<(), PgError> {
     // A ledger with its newest column needs nothing: one catalog lookup
-    // instead of a DDL batch (about 5 ms of every small job otherwise).
+    // instead of a DDL batch (about 5 ms of every small job otherwise), and
+    // none for a pooled connection that has looked before.
+    if c.ledger_ready() {
+        return Ok(());
+    }
     let current = c
         .query_opt(
             "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('ferry.loads') AND attname = 'receipt' AND NOT attisdropped",
@@ -19,6 +22,7 @@ pub(super) async fn ensure_ledger(c: &Client) -> Result<(), PgError> {
         .await
         .map_err(|e| PgError::db("reading the ledger ferry.loads", e))?;
     if current.is_some() {
+        c.set_ledger_ready();
         return Ok(());
     }
     // Serialised with an advisory lock: concurrent CREATE … IF NOT EXISTS can
@@ -28,7 +32,9 @@ pub(super) async fn ensure_ledger(c: &Client) -> Result<(), PgError> {
     );
     c.batch_execute(&sql)
         .await
-        .map_err(|e| PgError::db("creating the ledger ferry.loads", e))
+        .map_err(|e| PgError::db("creating the ledger ferry.loads", e))?;
+    c.set_ledger_ready();
+    Ok(())
 }
 
 impl InputIdentity {
@@ -51,30 +57,43 @@ impl InputIdentity {
 }
 
 /// Whether the ledger has any load of this input into the target.
-pub(super) async fn ledger_knows(c: &Client, req: &LoadRequest) -> Result<bool, PgError> {
-    let row = c
-        .query_opt(
+pub(super) async fn ledger_knows(c: &impl Prepare, req: &LoadRequest) -> Result<bool, PgError> {
+    let err = |e| PgError::db("reading ferry.loads", e);
+    let statement = c
+        .prepared(
             "SELECT 1 FROM ferry.loads WHERE target = $1 AND input = $2 AND undone_at IS NULL LIMIT 1",
-            &[&req.target.to_string(), &req.input.input],
         )
         .await
-        .map_err(|e| PgError::db("reading ferry.loads", e))?;
+        .map_err(err)?;
+    let row = c
+        .client()
+        .query_opt(&statement, &[&req.target.to_string(), &req.input.input])
+        .await
+        .map_err(err)?;
     Ok(row.is_some())
 }
 
 pub(super) async fn previous_load(
-    c: &Client,
+    c: &impl Prepare,
     req: &LoadRequest,
 ) -> Result<Option<PreviousLoad>, PgError> {
     let checksum = req.input.checksum_value().await?;
-    let row = c
-        .query_opt(
+    let err = |e| PgError::db("reading ferry.loads", e);
+    let statement = c
+        .prepared(
             "SELECT job_id, rows, loaded_at::text FROM ferry.loads
               WHERE target = $1 AND input = $2 AND checksum = $3 AND undone_at IS NULL",
+        )
+        .await
+        .map_err(err)?;
+    let row = c
+        .client()
+        .query_opt(
+            &statement,
             &[&req.target.to_string(), &req.input.input, &checksum],
         )
         .await
-        .map_err(|e| PgError::db("reading ferry.loads", e))?;
+        .map_err(err)?;
     Ok(row.map(|r| PreviousLoad {
         job_id: r.get(0),
         rows: r.get(1),

@@ -37,7 +37,7 @@ use super::connect::PgConfig;
 use super::error::PgError;
 use super::evolve::{DriftPolicy, SchemaChange, changes_ddl};
 use super::ident::QualifiedName;
-use super::pool::Conn;
+use super::pool::{Conn, Prepare};
 use super::receipt::{
     Check, Digest, Digester, Receipt, ReceiptIds, Verify, VerifyPolicy, plan_checks,
 };
@@ -528,9 +528,14 @@ impl LoadSession {
             .map(|r| serde_json::to_string(r).unwrap_or_default());
         let changes = (!self.changes.is_empty())
             .then(|| serde_json::to_string(&self.changes).unwrap_or_default());
+        const RECORDING: &str = "recording the load in ferry.loads";
+        let statement = c
+            .prepared(ledger_insert_sql(req.force))
+            .await
+            .map_err(|e| PgError::db(RECORDING, e))?;
         let inserted = c
             .execute(
-                ledger_insert_sql(req.force),
+                &statement,
                 &[
                     &req.target.to_string(),
                     &req.input.input,
@@ -546,7 +551,7 @@ impl LoadSession {
                 ],
             )
             .await
-            .map_err(|e| PgError::db("recording the load in ferry.loads", e))?;
+            .map_err(|e| PgError::db(RECORDING, e))?;
         if inserted == 0 {
             // A concurrent job published this input first: ours must not count.
             exec(c, "ROLLBACK", "rolling back a duplicate load").await?;

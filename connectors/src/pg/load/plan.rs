@@ -18,6 +18,7 @@ use crate::pg::evolve::{
     loose_name, widening,
 };
 use crate::pg::ident::QualifiedName;
+use crate::pg::pool::Prepare;
 use crate::pg::statements::{DuplicateKeys, LoadMode, OnMissingColumns, duplicate_key_sql};
 
 use super::LoadRequest;
@@ -41,7 +42,7 @@ pub(super) struct Planned {
 }
 
 /// Plans the load against the target as the catalog describes it now.
-pub(super) async fn plan(control: &Client, req: &LoadRequest) -> Result<Planned, PgError> {
+pub(super) async fn plan(control: &impl Prepare, req: &LoadRequest) -> Result<Planned, PgError> {
     let existing = describe_table(control, &req.target).await?;
     let (matched, new_columns) = match &existing {
         Some(cols) => (match_existing(req, cols)?, None),
@@ -63,7 +64,7 @@ pub(super) async fn plan(control: &Client, req: &LoadRequest) -> Result<Planned,
         }
     };
     let keys = if req.mode.keyed() {
-        check_keys(control, req, existing.is_some(), &matched).await?
+        check_keys(control.client(), req, existing.is_some(), &matched).await?
     } else {
         req.keys.clone()
     };

@@ -16,6 +16,7 @@ use crate::pg::catalog::column_list;
 use crate::pg::error::PgError;
 use crate::pg::evolve::SchemaChange;
 use crate::pg::ident::{QualifiedName, quote_literal};
+use crate::pg::pool::{Conn, Prepare};
 
 use crate::pg::evolve::LINEAGE_LINE;
 use crate::pg::ident::quote_ident;
@@ -78,23 +79,37 @@ impl Rows {
     /// free space of earlier blocks are missed by it, which the count shows:
     /// then the receipt reads the whole table again (see
     /// [`LoadSession::measure_appended`](super::LoadSession)).
-    pub(super) async fn last_block(c: &Client, table: &QualifiedName) -> Result<u64, PgError> {
-        let row = c
-            .query_one(
+    pub(super) async fn last_block(
+        c: &impl Prepare,
+        table: &QualifiedName,
+    ) -> Result<u64, PgError> {
+        const DOING: &str = "measuring the table before the load";
+        let statement = c
+            .prepared(
                 "SELECT pg_relation_size($1::text::regclass) / current_setting('block_size')::int8",
-                &[&table.quoted()],
             )
             .await
-            .map_err(db("measuring the table before the load"))?;
+            .map_err(db(DOING))?;
+        let row = c
+            .client()
+            .query_one(&statement, &[&table.quoted()])
+            .await
+            .map_err(db(DOING))?;
         Ok((row.get::<_, i64>(0) - 1).max(0) as u64)
     }
 
     /// This transaction's id (it has one: it wrote the rows).
-    pub(super) async fn transaction_id(c: &Client) -> Result<String, PgError> {
-        let row = c
-            .query_one("SELECT xid(pg_current_xact_id())::text", &[])
+    pub(super) async fn transaction_id(c: &impl Prepare) -> Result<String, PgError> {
+        const DOING: &str = "reading the load's transaction id";
+        let statement = c
+            .prepared("SELECT xid(pg_current_xact_id())::text")
             .await
-            .map_err(db("reading the load's transaction id"))?;
+            .map_err(db(DOING))?;
+        let row = c
+            .client()
+            .query_one(&statement, &[])
+            .await
+            .map_err(db(DOING))?;
         Ok(row.get(0))
     }
 
@@ -484,7 +499,7 @@ async fn locate(
 
 /// Everything [`settle`] needs.
 pub(super) struct Settle<'a> {
-    pub c: &'a Client,
+    pub c: &'a Conn,
     pub checks: &'a [Check],
     pub columns: &'a [String],
     pub level: Verify,
@@ -526,13 +541,12 @@ pub(super) async fn settle(s: Settle<'_>) -> Result<Receipt, PgError> {
             detail: mismatch.detail,
         });
     }
-    let row =
-        s.c.query_one(
-            "SELECT current_setting('server_version'), pg_current_xact_id()::text",
-            &[],
-        )
-        .await
-        .map_err(db("reading the server version for the receipt"))?;
+    const DOING: &str = "reading the server version for the receipt";
+    let statement =
+        s.c.prepared("SELECT current_setting('server_version'), pg_current_xact_id()::text")
+            .await
+            .map_err(db(DOING))?;
+    let row = s.c.query_one(&statement, &[]).await.map_err(db(DOING))?;
     let ids = ReceiptIds {
         server_version: row.get(0),
         transaction: row.get(1),
