@@ -285,12 +285,17 @@ pub struct Manifest {
 /// A file to put in the archive.
 #[derive(Debug, Clone)]
 pub struct ZipEntry {
-    /// The file on disk (inside the job folder).
+    /// The file on disk (inside the job folder); for an entry built in
+    /// memory, the place it would have in the folder, which names it.
     pub path: PathBuf,
     /// Its kind, for the manifest.
     pub kind: FileKind,
     /// Rows, for the manifest.
     pub rows: Option<u64>,
+    /// The bytes, for an entry that is never a file in the job folder (a
+    /// routed job's receipt, kept in its job record): one file fewer to
+    /// create and remove per job.
+    pub data: Option<Vec<u8>>,
 }
 
 /// An archive error.
@@ -355,7 +360,10 @@ pub fn archive(
         if !dir.contains(&e.path) {
             return Err(ArchiveError::Escapes(e.path.display().to_string()));
         }
-        sizes.push(std::fs::metadata(&e.path).map_err(ioerr(&e.path))?.len());
+        sizes.push(match &e.data {
+            Some(d) => d.len() as u64,
+            None => std::fs::metadata(&e.path).map_err(ioerr(&e.path))?.len(),
+        });
     }
     let tmp = zip_path.with_extension("zip.partial");
     let out = File::create(&tmp).map_err(ioerr(&tmp))?;
@@ -383,15 +391,20 @@ pub fn archive(
             .compression_level(Some(1))
             .large_file(size >= u32::MAX as u64);
         zip.start_file(name.as_str(), opts).map_err(zerr)?;
-        let mut input = File::open(&e.path).map_err(ioerr(&e.path))?;
         let mut hasher = xxhash_rust::xxh3::Xxh3Default::new();
-        loop {
-            let n = input.read(&mut buf).map_err(ioerr(&e.path))?;
-            if n == 0 {
-                break;
+        if let Some(d) = &e.data {
+            hasher.update(d);
+            zip.write_all(d).map_err(ioerr(&tmp))?;
+        } else {
+            let mut input = File::open(&e.path).map_err(ioerr(&e.path))?;
+            loop {
+                let n = input.read(&mut buf).map_err(ioerr(&e.path))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                zip.write_all(&buf[..n]).map_err(ioerr(&tmp))?;
             }
-            hasher.update(&buf[..n]);
-            zip.write_all(&buf[..n]).map_err(ioerr(&tmp))?;
         }
         files.push(ManifestFile {
             name,
@@ -469,11 +482,21 @@ mod tests {
             created_at: "2026-11-26T00:00:00Z".into(),
             files: vec![],
         };
-        let entries = [ZipEntry {
-            path: a.clone(),
-            kind: FileKind::Sql,
-            rows: Some(1),
-        }];
+        let receipt = br#"{"verify": "full"}"#.to_vec();
+        let entries = [
+            ZipEntry {
+                path: a.clone(),
+                kind: FileKind::Sql,
+                rows: Some(1),
+                data: None,
+            },
+            ZipEntry {
+                path: d.file("receipt.json"),
+                kind: FileKind::Report,
+                rows: None,
+                data: Some(receipt.clone()),
+            },
+        ];
         let Archived {
             manifest: m,
             manifest_json,
@@ -489,7 +512,21 @@ mod tests {
             m.files[0].checksum,
             crate::store::checksum_file(&a).unwrap()
         );
+        // An entry built in memory: named by its place, never a file.
+        assert!(!d.file("receipt.json").exists());
+        assert_eq!(m.files[1].name, "receipt.json");
+        assert_eq!(m.files[1].bytes, receipt.len() as u64);
+        assert_eq!(
+            m.files[1].checksum,
+            format!("xxh3-128:{:032x}", xxhash_rust::xxh3::xxh3_128(&receipt))
+        );
         let mut z = zip::ZipArchive::new(File::open(d.zip()).unwrap()).unwrap();
+        let mut stored = Vec::new();
+        z.by_name("receipt.json")
+            .unwrap()
+            .read_to_end(&mut stored)
+            .unwrap();
+        assert_eq!(stored, receipt);
         let mut text = String::new();
         z.by_name("manifest.json")
             .unwrap()
@@ -502,6 +539,7 @@ mod tests {
             path: tmp.path().join("secret"),
             kind: FileKind::Output,
             rows: None,
+            data: None,
         };
         std::fs::write(tmp.path().join("secret"), b"x").unwrap();
         assert!(matches!(

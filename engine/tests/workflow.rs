@@ -584,6 +584,28 @@ async fn s3_events_through_eventbridge_and_sqs_drive_both_workflows() {
         format!("xxh3-128:{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes))
     );
     assert!(names.iter().any(|n| n == "artifacts/load.sql"), "{names:?}");
+    // The receipt travels in the zip, as the job record has it.
+    let recorded = ja
+        .steps
+        .iter()
+        .find_map(|s| s.outputs.get("receipt"))
+        .expect("the load step records its receipt")
+        .clone();
+    let mut receipt = String::new();
+    zip.by_name("receipt.json")
+        .unwrap()
+        .read_to_string(&mut receipt)
+        .unwrap();
+    let zipped: serde_json::Value = serde_json::from_str(&receipt).unwrap();
+    assert_eq!(zipped, recorded);
+    assert!(
+        manifest
+            .files
+            .iter()
+            .any(|f| f.name == "receipt.json" && f.kind == ferry_connectors::work::FileKind::Report),
+        "{:?}",
+        manifest.files
+    );
     let jc = by_key("convert/c.csv");
     let cstamp = Path::new(&jc.dir)
         .file_name()

@@ -73,7 +73,7 @@ impl Runtime {
             self.settings.force,
         )
         .await?;
-        keep_report(&r)?;
+        keep_report(&r, job)?;
         let output = Output::of(&r, Some(from));
         Outcome::new(Some(r.rows), Some(r.input_bytes), &output)
     }
@@ -82,15 +82,22 @@ impl Runtime {
         let spec = self.spec(job)?;
         let input = staged_input(job)?;
         let r = load(&spec, &input, self.pg()?, &self.load_options(job)?).await?;
-        keep_report(&r)?;
+        keep_report(&r, job)?;
         Outcome::new(Some(r.rows), Some(r.input_bytes), &Output::of(&r, None))
     }
 }
 
-/// Writes the load's whole report into its run folder (`load.json`): the
-/// job record keeps a summary, `ferry load` prints this. The receipt goes
-/// beside it as `receipt.json`, for an auditor to keep.
-fn keep_report(r: &LoadReport) -> Result<(), FerryError> {
+/// Writes a one-off load's whole report into its run folder (`load.json`):
+/// the job record keeps a summary, `ferry load` prints this. The receipt
+/// goes beside it as `receipt.json`, for an auditor to keep. A routed job's
+/// folder is removed once its zip is uploaded, so neither is written there:
+/// its receipt is in its job record and event, and upload puts it into
+/// `file.zip` from the record (two files fewer to create and remove per
+/// small file).
+fn keep_report(r: &LoadReport, job: &Job) -> Result<(), FerryError> {
+    if job.origin.is_none() {
+        return Ok(());
+    }
     let write = |name: &str, json: Result<Vec<u8>, serde_json::Error>| {
         let path = r.job_dir.join(name);
         let json = json.map_err(|e| FerryError::Internal(e.to_string()))?;

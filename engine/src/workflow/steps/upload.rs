@@ -3,6 +3,7 @@
 //! `<output>/<dataset>/<job_id>/<stamp>/`.
 
 use ferry_connectors::jobs::{self, Job};
+use ferry_connectors::pg::receipt::Receipt;
 use ferry_connectors::store;
 use ferry_connectors::work::{Archived, FileKind, JobDir, Manifest, ZipEntry, archive};
 use serde::{Deserialize, Serialize};
@@ -10,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{Outcome, job_rows};
 use crate::decode::REJECTS_FILE;
 use crate::error::FerryError;
-use crate::load::{TRANSFORM_REPORT, TransformReport};
+use crate::load::{RECEIPT, TRANSFORM_REPORT, TransformReport};
 use crate::workflow::{Runtime, files_under};
 
 /// What efs-s3-uploader records.
@@ -28,7 +29,7 @@ impl Runtime {
     pub(crate) async fn upload(&self, job: &Job) -> Result<Outcome, FerryError> {
         let dir = self.job_dir(job)?;
         let workflow = job.workflow.unwrap_or_default();
-        let entries = entries(&dir)?;
+        let entries = entries(&dir, job)?;
         let rows = job_rows(job).unwrap_or(0);
         let manifest = Manifest {
             job_id: job.job_id.clone(),
@@ -75,8 +76,9 @@ impl Runtime {
 }
 
 /// The files a job's archive holds, each with its kind (and its rows, for
-/// artifacts `transform.json` lists).
-fn entries(dir: &JobDir) -> Result<Vec<ZipEntry>, FerryError> {
+/// artifacts `transform.json` lists); and the load's receipt, which a
+/// routed job keeps in its job record, not in its folder.
+fn entries(dir: &JobDir, job: &Job) -> Result<Vec<ZipEntry>, FerryError> {
     let transform: Option<TransformReport> = std::fs::read(dir.file(TRANSFORM_REPORT))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
@@ -95,11 +97,17 @@ fn entries(dir: &JobDir) -> Result<Vec<ZipEntry>, FerryError> {
             let rows = transform
                 .as_ref()
                 .and_then(|t| t.artifacts.iter().find(|a| a.path == path).map(|a| a.rows));
-            entries.push(ZipEntry { path, kind, rows });
+            entries.push(ZipEntry {
+                path,
+                kind,
+                rows,
+                data: None,
+            });
         }
     }
     for (name, kind) in [
         (TRANSFORM_REPORT, FileKind::Report),
+        (RECEIPT, FileKind::Report),
         (REJECTS_FILE, FileKind::Rejects),
     ] {
         if dir.file(name).is_file() {
@@ -107,8 +115,32 @@ fn entries(dir: &JobDir) -> Result<Vec<ZipEntry>, FerryError> {
                 path: dir.file(name),
                 kind,
                 rows: None,
+                data: None,
+            });
+        } else if name == RECEIPT
+            && let Some(receipt) = recorded_receipt(job)
+        {
+            entries.push(ZipEntry {
+                path: dir.file(name),
+                kind,
+                rows: None,
+                data: Some(receipt),
             });
         }
     }
     Ok(entries)
+}
+
+/// `receipt.json` as the load step of the job's current attempt recorded
+/// it (what PostgreSQL was proved to store), for the zip: the proof travels
+/// with the artifacts to the output, where an auditor can keep it.
+fn recorded_receipt(job: &Job) -> Option<Vec<u8>> {
+    let value = job
+        .steps
+        .iter()
+        .rev()
+        .filter(|s| s.attempt == job.attempts && s.error.is_none())
+        .find_map(|s| s.outputs.get("receipt"))?;
+    let receipt: Receipt = serde_json::from_value(value.clone()).ok()?;
+    serde_json::to_vec_pretty(&receipt).ok()
 }
