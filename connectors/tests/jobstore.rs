@@ -259,3 +259,29 @@ async fn dynamodb_throttling_is_retried_then_reported_as_retryable() {
     );
     assert!(hits >= 3, "retried before giving up ({hits} attempts)");
 }
+
+/// Two processes on one SQLite file: each tries its updates on the copy it
+/// last wrote, and a copy the other process made stale costs a re-read,
+/// never a lost write or a refusal decided on old data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_copy_of_a_job_is_never_trusted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("jobs.db");
+    let a = SqliteJobStore::open(&path).unwrap();
+    let b = SqliteJobStore::open(&path).unwrap();
+    let j = job("stale.csv", "e1");
+    let id = j.job_id.clone();
+    a.create(&j).await.unwrap();
+    // A remembers the job pending; B claims it. A's step must see it running.
+    assert_eq!(a.hint(&id).unwrap().status, JobStatus::Pending);
+    claim(&b, &id, LEASE).await.unwrap();
+    let started = step_started(&a, &id, "transform").await.unwrap();
+    assert_eq!(started.status, JobStatus::Running);
+    // B records a step A has not seen; A's next write keeps it.
+    step_started(&b, &id, "download").await.unwrap();
+    step_started(&a, &id, "upload").await.unwrap();
+    let stored = b.get(&id).await.unwrap().unwrap();
+    let steps: Vec<&str> = stored.steps.iter().map(|s| s.step.as_str()).collect();
+    assert_eq!(steps, ["transform", "download", "upload"]);
+    assert_eq!(a.hint(&id).unwrap(), stored, "A remembers what it wrote");
+}

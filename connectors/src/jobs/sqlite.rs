@@ -3,6 +3,7 @@
 //! share it). Each job is a JSON document beside the columns the conditions
 //! and the status listing need.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -26,6 +27,21 @@ CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_at);
 pub struct SqliteJobStore {
     path: PathBuf,
     conn: Arc<Mutex<Connection>>,
+    /// Jobs as this process last read or wrote them ([`JobStore::hint`]).
+    recent: Arc<Mutex<HashMap<String, Job>>>,
+}
+
+/// Jobs [`SqliteJobStore`] remembers at most: far more than run at once.
+const RECENT: usize = 256;
+
+/// Remembers `job` as stored (dropping all when full: the next update of
+/// each reads the store once).
+fn remember(recent: &Mutex<HashMap<String, Job>>, job: &Job) {
+    let mut recent = recent.lock().unwrap_or_else(|p| p.into_inner());
+    if recent.len() >= RECENT && !recent.contains_key(&job.job_id) {
+        recent.clear();
+    }
+    recent.insert(job.job_id.clone(), job.clone());
 }
 
 /// How long a statement waits for another worker's lock before it fails.
@@ -72,6 +88,7 @@ impl SqliteJobStore {
         Ok(Self {
             path: path.to_path_buf(),
             conn: Arc::new(Mutex::new(conn)),
+            recent: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -118,6 +135,7 @@ impl JobStore for SqliteJobStore {
     async fn create(&self, job: &Job) -> Result<Created, JobStoreError> {
         let job = job.clone();
         let err = self.sql_err();
+        let recent = self.recent.clone();
         self.with(move |c| {
             let inserted = c
                 .prepare_cached(
@@ -137,6 +155,7 @@ impl JobStore for SqliteJobStore {
                 })
                 .map_err(&err)?;
             if inserted == 1 {
+                remember(&recent, &job);
                 return Ok(Created::New(job));
             }
             let (id, doc): (String, String) = c
@@ -145,7 +164,9 @@ impl JobStore for SqliteJobStore {
                     s.query_row(params![job.idempotency_key], |r| Ok((r.get(0)?, r.get(1)?)))
                 })
                 .map_err(&err)?;
-            Ok(Created::Existing(parse(&id, &doc)?))
+            let existing = parse(&id, &doc)?;
+            remember(&recent, &existing);
+            Ok(Created::Existing(existing))
         })
         .await
     }
@@ -153,12 +174,17 @@ impl JobStore for SqliteJobStore {
     async fn get(&self, job_id: &str) -> Result<Option<Job>, JobStoreError> {
         let id = job_id.to_string();
         let err = self.sql_err();
+        let recent = self.recent.clone();
         self.with(move |c| {
             let doc: Option<String> = c
                 .prepare_cached("SELECT doc FROM jobs WHERE job_id = ?1")
                 .and_then(|mut s| s.query_row(params![id], |r| r.get(0)).optional())
                 .map_err(&err)?;
-            doc.map(|d| parse(&id, &d)).transpose()
+            let job = doc.map(|d| parse(&id, &d)).transpose()?;
+            if let Some(j) = &job {
+                remember(&recent, j);
+            }
+            Ok(job)
         })
         .await
     }
@@ -166,6 +192,7 @@ impl JobStore for SqliteJobStore {
     async fn replace(&self, job: &Job) -> Result<bool, JobStoreError> {
         let job = job.clone();
         let err = self.sql_err();
+        let recent = self.recent.clone();
         self.with(move |c| {
             let n = c
                 .prepare_cached(
@@ -182,6 +209,9 @@ impl JobStore for SqliteJobStore {
                     ])
                 })
                 .map_err(&err)?;
+            if n == 1 {
+                remember(&recent, &job);
+            }
             Ok(n == 1)
         })
         .await
@@ -213,6 +243,14 @@ impl JobStore for SqliteJobStore {
             Ok(jobs)
         })
         .await
+    }
+
+    fn hint(&self, job_id: &str) -> Option<Job> {
+        self.recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(job_id)
+            .cloned()
     }
 
     fn describe(&self) -> String {
