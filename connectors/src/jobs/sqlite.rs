@@ -36,12 +36,12 @@ const RECENT: usize = 256;
 
 /// Remembers `job` as stored (dropping all when full: the next update of
 /// each reads the store once).
-fn remember(recent: &Mutex<HashMap<String, Job>>, job: &Job) {
+fn remember(recent: &Mutex<HashMap<String, Job>>, job: Job) {
     let mut recent = recent.lock().unwrap_or_else(|p| p.into_inner());
     if recent.len() >= RECENT && !recent.contains_key(&job.job_id) {
         recent.clear();
     }
-    recent.insert(job.job_id.clone(), job.clone());
+    recent.insert(job.job_id.clone(), job);
 }
 
 /// How long a statement waits for another worker's lock before it fails.
@@ -155,7 +155,7 @@ impl JobStore for SqliteJobStore {
                 })
                 .map_err(&err)?;
             if inserted == 1 {
-                remember(&recent, &job);
+                remember(&recent, job.clone());
                 return Ok(Created::New(job));
             }
             let (id, doc): (String, String) = c
@@ -165,7 +165,7 @@ impl JobStore for SqliteJobStore {
                 })
                 .map_err(&err)?;
             let existing = parse(&id, &doc)?;
-            remember(&recent, &existing);
+            remember(&recent, existing.clone());
             Ok(Created::Existing(existing))
         })
         .await
@@ -182,7 +182,7 @@ impl JobStore for SqliteJobStore {
                 .map_err(&err)?;
             let job = doc.map(|d| parse(&id, &d)).transpose()?;
             if let Some(j) = &job {
-                remember(&recent, j);
+                remember(&recent, j.clone());
             }
             Ok(job)
         })
@@ -210,7 +210,8 @@ impl JobStore for SqliteJobStore {
                 })
                 .map_err(&err)?;
             if n == 1 {
-                remember(&recent, &job);
+                // The written copy itself, not another clone of it.
+                remember(&recent, job);
             }
             Ok(n == 1)
         })

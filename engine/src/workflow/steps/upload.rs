@@ -105,29 +105,16 @@ fn entries(dir: &JobDir, job: &Job) -> Result<Vec<ZipEntry>, FerryError> {
             });
         }
     }
-    for (name, kind) in [
-        (TRANSFORM_REPORT, FileKind::Report),
-        (RECEIPT, FileKind::Report),
-        (REJECTS_FILE, FileKind::Rejects),
-    ] {
-        if dir.file(name).is_file() {
-            entries.push(ZipEntry {
-                path: dir.file(name),
-                kind,
-                rows: None,
-                data: None,
-            });
-        } else if name == RECEIPT
-            && let Some(receipt) = recorded_receipt(job)
-        {
-            entries.push(ZipEntry {
-                path: dir.file(name),
-                kind,
-                rows: None,
-                data: Some(receipt),
-            });
-        }
-    }
+    let report = |name: &str, kind, data: Option<Vec<u8>>| ZipEntry {
+        path: dir.file(name),
+        kind,
+        rows: None,
+        data,
+    };
+    let on_disk = |name: &str, kind| dir.file(name).is_file().then(|| report(name, kind, None));
+    entries.extend(on_disk(TRANSFORM_REPORT, FileKind::Report));
+    entries.extend(recorded_receipt(job).map(|r| report(RECEIPT, FileKind::Report, Some(r))));
+    entries.extend(on_disk(REJECTS_FILE, FileKind::Rejects));
     Ok(entries)
 }
 
