@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod aws;
+pub mod fault;
 pub mod jobs;
 pub mod notify;
 pub mod pg;

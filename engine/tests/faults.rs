@@ -1,22 +1,29 @@
 //! Fault injection with figures: PostgreSQL backends terminated and the
-//! `ferry` process SIGKILLed at random points of real loads, and working
-//! storage that fills up. Each test states the promise it checks, counts the
-//! trials, and prints one `FAULTS …` line with its figures (the README's test
-//! command keeps them small; `scripts/fault-runs` runs more trials on more
-//! rows with the release binary and keeps the lines in RELIABILITY.md's
-//! results).
+//! `ferry` process SIGKILLed at each named point of real loads (COPY, the
+//! publish, the ledger entry, just after `COMMIT`: `ferry_connectors::fault`),
+//! and working storage that fills up. Each test states the promise it
+//! checks, counts the trials per point, asserts what each point must leave,
+//! and prints one `FAULTS …` line per point (the README's test command keeps
+//! them small; `scripts/fault-runs` runs more trials on more rows with the
+//! release binary and commits its log beside RELIABILITY.md's figures).
 //!
-//! Knobs: `FERRY_FAULT_TRIALS` (default 20), `FERRY_FAULT_ROWS` (default
-//! 100 000), `FERRY_FAULT_SEED` (default: the clock; printed), `FERRY_BIN`
-//! (default: this build's `ferry`).
+//! The targets of `append` and `replace` have no key, so a row loaded twice
+//! stays twice and is counted; `upsert` needs its key.
+//!
+//! Knobs: `FERRY_FAULT_TRIALS` (default 24: each point × mode × stream
+//! count once), `FERRY_FAULT_ROWS` (default 100 000), `FERRY_BIN` (default:
+//! this build's `ferry`).
 
 use crate::common;
 
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use common::{Scratch, database_url, text};
+use ferry_connectors::fault;
 
 fn knob(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -38,41 +45,28 @@ fn ferry_cmd(args: &[&str], cwd: &Path) -> Command {
         .env("DATABASE_URL", database_url())
         .env("FERRY_LOG_FORMAT", "text")
         .env_remove("FERRY_WORK_DIR")
+        .env_remove("FERRY_FAULT_POINT")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     c
 }
 
-/// xorshift64*: reproducible delays from a printed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn new() -> (Rng, u64) {
-        let seed = knob(
-            "FERRY_FAULT_SEED",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64,
-        )
-        .max(1);
-        (Rng(seed), seed)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// Trials and rows per trial (`FERRY_FAULT_TRIALS`, `FERRY_FAULT_ROWS`).
 fn sizes() -> (u64, u64) {
     (
-        knob("FERRY_FAULT_TRIALS", 20),
+        knob("FERRY_FAULT_TRIALS", 24),
         knob("FERRY_FAULT_ROWS", 100_000),
+    )
+}
+
+/// Trial `n`'s fault point, mode and stream count: the points vary
+/// fastest, so any 24 consecutive trials cover every combination.
+fn combination(n: u64) -> (&'static str, &'static str, &'static str) {
+    let n = n as usize;
+    (
+        fault::POINTS[n % 4],
+        ["append", "replace", "upsert"][n / 4 % 3],
+        ["1", "2"][n / 12 % 2],
     )
 }
 
@@ -93,7 +87,15 @@ fn write_input(path: &Path, rows: u64) {
     std::fs::write(path, out).unwrap();
 }
 
-const DDL: &str = "(id bigint PRIMARY KEY, qty bigint, price numeric(12,2), day date, note text)";
+/// The target's columns; only `upsert` gets a key (it needs one), so that
+/// elsewhere a row loaded twice is counted, not refused.
+fn ddl(mode: &str) -> &'static str {
+    if mode == "upsert" {
+        "(id bigint PRIMARY KEY, qty bigint, price numeric(12,2), day date, note text)"
+    } else {
+        "(id bigint, qty bigint, price numeric(12,2), day date, note text)"
+    }
+}
 
 /// What a target holds: rows that were there before (negative ids), loaded
 /// rows, and distinct loaded ids.
@@ -113,9 +115,10 @@ async fn state(s: &Scratch, table: &str) -> (i64, i64, i64) {
 
 /// Creates `table` with three rows of its own (negative ids), which a
 /// failed load must leave and only `replace` may remove.
-async fn prepare_target(s: &Scratch, table: &str) {
+async fn prepare_target(s: &Scratch, table: &str, mode: &str) {
     s.db.batch_execute(&format!(
-        "CREATE TABLE {table} {DDL}; INSERT INTO {table} VALUES (-1, 1, 1, '2026-01-01', 'before'), (-2, 2, 2, '2026-01-02', 'before'), (-3, 3, 3, '2026-01-03', 'before')"
+        "CREATE TABLE {table} {}; INSERT INTO {table} VALUES (-1, 1, 1, '2026-01-01', 'before'), (-2, 2, 2, '2026-01-02', 'before'), (-3, 3, 3, '2026-01-03', 'before')",
+        ddl(mode)
     ))
     .await
     .unwrap();
@@ -128,68 +131,158 @@ async fn ledger_entries(s: &Scratch, table: &str) -> i64 {
     .await
 }
 
+/// Prepared transactions left behind by any job: none may hold locks.
+async fn prepared_transactions(s: &Scratch) -> i64 {
+    s.scalar("SELECT count(*) FROM pg_prepared_xacts").await
+}
+
 fn wait(child: Child) -> Output {
     child.wait_with_output().unwrap()
 }
 
-/// The figures of one fault run.
+/// A `ferry` process armed to pause at one fault point.
+struct Armed {
+    child: Child,
+    reached: mpsc::Receiver<()>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+impl Armed {
+    fn spawn(mut cmd: Command, point: &str) -> Armed {
+        cmd.env("FERRY_FAULT_POINT", point)
+            .env("FERRY_FAULT_PAUSE_MS", "1000")
+            .stdout(Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        let err = child.stderr.take().unwrap();
+        let (tx, reached) = mpsc::channel();
+        let marker = format!("ferry: fault point {point} reached");
+        let stderr = std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in std::io::BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                if line == marker {
+                    let _ = tx.send(());
+                }
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        Armed {
+            child,
+            reached,
+            stderr,
+        }
+    }
+
+    /// Whether ferry reported the point (false: it ended first).
+    fn reached(&self) -> bool {
+        tokio::task::block_in_place(|| self.reached.recv_timeout(Duration::from_secs(300)).is_ok())
+    }
+
+    fn finish(mut self) -> (ExitStatus, String) {
+        let status = self.child.wait().unwrap();
+        (status, self.stderr.join().unwrap())
+    }
+}
+
+/// The figures of one fault point.
 #[derive(Default, Debug)]
 struct Figures {
     trials: u64,
-    /// The fault hit a running job (the process failed or was killed).
+    /// ferry reported the point (the fault landed there).
+    reached: u64,
+    /// The fault failed the job (exit 5, or killed).
     interrupted: u64,
-    /// Interrupted after the commit: the rows were there, the rerun skipped.
+    /// The rows were committed when the fault struck.
     committed_before_fault: u64,
-    /// A target with some but not all rows of the input.
+    /// A target with some but not all rows of the input, or without the
+    /// rows it had before (other than by `replace`).
     partial: u64,
     /// Rows of the input missing after the rerun.
     lost_rows: i64,
-    /// Rows loaded twice after the rerun.
+    /// Rows loaded twice after the rerun (the targets have no key, so a
+    /// second copy stays), plus ledger entries other than one.
     duplicated_rows: i64,
     /// Reruns that did not succeed.
     failed_reruns: u64,
+    /// Prepared transactions left after the trial.
+    prepared_left: i64,
     /// Unexpected exit codes, as (trial, code).
     odd_exits: Vec<(u64, i32)>,
 }
 
-fn report(name: &str, seed: u64, rows: u64, f: &Figures) {
+fn report(name: &str, point: &str, rows: u64, f: &Figures) {
     println!(
-        "FAULTS {name}: trials={} interrupted={} committed_before_fault={} partial={} lost_rows={} duplicated_rows={} failed_reruns={} rows_per_trial={rows} seed={seed}",
+        "FAULTS {name}/{point}: trials={} reached={} interrupted={} committed_before_fault={} partial={} lost_rows={} duplicated_rows={} failed_reruns={} prepared_left={} rows_per_trial={rows}",
         f.trials,
+        f.reached,
         f.interrupted,
         f.committed_before_fault,
         f.partial,
         f.lost_rows,
         f.duplicated_rows,
-        f.failed_reruns
+        f.failed_reruns,
+        f.prepared_left
     );
 }
 
-fn assert_clean(name: &str, f: &Figures) {
+/// What every point must show: reached in every trial, nothing partial,
+/// lost or doubled; before `COMMIT` every trial failed with the target as
+/// it was, after it every trial's rows were there.
+fn assert_point(name: &str, point: &str, f: &Figures) {
+    let what = format!("{name}/{point}: {f:?}");
+    assert!(f.trials > 0, "{what}");
+    assert_eq!(f.reached, f.trials, "the fault did not land: {what}");
     assert!(
         f.partial == 0
             && f.lost_rows == 0
             && f.duplicated_rows == 0
             && f.failed_reruns == 0
+            && f.prepared_left == 0
             && f.odd_exits.is_empty(),
-        "{name}: {f:?}"
+        "{what}"
     );
-    assert!(
-        f.interrupted * 4 >= f.trials,
-        "{name}: only {} of {} trials were interrupted: the faults came too early or too late to prove anything ({f:?})",
-        f.interrupted,
-        f.trials
-    );
+    if point == fault::COMMITTED {
+        assert_eq!(f.committed_before_fault, f.trials, "{what}");
+    } else {
+        assert_eq!(f.interrupted, f.trials, "{what}");
+        assert_eq!(f.committed_before_fault, 0, "{what}");
+    }
 }
 
-/// PostgreSQL backends terminated at a random point of a load (COPY,
-/// publish, commit): the target is as it was or has every row, and a rerun
-/// loads every row exactly once.
+/// Checks one trial's target after the rerun into `f`.
+async fn settle(s: &Scratch, table: &str, mode: &str, rows: u64, f: &mut Figures) {
+    let (before, loaded, distinct) = state(s, table).await;
+    if before != if mode == "replace" { 0 } else { 3 } {
+        f.partial += 1;
+    }
+    f.lost_rows += rows as i64 - distinct;
+    f.duplicated_rows += loaded - distinct;
+    if ledger_entries(s, table).await != 1 {
+        f.duplicated_rows += 1;
+    }
+    f.prepared_left += prepared_transactions(s).await;
+}
+
+/// Counts what the fault left, right after it: committed, or untouched.
+async fn after_fault(s: &Scratch, table: &str, rows: u64, f: &mut Figures) {
+    let (before, loaded, _) = state(s, table).await;
+    if loaded == rows as i64 {
+        f.committed_before_fault += 1;
+    } else if loaded != 0 || before != 3 {
+        f.partial += 1;
+    }
+}
+
+/// PostgreSQL backends terminated at each point of a load (mid-COPY, after
+/// the publish, after the ledger entry, after `COMMIT`): before the commit
+/// the load fails retryably with the target as it was, after it the rows
+/// are there; either way a rerun leaves every row exactly once.
 #[tokio::test(flavor = "multi_thread")]
-async fn backends_terminated_at_random_points_leave_no_partial_load() {
+async fn backends_terminated_at_each_point_leave_no_partial_load() {
     let s = Scratch::new("pgkill").await;
     let (trials, rows) = sizes();
-    let (mut rng, seed) = Rng::new();
     write_input(&s.path("in.csv"), rows);
     let load = |table: &str, mode: &str, streams: &str, app: &str| {
         let mut args = vec![
@@ -213,47 +306,35 @@ async fn backends_terminated_at_random_points_leave_no_partial_load() {
         c.env("PGAPPNAME", app);
         c
     };
-    let started = Instant::now();
-    let o = wait(
-        load(&s.table("calibration"), "append", "1", "calibration")
-            .spawn()
-            .unwrap(),
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    let full = started.elapsed();
-
-    let mut f = Figures::default();
+    let mut figures: Vec<Figures> = fault::POINTS.iter().map(|_| Figures::default()).collect();
     for trial in 0..trials {
-        let mode = ["append", "replace", "upsert"][trial as usize % 3];
-        let streams = ["1", "2"][trial as usize / 3 % 2];
+        let (point, mode, streams) = combination(trial);
+        let f = &mut figures[trial as usize % 4];
         let table = s.table(&format!("t{trial}"));
-        prepare_target(&s, &table).await;
+        prepare_target(&s, &table, mode).await;
         let app = format!("ferry-fault-{}-{trial}", std::process::id());
-        let child = load(&table, mode, streams, &app).spawn().unwrap();
-        tokio::time::sleep(full.mul_f64(1.2 * rng.unit())).await;
-        s.db.query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE $1 || ' %'",
-            &[&app],
-        )
-        .await
-        .unwrap();
-        let o = wait(child);
+        let armed = Armed::spawn(load(&table, mode, streams, &app), point);
         f.trials += 1;
-        let code = o.status.code().unwrap_or(-1);
-        let (before, loaded, _) = state(&s, &table).await;
-        let kept = if mode == "replace" { 0 } else { 3 };
+        if armed.reached() {
+            f.reached += 1;
+            s.db.query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE $1 || ' %'",
+                &[&app],
+            )
+            .await
+            .unwrap();
+        }
+        let (status, err) = armed.finish();
+        let code = status.code().unwrap_or(-1);
         match code {
             0 => {}
-            5 => {
-                f.interrupted += 1;
-                if loaded == rows as i64 {
-                    f.committed_before_fault += 1;
-                } else if loaded != 0 || before != 3 {
-                    f.partial += 1;
-                }
+            5 => f.interrupted += 1,
+            other => {
+                eprintln!("trial {trial} ({point}, {mode}, {streams}): {err}");
+                f.odd_exits.push((trial, other))
             }
-            other => f.odd_exits.push((trial, other)),
         }
+        after_fault(&s, &table, rows, f).await;
         if code != 0 {
             let o = wait(load(&table, mode, streams, "rerun").spawn().unwrap());
             if !o.status.success() {
@@ -261,29 +342,25 @@ async fn backends_terminated_at_random_points_leave_no_partial_load() {
                 eprintln!("trial {trial} rerun: {}", text(&o));
             }
         }
-        let (before, loaded, distinct) = state(&s, &table).await;
-        if before != kept {
-            f.partial += 1;
-        }
-        f.lost_rows += rows as i64 - distinct;
-        f.duplicated_rows += loaded - distinct;
-        if ledger_entries(&s, &table).await != 1 {
-            f.duplicated_rows += 1;
-        }
+        settle(&s, &table, mode, rows, f).await;
     }
-    report("postgres-backend-terminated", seed, rows, &f);
-    assert_clean("postgres-backend-terminated", &f);
+    for (point, f) in fault::POINTS.iter().zip(&figures) {
+        report("postgres-backend-terminated", point, rows, f);
+    }
+    for (point, f) in fault::POINTS.iter().zip(&figures) {
+        assert_point("postgres-backend-terminated", point, f);
+    }
 }
 
-/// The ferry process SIGKILLed at a random point of a job (`ferry run`:
-/// create-job, staging, transform, COPY, publish, upload, notify): a rerun
-/// of the same input — after the killed worker's lease ran out — finishes
-/// the job with every row loaded exactly once.
+/// The ferry process SIGKILLed at each point of a job's load (`ferry run`
+/// with a SQLite job store): after the killed worker's lease ran out, a
+/// rerun of the same input finishes the job — or, killed after `COMMIT`,
+/// finds the load in the ledger — with every row loaded exactly once and
+/// one succeeded job.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_worker_is_taken_over_and_every_row_loads_once() {
     let s = Scratch::new("sigkill").await;
     let (trials, rows) = sizes();
-    let (mut rng, seed) = Rng::new();
     write_input(&s.path("input.csv"), rows);
     let lease = Duration::from_secs(1);
     let setup = |trial: u64, mode: &str| -> PathBuf {
@@ -308,58 +385,39 @@ async fn a_killed_worker_is_taken_over_and_every_row_loads_once() {
         std::fs::write(spec.join("transform.sql"), "SELECT * FROM source").unwrap();
         dir
     };
-    let run = |dir: &Path| {
+    let run = |dir: &Path, streams: &str| {
         let mut c = ferry_cmd(&common::RUN_IN_A, dir);
-        c.arg("-q");
+        c.args(["-q", "--streams", streams]);
         c.env("FERRY_JOB_LEASE", "1s");
         c
     };
-    let calibration = setup(trials, "append");
-    let started = Instant::now();
-    let o = wait(run(&calibration).spawn().unwrap());
-    assert!(o.status.success(), "{}", text(&o));
-    let full = started.elapsed();
-
-    let mut f = Figures::default();
+    let mut figures: Vec<Figures> = fault::POINTS.iter().map(|_| Figures::default()).collect();
     for trial in 0..trials {
-        let mode = ["append", "replace", "upsert"][trial as usize % 3];
+        let (point, mode, streams) = combination(trial);
+        let f = &mut figures[trial as usize % 4];
         let dir = setup(trial, mode);
         let table = s.table(&format!("t{trial}"));
-        prepare_target(&s, &table).await;
-        let mut child = run(&dir).spawn().unwrap();
-        tokio::time::sleep(full.mul_f64(1.2 * rng.unit())).await;
-        let killed = child.try_wait().unwrap().is_none();
-        if killed {
-            child.kill().unwrap(); // SIGKILL
-        }
-        let o = wait(child);
+        prepare_target(&s, &table, mode).await;
+        let mut armed = Armed::spawn(run(&dir, streams), point);
         f.trials += 1;
-        if killed {
+        if armed.reached() {
+            f.reached += 1;
+            armed.child.kill().unwrap(); // SIGKILL
             f.interrupted += 1;
-            let (before, loaded, _) = state(&s, &table).await;
-            if loaded == rows as i64 {
-                f.committed_before_fault += 1;
-            } else if loaded != 0 || before != 3 {
-                f.partial += 1;
-            }
-            tokio::time::sleep(lease + Duration::from_millis(200)).await;
-        } else if !o.status.success() {
-            f.odd_exits.push((trial, o.status.code().unwrap_or(-1)));
         }
-        let o = wait(run(&dir).spawn().unwrap());
+        let (status, err) = armed.finish();
+        if !status.success() && status.code().is_some() {
+            eprintln!("trial {trial} ({point}, {mode}, {streams}): {err}");
+            f.odd_exits.push((trial, status.code().unwrap_or(-1)));
+        }
+        after_fault(&s, &table, rows, f).await;
+        tokio::time::sleep(lease + Duration::from_millis(200)).await;
+        let o = wait(run(&dir, streams).spawn().unwrap());
         if !o.status.success() {
             f.failed_reruns += 1;
             eprintln!("trial {trial} rerun: {}", text(&o));
         }
-        let (before, loaded, distinct) = state(&s, &table).await;
-        if before != if mode == "replace" { 0 } else { 3 } {
-            f.partial += 1;
-        }
-        f.lost_rows += rows as i64 - distinct;
-        f.duplicated_rows += loaded - distinct;
-        if ledger_entries(&s, &table).await != 1 {
-            f.duplicated_rows += 1;
-        }
+        settle(&s, &table, mode, rows, f).await;
         let jobs = wait(
             ferry_cmd(&["jobs", "list", "--work-dir", "work"], &dir)
                 .spawn()
@@ -374,8 +432,14 @@ async fn a_killed_worker_is_taken_over_and_every_row_loads_once() {
             eprintln!("trial {trial}: jobs {}", text(&jobs));
         }
     }
-    report("ferry-sigkill", seed, rows, &f);
-    assert_clean("ferry-sigkill", &f);
+    for (point, f) in fault::POINTS.iter().zip(&figures) {
+        report("ferry-sigkill", point, rows, f);
+    }
+    for (point, f) in fault::POINTS.iter().zip(&figures) {
+        // A killed process cannot report its exit: every trial counts as
+        // interrupted, and after COMMIT the rows must be there as well.
+        assert_point("ferry-sigkill", point, f);
+    }
 }
 
 /// Working storage that fills up (a 1 MiB tmpfs, mounted in a private mount

@@ -487,6 +487,7 @@ impl LoadSession {
                 }
             }
         }
+        crate::fault::point(crate::fault::PUBLISH).await;
         let checksum = req.input.checksum_value().await?;
         let receipt = match measured {
             Some((rows, m)) => {
@@ -563,8 +564,10 @@ impl LoadSession {
             });
             return Ok(Outcome::AlreadyLoaded(prev));
         }
+        crate::fault::point(crate::fault::LEDGER).await;
         exec(c, "COMMIT", "committing the load").await?;
         self.in_tx = false;
+        crate::fault::point(crate::fault::COMMITTED).await;
         if req.mode == LoadMode::Replace {
             // The swapped-in table is the target now; nothing to clean up.
             self.cleanup = None;

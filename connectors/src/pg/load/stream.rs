@@ -37,6 +37,9 @@ pub(super) async fn run_stream(
             let Some(chunk) = next else { break };
             sent.push((chunk.first_row, chunk.rows));
             sink.send(chunk.bytes).await?;
+            if index == 0 && sent.len() == 1 {
+                crate::fault::point(crate::fault::COPY).await;
+            }
         }
         if binary {
             sink.send(Bytes::from_static(&PGCOPY_TRAILER)).await?;
