@@ -13,7 +13,8 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-/// The points, in the order a load passes them.
+/// The points of a load, in the order it passes them. A job step has one
+/// more, [`after_step`].
 pub const POINTS: [&str; 4] = [COPY, PUBLISH, LEDGER, COMMITTED];
 /// Mid-COPY: the first stream has sent its first chunk of rows.
 pub const COPY: &str = "copy";
@@ -24,6 +25,8 @@ pub const PUBLISH: &str = "publish";
 pub const LEDGER: &str = "ledger";
 /// `COMMIT` returned; ferry has not yet reported the load.
 pub const COMMITTED: &str = "committed";
+/// Not a load's: the job is recorded finished, its event not yet sent.
+pub const FINISHED: &str = "finished";
 
 fn armed() -> Option<&'static (String, Duration)> {
     static AT: OnceLock<Option<(String, Duration)>> = OnceLock::new();
@@ -44,7 +47,22 @@ pub async fn point(name: &'static str) {
     if let Some((at, pause)) = armed()
         && at == name
     {
-        eprintln!("ferry: fault point {name} reached");
-        tokio::time::sleep(*pause).await;
+        reached(at, *pause).await;
     }
+}
+
+/// The point `after <step>`: a job step's work is done and its success not
+/// yet recorded in the job store (the moment a crash leaves the store
+/// behind the world).
+pub async fn after_step(step: &str) {
+    if let Some((at, pause)) = armed()
+        && at.strip_prefix("after ") == Some(step)
+    {
+        reached(at, *pause).await;
+    }
+}
+
+async fn reached(at: &str, pause: Duration) {
+    eprintln!("ferry: fault point {at} reached");
+    tokio::time::sleep(pause).await;
 }

@@ -10,9 +10,9 @@
 //! The targets of `append` and `replace` have no key, so a row loaded twice
 //! stays twice and is counted; `upsert` needs its key.
 //!
-//! Knobs: `FERRY_FAULT_TRIALS` (default 24: each point × mode × stream
-//! count once), `FERRY_FAULT_ROWS` (default 100 000), `FERRY_BIN` (default:
-//! this build's `ferry`).
+//! Knobs: `FERRY_FAULT_ROUNDS` (default 1: each point × mode × stream count
+//! once), `FERRY_FAULT_ROWS` (default 100 000), `FERRY_BIN` (default: this
+//! build's `ferry`).
 
 use crate::common;
 
@@ -51,22 +51,47 @@ fn ferry_cmd(args: &[&str], cwd: &Path) -> Command {
     c
 }
 
-/// Trials and rows per trial (`FERRY_FAULT_TRIALS`, `FERRY_FAULT_ROWS`).
-fn sizes() -> (u64, u64) {
+/// Trials over `points` (every point × mode × stream count, times
+/// `FERRY_FAULT_ROUNDS`) and rows per trial (`FERRY_FAULT_ROWS`).
+fn sizes(points: &[&str]) -> (u64, u64) {
     (
-        knob("FERRY_FAULT_TRIALS", 24),
+        knob("FERRY_FAULT_ROUNDS", 1) * points.len() as u64 * 6,
         knob("FERRY_FAULT_ROWS", 100_000),
     )
 }
 
 /// Trial `n`'s fault point, mode and stream count: the points vary
-/// fastest, so any 24 consecutive trials cover every combination.
-fn combination(n: u64) -> (&'static str, &'static str, &'static str) {
-    let n = n as usize;
+/// fastest, so each run of `6 × points` trials covers every combination.
+fn combination<'a>(n: u64, points: &[&'a str]) -> (&'a str, &'static str, &'static str) {
+    let (n, p) = (n as usize, points.len());
     (
-        fault::POINTS[n % 4],
-        ["append", "replace", "upsert"][n / 4 % 3],
-        ["1", "2"][n / 12 % 2],
+        points[n % p],
+        ["append", "replace", "upsert"][n / p % 3],
+        ["1", "2"][n / (3 * p) % 2],
+    )
+}
+
+/// The points of a whole job (`ferry run`): the load's, and the end of each
+/// step before the job store records it.
+const JOB_POINTS: [&str; 8] = [
+    "after s3-efs-downloader",
+    fault::COPY,
+    fault::PUBLISH,
+    fault::LEDGER,
+    fault::COMMITTED,
+    "after transform+sql-processor",
+    "after efs-s3-uploader",
+    fault::FINISHED,
+];
+
+/// Whether the load has committed when ferry reaches `point`.
+fn committed_at(point: &str) -> bool {
+    matches!(
+        point,
+        fault::COMMITTED
+            | "after transform+sql-processor"
+            | "after efs-s3-uploader"
+            | fault::FINISHED
     )
 }
 
@@ -208,13 +233,15 @@ struct Figures {
     failed_reruns: u64,
     /// Prepared transactions left after the trial.
     prepared_left: i64,
+    /// Jobs (`ferry run`) whose success event was not sent exactly once.
+    events_wrong: u64,
     /// Unexpected exit codes, as (trial, code).
     odd_exits: Vec<(u64, i32)>,
 }
 
 fn report(name: &str, point: &str, rows: u64, f: &Figures) {
     println!(
-        "FAULTS {name}/{point}: trials={} reached={} interrupted={} committed_before_fault={} partial={} lost_rows={} duplicated_rows={} failed_reruns={} prepared_left={} rows_per_trial={rows}",
+        "FAULTS {name}/{point}: trials={} reached={} interrupted={} committed_before_fault={} partial={} lost_rows={} duplicated_rows={} failed_reruns={} prepared_left={} events_wrong={} rows_per_trial={rows}",
         f.trials,
         f.reached,
         f.interrupted,
@@ -223,7 +250,8 @@ fn report(name: &str, point: &str, rows: u64, f: &Figures) {
         f.lost_rows,
         f.duplicated_rows,
         f.failed_reruns,
-        f.prepared_left
+        f.prepared_left,
+        f.events_wrong
     );
 }
 
@@ -240,10 +268,11 @@ fn assert_point(name: &str, point: &str, f: &Figures) {
             && f.duplicated_rows == 0
             && f.failed_reruns == 0
             && f.prepared_left == 0
+            && f.events_wrong == 0
             && f.odd_exits.is_empty(),
         "{what}"
     );
-    if point == fault::COMMITTED {
+    if committed_at(point) {
         assert_eq!(f.committed_before_fault, f.trials, "{what}");
     } else {
         assert_eq!(f.interrupted, f.trials, "{what}");
@@ -282,7 +311,7 @@ async fn after_fault(s: &Scratch, table: &str, rows: u64, f: &mut Figures) {
 #[tokio::test(flavor = "multi_thread")]
 async fn backends_terminated_at_each_point_leave_no_partial_load() {
     let s = Scratch::new("pgkill").await;
-    let (trials, rows) = sizes();
+    let (trials, rows) = sizes(&fault::POINTS);
     write_input(&s.path("in.csv"), rows);
     let load = |table: &str, mode: &str, streams: &str, app: &str| {
         let mut args = vec![
@@ -308,8 +337,8 @@ async fn backends_terminated_at_each_point_leave_no_partial_load() {
     };
     let mut figures: Vec<Figures> = fault::POINTS.iter().map(|_| Figures::default()).collect();
     for trial in 0..trials {
-        let (point, mode, streams) = combination(trial);
-        let f = &mut figures[trial as usize % 4];
+        let (point, mode, streams) = combination(trial, &fault::POINTS);
+        let f = &mut figures[trial as usize % fault::POINTS.len()];
         let table = s.table(&format!("t{trial}"));
         prepare_target(&s, &table, mode).await;
         let app = format!("ferry-fault-{}-{trial}", std::process::id());
@@ -352,15 +381,16 @@ async fn backends_terminated_at_each_point_leave_no_partial_load() {
     }
 }
 
-/// The ferry process SIGKILLed at each point of a job's load (`ferry run`
-/// with a SQLite job store): after the killed worker's lease ran out, a
+/// The ferry process SIGKILLed at each point of a job (`ferry run` with a
+/// SQLite job store): the load's points, and the end of each step before
+/// the job store records it. After the killed worker's lease ran out, a
 /// rerun of the same input finishes the job — or, killed after `COMMIT`,
 /// finds the load in the ledger — with every row loaded exactly once and
 /// one succeeded job.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_worker_is_taken_over_and_every_row_loads_once() {
     let s = Scratch::new("sigkill").await;
-    let (trials, rows) = sizes();
+    let (trials, rows) = sizes(&JOB_POINTS);
     write_input(&s.path("input.csv"), rows);
     let lease = Duration::from_secs(1);
     let setup = |trial: u64, mode: &str| -> PathBuf {
@@ -391,10 +421,10 @@ async fn a_killed_worker_is_taken_over_and_every_row_loads_once() {
         c.env("FERRY_JOB_LEASE", "1s");
         c
     };
-    let mut figures: Vec<Figures> = fault::POINTS.iter().map(|_| Figures::default()).collect();
+    let mut figures: Vec<Figures> = JOB_POINTS.iter().map(|_| Figures::default()).collect();
     for trial in 0..trials {
-        let (point, mode, streams) = combination(trial);
-        let f = &mut figures[trial as usize % 4];
+        let (point, mode, streams) = combination(trial, &JOB_POINTS);
+        let f = &mut figures[trial as usize % JOB_POINTS.len()];
         let dir = setup(trial, mode);
         let table = s.table(&format!("t{trial}"));
         prepare_target(&s, &table, mode).await;
@@ -431,11 +461,22 @@ async fn a_killed_worker_is_taken_over_and_every_row_loads_once() {
             f.failed_reruns += 1;
             eprintln!("trial {trial}: jobs {}", text(&jobs));
         }
+        // One success event: never lost (a job killed after recording its
+        // success sends it on the next delivery), here never doubled.
+        let events = std::fs::read_to_string(dir.join("work/events.jsonl")).unwrap_or_default();
+        let sent = events
+            .lines()
+            .filter(|l| l.contains("\"succeeded\""))
+            .count();
+        if sent != 1 {
+            f.events_wrong += 1;
+            eprintln!("trial {trial} ({point}): {sent} success events: {events}");
+        }
     }
-    for (point, f) in fault::POINTS.iter().zip(&figures) {
+    for (point, f) in JOB_POINTS.iter().zip(&figures) {
         report("ferry-sigkill", point, rows, f);
     }
-    for (point, f) in fault::POINTS.iter().zip(&figures) {
+    for (point, f) in JOB_POINTS.iter().zip(&figures) {
         // A killed process cannot report its exit: every trial counts as
         // interrupted, and after COMMIT the rows must be there as well.
         assert_point("ferry-sigkill", point, f);

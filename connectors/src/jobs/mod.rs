@@ -495,9 +495,26 @@ fn refused(job: &Job, detail: &str) -> JobStoreError {
 /// ([`touch`]), so a live worker's job is never stale. A job whose worker
 /// had a hard deadline ([`Job::lease_until`]) is stale once that has passed.
 pub fn is_stale(job: &Job, lease: std::time::Duration) -> bool {
-    if job.status != JobStatus::Running {
-        return false;
-    }
+    job.status == JobStatus::Running && lease_ran_out(job, lease)
+}
+
+/// Whether a succeeded job's event may never have been sent: its worker
+/// recorded the success, then stopped (killed, its host gone) before the
+/// notify step of that attempt was recorded done, and has not touched the
+/// record for a lease. A duplicate delivery of its input sends the event
+/// then, so a crash in that moment delays the event instead of losing it
+/// (at least once: a consumer tells repeats apart by `job_id`).
+pub fn event_unsent(job: &Job, lease: std::time::Duration) -> bool {
+    job.status == JobStatus::Succeeded
+        && job
+            .step("notify")
+            .is_none_or(|s| s.finished_at.is_none() || s.error.is_some())
+        && lease_ran_out(job, lease)
+}
+
+/// Whether the job's worker is past its lease: past its deadline when it
+/// recorded one, else idle (no write to the record) for longer than `lease`.
+fn lease_ran_out(job: &Job, lease: std::time::Duration) -> bool {
     let now = chrono::Utc::now();
     if let Some(until) = job
         .lease_until

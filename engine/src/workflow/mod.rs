@@ -304,6 +304,7 @@ impl Runtime {
         let _lease = self.renew_lease(job_id);
         match self.dispatch(&job, step).await {
             Ok(result) => {
+                ferry_connectors::fault::after_step(step.name()).await;
                 self.record(job_id, step, &started_at, started, Ok(result))
                     .await
             }

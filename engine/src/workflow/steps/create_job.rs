@@ -95,6 +95,15 @@ impl Runtime {
             JobStatus::Running if jobs::is_stale(&job, lease) => {
                 tracing::warn!(job_id = %job.job_id, input = %job.input.uri, since = %job.updated_at, "the job's worker stopped renewing its lease; taking the job over");
             }
+            JobStatus::Succeeded if jobs::event_unsent(&job, lease) => {
+                tracing::warn!(job_id = %job.job_id, input = %job.input.uri, since = %job.updated_at, "the job succeeded but its worker stopped before sending its event; sending it now");
+                let job = self.notify(&job.job_id, None).await?;
+                return Ok(Admission {
+                    job,
+                    run: false,
+                    duplicate,
+                });
+            }
             status => {
                 tracing::info!(job_id = %job.job_id, input = %job.input.uri, status = status.as_str(), "duplicate event: the job exists; nothing to do");
                 return Ok(Admission {

@@ -28,6 +28,7 @@ impl Runtime {
         let current = self.get(job_id).await?;
         let rows = job_rows(&current);
         let job = jobs::finish(self.store.as_ref(), job_id, error.clone(), rows).await?;
+        ferry_connectors::fault::point(ferry_connectors::fault::FINISHED).await;
         let event = JobEvent::for_job(&job);
         let sent = self.notifier.send(&event).await;
         let output = Output {
