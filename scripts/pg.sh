@@ -92,6 +92,8 @@ start() {
       echo "port = $PORT"
       echo "unix_socket_directories = '$PGDIR'"
       echo "max_connections = 200"
+      # Parallel append commits its COPY streams together by two-phase commit.
+      echo "max_prepared_transactions = 64"
       echo "shared_buffers = 256MB"
       # A throwaway cluster: durability is not the point, speed is.
       echo "fsync = off"

@@ -325,7 +325,11 @@ export class FerryStack extends Stack {
       cloudwatchLogsRetention: retention,
       parameterGroup: new rds.ParameterGroup(this, 'DatabaseParameters', {
         engine,
-        parameters: { 'rds.force_ssl': '1' },
+        // max_prepared_transactions: a load with several streams into an
+        // existing table commits them together by two-phase commit; one
+        // slot per stream of each load at once (0, RDS's default, makes
+        // such loads fall back to a staging table and a second pass).
+        parameters: { 'rds.force_ssl': '1', max_prepared_transactions: '64' },
       }),
       removalPolicy: prod ? RemovalPolicy.SNAPSHOT : RemovalPolicy.DESTROY,
     });

@@ -146,7 +146,9 @@ test('PostgreSQL: isolated, encrypted, TLS forced, credentials only through Secr
     EnableIAMDatabaseAuthentication: true,
     BackupRetentionPeriod: 7,
   });
-  template.hasResourceProperties('AWS::RDS::DBParameterGroup', { Parameters: { 'rds.force_ssl': '1' } });
+  template.hasResourceProperties('AWS::RDS::DBParameterGroup', {
+    Parameters: { 'rds.force_ssl': '1', max_prepared_transactions: '64' },
+  });
   template.hasResourceProperties('AWS::RDS::DBSubnetGroup', {
     SubnetIds: Match.arrayWith([{ Ref: Match.stringLikeRegexp('^Vpcdatabase') }]),
   });

@@ -16,13 +16,24 @@ use std::time::Duration;
 /// The points of a load, in the order it passes them. A job step has one
 /// more, [`after_step`].
 pub const POINTS: [&str; 4] = [COPY, PUBLISH, LEDGER, COMMITTED];
+/// The points of a two-phase `append` (several streams into an existing
+/// table), in order.
+pub const TWO_PHASE_POINTS: [&str; 6] =
+    [COPY, PUBLISH, LEDGER, PREPARED, COMMITTED, COMMIT_PREPARED];
 /// Mid-COPY: the first stream has sent its first chunk of rows.
 pub const COPY: &str = "copy";
 /// Every stream's COPY is done and the rows are published to the target
 /// (appended, swapped in or merged), not yet recorded.
 pub const PUBLISH: &str = "publish";
-/// The ledger entry is written; `COMMIT` is next.
+/// The ledger entry is written; `COMMIT` is next (a two-phase load
+/// prepares its streams first).
 pub const LEDGER: &str = "ledger";
+/// Two-phase `append`: every stream's transaction is prepared, the control
+/// transaction (with the ledger entry) not yet committed.
+pub const PREPARED: &str = "prepared";
+/// Two-phase `append`: the control transaction committed and the first
+/// stream's `COMMIT PREPARED` done; the others are still prepared.
+pub const COMMIT_PREPARED: &str = "commit-prepared";
 /// `COMMIT` returned; ferry has not yet reported the load.
 pub const COMMITTED: &str = "committed";
 /// Not a load's: the job is recorded finished, its event not yet sent.

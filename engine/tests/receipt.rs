@@ -519,3 +519,71 @@ async fn stats(s: &Scratch, t: &str) -> (i64, i64) {
         .unwrap();
     (r.get(0), r.get(1))
 }
+
+/// Two streams into a table without a key commit together by two-phase
+/// commit, each stream's rows seen only by its own transaction until then:
+/// the receipt adds up what each stream measured of its own rows, names
+/// the column and the row a trigger changed, refuses with the table as it
+/// was and no prepared transaction left; without the trigger it proves
+/// every row.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_two_phase_append_proves_its_streams_rows() {
+    let s = Scratch::new("rcpt_2pc").await;
+    let t = s.table("events");
+    s.db.batch_execute(&format!(
+        "CREATE TABLE {t} (id bigint, v bigint);
+         CREATE FUNCTION {schema}.nudge() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN IF NEW.id = 123457 THEN NEW.v := NEW.v + 1; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER nudge BEFORE INSERT ON {t} FOR EACH ROW EXECUTE FUNCTION {schema}.nudge()",
+        schema = s.schema
+    ))
+    .await
+    .unwrap();
+    let mut csv = String::with_capacity(4 << 20);
+    csv.push_str("id,v\n");
+    for i in 1..=300_000u64 {
+        csv.push_str(&format!("{i},{}\n", i * 7));
+    }
+    // Locks on the table held by prepared transactions (no process).
+    let prepared = || async {
+        s.scalar::<i64>(&format!(
+            "SELECT count(*) FROM pg_locks WHERE pid IS NULL AND locktype = 'relation' AND relation = to_regclass('{t}')"
+        ))
+        .await
+    };
+    let o = load(&s, &csv, &t, "", &["--streams", "2"]);
+    refused(&s, &o, &t, "v", 0).await;
+    assert!(
+        text(&o).contains(
+            "first at row 123457 of the rows loaded: ferry sent 864199, PostgreSQL stored 864200"
+        ),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(prepared().await, 0);
+    s.db.batch_execute(&format!("DROP TRIGGER nudge ON {t}"))
+        .await
+        .unwrap();
+    let o = load(&s, &csv, &t, "", &["--streams", "2"]);
+    let r = receipt(&o);
+    assert_eq!(r["rows"], 300_000, "{r}");
+    assert_eq!(prepared().await, 0);
+    let sum: i64 = s.scalar(&format!("SELECT sum(v)::int8 FROM {t}")).await;
+    assert_eq!(sum, 7 * 300_000 * 300_001 / 2);
+    // Two-phase: each stream's rows carry its own transaction, not the
+    // ledger entry's (a staging table's INSERT … SELECT would).
+    let (streams, with_ledger): (i64, i64) = {
+        let row =
+            s.db.query_one(
+                &format!(
+                    "SELECT count(DISTINCT xmin::text), count(*) FILTER (WHERE xmin = (SELECT xmin FROM ferry.loads WHERE target = '{t}'))
+                       FROM {t}"
+                ),
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!((streams, with_ledger), (2, 0));
+}

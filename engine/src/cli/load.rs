@@ -68,7 +68,10 @@ pub struct LoadArgs {
     #[arg(long = "key", value_name = "COLUMN")]
     keys: Vec<String>,
     /// Parallel COPY connections [default: the number of cores for replace, 1 for append
-    /// and upsert, where more streams need a staging table and a second pass].
+    /// and upsert]. Several append streams into an existing table commit together by
+    /// two-phase commit (the server needs max_prepared_transactions ≥ N): all or nothing,
+    /// but readers may see one stream's rows a moment before another's. Elsewhere they
+    /// go through a staging table and a second pass.
     #[arg(long, value_name = "N")]
     streams: Option<usize>,
     /// Load even if the ledger says this input is already loaded.

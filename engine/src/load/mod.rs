@@ -155,10 +155,13 @@ impl LoadReport {
 }
 
 /// The number of COPY streams when none is given: every core for `replace`,
-/// whose streams write straight into the new table, and one for `append` and
-/// `upsert`, where several streams must go through a staging table and a
-/// second pass (`INSERT … SELECT`) that costs more than the parallel COPY
-/// saves (figures: `benchmarks/results/tuning.md`).
+/// whose streams write straight into the new table and become visible in
+/// one instant, and one for `append` and `upsert`. Several `append` streams
+/// commit together by two-phase commit, all or nothing, but not in one
+/// instant to readers (see `ferry_connectors::pg::load`), so they are asked
+/// for, not given; where two-phase commit does not fit they go through a
+/// staging table and a second pass (`INSERT … SELECT`) that costs more than
+/// the parallel COPY saves (figures: `benchmarks/results/tuning.md`).
 pub fn default_streams(mode: LoadMode) -> usize {
     match mode {
         LoadMode::Replace => crate::ordered::cores(),

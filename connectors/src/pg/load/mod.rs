@@ -5,11 +5,12 @@
 //! | streams | append | replace | upsert |
 //! |---|---|---|---|
 //! | 1 | one transaction: COPY into the target, ledger, commit | one transaction: create the new table, `COPY … FREEZE`, swap, ledger, commit | one transaction: COPY into a temp table, `INSERT … ON CONFLICT`, ledger, commit |
-//! | N | COPY into an unlogged staging table; then one transaction: `INSERT … SELECT`, ledger, commit | COPY into the new table; then one transaction: swap, ledger, commit | COPY into staging; then one transaction: `INSERT … ON CONFLICT`, ledger, commit |
+//! | N | each stream COPYs into the target in its own transaction and prepares it; one transaction writes the ledger and commits, then the streams `COMMIT PREPARED` ([`two_phase`]); or, where that does not fit, COPY into an unlogged staging table, then one transaction: `INSERT … SELECT`, ledger, commit | COPY into the new table; then one transaction: swap, ledger, commit | COPY into staging; then one transaction: `INSERT … ON CONFLICT`, ledger, commit |
 //!
 //! Until the final commit nothing is visible in the target; on any failure the
 //! transaction is rolled back and staging tables are dropped, so a failed load
-//! leaves the target exactly as it was.
+//! leaves the target exactly as it was. (Two-phase streams become visible one
+//! by one just after that commit, which decided them: see [`two_phase`].)
 //!
 //! This module holds the session and its publish; `plan` matches the output
 //! to the table, `open` creates what the streams write into, `stream` is one
@@ -22,6 +23,7 @@ mod open;
 mod plan;
 mod prove;
 mod stream;
+mod two_phase;
 
 use std::sync::Arc;
 
@@ -168,6 +170,9 @@ enum Layout {
     Single,
     /// Parallel streams into a committed staging (or new) table, then publish.
     Staged,
+    /// Parallel streams into the target, each in its own transaction,
+    /// committed together by two-phase commit (see [`two_phase`]).
+    TwoPhase,
 }
 
 /// How far before the table's end a receipt looks, in turn, for an
@@ -204,6 +209,12 @@ pub struct LoadSession {
     target_ddl: String,
     sender: Option<mpsc::Sender<CopyChunk>>,
     streams: Vec<JoinHandle<Result<u64, PgError>>>,
+    /// The two-phase layout's streams, running.
+    participants: Vec<JoinHandle<Result<two_phase::Participant, PgError>>>,
+    /// The two-phase layout's streams, their COPY done.
+    joined: Vec<two_phase::Participant>,
+    /// Names of the stream transactions prepared and not yet committed.
+    prepared: Vec<String>,
     /// A transaction is open on the control connection.
     in_tx: bool,
     /// How each loaded column is compared for the receipt.
@@ -241,6 +252,10 @@ impl LoadSession {
         );
         let stream_conns: Vec<Conn> = conns.collect();
         ensure_ledger(&control).await?;
+        // Stream transactions a killed load left prepared hold their locks
+        // and rows until decided; decided first, the ledger then tells the
+        // truth about them.
+        let prepared_capacity = two_phase::resolve_leftovers(&control).await?;
         // An input the ledger has never seen cannot be a duplicate, whatever
         // its checksum: only then does the load start before the hash is done
         // (a concurrent duplicate is still caught when publishing).
@@ -267,7 +282,32 @@ impl LoadSession {
         let layout = if stream_conns.len() <= 1 {
             Layout::Single
         } else {
-            Layout::Staged
+            let fits = two_phase::two_phase_fits(
+                req.mode,
+                stream_conns.len(),
+                target_exists,
+                !changes.is_empty(),
+                prepared_capacity,
+            );
+            let fits = match fits {
+                Ok(()) if two_phase::has_unique_index(&control, &req.target).await? => {
+                    Err("the target has a unique or exclusion index")
+                }
+                fits => fits,
+            };
+            match fits {
+                Ok(()) => Layout::TwoPhase,
+                Err(why) => {
+                    if req.mode == LoadMode::Append {
+                        tracing::info!(
+                            streams = stream_conns.len(),
+                            why,
+                            "parallel append through a staging table (INSERT … SELECT) instead of two-phase commit"
+                        );
+                    }
+                    Layout::Staged
+                }
+            }
         };
         let mut session = LoadSession {
             cfg,
@@ -285,6 +325,9 @@ impl LoadSession {
             target_ddl,
             sender: None,
             streams: Vec::new(),
+            participants: Vec::new(),
+            joined: Vec::new(),
+            prepared: Vec::new(),
             in_tx: false,
             checks,
             rewritten_up_to: None,
@@ -388,6 +431,9 @@ impl LoadSession {
         self.sender = None;
         let mut loaded = 0u64;
         let mut first_err = None;
+        if self.layout == Layout::TwoPhase {
+            loaded = self.join_participants().await?;
+        }
         for handle in self.streams.drain(..) {
             match handle.await {
                 Ok(Ok(rows)) => loaded += rows,
@@ -410,7 +456,7 @@ impl LoadSession {
         }
         let req = &self.req;
         let c = &self.control;
-        if self.layout == Layout::Staged {
+        if matches!(self.layout, Layout::Staged | Layout::TwoPhase) {
             exec(c, "BEGIN", "starting the publish transaction").await?;
             self.in_tx = true;
         }
@@ -458,6 +504,13 @@ impl LoadSession {
                     "swapping in the new table",
                 )
                 .await?;
+            }
+            (Layout::TwoPhase, _) => {
+                // Each stream measured its own rows in its own transaction.
+                measured = self
+                    .participants_measured()
+                    .filter(|_| level != Verify::Off)
+                    .map(|m| (Rows::Streams, m));
             }
             (Layout::Staged, LoadMode::Append) => {
                 if !self.target_exists {
@@ -508,6 +561,13 @@ impl LoadSession {
                     checksum: checksum.clone(),
                     ..Default::default()
                 };
+                // Two-phase streams' rows are seen only by their own
+                // transactions: each is asked about its own.
+                let froms = self.participants_rows();
+                let sources: Vec<prove::Source> = match &rows {
+                    Rows::Streams => froms.iter().map(|(c, r)| (*c, r)).collect(),
+                    rows => vec![(c.client(), rows)],
+                };
                 let receipt = settle(Settle {
                     c,
                     checks: &self.checks,
@@ -515,7 +575,7 @@ impl LoadSession {
                     level,
                     sent: &expected,
                     measured: m,
-                    rows: &rows,
+                    sources: &sources,
                     ids,
                     sent_rows: self.sent_rows.as_ref(),
                 })
@@ -565,10 +625,18 @@ impl LoadSession {
             return Ok(Outcome::AlreadyLoaded(prev));
         }
         crate::fault::point(crate::fault::LEDGER).await;
+        if self.layout == Layout::TwoPhase {
+            self.prepare_participants().await?;
+            crate::fault::point(crate::fault::PREPARED).await;
+        }
+        let c = &self.control;
         exec(c, "COMMIT", "committing the load").await?;
         self.in_tx = false;
         crate::fault::point(crate::fault::COMMITTED).await;
-        if req.mode == LoadMode::Replace {
+        if self.layout == Layout::TwoPhase {
+            self.commit_participants().await?;
+        }
+        if self.req.mode == LoadMode::Replace {
             // The swapped-in table is the target now; nothing to clean up.
             self.cleanup = None;
         }
@@ -581,43 +649,23 @@ impl LoadSession {
         })
     }
 
-    /// Measures the rows this transaction appended to the target: from the
-    /// block the table ended with before; when fewer rows are there than
-    /// were sent, from each of [`RECENT_BLOCKS`] before it in turn (where
-    /// concurrent loads' extensions left free blocks); when still fewer
-    /// (rows went into free space of old blocks), over the whole table.
+    /// Measures the rows this transaction appended to the target (see
+    /// [`prove::measure_appended`]).
     async fn measure_appended(
         &self,
         level: Verify,
         expected_rows: u64,
     ) -> Result<(Rows, Measured), PgError> {
-        let c = &self.control;
-        let target = &self.req.target;
-        let xid = Rows::transaction_id(c).await?;
-        let after = self.rewritten_up_to.as_deref();
-        let first = self.first_block.unwrap_or(0);
-        let mut from_blocks = vec![Some(first)];
-        if after.is_none() && first > 0 {
-            // Concurrent appends to the same table: blocks another load's
-            // extension left free, just before where the table ended.
-            for back in RECENT_BLOCKS {
-                if first > back {
-                    from_blocks.push(Some(first - back));
-                }
-            }
-            from_blocks.push(None);
-        }
-        let (last, earlier) = from_blocks.split_last().expect("one attempt at least");
-        for &from_block in earlier {
-            let m = self
-                .measure(level, Rows::written_to(target, after, from_block, &xid))
-                .await?;
-            if m.1.rows == expected_rows {
-                return Ok(m);
-            }
-        }
-        self.measure(level, Rows::written_to(target, after, *last, &xid))
-            .await
+        prove::measure_appended(
+            &self.control,
+            &self.checks,
+            level,
+            &self.req.target,
+            self.rewritten_up_to.as_deref(),
+            self.first_block,
+            expected_rows,
+        )
+        .await
     }
 
     /// Measures this load's stored rows (see [`prove`]).
@@ -636,6 +684,7 @@ impl LoadSession {
         if self.in_tx && !self.control.is_closed() {
             let _ = self.control.batch_execute("ROLLBACK").await;
         }
+        self.abort_participants().await;
         self.drop_cleanup_table().await;
     }
 

@@ -1,5 +1,6 @@
 //! Opening a load: the table its COPY streams write into — the target
-//! itself inside the load's transaction (one stream), a replacement table
+//! itself inside the load's transaction (one stream) or in each stream's
+//! own (two-phase `append`), a replacement table
 //! built beside the target (`replace`), or a staging table (several streams,
 //! `upsert`, `delete-insert`) — and the streams themselves.
 
@@ -9,6 +10,7 @@ use tokio::sync::{Mutex, mpsc};
 use tokio_postgres::Client;
 
 use super::stream::run_stream;
+use super::two_phase::{MeasurePlan, run_participant};
 use super::{CopyChunk, Layout, LoadSession, create_target, evolve, exec, short};
 use crate::pg::catalog::{self, NewColumn, create_table_sql};
 use crate::pg::error::PgError;
@@ -113,6 +115,13 @@ impl LoadSession {
                     }
                 }
             }
+            (Layout::TwoPhase, _) => {
+                // The streams write into the target in their own
+                // transactions; the control one starts when they are done.
+                if req.verify.level != Verify::Off {
+                    self.first_block = Some(Rows::last_block(c, &req.target).await?);
+                }
+            }
             (Layout::Staged, LoadMode::Replace) => {
                 drop_leftover(c, &replacement).await?;
                 exec(c, &replacement_ddl(), "creating the replacement table").await?;
@@ -146,6 +155,29 @@ impl LoadSession {
                 table,
                 req.format,
             )));
+        } else if self.layout == Layout::TwoPhase {
+            let plan = (req.verify.level != Verify::Off).then(|| {
+                Arc::new(MeasurePlan {
+                    checks: self.checks.clone(),
+                    level: req.verify.level,
+                    target: req.target.clone(),
+                    first_block: self.first_block,
+                })
+            });
+            for (k, conn) in std::mem::take(&mut self.stream_conns)
+                .into_iter()
+                .enumerate()
+            {
+                self.participants.push(tokio::spawn(run_participant(
+                    conn,
+                    copy_sql.clone(),
+                    rx.clone(),
+                    k,
+                    table.clone(),
+                    req.format,
+                    plan.clone(),
+                )));
+            }
         } else {
             for (k, conn) in std::mem::take(&mut self.stream_conns)
                 .into_iter()

@@ -40,6 +40,8 @@ pub(super) enum Rows {
         /// The publishing `INSERT`.
         insert: String,
     },
+    /// In the two-phase streams' own transactions, which measured them.
+    Streams,
 }
 
 impl Rows {
@@ -185,6 +187,47 @@ pub(super) async fn measure(
     }
 }
 
+/// Measures the rows the transaction on `c` appended to `target`: from
+/// block `first_block`, where the table ended before the load (see
+/// [`Rows::last_block`]); when fewer rows are there than `expected_rows`,
+/// from each of [`RECENT_BLOCKS`](super::RECENT_BLOCKS) before it in turn
+/// (where concurrent loads' extensions left free blocks); when still fewer
+/// (rows went into free space of old blocks), over the whole table. `after`
+/// is the last row of a table this transaction rewrote (see
+/// [`Rows::written_to`]).
+pub(super) async fn measure_appended(
+    c: &Conn,
+    checks: &[Check],
+    level: Verify,
+    target: &QualifiedName,
+    after: Option<&str>,
+    first_block: Option<u64>,
+    expected_rows: u64,
+) -> Result<(Rows, Measured), PgError> {
+    let xid = Rows::transaction_id(c).await?;
+    let first = first_block.unwrap_or(0);
+    let mut from_blocks = vec![Some(first)];
+    if after.is_none() && first > 0 {
+        for back in super::RECENT_BLOCKS {
+            if first > back {
+                from_blocks.push(Some(first - back));
+            }
+        }
+        from_blocks.push(None);
+    }
+    let mut result = None;
+    for from_block in from_blocks {
+        let from = Rows::written_to(target, after, from_block, &xid);
+        let m = measure(c, checks, level, &from).await?;
+        let enough = m.rows == expected_rows;
+        result = Some((Rows::Table(from), m));
+        if enough {
+            break;
+        }
+    }
+    Ok(result.expect("one attempt at least"))
+}
+
 /// Runs a keyed publish (`delete` then `insert`), measuring the rows the
 /// insert returns; with `count_inserted`, also how many it inserted rather
 /// than updated.
@@ -232,6 +275,11 @@ async fn over_stored_rows(
 ) -> Result<String, PgError> {
     Ok(match rows {
         Rows::Table(from) => format!("WITH ferry_rows AS (SELECT * FROM {from}) {query}"),
+        Rows::Streams => {
+            return Err(PgError::Count(format!(
+                "{doing}: the rows are in the COPY streams' transactions"
+            )));
+        }
         Rows::Keyed { delete, insert } => {
             c.batch_execute("ROLLBACK TO SAVEPOINT ferry_upsert")
                 .await
@@ -248,19 +296,27 @@ async fn over_stored_rows(
     })
 }
 
+/// Where stored rows are read from: the connection whose transaction holds
+/// them, and which of its rows. One for a load in one transaction; one per
+/// stream for two-phase streams, whose rows only their own transactions see.
+pub(super) type Source<'a> = (&'a Client, &'a Rows);
+
 /// Each column's NULLs and hash sum over the stored rows, to name the
 /// column that differs.
 async fn column_digests(
-    c: &Client,
+    sources: &[Source<'_>],
     checks: &[Check],
     columns: &[String],
-    rows: &Rows,
 ) -> Result<Digest, PgError> {
     const DOING: &str = "finding the column that differs";
     let query = column_digest_sql(checks, "ferry_rows");
-    let sql = over_stored_rows(c, columns, rows, &query, DOING).await?;
-    let row = c.query_one(&sql, &[]).await.map_err(db(DOING))?;
-    read_column_digest(&row, checks.len()).map_err(PgError::Count)
+    let mut total = Digest::new(checks.len());
+    for &(c, rows) in sources {
+        let sql = over_stored_rows(c, columns, rows, &query, DOING).await?;
+        let row = c.query_one(&sql, &[]).await.map_err(db(DOING))?;
+        total.merge(&read_column_digest(&row, checks.len()).map_err(PgError::Count)?);
+    }
+    Ok(total)
 }
 
 /// The load's rows as ferry sent them, in order: its `.pgcopy` parts (to
@@ -385,11 +441,10 @@ fn for_each_sent(
 /// `None` when no pair is found (the other columns changed too) or the
 /// value cannot be compared from the bytes sent.
 async fn locate(
-    c: &Client,
+    sources: &[Source<'_>],
     checks: &[Check],
     columns: &[String],
     k: usize,
-    rows: &Rows,
     sent: &SentRows,
 ) -> Result<Option<String>, PgError> {
     const DOING: &str = "finding the row that differs";
@@ -419,12 +474,15 @@ async fn locate(
     let query = format!(
         "SELECT ({others} & {mask})::int4, count(*)::int8, sum(coalesce({own}, {null_own}))::text FROM ferry_rows GROUP BY 1"
     );
-    let sql = over_stored_rows(c, columns, rows, &query, DOING).await?;
     let mut stored = vec![(0u64, 0i128); BUCKETS];
-    for row in c.query(&sql, &[]).await.map_err(db(DOING))? {
-        let b = row.get::<_, i32>(0) as usize & mask;
-        let sum = parse_sum(row.get(2)).map_err(PgError::Count)?;
-        stored[b] = (row.get::<_, i64>(1) as u64, sum);
+    for &(c, rows) in sources {
+        let sql = over_stored_rows(c, columns, rows, &query, DOING).await?;
+        for row in c.query(&sql, &[]).await.map_err(db(DOING))? {
+            let b = row.get::<_, i32>(0) as usize & mask;
+            let sum = parse_sum(row.get(2)).map_err(PgError::Count)?;
+            stored[b].0 += row.get::<_, i64>(1) as u64;
+            stored[b].1 += sum;
+        }
     }
     let mut differing: Vec<(u64, usize)> = (0..BUCKETS)
         .filter(|&b| (sums[b].0, sums[b].1) != stored[b])
@@ -455,15 +513,17 @@ async fn locate(
         quote_ident(&check.name),
         list.join(", ")
     );
-    let sql = over_stored_rows(c, columns, rows, &query, DOING).await?;
     // Stored rows by their hashes; a sent row with the same hashes is
     // stored as sent and takes one of them away.
     let mut unmatched: HashMap<(i64, Option<i64>), Vec<StoredValue>> = HashMap::new();
-    for row in c.query(&sql, &[]).await.map_err(db(DOING))? {
-        unmatched
-            .entry((row.get(0), row.get(1)))
-            .or_default()
-            .push((row.get(2), row.get(3)));
+    for &(c, rows) in sources {
+        let sql = over_stored_rows(c, columns, rows, &query, DOING).await?;
+        for row in c.query(&sql, &[]).await.map_err(db(DOING))? {
+            unmatched
+                .entry((row.get(0), row.get(1)))
+                .or_default()
+                .push((row.get(2), row.get(3)));
+        }
     }
     let mut changed = Vec::new();
     for r in sent_rows {
@@ -505,7 +565,8 @@ pub(super) struct Settle<'a> {
     pub level: Verify,
     pub sent: &'a Digest,
     pub measured: Measured,
-    pub rows: &'a Rows,
+    /// Where the stored rows are, to find the column and row that differ.
+    pub sources: &'a [Source<'a>],
     pub ids: ReceiptIds,
     /// The sent rows (`.pgcopy` and `.sql` artifacts), to name the row
     /// that differs.
@@ -518,7 +579,7 @@ pub(super) async fn settle(s: Settle<'_>) -> Result<Receipt, PgError> {
     let stored_sum = s.measured.row_sum.filter(|_| s.level == Verify::Full);
     if let Some(first) = compare(s.checks, s.sent, s.measured.rows, stored_sum, None) {
         let mut mismatch = if first.column.is_none() && s.sent.rows == s.measured.rows {
-            let stored = column_digests(s.c, s.checks, s.columns, s.rows).await?;
+            let stored = column_digests(s.sources, s.checks, s.columns).await?;
             compare(s.checks, s.sent, stored.rows, stored_sum, Some(&stored)).unwrap_or(first)
         } else {
             first
@@ -529,7 +590,7 @@ pub(super) async fn settle(s: Settle<'_>) -> Result<Receipt, PgError> {
             .and_then(|name| s.checks.iter().position(|c| &c.name == name));
         if let (Some(k), Some(sent)) = (k, s.sent_rows) {
             // Naming the row is a courtesy: the load fails either way.
-            match locate(s.c, s.checks, s.columns, k, s.rows, sent).await {
+            match locate(s.sources, s.checks, s.columns, k, sent).await {
                 Ok(Some(found)) => mismatch.detail.push_str(&found),
                 Ok(None) => {}
                 Err(e) => tracing::debug!(error = %e, "could not name the row that differs"),

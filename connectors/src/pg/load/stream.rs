@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::SinkExt;
 use tokio::sync::{Mutex, mpsc};
+use tokio_postgres::Client;
 
 use super::CopyChunk;
 use crate::pg::codec::binary::{PGCOPY_HEADER, PGCOPY_TRAILER};
@@ -14,7 +15,8 @@ use crate::pg::error::PgError;
 use crate::pg::pool::Conn;
 use crate::pg::statements::CopyFormat;
 
-/// One COPY stream: header, chunks from the shared queue, trailer.
+/// One COPY stream on a connection of its own, which commits it (the
+/// staged layouts): header, chunks from the shared queue, trailer.
 pub(super) async fn run_stream(
     mut client: Arc<Conn>,
     copy_sql: Arc<String>,
@@ -23,10 +25,33 @@ pub(super) async fn run_stream(
     table: Arc<String>,
     format: CopyFormat,
 ) -> Result<u64, PgError> {
+    let result = send_rows(&client, &copy_sql, &rx, index, &table, format).await;
+    // A stream of its own connection committed its COPY: it is clean.
+    if result.is_ok()
+        && let Some(c) = Arc::get_mut(&mut client)
+    {
+        c.keep();
+    }
+    result
+}
+
+/// Sends the header, every chunk the shared queue gives this stream, and
+/// the trailer as one `COPY … FROM STDIN`, in whatever transaction
+/// `client` is in; returns the rows PostgreSQL accepted. A refused row is
+/// named by its output row number, and the queue is closed so that no
+/// other stream goes on loading into a failed job.
+pub(super) async fn send_rows(
+    client: &Client,
+    copy_sql: &str,
+    rx: &Mutex<mpsc::Receiver<CopyChunk>>,
+    index: usize,
+    table: &str,
+    format: CopyFormat,
+) -> Result<u64, PgError> {
     // (first output row, rows) of each chunk sent, to name the row PostgreSQL rejects.
     let mut sent: Vec<(u64, u64)> = Vec::new();
     let result = async {
-        let sink = client.copy_in::<_, Bytes>(copy_sql.as_str()).await?;
+        let sink = client.copy_in::<_, Bytes>(copy_sql).await?;
         futures::pin_mut!(sink);
         let binary = format == CopyFormat::Binary;
         if binary {
@@ -47,14 +72,7 @@ pub(super) async fn run_stream(
         sink.as_mut().finish().await
     }
     .await;
-    // A stream of its own connection committed its COPY: it is clean.
-    if result.is_ok()
-        && let Some(c) = Arc::get_mut(&mut client)
-    {
-        c.keep();
-    }
     result.map_err(|e| {
-        // Stop the producer: nobody else should keep loading into a failed job.
         if let Ok(mut r) = rx.try_lock() {
             r.close();
         }
