@@ -255,7 +255,16 @@ impl LoadSession {
         // Stream transactions a killed load left prepared hold their locks
         // and rows until decided; decided first, the ledger then tells the
         // truth about them.
-        let prepared_capacity = two_phase::resolve_leftovers(&control).await?;
+        // A failed look (a prepared transaction named like ferry's that is
+        // not, say) must not stop loads that do not need it: they go on
+        // without two-phase commit.
+        let prepared_capacity = match two_phase::resolve_leftovers(&control).await {
+            Ok(capacity) => capacity,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not look for prepared transactions of killed loads; parallel append goes through a staging table");
+                0
+            }
+        };
         // An input the ledger has never seen cannot be a duplicate, whatever
         // its checksum: only then does the load start before the hash is done
         // (a concurrent duplicate is still caught when publishing).

@@ -380,3 +380,33 @@ impl LoadSession {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_phase_only_for_a_parallel_append_into_a_table_as_it_is() {
+        let fits = |mode, streams, exists, changes, capacity| {
+            two_phase_fits(mode, streams, exists, changes, capacity)
+        };
+        assert_eq!(fits(LoadMode::Append, 2, true, false, 64), Ok(()));
+        assert_eq!(fits(LoadMode::Append, 4, true, false, 4), Ok(()));
+        assert!(fits(LoadMode::Append, 1, true, false, 64).is_err());
+        assert!(fits(LoadMode::Upsert, 2, true, false, 64).is_err());
+        assert!(fits(LoadMode::Replace, 2, true, false, 64).is_err());
+        assert_eq!(
+            fits(LoadMode::Append, 2, false, false, 64),
+            Err("the target is created by this load")
+        );
+        assert_eq!(
+            fits(LoadMode::Append, 2, true, true, 64),
+            Err("the load changes the target's columns")
+        );
+        assert_eq!(
+            fits(LoadMode::Append, 3, true, false, 2),
+            Err("max_prepared_transactions is lower than the streams")
+        );
+        assert!(fits(LoadMode::Append, 2, true, false, 0).is_err());
+    }
+}
