@@ -167,6 +167,17 @@ async fn prepared_transactions(s: &Scratch, table: &str) -> i64 {
     .await
 }
 
+/// Terminates every backend of the ferry process started with
+/// `PGAPPNAME=app` (ferry appends the job to the name).
+async fn terminate_backends(s: &Scratch, app: &str) {
+    s.db.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE $1 || ' %'",
+        &[&app],
+    )
+    .await
+    .unwrap();
+}
+
 fn wait(child: Child) -> Output {
     child.wait_with_output().unwrap()
 }
@@ -380,12 +391,7 @@ async fn backends_terminated_at_each_point_leave_no_partial_load() {
         f.trials += 1;
         if armed.reached() {
             f.reached += 1;
-            s.db.query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE $1 || ' %'",
-                &[&app],
-            )
-            .await
-            .unwrap();
+            terminate_backends(&s, &app).await;
         }
         let (status, err) = armed.finish();
         let code = status.code().unwrap_or(-1);
@@ -621,12 +627,7 @@ async fn two_phase_append_struck_between_prepare_and_commit_loads_once() {
                 if kind == "ferry-sigkill" {
                     armed.child.kill().unwrap();
                 } else {
-                    s.db.query(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE $1 || ' %'",
-                        &[&app],
-                    )
-                    .await
-                    .unwrap();
+                    terminate_backends(&s, &app).await;
                 }
             }
             let (status, err) = armed.finish();

@@ -254,10 +254,9 @@ impl LoadSession {
         ensure_ledger(&control).await?;
         // Stream transactions a killed load left prepared hold their locks
         // and rows until decided; decided first, the ledger then tells the
-        // truth about them.
-        // A failed look (a prepared transaction named like ferry's that is
-        // not, say) must not stop loads that do not need it: they go on
-        // without two-phase commit.
+        // truth about them. A failed look (a prepared transaction named like
+        // ferry's that is not, say) must not stop loads that do not need
+        // it: they go on without two-phase commit.
         let prepared_capacity = match two_phase::resolve_leftovers(&control).await {
             Ok(capacity) => capacity,
             Err(e) => {
@@ -438,26 +437,14 @@ impl LoadSession {
         sent: Option<Digest>,
     ) -> Result<Outcome, PgError> {
         self.sender = None;
-        let mut loaded = 0u64;
-        let mut first_err = None;
-        if self.layout == Layout::TwoPhase {
-            loaded = self.join_participants().await?;
-        }
-        for handle in self.streams.drain(..) {
-            match handle.await {
-                Ok(Ok(rows)) => loaded += rows,
-                Ok(Err(e)) => {
-                    first_err.get_or_insert(e);
-                }
-                Err(join) => {
-                    first_err
-                        .get_or_insert(PgError::Count(format!("a COPY stream stopped: {join}")));
-                }
-            }
-        }
-        if let Some(e) = first_err {
-            return Err(e);
-        }
+        let loaded = if self.layout == Layout::TwoPhase {
+            self.join_participants().await?
+        } else {
+            join_streams(std::mem::take(&mut self.streams))
+                .await?
+                .into_iter()
+                .sum()
+        };
         if loaded != expected_rows {
             return Err(PgError::Count(format!(
                 "encoded {expected_rows} rows but PostgreSQL accepted {loaded}"
@@ -572,9 +559,8 @@ impl LoadSession {
                 };
                 // Two-phase streams' rows are seen only by their own
                 // transactions: each is asked about its own.
-                let froms = self.participants_rows();
                 let sources: Vec<prove::Source> = match &rows {
-                    Rows::Streams => froms.iter().map(|(c, r)| (*c, r)).collect(),
+                    Rows::Streams => self.participants_rows(),
                     rows => vec![(c.client(), rows)],
                 };
                 let receipt = settle(Settle {
@@ -719,6 +705,28 @@ impl LoadSession {
         if let Err(e) = result {
             tracing::warn!(table = %table, error = %e, "could not drop a staging table; drop it by hand");
         }
+    }
+}
+
+/// Waits for every COPY stream; `Err` is the first stream's error (the
+/// others are dropped: their connections close and roll back).
+async fn join_streams<T>(handles: Vec<JoinHandle<Result<T, PgError>>>) -> Result<Vec<T>, PgError> {
+    let mut done = Vec::with_capacity(handles.len());
+    let mut first_err = None;
+    for handle in handles {
+        match handle.await {
+            Ok(Ok(v)) => done.push(v),
+            Ok(Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            Err(join) => {
+                first_err.get_or_insert(PgError::Count(format!("a COPY stream stopped: {join}")));
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(done),
     }
 }
 

@@ -37,9 +37,9 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc};
 
-use super::prove::{Measured, Rows, measure_appended};
+use super::prove::{Measured, Rows, Source, measure_appended};
 use super::stream::send_rows;
-use super::{CopyChunk, LoadSession, exec, short};
+use super::{CopyChunk, LoadSession, exec, join_streams, short};
 use crate::pg::error::PgError;
 use crate::pg::ident::{QualifiedName, quote_literal};
 use crate::pg::pool::{Conn, Prepare};
@@ -56,7 +56,7 @@ pub(super) struct Participant {
     /// Rows PostgreSQL accepted.
     pub rows: u64,
     /// The stream's rows as stored, when the load proves them.
-    measured: Option<(String, Measured)>,
+    measured: Option<(Rows, Measured)>,
 }
 
 /// What a stream measures of its own rows (none under `verify = "off"`).
@@ -83,8 +83,8 @@ pub(super) async fn run_participant(
     exec(&conn, "BEGIN", "starting a COPY stream's transaction").await?;
     let rows = send_rows(&conn, &copy_sql, &rx, index, &table, format).await?;
     let measured = match plan {
-        Some(p) => {
-            let (stored, m) = measure_appended(
+        Some(p) => Some(
+            measure_appended(
                 &conn,
                 &p.checks,
                 p.level,
@@ -93,12 +93,8 @@ pub(super) async fn run_participant(
                 p.first_block,
                 rows,
             )
-            .await?;
-            let Rows::Table(from) = stored else {
-                unreachable!("an append's rows are a table's")
-            };
-            Some((from, m))
-        }
+            .await?,
+        ),
         None => None,
     };
     Ok(Participant {
@@ -225,26 +221,8 @@ impl LoadSession {
     /// Waits for every stream's COPY (and measure); `Err` is the first
     /// stream's error, the others' transactions rolled back by closing them.
     pub(super) async fn join_participants(&mut self) -> Result<u64, PgError> {
-        let mut first_err = None;
-        for handle in self.participants.drain(..) {
-            match handle.await {
-                Ok(Ok(p)) => self.joined.push(p),
-                Ok(Err(e)) => {
-                    first_err.get_or_insert(e);
-                }
-                Err(join) => {
-                    first_err
-                        .get_or_insert(PgError::Count(format!("a COPY stream stopped: {join}")));
-                }
-            }
-        }
-        match first_err {
-            Some(e) => {
-                self.joined.clear();
-                Err(e)
-            }
-            None => Ok(self.joined.iter().map(|p| p.rows).sum()),
-        }
+        self.joined = join_streams(std::mem::take(&mut self.participants)).await?;
+        Ok(self.joined.iter().map(|p| p.rows).sum())
     }
 
     /// The streams' rows as stored, added up: `None` when they were not
@@ -267,13 +245,10 @@ impl LoadSession {
 
     /// Each stream's connection and its rows (none unless measured): where
     /// a refused receipt looks for the column and row that differ.
-    pub(super) fn participants_rows(&self) -> Vec<(&tokio_postgres::Client, Rows)> {
+    pub(super) fn participants_rows(&self) -> Vec<Source<'_>> {
         self.joined
             .iter()
-            .filter_map(|p| {
-                let (from, _) = p.measured.as_ref()?;
-                Some((p.conn.client(), Rows::Table(from.clone())))
-            })
+            .filter_map(|p| Some((p.conn.client(), &p.measured.as_ref()?.0)))
             .collect()
     }
 
