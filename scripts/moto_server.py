@@ -49,6 +49,17 @@ IAM) filled in.
    timeout (kept here) as Sandbox.Timedout. And an invocation is judged by IAM as
    lambda:InvokeFunction on the function's ARN.
 
+7. DynamoDB's TransactWriteItems is not atomic between threads: it deep-copies
+   the tables it touches, applies its items one by one and, when a condition
+   fails, puts the copies back, erasing whatever another request wrote in
+   between. Two workers creating the same job at once could both succeed (the
+   loser's rollback deletes the winner's idempotency key; its retry then
+   finds no key and writes a second job): 2 of 200 three-way races here, and
+   a re-delivered event in the workflow test became a second job. DynamoDB
+   serializes conflicting transactions; here every
+   DynamoDB operation takes one lock, so each request sees and leaves a whole
+   state.
+
 Everything else is moto as published. scripts/aws.sh starts this.
 """
 
@@ -584,7 +595,35 @@ def patch_fault_injection():
     moto.server.DomainDispatcherApplication = WithFaults
 
 
+# The backend's operations; the batch APIs are built from get_item and put_item.
+DYNAMODB_OPERATIONS = (
+    "get_item", "put_item", "update_item", "delete_item", "query", "scan", "transact_write_items",
+)
+
+
+def patch_dynamodb_atomicity():
+    import functools
+    import threading
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    # Reentrant: a transaction's items go through put_item and friends.
+    lock = threading.RLock()
+
+    def serialized(operation):
+        @functools.wraps(operation)
+        def run(*args, **kwargs):
+            with lock:
+                return operation(*args, **kwargs)
+
+        return run
+
+    for name in DYNAMODB_OPERATIONS:
+        setattr(DynamoDBBackend, name, serialized(getattr(DynamoDBBackend, name)))
+
+
 def main():
+    patch_dynamodb_atomicity()
     patch_task_states()
     patch_heartbeat_timeouts()
     patch_task_failure_cause()
