@@ -107,6 +107,12 @@ def markdown(rows, meta, file_sets):
                     out.append(f"| {name} | {fmt(r['wall'])} | {r['rows_per_s']/1e3:,.0f} k | {fmt(r['mb_per_s'],0)} | "
                                f"{fmt(r.get('vs_fastest_peer'))} | {fmt(r['client_cpu'],1)} | {fmt(r['client_peak_mb'],0)} | "
                                f"{fmt(r.get('server_cpu'),1)} | {r['note']} |")
+            for r in g:
+                steps = (r.get("figures") or {}).get("steps") if r["ok"] else None
+                if steps:
+                    parts = [f"{k} {v['p50']:.2f} s" for k, v in steps.items()]
+                    out += ["", f"Where *{r['case']}* spends its time (per step, from the job store, the "
+                                f"last run): " + "; ".join(parts) + "."]
             out.append("")
     out += files_markdown(rows, file_sets)
     scales = sorted({r["scale"] for r in rows})

@@ -18,3 +18,4 @@ pub mod secrets;
 pub mod sfn;
 pub mod store;
 pub mod work;
+pub mod writeback;

@@ -4,20 +4,24 @@
 //! A Loader job's artifacts are its rows twice over (COPY text and binary
 //! COPY), 1.8 GB for 6 million TPC-H rows, and deflating them was the
 //! longest step after the load itself: 7.2 s of an 18.3 s SF 1 job, on one
-//! core while the others (and the database) sat idle. So large files are
-//! deflated side by side, one thread per core, each into a one-entry zip in
+//! core while the others (and the database) sat idle. So every core
+//! deflates the next large file not yet taken, each into a one-entry zip in
 //! an anonymous temporary file on local disk (not the job folder, which is
-//! EFS in AWS), whose compressed bytes are then copied as they are into
-//! `file.zip`, in order. Memory stays one copy buffer per thread; local disk
-//! holds at most one compressed file per thread at a time.
+//! EFS in AWS), and the calling thread copies their compressed bytes as
+//! they are into `file.zip`, in order, as each is ready. Memory stays one
+//! copy buffer per thread. `file.zip` hands its pages to the disk as it
+//! grows, so its closing fsync is short.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 
 use serde::{Deserialize, Serialize};
 
 use super::{FileKind, JobDir};
+use crate::writeback::WritebackFile;
 
 /// One file in the archive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,7 +218,7 @@ pub fn archive(
         );
     }
     let tmp = zip_path.with_extension("zip.partial");
-    let out = File::create(&tmp).map_err(io_error(&tmp))?;
+    let out = WritebackFile::create(&tmp).map_err(io_error(&tmp))?;
     // Buffers no larger than the files: a small job's archive is a few KB,
     // and zeroing a megabyte for it was a visible share of its CPU.
     let largest = sizes.iter().copied().max().unwrap_or(0);
@@ -222,40 +226,59 @@ pub fn archive(
     let mut zip = zip::ZipWriter::new(BufWriter::with_capacity(buf_len, out));
     let mut sums: Vec<Option<String>> = vec![None; entries.len()];
 
-    // Large files first, a window of one per core at a time, each copied
-    // into the archive as soon as its window is deflated.
+    // Large files first: every core deflates the next one not yet taken,
+    // and this thread copies them into the archive in order as they come.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let apart: Vec<usize> = (0..entries.len())
         .filter(|&i| threads > 1 && entries[i].data.is_none() && sizes[i] >= PARALLEL_FROM)
         .collect();
-    for window in apart.chunks(threads) {
-        let deflated: Vec<Result<(File, String), ArchiveError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = window
-                .iter()
-                .map(|&i| {
-                    let (path, name, size) = (&entries[i].path, &names[i], sizes[i]);
-                    s.spawn(move || deflate_apart(path, name, size, buf_len))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .zip(window)
-                .map(|(h, &i)| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(io_error(&entries[i].path)(std::io::Error::other(
-                            "the thread deflating it panicked",
-                        )))
-                    })
-                })
-                .collect()
-        });
-        for (result, &i) in deflated.into_iter().zip(window) {
-            let (file, sum) = result?;
-            let part = zip::ZipArchive::new(BufReader::with_capacity(buf_len, file))
-                .map_err(zip_error(&entries[i].path))?;
-            zip.merge_archive(part).map_err(zip_error(&tmp))?;
-            sums[i] = Some(sum);
-        }
+    if !apart.is_empty() {
+        let next = AtomicUsize::new(0);
+        let (done_tx, done) = mpsc::channel::<(usize, Result<(File, String), ArchiveError>)>();
+        std::thread::scope(|s| -> Result<(), ArchiveError> {
+            for _ in 0..threads.min(apart.len()) {
+                let (done_tx, next, apart, names, sizes) =
+                    (done_tx.clone(), &next, &apart, &names, &sizes);
+                s.spawn(move || {
+                    while let Some(&i) = apart.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let deflated =
+                            deflate_apart(&entries[i].path, &names[i], sizes[i], buf_len);
+                        if done_tx.send((i, deflated)).is_err() {
+                            break; // the archive failed; its error is reported
+                        }
+                    }
+                });
+            }
+            drop(done_tx);
+            let mut waiting = std::collections::BTreeMap::new();
+            let mut merged = 0;
+            for (i, deflated) in done {
+                waiting.insert(i, deflated);
+                while let Some(deflated) = apart.get(merged).and_then(|i| waiting.remove(i)) {
+                    let i = apart[merged];
+                    let merge = deflated.and_then(|(file, sum)| {
+                        let part = zip::ZipArchive::new(BufReader::with_capacity(buf_len, file))
+                            .map_err(zip_error(&entries[i].path))?;
+                        zip.merge_archive(part).map_err(zip_error(&tmp))?;
+                        Ok(sum)
+                    });
+                    match merge {
+                        Ok(sum) => sums[i] = Some(sum),
+                        Err(e) => {
+                            next.store(apart.len(), Ordering::Relaxed); // no more to take
+                            return Err(e);
+                        }
+                    }
+                    merged += 1;
+                }
+            }
+            match apart.get(merged) {
+                None => Ok(()),
+                Some(&i) => Err(io_error(&entries[i].path)(std::io::Error::other(
+                    "its deflating thread stopped without a result",
+                ))),
+            }
+        })?;
     }
     // The rest in line: small files and entries built in memory.
     let mut buf = vec![0u8; buf_len];
@@ -395,10 +418,11 @@ mod tests {
         ));
     }
 
-    /// Large files are deflated apart, a window per core, and copied in:
+    /// Large files are deflated apart, on every core, and copied in:
     /// the archive must still hold every file byte for byte, under its own
     /// name, with the manifest in the entries' order (large, small and
-    /// in-memory ones mixed) — also past one window.
+    /// in-memory ones mixed) — more files than threads, of different sizes,
+    /// so they finish out of order.
     #[test]
     fn large_files_deflated_apart_arrive_whole_and_in_order() {
         let tmp = tempfile::tempdir().unwrap();
@@ -407,11 +431,13 @@ mod tests {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut entries = Vec::new();
         let mut contents = Vec::new();
-        // More large files than one window holds, each different.
+        // More large files than threads, each different.
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
         for i in 0..(threads + 2) {
-            let mut bytes = Vec::with_capacity(PARALLEL_FROM as usize + 4096);
-            while bytes.len() < PARALLEL_FROM as usize + 1000 * i {
+            // The first three times the others: they finish before it.
+            let len = PARALLEL_FROM as usize * if i == 0 { 3 } else { 1 } + 1000 * i;
+            let mut bytes = Vec::with_capacity(len + 64);
+            while bytes.len() < len {
                 state ^= state << 13;
                 state ^= state >> 7;
                 state ^= state << 17;

@@ -3,7 +3,6 @@
 //! disk as they grow; byte sinks (optionally compressed) for the text
 //! formats; record sinks for the stateful formats (Arrow IPC, Avro).
 
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -28,68 +27,13 @@ pub fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// An output file that hands its pages to the disk as it grows (every
-/// [`WRITEBACK_BYTES`]), so the fsync that makes it durable at the end waits
-/// for the last few megabytes instead of the whole file, at a point when
-/// nothing else is left to do (`benchmarks/results/tuning.md`).
-pub(super) struct OutFile {
-    file: File,
-    written: u64,
-    handed: u64,
-}
-
-/// How much an [`OutFile`] writes between writeback requests.
-const WRITEBACK_BYTES: u64 = 8 << 20;
-
-impl OutFile {
-    /// Creates (truncates) the file.
-    pub(super) fn create(path: &Path) -> std::io::Result<OutFile> {
-        Ok(OutFile {
-            file: File::create(path)?,
-            written: 0,
-            handed: 0,
-        })
-    }
-
-    /// Starts writeback of what was written since the last call, without
-    /// waiting for it. Advisory: the final fsync reports any I/O error.
-    fn hand_over(&mut self) {
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::fd::AsRawFd;
-            // SAFETY: a valid descriptor and range; the call only schedules
-            // writeback of this file's dirty pages.
-            unsafe {
-                libc::sync_file_range(
-                    self.file.as_raw_fd(),
-                    self.handed as libc::off64_t,
-                    (self.written - self.handed) as libc::off64_t,
-                    libc::SYNC_FILE_RANGE_WRITE,
-                );
-            }
-        }
-        self.handed = self.written;
-    }
-}
-
-impl Write for OutFile {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.written += n as u64;
-        if self.written - self.handed >= WRITEBACK_BYTES {
-            self.hand_over();
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
-    }
-}
+/// An output file that hands its pages to the disk as it grows (see
+/// [`WritebackFile`]).
+pub(super) use ferry_connectors::writeback::WritebackFile as OutFile;
 
 /// Makes a finished temporary file durable and gives it its final name.
 pub(super) fn seal(file: OutFile, tmp: &Path, path: PathBuf) -> Result<Vec<PathBuf>, FerryError> {
-    file.file.sync_all().map_err(io(tmp))?;
+    file.sync_all().map_err(io(tmp))?;
     commit(tmp, &path)?;
     Ok(vec![path])
 }
@@ -221,28 +165,5 @@ impl<W: RecordWriter> ChunkSink for RecordSink<W> {
             FerryError::io(format!("writing {}", self.tmp.display()), e.into_error())
         })?;
         seal(file, &self.tmp, self.path)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn outputs_hand_their_pages_over_as_they_grow() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("out.bin");
-        let mut f = OutFile::create(&path).unwrap();
-        let piece = vec![7u8; 1 << 20];
-        for _ in 0..20 {
-            f.write_all(&piece).unwrap();
-        }
-        // Two full 8 MiB stretches were handed over; the last 4 MiB wait for the fsync.
-        assert_eq!(f.handed, 16 << 20);
-        assert_eq!(f.written, 20 << 20);
-        seal(f, &path, dir.path().join("final.bin")).unwrap();
-        let back = std::fs::read(dir.path().join("final.bin")).unwrap();
-        assert_eq!(back.len(), 20 << 20);
-        assert!(back.iter().all(|&b| b == 7));
     }
 }
