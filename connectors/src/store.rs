@@ -631,7 +631,13 @@ fn hash_file(path: &Path, wanted: &dyn Fn() -> bool) -> std::io::Result<String> 
         }
         hasher.update(&buf[..n]);
     }
-    Ok(format!("xxh3-128:{:032x}", hasher.digest128()))
+    Ok(checksum_text(hasher.digest128()))
+}
+
+/// How a checksum is written wherever ferry records one (the ledger, the
+/// manifest): `xxh3-128:` and 32 hex digits.
+pub fn checksum_text(digest: u128) -> String {
+    format!("xxh3-128:{digest:032x}")
 }
 
 #[cfg(test)]

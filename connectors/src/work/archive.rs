@@ -21,6 +21,7 @@ use std::sync::mpsc;
 use serde::{Deserialize, Serialize};
 
 use super::{FileKind, JobDir};
+use crate::store::checksum_text;
 use crate::writeback::WritebackFile;
 
 /// One file in the archive.
@@ -155,11 +156,7 @@ fn copy_hashed(
         hasher.update(&buf[..n]);
         out.write_all(&buf[..n]).map_err(io_error(out_path))?;
     }
-    Ok(checksum(hasher.digest128()))
-}
-
-fn checksum(digest: u128) -> String {
-    format!("xxh3-128:{digest:032x}")
+    Ok(checksum_text(hasher.digest128()))
 }
 
 /// Deflates one file into a one-entry zip in an anonymous temporary file,
@@ -184,6 +181,69 @@ fn deflate_apart(
         .map_err(|e| io_error(&temp_dir)(e.into_error()))?;
     file.rewind().map_err(io_error(&temp_dir))?;
     Ok((file, sum))
+}
+
+/// Puts every file of [`PARALLEL_FROM`] bytes or more into `zip`: each
+/// core deflates the next one not yet taken ([`deflate_apart`]), and this
+/// thread copies them in, in `entries`' order, as each is ready. Returns
+/// each entry's checksum, `None` for the entries left to write in line.
+fn deflate_large_files(
+    zip: &mut zip::ZipWriter<BufWriter<WritebackFile>>,
+    zip_path: &Path,
+    entries: &[ZipEntry],
+    names: &[String],
+    sizes: &[u64],
+    buf_len: usize,
+) -> Result<Vec<Option<String>>, ArchiveError> {
+    let mut sums = vec![None; entries.len()];
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let apart: Vec<usize> = (0..entries.len())
+        .filter(|&i| threads > 1 && entries[i].data.is_none() && sizes[i] >= PARALLEL_FROM)
+        .collect();
+    if apart.is_empty() {
+        return Ok(sums);
+    }
+    let next = AtomicUsize::new(0);
+    let (done_tx, done) = mpsc::channel::<(usize, Result<(File, String), ArchiveError>)>();
+    std::thread::scope(|s| {
+        for _ in 0..threads.min(apart.len()) {
+            let (done_tx, next, apart) = (done_tx.clone(), &next, &apart);
+            s.spawn(move || {
+                while let Some(&i) = apart.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let deflated = deflate_apart(&entries[i].path, &names[i], sizes[i], buf_len);
+                    if done_tx.send((i, deflated)).is_err() {
+                        break; // the archive failed; its error is reported
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        let mut waiting = std::collections::BTreeMap::new();
+        let mut merged = 0;
+        for (i, deflated) in done {
+            waiting.insert(i, deflated);
+            while let Some(deflated) = apart.get(merged).and_then(|i| waiting.remove(i)) {
+                let i = apart[merged];
+                let copied = deflated.and_then(|(file, sum)| {
+                    let part = zip::ZipArchive::new(BufReader::with_capacity(buf_len, file))
+                        .map_err(zip_error(&entries[i].path))?;
+                    zip.merge_archive(part).map_err(zip_error(zip_path))?;
+                    Ok(sum)
+                });
+                if copied.is_err() {
+                    next.store(apart.len(), Ordering::Relaxed); // no more to take
+                }
+                sums[i] = Some(copied?);
+                merged += 1;
+            }
+        }
+        match apart.get(merged) {
+            None => Ok(sums),
+            Some(&i) => Err(io_error(&entries[i].path)(std::io::Error::other(
+                "its deflating thread stopped without a result",
+            ))),
+        }
+    })
 }
 
 /// Writes `file.zip` into the job folder: each entry deflated at a fast
@@ -224,62 +284,8 @@ pub fn archive(
     let largest = sizes.iter().copied().max().unwrap_or(0);
     let buf_len = (largest as usize).clamp(8 << 10, 1 << 20);
     let mut zip = zip::ZipWriter::new(BufWriter::with_capacity(buf_len, out));
-    let mut sums: Vec<Option<String>> = vec![None; entries.len()];
-
-    // Large files first: every core deflates the next one not yet taken,
-    // and this thread copies them into the archive in order as they come.
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let apart: Vec<usize> = (0..entries.len())
-        .filter(|&i| threads > 1 && entries[i].data.is_none() && sizes[i] >= PARALLEL_FROM)
-        .collect();
-    if !apart.is_empty() {
-        let next = AtomicUsize::new(0);
-        let (done_tx, done) = mpsc::channel::<(usize, Result<(File, String), ArchiveError>)>();
-        std::thread::scope(|s| -> Result<(), ArchiveError> {
-            for _ in 0..threads.min(apart.len()) {
-                let (done_tx, next, apart, names, sizes) =
-                    (done_tx.clone(), &next, &apart, &names, &sizes);
-                s.spawn(move || {
-                    while let Some(&i) = apart.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        let deflated =
-                            deflate_apart(&entries[i].path, &names[i], sizes[i], buf_len);
-                        if done_tx.send((i, deflated)).is_err() {
-                            break; // the archive failed; its error is reported
-                        }
-                    }
-                });
-            }
-            drop(done_tx);
-            let mut waiting = std::collections::BTreeMap::new();
-            let mut merged = 0;
-            for (i, deflated) in done {
-                waiting.insert(i, deflated);
-                while let Some(deflated) = apart.get(merged).and_then(|i| waiting.remove(i)) {
-                    let i = apart[merged];
-                    let merge = deflated.and_then(|(file, sum)| {
-                        let part = zip::ZipArchive::new(BufReader::with_capacity(buf_len, file))
-                            .map_err(zip_error(&entries[i].path))?;
-                        zip.merge_archive(part).map_err(zip_error(&tmp))?;
-                        Ok(sum)
-                    });
-                    match merge {
-                        Ok(sum) => sums[i] = Some(sum),
-                        Err(e) => {
-                            next.store(apart.len(), Ordering::Relaxed); // no more to take
-                            return Err(e);
-                        }
-                    }
-                    merged += 1;
-                }
-            }
-            match apart.get(merged) {
-                None => Ok(()),
-                Some(&i) => Err(io_error(&entries[i].path)(std::io::Error::other(
-                    "its deflating thread stopped without a result",
-                ))),
-            }
-        })?;
-    }
+    // Large files first (see the module).
+    let mut sums = deflate_large_files(&mut zip, &tmp, entries, &names, &sizes, buf_len)?;
     // The rest in line: small files and entries built in memory.
     let mut buf = vec![0u8; buf_len];
     for (i, e) in entries.iter().enumerate() {
@@ -291,7 +297,7 @@ pub fn archive(
         sums[i] = Some(match &e.data {
             Some(d) => {
                 zip.write_all(d).map_err(io_error(&tmp))?;
-                checksum(xxhash_rust::xxh3::xxh3_128(d))
+                checksum_text(xxhash_rust::xxh3::xxh3_128(d))
             }
             None => copy_hashed(&e.path, &mut zip, &mut buf, &tmp)?,
         });

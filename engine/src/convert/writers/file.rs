@@ -28,7 +28,7 @@ pub fn temp_path(path: &Path) -> PathBuf {
 }
 
 /// An output file that hands its pages to the disk as it grows (see
-/// [`WritebackFile`]).
+/// [`ferry_connectors::writeback::WritebackFile`]).
 pub(super) use ferry_connectors::writeback::WritebackFile as OutFile;
 
 /// Makes a finished temporary file durable and gives it its final name.
