@@ -413,7 +413,9 @@ export class FerryStack extends Stack {
         logging: ecs.LogDrivers.awsLogs({ logGroup: taskLogs, streamPrefix: step }),
       });
       container.addMountPoints({ containerPath: WORK_MOUNT, sourceVolume: 'work', readOnly: false });
-      // The root filesystem is read-only; DataFusion may spill large sorts to /tmp.
+      // The root filesystem is read-only; /tmp (the task's local storage, not EFS) holds a
+      // Parquet row group's finished pages past 64 MiB until it closes, file.zip's deflated parts
+      // until they are merged, and DataFusion's spills of large sorts.
       def.addVolume({ name: 'tmp' });
       container.addMountPoints({ containerPath: '/tmp', sourceVolume: 'tmp', readOnly: false });
       const role = def.taskRole;

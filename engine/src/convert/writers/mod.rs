@@ -22,6 +22,7 @@ mod file;
 mod ndjson;
 mod parquet;
 mod postgres;
+mod spill;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -19,6 +19,7 @@ use ferry_connectors::pg::QualifiedName;
 use rayon::prelude::*;
 
 use super::file::{OutFile, PassThrough, io, seal, temp_path};
+use super::spill::{HEAP_PAGES_PER_ROW_GROUP, SpillPagesFactory};
 use super::{Chunk, ChunkSink, FormatWriter, Options, Output, OutputFormat};
 use crate::error::FerryError;
 
@@ -153,7 +154,9 @@ impl FormatWriter for Parquet {
     }
 }
 
-/// Parquet with a row group's columns encoded in parallel.
+/// Parquet with a row group's columns encoded in parallel, their finished
+/// pages on the heap up to a budget and on local disk past it until the row
+/// group closes ([`super::spill`]).
 ///
 /// The file is opened at the first write, or after the first
 /// [`DICTIONARY_SAMPLE_ROWS`] rows when dictionary encoding is chosen per
@@ -285,7 +288,13 @@ impl ParquetSink {
         let writer =
             SerializedFileWriter::new(file, parquet_schema.root_schema_ptr(), Arc::new(props))
                 .map_err(pq)?;
-        let factory = ArrowRowGroupWriterFactory::new(&writer, self.schema.clone());
+        // Finished pages past the heap budget wait on local disk until their
+        // row group is spliced into the file (`spill.rs`).
+        let factory = ArrowRowGroupWriterFactory::new(&writer, self.schema.clone())
+            .with_page_store_factory(Arc::new(SpillPagesFactory::new(
+                std::env::temp_dir(),
+                HEAP_PAGES_PER_ROW_GROUP,
+            )));
         self.open = Some(OpenParquet { writer, factory });
         for batch in std::mem::take(&mut self.sample) {
             self.write_split(&batch)?;
