@@ -489,6 +489,7 @@ async fn read_back(
                 max_record: req.spec.source.max_record(),
                 counters: Arc::default(),
                 rejects: None,
+                range: None,
             });
             ctx.register_table("out", Arc::new(CsvTable::new(source)))
                 .map_err(df_err(&input))?;

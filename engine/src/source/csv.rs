@@ -61,6 +61,7 @@ impl FormatReader for Csv {
             max_record,
             counters: opening.counters.clone(),
             rejects: opening.rejects.clone(),
+            range: opening.range,
         });
         ctx.register_table("source", Arc::new(CsvTable::new(source)))
             .map_err(|e| FerryError::Internal(e.to_string()))?;

@@ -180,6 +180,8 @@ pub struct Opening<'a> {
     /// Files a reader made that the plan reads later (a sheet as CSV): they
     /// live as long as the [`Source`].
     pub keep: KeepAlive,
+    /// One part of a split input (delimited text only); `None`: all of it.
+    pub range: Option<crate::decode::csv::ByteRange>,
 }
 
 /// Scratch files that must outlive the registration that made them.
@@ -213,10 +215,30 @@ pub async fn register_source(
     input: &Input,
     rejects: Option<PathBuf>,
 ) -> Result<Source, FerryError> {
+    register_part(ctx, spec, input, rejects, None).await
+}
+
+/// [`register_source`] for one part of a split input: just the bytes of
+/// `range` (a delimited file's records, see [`record_ranges`](crate::decode::csv::record_ranges)),
+/// typed as the whole file is (its head is read for the schema either way).
+pub async fn register_part(
+    ctx: &SessionContext,
+    spec: &DatasetSpec,
+    input: &Input,
+    rejects: Option<PathBuf>,
+    range: Option<crate::decode::csv::ByteRange>,
+) -> Result<Source, FerryError> {
     let size = std::fs::metadata(&input.path)
         .map_err(|e| FerryError::io(format!("reading {}", input.display), e))?
         .len();
     let format = resolve_format(&spec.source, input)?;
+    if range.is_some() && !matches!(format, Format::Csv | Format::Tsv) {
+        return Err(FerryError::Internal(format!(
+            "{}: only delimited text is read in parts, not {format}",
+            input.display
+        )));
+    }
+    let size = range.map_or(size, |r| r.len());
     let counters = Arc::new(ReadCounters::default());
     let rejects = rejects
         .filter(|_| spec.errors.max_bad_rows > 0)
@@ -229,6 +251,7 @@ pub async fn register_source(
         counters: counters.clone(),
         rejects: rejects.clone(),
         keep: keep.clone(),
+        range,
     };
     let schema = reader_for(format).register(ctx, &opening).await?;
     let schema = rename(ctx, spec, input, schema).await?;

@@ -91,6 +91,7 @@ impl FormatReader for Xlsx {
                     counters: opening.counters.clone(),
                     rejects: opening.rejects.clone(),
                     keep: opening.keep.clone(),
+                    range: None,
                 },
             )
             .await?;

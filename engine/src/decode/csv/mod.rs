@@ -6,8 +6,10 @@
 pub mod build;
 pub mod dialect;
 pub mod infer;
+pub mod ranges;
 pub mod reader;
 pub mod tokenize;
 
 pub use dialect::CsvDialect;
+pub use ranges::{ByteRange, record_ranges};
 pub use reader::{CsvSource, CsvTable, ReadCounters};

@@ -9,7 +9,7 @@
 
 use std::cell::RefCell;
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -77,6 +77,9 @@ pub struct CsvSource {
     /// Where bad rows go when the dataset allows some (`None`: the first bad
     /// row fails the read).
     pub rejects: Option<Arc<RejectSink>>,
+    /// Just these bytes of a plain file (one part of a split input, see
+    /// [`record_ranges`](super::record_ranges)); `None`: the whole file.
+    pub range: Option<super::ByteRange>,
 }
 
 /// The smallest chunk the reader cuts (but for the input's last).
@@ -196,10 +199,23 @@ impl CsvSource {
         let io = |what: &str, source: std::io::Error| {
             DecodeError::io(self.display.clone(), what.to_string(), source)
         };
-        let file = match File::open(&self.path) {
+        let mut file = match File::open(&self.path) {
             Ok(f) => f,
             Err(e) => return fail(&tx, io("cannot open", e)),
         };
+        // A range starts on a record boundary past the header and the
+        // byte-order mark, and numbers its lines as the file does.
+        let range = self.range.unwrap_or(super::ByteRange {
+            start: 0,
+            end: u64::MAX,
+            line: 1,
+        });
+        if range.start > 0
+            && let Err(e) = file.seek(std::io::SeekFrom::Start(range.start))
+        {
+            return fail(&tx, io("cannot seek to its part", e));
+        }
+        let file = file.take(range.len());
         // A plain file is read as the `File` itself, which reads into the
         // chunk's spare capacity as it is: behind a wrapper that has only
         // `read`, `read_to_end` zeroes every byte first (a memset of the whole
@@ -222,17 +238,19 @@ impl CsvSource {
         let mut buf: Vec<u8> = Vec::with_capacity(cap);
         // Known for plain files: the last chunks are made small too.
         let total = match self.compression {
-            Compression::None => std::fs::metadata(&self.path).ok().map(|m| m.len()),
+            Compression::None => std::fs::metadata(&self.path)
+                .ok()
+                .map(|m| m.len().min(range.end)),
             _ => None,
         };
         let threads = rayon::current_num_threads().max(1);
         let mut chunks = 0u32;
         let mut splitter = Splitter::new(&self.dialect);
         let mut scanned = 0;
-        let mut line = 1u64;
-        let mut offset = 0u64;
-        let mut first = true;
-        let mut skip_header = self.dialect.header;
+        let mut line = range.line;
+        let mut offset = range.start;
+        let mut first = range.start == 0;
+        let mut skip_header = self.dialect.header && range.start == 0;
         loop {
             let size = chunk_size(
                 self.chunk_bytes,
@@ -554,6 +572,7 @@ mod tests {
             chunk_bytes,
             counters: Arc::default(),
             rejects,
+            range: None,
         })
     }
 
