@@ -160,6 +160,17 @@ pub enum FerryError {
     /// A bug.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A part of a split input failed in its own process, whose exit code
+    /// says what kind of failure it was (its message went to the log).
+    #[error("part {index} of the input failed: {message}")]
+    Part {
+        /// The part.
+        index: usize,
+        /// Its process's exit code (`None`: killed by a signal).
+        code: Option<i32>,
+        /// Its last error line.
+        message: String,
+    },
 }
 
 impl From<ferry_connectors::store::StoreError> for FerryError {
@@ -220,6 +231,15 @@ impl FerryError {
             FerryError::Archive(_) => (External, true),
             FerryError::Invalid(_) => (Output, false),
             FerryError::Internal(_) => (Internal, false),
+            FerryError::Part { code, .. } => match code {
+                Some(2) => (Config, false),
+                Some(3) => (Input, false),
+                Some(4) => (Target, false),
+                Some(6) => (Output, false),
+                Some(1) => (Internal, false),
+                // Killed, or a service failed: another attempt may pass.
+                _ => (External, true),
+            },
         };
         Class { fault, retryable }
     }

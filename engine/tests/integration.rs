@@ -15,5 +15,6 @@ mod hostile;
 mod lambda;
 mod receipt;
 mod s3;
+mod split;
 mod type_matrix;
 mod workflow;

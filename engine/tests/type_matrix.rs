@@ -936,6 +936,7 @@ async fn every_type_loads_identically_through_binary_copy_and_sql() {
         progress: false,
         job: None,
         sync_artifacts: true,
+        part: None,
     };
     let report = load(
         &spec,
@@ -1148,6 +1149,7 @@ a newline",ünï ✓,\x,0001-01-01 BC,23:59:59.999999,1970-01-01 00:00:00.000001
         progress: false,
         job: None,
         sync_artifacts: true,
+        part: None,
     };
     let report = load(
         &spec,

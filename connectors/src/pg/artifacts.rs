@@ -63,6 +63,10 @@ pub struct ArtifactSpec {
     /// process, which is synced, need not: a job taken over after a crash
     /// starts in a fresh folder and never reads them.
     pub sync: bool,
+    /// Whether `finish` writes the `load.sql` driver. One part of a split
+    /// input writes none: the load of all parts writes one driver for every
+    /// part's files ([`write_driver`]), so replaying it loads the file once.
+    pub driver: bool,
 }
 
 /// One file written: what the load report lists and `transform.json`
@@ -277,7 +281,7 @@ impl ArtifactWriter {
         if let Some(p) = self.pgcopy.take() {
             self.close(p, FileKind::Pgcopy, &PGCOPY_TRAILER)?;
         }
-        if self.spec.kinds.sql {
+        if self.spec.kinds.sql && self.spec.driver {
             let path = self.spec.dir.join("load.sql");
             let text = self.driver(ledger, sent);
             std::fs::write(&path, &text).map_err(io_err(&path))?;
@@ -289,6 +293,34 @@ impl ArtifactWriter {
             });
         }
         Ok(self.files)
+    }
+
+    /// Writes the `load.sql` driver for `files` (the `.sql` parts, in load
+    /// order, which may come from several writers: the parts of a split
+    /// input) into `spec.dir`, and returns it as an artifact.
+    pub fn write_driver(
+        spec: ArtifactSpec,
+        files: Vec<ArtifactFile>,
+        ledger: Option<&LedgerEntry>,
+        sent: Option<&Digest>,
+    ) -> Result<ArtifactFile, PgError> {
+        let writer = ArtifactWriter {
+            spec,
+            sql: None,
+            pgcopy: None,
+            sql_parts: 0,
+            pgcopy_parts: 0,
+            files,
+        };
+        let path = writer.spec.dir.join("load.sql");
+        let text = writer.driver(ledger, sent);
+        std::fs::write(&path, &text).map_err(io_err(&path))?;
+        Ok(ArtifactFile {
+            path,
+            kind: FileKind::Driver,
+            rows: 0,
+            bytes: text.len() as u64,
+        })
     }
 
     /// The driver script: one transaction, the mode's publish step, and the

@@ -11,6 +11,7 @@ use ferry_connectors::pg::PgConfig;
 use ferry_engine::error::FerryError;
 use ferry_engine::load::ArtifactSource;
 use ferry_engine::workflow::gc;
+use ferry_engine::workflow::parts::PartCommand;
 use ferry_engine::workflow::route::Routes;
 use ferry_engine::workflow::{Runtime, Settings};
 
@@ -156,6 +157,7 @@ impl JobArgs {
         settings.progress = progress;
         settings.from = from;
         settings.lease = self.job_lease.into();
+        settings.parts = self.part_command(&settings.work_dir);
         Ok(Runtime {
             settings,
             store,
@@ -168,6 +170,49 @@ impl JobArgs {
 }
 
 /// Where the job store (and working storage) is.
+impl JobArgs {
+    /// How this run starts the parts of a split input: this binary as
+    /// `ferry task transform`, with the settings that find the same specs,
+    /// job store, working storage and database (the URL in the
+    /// environment, not in argv, where `ps` would show its password).
+    fn part_command(&self, work_dir: &std::path::Path) -> Option<PartCommand> {
+        let program = std::env::current_exe().ok()?;
+        let mut args: Vec<std::ffi::OsString> = vec!["task".into(), "transform".into()];
+        let mut flag = |name: &str, value: std::ffi::OsString| {
+            args.push(name.into());
+            args.push(value);
+        };
+        flag("--specs", self.specs.clone().into_os_string());
+        flag("--work-dir", work_dir.as_os_str().to_owned());
+        if let Some(store) = &self.store.job_store {
+            flag("--job-store", store.into());
+        }
+        if let Some(secret) = &self.database_secret {
+            flag("--database-secret", secret.into());
+        }
+        flag("--max-connections", self.max_connections.to_string().into());
+        flag("--part-size", self.part_size.as_u64().to_string().into());
+        flag(
+            "--job-lease",
+            humantime::format_duration(self.job_lease.into())
+                .to_string()
+                .into(),
+        );
+        let env = self
+            .database_url
+            .iter()
+            .map(|url| ("DATABASE_URL".to_string(), url.clone()))
+            .collect();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Some(PartCommand {
+            program,
+            args,
+            env,
+            parallel: (cores / 4).max(1),
+        })
+    }
+}
+
 #[derive(Args, Clone)]
 pub struct StoreArgs {
     /// Job store: sqlite://PATH or dynamodb://TABLE [default: sqlite://<work-dir>/jobs.db].

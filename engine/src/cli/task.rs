@@ -18,6 +18,7 @@ Examples (what the state machines run, each step in its own container):
   ferry task create-job --event @event.json
   ferry task s3-efs-downloader --job-id 0190…
   ferry task transform --job-id 0190…
+  ferry task transform --job-id 0190… --part 3                 (one part of a split input)
   ferry task sql-processor --job-id 0190… [--from sql]
   ferry task convert --job-id 0190…
   ferry task validate --job-id 0190…
@@ -78,6 +79,17 @@ pub struct TaskArgs {
     /// (a dataset's [target] load_from wins); transform writes the .pgcopy parts only when needed.
     #[arg(long, env = "FERRY_LOAD_FROM", default_value = "pgcopy", value_parser = ["pgcopy", "sql"])]
     from: String,
+    /// transform: just part K of a split input ([source] split_size), as each
+    /// item of a Distributed Map runs it. Plain transform cuts the input and
+    /// runs the parts as child processes (with --defer-parts: outputs them,
+    /// "parts": [0, 1, …]); sql-processor then loads them all as one load.
+    #[arg(long, value_name = "K")]
+    part: Option<usize>,
+    /// transform: leave a split input's parts to the orchestrator (a Step
+    /// Functions Distributed Map over the output's "parts") instead of running
+    /// them here as child processes.
+    #[arg(long, env = "FERRY_DEFER_PARTS")]
+    defer_parts: bool,
     #[command(flatten)]
     args: JobArgs,
 }
@@ -165,10 +177,11 @@ async fn task_inner(args: &TaskArgs) -> Result<Value, FerryError> {
     } else {
         ArtifactSource::Pgcopy
     };
-    let rt = args
+    let mut rt = args
         .args
         .runtime(false, from, args.step == Step::CreateJob)
         .await?;
+    rt.settings.defer_parts = args.defer_parts;
     let step = args.step;
     if step == Step::CreateJob {
         let trigger = match (&args.input, &args.event, &args.job) {
@@ -203,6 +216,15 @@ async fn task_inner(args: &TaskArgs) -> Result<Value, FerryError> {
             )));
         }
     };
+    if let Some(k) = args.part {
+        if step != Step::Transform {
+            return Err(FerryError::Usage(format!(
+                "--part is for transform, not {step}"
+            )));
+        }
+        let out = rt.transform_part(&job_id, k).await?;
+        return serde_json::to_value(out).map_err(|e| FerryError::Internal(e.to_string()));
+    }
     let job = match step {
         Step::Notify => {
             let current = rt

@@ -8,6 +8,7 @@
 //! the same bytes. Rows are counted at every boundary (decoded, encoded,
 //! accepted by PostgreSQL, written to artifacts) and must agree.
 
+pub mod parts;
 mod pipeline;
 mod prepare;
 mod split;
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::FerryError;
 use crate::spec::DatasetSpec;
 
+pub use self::parts::{PartOf, SplitPlan, plan_split};
 use self::pipeline::{Encoders, Stop, pipeline};
 use self::prepare::{TablePlan, prepare};
 pub(crate) use self::prepare::{output_columns, select_loaded, verify_policy, with_lineage};
@@ -63,6 +65,10 @@ pub struct LoadOptions {
     /// process; yes for a one-off `ferry load`, whose folder is what its
     /// user keeps (see [`ArtifactSpec::sync`](ferry_connectors::pg::artifacts::ArtifactSpec::sync)).
     pub sync_artifacts: bool,
+    /// Transform just this part of a split input (see [`parts`]): its
+    /// artifacts under their own names, no `load.sql` driver (the load of
+    /// all parts writes it), its `transform.json` in its own folder.
+    pub part: Option<PartOf>,
 }
 
 impl LoadOptions {

@@ -16,7 +16,7 @@ use ferry_connectors::store::{Checksum, Expect, Location, Staged, stage};
 use crate::decode::REJECTS_FILE;
 use crate::error::FerryError;
 use crate::progress::Progress;
-use crate::source::{Input, Source, register_source};
+use crate::source::{Input, Source, register_part};
 use crate::spec::DatasetSpec;
 use crate::transform;
 
@@ -70,6 +70,10 @@ pub(crate) struct Prepared {
     pub(crate) started: Instant,
     pub(crate) job_id: String,
     pub(crate) job_dir: PathBuf,
+    /// Where `transform.json` goes: the job folder, or a part's.
+    pub(crate) part_dir: PathBuf,
+    /// The part of a split input this transforms (`None`: all of it).
+    pub(crate) part: Option<super::PartOf>,
     pub(crate) display: String,
     pub(crate) staged: Staged,
     pub(crate) input: Input,
@@ -137,8 +141,12 @@ pub(crate) async fn prepare(
         .job
         .as_ref()
         .map_or_else(|| input_uri.to_string(), |j| j.display.clone());
-    // Hashed beside the load: see `Checksum`.
-    let checksum = Checksum::of_file(staged.path.clone(), display.clone());
+    // Hashed beside the load: see `Checksum`. A part has the whole
+    // input's, hashed once when it was cut.
+    let checksum = match &opts.part {
+        Some(part) => Checksum::known(part.checksum.clone()),
+        None => Checksum::of_file(staged.path.clone(), display.clone()),
+    };
     let input = Input {
         path: staged.path.clone(),
         display: display.clone(),
@@ -146,9 +154,20 @@ pub(crate) async fn prepare(
 
     // Decode + transform plan.
     let ctx = transform::new_session();
-    let rejects = job_dir.join(REJECTS_FILE);
+    // A part works in its own folder (its rejects and transform.json).
+    let part_dir = match &opts.part {
+        Some(part) => {
+            let dir = super::parts::part_dir(&job_dir, part.index);
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| FerryError::io(format!("creating {}", dir.display()), e))?;
+            dir
+        }
+        None => job_dir.clone(),
+    };
+    let rejects = part_dir.join(REJECTS_FILE);
     let _ = std::fs::remove_file(&rejects); // from an earlier attempt in this folder
-    let source = register_source(&ctx, spec, &input, Some(rejects)).await?;
+    let range = opts.part.as_ref().map(|p| p.range);
+    let source = register_part(&ctx, spec, &input, Some(rejects), range).await?;
     let df = transform::plan(&ctx, spec).await?;
     let (df, renamed) = transform::name_for_target(df, spec)?;
     let df = with_lineage(df, spec, &job_id, &display)?;
@@ -191,6 +210,8 @@ pub(crate) async fn prepare(
         started,
         job_id,
         job_dir,
+        part_dir,
+        part: opts.part.clone(),
         display,
         staged,
         input,
@@ -360,7 +381,10 @@ impl Prepared {
     pub(crate) fn artifact_spec(&self, opts: &LoadOptions, plan: TablePlan) -> ArtifactSpec {
         ArtifactSpec {
             dir: self.job_dir.join("artifacts"),
-            stem: self.request.target.name.clone(),
+            stem: match &self.part {
+                Some(part) => part.stem(&self.request.target.name),
+                None => self.request.target.name.clone(),
+            },
             kinds: opts.artifacts,
             part_bytes: opts.part_bytes,
             target: self.request.target.clone(),
@@ -372,6 +396,7 @@ impl Prepared {
             schema_changes: plan.schema_changes,
             receipt: None,
             sync: true,
+            driver: self.part.is_none(),
         }
     }
 
@@ -421,11 +446,10 @@ impl Prepared {
             verify_except: self.request.verify.except.clone(),
             sent,
         };
-        let path = self.job_dir.join(TRANSFORM_REPORT);
+        let path = self.part_dir.join(TRANSFORM_REPORT);
         let json =
             serde_json::to_vec_pretty(&report).map_err(|e| FerryError::Internal(e.to_string()))?;
-        std::fs::write(&path, json)
-            .map_err(|e| FerryError::io(format!("writing {}", path.display()), e))?;
+        super::parts::write_whole(&path, &json)?;
         Ok(report)
     }
 

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
-use ferry_connectors::pg::artifacts::ArtifactFile;
+use ferry_connectors::pg::artifacts::{
+    ArtifactFile, ArtifactKinds, ArtifactSpec, ArtifactWriter, LedgerEntry,
+};
 use ferry_connectors::pg::load::{
     Begin, CopyChunk, InputIdentity, LoadRequest, LoadSession, Outcome, OutputColumn, PreviousLoad,
     plan_output,
@@ -24,12 +26,13 @@ use ferry_connectors::work::FileKind;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use crate::decode::DecodeError;
 use crate::error::FerryError;
 use crate::spec::DatasetSpec;
 
 use super::pipeline::{Encoders, Stop, pipeline};
 use super::prepare::{TablePlan, prepare};
-use super::{LoadOptions, LoadReport, LoadStatus, default_streams, describe_previous};
+use super::{LoadOptions, LoadReport, LoadStatus, SplitPlan, default_streams, describe_previous};
 
 /// The file the transform step leaves for sql-processor in the job folder.
 pub const TRANSFORM_REPORT: &str = "transform.json";
@@ -202,23 +205,43 @@ impl ArtifactSource {
 /// recorded in `<job_dir>/transform.json`, with parallel COPY streams under
 /// the load mode's atomicity and the ledger's load-once guarantee. The
 /// target must still have the column types the artifacts were encoded for.
+///
+/// A split input (`split.json` in the job folder) loads every part's
+/// artifacts, in the file's order, as this one load; `max_bad_rows` then
+/// bounds the rows the parts set aside together, as it bounds one file's.
 pub async fn load_artifacts(
     job_dir: &std::path::Path,
     pg: &PgConfig,
     from: ArtifactSource,
     streams: Option<usize>,
     force: bool,
+    max_bad_rows: u64,
 ) -> Result<LoadReport, FerryError> {
     let started = Instant::now();
     let path = job_dir.join(TRANSFORM_REPORT);
-    let text = std::fs::read(&path).map_err(|e| {
-        FerryError::io(
-            format!("reading {} (did the transform step run?)", path.display()),
-            e,
-        )
-    })?;
-    let t: TransformReport = serde_json::from_slice(&text)
-        .map_err(|e| FerryError::Internal(format!("{}: {e}", path.display())))?;
+    let split = SplitPlan::read(job_dir)?;
+    let t: TransformReport = match &split {
+        Some(plan) => plan.merged_report(job_dir)?,
+        None => {
+            let text = std::fs::read(&path).map_err(|e| {
+                FerryError::io(
+                    format!("reading {} (did the transform step run?)", path.display()),
+                    e,
+                )
+            })?;
+            serde_json::from_slice(&text)
+                .map_err(|e| FerryError::Internal(format!("{}: {e}", path.display())))?
+        }
+    };
+    if split.is_some() && t.rejected > max_bad_rows {
+        return Err(FerryError::Decode(DecodeError::TooManyBadRows {
+            file: t.input.clone(),
+            count: t.rejected,
+            max: max_bad_rows,
+            first: "see the reject files".to_string(),
+            rejects: job_dir.join(super::parts::PARTS_DIR).display().to_string(),
+        }));
+    }
     let target = QualifiedName::parse(&t.target).map_err(|e| FerryError::Usage(e.to_string()))?;
     let mut columns = Vec::with_capacity(t.columns.len());
     for c in &t.columns {
@@ -325,6 +348,13 @@ pub async fn load_artifacts(
             }
         }
     }
+    if split.is_some()
+        && t.artifacts.iter().any(|a| a.kind == FileKind::Sql)
+        && let Err(e) = write_split_driver(&t, job_dir, &session)
+    {
+        session.abort().await;
+        return Err(e);
+    }
     session.locate_with(super::sent_rows(&t.artifacts));
     let tx = session.sender();
     let files: Vec<PathBuf> = parts.iter().map(|a| a.path.clone()).collect();
@@ -402,4 +432,43 @@ pub async fn load_artifacts(
             Err(e.into())
         }
     }
+}
+
+/// The `load.sql` driver of a split input: every part's `.sql` files in
+/// order, under one transaction, one receipt and one ledger entry, as the
+/// driver of an unsplit input (the parts write none of their own).
+fn write_split_driver(
+    t: &TransformReport,
+    job_dir: &std::path::Path,
+    session: &LoadSession,
+) -> Result<(), FerryError> {
+    let target = QualifiedName::parse(&t.target).map_err(|e| FerryError::Usage(e.to_string()))?;
+    let spec = ArtifactSpec {
+        dir: job_dir.join("artifacts"),
+        stem: target.name.clone(),
+        kinds: ArtifactKinds {
+            sql: true,
+            pgcopy: t.artifacts.iter().any(|a| a.kind == FileKind::Pgcopy),
+        },
+        part_bytes: 0,
+        target,
+        target_ddl: session.target_ddl().to_string(),
+        columns: session.columns().to_vec(),
+        mode: t.mode,
+        keys: session.keys().to_vec(),
+        duplicates: t.drift.duplicate_keys,
+        schema_changes: t.schema_changes.clone(),
+        receipt: Some((t.verify, session.checks().to_vec())),
+        sync: true,
+        driver: true,
+    };
+    let ledger = LedgerEntry {
+        input: t.identity.clone(),
+        checksum: t.checksum.clone(),
+        dataset: t.dataset.clone(),
+        job_id: t.job_id.clone(),
+        bytes: t.input_bytes,
+    };
+    ArtifactWriter::write_driver(spec, t.artifacts.clone(), Some(&ledger), t.sent.as_ref())?;
+    Ok(())
 }

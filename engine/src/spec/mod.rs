@@ -196,6 +196,13 @@ pub struct SourceSpec {
     /// read before the input is refused (default 64 MiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_record_size: Option<ByteCount>,
+    /// A plain (uncompressed, UTF-8) delimited file larger than this is
+    /// cut at record boundaries into parts of about this size, each decoded
+    /// and encoded by its own task (a Step Functions Distributed Map item; a
+    /// separate process in one-process runs), then loaded as one job: one
+    /// atomic publish, one ledger entry. Unset: never split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_size: Option<ByteCount>,
     /// A small example input in the spec folder, used by `spec check`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sample: Option<String>,

@@ -13,6 +13,7 @@
 pub mod answer;
 pub mod event;
 pub mod gc;
+pub mod parts;
 pub mod route;
 pub mod step;
 pub mod steps;
@@ -74,6 +75,14 @@ pub struct Settings {
     /// Where convert writes (`ferry convert --output`, or beside the input);
     /// `None`: the job's output folder, which upload archives.
     pub convert_output: Option<PathBuf>,
+    /// How a one-process run starts the parts of a split input as separate
+    /// processes; `None` (a one-off `ferry load`): such a run does not split.
+    pub parts: Option<parts::PartCommand>,
+    /// Whether the transform step leaves a split input's parts to its
+    /// orchestrator (a Distributed Map running `ferry task transform
+    /// --part K`) and outputs their list; otherwise it runs them itself
+    /// through [`Settings::parts`].
+    pub defer_parts: bool,
 }
 
 impl Settings {
@@ -102,6 +111,8 @@ impl Settings {
             deadline: None,
             notify_transient: true,
             convert_output: None,
+            parts: None,
+            defer_parts: false,
         }
     }
 }

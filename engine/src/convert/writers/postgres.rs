@@ -72,6 +72,7 @@ impl FormatWriter for Postgres {
             schema_changes: Vec::new(),
             receipt: None,
             sync: true,
+            driver: true,
         };
         Ok(Output {
             encoder: Arc::new(CopyEncoder {

@@ -71,6 +71,7 @@ impl Runtime {
             from,
             self.settings.streams,
             self.settings.force,
+            spec.errors.max_bad_rows,
         )
         .await?;
         keep_report(&r, job)?;
@@ -80,6 +81,13 @@ impl Runtime {
 
     pub(crate) async fn transform_and_load(&self, job: &Job) -> Result<Outcome, FerryError> {
         let spec = self.spec(job)?;
+        // A split input: each part in its own process, then one load of them all.
+        if let Some(cmd) = &self.settings.parts
+            && let Some(plan) = self.split(job, &spec).await?
+        {
+            self.run_parts(cmd, &job.job_id, &plan).await?;
+            return self.sql_processor(job).await;
+        }
         let input = staged_input(job)?;
         let r = load(&spec, &input, self.pg()?, &self.load_options(job)?).await?;
         keep_report(&r, job)?;

@@ -24,11 +24,49 @@ pub struct Output {
     /// The reject file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rejects: Option<String>,
+    /// The parts of a split input, each for `ferry task transform --part K`
+    /// (under `--defer-parts`: the orchestrator's Distributed Map iterates
+    /// them); absent when the input was transformed here, whole or in parts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<usize>,
 }
 
 impl Runtime {
     pub(crate) async fn transform(&self, job: &Job) -> Result<Outcome, FerryError> {
         let spec = self.spec(job)?;
+        // A split input: its parts for the orchestrator to run, or run
+        // here, each in its own process.
+        let splits = self.settings.defer_parts || self.settings.parts.is_some();
+        if splits && let Some(plan) = self.split(job, &spec).await? {
+            let target = spec
+                .target_table()
+                .map(|t| t.to_string())
+                .unwrap_or_default();
+            if self.settings.defer_parts {
+                let output = Output {
+                    artifacts: 0,
+                    target,
+                    rejected_rows: None,
+                    rejects: None,
+                    parts: plan.indices(),
+                };
+                return Outcome::new(None, Some(plan.bytes), &output);
+            }
+            if let Some(cmd) = &self.settings.parts {
+                self.run_parts(cmd, &job.job_id, &plan).await?;
+            }
+            let merged = plan.merged_report(self.job_dir(job)?.root())?;
+            let (rejected_rows, rejects) = rejects(merged.rejected, merged.rejects.as_deref());
+            let output = Output {
+                artifacts: merged.artifacts.len(),
+                target,
+                rejected_rows,
+                rejects,
+                parts: Vec::new(),
+            };
+            let bytes = merged.artifacts.iter().map(|a| a.bytes).sum();
+            return Outcome::new(Some(merged.rows), Some(bytes), &output);
+        }
         let input = staged_input(job)?;
         let mut opts = self.load_options(job)?;
         if !opts.artifacts.pgcopy && self.load_from(&spec) == ArtifactSource::Pgcopy {
@@ -41,6 +79,7 @@ impl Runtime {
             target: r.target,
             rejected_rows,
             rejects,
+            parts: Vec::new(),
         };
         let bytes = r.artifacts.iter().map(|a| a.bytes).sum();
         Outcome::new(Some(r.rows), Some(bytes), &output)
@@ -61,6 +100,7 @@ impl Runtime {
             keys: None,
             progress: self.settings.progress,
             sync_artifacts: job.origin.is_some(),
+            part: None,
             job: Some(JobContext {
                 job_id: job.job_id.clone(),
                 dir: self.job_dir(job)?,

@@ -1,0 +1,258 @@
+//! One input in parts: a delimited file larger than `[source] split_size`
+//! is cut at record boundaries ([`record_ranges`]); each part is decoded,
+//! transformed and encoded by its own task (a Distributed Map item in AWS, a
+//! separate process in one-process runs) into artifacts in the job's
+//! `artifacts/` folder and its own `parts/<k>/transform.json`; then one
+//! sql-processor loads every part's artifacts as one load: one transaction
+//! (or one two-phase decision), one ledger entry, one receipt.
+//!
+//! Why the parts stage artifacts rather than COPY into a staging table each:
+//! the COPY's server work is the same whichever task sends it, and a
+//! staging table copied again by `INSERT … SELECT` would double it; what
+//! grows with the file on the client (decoding, the transform, encoding,
+//! writing `.sql` and `.pgcopy`) is what the parts share out. A re-run part
+//! rewrites its own files, so a crashed item retried adds nothing twice,
+//! and nothing reaches PostgreSQL before every part is done.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::decode::Compression;
+use crate::decode::csv::{ByteRange, record_ranges};
+use crate::error::FerryError;
+use crate::format::Format;
+use crate::source::{Input, resolve_format};
+use crate::spec::{DatasetSpec, Lineage};
+
+use super::{TRANSFORM_REPORT, TransformReport};
+
+/// The plan, in the job folder: its presence is what tells sql-processor
+/// to load the parts.
+pub const SPLIT_PLAN: &str = "split.json";
+
+/// Where each part's `transform.json` (and reject file) goes.
+pub const PARTS_DIR: &str = "parts";
+
+/// How an input was cut.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitPlan {
+    /// The input as people know it.
+    pub input: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Checksum of all its bytes (hashed once, not by every part).
+    pub checksum: String,
+    /// `[source] split_size` when it was cut.
+    pub split_size: u64,
+    /// The parts, in the file's order.
+    pub ranges: Vec<ByteRange>,
+}
+
+/// Which part of a split input one transform works on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartOf {
+    /// Its index (0-based) in [`SplitPlan::ranges`].
+    pub index: usize,
+    /// Its bytes.
+    pub range: ByteRange,
+    /// The whole input's checksum, as the ledger records it.
+    pub checksum: String,
+}
+
+impl PartOf {
+    /// The artifact file stem of this part: the table's, then the part, so
+    /// the job's `artifacts/` folder lists the parts in load order.
+    pub fn stem(&self, table: &str) -> String {
+        format!("{table}.part{:04}", self.index)
+    }
+}
+
+/// The folder of part `index` in the job folder.
+pub fn part_dir(job_dir: &Path, index: usize) -> PathBuf {
+    job_dir.join(PARTS_DIR).join(format!("{index:04}"))
+}
+
+impl SplitPlan {
+    /// The plan in `job_dir`, if the input was split.
+    pub fn read(job_dir: &Path) -> Result<Option<SplitPlan>, FerryError> {
+        let path = job_dir.join(SPLIT_PLAN);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| FerryError::Internal(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(FerryError::io(format!("reading {}", path.display()), e)),
+        }
+    }
+
+    /// Writes the plan into `job_dir` (whole or not at all).
+    pub fn write(&self, job_dir: &Path) -> Result<(), FerryError> {
+        let json =
+            serde_json::to_vec_pretty(self).map_err(|e| FerryError::Internal(e.to_string()))?;
+        std::fs::create_dir_all(job_dir)
+            .map_err(|e| FerryError::io(format!("creating {}", job_dir.display()), e))?;
+        write_whole(&job_dir.join(SPLIT_PLAN), &json)
+    }
+
+    /// Part `index`, or a usage error naming how many there are.
+    pub fn part(&self, index: usize) -> Result<PartOf, FerryError> {
+        self.ranges
+            .get(index)
+            .map(|&range| PartOf {
+                index,
+                range,
+                checksum: self.checksum.clone(),
+            })
+            .ok_or_else(|| {
+                FerryError::Usage(format!(
+                    "{} was split into {} parts (0 to {}); there is no part {index}",
+                    self.input,
+                    self.ranges.len(),
+                    self.ranges.len().saturating_sub(1)
+                ))
+            })
+    }
+
+    /// The parts' indices, as the state machine's Distributed Map iterates them.
+    pub fn indices(&self) -> Vec<usize> {
+        (0..self.ranges.len()).collect()
+    }
+
+    /// Every part's `transform.json` merged into the one sql-processor loads:
+    /// the parts' artifacts in order, their rows, rejects and digests summed.
+    /// Fails naming the first part that has not been transformed, and when
+    /// the parts disagree on the table or its columns (a spec changed in
+    /// between: transform again).
+    pub fn merged_report(&self, job_dir: &Path) -> Result<TransformReport, FerryError> {
+        let mut merged: Option<TransformReport> = None;
+        for k in self.indices() {
+            let path = part_dir(job_dir, k).join(TRANSFORM_REPORT);
+            let bytes = match std::fs::read(&path) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(FerryError::Usage(format!(
+                        "part {k} of {} ({} parts) has not been transformed: {} is missing (run `ferry task transform --part {k}`)",
+                        self.input,
+                        self.ranges.len(),
+                        path.display()
+                    )));
+                }
+                Err(e) => return Err(FerryError::io(format!("reading {}", path.display()), e)),
+            };
+            let part: TransformReport = serde_json::from_slice(&bytes)
+                .map_err(|e| FerryError::Internal(format!("{}: {e}", path.display())))?;
+            merged = Some(match merged {
+                None => part,
+                Some(mut m) => {
+                    if part.target != m.target
+                        || part.mode != m.mode
+                        || part.columns != m.columns
+                        || part.job_id != m.job_id
+                    {
+                        return Err(FerryError::Internal(format!(
+                            "{}: part {k} was encoded for {} ({} columns) but part 0 for {} ({} columns); transform every part again",
+                            path.display(),
+                            part.target,
+                            part.columns.len(),
+                            m.target,
+                            m.columns.len()
+                        )));
+                    }
+                    m.rows += part.rows;
+                    m.seconds = m.seconds.max(part.seconds);
+                    m.artifacts.extend(part.artifacts);
+                    m.rejected += part.rejected;
+                    m.rejects = m.rejects.or(part.rejects);
+                    m.sent = match (m.sent, part.sent) {
+                        (Some(mut a), Some(b)) => {
+                            a.merge(&b);
+                            Some(a)
+                        }
+                        _ => None,
+                    };
+                    m
+                }
+            });
+        }
+        merged.ok_or_else(|| FerryError::Internal(format!("{}: no parts", self.input)))
+    }
+}
+
+/// Whether `input` is split under `spec`, and where; `None` when the spec
+/// sets no `split_size`, the input is no larger, or it cannot be cut by
+/// bytes: compressed, not UTF-8 (a byte offset may fall inside a
+/// character), or numbered by `[target] lineage = ["line"]` (each part would
+/// count from one). `checksum` is the whole input's.
+pub async fn plan_split(
+    spec: &DatasetSpec,
+    input: &Input,
+    checksum: &ferry_connectors::store::Checksum,
+) -> Result<Option<SplitPlan>, FerryError> {
+    let Some(split_size) = spec.source.split_size.map(|b| b.0.max(1)) else {
+        return Ok(None);
+    };
+    let bytes = std::fs::metadata(&input.path)
+        .map_err(|e| FerryError::io(format!("reading {}", input.display), e))?
+        .len();
+    if bytes <= split_size {
+        return Ok(None);
+    }
+    let format = resolve_format(&spec.source, input)?;
+    let why_not = if !matches!(format, Format::Csv | Format::Tsv) {
+        Some(format!(
+            "{format} is not split (only delimited text is, for now)"
+        ))
+    } else if !matches!(
+        spec.source.compression.resolve(&input.path),
+        Compression::None
+    ) {
+        Some("a compressed file cannot be cut by bytes".to_string())
+    } else if !spec.source.text_encoding().is_utf8() {
+        Some("only UTF-8 text is cut by bytes".to_string())
+    } else if spec
+        .target
+        .as_ref()
+        .is_some_and(|t| t.lineage.contains(&Lineage::Line))
+    {
+        Some("[target] lineage numbers the input's lines, which parts cannot".to_string())
+    } else {
+        None
+    };
+    if let Some(why) = why_not {
+        tracing::info!(input = %input.display, bytes, split_size, why, "not splitting the input");
+        return Ok(None);
+    }
+    let mut dialect = spec.dialect();
+    if format == Format::Tsv {
+        dialect.delimiter = b'\t';
+    }
+    let path = input.path.clone();
+    let ranges = tokio::task::spawn_blocking(move || record_ranges(&path, &dialect, split_size))
+        .await
+        .map_err(|e| FerryError::Internal(format!("planning the parts: {e}")))?
+        .map_err(|e| FerryError::io(format!("reading {}", input.display), e))?;
+    if ranges.len() <= 1 {
+        return Ok(None);
+    }
+    let checksum = checksum
+        .get()
+        .await
+        .map_err(|e| FerryError::io(format!("hashing {}", input.display), e))?;
+    Ok(Some(SplitPlan {
+        input: input.display.clone(),
+        bytes,
+        checksum,
+        split_size,
+        ranges,
+    }))
+}
+
+/// Writes `bytes` to `path` through a temporary file renamed over it, so a
+/// reader (or a crash) never sees half of it.
+pub(crate) fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), FerryError> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| FerryError::io(format!("writing {}", path.display()), e))
+}

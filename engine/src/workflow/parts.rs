@@ -1,0 +1,242 @@
+//! The parts of a split input as steps see them: the transform step cuts
+//! the input and records the plan (`split.json`); each part is transformed
+//! by `ferry task transform --part K` (a Distributed Map item in AWS; in a
+//! one-process run, a child process of this binary, so a part's memory and
+//! a crash stay its own); sql-processor then loads every part as one load
+//! (see [`crate::load::parts`]).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use ferry_connectors::jobs::Job;
+use serde::{Deserialize, Serialize};
+
+use super::Runtime;
+use super::steps::download::staged_input;
+use crate::error::FerryError;
+use crate::load::{ArtifactSource, SplitPlan, plan_split, transform_artifacts};
+use crate::source::Input;
+use crate::spec::DatasetSpec;
+
+/// How a one-process run starts one part: this binary as
+/// `ferry task transform --job-id J --part K`, with the arguments and
+/// environment that find the same specs, job store, working storage and
+/// database (the database URL travels in the environment, never in argv).
+#[derive(Debug, Clone)]
+pub struct PartCommand {
+    /// The program (this executable).
+    pub program: PathBuf,
+    /// Arguments before `--job-id` and `--part` (`task transform` and the
+    /// job settings).
+    pub args: Vec<OsString>,
+    /// Environment added for the child.
+    pub env: Vec<(String, String)>,
+    /// Parts run at once. Each part's decode already uses every core, so
+    /// more only helps while others wait on disk.
+    pub parallel: usize,
+}
+
+/// What `ferry task transform --part K` prints (its task output).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PartOutput {
+    /// The job.
+    pub job_id: String,
+    /// The part.
+    pub part: usize,
+    /// Of how many.
+    pub parts: usize,
+    /// Rows its artifacts hold.
+    pub rows: u64,
+    /// Its input bytes.
+    pub bytes: u64,
+    /// Artifact files it wrote.
+    pub artifacts: usize,
+    /// Rows it set aside under the error policy.
+    pub rejected_rows: u64,
+}
+
+impl Runtime {
+    /// Cuts the job's staged input into parts when its dataset asks for it
+    /// (`[source] split_size`) and it can be cut, and records the plan in
+    /// the job folder; `None` (and no plan) otherwise.
+    pub(crate) async fn split(
+        &self,
+        job: &Job,
+        spec: &DatasetSpec,
+    ) -> Result<Option<SplitPlan>, FerryError> {
+        if spec.source.split_size.is_none() {
+            return Ok(None);
+        }
+        let input = Input {
+            path: PathBuf::from(staged_input(job)?),
+            display: job.input.uri.clone(),
+        };
+        let checksum =
+            ferry_connectors::store::Checksum::of_file(input.path.clone(), input.display.clone());
+        let Some(plan) = plan_split(spec, &input, &checksum).await? else {
+            return Ok(None);
+        };
+        let dir = self.job_dir(job)?;
+        // A part folder of an earlier attempt in this folder must not be
+        // mistaken for this attempt's.
+        let parts = dir.root().join(crate::load::parts::PARTS_DIR);
+        if parts.exists() {
+            std::fs::remove_dir_all(&parts)
+                .map_err(|e| FerryError::io(format!("removing {}", parts.display()), e))?;
+        }
+        plan.write(dir.root())?;
+        tracing::info!(
+            job_id = %job.job_id,
+            parts = plan.ranges.len(),
+            bytes = plan.bytes,
+            split_size = plan.split_size,
+            "the input is split into parts"
+        );
+        Ok(Some(plan))
+    }
+
+    /// `ferry task transform --part K`: transforms part `index` of a split
+    /// input into its artifacts and `parts/<K>/transform.json`. It records
+    /// no step (the parts run at once; the job's transform step is the
+    /// plan), renews the job's lease while it works, and may run again: a
+    /// re-run rewrites the same files.
+    pub async fn transform_part(
+        &self,
+        job_id: &str,
+        index: usize,
+    ) -> Result<PartOutput, FerryError> {
+        let job = self.get(job_id).await?;
+        let _lease = self.renew_lease(job_id);
+        let spec = self.spec(&job)?;
+        let dir = self.job_dir(&job)?;
+        let plan = SplitPlan::read(dir.root())?.ok_or_else(|| {
+            FerryError::Usage(format!(
+                "job {job_id}'s input was not split (its folder has no {}): run transform without --part",
+                crate::load::parts::SPLIT_PLAN
+            ))
+        })?;
+        let part = plan.part(index)?;
+        let bytes = part.range.len();
+        let mut opts = self.load_options(&job)?;
+        if !opts.artifacts.pgcopy && self.load_from(&spec) == ArtifactSource::Pgcopy {
+            opts.artifacts.pgcopy = true;
+        }
+        opts.progress = false;
+        opts.part = Some(part);
+        let input = staged_input(&job)?;
+        let r = transform_artifacts(&spec, &input, self.pg()?, &opts).await?;
+        tracing::info!(
+            job_id,
+            part = index,
+            rows = r.rows,
+            bytes,
+            "part transformed"
+        );
+        Ok(PartOutput {
+            job_id: job_id.to_string(),
+            part: index,
+            parts: plan.ranges.len(),
+            rows: r.rows,
+            bytes,
+            artifacts: r.artifacts.len(),
+            rejected_rows: r.rejected,
+        })
+    }
+
+    /// Runs every part of `plan` as a child process ([`PartCommand`]), at
+    /// most `parallel` at once; a part that was killed or failed
+    /// transiently is started once more (it rewrites its own files). The
+    /// first failure stops the rest and is returned.
+    pub(crate) async fn run_parts(
+        &self,
+        cmd: &PartCommand,
+        job_id: &str,
+        plan: &SplitPlan,
+    ) -> Result<(), FerryError> {
+        let mut todo = plan.indices().into_iter();
+        let mut running = tokio::task::JoinSet::new();
+        let parallel = cmd.parallel.max(1);
+        loop {
+            while running.len() < parallel {
+                let Some(k) = todo.next() else { break };
+                let cmd = cmd.clone();
+                let job_id = job_id.to_string();
+                running.spawn(async move {
+                    match run_part(&cmd, &job_id, k).await {
+                        Err(e) if e.retryable() => {
+                            tracing::warn!(job_id, part = k, error = %e, "part failed; starting it once more");
+                            run_part(&cmd, &job_id, k).await
+                        }
+                        done => done,
+                    }
+                });
+            }
+            let Some(done) = running.join_next().await else {
+                return Ok(());
+            };
+            let done = done.map_err(|e| FerryError::Internal(format!("a part's runner: {e}")));
+            if let Err(e) = done.and_then(|r| r) {
+                running.abort_all();
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// One part in a child process; its log goes to this process's stderr,
+/// its output line is read and dropped. (std's process, on a blocking
+/// thread: tokio's needs a feature that would rebuild every crate on tokio.)
+async fn run_part(cmd: &PartCommand, job_id: &str, index: usize) -> Result<(), FerryError> {
+    let cmd = cmd.clone();
+    let job_id = job_id.to_string();
+    tokio::task::spawn_blocking(move || run_part_blocking(&cmd, &job_id, index))
+        .await
+        .map_err(|e| FerryError::Internal(format!("part {index}'s runner: {e}")))?
+}
+
+fn run_part_blocking(cmd: &PartCommand, job_id: &str, index: usize) -> Result<(), FerryError> {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(&cmd.program)
+        .args(&cmd.args)
+        .arg("--job-id")
+        .arg(job_id)
+        .arg("--part")
+        .arg(index.to_string())
+        .envs(cmd.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            FerryError::io(
+                format!("starting part {index} ({})", cmd.program.display()),
+                e,
+            )
+        })?;
+    let mut last = String::new();
+    if let Some(err) = child.stderr.take() {
+        for line in std::io::BufReader::new(err).lines() {
+            let Ok(line) = line else { break };
+            eprintln!("{line}");
+            if !line.trim().is_empty() {
+                last = line;
+            }
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| FerryError::io(format!("waiting for part {index}"), e))?;
+    if status.success() {
+        return Ok(());
+    }
+    Err(FerryError::Part {
+        index,
+        code: status.code(),
+        message: if last.is_empty() {
+            format!("its process ended with {status}")
+        } else {
+            last
+        },
+    })
+}

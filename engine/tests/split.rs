@@ -1,0 +1,320 @@
+//! One input in parts (`[source] split_size`), against real PostgreSQL: the
+//! parts of a split file load exactly what the whole file loads (same rows,
+//! same receipt digest, artifacts equal modulo part names), as one job with
+//! one ledger entry; a part that died is run again without duplicates;
+//! nothing reaches the table before every part is done.
+
+use crate::common;
+
+use std::path::{Path, PathBuf};
+
+use common::{Scratch, ferry, text};
+use serde_json::Value;
+
+const SPEC: &str = r#"
+[source]
+format = "csv"
+header = true
+SPLIT
+[[source.columns]]
+name = "id"
+type = "bigint"
+[[source.columns]]
+name = "amount"
+type = "numeric(10,2)"
+[[source.columns]]
+name = "note"
+type = "text"
+[routing]
+keys = ["in/*.csv"]
+workflow = "loader"
+[target]
+table = "TABLE"
+"#;
+
+/// ~150 KB of orders whose notes hold quoted line feeds, commas, doubled
+/// quotes and NULLs, so a cut in the wrong place would show.
+fn orders_csv() -> String {
+    let mut csv = String::from("id,amount,note\n");
+    for i in 0..4000u32 {
+        let note = match i % 7 {
+            0 => format!("\"line one\nline two, {i}\""),
+            1 => format!("\"said \"\"hi\"\" {i}\""),
+            2 => String::new(),
+            3 => format!("plain {i}"),
+            4 => format!("\"\r\nstarts with a break {i}\""),
+            _ => format!("note number {i} with some padding to make the file longer"),
+        };
+        csv.push_str(&format!("{i},{}.{:02},{note}\n", i * 3, i % 100));
+    }
+    csv
+}
+
+/// A specs folder `dir` with one Loader dataset into `table`.
+fn specs(s: &Scratch, dir: &str, table: &str, split: Option<&str>) -> PathBuf {
+    let specs = s.path(dir);
+    std::fs::create_dir_all(&specs).unwrap();
+    let split = split.map_or(String::new(), |size| format!("split_size = \"{size}\""));
+    s.spec(
+        &format!("{dir}/orders"),
+        &SPEC
+            .replace("SPLIT", &split)
+            .replace("TABLE", &s.table(table)),
+        "SELECT * FROM source",
+    );
+    specs
+}
+
+fn run(s: &Scratch, specs: &Path, work: &str) -> Value {
+    let out = ferry(
+        &[
+            "run",
+            "--input",
+            "in/orders.csv",
+            "--specs",
+            specs.to_str().unwrap(),
+            "--work-dir",
+            work,
+            "--json",
+        ],
+        s.dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
+}
+
+/// Entry names of every `file.zip` under `dir`.
+fn zip_entries(dir: &Path) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n == "file.zip") {
+                let mut zip = zip::ZipArchive::new(std::fs::File::open(&p).unwrap()).unwrap();
+                for i in 0..zip.len() {
+                    names.push(zip.by_index(i).unwrap().name().to_string());
+                }
+            }
+        }
+    }
+    names.sort();
+    names
+}
+
+async fn ledger(s: &Scratch, table: &str) -> Vec<(i64, Option<String>)> {
+    s.db.query(
+        "SELECT rows, receipt->>'digest' FROM ferry.loads WHERE target = $1 ORDER BY loaded_at",
+        &[&s.table(table)],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
+#[tokio::test]
+async fn a_split_file_loads_what_the_whole_file_loads_as_one_job() {
+    let s = Scratch::new("split_run").await;
+    std::fs::create_dir_all(s.path("in")).unwrap();
+    std::fs::write(s.path("in/orders.csv"), orders_csv()).unwrap();
+    let whole = specs(&s, "whole", "whole", None);
+    let parted = specs(&s, "parted", "parted", Some("32KiB"));
+
+    let w = run(&s, &whole, "work-whole");
+    let p = run(&s, &parted, "work-parted");
+    assert_eq!(w["status"], "succeeded", "{w}");
+    assert_eq!(p["status"], "succeeded", "{p}");
+
+    // Same rows, value for value.
+    let diff = s.diff(&s.table("whole"), &s.table("parted")).await;
+    assert!(diff.is_empty(), "{diff:?}");
+    let rows: i64 = s
+        .scalar(&format!("SELECT count(*) FROM {}", s.table("parted")))
+        .await;
+    assert_eq!(rows, 4000);
+
+    // One ledger entry each, with the same receipt digest.
+    let (lw, lp) = (ledger(&s, "whole").await, ledger(&s, "parted").await);
+    assert_eq!(lw.len(), 1);
+    assert_eq!(lp, lw, "one entry, same rows, same digest");
+    assert!(lp[0].1.is_some(), "the default load proves every value");
+
+    // The artifacts: the same files modulo part names, and one driver.
+    let names = |v: Vec<String>| -> Vec<String> {
+        v.into_iter()
+            .filter(|n| n.ends_with(".sql") || n.ends_with(".pgcopy"))
+            .collect()
+    };
+    // (both runs archive into the output folder beside their work dirs)
+    let all = names(zip_entries(&s.path("output")));
+    assert!(
+        all.iter().any(|n| n.ends_with("whole-00001.sql")),
+        "{all:?}"
+    );
+    let part_count = all
+        .iter()
+        .filter(|n| n.contains("parted.part") && n.ends_with("-00001.pgcopy"))
+        .count();
+    assert!(part_count >= 4, "a 150 KB file in 32 KiB parts: {all:?}");
+    assert_eq!(
+        all.iter().filter(|n| n.ends_with("load.sql")).count(),
+        2,
+        "one driver per job: {all:?}"
+    );
+
+    // The same file again: the ledger has it, nothing loads twice.
+    let again = run(&s, &parted, "work-parted");
+    assert_eq!(again["status"], "succeeded", "{again}");
+    let rows: i64 = s
+        .scalar(&format!("SELECT count(*) FROM {}", s.table("parted")))
+        .await;
+    assert_eq!(rows, 4000);
+    assert_eq!(ledger(&s, "parted").await.len(), 1);
+}
+
+/// The Loader's tasks one by one, as the state machine runs them: a part
+/// that died (its files half written, no `transform.json`) stops
+/// sql-processor before any row; run again, with another part run twice
+/// (a Map item retried after it had finished), the load is the file's,
+/// once; the `load.sql` driver of all parts replays to the same rows.
+#[tokio::test]
+async fn a_part_that_died_is_run_again_without_duplicates() {
+    let s = Scratch::new("split_tasks").await;
+    std::fs::create_dir_all(s.path("in")).unwrap();
+    std::fs::write(s.path("in/orders.csv"), orders_csv()).unwrap();
+    let whole = specs(&s, "whole", "whole", None);
+    run(&s, &whole, "work-whole");
+    let parted = specs(&s, "parted", "parted", Some("32KiB"));
+    let task = |args: &[&str]| -> Value {
+        let mut all = vec!["task"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--specs", parted.to_str().unwrap(), "--work-dir", "work"]);
+        let out = ferry(&all, s.dir.path());
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
+    };
+    let job = task(&["create-job", "--input", "in/orders.csv"]);
+    let id = job["job_id"].as_str().unwrap().to_string();
+    task(&["s3-efs-downloader", "--job-id", &id]);
+    let t = task(&["transform", "--job-id", &id, "--defer-parts"]);
+    let parts: Vec<u64> = t["outputs"]["parts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("transform did not split: {t}"))
+        .iter()
+        .map(|p| p.as_u64().unwrap())
+        .collect();
+    assert!(parts.len() >= 4, "{t}");
+    let mut rows = 0;
+    for k in &parts {
+        let out = task(&["transform", "--job-id", &id, "--part", &k.to_string()]);
+        assert_eq!(out["part"].as_u64(), Some(*k));
+        rows += out["rows"].as_u64().unwrap();
+    }
+    assert_eq!(rows, 4000, "the parts hold every record once");
+
+    // Part 1 dies: its files half written, its transform.json not yet.
+    let dir = s.path("work").join(job["dir"].as_str().unwrap());
+    let artifacts = dir.join("artifacts");
+    for e in std::fs::read_dir(&artifacts).unwrap() {
+        let p = e.unwrap().path();
+        if p.to_string_lossy().contains(".part0001-") {
+            let bytes = std::fs::read(&p).unwrap();
+            std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+        }
+    }
+    std::fs::remove_file(dir.join("parts/0001/transform.json")).unwrap();
+    let out = ferry(
+        &[
+            "task",
+            "sql-processor",
+            "--job-id",
+            &id,
+            "--specs",
+            parted.to_str().unwrap(),
+            "--work-dir",
+            "work",
+        ],
+        s.dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("part 1 of"), "{}", text(&out));
+    let exists: bool = s
+        .scalar(&format!(
+            "SELECT to_regclass('{}') IS NOT NULL",
+            s.table("parted")
+        ))
+        .await;
+    assert!(!exists, "nothing reached PostgreSQL");
+
+    // Retried: part 1 again, and part 2 a second time.
+    task(&["transform", "--job-id", &id, "--part", "1"]);
+    task(&["transform", "--job-id", &id, "--part", "2"]);
+    let loaded = task(&["sql-processor", "--job-id", &id]);
+    assert_eq!(loaded["rows"].as_u64(), Some(4000), "{loaded}");
+    let diff = s.diff(&s.table("whole"), &s.table("parted")).await;
+    assert!(diff.is_empty(), "{diff:?}");
+    assert_eq!(ledger(&s, "parted").await, ledger(&s, "whole").await);
+
+    // Re-delivered: sql-processor again loads nothing.
+    let again = task(&["sql-processor", "--job-id", &id]);
+    assert_eq!(again["outputs"]["load"], "skipped", "{again}");
+
+    // The driver of all parts, replayed by psql into an emptied table.
+    s.db.batch_execute(&format!(
+        "TRUNCATE {}; DELETE FROM ferry.loads WHERE target = '{}'",
+        s.table("parted"),
+        s.table("parted")
+    ))
+    .await
+    .unwrap();
+    let out = common::psql_file(&artifacts.join("load.sql"));
+    assert!(out.status.success(), "{}", text(&out));
+    let diff = s.diff(&s.table("whole"), &s.table("parted")).await;
+    assert!(diff.is_empty(), "{diff:?}");
+    let entries: i64 = s
+        .scalar(&format!(
+            "SELECT count(*) FROM ferry.loads WHERE target = '{}'",
+            s.table("parted")
+        ))
+        .await;
+    assert_eq!(entries, 1);
+}
+
+/// Without `--defer-parts` (no Distributed Map to run them), the transform
+/// task runs the parts itself, each a child process, and sql-processor
+/// loads them as one load.
+#[tokio::test]
+async fn a_transform_task_runs_the_parts_itself_unless_told_to_defer() {
+    let s = Scratch::new("split_self").await;
+    std::fs::create_dir_all(s.path("in")).unwrap();
+    std::fs::write(s.path("in/orders.csv"), orders_csv()).unwrap();
+    let parted = specs(&s, "parted", "parted", Some("32KiB"));
+    let task = |args: &[&str]| -> Value {
+        let mut all = vec!["task"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--specs", parted.to_str().unwrap(), "--work-dir", "work"]);
+        let out = ferry(&all, s.dir.path());
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
+    };
+    let job = task(&["create-job", "--input", "in/orders.csv"]);
+    let id = job["job_id"].as_str().unwrap().to_string();
+    task(&["s3-efs-downloader", "--job-id", &id]);
+    let t = task(&["transform", "--job-id", &id]);
+    assert!(t["outputs"].get("parts").is_none(), "{t}");
+    assert_eq!(t["rows"].as_u64(), Some(4000), "{t}");
+    let dir = s.path("work").join(job["dir"].as_str().unwrap());
+    assert!(dir.join("split.json").is_file());
+    let loaded = task(&["sql-processor", "--job-id", &id]);
+    assert_eq!(loaded["rows"].as_u64(), Some(4000), "{loaded}");
+    let rows: i64 = s
+        .scalar(&format!("SELECT count(*) FROM {}", s.table("parted")))
+        .await;
+    assert_eq!(rows, 4000);
+    assert_eq!(ledger(&s, "parted").await.len(), 1);
+}
