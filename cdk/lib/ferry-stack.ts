@@ -512,15 +512,21 @@ export class FerryStack extends Stack {
       scope: Construct,
       label: string,
       step: string,
-      argument: 'event' | 'job id' | 'failure',
+      argument: 'event' | 'job id' | 'failure' | 'part',
       resultPath: string,
+      environment: tasks.TaskEnvironmentVariable[] = [],
     ) => {
       const { args, flag } = commandFor(contract, step);
       const value =
         argument === 'event'
           ? sfn.JsonPath.jsonToString(sfn.JsonPath.objectAt('$'))
           : sfn.JsonPath.stringAt('$.job.job_id');
-      const extra = argument === 'failure' ? [notifyFailureFlag(contract), sfn.JsonPath.stringAt('$.job.error.Error')] : [];
+      const extra =
+        argument === 'failure'
+          ? [notifyFailureFlag(contract), sfn.JsonPath.stringAt('$.job.error.Error')]
+          : argument === 'part'
+            ? ['--part', sfn.JsonPath.format('{}', sfn.JsonPath.stringAt('$.part'))]
+            : [];
       const def = this.taskDefinitions[step];
       const task = new InTaskGroup(scope, `${label}: task`, {
         comment: contract.steps[step].summary,
@@ -536,7 +542,7 @@ export class FerryStack extends Stack {
           {
             containerDefinition: containers[step],
             command: Token.asList(sfn.JsonPath.array(...args, flag, value, ...extra)),
-            environment: [{ name: env('FERRY_TASK_TOKEN'), value: sfn.JsonPath.taskToken }],
+            environment: [{ name: env('FERRY_TASK_TOKEN'), value: sfn.JsonPath.taskToken }, ...environment],
           },
         ],
         heartbeatTimeout: sfn.Timeout.duration(Duration.seconds(settings.heartbeatSeconds)),
@@ -604,22 +610,51 @@ export class FerryStack extends Stack {
       // The job is failed and notified even if the failure notice cannot be sent.
       notifyFailure.addCatch(failed, { errors: [sfn.Errors.ALL], resultPath: sfn.JsonPath.DISCARD });
       const middle = contract.workflows[wf].slice(1, -1);
+      // The Loader's transform leaves a split input's parts ([source] split_size) to a Distributed
+      // Map, one ECS task per part, instead of running them in its own task.
+      const deferParts = [{ name: env('FERRY_DEFER_PARTS'), value: 'true' }];
       const states = middle.map((step) => {
-        const t = runStep(scope, step, step, 'job id', '$.job');
+        const t = runStep(scope, step, step, 'job id', '$.job', step === 'transform' ? deferParts : []);
         t.addCatch(notifyFailure, { errors: [sfn.Errors.ALL], resultPath: '$.job.error' });
         return t;
       });
       const notify = runStep(scope, 'notify', 'notify', 'job id', '$.job');
       notify.addCatch(failed, { errors: [sfn.Errors.ALL], resultPath: '$.job.error' });
-      let definition = sfn.Chain.start(states[0]);
-      for (const s of states.slice(1)) definition = definition.next(s);
-      definition = definition.next(notify).next(new sfn.Succeed(scope, 'Done'));
+      let definition: sfn.IChainable & sfn.INextable = states[0];
+      let chain = sfn.Chain.start(states[0]);
+      for (const [i, s] of states.slice(1).entries()) {
+        if (middle[i] === 'transform') {
+          // transform outputs "parts" only for a split input: each part is then its own task, and
+          // sql-processor loads them all as one load; otherwise straight on.
+          const part = runStep(scope, 'transform part', 'transform', 'part', sfn.JsonPath.DISCARD);
+          const eachPart = new sfn.DistributedMap(scope, 'transform each part', {
+            itemsPath: '$.job.outputs.parts',
+            itemSelector: {
+              job: { job_id: sfn.JsonPath.stringAt('$.job.job_id') },
+              part: sfn.JsonPath.numberAt('$$.Map.Item.Value'),
+            },
+            maxConcurrency: settings.partConcurrency,
+            resultPath: sfn.JsonPath.DISCARD,
+          });
+          eachPart.itemProcessor(part);
+          eachPart.addCatch(notifyFailure, { errors: [sfn.Errors.ALL], resultPath: '$.job.error' });
+          eachPart.next(s);
+          const split = new sfn.Choice(scope, 'split into parts?')
+            .when(sfn.Condition.isPresent('$.job.outputs.parts'), eachPart)
+            .otherwise(s);
+          chain.next(split);
+          chain = sfn.Chain.start(s);
+          continue;
+        }
+        chain = chain.next(s);
+      }
+      chain.next(notify).next(new sfn.Succeed(scope, 'Done'));
       return new sfn.StateMachine(
         this,
         `${wf === 'loader' ? 'Loader' : 'Converter'}StateMachine`,
         machineProps(
           sfn.DefinitionBody.fromChainable(definition),
-          `ferry ${wf}: ${contract.workflows[wf].join(' → ')}`,
+          `ferry ${wf}: ${contract.workflows[wf].join(' → ')}${wf === 'loader' ? ' (a split input: transform each part in a Distributed Map)' : ''}`,
         ),
       );
     };

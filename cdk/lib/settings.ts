@@ -21,6 +21,8 @@ export interface FerrySettings {
   dbMultiAz: boolean;
   /** Objects processed at once by the backfill state machine. */
   backfillConcurrency: number;
+  /** Parts of one split input ([source] split_size) transformed at once, each an ECS task. */
+  partConcurrency: number;
   /** CloudWatch Logs retention for tasks, state machines and flow logs, days. */
   logRetentionDays: number;
   /** Days before output artifacts expire. */
@@ -69,6 +71,7 @@ const DEFAULTS: FerrySettings = {
   dbAllocatedStorageGiB: 100,
   dbMultiAz: true,
   backfillConcurrency: 8,
+  partConcurrency: 8,
   logRetentionDays: 30,
   outputRetentionDays: 365,
   natGateways: 1,
@@ -138,6 +141,7 @@ export function readSettings(node: Node): FerrySettings {
     dbAllocatedStorageGiB: num('dbAllocatedStorageGiB', 20, 65536),
     dbMultiAz: bool('dbMultiAz'),
     backfillConcurrency: num('backfillConcurrency', 1, 1000),
+    partConcurrency: num('partConcurrency', 1, 1000),
     logRetentionDays: num('logRetentionDays', 1, 3653),
     outputRetentionDays: num('outputRetentionDays', 1, 36500),
     natGateways: num('natGateways', 1, 3),

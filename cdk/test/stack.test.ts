@@ -225,7 +225,28 @@ test('state machines: one ECS task per step with the CLI command, task tokens, r
     // The order of the CLI's workflow.
     let at = def.StartAt;
     const seen: string[] = [];
-    while (states[at] && states[at].Type === 'Parallel') {
+    while (states[at] && (states[at].Type === 'Parallel' || states[at].Type === 'Choice')) {
+      if (states[at].Type === 'Choice') {
+        // A split input's parts: a Distributed Map of `transform --part K` tasks, then on.
+        assert.equal(wf, 'loader');
+        assert.equal(at, 'split into parts?');
+        const [parts] = states[at].Choices;
+        assert.deepEqual(parts.Variable, '$.job.outputs.parts');
+        assert.equal(parts.IsPresent, true);
+        const map = states[parts.Next];
+        assert.equal(map.Type, 'Map');
+        assert.equal(map.ItemProcessor.ProcessorConfig.Mode, 'DISTRIBUTED');
+        assert.equal(map.ItemsPath, '$.job.outputs.parts');
+        assert.equal(map.MaxConcurrency, 8);
+        assert.equal(map.ResultPath, null, "the parts' outputs are not kept: sql-processor reads their files");
+        assert.deepEqual(map.Catch, [{ ErrorEquals: ['States.ALL'], ResultPath: '$.job.error', Next: 'notify failure' }]);
+        assert.equal(map.Next, states[at].Default, 'after the parts, the step a whole input goes to');
+        const item = states['transform part: task'].Parameters.Overrides.ContainerOverrides[0];
+        assert.equal(item['Command.$'], "States.Array('task', 'transform', '--job-id', $.job.job_id, '--part', States.Format('{}', $.part))");
+        assert.ok(states['transform part'].Retry.some((r: any) => r.ErrorEquals.includes('ferry.Transient')), 'a part is retried');
+        at = states[at].Default;
+        continue;
+      }
       seen.push(at);
       at = states[at].Next;
     }
@@ -241,7 +262,10 @@ test('state machines: one ECS task per step with the CLI command, task tokens, r
       const name = step === 'notify failure' ? 'notify' : step;
       const caught = step === 'notify failure' ? ", '--caught', $.job.error.Error" : '';
       assert.equal(o['Command.$'], `States.Array('task', '${name}', '--job-id', $.job.job_id${caught})`, step);
-      assert.deepEqual(o.Environment, [{ Name: 'FERRY_TASK_TOKEN', 'Value.$': '$$.Task.Token' }], step);
+      const token = { Name: 'FERRY_TASK_TOKEN', 'Value.$': '$$.Task.Token' };
+      // The Loader's transform leaves a split input's parts to the Map above.
+      const defer = step === 'transform' ? [{ Name: 'FERRY_DEFER_PARTS', Value: 'true' }] : [];
+      assert.deepEqual(o.Environment, [token, ...defer], step);
       // Its task is in the execution's task group, so a timeout can find it among the step's tasks.
       assert.equal(s.Parameters['Group.$'], "States.Format('ferry:{}', $$.Execution.Name)", step);
       assert.equal(s.HeartbeatSeconds, 120, step);
