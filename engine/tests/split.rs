@@ -318,3 +318,47 @@ async fn a_transform_task_runs_the_parts_itself_unless_told_to_defer() {
     assert_eq!(rows, 4000);
     assert_eq!(ledger(&s, "parted").await.len(), 1);
 }
+
+/// A bad value deep in the file fails its part with the file's own line
+/// number (counted across the parts before it), the job fails as a bad
+/// input (exit 3), and nothing is loaded.
+#[tokio::test]
+async fn a_bad_value_in_a_part_names_the_files_line_and_loads_nothing() {
+    let s = Scratch::new("split_bad").await;
+    std::fs::create_dir_all(s.path("in")).unwrap();
+    let csv = orders_csv();
+    let at = csv.find("\n3500,").unwrap() + 1;
+    let line = csv[..at].matches('\n').count() + 1;
+    let bad = format!(
+        "{}3500,lots,{}",
+        &csv[..at],
+        &csv[at + "3500,10500.00,".len()..]
+    );
+    std::fs::write(s.path("in/orders.csv"), bad).unwrap();
+    let parted = specs(&s, "parted", "parted", Some("32KiB"));
+    let out = ferry(
+        &[
+            "run",
+            "--input",
+            "in/orders.csv",
+            "--specs",
+            parted.to_str().unwrap(),
+            "--work-dir",
+            "work",
+        ],
+        s.dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("orders.csv:{line}: column 2")) && text(&out).contains("lots"),
+        "line {line}: {}",
+        text(&out)
+    );
+    let exists: bool = s
+        .scalar(&format!(
+            "SELECT to_regclass('{}') IS NOT NULL",
+            s.table("parted")
+        ))
+        .await;
+    assert!(!exists, "nothing reached PostgreSQL");
+}

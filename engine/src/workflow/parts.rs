@@ -8,6 +8,8 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ferry_connectors::jobs::Job;
 use serde::{Deserialize, Serialize};
@@ -157,16 +159,20 @@ impl Runtime {
         let mut todo = plan.indices().into_iter();
         let mut running = tokio::task::JoinSet::new();
         let parallel = cmd.parallel.max(1);
+        // Set on the first failure: the parts still running are killed
+        // (the job failed; their files would be of no use).
+        let stop = Arc::new(AtomicBool::new(false));
         loop {
             while running.len() < parallel {
                 let Some(k) = todo.next() else { break };
                 let cmd = cmd.clone();
                 let job_id = job_id.to_string();
+                let stop = stop.clone();
                 running.spawn(async move {
-                    match run_part(&cmd, &job_id, k).await {
-                        Err(e) if e.retryable() => {
+                    match run_part(&cmd, &job_id, k, stop.clone()).await {
+                        Err(e) if e.retryable() && !stop.load(Ordering::Relaxed) => {
                             tracing::warn!(job_id, part = k, error = %e, "part failed; starting it once more");
-                            run_part(&cmd, &job_id, k).await
+                            run_part(&cmd, &job_id, k, stop).await
                         }
                         done => done,
                     }
@@ -177,7 +183,8 @@ impl Runtime {
             };
             let done = done.map_err(|e| FerryError::Internal(format!("a part's runner: {e}")));
             if let Err(e) = done.and_then(|r| r) {
-                running.abort_all();
+                stop.store(true, Ordering::Relaxed);
+                while running.join_next().await.is_some() {}
                 return Err(e);
             }
         }
@@ -187,15 +194,25 @@ impl Runtime {
 /// One part in a child process; its log goes to this process's stderr,
 /// its output line is read and dropped. (std's process, on a blocking
 /// thread: tokio's needs a feature that would rebuild every crate on tokio.)
-async fn run_part(cmd: &PartCommand, job_id: &str, index: usize) -> Result<(), FerryError> {
+async fn run_part(
+    cmd: &PartCommand,
+    job_id: &str,
+    index: usize,
+    stop: Arc<AtomicBool>,
+) -> Result<(), FerryError> {
     let cmd = cmd.clone();
     let job_id = job_id.to_string();
-    tokio::task::spawn_blocking(move || run_part_blocking(&cmd, &job_id, index))
+    tokio::task::spawn_blocking(move || run_part_blocking(&cmd, &job_id, index, &stop))
         .await
         .map_err(|e| FerryError::Internal(format!("part {index}'s runner: {e}")))?
 }
 
-fn run_part_blocking(cmd: &PartCommand, job_id: &str, index: usize) -> Result<(), FerryError> {
+fn run_part_blocking(
+    cmd: &PartCommand,
+    job_id: &str,
+    index: usize,
+    stop: &AtomicBool,
+) -> Result<(), FerryError> {
     use std::io::BufRead;
     let mut child = std::process::Command::new(&cmd.program)
         .args(&cmd.args)
@@ -214,19 +231,32 @@ fn run_part_blocking(cmd: &PartCommand, job_id: &str, index: usize) -> Result<()
                 e,
             )
         })?;
-    let mut last = String::new();
-    if let Some(err) = child.stderr.take() {
-        for line in std::io::BufReader::new(err).lines() {
-            let Ok(line) = line else { break };
-            eprintln!("{line}");
-            if !line.trim().is_empty() {
-                last = line;
+    // Its log is relayed by a thread of its own, so this one can watch
+    // for the stop.
+    let relay = child.stderr.take().map(|err| {
+        std::thread::spawn(move || {
+            let mut last = String::new();
+            for line in std::io::BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("{line}");
+                if !line.trim().is_empty() {
+                    last = line;
+                }
             }
+            last
+        })
+    });
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if stop.load(Ordering::Relaxed) => {
+                let _ = child.kill();
+            }
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(50)),
+            Err(e) => return Err(FerryError::io(format!("waiting for part {index}"), e)),
         }
-    }
-    let status = child
-        .wait()
-        .map_err(|e| FerryError::io(format!("waiting for part {index}"), e))?;
+    };
+    let last = relay.and_then(|r| r.join().ok()).unwrap_or_default();
     if status.success() {
         return Ok(());
     }
@@ -236,7 +266,7 @@ fn run_part_blocking(cmd: &PartCommand, job_id: &str, index: usize) -> Result<()
         message: if last.is_empty() {
             format!("its process ended with {status}")
         } else {
-            last
+            last.trim_start_matches("ferry: error: ").to_string()
         },
     })
 }
