@@ -11,27 +11,6 @@ use std::path::{Path, PathBuf};
 use common::{Scratch, ferry, text};
 use serde_json::Value;
 
-const SPEC: &str = r#"
-[source]
-format = "csv"
-header = true
-SPLIT
-[[source.columns]]
-name = "id"
-type = "bigint"
-[[source.columns]]
-name = "amount"
-type = "numeric(10,2)"
-[[source.columns]]
-name = "note"
-type = "text"
-[routing]
-keys = ["in/*.csv"]
-workflow = "loader"
-[target]
-table = "TABLE"
-"#;
-
 /// ~150 KB of orders whose notes hold quoted line feeds, commas, doubled
 /// quotes and NULLs, so a cut in the wrong place would show.
 fn orders_csv() -> String {
@@ -55,13 +34,12 @@ fn specs(s: &Scratch, dir: &str, table: &str, split: Option<&str>) -> PathBuf {
     let specs = s.path(dir);
     std::fs::create_dir_all(&specs).unwrap();
     let split = split.map_or(String::new(), |size| format!("split_size = \"{size}\""));
-    s.spec(
-        &format!("{dir}/orders"),
-        &SPEC
-            .replace("SPLIT", &split)
-            .replace("TABLE", &s.table(table)),
-        "SELECT * FROM source",
-    );
+    // The orders dataset of the workflow tests, routed from `in/`.
+    let toml = crate::workflow::ORDERS_SPEC
+        .replace("orders/*.csv", "in/*.csv")
+        .replace("SCHEMA.orders", &s.table(table))
+        .replace("header = true\n", &format!("header = true\n{split}\n"));
+    s.spec(&format!("{dir}/orders"), &toml, "SELECT * FROM source");
     specs
 }
 
@@ -82,6 +60,17 @@ fn run(s: &Scratch, specs: &Path, work: &str) -> Value {
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
+}
+
+/// `ferry task <args>` with the specs in `specs` and the job folders in
+/// `work/`; its output line.
+fn task(s: &Scratch, specs: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["task"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--specs", specs.to_str().unwrap(), "--work-dir", "work"]);
+    let out = ferry(&all, s.dir.path());
+    assert!(out.status.success(), "{args:?}: {}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
 }
 
 /// Entry names of every `file.zip` under `dir`.
@@ -190,14 +179,7 @@ async fn a_part_that_died_is_run_again_without_duplicates() {
     let whole = specs(&s, "whole", "whole", None);
     run(&s, &whole, "work-whole");
     let parted = specs(&s, "parted", "parted", Some("32KiB"));
-    let task = |args: &[&str]| -> Value {
-        let mut all = vec!["task"];
-        all.extend_from_slice(args);
-        all.extend_from_slice(&["--specs", parted.to_str().unwrap(), "--work-dir", "work"]);
-        let out = ferry(&all, s.dir.path());
-        assert!(out.status.success(), "{args:?}: {}", text(&out));
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
-    };
+    let task = |args: &[&str]| task(&s, &parted, args);
     let job = task(&["create-job", "--input", "in/orders.csv"]);
     let id = job["job_id"].as_str().unwrap().to_string();
     task(&["s3-efs-downloader", "--job-id", &id]);
@@ -294,14 +276,7 @@ async fn a_transform_task_runs_the_parts_itself_unless_told_to_defer() {
     std::fs::create_dir_all(s.path("in")).unwrap();
     std::fs::write(s.path("in/orders.csv"), orders_csv()).unwrap();
     let parted = specs(&s, "parted", "parted", Some("32KiB"));
-    let task = |args: &[&str]| -> Value {
-        let mut all = vec!["task"];
-        all.extend_from_slice(args);
-        all.extend_from_slice(&["--specs", parted.to_str().unwrap(), "--work-dir", "work"]);
-        let out = ferry(&all, s.dir.path());
-        assert!(out.status.success(), "{args:?}: {}", text(&out));
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
-    };
+    let task = |args: &[&str]| task(&s, &parted, args);
     let job = task(&["create-job", "--input", "in/orders.csv"]);
     let id = job["job_id"].as_str().unwrap().to_string();
     task(&["s3-efs-downloader", "--job-id", &id]);

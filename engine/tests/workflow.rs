@@ -228,7 +228,7 @@ pub(crate) fn unzip(
     (serde_json::from_str(&s).unwrap(), names, z)
 }
 
-const ORDERS_SPEC: &str = r#"
+pub(crate) const ORDERS_SPEC: &str = r#"
 [source]
 format = "csv"
 header = true
