@@ -429,7 +429,10 @@ fn place_file(file: &Path, dest: &Path) -> std::io::Result<u64> {
 
 /// Creates `dest` whole or not at all: `fill` writes `<dest>.partial` (gone
 /// first, should a crash have left one), which is then renamed over `dest`.
-fn write_into_place(
+/// Public so that every file a reader may look at while it is written (a
+/// staged input, a job's `split.json`, a part's `transform.json`) is made
+/// the same way.
+pub fn write_into_place(
     dest: &Path,
     fill: impl FnOnce(&Path) -> std::io::Result<u64>,
 ) -> std::io::Result<u64> {

@@ -44,11 +44,15 @@ fn specs(s: &Scratch, dir: &str, table: &str, split: Option<&str>) -> PathBuf {
 }
 
 fn run(s: &Scratch, specs: &Path, work: &str) -> Value {
+    run_input(s, specs, work, "in/orders.csv")
+}
+
+fn run_input(s: &Scratch, specs: &Path, work: &str, input: &str) -> Value {
     let out = ferry(
         &[
             "run",
             "--input",
-            "in/orders.csv",
+            input,
             "--specs",
             specs.to_str().unwrap(),
             "--work-dir",
@@ -92,6 +96,16 @@ fn zip_entries(dir: &Path) -> Vec<String> {
     }
     names.sort();
     names
+}
+
+/// Whether the scratch schema has `table` (a failed split job must not
+/// have created it).
+async fn table_exists(s: &Scratch, table: &str) -> bool {
+    s.scalar(&format!(
+        "SELECT to_regclass('{}') IS NOT NULL",
+        s.table(table)
+    ))
+    .await
 }
 
 async fn ledger(s: &Scratch, table: &str) -> Vec<(i64, Option<String>)> {
@@ -225,13 +239,10 @@ async fn a_part_that_died_is_run_again_without_duplicates() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("part 1 of"), "{}", text(&out));
-    let exists: bool = s
-        .scalar(&format!(
-            "SELECT to_regclass('{}') IS NOT NULL",
-            s.table("parted")
-        ))
-        .await;
-    assert!(!exists, "nothing reached PostgreSQL");
+    assert!(
+        !table_exists(&s, "parted").await,
+        "nothing reached PostgreSQL"
+    );
 
     // Retried: part 1 again, and part 2 a second time.
     task(&["transform", "--job-id", &id, "--part", "1"]);
@@ -329,11 +340,138 @@ async fn a_bad_value_in_a_part_names_the_files_line_and_loads_nothing() {
         "line {line}: {}",
         text(&out)
     );
-    let exists: bool = s
-        .scalar(&format!(
-            "SELECT to_regclass('{}') IS NOT NULL",
-            s.table("parted")
-        ))
-        .await;
-    assert!(!exists, "nothing reached PostgreSQL");
+    assert!(
+        !table_exists(&s, "parted").await,
+        "nothing reached PostgreSQL"
+    );
+}
+
+/// The orders as Parquet, 500 rows to a row group (8 row groups); the
+/// amount is text, so its declared `numeric(10,2)` is a checked cast, and
+/// `bad_row` (0-based), if any, holds one that does not fit.
+fn orders_parquet(bad_row: Option<usize>) -> Vec<u8> {
+    use arrow::array::{Int64Array, RecordBatch, StringArray};
+    use std::sync::Arc;
+    let ids: Vec<i64> = (0..4000).collect();
+    let amounts: Vec<String> = (0..4000usize)
+        .map(|i| match bad_row {
+            Some(b) if b == i => "lots".to_string(),
+            _ => format!("{}.{:02}", i * 3, i % 100),
+        })
+        .collect();
+    let notes: Vec<Option<String>> = (0..4000)
+        .map(|i| match i % 5 {
+            0 => None,
+            1 => Some(format!("line one\nline two, {i}")),
+            _ => Some(format!("note number {i} with some padding")),
+        })
+        .collect();
+    let batch = RecordBatch::try_from_iter([
+        (
+            "id",
+            Arc::new(Int64Array::from(ids)) as arrow::array::ArrayRef,
+        ),
+        ("amount", Arc::new(StringArray::from(amounts)) as _),
+        ("note", Arc::new(StringArray::from(notes)) as _),
+    ])
+    .unwrap();
+    let props = datafusion::parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(500))
+        .build();
+    let mut out = Vec::new();
+    let mut w =
+        datafusion::parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), Some(props))
+            .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    out
+}
+
+/// A specs folder `dir` with the orders as a Parquet Loader dataset into
+/// `table`, its types declared (`typed`: read by the checked-cast path) or
+/// the file's own (read in parallel, each part's row groups shared out).
+fn parquet_specs(s: &Scratch, dir: &str, table: &str, split: Option<&str>, typed: bool) -> PathBuf {
+    let specs = s.path(dir);
+    std::fs::create_dir_all(&specs).unwrap();
+    let split = split.map_or(String::new(), |size| format!("split_size = \"{size}\"\n"));
+    let mut toml = crate::workflow::ORDERS_SPEC
+        .replace("orders/*.csv", "in/*.parquet")
+        .replace("SCHEMA.orders", &s.table(table))
+        .replace(
+            "format = \"csv\"\nheader = true\n",
+            &format!("format = \"parquet\"\n{split}"),
+        );
+    if !typed {
+        let start = toml.find("[[source.columns]]").unwrap();
+        let end = toml.find("[routing]").unwrap();
+        toml.replace_range(start..end, "");
+    }
+    s.spec(&format!("{dir}/orders"), &toml, "SELECT * FROM source");
+    specs
+}
+
+/// A Parquet input splits by row groups: each part reads its own row groups
+/// (typed as DataFusion types the whole file), and the job loads what the
+/// whole file loads: same rows, one ledger entry with the same digest;
+/// a value that does not fit its declared type names the file's row, not
+/// the part's, and nothing is loaded.
+#[tokio::test]
+async fn a_split_parquet_file_loads_by_row_groups_what_the_whole_file_loads() {
+    let s = Scratch::new("split_parquet").await;
+    std::fs::create_dir_all(s.path("in")).unwrap();
+    std::fs::write(s.path("in/orders.parquet"), orders_parquet(None)).unwrap();
+    for typed in [true, false] {
+        // Typed: a row group a part (each row group is a few KiB); the
+        // file's own types: two row groups a part, read by more than
+        // one thread where there are cores.
+        let (whole, parted, split, want) = if typed {
+            ("whole", "parted", "1KiB", 8..=8)
+        } else {
+            ("whole_raw", "parted_raw", "40KiB", 2..=4)
+        };
+        let w_specs = parquet_specs(&s, &format!("{whole}-specs"), whole, None, typed);
+        let p_specs = parquet_specs(&s, &format!("{parted}-specs"), parted, Some(split), typed);
+        let w = run_input(&s, &w_specs, &format!("work-{whole}"), "in/orders.parquet");
+        let p = run_input(&s, &p_specs, &format!("work-{parted}"), "in/orders.parquet");
+        assert_eq!(w["status"], "succeeded", "{w}");
+        assert_eq!(p["status"], "succeeded", "{p}");
+        let diff = s.diff(&s.table(whole), &s.table(parted)).await;
+        assert!(diff.is_empty(), "typed {typed}: {diff:?}");
+        let rows: i64 = s
+            .scalar(&format!("SELECT count(*) FROM {}", s.table(parted)))
+            .await;
+        assert_eq!(rows, 4000, "typed {typed}");
+        let (lw, lp) = (ledger(&s, whole).await, ledger(&s, parted).await);
+        assert_eq!(lw.len(), 1);
+        assert_eq!(lp, lw, "typed {typed}: one entry, same rows, same digest");
+        let parts = zip_entries(&s.path("output"))
+            .into_iter()
+            .filter(|n| n.contains(&format!("{parted}.part")) && n.ends_with(".pgcopy"))
+            .count();
+        assert!(want.contains(&parts), "typed {typed}: {parts} parts");
+    }
+
+    // Row 3701 of the file is in the eighth row group.
+    std::fs::write(s.path("in/bad.parquet"), orders_parquet(Some(3700))).unwrap();
+    let specs = parquet_specs(&s, "bad-specs", "bad", Some("1KiB"), true);
+    let out = ferry(
+        &[
+            "run",
+            "--input",
+            "in/bad.parquet",
+            "--specs",
+            specs.to_str().unwrap(),
+            "--work-dir",
+            "work-bad",
+        ],
+        s.dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("bad.parquet: row 3701: column 2 (\"amount\")")
+            && text(&out).contains("lots"),
+        "{}",
+        text(&out)
+    );
+    assert!(!table_exists(&s, "bad").await, "nothing reached PostgreSQL");
 }

@@ -261,6 +261,7 @@ pub struct DeclaredTypes {
     schema: SchemaRef,
     raw: DataFrame,
     display: String,
+    first_row: u64,
 }
 
 impl std::fmt::Debug for DeclaredTypes {
@@ -280,7 +281,15 @@ impl DeclaredTypes {
             schema,
             raw,
             display,
+            first_row: 0,
         }
+    }
+
+    /// The same, for a part of the file whose first row is the file's row
+    /// `first_row` (0-based): errors still name the file's rows.
+    pub fn starting_at(mut self, first_row: u64) -> Self {
+        self.first_row = first_row;
+        self
     }
 }
 
@@ -323,7 +332,7 @@ impl PartitionStream for DeclaredTypes {
         let raw = self.raw.clone();
         let schema = self.schema.clone();
         let display = self.display.clone();
-        let mut seen = 0u64;
+        let mut seen = self.first_row;
         let batches = futures::stream::once(async move { raw.execute_stream().await })
             .try_flatten()
             .map(move |batch| {

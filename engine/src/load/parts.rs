@@ -1,5 +1,6 @@
 //! One input in parts: a delimited file larger than `[source] split_size`
-//! is cut at record boundaries ([`record_ranges`]); each part is decoded,
+//! is cut at record boundaries ([`record_ranges`]), a Parquet file between
+//! row groups ([`row_group_ranges`]); each part is decoded,
 //! transformed and encoded by its own task (a Distributed Map item in AWS, a
 //! separate process in one-process runs) into artifacts in the job's
 //! `artifacts/` folder and its own `parts/<k>/transform.json`; then one
@@ -19,10 +20,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::decode::Compression;
-use crate::decode::csv::{ByteRange, record_ranges};
+use crate::decode::csv::record_ranges;
 use crate::error::FerryError;
 use crate::format::Format;
-use crate::source::{Input, resolve_format};
+use crate::source::{Input, PartRange, resolve_format, row_group_ranges};
 use crate::spec::{DatasetSpec, Lineage};
 
 use super::{TRANSFORM_REPORT, TransformReport};
@@ -46,7 +47,7 @@ pub struct SplitPlan {
     /// `[source] split_size` when it was cut.
     pub split_size: u64,
     /// The parts, in the file's order.
-    pub ranges: Vec<ByteRange>,
+    pub ranges: Vec<PartRange>,
 }
 
 /// Which part of a split input one transform works on.
@@ -54,8 +55,8 @@ pub struct SplitPlan {
 pub struct PartOf {
     /// Its index (0-based) in [`SplitPlan::ranges`].
     pub index: usize,
-    /// Its bytes.
-    pub range: ByteRange,
+    /// Its records (a delimited file's bytes, a Parquet file's row groups).
+    pub range: PartRange,
     /// The whole input's checksum, as the ledger records it.
     pub checksum: String,
 }
@@ -180,14 +181,16 @@ impl SplitPlan {
 }
 
 /// Whether `input` is split under `spec`, and where; `None` when the spec
-/// sets no `split_size`, the input is no larger, or it cannot be cut by
-/// bytes: compressed, not UTF-8 (a byte offset may fall inside a
-/// character), or numbered by `[target] lineage = ["line"]` (each part would
-/// count from one). `checksum` is the whole input's.
+/// sets no `split_size`, the input is no larger, or it cannot be cut: a
+/// delimited file by bytes at record boundaries, a Parquet file by row
+/// groups (one with a single row group cannot be); not a compressed or
+/// non-UTF-8 delimited file (a byte offset may fall inside a character),
+/// not other formats, nor an input numbered by `[target] lineage =
+/// ["line"]` (each part would count from one). The whole input is hashed
+/// (once, for the ledger) while it is cut, and only when it is.
 pub async fn plan_split(
     spec: &DatasetSpec,
     input: &Input,
-    checksum: &ferry_connectors::store::Checksum,
 ) -> Result<Option<SplitPlan>, FerryError> {
     let Some(split_size) = spec.source.split_size.map(|b| b.0.max(1)) else {
         return Ok(None);
@@ -199,16 +202,19 @@ pub async fn plan_split(
         return Ok(None);
     }
     let format = resolve_format(&spec.source, input)?;
-    let why_not = if !matches!(format, Format::Csv | Format::Tsv) {
+    let text = matches!(format, Format::Csv | Format::Tsv);
+    let why_not = if !text && format != Format::Parquet {
         Some(format!(
-            "{format} is not split (only delimited text is, for now)"
+            "{format} is not split (delimited text and Parquet are)"
         ))
-    } else if !matches!(
-        spec.source.compression.resolve(&input.path),
-        Compression::None
-    ) {
+    } else if text
+        && !matches!(
+            spec.source.compression.resolve(&input.path),
+            Compression::None
+        )
+    {
         Some("a compressed file cannot be cut by bytes".to_string())
-    } else if !spec.source.text_encoding().is_utf8() {
+    } else if text && !spec.source.text_encoding().is_utf8() {
         Some("only UTF-8 text is cut by bytes".to_string())
     } else if spec
         .target
@@ -223,15 +229,27 @@ pub async fn plan_split(
         tracing::info!(input = %input.display, bytes, split_size, why, "not splitting the input");
         return Ok(None);
     }
-    let mut dialect = spec.dialect();
-    if format == Format::Tsv {
-        dialect.delimiter = b'\t';
-    }
-    let path = input.path.clone();
-    let ranges = tokio::task::spawn_blocking(move || record_ranges(&path, &dialect, split_size))
-        .await
-        .map_err(|e| FerryError::Internal(format!("planning the parts: {e}")))?
-        .map_err(|e| FerryError::io(format!("reading {}", input.display), e))?;
+    let checksum =
+        ferry_connectors::store::Checksum::of_file(input.path.clone(), input.display.clone());
+    let ranges: Vec<PartRange> = if text {
+        let mut dialect = spec.dialect();
+        if format == Format::Tsv {
+            dialect.delimiter = b'\t';
+        }
+        let path = input.path.clone();
+        tokio::task::spawn_blocking(move || record_ranges(&path, &dialect, split_size))
+            .await
+            .map_err(|e| FerryError::Internal(format!("planning the parts: {e}")))?
+            .map_err(|e| FerryError::io(format!("reading {}", input.display), e))?
+            .into_iter()
+            .map(PartRange::Bytes)
+            .collect()
+    } else {
+        row_group_ranges(input, split_size)?
+            .into_iter()
+            .map(PartRange::RowGroups)
+            .collect()
+    };
     if ranges.len() <= 1 {
         return Ok(None);
     }
@@ -251,8 +269,9 @@ pub async fn plan_split(
 /// Writes `bytes` to `path` through a temporary file renamed over it, so a
 /// reader (or a crash) never sees half of it.
 pub(crate) fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), FerryError> {
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| FerryError::io(format!("writing {}", path.display()), e))
+    ferry_connectors::store::write_into_place(path, |tmp| {
+        std::fs::write(tmp, bytes).map(|()| bytes.len() as u64)
+    })
+    .map(|_| ())
+    .map_err(|e| FerryError::io(format!("writing {}", path.display()), e))
 }

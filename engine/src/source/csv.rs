@@ -61,7 +61,10 @@ impl FormatReader for Csv {
             max_record,
             counters: opening.counters.clone(),
             rejects: opening.rejects.clone(),
-            range: opening.range,
+            range: match opening.range {
+                Some(super::PartRange::Bytes(r)) => Some(r),
+                _ => None,
+            },
         });
         ctx.register_table("source", Arc::new(CsvTable::new(source)))
             .map_err(|e| FerryError::Internal(e.to_string()))?;

@@ -29,6 +29,36 @@ use crate::spec::{ColumnSpec, DatasetSpec, SourceSpec};
 
 pub use self::avro::avro_table;
 pub use self::csv::{CsvHead, CsvSchema, first_lines, read_csv_head, resolve_csv_schema};
+pub use self::parquet::{RowGroupRange, row_group_ranges};
+
+/// The piece of a split input one part reads: the unit a reader can start
+/// at without reading what comes before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PartRange {
+    /// Records of a delimited file, by byte offset.
+    Bytes(crate::decode::csv::ByteRange),
+    /// Whole row groups of a Parquet file.
+    RowGroups(RowGroupRange),
+}
+
+impl PartRange {
+    /// Its size in the file, in bytes (for progress and figures).
+    pub fn bytes(&self) -> u64 {
+        match self {
+            PartRange::Bytes(r) => r.len(),
+            PartRange::RowGroups(g) => g.bytes,
+        }
+    }
+
+    /// The formats that can be read this way.
+    fn fits(&self, format: Format) -> bool {
+        match self {
+            PartRange::Bytes(_) => matches!(format, Format::Csv | Format::Tsv),
+            PartRange::RowGroups(_) => format == Format::Parquet,
+        }
+    }
+}
 
 /// A local input file and the name to show for it.
 #[derive(Debug, Clone)]
@@ -180,8 +210,8 @@ pub struct Opening<'a> {
     /// Files a reader made that the plan reads later (a sheet as CSV): they
     /// live as long as the [`Source`].
     pub keep: KeepAlive,
-    /// One part of a split input (delimited text only); `None`: all of it.
-    pub range: Option<crate::decode::csv::ByteRange>,
+    /// One part of a split input; `None`: all of it.
+    pub range: Option<PartRange>,
 }
 
 /// Scratch files that must outlive the registration that made them.
@@ -218,27 +248,28 @@ pub async fn register_source(
     register_part(ctx, spec, input, rejects, None).await
 }
 
-/// [`register_source`] for one part of a split input: just the bytes of
-/// `range` (a delimited file's records, see [`record_ranges`](crate::decode::csv::record_ranges)),
-/// typed as the whole file is (its head is read for the schema either way).
+/// [`register_source`] for one part of a split input: a delimited file's
+/// records in a byte range (see [`record_ranges`](crate::decode::csv::record_ranges))
+/// or a Parquet file's row groups (see [`row_group_ranges`]), typed as the
+/// whole file is (a delimited file's head is read for the schema either way).
 pub async fn register_part(
     ctx: &SessionContext,
     spec: &DatasetSpec,
     input: &Input,
     rejects: Option<PathBuf>,
-    range: Option<crate::decode::csv::ByteRange>,
+    range: Option<PartRange>,
 ) -> Result<Source, FerryError> {
     let size = std::fs::metadata(&input.path)
         .map_err(|e| FerryError::io(format!("reading {}", input.display), e))?
         .len();
     let format = resolve_format(&spec.source, input)?;
-    if range.is_some() && !matches!(format, Format::Csv | Format::Tsv) {
+    if let Some(range) = range.filter(|r| !r.fits(format)) {
         return Err(FerryError::Internal(format!(
-            "{}: only delimited text is read in parts, not {format}",
+            "{}: a {format} file is not read in parts of {range:?}",
             input.display
         )));
     }
-    let size = range.map_or(size, |r| r.len());
+    let size = range.map_or(size, |r| r.bytes());
     let counters = Arc::new(ReadCounters::default());
     let rejects = rejects
         .filter(|_| spec.errors.max_bad_rows > 0)

@@ -67,7 +67,14 @@ pub(super) async fn register(
     } else {
         (ctx, "source")
     };
-    file.register_raw(raw_ctx, raw, input).await?;
+    match opening.range {
+        // register_part has checked that only Parquet comes in parts here.
+        Some(super::PartRange::RowGroups(part)) => {
+            let threads = raw_ctx.state().config().target_partitions();
+            super::parquet::register_row_groups(raw_ctx, raw, input, part, threads).await?
+        }
+        _ => file.register_raw(raw_ctx, raw, input).await?,
+    }
     let table = raw_ctx.table(raw).await.map_err(df_err(input))?;
     if raw == "source" {
         return Ok(Arc::new(table.schema().as_arrow().clone()));
@@ -95,7 +102,12 @@ pub(super) async fn register(
         }));
     }
     let schema = Arc::new(declared);
-    let partition = DeclaredTypes::new(schema.clone(), table, input.display.clone());
+    let first_row = match opening.range {
+        Some(super::PartRange::RowGroups(part)) => part.row,
+        _ => 0,
+    };
+    let partition =
+        DeclaredTypes::new(schema.clone(), table, input.display.clone()).starting_at(first_row);
     let table = StreamingTable::try_new(schema.clone(), vec![Arc::new(partition)])
         .map_err(df_err(input))?;
     ctx.register_table("source", Arc::new(table))

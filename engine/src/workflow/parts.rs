@@ -74,9 +74,7 @@ impl Runtime {
             path: PathBuf::from(staged_input(job)?),
             display: job.input.uri.clone(),
         };
-        let checksum =
-            ferry_connectors::store::Checksum::of_file(input.path.clone(), input.display.clone());
-        let Some(plan) = plan_split(spec, &input, &checksum).await? else {
+        let Some(plan) = plan_split(spec, &input).await? else {
             return Ok(None);
         };
         let dir = self.job_dir(job)?;
@@ -119,7 +117,7 @@ impl Runtime {
             ))
         })?;
         let part = plan.part(index)?;
-        let bytes = part.range.len();
+        let bytes = part.range.bytes();
         let mut opts = self.load_options(&job)?;
         if !opts.artifacts.pgcopy && self.load_from(&spec) == ArtifactSource::Pgcopy {
             opts.artifacts.pgcopy = true;
