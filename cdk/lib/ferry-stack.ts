@@ -610,11 +610,13 @@ export class FerryStack extends Stack {
       // The job is failed and notified even if the failure notice cannot be sent.
       notifyFailure.addCatch(failed, { errors: [sfn.Errors.ALL], resultPath: sfn.JsonPath.DISCARD });
       const middle = contract.workflows[wf].slice(1, -1);
-      // The Loader's transform leaves a split input's parts ([source] split_size) to a Distributed
-      // Map, one ECS task per part, instead of running them in its own task.
+      // The Loader's transform and the Converter's convert leave a split input's parts
+      // ([source] split_size) to a Distributed Map, one ECS task per part, instead of running them
+      // in their own task.
+      const splitting = ['transform', 'convert'];
       const deferParts = [{ name: env('FERRY_DEFER_PARTS'), value: 'true' }];
       const states = middle.map((step) => {
-        const t = runStep(scope, step, step, 'job id', '$.job', step === 'transform' ? deferParts : []);
+        const t = runStep(scope, step, step, 'job id', '$.job', splitting.includes(step) ? deferParts : []);
         t.addCatch(notifyFailure, { errors: [sfn.Errors.ALL], resultPath: '$.job.error' });
         return t;
       });
@@ -623,11 +625,13 @@ export class FerryStack extends Stack {
       let definition: sfn.IChainable & sfn.INextable = states[0];
       let chain = sfn.Chain.start(states[0]);
       for (const [i, s] of states.slice(1).entries()) {
-        if (middle[i] === 'transform') {
-          // transform outputs "parts" only for a split input: each part is then its own task, and
-          // sql-processor loads them all as one load; otherwise straight on.
-          const part = runStep(scope, 'transform part', 'transform', 'part', sfn.JsonPath.DISCARD);
-          const eachPart = new sfn.DistributedMap(scope, 'transform each part', {
+        const splitter = middle[i];
+        if (splitting.includes(splitter)) {
+          // transform (convert) outputs "parts" only for a split input: each part is then its own
+          // task, and sql-processor loads them all as one load (validate reads every part of the
+          // Parquet dataset back); otherwise straight on.
+          const part = runStep(scope, `${splitter} part`, splitter, 'part', sfn.JsonPath.DISCARD);
+          const eachPart = new sfn.DistributedMap(scope, `${splitter} each part`, {
             itemsPath: '$.job.outputs.parts',
             itemSelector: {
               job: { job_id: sfn.JsonPath.stringAt('$.job.job_id') },
@@ -654,7 +658,7 @@ export class FerryStack extends Stack {
         `${wf === 'loader' ? 'Loader' : 'Converter'}StateMachine`,
         machineProps(
           sfn.DefinitionBody.fromChainable(definition),
-          `ferry ${wf}: ${contract.workflows[wf].join(' → ')}${wf === 'loader' ? ' (a split input: transform each part in a Distributed Map)' : ''}`,
+          `ferry ${wf}: ${contract.workflows[wf].join(' → ')} (a split input: ${wf === 'loader' ? 'transform' : 'convert'} each part in a Distributed Map)`,
         ),
       );
     };

@@ -225,10 +225,13 @@ test('state machines: one ECS task per step with the CLI command, task tokens, r
     // The order of the CLI's workflow.
     let at = def.StartAt;
     const seen: string[] = [];
+    let choices = 0;
     while (states[at] && (states[at].Type === 'Parallel' || states[at].Type === 'Choice')) {
       if (states[at].Type === 'Choice') {
-        // A split input's parts: a Distributed Map of `transform --part K` tasks, then on.
-        assert.equal(wf, 'loader');
+        choices += 1;
+        // A split input's parts: a Distributed Map of `transform --part K` (`convert --part K`)
+        // tasks, then on.
+        const splitter = wf === 'loader' ? 'transform' : 'convert';
         assert.equal(at, 'split into parts?');
         const [parts] = states[at].Choices;
         assert.deepEqual(parts.Variable, '$.job.outputs.parts');
@@ -241,9 +244,10 @@ test('state machines: one ECS task per step with the CLI command, task tokens, r
         assert.equal(map.ResultPath, null, "the parts' outputs are not kept: sql-processor reads their files");
         assert.deepEqual(map.Catch, [{ ErrorEquals: ['States.ALL'], ResultPath: '$.job.error', Next: 'notify failure' }]);
         assert.equal(map.Next, states[at].Default, 'after the parts, the step a whole input goes to');
-        const item = states['transform part: task'].Parameters.Overrides.ContainerOverrides[0];
-        assert.equal(item['Command.$'], "States.Array('task', 'transform', '--job-id', $.job.job_id, '--part', States.Format('{}', $.part))");
-        assert.ok(states['transform part'].Retry.some((r: any) => r.ErrorEquals.includes('ferry.Transient')), 'a part is retried');
+        assert.equal(parts.Next, `${splitter} each part`);
+        const item = states[`${splitter} part: task`].Parameters.Overrides.ContainerOverrides[0];
+        assert.equal(item['Command.$'], `States.Array('task', '${splitter}', '--job-id', $.job.job_id, '--part', States.Format('{}', $.part))`);
+        assert.ok(states[`${splitter} part`].Retry.some((r: any) => r.ErrorEquals.includes('ferry.Transient')), 'a part is retried');
         at = states[at].Default;
         continue;
       }
@@ -251,6 +255,7 @@ test('state machines: one ECS task per step with the CLI command, task tokens, r
       at = states[at].Next;
     }
     assert.deepEqual(seen, [...middle, 'notify'], wf);
+    assert.equal(choices, 1, `${wf}: one split choice`);
     for (const step of [...middle, 'notify', 'notify failure']) {
       const p = states[step];
       const s = states[`${step}: task`];
@@ -263,8 +268,8 @@ test('state machines: one ECS task per step with the CLI command, task tokens, r
       const caught = step === 'notify failure' ? ", '--caught', $.job.error.Error" : '';
       assert.equal(o['Command.$'], `States.Array('task', '${name}', '--job-id', $.job.job_id${caught})`, step);
       const token = { Name: 'FERRY_TASK_TOKEN', 'Value.$': '$$.Task.Token' };
-      // The Loader's transform leaves a split input's parts to the Map above.
-      const defer = step === 'transform' ? [{ Name: 'FERRY_DEFER_PARTS', Value: 'true' }] : [];
+      // The Loader's transform and the Converter's convert leave a split input's parts to the Map above.
+      const defer = step === 'transform' || step === 'convert' ? [{ Name: 'FERRY_DEFER_PARTS', Value: 'true' }] : [];
       assert.deepEqual(o.Environment, [token, ...defer], step);
       // Its task is in the execution's task group, so a timeout can find it among the step's tasks.
       assert.equal(s.Parameters['Group.$'], "States.Format('ferry:{}', $$.Execution.Name)", step);

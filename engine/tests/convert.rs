@@ -684,6 +684,8 @@ fn request(input: &Path, output: PathBuf, format: OutputFormat) -> ConvertReques
         table: QualifiedName::new("public", "m"),
         progress: false,
         digest: true,
+        part: None,
+        reports: None,
     }
 }
 

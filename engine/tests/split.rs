@@ -69,12 +69,17 @@ fn run_input(s: &Scratch, specs: &Path, work: &str, input: &str) -> Value {
 /// `ferry task <args>` with the specs in `specs` and the job folders in
 /// `work/`; its output line.
 fn task(s: &Scratch, specs: &Path, args: &[&str]) -> Value {
-    let mut all = vec!["task"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--specs", specs.to_str().unwrap(), "--work-dir", "work"]);
-    let out = ferry(&all, s.dir.path());
+    let out = task_out(s, specs, "work", args);
     assert!(out.status.success(), "{args:?}: {}", text(&out));
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
+}
+
+/// `ferry task <args>` with the job folders in `work`, as it ended.
+fn task_out(s: &Scratch, specs: &Path, work: &str, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["task"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--specs", specs.to_str().unwrap(), "--work-dir", work]);
+    ferry(&all, s.dir.path())
 }
 
 /// Entry names of every `file.zip` under `dir`.
@@ -474,4 +479,159 @@ async fn a_split_parquet_file_loads_by_row_groups_what_the_whole_file_loads() {
         text(&out)
     );
     assert!(!table_exists(&s, "bad").await, "nothing reached PostgreSQL");
+}
+
+/// A Converter dataset (CSV → Parquet) in specs folder `dir`.
+fn converter_specs(s: &Scratch, dir: &str, split: Option<&str>) -> PathBuf {
+    let specs = s.path(dir);
+    std::fs::create_dir_all(&specs).unwrap();
+    let split = split.map_or(String::new(), |size| format!("split_size = \"{size}\"\n"));
+    let toml = format!(
+        "[source]\nformat = \"csv\"\nheader = true\n{split}[routing]\nkeys = [\"in/*.csv\"]\nworkflow = \"converter\"\n[convert]\nto = \"parquet\"\n"
+    );
+    s.spec(&format!("{dir}/orders"), &toml, "SELECT * FROM source");
+    specs
+}
+
+/// The rows two Parquet outputs (a file, or a folder of part files) do not
+/// share, counted both ways, and the rows of the second.
+async fn parquet_difference(a: &Path, b: &Path) -> (i64, i64, i64) {
+    use datafusion::prelude::{ParquetReadOptions, SessionContext};
+    let ctx = SessionContext::new();
+    for (name, path) in [("a", a), ("b", b)] {
+        ctx.register_parquet(name, path.to_str().unwrap(), ParquetReadOptions::default())
+            .await
+            .unwrap();
+    }
+    let count = |sql: &'static str| {
+        let ctx = ctx.clone();
+        async move {
+            let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+            batches[0]
+                .column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .unwrap()
+                .value(0)
+        }
+    };
+    (
+        count("SELECT count(*) FROM (SELECT * FROM a EXCEPT ALL SELECT * FROM b)").await,
+        count("SELECT count(*) FROM (SELECT * FROM b EXCEPT ALL SELECT * FROM a)").await,
+        count("SELECT count(*) FROM b").await,
+    )
+}
+
+/// The Converter splits too: each part writes one file of a Parquet
+/// dataset folder (`orders.parquet/part-KKKK.parquet`), and validate reads
+/// every part back against its own digest and gives one verdict. The
+/// dataset holds the whole file's rows; a part that died stops validate
+/// (naming it) until it is run again; a part file swapped for another is
+/// found; `ferry run` runs the parts itself and archives the dataset.
+#[tokio::test]
+async fn a_split_conversion_writes_a_parquet_dataset_validated_as_one() {
+    let s = Scratch::new("split_convert").await;
+    std::fs::create_dir_all(s.path("in")).unwrap();
+    std::fs::write(s.path("in/orders.csv"), orders_csv()).unwrap();
+
+    // The whole file, task by task (its job folder stays).
+    let whole = converter_specs(&s, "whole", None);
+    let w = |args: &[&str]| {
+        let out = task_out(&s, &whole, "work-whole", args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let wjob = w(&["create-job", "--input", "in/orders.csv"]);
+    let wid = wjob["job_id"].as_str().unwrap().to_string();
+    w(&["s3-efs-downloader", "--job-id", &wid]);
+    w(&["convert", "--job-id", &wid]);
+    w(&["validate", "--job-id", &wid]);
+    let whole_file = s
+        .path("work-whole")
+        .join(wjob["dir"].as_str().unwrap())
+        .join("output/orders.parquet");
+    assert!(whole_file.is_file());
+
+    // In parts, as the state machine runs them.
+    let parted = converter_specs(&s, "parted", Some("32KiB"));
+    let task = |args: &[&str]| task(&s, &parted, args);
+    let job = task(&["create-job", "--input", "in/orders.csv"]);
+    let id = job["job_id"].as_str().unwrap().to_string();
+    task(&["s3-efs-downloader", "--job-id", &id]);
+    let c = task(&["convert", "--job-id", &id, "--defer-parts"]);
+    let parts: Vec<String> = c["outputs"]["parts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("convert did not split: {c}"))
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    assert!(parts.len() >= 4, "{c}");
+    for k in &parts {
+        task(&["convert", "--job-id", &id, "--part", k]);
+    }
+    let dir = s.path("work").join(job["dir"].as_str().unwrap());
+    let folder = dir.join("output/orders.parquet");
+    let mut files: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let want: Vec<String> = (0..parts.len())
+        .map(|k| format!("part-{k:04}.parquet"))
+        .collect();
+    assert_eq!(files, want, "the dataset folder holds only its part files");
+    assert_eq!(
+        parquet_difference(&whole_file, &folder).await,
+        (0, 0, 4000),
+        "the dataset holds the file's rows, each once"
+    );
+
+    // Part 1 dies: its file half written, its convert.json not yet.
+    let part1 = folder.join("part-0001.parquet");
+    let bytes = std::fs::read(&part1).unwrap();
+    std::fs::write(&part1, &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::remove_file(dir.join("parts/0001/convert.json")).unwrap();
+    let out = task_out(&s, &parted, "work", &["validate", "--job-id", &id]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("part 1 of"), "{}", text(&out));
+
+    // Run again: one verdict for the dataset, reports beside it.
+    task(&["convert", "--job-id", &id, "--part", "1"]);
+    let v = task(&["validate", "--job-id", &id]);
+    assert_eq!(v["outputs"]["validation"], "valid", "{v}");
+    assert_eq!(v["rows"].as_u64(), Some(4000), "{v}");
+    let report: Value = serde_json::from_slice(
+        &std::fs::read(dir.join("output/orders.parquet.validation.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["verdict"], "valid", "{report}");
+    let merged: Value = serde_json::from_slice(
+        &std::fs::read(dir.join("output/orders.parquet.convert.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(merged["rows"].as_u64(), Some(4000), "{merged}");
+
+    // A part file swapped for another is not the dataset that was written.
+    std::fs::copy(folder.join("part-0002.parquet"), &part1).unwrap();
+    let out = task_out(&s, &parted, "work", &["validate", "--job-id", &id]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("part-0001.parquet"), "{}", text(&out));
+
+    // ferry run: the parts as child processes, the dataset archived.
+    let r = run(&s, &parted, "work-run");
+    assert_eq!(r["status"], "succeeded", "{r}");
+    let entries = zip_entries(&s.path("output"));
+    for k in 0..parts.len() {
+        let name = format!("output/orders.parquet/part-{k:04}.parquet");
+        assert!(
+            entries.iter().any(|e| e.ends_with(&name)),
+            "{name}: {entries:?}"
+        );
+    }
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.ends_with("orders.parquet.validation.json")),
+        "{entries:?}"
+    );
 }

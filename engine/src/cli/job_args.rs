@@ -172,12 +172,12 @@ impl JobArgs {
 /// Where the job store (and working storage) is.
 impl JobArgs {
     /// How this run starts the parts of a split input: this binary as
-    /// `ferry task transform`, with the settings that find the same specs,
+    /// `ferry task transform|convert`, with the settings that find the same specs,
     /// job store, working storage and database (the URL in the
     /// environment, not in argv, where `ps` would show its password).
     fn part_command(&self, work_dir: &std::path::Path) -> Option<PartCommand> {
         let program = std::env::current_exe().ok()?;
-        let mut args: Vec<std::ffi::OsString> = vec!["task".into(), "transform".into()];
+        let mut args: Vec<std::ffi::OsString> = Vec::new();
         let mut flag = |name: &str, value: std::ffi::OsString| {
             args.push(name.into());
             args.push(value);

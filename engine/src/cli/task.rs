@@ -79,13 +79,14 @@ pub struct TaskArgs {
     /// (a dataset's [target] load_from wins); transform writes the .pgcopy parts only when needed.
     #[arg(long, env = "FERRY_LOAD_FROM", default_value = "pgcopy", value_parser = ["pgcopy", "sql"])]
     from: String,
-    /// transform: just part K of a split input ([source] split_size), as each
-    /// item of a Distributed Map runs it. Plain transform cuts the input and
-    /// runs the parts as child processes (with --defer-parts: outputs them,
-    /// "parts": [0, 1, …]); sql-processor then loads them all as one load.
+    /// transform, convert: just part K of a split input ([source] split_size),
+    /// as each item of a Distributed Map runs it. Plain transform (convert)
+    /// cuts the input and runs the parts as child processes (with
+    /// --defer-parts: outputs them, "parts": [0, 1, …]); sql-processor then
+    /// loads them all as one load (validate reads every Parquet part back).
     #[arg(long, value_name = "K")]
     part: Option<usize>,
-    /// transform: leave a split input's parts to the orchestrator (a Step
+    /// transform, convert: leave a split input's parts to the orchestrator (a Step
     /// Functions Distributed Map over the output's "parts") instead of running
     /// them here as child processes.
     #[arg(long, env = "FERRY_DEFER_PARTS")]
@@ -217,12 +218,15 @@ async fn task_inner(args: &TaskArgs) -> Result<Value, FerryError> {
         }
     };
     if let Some(k) = args.part {
-        if step != Step::Transform {
-            return Err(FerryError::Usage(format!(
-                "--part is for transform, not {step}"
-            )));
-        }
-        let out = rt.transform_part(&job_id, k).await?;
+        let out = match step {
+            Step::Transform => rt.transform_part(&job_id, k).await?,
+            Step::Convert => rt.convert_part(&job_id, k).await?,
+            _ => {
+                return Err(FerryError::Usage(format!(
+                    "--part is for transform and convert, not {step}"
+                )));
+            }
+        };
         return serde_json::to_value(out).map_err(|e| FerryError::Internal(e.to_string()));
     }
     let job = match step {

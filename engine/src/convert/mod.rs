@@ -10,6 +10,7 @@
 
 pub mod canonical;
 pub mod digest;
+pub mod parts;
 pub mod writers;
 
 use std::path::{Path, PathBuf};
@@ -40,7 +41,7 @@ use crate::decode::{Compression, DecodeError, copy};
 use crate::error::FerryError;
 use crate::ordered;
 use crate::progress::Progress;
-use crate::source::{Input, avro_table, df_err, path_str, register_source};
+use crate::source::{Input, PartRange, avro_table, df_err, path_str, register_part};
 use crate::spec::DatasetSpec;
 use crate::transform;
 
@@ -66,6 +67,24 @@ pub struct ConvertRequest {
     /// nobody will validate: the digest runs on the writer's (serial) thread
     /// and costs about 7 % of a CSV → Parquet conversion.
     pub digest: bool,
+    /// One part of a split input (`[source] split_size`): the output is
+    /// then one file of a multi-file dataset. `None`: the whole input.
+    pub part: Option<PartRange>,
+    /// Where the step reports (`convert.json`, `validation.json`, rejects)
+    /// go; `None`: beside the output, as `<output>.<report>`. A part's go
+    /// to its folder in the job folder, so the dataset folder holds only
+    /// the format's files.
+    pub reports: Option<PathBuf>,
+}
+
+impl ConvertRequest {
+    /// Where report `suffix` (`convert.json`, …) of this request goes.
+    pub fn report(&self, suffix: &str) -> PathBuf {
+        match &self.reports {
+            Some(dir) => dir.join(suffix),
+            None => report_path(&self.output, suffix),
+        }
+    }
 }
 
 /// What the conversion step did; saved as `<output>.convert.json` for the
@@ -179,7 +198,7 @@ pub fn report_path(output: &Path, suffix: &str) -> PathBuf {
     output.with_file_name(name)
 }
 
-fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), FerryError> {
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), FerryError> {
     let text =
         serde_json::to_string_pretty(value).map_err(|e| FerryError::Internal(e.to_string()))?;
     std::fs::write(path, text).map_err(|e| FerryError::io(format!("writing {}", path.display()), e))
@@ -225,7 +244,7 @@ struct Canonical {
 /// Opens the input; bad rows the dataset allows go to `rejects`.
 async fn open_canonical(req: &ConvertRequest, rejects: PathBuf) -> Result<Canonical, FerryError> {
     let ctx = transform::new_session();
-    let source = register_source(&ctx, &req.spec, &req.input, Some(rejects)).await?;
+    let source = register_part(&ctx, &req.spec, &req.input, Some(rejects), req.part).await?;
     let df = transform::plan(&ctx, &req.spec).await?;
     let source_schema = Arc::new(df.schema().as_arrow().clone());
     let family = req.format.family();
@@ -339,16 +358,17 @@ pub async fn convert(req: &ConvertRequest) -> Result<ConvertReport, FerryError> 
             req.output.display()
         )));
     }
-    let rejects = report_path(&req.output, "rejects.jsonl");
+    let rejects = req.report("rejects.jsonl");
     let _ = std::fs::remove_file(&rejects); // from an earlier attempt
     let c = open_canonical(req, rejects).await?;
     let canonical = c.canonical.clone();
     let lossy = lossy_notes(&c.source_schema, &canonical, c.family);
     let input_bytes = c.source.size;
     let source = c.source.clone();
-    if let Some(parent) = req.output.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| FerryError::io(format!("creating {}", parent.display()), e))?;
+    let parent = req.output.parent().filter(|p| !p.as_os_str().is_empty());
+    for dir in parent.into_iter().chain(req.reports.as_deref()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| FerryError::io(format!("creating {}", dir.display()), e))?;
     }
     let output = writers::open(&req.format, &req.output, canonical.clone(), &req.table)?;
     let rows = Arc::new(AtomicU64::new(0));
@@ -448,7 +468,7 @@ pub async fn convert(req: &ConvertRequest) -> Result<ConvertReport, FerryError> 
         rejects: source.reject_file(),
         schema_ipc: schema_to_hex(&canonical)?,
     };
-    write_json(&report_path(&req.output, "convert.json"), &report)?;
+    write_json(&req.report("convert.json"), &report)?;
     Ok(report)
 }
 
@@ -618,7 +638,7 @@ fn comparable_schema(schema: &Schema) -> Vec<(String, arrow::datatypes::DataType
 /// Step 2: read the output back and compare it with what was written.
 pub async fn validate(req: &ConvertRequest) -> Result<ValidationReport, FerryError> {
     let started = Instant::now();
-    let report_file = report_path(&req.output, "convert.json");
+    let report_file = req.report("convert.json");
     let converted: ConvertReport =
         serde_json::from_slice(&std::fs::read(&report_file).map_err(|e| {
             FerryError::io(
@@ -735,7 +755,7 @@ pub async fn validate(req: &ConvertRequest) -> Result<ValidationReport, FerryErr
         source,
         written,
     };
-    write_json(&report_path(&req.output, "validation.json"), &report)?;
+    write_json(&req.report("validation.json"), &report)?;
     Ok(report)
 }
 
@@ -748,7 +768,7 @@ async fn find_difference(
 ) -> Result<Option<Difference>, FerryError> {
     // The input's bad rows were recorded by the conversion: a scratch file
     // takes them this time.
-    let scratch = report_path(&req.output, "rejects.recheck.jsonl");
+    let scratch = req.report("rejects.recheck.jsonl");
     let c = open_canonical(req, scratch.clone()).await?;
     let found = first_difference(req, schema, files, c).await;
     let _ = std::fs::remove_file(&scratch);

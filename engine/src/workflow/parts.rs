@@ -22,15 +22,15 @@ use crate::source::Input;
 use crate::spec::DatasetSpec;
 
 /// How a one-process run starts one part: this binary as
-/// `ferry task transform --job-id J --part K`, with the arguments and
+/// `ferry task transform|convert --job-id J --part K`, with the arguments and
 /// environment that find the same specs, job store, working storage and
 /// database (the database URL travels in the environment, never in argv).
 #[derive(Debug, Clone)]
 pub struct PartCommand {
     /// The program (this executable).
     pub program: PathBuf,
-    /// Arguments before `--job-id` and `--part` (`task transform` and the
-    /// job settings).
+    /// The job settings, passed after `task <step>` and before `--job-id`
+    /// and `--part`.
     pub args: Vec<OsString>,
     /// Environment added for the child.
     pub env: Vec<(String, String)>,
@@ -67,6 +67,22 @@ impl Runtime {
         job: &Job,
         spec: &DatasetSpec,
     ) -> Result<Option<SplitPlan>, FerryError> {
+        // The plan and part folders of an earlier attempt in this folder
+        // must not be mistaken for this attempt's (its spec may no longer
+        // split, or split otherwise).
+        let dir = self.job_dir(job)?;
+        let parts = dir.root().join(crate::load::parts::PARTS_DIR);
+        if parts.exists() {
+            std::fs::remove_dir_all(&parts)
+                .map_err(|e| FerryError::io(format!("removing {}", parts.display()), e))?;
+        }
+        let stale = dir.root().join(crate::load::parts::SPLIT_PLAN);
+        match std::fs::remove_file(&stale) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(FerryError::io(format!("removing {}", stale.display()), e));
+            }
+            _ => {}
+        }
         if spec.source.split_size.is_none() {
             return Ok(None);
         }
@@ -77,14 +93,6 @@ impl Runtime {
         let Some(plan) = plan_split(spec, &input).await? else {
             return Ok(None);
         };
-        let dir = self.job_dir(job)?;
-        // A part folder of an earlier attempt in this folder must not be
-        // mistaken for this attempt's.
-        let parts = dir.root().join(crate::load::parts::PARTS_DIR);
-        if parts.exists() {
-            std::fs::remove_dir_all(&parts)
-                .map_err(|e| FerryError::io(format!("removing {}", parts.display()), e))?;
-        }
         plan.write(dir.root())?;
         tracing::info!(
             job_id = %job.job_id,
@@ -94,6 +102,17 @@ impl Runtime {
             "the input is split into parts"
         );
         Ok(Some(plan))
+    }
+
+    /// The job's split plan, which `--part` needs.
+    pub(crate) fn read_plan(&self, job: &Job) -> Result<SplitPlan, FerryError> {
+        SplitPlan::read(self.job_dir(job)?.root())?.ok_or_else(|| {
+            FerryError::Usage(format!(
+                "job {}'s input was not split (its folder has no {}): run the step without --part",
+                job.job_id,
+                crate::load::parts::SPLIT_PLAN
+            ))
+        })
     }
 
     /// `ferry task transform --part K`: transforms part `index` of a split
@@ -109,13 +128,7 @@ impl Runtime {
         let job = self.get(job_id).await?;
         let _lease = self.renew_lease(job_id);
         let spec = self.spec(&job)?;
-        let dir = self.job_dir(&job)?;
-        let plan = SplitPlan::read(dir.root())?.ok_or_else(|| {
-            FerryError::Usage(format!(
-                "job {job_id}'s input was not split (its folder has no {}): run transform without --part",
-                crate::load::parts::SPLIT_PLAN
-            ))
-        })?;
+        let plan = self.read_plan(&job)?;
         let part = plan.part(index)?;
         let bytes = part.range.bytes();
         let mut opts = self.load_options(&job)?;
@@ -144,13 +157,14 @@ impl Runtime {
         })
     }
 
-    /// Runs every part of `plan` as a child process ([`PartCommand`]), at
-    /// most `parallel` at once; a part that was killed or failed
+    /// Runs every part of `plan` as a child process ([`PartCommand`] for
+    /// `step`: `transform` or `convert`), at most `parallel` at once; a part that was killed or failed
     /// transiently is started once more (it rewrites its own files). The
     /// first failure stops the rest and is returned.
     pub(crate) async fn run_parts(
         &self,
         cmd: &PartCommand,
+        step: &'static str,
         job_id: &str,
         plan: &SplitPlan,
     ) -> Result<(), FerryError> {
@@ -167,10 +181,10 @@ impl Runtime {
                 let job_id = job_id.to_string();
                 let stop = stop.clone();
                 running.spawn(async move {
-                    match run_part(&cmd, &job_id, k, stop.clone()).await {
+                    match run_part(&cmd, step, &job_id, k, stop.clone()).await {
                         Err(e) if e.retryable() && !stop.load(Ordering::Relaxed) => {
                             tracing::warn!(job_id, part = k, error = %e, "part failed; starting it once more");
-                            run_part(&cmd, &job_id, k, stop).await
+                            run_part(&cmd, step, &job_id, k, stop).await
                         }
                         done => done,
                     }
@@ -194,25 +208,28 @@ impl Runtime {
 /// thread: tokio's needs a feature that would rebuild every crate on tokio.)
 async fn run_part(
     cmd: &PartCommand,
+    step: &'static str,
     job_id: &str,
     index: usize,
     stop: Arc<AtomicBool>,
 ) -> Result<(), FerryError> {
     let cmd = cmd.clone();
     let job_id = job_id.to_string();
-    tokio::task::spawn_blocking(move || run_part_blocking(&cmd, &job_id, index, &stop))
+    tokio::task::spawn_blocking(move || run_part_blocking(&cmd, step, &job_id, index, &stop))
         .await
         .map_err(|e| FerryError::Internal(format!("part {index}'s runner: {e}")))?
 }
 
 fn run_part_blocking(
     cmd: &PartCommand,
+    step: &str,
     job_id: &str,
     index: usize,
     stop: &AtomicBool,
 ) -> Result<(), FerryError> {
     use std::io::BufRead;
     let mut child = std::process::Command::new(&cmd.program)
+        .args(["task", step])
         .args(&cmd.args)
         .arg("--job-id")
         .arg(job_id)

@@ -8,11 +8,15 @@ use serde::{Deserialize, Serialize};
 
 use super::download::staged_input;
 use super::{Outcome, rejects};
+use crate::convert::parts::{merge_reports, part_file};
 use crate::convert::writers::OutputFormat;
 use crate::convert::{ConvertRequest, convert, default_table, input_stem};
 use crate::error::FerryError;
+use crate::load::SplitPlan;
+use crate::load::parts::part_dir;
 use crate::source::Input;
 use crate::workflow::Runtime;
+use crate::workflow::parts::PartOutput;
 
 /// What convert records.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -27,6 +31,11 @@ pub struct Output {
     /// The reject file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rejects: Option<String>,
+    /// The parts of a split input, each for `ferry task convert --part K`
+    /// (under `--defer-parts`: the orchestrator's Distributed Map iterates
+    /// them); absent when the input was converted here, whole or in parts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<usize>,
 }
 
 impl Runtime {
@@ -60,12 +69,64 @@ impl Runtime {
             table,
             progress: self.settings.progress,
             digest: validate,
+            part: None,
+            reports: None,
         };
         Ok((req, validate))
     }
 
+    /// The conversion of part `index` of a split input: one file of the
+    /// dataset folder that the whole output becomes, its reports in the
+    /// part's folder of the job.
+    pub(crate) fn part_request(
+        &self,
+        job: &Job,
+        whole: &ConvertRequest,
+        plan: &SplitPlan,
+        index: usize,
+    ) -> Result<ConvertRequest, FerryError> {
+        let part = plan.part(index)?;
+        let mut req = whole.clone();
+        req.output = part_file(&whole.output, index);
+        req.reports = Some(part_dir(self.job_dir(job)?.root(), index));
+        req.part = Some(part.range);
+        req.progress = false;
+        Ok(req)
+    }
+
     pub(crate) async fn convert(&self, job: &Job) -> Result<Outcome, FerryError> {
         let (req, _) = self.convert_request(job)?;
+        let splits = self.settings.defer_parts || self.settings.parts.is_some();
+        if splits && let Some(plan) = self.split_output(job, &req).await? {
+            // A whole output of an earlier attempt, or its parts, go first.
+            remove_output(&req.output)?;
+            let format = req.format.name().to_string();
+            if self.settings.defer_parts {
+                let output = Output {
+                    output: req.output.display().to_string(),
+                    format,
+                    rejected_rows: None,
+                    rejects: None,
+                    parts: plan.indices(),
+                };
+                return Outcome::new(None, Some(plan.bytes), &output);
+            }
+            if let Some(cmd) = &self.settings.parts {
+                self.run_parts(cmd, "convert", &job.job_id, &plan).await?;
+            }
+            let dir = self.job_dir(job)?;
+            let parts = crate::convert::parts::part_reports(&plan, dir.root())?;
+            let merged = merge_reports(&req.output, plan.bytes, &parts)?;
+            let (rejected_rows, rejects) = rejects(merged.rejected, merged.rejects.as_deref());
+            let output = Output {
+                output: req.output.display().to_string(),
+                format,
+                rejected_rows,
+                rejects,
+                parts: Vec::new(),
+            };
+            return Outcome::new(Some(merged.rows), Some(merged.output_bytes), &output);
+        }
         let r = convert(&req).await?;
         let (rejected_rows, rejects) = rejects(r.rejected, r.rejects.as_deref());
         let output = Output {
@@ -73,8 +134,70 @@ impl Runtime {
             format: r.format,
             rejected_rows,
             rejects,
+            parts: Vec::new(),
         };
         Outcome::new(Some(r.rows), Some(r.output_bytes), &output)
+    }
+
+    /// Cuts the input into parts when its dataset asks for it and the
+    /// output can be a multi-file dataset (Parquet; other formats are
+    /// written whole, with the reason logged).
+    async fn split_output(
+        &self,
+        job: &Job,
+        req: &ConvertRequest,
+    ) -> Result<Option<SplitPlan>, FerryError> {
+        let spec = self.spec(job)?;
+        if spec.source.split_size.is_some() && !matches!(req.format, OutputFormat::Parquet(_)) {
+            tracing::info!(
+                job_id = %job.job_id,
+                format = req.format.name(),
+                "not splitting the input: only a Parquet output is written in parts"
+            );
+            // (clears a plan of an earlier attempt)
+            let mut whole = spec.into_owned();
+            whole.source.split_size = None;
+            return self.split(job, &whole).await;
+        }
+        self.split(job, &spec).await
+    }
+
+    /// `ferry task convert --part K`: converts part `index` of a split
+    /// input into its file of the dataset folder and
+    /// `parts/<K>/convert.json`. Like a transform part, it records no
+    /// step, renews the job's lease while it works, and may run again.
+    pub async fn convert_part(&self, job_id: &str, index: usize) -> Result<PartOutput, FerryError> {
+        let job = self.get(job_id).await?;
+        let _lease = self.renew_lease(job_id);
+        let (whole, _) = self.convert_request(&job)?;
+        let plan = self.read_plan(&job)?;
+        let req = self.part_request(&job, &whole, &plan, index)?;
+        let r = convert(&req).await?;
+        tracing::info!(job_id, part = index, rows = r.rows, "part converted");
+        Ok(PartOutput {
+            job_id: job_id.to_string(),
+            part: index,
+            parts: plan.ranges.len(),
+            rows: r.rows,
+            bytes: req.part.map_or(0, |p| p.bytes()),
+            artifacts: r.files.len(),
+            rejected_rows: r.rejected,
+        })
+    }
+}
+
+/// Removes a file or folder at `path`, if there is one.
+fn remove_output(path: &std::path::Path) -> Result<(), FerryError> {
+    let removed = if path.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+    match removed {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(FerryError::io(format!("removing {}", path.display()), e))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -85,7 +85,7 @@ impl Runtime {
         if let Some(cmd) = &self.settings.parts
             && let Some(plan) = self.split(job, &spec).await?
         {
-            self.run_parts(cmd, &job.job_id, &plan).await?;
+            self.run_parts(cmd, "transform", &job.job_id, &plan).await?;
             return self.sql_processor(job).await;
         }
         let input = staged_input(job)?;

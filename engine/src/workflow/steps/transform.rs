@@ -53,7 +53,7 @@ impl Runtime {
                 return Outcome::new(None, Some(plan.bytes), &output);
             }
             if let Some(cmd) = &self.settings.parts {
-                self.run_parts(cmd, &job.job_id, &plan).await?;
+                self.run_parts(cmd, "transform", &job.job_id, &plan).await?;
             }
             let merged = plan.merged_report(self.job_dir(job)?.root())?;
             let (rejected_rows, rejects) = rejects(merged.rejected, merged.rejects.as_deref());
