@@ -252,6 +252,24 @@ def main():
                 '[target]\ntable = "public.wide"\n')
     with open(os.path.join(specs, "wide", "transform.sql"), "w") as f:
         f.write("SELECT no_such_column FROM source\n")
+    # And one Loader and one Converter dataset that split their inputs ([source] split_size), so the
+    # Distributed Maps of parts run: the lineitem sample in 8 KiB parts, 2,000 orders in 16 KiB parts.
+    split_specs = {"items_split": ("lineitem", "split/items*.tbl", "public.items_split", "8KiB"),
+                   "orders_split": ("orders_parquet", "convert/split/*.csv", None, "16KiB")}
+    for name, (base, key, table, size) in split_specs.items():
+        shutil.copytree(os.path.join(specs, base), os.path.join(specs, name))
+        toml = os.path.join(specs, name, "dataset.toml")
+        text = open(toml).read()
+        text = re.sub(r"(?m)^keys = .*$", f'keys = ["{key}"]', text)
+        text = text.replace("[source]\n", f'[source]\nsplit_size = "{size}"\n', 1)
+        if table:
+            text = re.sub(r'(?m)^table = .*$', f'table = "{table}"', text)
+        open(toml, "w").write(text)
+    split_orders = os.path.join(tmp, "orders-split.csv")
+    with open(split_orders, "w") as f:
+        f.write("order_id,customer,amount,ordered_at\n")
+        for i in range(2000):
+            f.write(f"{i},customer {i % 97},{i * 3}.{i % 100:02},2026-11-{1 + i % 28:02}T10:00:00Z\n")
     # Specs in S3 (the stack's default): put there as a user would (`aws s3 sync sql/ …`).
     specs_uri = next((e["value"] for c in deployed["task_definitions"].values() for e in c.get("environment", [])
                       if e["name"] == "FERRY_SPECS"), "")
@@ -580,6 +598,26 @@ def main():
             fast_path_checks(checks, template, resolve, deployed, lambdas, agent, aws, db_url, args.specs, out_bucket)
         else:
             checks.ok(False, "the template has the fast path's function (lambdaMaxBytes > 0 in this synth)")
+        # 10. Inputs larger than their split_size: transform (convert) outputs the parts, the
+        #     workflow's Distributed Map runs `task transform|convert --part K` as one ECS task per
+        #     part, then sql-processor loads them all as one load (validate reads every part back).
+        n_load = len(sfn.list_executions(stateMachineArn=loader)["executions"])
+        n_conv = len(sfn.list_executions(stateMachineArn=converter)["executions"])
+        ran_before = len(agent.runs)
+        s3.upload_file(os.path.join(args.specs, "lineitem", "sample.tbl"), deployed["input"], "split/items-split.tbl")
+        s3.upload_file(split_orders, deployed["input"], "convert/split/orders-split.csv")
+        loads = wait_executions(sfn, loader, n_load + 1, timeout=300)
+        converts = wait_executions(sfn, converter, n_conv + 1, timeout=300)
+        newest = lambda ex: max(ex, key=lambda e: e["startDate"])
+        parts = [" ".join(r.get("command", [])) for r in agent.runs[ran_before:] if "--part" in r.get("command", [])]
+        checks.ok(newest(loads)["status"] == "SUCCEEDED" and newest(converts)["status"] == "SUCCEEDED",
+                  f"split inputs: Loader {newest(loads)['status']}, Converter {newest(converts)['status']}")
+        checks.ok(sum(" transform " in f" {c} " for c in parts) >= 2 and sum(" convert " in f" {c} " for c in parts) >= 2,
+                  f"the Distributed Maps ran each part as its own ECS task: {len(parts)} part tasks")
+        n = int(psql(db_url, "SELECT count(*) FROM public.items_split"))
+        ledger = int(psql(db_url, "SELECT count(*) FROM ferry.loads WHERE target = 'public.items_split'"))
+        checks.ok(n == rows_in_sample and ledger == 1,
+                  f"public.items_split has {n} rows (the file has {rows_in_sample}) from {ledger} ledger entry")
         finished = True
     finally:
         enforce_iam(endpoint, False)
