@@ -48,22 +48,31 @@ fn run(s: &Scratch, specs: &Path, work: &str) -> Value {
 }
 
 fn run_input(s: &Scratch, specs: &Path, work: &str, input: &str) -> Value {
-    let out = ferry(
-        &[
-            "run",
-            "--input",
-            input,
-            "--specs",
-            specs.to_str().unwrap(),
-            "--work-dir",
-            work,
-            "--json",
-        ],
-        s.dir.path(),
-    );
+    let out = run_raw(s, specs, work, input, &["--json"]);
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
+}
+
+/// `ferry run --input <input>` with `specs` and the job folders in `work`, as it ended.
+fn run_raw(
+    s: &Scratch,
+    specs: &Path,
+    work: &str,
+    input: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = vec![
+        "run",
+        "--input",
+        input,
+        "--specs",
+        specs.to_str().unwrap(),
+        "--work-dir",
+        work,
+    ];
+    args.extend_from_slice(extra);
+    ferry(&args, s.dir.path())
 }
 
 /// `ferry task <args>` with the specs in `specs` and the job folders in
@@ -82,9 +91,9 @@ fn task_out(s: &Scratch, specs: &Path, work: &str, args: &[&str]) -> std::proces
     ferry(&all, s.dir.path())
 }
 
-/// Entry names of every `file.zip` under `dir`.
-fn zip_entries(dir: &Path) -> Vec<String> {
-    let mut names = Vec::new();
+/// Every `file.zip` under `dir`, opened.
+fn zips(dir: &Path) -> Vec<zip::ZipArchive<std::fs::File>> {
+    let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap() {
@@ -92,13 +101,19 @@ fn zip_entries(dir: &Path) -> Vec<String> {
             if p.is_dir() {
                 stack.push(p);
             } else if p.file_name().is_some_and(|n| n == "file.zip") {
-                let mut zip = zip::ZipArchive::new(std::fs::File::open(&p).unwrap()).unwrap();
-                for i in 0..zip.len() {
-                    names.push(zip.by_index(i).unwrap().name().to_string());
-                }
+                found.push(zip::ZipArchive::new(std::fs::File::open(&p).unwrap()).unwrap());
             }
         }
     }
+    found
+}
+
+/// Entry names of every `file.zip` under `dir`.
+fn zip_entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = zips(dir)
+        .iter()
+        .flat_map(|z| z.file_names().map(str::to_string).collect::<Vec<_>>())
+        .collect();
     names.sort();
     names
 }
@@ -109,34 +124,22 @@ fn zip_entries(dir: &Path) -> Vec<String> {
 fn sql_rows(dir: &Path, stem: &str) -> Vec<String> {
     use std::io::Read;
     let mut rows = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
+    for mut zip in zips(dir) {
+        for i in 0..zip.len() {
+            let mut entry = zip.by_index(i).unwrap();
+            let name = entry.name().to_string();
+            if !name.starts_with(&format!("artifacts/{stem}")) || !name.ends_with(".sql") {
                 continue;
             }
-            if p.file_name().is_none_or(|n| n != "file.zip") {
-                continue;
-            }
-            let mut zip = zip::ZipArchive::new(std::fs::File::open(&p).unwrap()).unwrap();
-            for i in 0..zip.len() {
-                let mut entry = zip.by_index(i).unwrap();
-                let name = entry.name().to_string();
-                if !name.starts_with(&format!("artifacts/{stem}")) || !name.ends_with(".sql") {
-                    continue;
-                }
-                let mut text = String::new();
-                entry.read_to_string(&mut text).unwrap();
-                let mut copying = false;
-                for line in text.lines() {
-                    match (copying, line) {
-                        (false, l) if l.starts_with("COPY ") => copying = true,
-                        (true, "\\.") => copying = false,
-                        (true, l) => rows.push(l.to_string()),
-                        _ => {}
-                    }
+            let mut text = String::new();
+            entry.read_to_string(&mut text).unwrap();
+            let mut copying = false;
+            for line in text.lines() {
+                match (copying, line) {
+                    (false, l) if l.starts_with("COPY ") => copying = true,
+                    (true, "\\.") => copying = false,
+                    (true, l) => rows.push(l.to_string()),
+                    _ => {}
                 }
             }
         }
@@ -376,18 +379,7 @@ async fn a_bad_value_in_a_part_names_the_files_line_and_loads_nothing() {
     );
     std::fs::write(s.path("in/orders.csv"), bad).unwrap();
     let parted = specs(&s, "parted", "parted", Some("32KiB"));
-    let out = ferry(
-        &[
-            "run",
-            "--input",
-            "in/orders.csv",
-            "--specs",
-            parted.to_str().unwrap(),
-            "--work-dir",
-            "work",
-        ],
-        s.dir.path(),
-    );
+    let out = run_raw(&s, &parted, "work", "in/orders.csv", &[]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(
         text(&out).contains(&format!("orders.csv:{line}: column 2")) && text(&out).contains("lots"),
@@ -508,18 +500,7 @@ async fn a_split_parquet_file_loads_by_row_groups_what_the_whole_file_loads() {
     // Row 3701 of the file is in the eighth row group.
     std::fs::write(s.path("in/bad.parquet"), orders_parquet(Some(3700))).unwrap();
     let specs = parquet_specs(&s, "bad-specs", "bad", Some("1KiB"), true);
-    let out = ferry(
-        &[
-            "run",
-            "--input",
-            "in/bad.parquet",
-            "--specs",
-            specs.to_str().unwrap(),
-            "--work-dir",
-            "work-bad",
-        ],
-        s.dir.path(),
-    );
+    let out = run_raw(&s, &specs, "work-bad", "in/bad.parquet", &[]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(
         text(&out).contains("bad.parquet: row 3701: column 2 (\"amount\")")
