@@ -1,4 +1,4 @@
-import { CfnOutput, Duration, IgnoreMode, RemovalPolicy, Stack, StackProps, Token } from 'aws-cdk-lib';
+import { CfnOutput, Duration, IgnoreMode, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
@@ -19,14 +19,14 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import { TaskContract, commandFor, envName, loadContract, notifyFailureFlag, REPO_ROOT } from './contract';
+import { TaskContract, commandFor, envName, loadContract, REPO_ROOT } from './contract';
 import { ExistingInfra, readExistingInfra } from './existing';
 import { bySize, fastPath } from './fast-path';
 import { operate } from './operations';
 import { reaper } from './reaper';
+import { StepContext, stepRunner, workflowMachine as buildWorkflow } from './step-machines';
 import { NEEDS } from './step-needs';
-import { stopTasksOfGroup } from './stop-tasks';
-import { InTaskGroup, logRetention, prebuiltImage } from './task-parts';
+import { logRetention, prebuiltImage } from './task-parts';
 import { FerrySettings, readSettings } from './settings';
 
 /** Where every task mounts the EFS access point; FERRY_WORK_DIR points here. */
@@ -492,176 +492,19 @@ export class FerryStack extends Stack {
       // Execution data would include task tokens: log the events, not the data.
       logs: { destination: sfnLogs, level: sfn.LogLevel.ALL, includeExecutionData: false },
     });
-    // Each step is an ECS task started with .waitForTaskToken, not .sync: .sync gives the next state
-    // only ECS's description of the stopped task, while the token lets ferry answer with its own
-    // output (job id, rows, outputs) for the next step and the Choice; heartbeats catch a lost
-    // task within heartbeatSeconds instead of at the task timeout.
-    //
-    // Only the job id travels in the container overrides (ECS caps them at 8 KiB; a job with a
-    // 1,024-byte key and a 32 KiB error would not fit): each step reads the job from its record.
-    //
-    // A .waitForTaskToken state that times out leaves its task running (billing, maybe writing):
-    // Step Functions stops only .sync tasks. So each step is a Parallel of one branch whose task is
-    // started in the ECS task group `ferry:<execution name>` (RunTask's Group; Step Functions does
-    // not pass StartedBy). On a timeout (heartbeat or overall) the branch lists the step's running
-    // tasks, stops the ones in its group, and fails as ferry.TaskLost (no heartbeat: retried) or
-    // ferry.StepTimedOut, for the Parallel's Retry and Catch. (Step Functions reserves "States."
-    // names: a Fail state cannot re-raise them.) A task whose token is gone also stops itself at
-    // its next heartbeat (exit 5).
-    const runStep = (
-      scope: Construct,
-      label: string,
-      step: string,
-      argument: 'event' | 'job id' | 'failure' | 'part',
-      resultPath: string,
-      environment: tasks.TaskEnvironmentVariable[] = [],
-    ) => {
-      const { args, flag } = commandFor(contract, step);
-      const value =
-        argument === 'event'
-          ? sfn.JsonPath.jsonToString(sfn.JsonPath.objectAt('$'))
-          : sfn.JsonPath.stringAt('$.job.job_id');
-      const extra =
-        argument === 'failure'
-          ? [notifyFailureFlag(contract), sfn.JsonPath.stringAt('$.job.error.Error')]
-          : argument === 'part'
-            ? ['--part', sfn.JsonPath.format('{}', sfn.JsonPath.stringAt('$.part'))]
-            : [];
-      const def = this.taskDefinitions[step];
-      const task = new InTaskGroup(scope, `${label}: task`, {
-        comment: contract.steps[step].summary,
-        integrationPattern: sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
-        cluster: this.cluster,
-        taskDefinition: def,
-        launchTarget: new tasks.EcsFargateLaunchTarget({ platformVersion: ecs.FargatePlatformVersion.LATEST }),
-        subnets: taskSubnets,
-        securityGroups: [tasksSg],
-        assignPublicIp: false,
-        propagatedTagSource: ecs.PropagatedTagSource.TASK_DEFINITION,
-        containerOverrides: [
-          {
-            containerDefinition: containers[step],
-            command: Token.asList(sfn.JsonPath.array(...args, flag, value, ...extra)),
-            environment: [{ name: env('FERRY_TASK_TOKEN'), value: sfn.JsonPath.taskToken }, ...environment],
-          },
-        ],
-        heartbeatTimeout: sfn.Timeout.duration(Duration.seconds(settings.heartbeatSeconds)),
-        taskTimeout: sfn.Timeout.duration(Duration.hours(settings.stepTimeoutHours)),
-        resultPath,
-      });
-      const lost = new sfn.Fail(scope, `${label}: lost`, {
-        error: TASK_LOST,
-        cause: `the ${step} task sent no heartbeat for ${settings.heartbeatSeconds} s (a lost host, a hung process); it was stopped`,
-      });
-      const timedOut = new sfn.Fail(scope, `${label}: timed out`, {
-        error: STEP_TIMED_OUT,
-        cause: `the ${step} step ran past ${settings.stepTimeoutHours} h; its task was stopped`,
-      });
-      const rethrow = new sfn.Choice(scope, `${label}: which timeout`)
-        .when(sfn.Condition.stringEquals('$.error.Error', sfn.Errors.HEARTBEAT_TIMEOUT), lost)
-        .otherwise(timedOut);
-      task.addCatch(
-        stopTasksOfGroup(scope, label, {
-          cluster: this.cluster,
-          family: def.family,
-          group: sfn.JsonPath.format('ferry:{}', sfn.JsonPath.executionName),
-          reason: `ferry: the ${step} state timed out`,
-          then: rethrow,
-        }),
-        { errors: [sfn.Errors.HEARTBEAT_TIMEOUT, sfn.Errors.TIMEOUT], resultPath: '$.error' },
-      );
-      const wrapped = new sfn.Parallel(scope, label, {
-        comment: `${contract.steps[step].summary} (its ECS task is stopped if the state times out)`,
-        outputPath: '$[0]',
-      });
-      wrapped.branch(task);
-      // Retry only what a retry can mend: ferry.Transient (network, throttling, a restarted
-      // database) and ECS refusing to place the task; and, fewer times, a lost task (no heartbeat:
-      // a reclaimed host, a hung process — stopped above before the next attempt starts).
-      wrapped.addRetry({
-        errors: [...contract.errors.retryable, 'ECS.AmazonECSException'],
-        interval: Duration.seconds(15),
-        backoffRate: 2,
-        maxAttempts: 4,
-        maxDelay: Duration.minutes(5),
-        jitterStrategy: sfn.JitterType.FULL,
-      });
-      if (settings.lostTaskRetries > 0) {
-        wrapped.addRetry({
-          errors: [TASK_LOST],
-          interval: Duration.seconds(15),
-          backoffRate: 2,
-          maxAttempts: settings.lostTaskRetries,
-          jitterStrategy: sfn.JitterType.FULL,
-        });
-      }
-      return wrapped;
+    // The states that run each step (lib/step-machines.ts: why .waitForTaskToken, the task group,
+    // the retries), and the two workflows built of them.
+    const stepCtx: StepContext = {
+      cluster: this.cluster,
+      taskDefinitions: this.taskDefinitions,
+      containers,
+      subnets: taskSubnets,
+      securityGroup: tasksSg,
+      settings,
+      contract,
     };
-
-    const workflowMachine = (wf: 'loader' | 'converter'): sfn.StateMachine => {
-      const scope = new Construct(this, wf === 'loader' ? 'Loader' : 'Converter');
-      const failed = new sfn.Fail(scope, 'Failed', {
-        comment: 'The job failed; its record and event say why',
-        causePath: '$.job.error.Cause',
-        errorPath: '$.job.error.Error',
-      });
-      const notifyFailure = runStep(scope, 'notify failure', 'notify', 'failure', sfn.JsonPath.DISCARD);
-      notifyFailure.next(failed);
-      // The job is failed and notified even if the failure notice cannot be sent.
-      notifyFailure.addCatch(failed, { errors: [sfn.Errors.ALL], resultPath: sfn.JsonPath.DISCARD });
-      const middle = contract.workflows[wf].slice(1, -1);
-      // The Loader's transform and the Converter's convert leave a split input's parts
-      // ([source] split_size) to a Distributed Map, one ECS task per part, instead of running them
-      // in their own task.
-      const splitting = ['transform', 'convert'];
-      const deferParts = [{ name: env('FERRY_DEFER_PARTS'), value: 'true' }];
-      const states = middle.map((step) => {
-        const t = runStep(scope, step, step, 'job id', '$.job', splitting.includes(step) ? deferParts : []);
-        t.addCatch(notifyFailure, { errors: [sfn.Errors.ALL], resultPath: '$.job.error' });
-        return t;
-      });
-      const notify = runStep(scope, 'notify', 'notify', 'job id', '$.job');
-      notify.addCatch(failed, { errors: [sfn.Errors.ALL], resultPath: '$.job.error' });
-      let definition: sfn.IChainable & sfn.INextable = states[0];
-      let chain = sfn.Chain.start(states[0]);
-      for (const [i, s] of states.slice(1).entries()) {
-        const splitter = middle[i];
-        if (splitting.includes(splitter)) {
-          // transform (convert) outputs "parts" only for a split input: each part is then its own
-          // task, and sql-processor loads them all as one load (validate reads every part of the
-          // Parquet dataset back); otherwise straight on.
-          const part = runStep(scope, `${splitter} part`, splitter, 'part', sfn.JsonPath.DISCARD);
-          const eachPart = new sfn.DistributedMap(scope, `${splitter} each part`, {
-            itemsPath: '$.job.outputs.parts',
-            itemSelector: {
-              job: { job_id: sfn.JsonPath.stringAt('$.job.job_id') },
-              part: sfn.JsonPath.numberAt('$$.Map.Item.Value'),
-            },
-            maxConcurrency: settings.partConcurrency,
-            resultPath: sfn.JsonPath.DISCARD,
-          });
-          eachPart.itemProcessor(part);
-          eachPart.addCatch(notifyFailure, { errors: [sfn.Errors.ALL], resultPath: '$.job.error' });
-          eachPart.next(s);
-          const split = new sfn.Choice(scope, 'split into parts?')
-            .when(sfn.Condition.isPresent('$.job.outputs.parts'), eachPart)
-            .otherwise(s);
-          chain.next(split);
-          chain = sfn.Chain.start(s);
-          continue;
-        }
-        chain = chain.next(s);
-      }
-      chain.next(notify).next(new sfn.Succeed(scope, 'Done'));
-      return new sfn.StateMachine(
-        this,
-        `${wf === 'loader' ? 'Loader' : 'Converter'}StateMachine`,
-        machineProps(
-          sfn.DefinitionBody.fromChainable(definition),
-          `ferry ${wf}: ${contract.workflows[wf].join(' → ')} (a split input: ${wf === 'loader' ? 'transform' : 'convert'} each part in a Distributed Map)`,
-        ),
-      );
-    };
+    const runStep = stepRunner(stepCtx);
+    const workflowMachine = (wf: 'loader' | 'converter') => buildWorkflow(this, stepCtx, runStep, machineProps, wf);
     const loader = workflowMachine('loader');
     const converter = workflowMachine('converter');
     // RunTask with propagatedTagSource tags the task it starts: without ecs:TagResource on the
@@ -844,7 +687,4 @@ export class FerryStack extends Stack {
   }
 }
 
-/** A step's task sent no heartbeat within HeartbeatSeconds; it was stopped (retried). */
-export const TASK_LOST = 'ferry.TaskLost';
-/** A step ran past its state's TimeoutSeconds; its task was stopped (not retried). */
-export const STEP_TIMED_OUT = 'ferry.StepTimedOut';
+export { STEP_TIMED_OUT, TASK_LOST } from './step-machines';
