@@ -390,6 +390,42 @@ async fn a_bad_value_in_a_part_names_the_files_line_and_loads_nothing() {
         !table_exists(&s, "parted").await,
         "nothing reached PostgreSQL"
     );
+
+    // Under an error policy that allows them, bad rows in two parts are set
+    // aside into the job's one reject file (archived), and the rest loads.
+    let csv = std::fs::read_to_string(s.path("in/orders.csv")).unwrap();
+    let at = csv.find("\n100,").unwrap() + 1;
+    let early = csv[..at].matches('\n').count() + 1;
+    let worse = format!(
+        "{}100,many,{}",
+        &csv[..at],
+        &csv[at + "100,300.00,".len()..]
+    );
+    std::fs::write(s.path("in/orders.csv"), worse).unwrap();
+    let tolerant = specs(&s, "tolerant", "tolerant", Some("32KiB"));
+    let toml = tolerant.join("orders/dataset.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(&toml, format!("{text}\n[errors]\nmax_bad_rows = 10\n")).unwrap();
+    let r = run_input(&s, &tolerant, "work-tolerant", "in/orders.csv");
+    assert_eq!(r["status"], "succeeded", "{r}");
+    let rows: i64 = s
+        .scalar(&format!("SELECT count(*) FROM {}", s.table("tolerant")))
+        .await;
+    assert_eq!(rows, 3998);
+    let mut rejects = Vec::new();
+    for mut zip in zips(&s.path("output")) {
+        if let Ok(mut f) = zip.by_name("rejects.jsonl") {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut f, &mut text).unwrap();
+            rejects.extend(text.lines().map(str::to_string));
+        }
+    }
+    assert_eq!(rejects.len(), 2, "{rejects:?}");
+    assert!(
+        rejects[0].contains(&format!("\"line\":{early}"))
+            && rejects[1].contains(&format!("\"line\":{line}")),
+        "in the file's order, with its lines: {rejects:?}"
+    );
 }
 
 /// The orders as Parquet, 500 rows to a row group (8 row groups); the

@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::decode::Compression;
 use crate::decode::csv::record_ranges;
+use crate::decode::{Compression, REJECTS_FILE};
 use crate::error::FerryError;
 use crate::format::Format;
 use crate::source::{Input, PartRange, resolve_format, row_group_ranges};
@@ -118,6 +118,36 @@ impl SplitPlan {
     /// The parts' indices, as the state machine's Distributed Map iterates them.
     pub fn indices(&self) -> Vec<usize> {
         (0..self.ranges.len()).collect()
+    }
+
+    /// Every part's reject file, in part order, gathered into `dest` (whole
+    /// or not at all), so the job's archive keeps the rows the parts set
+    /// aside as one file keeps a whole input's; `None` (and no file) when
+    /// no part set a row aside.
+    pub fn gather_rejects(
+        &self,
+        job_dir: &Path,
+        dest: &Path,
+    ) -> Result<Option<PathBuf>, FerryError> {
+        let files: Vec<PathBuf> = self
+            .indices()
+            .into_iter()
+            .map(|k| part_dir(job_dir, k).join(REJECTS_FILE))
+            .filter(|p| p.is_file())
+            .collect();
+        if files.is_empty() {
+            return Ok(None);
+        }
+        ferry_connectors::store::write_into_place(dest, |tmp| {
+            let mut out = std::fs::File::create(tmp)?;
+            let mut bytes = 0;
+            for f in &files {
+                bytes += std::io::copy(&mut std::fs::File::open(f)?, &mut out)?;
+            }
+            Ok(bytes)
+        })
+        .map_err(|e| FerryError::io(format!("writing {}", dest.display()), e))?;
+        Ok(Some(dest.to_path_buf()))
     }
 
     /// Every part's `transform.json` merged into the one sql-processor loads:

@@ -221,7 +221,11 @@ pub async fn load_artifacts(
     let path = job_dir.join(TRANSFORM_REPORT);
     let split = SplitPlan::read(job_dir)?;
     let t: TransformReport = match &split {
-        Some(plan) => plan.merged_report(job_dir)?,
+        Some(plan) => {
+            let mut t = plan.merged_report(job_dir)?;
+            t.rejects = plan.gather_rejects(job_dir, &job_dir.join(crate::decode::REJECTS_FILE))?;
+            t
+        }
         None => {
             let text = std::fs::read(&path).map_err(|e| {
                 FerryError::io(
@@ -238,8 +242,11 @@ pub async fn load_artifacts(
             file: t.input.clone(),
             count: t.rejected,
             max: max_bad_rows,
-            first: "see the reject files".to_string(),
-            rejects: job_dir.join(super::parts::PARTS_DIR).display().to_string(),
+            first: "see the reject file".to_string(),
+            rejects: t
+                .rejects
+                .as_ref()
+                .map_or_else(String::new, |p| p.display().to_string()),
         }));
     }
     let target = QualifiedName::parse(&t.target).map_err(|e| FerryError::Usage(e.to_string()))?;

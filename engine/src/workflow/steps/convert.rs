@@ -100,6 +100,7 @@ impl Runtime {
         if splits && let Some(plan) = self.split_output(job, &req).await? {
             // A whole output of an earlier attempt, or its parts, go first.
             remove_output(&req.output)?;
+            remove_output(&req.report("rejects.jsonl"))?;
             let format = req.format.name().to_string();
             if self.settings.defer_parts {
                 let output = Output {
@@ -116,7 +117,8 @@ impl Runtime {
             }
             let dir = self.job_dir(job)?;
             let parts = crate::convert::parts::part_reports(&plan, dir.root())?;
-            let merged = merge_reports(&req.output, plan.bytes, &parts)?;
+            let mut merged = merge_reports(&req.output, plan.bytes, &parts)?;
+            merged.rejects = plan.gather_rejects(dir.root(), &req.report("rejects.jsonl"))?;
             let (rejected_rows, rejects) = rejects(merged.rejected, merged.rejects.as_deref());
             let output = Output {
                 output: req.output.display().to_string(),

@@ -28,7 +28,8 @@ impl Runtime {
         let split = match SplitPlan::read(dir.root())? {
             Some(plan) => {
                 let parts = part_reports(&plan, dir.root())?;
-                let merged = merge_reports(&req.output, plan.bytes, &parts)?;
+                let mut merged = merge_reports(&req.output, plan.bytes, &parts)?;
+                merged.rejects = plan.gather_rejects(dir.root(), &req.report("rejects.jsonl"))?;
                 write_json(&req.report("convert.json"), &merged)?;
                 Some(plan)
             }
