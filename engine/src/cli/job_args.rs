@@ -121,11 +121,15 @@ impl JobArgs {
     /// `route`: whether this command routes inputs (create-job, run, watch). The
     /// other steps read the spec pinned in their job's folder, so specs in S3 are
     /// not fetched for them (and their task roles need no access to the specs).
+    /// `loads`: whether it may load into PostgreSQL (a routing command: if a
+    /// dataset is a Loader); a local server's COPY backends then get cores of
+    /// their own, while a Converter's steps keep every core.
     pub async fn runtime(
         &self,
         progress: bool,
         from: ArtifactSource,
         route: bool,
+        loads: bool,
     ) -> Result<Runtime, FerryError> {
         let work_dir = self.store.work_dir()?;
         let store = self.store.open().await?;
@@ -144,7 +148,10 @@ impl JobArgs {
             (url, secret) => Some(PgConfig::from_sources(url.as_deref(), secret.as_ref())?),
         }
         .map(|pg| pg.with_pool(self.max_connections));
-        if let Some(pg) = &pg {
+        // Routes from S3 are fetched only where inputs are routed; without
+        // them (`Routes::none`) the step alone says whether it loads.
+        let loads = loads && (routes.any_loader() || routes.names().is_empty());
+        if let Some(pg) = pg.as_ref().filter(|_| loads) {
             crate::tuning::size_worker_pool(pg, self.streams.unwrap_or(1));
         }
         let mut settings = Settings::new(work_dir);

@@ -72,7 +72,7 @@ pub struct LambdaArgs {
 pub async fn run(args: LambdaArgs) -> Result<(), FerryError> {
     let mut runtime = args
         .job
-        .runtime(false, ArtifactSource::Pgcopy, true)
+        .runtime(false, ArtifactSource::Pgcopy, true, true)
         .await?;
     let specs = args.job.specs().to_path_buf();
     // Specs fetched from S3 go to the sandbox's own /tmp, not to working storage, where a

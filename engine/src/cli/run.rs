@@ -43,7 +43,7 @@ pub struct RunArgs {
 pub async fn run(args: RunArgs, interactive: bool) -> Result<(), FerryError> {
     let rt = args
         .job
-        .runtime(interactive, ArtifactSource::Pgcopy, true)
+        .runtime(interactive, ArtifactSource::Pgcopy, true, true)
         .await?;
     args.job
         .retention

@@ -180,7 +180,14 @@ async fn task_inner(args: &TaskArgs) -> Result<Value, FerryError> {
     };
     let mut rt = args
         .args
-        .runtime(false, from, args.step == Step::CreateJob)
+        .runtime(
+            false,
+            from,
+            args.step == Step::CreateJob,
+            // Only sql-processor runs COPY (a transform task, a part,
+            // convert and validate keep every core).
+            args.step == Step::SqlProcessor,
+        )
         .await?;
     rt.settings.defer_parts = args.defer_parts;
     let step = args.step;

@@ -48,7 +48,7 @@ pub async fn run(args: WatchArgs, interactive: bool) -> Result<(), FerryError> {
     let source = WatchSource::parse(&args.source)?;
     let rt = Arc::new(
         args.job
-            .runtime(interactive, ArtifactSource::Pgcopy, true)
+            .runtime(interactive, ArtifactSource::Pgcopy, true, true)
             .await?,
     );
     args.job

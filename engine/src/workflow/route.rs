@@ -120,6 +120,14 @@ impl Routes {
         self.entries.iter().map(|(s, _)| s).find(|s| s.name == name)
     }
 
+    /// Whether any dataset loads into PostgreSQL (a Loader), so that a
+    /// process routing to these specs may run loads.
+    pub fn any_loader(&self) -> bool {
+        self.entries
+            .iter()
+            .any(|(s, _)| s.routing.workflow == crate::spec::Workflow::Loader)
+    }
+
     /// The datasets' names.
     pub fn names(&self) -> Vec<&str> {
         self.entries.iter().map(|(s, _)| s.name.as_str()).collect()
@@ -278,6 +286,22 @@ mod tests {
         let r = Routes::load(tmp.path()).unwrap();
         let e = r.route("convert/a.csv").unwrap_err().to_string();
         assert!(e.contains("several datasets"), "{e}");
+        assert!(r.any_loader());
+    }
+
+    /// Specs of Converters only: a process routing to them never loads, so
+    /// it keeps every core (no core left for a local COPY backend).
+    #[test]
+    fn converters_alone_never_load() {
+        let tmp = tempfile::tempdir().unwrap();
+        spec(
+            tmp.path(),
+            "pq",
+            r#"["convert/**/*.csv"]"#,
+            "converter",
+            "[convert]\nto = \"parquet\"\n",
+        );
+        assert!(!Routes::load(tmp.path()).unwrap().any_loader());
     }
 }
 
