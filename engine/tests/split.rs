@@ -700,4 +700,33 @@ async fn a_split_conversion_writes_a_parquet_dataset_validated_as_one() {
             .any(|e| e.ends_with("orders.parquet.validation.json")),
         "{entries:?}"
     );
+
+    // Under an error policy, a short record deep in the file is set aside
+    // into the dataset's one reject file beside the folder, archived.
+    let csv = orders_csv();
+    // (record 3503's note is plain text: its line is the whole record)
+    let at = csv.find("\n3503,").unwrap() + 1;
+    let end = at + csv[at..].find('\n').unwrap();
+    let short = format!("{}3503{}", &csv[..at], &csv[end..]);
+    std::fs::write(s.path("in/orders.csv"), short).unwrap();
+    let tolerant = converter_specs(&s, "tolerant", Some("32KiB"));
+    let toml = tolerant.join("orders/dataset.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(&toml, format!("{text}[errors]\nmax_bad_rows = 5\n")).unwrap();
+    std::fs::remove_dir_all(s.path("output")).unwrap();
+    let r = run(&s, &tolerant, "work-tolerant");
+    assert_eq!(r["status"], "succeeded", "{r}");
+    let mut rejects = Vec::new();
+    for mut zip in zips(&s.path("output")) {
+        let names: Vec<String> = zip.file_names().map(str::to_string).collect();
+        for name in names
+            .iter()
+            .filter(|n| n.ends_with("orders.parquet.rejects.jsonl"))
+        {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut zip.by_name(name).unwrap(), &mut text).unwrap();
+            rejects.extend(text.lines().map(str::to_string));
+        }
+    }
+    assert_eq!(rejects.len(), 1, "{rejects:?}");
 }
