@@ -15,7 +15,6 @@ use super::digest::{ColumnSummary, DigestSummary};
 use super::{ConvertReport, Difference, ValidationReport};
 use crate::error::FerryError;
 use crate::load::SplitPlan;
-use crate::load::parts::part_dir;
 
 /// The file part `index` writes in the dataset folder `folder`.
 pub fn part_file(folder: &Path, index: usize) -> PathBuf {
@@ -28,22 +27,7 @@ pub fn part_file(folder: &Path, index: usize) -> PathBuf {
 pub fn part_reports(plan: &SplitPlan, job_dir: &Path) -> Result<Vec<ConvertReport>, FerryError> {
     plan.indices()
         .into_iter()
-        .map(|k| {
-            let path = part_dir(job_dir, k).join("convert.json");
-            match std::fs::read(&path) {
-                Ok(bytes) => serde_json::from_slice(&bytes)
-                    .map_err(|e| FerryError::Internal(format!("{}: {e}", path.display()))),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    Err(FerryError::Usage(format!(
-                        "part {k} of {} ({} parts) has not been converted: {} is missing (run `ferry task convert --part {k}`)",
-                        plan.input,
-                        plan.ranges.len(),
-                        path.display()
-                    )))
-                }
-                Err(e) => Err(FerryError::io(format!("reading {}", path.display()), e)),
-            }
-        })
+        .map(|k| plan.part_report(job_dir, k, "convert.json", "convert"))
         .collect()
 }
 

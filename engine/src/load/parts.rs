@@ -150,6 +150,30 @@ impl SplitPlan {
         Ok(Some(dest.to_path_buf()))
     }
 
+    /// Part `k`'s report `file` (written last by `ferry task <step> --part
+    /// K`, so its presence says the part is done); a usage error naming the
+    /// part and the command that makes it when it is missing.
+    pub fn part_report<T: serde::de::DeserializeOwned>(
+        &self,
+        job_dir: &Path,
+        k: usize,
+        file: &str,
+        step: &str,
+    ) -> Result<T, FerryError> {
+        let path = part_dir(job_dir, k).join(file);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| FerryError::Internal(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(FerryError::Usage(format!(
+                "part {k} of {} ({} parts) has not been {step}ed: {} is missing (run `ferry task {step} --part {k}`)",
+                self.input,
+                self.ranges.len(),
+                path.display()
+            ))),
+            Err(e) => Err(FerryError::io(format!("reading {}", path.display()), e)),
+        }
+    }
+
     /// Every part's `transform.json` merged into the one sql-processor loads:
     /// the parts' artifacts in order, their rows, rejects and digests summed.
     /// Fails naming the first part that has not been transformed, and when
@@ -158,21 +182,9 @@ impl SplitPlan {
     pub fn merged_report(&self, job_dir: &Path) -> Result<TransformReport, FerryError> {
         let mut merged: Option<TransformReport> = None;
         for k in self.indices() {
+            let part: TransformReport =
+                self.part_report(job_dir, k, TRANSFORM_REPORT, "transform")?;
             let path = part_dir(job_dir, k).join(TRANSFORM_REPORT);
-            let bytes = match std::fs::read(&path) {
-                Ok(b) => b,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(FerryError::Usage(format!(
-                        "part {k} of {} ({} parts) has not been transformed: {} is missing (run `ferry task transform --part {k}`)",
-                        self.input,
-                        self.ranges.len(),
-                        path.display()
-                    )));
-                }
-                Err(e) => return Err(FerryError::io(format!("reading {}", path.display()), e)),
-            };
-            let part: TransformReport = serde_json::from_slice(&bytes)
-                .map_err(|e| FerryError::Internal(format!("{}: {e}", path.display())))?;
             merged = Some(match merged {
                 None => part,
                 Some(mut m) => {
