@@ -377,7 +377,7 @@ async fn an_append_to_a_large_table_is_proven_from_its_end() {
     ] {
         s.db.batch_execute(&sql).await.unwrap();
     }
-    let (ins0, read0) = stats(&s, &t).await;
+    let (ins0, read0) = settled_stats(&s, &t, 220_000).await;
     let o = load(&s, "id,v\n1000001,a\n1000002,b\n1000003,c\n", &t, "", &[]);
     assert_eq!(receipt(&o)["rows"], 3);
     // The load's backend reports its counters when it ends: wait for the
@@ -468,7 +468,7 @@ async fn rows_in_free_blocks_just_before_the_end_are_proven_without_the_whole_ta
         blocks > full + 100,
         "{blocks} blocks after the rolled-back insert"
     );
-    let (ins0, read0) = stats(&s, &t).await;
+    let (ins0, read0) = settled_stats(&s, &t, 220_000).await;
     let o = load(&s, "id,v\n5000001,a\n5000002,b\n5000003,c\n", &t, "", &[]);
     assert_eq!(receipt(&o)["rows"], 3, "{}", text(&o));
     let before_end: i64 = s
@@ -491,11 +491,25 @@ async fn rows_in_free_blocks_just_before_the_end_are_proven_without_the_whole_ta
     );
 }
 
+/// The table's counters before a load, once the setup's `inserted` rows
+/// (rolled-back ones count too) show in them. The test's connection stays
+/// open, and an idle backend may hold its counters for up to ten seconds;
+/// without the wait the load's rows would be mixed into the baseline.
+async fn settled_stats(s: &Scratch, t: &str, inserted: i64) -> (i64, i64) {
+    s.db.batch_execute("SELECT pg_stat_force_next_flush()")
+        .await
+        .unwrap();
+    let settled = stats_after_insert(s, t, inserted - 1).await;
+    assert_eq!(settled.0, inserted, "the setup's statistics never arrived");
+    settled
+}
+
 /// The table's counters once the load's insert shows in them: its backend
 /// reports them when it ends, so the scan it did is there too.
 async fn stats_after_insert(s: &Scratch, t: &str, ins0: i64) -> (i64, i64) {
     let mut after = stats(s, t).await;
-    for _ in 0..50 {
+    // Longer than PostgreSQL's idle interval for reporting (10 s).
+    for _ in 0..150 {
         if after.0 > ins0 {
             break;
         }
