@@ -660,9 +660,7 @@ export class FerryStack extends Stack {
 
     // A stopped (or timed-out) execution's tasks are stopped and its job ended (cdk/lib/reaper.ts).
     const reap = reaper(this, {
-      containers,
-      subnets: taskSubnets,
-      securityGroup: tasksSg,
+      steps: stepCtx,
       machines: [orchestrator, loader, converter],
       machineProps,
     });

@@ -1,13 +1,12 @@
-import { Duration, Token } from 'aws-cdk-lib';
-import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import * as ecs from 'aws-cdk-lib/aws-ecs';
+import { Duration } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import { commandFor, envName, notifyFailureFlag } from './contract';
+import { commandFor, notifyFailureFlag } from './contract';
 import type { FerryStack } from './ferry-stack';
+import { StepContext, fargateStep } from './step-machines';
 import { stopTasksOfGroup } from './stop-tasks';
 
 /** The error name a job stopped with its execution ends with (engine/src/workflow/answer.rs explains it). */
@@ -15,10 +14,8 @@ export const EXECUTION_STOPPED = 'ferry.ExecutionStopped';
 
 /** What the reaper needs from the stack. */
 export interface ReaperProps {
-  /** The step containers, by step (the notify one ends the job). */
-  containers: Record<string, ecs.ContainerDefinition>;
-  subnets: ec2.SubnetSelection;
-  securityGroup: ec2.ISecurityGroup;
+  /** What the step states launch their tasks with (the notify step ends the job). */
+  steps: StepContext;
   /** The machines whose stopped executions are reaped. */
   machines: sfn.StateMachine[];
   /** The stack's state machine settings (logs, tracing, timeout). */
@@ -66,25 +63,14 @@ export function reaper(stack: FerryStack, props: ReaperProps): sfn.StateMachine 
   // The job ends failed, with its event: notify, told what happened.
   const { args, flag } = commandFor(contract, 'notify');
   const endJob = new tasks.EcsRunTask(scope, 'End the job', {
+    ...fargateStep(props.steps, 'notify', [
+      ...args,
+      flag,
+      sfn.JsonPath.stringAt('$.input.job.job_id'),
+      notifyFailureFlag(contract),
+      EXECUTION_STOPPED,
+    ]),
     comment: 'ferry task notify --caught ferry.ExecutionStopped: the job is failed and its event sent',
-    integrationPattern: sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
-    cluster: stack.cluster,
-    taskDefinition: stack.taskDefinitions.notify,
-    launchTarget: new tasks.EcsFargateLaunchTarget({ platformVersion: ecs.FargatePlatformVersion.LATEST }),
-    subnets: props.subnets,
-    securityGroups: [props.securityGroup],
-    assignPublicIp: false,
-    propagatedTagSource: ecs.PropagatedTagSource.TASK_DEFINITION,
-    containerOverrides: [
-      {
-        containerDefinition: props.containers.notify,
-        command: Token.asList(
-          sfn.JsonPath.array(...args, flag, sfn.JsonPath.stringAt('$.input.job.job_id'), notifyFailureFlag(contract), EXECUTION_STOPPED),
-        ),
-        environment: [{ name: envName(contract, 'FERRY_TASK_TOKEN'), value: sfn.JsonPath.taskToken }],
-      },
-    ],
-    heartbeatTimeout: sfn.Timeout.duration(Duration.seconds(stack.settings.heartbeatSeconds)),
     taskTimeout: sfn.Timeout.duration(Duration.hours(1)),
     resultPath: sfn.JsonPath.DISCARD,
   });

@@ -57,7 +57,6 @@ export type RunStep = (
 // its next heartbeat (exit 5).
 export function stepRunner(ctx: StepContext): RunStep {
   const { settings, contract } = ctx;
-  const env = (name: string) => envName(contract, name);
   const runStep: RunStep = (scope, label, step, argument, resultPath, environment = []) => {
     const { args, flag } = commandFor(contract, step);
     const value =
@@ -72,23 +71,8 @@ export function stepRunner(ctx: StepContext): RunStep {
           : [];
     const def = ctx.taskDefinitions[step];
     const task = new InTaskGroup(scope, `${label}: task`, {
+      ...fargateStep(ctx, step, [...args, flag, value, ...extra], environment),
       comment: contract.steps[step].summary,
-      integrationPattern: sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
-      cluster: ctx.cluster,
-      taskDefinition: def,
-      launchTarget: new tasks.EcsFargateLaunchTarget({ platformVersion: ecs.FargatePlatformVersion.LATEST }),
-      subnets: ctx.subnets,
-      securityGroups: [ctx.securityGroup],
-      assignPublicIp: false,
-      propagatedTagSource: ecs.PropagatedTagSource.TASK_DEFINITION,
-      containerOverrides: [
-        {
-          containerDefinition: ctx.containers[step],
-          command: Token.asList(sfn.JsonPath.array(...args, flag, value, ...extra)),
-          environment: [{ name: env('FERRY_TASK_TOKEN'), value: sfn.JsonPath.taskToken }, ...environment],
-        },
-      ],
-      heartbeatTimeout: sfn.Timeout.duration(Duration.seconds(settings.heartbeatSeconds)),
       taskTimeout: sfn.Timeout.duration(Duration.hours(settings.stepTimeoutHours)),
       resultPath,
     });
@@ -144,6 +128,38 @@ export function stepRunner(ctx: StepContext): RunStep {
 }
 
 /**
+ * How a state launches `ferry task <step>`: on Fargate in the stack's private subnets, tagged from
+ * its task definition, with the task token in its environment for its answer and heartbeats, and
+ * `command` (JSONPath items allowed) as the container's command. The step states and the reaper's
+ * `End the job` share it and differ only in their timeout and where their result goes.
+ */
+export function fargateStep(
+  ctx: StepContext,
+  step: string,
+  command: string[],
+  environment: tasks.TaskEnvironmentVariable[] = [],
+) {
+  return {
+    integrationPattern: sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+    cluster: ctx.cluster,
+    taskDefinition: ctx.taskDefinitions[step],
+    launchTarget: new tasks.EcsFargateLaunchTarget({ platformVersion: ecs.FargatePlatformVersion.LATEST }),
+    subnets: ctx.subnets,
+    securityGroups: [ctx.securityGroup],
+    assignPublicIp: false,
+    propagatedTagSource: ecs.PropagatedTagSource.TASK_DEFINITION,
+    containerOverrides: [
+      {
+        containerDefinition: ctx.containers[step],
+        command: Token.asList(sfn.JsonPath.array(...command)),
+        environment: [{ name: envName(ctx.contract, 'FERRY_TASK_TOKEN'), value: sfn.JsonPath.taskToken }, ...environment],
+      },
+    ],
+    heartbeatTimeout: sfn.Timeout.duration(Duration.seconds(ctx.settings.heartbeatSeconds)),
+  } satisfies Partial<tasks.EcsRunTaskProps>;
+}
+
+/**
  * The Loader's or the Converter's state machine: its steps in the contract's order, each through
  * `runStep`, a failure caught into `notify failure`, and a split input's parts in a Distributed Map.
  */
@@ -155,7 +171,6 @@ export function workflowMachine(
   wf: 'loader' | 'converter',
 ): sfn.StateMachine {
   const { settings, contract } = ctx;
-  const env = (name: string) => envName(contract, name);
   const scope = new Construct(stack, wf === 'loader' ? 'Loader' : 'Converter');
   const failed = new sfn.Fail(scope, 'Failed', {
     comment: 'The job failed; its record and event say why',
@@ -171,7 +186,7 @@ export function workflowMachine(
   // ([source] split_size) to a Distributed Map, one ECS task per part, instead of running them
   // in their own task.
   const splitting = ['transform', 'convert'];
-  const deferParts = [{ name: env('FERRY_DEFER_PARTS'), value: 'true' }];
+  const deferParts = [{ name: envName(contract, 'FERRY_DEFER_PARTS'), value: 'true' }];
   const states = middle.map((step) => {
     const t = runStep(scope, step, step, 'job id', '$.job', splitting.includes(step) ? deferParts : []);
     t.addCatch(notifyFailure, { errors: [sfn.Errors.ALL], resultPath: '$.job.error' });
