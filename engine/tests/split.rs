@@ -730,3 +730,63 @@ async fn a_split_conversion_writes_a_parquet_dataset_validated_as_one() {
     }
     assert_eq!(rejects.len(), 1, "{rejects:?}");
 }
+
+/// A Parquet input to the Converter splits by row groups as the Loader's
+/// does: each part converts its own row groups into one file of the
+/// dataset, which holds the file's rows, each once, and is validated as
+/// one against the parts' digests.
+#[tokio::test]
+async fn a_split_parquet_input_converts_by_row_groups() {
+    let s = Scratch::new("split_pq_convert").await;
+    std::fs::create_dir_all(s.path("in")).unwrap();
+    std::fs::write(s.path("in/orders.parquet"), orders_parquet(None)).unwrap();
+    let specs = |dir: &str, split: &str| {
+        let specs = s.path(dir);
+        std::fs::create_dir_all(&specs).unwrap();
+        let toml = format!(
+            "[source]\nformat = \"parquet\"\n{split}[routing]\nkeys = [\"in/*.parquet\"]\nworkflow = \"converter\"\n[convert]\nto = \"parquet\"\n"
+        );
+        s.spec(&format!("{dir}/orders"), &toml, "SELECT * FROM source");
+        specs
+    };
+    // Each job task by task, as the state machine runs it; the parts'
+    // list is what the Map would get.
+    let job = |specs: &Path, work: &str| -> (PathBuf, usize) {
+        let out = |args: &[&str]| {
+            let o = task_out(&s, specs, work, args);
+            assert!(o.status.success(), "{args:?}: {}", text(&o));
+            serde_json::from_slice::<Value>(&o.stdout).unwrap()
+        };
+        let job = out(&["create-job", "--input", "in/orders.parquet"]);
+        let id = job["job_id"].as_str().unwrap().to_string();
+        out(&["s3-efs-downloader", "--job-id", &id]);
+        let c = out(&["convert", "--job-id", &id, "--defer-parts"]);
+        let parts: Vec<String> = c["outputs"]["parts"]
+            .as_array()
+            .map(|p| p.iter().map(Value::to_string).collect())
+            .unwrap_or_default();
+        for k in &parts {
+            out(&["convert", "--job-id", &id, "--part", k]);
+        }
+        let v = out(&["validate", "--job-id", &id]);
+        assert_eq!(v["outputs"]["validation"], "valid", "{v}");
+        assert_eq!(v["rows"].as_u64(), Some(4000), "{v}");
+        let output = s
+            .path(work)
+            .join(job["dir"].as_str().unwrap())
+            .join("output/orders.parquet");
+        (output, parts.len())
+    };
+    let (whole, none) = job(&specs("whole", ""), "work-whole");
+    assert_eq!(none, 0, "no split_size, no parts");
+    assert!(whole.is_file());
+    // 500 rows, a few KiB, a row group: one row group a part.
+    let (folder, parts) = job(&specs("parted", "split_size = \"1KiB\"\n"), "work-parted");
+    assert_eq!(parts, 8, "one part per row group");
+    assert!(folder.join("part-0007.parquet").is_file());
+    assert_eq!(
+        parquet_difference(&whole, &folder).await,
+        (0, 0, 4000),
+        "the dataset holds the file's rows, each once"
+    );
+}
