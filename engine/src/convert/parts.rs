@@ -24,18 +24,33 @@ pub fn part_file(folder: &Path, index: usize) -> PathBuf {
 /// Every part's `convert.json`, in order; fails naming the first part that
 /// has not been converted (a Map item that died), so nothing is validated
 /// or uploaded until every part is there.
-pub fn part_reports(plan: &SplitPlan, job_dir: &Path) -> Result<Vec<ConvertReport>, FerryError> {
+fn part_reports(plan: &SplitPlan, job_dir: &Path) -> Result<Vec<ConvertReport>, FerryError> {
     plan.indices()
         .into_iter()
         .map(|k| plan.part_report(job_dir, k, "convert.json", "convert"))
         .collect()
 }
 
+/// The dataset's conversion report, as the convert step (parts run in its
+/// own process) and validate (after the Map ran them) both record it: the
+/// parts' reports merged ([`merge_reports`]), and their rejected rows
+/// gathered into the dataset's one reject file `rejects`.
+pub fn dataset_report(
+    plan: &SplitPlan,
+    job_dir: &Path,
+    folder: &Path,
+    rejects: &Path,
+) -> Result<ConvertReport, FerryError> {
+    let mut merged = merge_reports(folder, plan.bytes, &part_reports(plan, job_dir)?)?;
+    merged.rejects = plan.gather_rejects(job_dir, rejects)?;
+    Ok(merged)
+}
+
 /// The dataset's conversion report: the parts' rows, files, sizes and
 /// rejects summed, their digests combined in order ([`combine`]). Fails
 /// when the parts were written with different schemas (a spec changed
 /// between them: convert every part again).
-pub fn merge_reports(
+fn merge_reports(
     folder: &Path,
     input_bytes: u64,
     parts: &[ConvertReport],

@@ -175,7 +175,8 @@ impl SplitPlan {
     }
 
     /// Every part's `transform.json` merged into the one sql-processor loads:
-    /// the parts' artifacts in order, their rows, rejects and digests summed.
+    /// the parts' artifacts in order, their rows, rejects and digests summed,
+    /// their rejected rows gathered into the job's one reject file.
     /// Fails naming the first part that has not been transformed, and when
     /// the parts disagree on the table or its columns (a spec changed in
     /// between: transform again).
@@ -184,7 +185,6 @@ impl SplitPlan {
         for k in self.indices() {
             let part: TransformReport =
                 self.part_report(job_dir, k, TRANSFORM_REPORT, "transform")?;
-            let path = part_dir(job_dir, k).join(TRANSFORM_REPORT);
             merged = Some(match merged {
                 None => part,
                 Some(mut m) => {
@@ -195,7 +195,7 @@ impl SplitPlan {
                     {
                         return Err(FerryError::Internal(format!(
                             "{}: part {k} was encoded for {} ({} columns) but part 0 for {} ({} columns); transform every part again",
-                            path.display(),
+                            part_dir(job_dir, k).join(TRANSFORM_REPORT).display(),
                             part.target,
                             part.columns.len(),
                             m.target,
@@ -206,7 +206,6 @@ impl SplitPlan {
                     m.seconds = m.seconds.max(part.seconds);
                     m.artifacts.extend(part.artifacts);
                     m.rejected += part.rejected;
-                    m.rejects = m.rejects.or(part.rejects);
                     m.sent = match (m.sent, part.sent) {
                         (Some(mut a), Some(b)) => {
                             a.merge(&b);
@@ -218,7 +217,10 @@ impl SplitPlan {
                 }
             });
         }
-        merged.ok_or_else(|| FerryError::Internal(format!("{}: no parts", self.input)))
+        let mut merged =
+            merged.ok_or_else(|| FerryError::Internal(format!("{}: no parts", self.input)))?;
+        merged.rejects = self.gather_rejects(job_dir, &job_dir.join(REJECTS_FILE))?;
+        Ok(merged)
     }
 }
 

@@ -221,11 +221,7 @@ pub async fn load_artifacts(
     let path = job_dir.join(TRANSFORM_REPORT);
     let split = SplitPlan::read(job_dir)?;
     let t: TransformReport = match &split {
-        Some(plan) => {
-            let mut t = plan.merged_report(job_dir)?;
-            t.rejects = plan.gather_rejects(job_dir, &job_dir.join(crate::decode::REJECTS_FILE))?;
-            t
-        }
+        Some(plan) => plan.merged_report(job_dir)?,
         None => {
             let text = std::fs::read(&path).map_err(|e| {
                 FerryError::io(

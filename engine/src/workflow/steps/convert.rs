@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::download::staged_input;
 use super::{Outcome, rejects};
-use crate::convert::parts::{merge_reports, part_file};
+use crate::convert::parts::{dataset_report, part_file};
 use crate::convert::writers::OutputFormat;
 use crate::convert::{ConvertRequest, convert, default_table, input_stem};
 use crate::error::FerryError;
@@ -99,8 +99,9 @@ impl Runtime {
         let splits = self.settings.defer_parts || self.settings.parts.is_some();
         if splits && let Some(plan) = self.split_output(job, &req).await? {
             // A whole output of an earlier attempt, or its parts, go first.
+            let rejects_file = req.report("rejects.jsonl");
             remove_output(&req.output)?;
-            remove_output(&req.report("rejects.jsonl"))?;
+            remove_output(&rejects_file)?;
             let format = req.format.name().to_string();
             if self.settings.defer_parts {
                 let output = Output {
@@ -116,9 +117,7 @@ impl Runtime {
                 self.run_parts(cmd, "convert", &job.job_id, &plan).await?;
             }
             let dir = self.job_dir(job)?;
-            let parts = crate::convert::parts::part_reports(&plan, dir.root())?;
-            let mut merged = merge_reports(&req.output, plan.bytes, &parts)?;
-            merged.rejects = plan.gather_rejects(dir.root(), &req.report("rejects.jsonl"))?;
+            let merged = dataset_report(&plan, dir.root(), &req.output, &rejects_file)?;
             let (rejected_rows, rejects) = rejects(merged.rejected, merged.rejects.as_deref());
             let output = Output {
                 output: req.output.display().to_string(),

@@ -5,7 +5,7 @@ use ferry_connectors::jobs::Job;
 use serde::{Deserialize, Serialize};
 
 use super::Outcome;
-use crate::convert::parts::{merge_reports, merge_validations, part_reports};
+use crate::convert::parts::{dataset_report, merge_validations};
 use crate::convert::{validate, write_json};
 use crate::error::FerryError;
 use crate::load::SplitPlan;
@@ -27,9 +27,8 @@ impl Runtime {
         // dataset's convert report sums them.
         let split = match SplitPlan::read(dir.root())? {
             Some(plan) => {
-                let parts = part_reports(&plan, dir.root())?;
-                let mut merged = merge_reports(&req.output, plan.bytes, &parts)?;
-                merged.rejects = plan.gather_rejects(dir.root(), &req.report("rejects.jsonl"))?;
+                let rejects = req.report("rejects.jsonl");
+                let merged = dataset_report(&plan, dir.root(), &req.output, &rejects)?;
                 write_json(&req.report("convert.json"), &merged)?;
                 Some(plan)
             }
