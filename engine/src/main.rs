@@ -16,10 +16,14 @@ use std::process::ExitCode;
 use clap::Parser;
 use ferry_engine::error::{Class, Fault};
 
+/// Only with the `mimalloc` feature; the default is the system allocator
+/// (see `engine/Cargo.toml` and `benchmarks/results/tuning.md`).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    #[cfg(feature = "mimalloc")]
     tuning::keep_freed_memory();
     tuning::no_transparent_huge_pages();
     let cli = cli::Cli::parse();

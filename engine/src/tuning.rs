@@ -10,7 +10,10 @@ use ferry_connectors::pg::PgConfig;
 /// after it is freed (mimalloc's default). A conversion frees and allocates
 /// batch buffers without pause, and handing them back made the kernel fault
 /// and zero the same pages again, many times over. Memory stays at the
-/// process's peak, which streaming bounds.
+/// process's peak, which streaming bounds. Only in a build with the
+/// `mimalloc` feature: the system allocator (the default) keeps what it
+/// needs by its own thresholds, and faulted no more than mimalloc did.
+#[cfg(feature = "mimalloc")]
 pub fn keep_freed_memory() {
     // `mi_option_purge_delay` (-1: never purge); mimalloc keeps the option
     // numbers stable (deprecated ones keep their slots), v2 and v3 alike.
@@ -19,13 +22,15 @@ pub fn keep_freed_memory() {
     unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, -1) };
 }
 
-/// Turns transparent huge pages off for this process. mimalloc asks for
-/// them on its arenas, and then the first touch of any byte of a 2 MiB
-/// region faults in and zeroes all of it: more resident memory, and, after
-/// other processes had churned memory (as in the benchmark suite, or on a
-/// busy host), kernel time spent finding huge pages that made small loads
-/// and conversions markedly slower. With 4 KiB pages ferry takes more,
-/// cheaper faults, and its times no longer depend on what ran before.
+/// Turns transparent huge pages off for this process. Where huge pages back
+/// the heap (mimalloc, the `mimalloc` feature, asks for them on its arenas;
+/// a kernel set to THP `always` gives them to any allocator), the first
+/// touch of any byte of a 2 MiB region faults in and zeroes all of it: more
+/// resident memory, and, after other processes had churned memory (as in
+/// the benchmark suite, or on a busy host), kernel time spent finding huge
+/// pages that made small loads and conversions markedly slower. With 4 KiB
+/// pages ferry takes more, cheaper faults, and its times no longer depend
+/// on what ran before.
 pub fn no_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     // SAFETY: PR_SET_THP_DISABLE takes no pointers; it sets one flag on this

@@ -12,7 +12,9 @@ const SMALL_RECORD: usize = 1 << 20;
 /// `max` bytes (plus `slack` for the read that finds its end). Past 1 MiB the
 /// room for the whole limit is reserved at once: doubling would leave a
 /// series of freed blocks that an allocator which does not return memory
-/// (ferry's mimalloc setting) keeps resident, about twice the limit again.
+/// (mimalloc as the `mimalloc` feature sets it up, or any allocator whose
+/// freed blocks sit below live ones) keeps resident, about twice the limit
+/// again.
 /// Reserved but unwritten pages cost no memory.
 pub fn reserve_record(buf: &mut Vec<u8>, need: usize, max: usize, slack: usize) {
     if need <= buf.capacity() {
