@@ -25,6 +25,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     #[cfg(feature = "mimalloc")]
     tuning::keep_freed_memory();
+    tuning::cap_allocator_arenas();
     tuning::no_transparent_huge_pages();
     let cli = cli::Cli::parse();
     let json_logs = cli::init_logging(&cli);

@@ -22,6 +22,28 @@ pub fn keep_freed_memory() {
     unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, -1) };
 }
 
+/// Caps the system allocator's arenas at one per core. glibc gives each
+/// thread that meets a locked arena a new one, up to eight per core, and
+/// each reserves 64 MiB of address space: under an address-space limit
+/// (`ulimit -v`, as the hostile-input test runs ferry with 512 MiB) a
+/// conversion's threads could reserve enough that the next large block
+/// failed and the process aborted, about one run in three. At one arena per
+/// core the SF 1 conversion ran at the same speed with 4–7 MB less at its
+/// peak (`benchmarks/results/2026-12-07-vm-allocator/`). Only for glibc; a
+/// build with the `mimalloc` feature does not use it.
+pub fn cap_allocator_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc")))]
+    {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let arenas = i32::try_from(cores.max(2)).unwrap_or(i32::MAX);
+        // SAFETY: sets one integer parameter before any thread but this one
+        // exists; a refusal (0) leaves glibc's default, so it is ignored.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, arenas);
+        }
+    }
+}
+
 /// Turns transparent huge pages off for this process. Where huge pages back
 /// the heap (mimalloc, the `mimalloc` feature, asks for them on its arenas;
 /// a kernel set to THP `always` gives them to any allocator), the first
