@@ -34,8 +34,7 @@ pub fn keep_freed_memory() {
 pub fn cap_allocator_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc")))]
     {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let arenas = i32::try_from(cores.max(2)).unwrap_or(i32::MAX);
+        let arenas = i32::try_from(ferry_engine::ordered::cores().max(2)).unwrap_or(i32::MAX);
         // SAFETY: sets one integer parameter before any thread but this one
         // exists; a refusal (0) leaves glibc's default, so it is ignored.
         unsafe {
