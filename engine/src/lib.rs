@@ -13,6 +13,7 @@ pub mod error;
 pub mod format;
 pub mod fuzz;
 pub mod load;
+pub mod longest_first;
 pub mod ordered;
 pub mod progress;
 pub mod sniff;

@@ -12,7 +12,6 @@ use std::path::Path;
 use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::datatypes::DataType;
 use arrow::row::{RowConverter, SortField};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3Default;
 
@@ -227,10 +226,14 @@ impl Digest {
             )));
         }
         self.rows += batch.num_rows() as u64;
-        self.columns
-            .par_iter_mut()
-            .zip(batch.columns().par_iter())
-            .try_for_each(|(col, array)| col.update(array))
+        let arrays = batch.columns();
+        // Hashing costs about what the column holds: free text first.
+        crate::longest_first::run(
+            self.columns.iter_mut().zip(arrays).collect(),
+            |i| arrays[i].get_buffer_memory_size() as u64,
+            |_, (col, array)| col.update(array),
+        )?;
+        Ok(())
     }
 
     /// Adds a whole Parquet file, reading each column on its own task (in
@@ -249,11 +252,23 @@ impl Digest {
                 self.columns.len()
             ));
         }
+        // Reading and hashing a column costs about its decoded size: the
+        // largest column starts first.
+        let mut sizes = vec![0u64; self.columns.len()];
+        for group in meta.metadata().row_groups() {
+            let leaves = meta.parquet_schema().num_columns();
+            for (leaf, chunk) in group.columns().iter().enumerate().take(leaves) {
+                let root = meta.parquet_schema().get_column_root_idx(leaf);
+                if let Some(size) = sizes.get_mut(root) {
+                    *size += u64::try_from(chunk.uncompressed_size()).unwrap_or(0);
+                }
+            }
+        }
         let read = || {
-            self.columns
-                .par_iter_mut()
-                .enumerate()
-                .map(|(c, col)| -> Result<u64, String> {
+            crate::longest_first::run(
+                self.columns.iter_mut().enumerate().collect(),
+                |c| sizes[c],
+                |_, (c, col)| -> Result<u64, String> {
                     let mask = ProjectionMask::roots(meta.parquet_schema(), [c]);
                     let reader =
                         ParquetRecordBatchReaderBuilder::new_with_metadata(open()?, meta.clone())
@@ -268,8 +283,8 @@ impl Digest {
                         col.update(batch.column(0)).map_err(|e| e.to_string())?;
                     }
                     Ok(rows)
-                })
-                .collect::<Result<Vec<u64>, String>>()
+                },
+            )
         };
         // A corrupt file must be a finding, not a crash of the validator.
         let counts = std::panic::catch_unwind(std::panic::AssertUnwindSafe(read))

@@ -1,4 +1,4 @@
-//! Parquet, with a row group's columns encoded on all cores.
+//! Parquet, with a row group's columns encoded on all cores, longest first.
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -22,6 +22,7 @@ use super::file::{OutFile, PassThrough, io, seal, temp_path};
 use super::spill::{HEAP_PAGES_PER_ROW_GROUP, SpillPagesFactory};
 use super::{Chunk, ChunkSink, FormatWriter, Options, Output, OutputFormat};
 use crate::error::FerryError;
+use crate::longest_first::Timed;
 
 /// Parquet page compression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,6 +172,8 @@ struct ParquetSink {
     sample: Vec<RecordBatch>,
     sample_rows: usize,
     columns: Option<Vec<ArrowColumnWriter>>,
+    /// Each leaf column's last write time, to start the longest first.
+    plan: Option<Timed>,
     row_groups: usize,
     rows_in_group: usize,
     row_group_rows: usize,
@@ -236,6 +239,7 @@ impl ParquetSink {
             sample: Vec::new(),
             sample_rows: 0,
             columns: None,
+            plan: None,
             row_groups: 0,
             rows_in_group: 0,
             row_group_rows: o.row_group_rows.max(1),
@@ -329,11 +333,9 @@ impl ParquetSink {
             leaves.extend(compute_leaves(field, array).map_err(pq)?);
         }
         let writers = self.columns.as_mut().unwrap_or_else(|| unreachable!());
-        writers
-            .par_iter_mut()
-            .zip(leaves.into_par_iter())
-            .try_for_each(|(w, leaf)| w.write(&leaf))
-            .map_err(pq)?;
+        let tasks: Vec<_> = writers.iter_mut().zip(leaves).collect();
+        let plan = self.plan.get_or_insert_with(|| Timed::new(tasks.len()));
+        plan.run(tasks, |(w, leaf)| w.write(&leaf)).map_err(pq)?;
         self.rows_in_group += batch.num_rows();
         if self.rows_in_group >= self.row_group_rows {
             self.close_group()?;
