@@ -255,8 +255,8 @@ impl Digest {
         // Reading and hashing a column costs about its decoded size: the
         // largest column starts first.
         let mut sizes = vec![0u64; self.columns.len()];
+        let leaves = meta.parquet_schema().num_columns();
         for group in meta.metadata().row_groups() {
-            let leaves = meta.parquet_schema().num_columns();
             for (leaf, chunk) in group.columns().iter().enumerate().take(leaves) {
                 let root = meta.parquet_schema().get_column_root_idx(leaf);
                 if let Some(size) = sizes.get_mut(root) {
@@ -266,9 +266,9 @@ impl Digest {
         }
         let read = || {
             crate::longest_first::run(
-                self.columns.iter_mut().enumerate().collect(),
+                self.columns.iter_mut().collect(),
                 |c| sizes[c],
-                |_, (c, col)| -> Result<u64, String> {
+                |c, col| -> Result<u64, String> {
                     let mask = ProjectionMask::roots(meta.parquet_schema(), [c]);
                     let reader =
                         ParquetRecordBatchReaderBuilder::new_with_metadata(open()?, meta.clone())
