@@ -1,19 +1,19 @@
 //! Longest-first scheduling of per-column work on the rayon pool.
 //!
-//! A Parquet row group's columns are encoded one task per column, and a
-//! validation digests and reads back one task per column; each batch (or
-//! file) is done when its slowest column is. Column costs differ tenfold
+//! A validation digests and reads back one task per column, and is done
+//! when its slowest column is. Column costs differ tenfold
 //! (lineitem's free-text `l_comment`, last in its schema, takes about a
 //! third of the encoding; a one-byte flag almost nothing), and a plain
 //! parallel iterator hands them out in schema order, so the costliest
 //! column could start last while the other cores had nothing left to do:
 //! SF 10 CSV → Parquet kept 1.5 of 2 cores busy. Starting the tasks
 //! forecast longest first, each core taking the next as it frees up (list
-//! scheduling, LPT), leaves at most one short task at the end.
+//! scheduling, LPT), leaves at most one short task at the end. (The Parquet
+//! writer's per-batch column writes have since left the fork-join for
+//! per-column lanes, `convert::writers::lanes`.)
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::Instant;
 
 use rayon::prelude::*;
 
@@ -49,46 +49,6 @@ pub fn run<T: Send, R: Send, E: Send>(
         .into_iter()
         .filter_map(|r| r.into_inner().unwrap_or_else(PoisonError::into_inner))
         .collect()
-}
-
-/// A forecast from experience: the time each task took at its last run.
-/// Column costs are stable from batch to batch, so the previous batch's
-/// times order the next one.
-pub struct Timed {
-    nanos: Vec<AtomicU64>,
-}
-
-impl Timed {
-    /// A forecast for `tasks` tasks, none run yet (so the first batch runs
-    /// them in order).
-    pub fn new(tasks: usize) -> Timed {
-        Timed {
-            nanos: (0..tasks).map(|_| AtomicU64::new(0)).collect(),
-        }
-    }
-
-    /// [`run`], forecast by each task's last time, recording this one's.
-    pub fn run<T: Send, R: Send, E: Send>(
-        &self,
-        items: Vec<T>,
-        work: impl Fn(T) -> Result<R, E> + Sync,
-    ) -> Result<Vec<R>, E> {
-        run(
-            items,
-            |i| self.nanos.get(i).map_or(0, |n| n.load(Ordering::Relaxed)),
-            |i, item| {
-                let start = Instant::now();
-                let outcome = work(item);
-                if let Some(n) = self.nanos.get(i) {
-                    n.store(
-                        u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX),
-                        Ordering::Relaxed,
-                    );
-                }
-                outcome
-            },
-        )
-    }
 }
 
 #[cfg(test)]
@@ -150,35 +110,5 @@ mod tests {
         );
         assert_eq!(got, Err(2));
         assert_eq!(ran.load(Ordering::Relaxed), 4);
-    }
-
-    /// The timed forecast learns which task was slow, and the next run
-    /// starts it first.
-    #[test]
-    fn the_timed_forecast_remembers_the_slow_task() {
-        let plan = Timed::new(4);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
-        let work = |i: usize| -> Result<usize, ()> {
-            if i == 3 {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Ok(i)
-        };
-        assert_eq!(
-            pool.install(|| plan.run(vec![0, 1, 2, 3], work)),
-            Ok(vec![0, 1, 2, 3])
-        );
-        let started = Mutex::new(Vec::new());
-        pool.install(|| {
-            plan.run(vec![0, 1, 2, 3], |i| {
-                started.lock().unwrap().push(i);
-                work(i)
-            })
-        })
-        .unwrap();
-        assert_eq!(started.into_inner().unwrap()[0], 3);
     }
 }

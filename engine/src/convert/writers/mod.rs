@@ -19,6 +19,7 @@ mod arrow;
 mod avro;
 mod csv;
 mod file;
+mod lanes;
 mod ndjson;
 mod parquet;
 mod postgres;

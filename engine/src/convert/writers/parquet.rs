@@ -1,4 +1,5 @@
-//! Parquet, with a row group's columns encoded on all cores, longest first.
+//! Parquet, with a row group's columns encoded on all cores, each column in
+//! its own lane ([`super::lanes`]).
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -8,10 +9,11 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::parquet::arrow::arrow_writer::{
-    ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
+    ArrowColumnWriter, ArrowLeafColumn, ArrowRowGroupWriterFactory, compute_leaves,
 };
 use datafusion::parquet::arrow::{ArrowSchemaConverter, add_encoded_arrow_schema_to_metadata};
 use datafusion::parquet::basic::{Compression as PqCompression, GzipLevel, ZstdLevel};
+use datafusion::parquet::errors::ParquetError;
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::parquet::file::writer::SerializedFileWriter;
 use datafusion::parquet::schema::types::ColumnPath;
@@ -19,10 +21,10 @@ use ferry_connectors::pg::QualifiedName;
 use rayon::prelude::*;
 
 use super::file::{OutFile, PassThrough, io, seal, temp_path};
+use super::lanes::Lanes;
 use super::spill::{HEAP_PAGES_PER_ROW_GROUP, SpillPagesFactory};
 use super::{Chunk, ChunkSink, FormatWriter, Options, Output, OutputFormat};
 use crate::error::FerryError;
-use crate::longest_first::Timed;
 
 /// Parquet page compression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,9 +173,8 @@ struct ParquetSink {
     /// Rows held back until the dictionary choice is made.
     sample: Vec<RecordBatch>,
     sample_rows: usize,
-    columns: Option<Vec<ArrowColumnWriter>>,
-    /// Each leaf column's last write time, to start the longest first.
-    plan: Option<Timed>,
+    /// The open row group's column writers, one lane each.
+    columns: Option<ColumnLanes>,
     row_groups: usize,
     rows_in_group: usize,
     row_group_rows: usize,
@@ -184,6 +185,9 @@ struct OpenParquet {
     writer: SerializedFileWriter<BufWriter<OutFile>>,
     factory: ArrowRowGroupWriterFactory,
 }
+
+/// A row group's column writers, each fed its leaves in order.
+type ColumnLanes = Lanes<ArrowColumnWriter, ArrowLeafColumn, ParquetError>;
 
 /// Rows looked at before choosing which columns get a dictionary.
 const DICTIONARY_SAMPLE_ROWS: usize = 65_536;
@@ -239,7 +243,6 @@ impl ParquetSink {
             sample: Vec::new(),
             sample_rows: 0,
             columns: None,
-            plan: None,
             row_groups: 0,
             rows_in_group: 0,
             row_group_rows: o.row_group_rows.max(1),
@@ -322,20 +325,18 @@ impl ParquetSink {
     fn write_rows(&mut self, batch: &RecordBatch) -> Result<(), FerryError> {
         let open = self.open.as_mut().unwrap_or_else(|| unreachable!());
         if self.columns.is_none() {
-            self.columns = Some(
-                open.factory
-                    .create_column_writers(self.row_groups)
-                    .map_err(pq)?,
-            );
+            let writers = open
+                .factory
+                .create_column_writers(self.row_groups)
+                .map_err(pq)?;
+            self.columns = Some(Lanes::new(writers, |w, leaf| w.write(&leaf)));
         }
         let mut leaves = Vec::new();
         for (field, array) in self.schema.fields().iter().zip(batch.columns()) {
             leaves.extend(compute_leaves(field, array).map_err(pq)?);
         }
-        let writers = self.columns.as_mut().unwrap_or_else(|| unreachable!());
-        let tasks: Vec<_> = writers.iter_mut().zip(leaves).collect();
-        let plan = self.plan.get_or_insert_with(|| Timed::new(tasks.len()));
-        plan.run(tasks, |(w, leaf)| w.write(&leaf)).map_err(pq)?;
+        let lanes = self.columns.as_mut().unwrap_or_else(|| unreachable!());
+        lanes.submit(leaves).map_err(pq)?;
         self.rows_in_group += batch.num_rows();
         if self.rows_in_group >= self.row_group_rows {
             self.close_group()?;
@@ -344,8 +345,10 @@ impl ParquetSink {
     }
 
     fn close_group(&mut self) -> Result<(), FerryError> {
-        if let (Some(writers), Some(open)) = (self.columns.take(), self.open.as_mut()) {
-            let chunks = writers
+        if let (Some(lanes), Some(open)) = (self.columns.take(), self.open.as_mut()) {
+            let chunks = lanes
+                .finish()
+                .map_err(pq)?
                 .into_par_iter()
                 .map(|w| w.close())
                 .collect::<Result<Vec<_>, _>>()
