@@ -109,7 +109,9 @@ impl<W: Send + 'static, T: Send + 'static, E: Send + 'static> Lanes<W, T, E> {
     /// an earlier value's failure, if any.
     pub fn submit(&mut self, values: Vec<T>) -> Result<(), E> {
         let s = &self.shared;
-        debug_assert_eq!(values.len(), s.lanes.len());
+        // One value per lane, or the lanes without one would never catch
+        // up and `finish` would wait forever: a caller's bug, not input.
+        assert_eq!(values.len(), s.lanes.len(), "one value per lane");
         debug_assert!(
             rayon::current_thread_index().is_none(),
             "submit on the pool"
@@ -119,17 +121,9 @@ impl<W: Send + 'static, T: Send + 'static, E: Send + 'static> Lanes<W, T, E> {
         self.submitted += 1;
         let mut values: Vec<(usize, T)> = values.into_iter().enumerate().collect();
         // Longest first: the pool takes spawned drains in order.
-        values.sort_by_key(|(i, _)| {
-            std::cmp::Reverse(
-                s.lanes
-                    .get(*i)
-                    .map_or(0, |l| l.nanos.load(Ordering::Relaxed)),
-            )
-        });
+        values.sort_by_key(|(i, _)| std::cmp::Reverse(s.lanes[*i].nanos.load(Ordering::Relaxed)));
         for (i, value) in values {
-            let Some(lane) = s.lanes.get(i) else {
-                continue;
-            };
+            let lane = &s.lanes[i];
             let start = {
                 let mut q = lock(&lane.queue);
                 q.items.push_back(value);
@@ -185,14 +179,16 @@ impl<W, T, E> Shared<W, T, E> {
                     Ordering::Relaxed,
                 );
             }
-            // Counted before the state is locked, so a sink that checked
-            // before this either sees it or is waiting and gets woken.
-            lane.written.fetch_add(1, Ordering::Release);
+            // The failure and the count change together under the state
+            // lock, where the sink checks both: a sink that sees the last
+            // value counted also sees its failure, and one that checked
+            // before is waiting and gets woken.
             let mut state = lock(&self.state);
             if let Some(e) = error {
                 self.stop.store(true, Ordering::Relaxed);
                 state.error.get_or_insert(e);
             }
+            lane.written.fetch_add(1, Ordering::Release);
             if std::mem::take(&mut state.waiting) {
                 self.changed.notify_one();
             }
@@ -282,6 +278,17 @@ mod tests {
         }
         lanes.finish().unwrap();
         assert_eq!(SLOW_WRITTEN.load(Ordering::SeqCst), 40);
+    }
+
+    /// A failure of the very last value is still reported by finish.
+    #[test]
+    fn a_failing_last_value_fails_finish() {
+        for _ in 0..200 {
+            let mut lanes: Lanes<(), u32, u32> =
+                Lanes::new(vec![(); 3], |_, v| if v == 2 { Err(v) } else { Ok(()) });
+            lanes.submit(vec![0, 1, 2]).unwrap();
+            assert_eq!(lanes.finish().map(|_| ()), Err(2));
+        }
     }
 
     /// A failure is reported by a later submit or by finish, and the
