@@ -5,7 +5,6 @@
 //! batch boundaries, so no file grows with the input and parts can be loaded
 //! in parallel.
 
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -18,6 +17,7 @@ use super::ident::{QualifiedName, quote_literal};
 use super::receipt::{Check, Digest, Verify, row_digest_select};
 use super::statements::{DuplicateKeys, LEDGER_DDL, LoadMode, publish_keyed_sql};
 use crate::work::FileKind;
+use crate::writeback::WritebackFile;
 
 /// Which artifacts to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +63,11 @@ pub struct ArtifactSpec {
     /// process, which is synced, need not: a job taken over after a crash
     /// starts in a fresh folder and never reads them.
     pub sync: bool,
+    /// Whether the files' pages stay in the page cache once on disk: where
+    /// they are read back at once (the converter validates its output),
+    /// not for the load's artifacts, read at most once, later, by the
+    /// archive step (see [`WritebackFile::create_write_once`]).
+    pub keep_cached: bool,
     /// Whether `finish` writes the `load.sql` driver. One part of a split
     /// input writes none: the load of all parts writes one driver for every
     /// part's files ([`write_driver`]), so replaying it loads the file once.
@@ -100,7 +105,7 @@ pub struct LedgerEntry {
 
 struct Part {
     path: PathBuf,
-    out: BufWriter<File>,
+    out: BufWriter<WritebackFile>,
     rows: u64,
     bytes: u64,
 }
@@ -148,13 +153,25 @@ impl ArtifactWriter {
         }
     }
 
+    /// Creates one part's file: handed to the disk as it grows, so the
+    /// closing sync waits for its tail only; and, unless the spec keeps
+    /// them cached, let go of by the page cache once on disk.
+    fn create(&self, path: &Path) -> Result<WritebackFile, PgError> {
+        if self.spec.keep_cached {
+            WritebackFile::create(path)
+        } else {
+            WritebackFile::create_write_once(path)
+        }
+        .map_err(io_err(path))
+    }
+
     fn open_sql(&mut self) -> Result<Part, PgError> {
         self.sql_parts += 1;
         let path = self
             .spec
             .dir
             .join(format!("{}-{:05}.sql", self.spec.stem, self.sql_parts));
-        let file = File::create(&path).map_err(io_err(&path))?;
+        let file = self.create(&path)?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         let table = self.sql_copy_table();
         let ddl = match self.spec.mode {
@@ -192,7 +209,7 @@ impl ArtifactWriter {
             "{}-{:05}.pgcopy",
             self.spec.stem, self.pgcopy_parts
         ));
-        let file = File::create(&path).map_err(io_err(&path))?;
+        let file = self.create(&path)?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         out.write_all(&PGCOPY_HEADER).map_err(io_err(&path))?;
         Ok(Part {
@@ -211,7 +228,7 @@ impl ArtifactWriter {
             bytes,
         } = part;
         out.write_all(trailer).map_err(io_err(&path))?;
-        let file = out.into_inner().map_err(|e| PgError::Io {
+        let mut file = out.into_inner().map_err(|e| PgError::Io {
             path: path.display().to_string(),
             source: e.into_error(),
         })?;

@@ -323,7 +323,7 @@ pub fn archive(
     zip.write_all(&json).map_err(io_error(&tmp))?;
     let mut out = zip.finish().map_err(zip_error(&tmp))?;
     out.flush().map_err(io_error(&tmp))?;
-    out.get_ref().sync_all().map_err(io_error(&tmp))?;
+    out.get_mut().sync_all().map_err(io_error(&tmp))?;
     drop(out);
     std::fs::rename(&tmp, &zip_path).map_err(io_error(&zip_path))?;
     let bytes = std::fs::metadata(&zip_path)

@@ -396,6 +396,9 @@ impl Prepared {
             schema_changes: plan.schema_changes,
             receipt: None,
             sync: true,
+            // A part's artifacts are what the load sends later (maybe in
+            // this machine's cache); a whole input's were sent as written.
+            keep_cached: self.part.is_some(),
             driver: self.part.is_none(),
         }
     }

@@ -463,6 +463,7 @@ fn write_split_driver(
         schema_changes: t.schema_changes.clone(),
         receipt: Some((t.verify, session.checks().to_vec())),
         sync: true,
+        keep_cached: true,
         driver: true,
     };
     let ledger = LedgerEntry {

@@ -32,7 +32,11 @@ pub fn temp_path(path: &Path) -> PathBuf {
 pub(super) use ferry_connectors::writeback::WritebackFile as OutFile;
 
 /// Makes a finished temporary file durable and gives it its final name.
-pub(super) fn seal(file: OutFile, tmp: &Path, path: PathBuf) -> Result<Vec<PathBuf>, FerryError> {
+pub(super) fn seal(
+    mut file: OutFile,
+    tmp: &Path,
+    path: PathBuf,
+) -> Result<Vec<PathBuf>, FerryError> {
     file.sync_all().map_err(io(tmp))?;
     commit(tmp, &path)?;
     Ok(vec![path])

@@ -72,6 +72,8 @@ impl FormatWriter for Postgres {
             schema_changes: Vec::new(),
             receipt: None,
             sync: true,
+            // The validation reads them back at once.
+            keep_cached: true,
             driver: true,
         };
         Ok(Output {
