@@ -183,14 +183,20 @@ mod tests {
         assert!(back.iter().all(|&b| b == 7));
     }
 
+    /// The system's page size, the unit `mincore` reports in.
+    #[cfg(target_os = "linux")]
+    fn page_size() -> usize {
+        // SAFETY: sysconf only reads a system constant.
+        unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
+    }
+
     /// How many of the file's pages are in the page cache.
     #[cfg(target_os = "linux")]
     fn resident_pages(path: &Path) -> usize {
         use std::os::fd::AsRawFd;
         let f = File::open(path).unwrap();
         let len = f.metadata().unwrap().len() as usize;
-        let page = 4096;
-        let mut vec = vec![0u8; len.div_ceil(page)];
+        let mut vec = vec![0u8; len.div_ceil(page_size())];
         // SAFETY: a read-only shared mapping of an open file, unmapped
         // before return; mincore only reports residency into `vec`.
         unsafe {
@@ -214,7 +220,7 @@ mod tests {
     fn write_once_files_leave_the_page_cache_once_on_disk() {
         let dir = tempfile::tempdir().unwrap();
         let piece = vec![9u8; 1 << 20];
-        let pages = (20 << 20) / 4096;
+        let pages = (20 << 20) / page_size();
         let write = |name: &str, once: bool| {
             let path = dir.path().join(name);
             let mut f = if once {

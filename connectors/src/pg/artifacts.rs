@@ -64,9 +64,10 @@ pub struct ArtifactSpec {
     /// starts in a fresh folder and never reads them.
     pub sync: bool,
     /// Whether the files' pages stay in the page cache once on disk: where
-    /// they are read back at once (the converter validates its output),
-    /// not for the load's artifacts, read at most once, later, by the
-    /// archive step (see [`WritebackFile::create_write_once`]).
+    /// they are read back soon (the converter validates its output; the
+    /// load of a split input sends its parts' `.pgcopy`), not for a whole
+    /// input's artifacts, read at most once, later, by the archive step
+    /// (see [`WritebackFile::create_write_once`]).
     pub keep_cached: bool,
     /// Whether `finish` writes the `load.sql` driver. One part of a split
     /// input writes none: the load of all parts writes one driver for every
