@@ -169,10 +169,21 @@ impl ParquetFile {
     }
 }
 
+/// How much of a stream's batches [`Digest::push`] gathers before it
+/// hashes them, one pool task per column over all of them. Each hashing asks
+/// the pool for its cores, and the caller waits: a converter's writer thread,
+/// asking once per 512 KiB batch while the pool decodes and writes, stalled
+/// (`benchmarks/results/tuning.md`). The batches are held until then.
+const GROUP_BYTES: usize = 8 << 20;
+
 /// A running digest.
 pub struct Digest {
     columns: Vec<ColumnDigest>,
     rows: u64,
+    /// Batches pushed and not hashed yet, and their memory.
+    waiting: Vec<RecordBatch>,
+    waiting_bytes: usize,
+    group_bytes: usize,
 }
 
 /// The summary of one column.
@@ -213,26 +224,64 @@ impl Digest {
                 })
                 .collect(),
             rows: 0,
+            waiting: Vec::new(),
+            waiting_bytes: 0,
+            group_bytes: GROUP_BYTES,
         }
+    }
+
+    /// Adds the next batch of a stream, hashed with the ones gathered
+    /// before it once they hold [`GROUP_BYTES`] (or at [`Digest::summary`]):
+    /// the same digest as [`Digest::update`] on each, for fewer waits on the
+    /// pool when batches are small.
+    pub fn push(&mut self, batch: RecordBatch) -> Result<(), FerryError> {
+        self.waiting_bytes += batch.get_array_memory_size();
+        self.waiting.push(batch);
+        if self.waiting_bytes >= self.group_bytes {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Hashes the batches [`Digest::push`] gathered.
+    fn flush(&mut self) -> Result<(), FerryError> {
+        let waiting = std::mem::take(&mut self.waiting);
+        self.waiting_bytes = 0;
+        self.update_all(&waiting)
     }
 
     /// Adds a batch (already canonical).
     pub fn update(&mut self, batch: &RecordBatch) -> Result<(), FerryError> {
-        if batch.num_columns() != self.columns.len() {
+        self.update_all(std::slice::from_ref(batch))
+    }
+
+    /// Adds batches in order, one task per column over all of them: the
+    /// same digest as adding them one by one (each stream is a plain
+    /// concatenation), for one fan-out to the pool instead of one per
+    /// batch. A caller with small batches groups them, so the pool, busy
+    /// with other work, is asked less often.
+    pub fn update_all(&mut self, batches: &[RecordBatch]) -> Result<(), FerryError> {
+        if let Some(batch) = batches
+            .iter()
+            .find(|b| b.num_columns() != self.columns.len())
+        {
             return Err(FerryError::Internal(format!(
                 "digest over {} columns got a batch of {}",
                 self.columns.len(),
                 batch.num_columns()
             )));
         }
-        self.rows += batch.num_rows() as u64;
-        let arrays = batch.columns();
+        self.rows += batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+        let size = |i: usize| -> u64 {
+            batches
+                .iter()
+                .map(|b| b.column(i).get_buffer_memory_size() as u64)
+                .sum()
+        };
         // Hashing costs about what the column holds: free text first.
-        crate::longest_first::run(
-            self.columns.iter_mut().zip(arrays).collect(),
-            |i| arrays[i].get_buffer_memory_size() as u64,
-            |_, (col, array)| col.update(array),
-        )?;
+        crate::longest_first::run(self.columns.iter_mut().collect(), size, |i, col| {
+            batches.iter().try_for_each(|b| col.update(b.column(i)))
+        })?;
         Ok(())
     }
 
@@ -299,9 +348,10 @@ impl Digest {
         Ok(())
     }
 
-    /// The summary so far.
-    pub fn summary(&self) -> DigestSummary {
-        DigestSummary {
+    /// The summary so far, the batches still gathered included.
+    pub fn summary(&mut self) -> Result<DigestSummary, FerryError> {
+        self.flush()?;
+        Ok(DigestSummary {
             rows: self.rows,
             columns: self
                 .columns
@@ -312,7 +362,7 @@ impl Digest {
                     digest: format!("{:032x}", c.digest()),
                 })
                 .collect(),
-        }
+        })
     }
 }
 
@@ -332,7 +382,7 @@ mod tests {
         let mut d = Digest::new(&["c".to_string()]);
         d.update(&RecordBatch::try_new(schema, vec![a]).unwrap())
             .unwrap();
-        d.summary()
+        d.summary().unwrap()
     }
 
     #[test]
@@ -375,7 +425,61 @@ mod tests {
                 )
                 .unwrap();
         }
-        assert_eq!(split.summary(), s);
+        assert_eq!(split.summary().unwrap(), s);
+    }
+
+    /// Batches pushed — hashed in groups, whether a group is one batch,
+    /// several, or all of them at the summary — digest as batches added one
+    /// by one: values, NULLs and their rows.
+    #[test]
+    fn pushed_batches_hashed_in_groups_digest_as_added_one_by_one() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("s", DataType::Utf8, true),
+            Field::new("f", DataType::Float64, true),
+        ]));
+        let batches: Vec<RecordBatch> = (0..7)
+            .map(|i| {
+                let s: Vec<Option<String>> = (0..i * 3 + 1)
+                    .map(|j| (j % 4 != 1).then(|| format!("v{i}-{j}")))
+                    .collect();
+                let f: Vec<Option<f64>> = (0..i * 3 + 1)
+                    .map(|j| (j % 5 != 2).then_some(j as f64 - i as f64))
+                    .collect();
+                RecordBatch::try_new(
+                    schema.clone(),
+                    vec![
+                        Arc::new(StringArray::from(s)),
+                        Arc::new(Float64Array::from(f)),
+                    ],
+                )
+                .unwrap()
+            })
+            .collect();
+        let names = ["s".to_string(), "f".to_string()];
+        let mut one_by_one = Digest::new(&names);
+        for b in &batches {
+            one_by_one.update(b).unwrap();
+        }
+        let expected = one_by_one.summary().unwrap();
+        let size = batches[3].get_array_memory_size();
+        for group in [1, size, 3 * size, usize::MAX] {
+            let mut pushed = Digest::new(&names);
+            pushed.group_bytes = group;
+            for b in &batches {
+                pushed.push(b.clone()).unwrap();
+            }
+            assert_eq!(
+                pushed.summary().unwrap(),
+                expected,
+                "group of {group} bytes"
+            );
+        }
+        // Reordered batches digest differently: the groups keep order.
+        let mut reordered = Digest::new(&names);
+        for b in batches.iter().rev() {
+            reordered.push(b.clone()).unwrap();
+        }
+        assert_ne!(reordered.summary().unwrap(), expected);
     }
 
     /// Digest of one column fed in batches cut at `cuts`.
@@ -393,7 +497,7 @@ mod tests {
                 .unwrap();
             from = to;
         }
-        d.summary()
+        d.summary().unwrap()
     }
 
     #[test]

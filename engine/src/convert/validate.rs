@@ -252,7 +252,7 @@ pub async fn validate(req: &ConvertRequest) -> Result<ValidationReport, FerryErr
                 } else {
                     while let Some(batch) = stream.next().await {
                         match batch {
-                            Ok(b) => digest.update(&b)?,
+                            Ok(b) => digest.push(b)?,
                             Err(e) => {
                                 problems.push(format!(
                                     "reading the output back failed: {}",
@@ -266,7 +266,7 @@ pub async fn validate(req: &ConvertRequest) -> Result<ValidationReport, FerryErr
             }
         }
     }
-    let written = digest.summary();
+    let written = digest.summary()?;
     let source = converted.digest.clone();
     if problems.is_empty() {
         if written.rows != source.rows {
