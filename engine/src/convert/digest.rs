@@ -250,8 +250,10 @@ impl Digest {
         self.update_all(&waiting)
     }
 
-    /// Adds a batch (already canonical).
+    /// Adds a batch (already canonical), after any that [`Digest::push`]
+    /// gathered: the streams keep their order however they are fed.
     pub fn update(&mut self, batch: &RecordBatch) -> Result<(), FerryError> {
+        self.flush()?;
         self.update_all(std::slice::from_ref(batch))
     }
 
@@ -292,6 +294,8 @@ impl Digest {
     pub fn update_parquet(&mut self, file: &ParquetFile) -> Result<(), String> {
         use datafusion::parquet::arrow::ProjectionMask;
         use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        // After any batches gathered by `push`, in order.
+        self.flush().map_err(|e| e.to_string())?;
         let (path, meta) = (&file.path, &file.meta);
         let open = || std::fs::File::open(path).map_err(|e| e.to_string());
         if meta.schema().fields().len() != self.columns.len() {
@@ -474,6 +478,16 @@ mod tests {
                 "group of {group} bytes"
             );
         }
+        // Pushed and added batches mixed keep their order too.
+        let mut mixed = Digest::new(&names);
+        for (k, b) in batches.iter().enumerate() {
+            if k % 3 == 2 {
+                mixed.update(b).unwrap();
+            } else {
+                mixed.push(b.clone()).unwrap();
+            }
+        }
+        assert_eq!(mixed.summary().unwrap(), expected);
         // Reordered batches digest differently: the groups keep order.
         let mut reordered = Digest::new(&names);
         for b in batches.iter().rev() {
