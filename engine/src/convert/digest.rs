@@ -245,6 +245,9 @@ impl Digest {
 
     /// Hashes the batches [`Digest::push`] gathered.
     fn flush(&mut self) -> Result<(), FerryError> {
+        if self.waiting.is_empty() {
+            return Ok(());
+        }
         let waiting = std::mem::take(&mut self.waiting);
         self.waiting_bytes = 0;
         self.update_all(&waiting)
@@ -260,9 +263,8 @@ impl Digest {
     /// Adds batches in order, one task per column over all of them: the
     /// same digest as adding them one by one (each stream is a plain
     /// concatenation), for one fan-out to the pool instead of one per
-    /// batch. A caller with small batches groups them, so the pool, busy
-    /// with other work, is asked less often.
-    pub fn update_all(&mut self, batches: &[RecordBatch]) -> Result<(), FerryError> {
+    /// batch (see [`Digest::push`]).
+    fn update_all(&mut self, batches: &[RecordBatch]) -> Result<(), FerryError> {
         if let Some(batch) = batches
             .iter()
             .find(|b| b.num_columns() != self.columns.len())
