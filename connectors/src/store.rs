@@ -157,7 +157,7 @@ pub fn safe_file_name(key: &str) -> Result<String, StoreError> {
     if name.len() <= 200 {
         return Ok(name.to_string());
     }
-    let hash = xxhash_rust::xxh3::xxh3_64(key.as_bytes());
+    let hash = twox_hash::xxhash3_64::Hasher::oneshot(key.as_bytes());
     let ext: String = Path::new(name)
         .extension()
         .and_then(|e| e.to_str())
@@ -621,7 +621,7 @@ pub fn checksum_file(path: &Path) -> std::io::Result<String> {
 fn hash_file(path: &Path, wanted: &dyn Fn() -> bool) -> std::io::Result<String> {
     use std::io::Read;
     let mut file = std::fs::File::open(path)?;
-    let mut hasher = xxhash_rust::xxh3::Xxh3Default::new();
+    let mut hasher = twox_hash::xxhash3_128::Hasher::new();
     let len = file.metadata().map_or(1 << 20, |m| m.len());
     let mut buf = vec![0u8; (len as usize).clamp(8 << 10, 1 << 20)];
     loop {
@@ -632,9 +632,9 @@ fn hash_file(path: &Path, wanted: &dyn Fn() -> bool) -> std::io::Result<String> 
         if n == 0 {
             break;
         }
-        hasher.update(&buf[..n]);
+        hasher.write(&buf[..n]);
     }
-    Ok(checksum_text(hasher.digest128()))
+    Ok(checksum_text(hasher.finish_128()))
 }
 
 /// How a checksum is written wherever ferry records one (the ledger, the

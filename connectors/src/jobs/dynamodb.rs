@@ -47,7 +47,10 @@ fn job_pk(job_id: &str) -> String {
 }
 
 fn key_pk(key: &str) -> String {
-    format!("key#{:032x}", xxhash_rust::xxh3::xxh3_128(key.as_bytes()))
+    format!(
+        "key#{:032x}",
+        twox_hash::xxhash3_128::Hasher::oneshot(key.as_bytes())
+    )
 }
 
 fn job_item(job: &Job) -> HashMap<String, AttributeValue> {

@@ -146,17 +146,17 @@ fn copy_hashed(
     buf: &mut [u8],
     out_path: &Path,
 ) -> Result<String, ArchiveError> {
-    let mut hasher = xxhash_rust::xxh3::Xxh3Default::new();
+    let mut hasher = twox_hash::xxhash3_128::Hasher::new();
     let mut input = File::open(path).map_err(io_error(path))?;
     loop {
         let n = input.read(buf).map_err(io_error(path))?;
         if n == 0 {
             break;
         }
-        hasher.update(&buf[..n]);
+        hasher.write(&buf[..n]);
         out.write_all(&buf[..n]).map_err(io_error(out_path))?;
     }
-    Ok(checksum_text(hasher.digest128()))
+    Ok(checksum_text(hasher.finish_128()))
 }
 
 /// Deflates one file into a one-entry zip in an anonymous temporary file,
@@ -297,7 +297,7 @@ pub fn archive(
         sums[i] = Some(match &e.data {
             Some(d) => {
                 zip.write_all(d).map_err(io_error(&tmp))?;
-                checksum_text(xxhash_rust::xxh3::xxh3_128(d))
+                checksum_text(twox_hash::xxhash3_128::Hasher::oneshot(d))
             }
             None => copy_hashed(&e.path, &mut zip, &mut buf, &tmp)?,
         });
@@ -394,7 +394,10 @@ mod tests {
         assert_eq!(m.files[1].bytes, receipt.len() as u64);
         assert_eq!(
             m.files[1].checksum,
-            format!("xxh3-128:{:032x}", xxhash_rust::xxh3::xxh3_128(&receipt))
+            format!(
+                "xxh3-128:{:032x}",
+                twox_hash::xxhash3_128::Hasher::oneshot(&receipt)
+            )
         );
         let mut z = zip::ZipArchive::new(File::open(d.zip()).unwrap()).unwrap();
         let mut stored = Vec::new();
@@ -521,7 +524,10 @@ mod tests {
             assert_eq!(f.rows, e.rows);
             assert_eq!(
                 f.checksum,
-                format!("xxh3-128:{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
+                format!(
+                    "xxh3-128:{:032x}",
+                    twox_hash::xxhash3_128::Hasher::oneshot(bytes)
+                )
             );
         }
         assert!(!d.root().join("file.zip.partial").exists());

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use xxhash_rust::xxh3::Xxh3Default;
+use twox_hash::xxhash3_128::Hasher as Xxh3;
 
 use super::digest::{ColumnSummary, DigestSummary};
 use super::{ConvertReport, Difference, ValidationReport};
@@ -92,7 +92,7 @@ fn merge_reports(
 /// exactly when every part's digests are equal, part for part.
 pub fn combine<'a>(parts: impl IntoIterator<Item = &'a DigestSummary>) -> DigestSummary {
     let mut rows = 0u64;
-    let mut columns: Vec<(ColumnSummary, Xxh3Default)> = Vec::new();
+    let mut columns: Vec<(ColumnSummary, Xxh3)> = Vec::new();
     for part in parts {
         rows += part.rows;
         for (i, c) in part.columns.iter().enumerate() {
@@ -102,11 +102,11 @@ pub fn combine<'a>(parts: impl IntoIterator<Item = &'a DigestSummary>) -> Digest
                     nulls: 0,
                     digest: String::new(),
                 };
-                columns.push((empty, Xxh3Default::new()));
+                columns.push((empty, Xxh3::new()));
             }
             let (sum, hash) = &mut columns[i];
             sum.nulls += c.nulls;
-            hash.update(c.digest.as_bytes());
+            hash.write(c.digest.as_bytes());
         }
     }
     DigestSummary {
@@ -114,7 +114,7 @@ pub fn combine<'a>(parts: impl IntoIterator<Item = &'a DigestSummary>) -> Digest
         columns: columns
             .into_iter()
             .map(|(mut c, h)| {
-                c.digest = format!("{:032x}", h.digest128());
+                c.digest = format!("{:032x}", h.finish_128());
                 c
             })
             .collect(),

@@ -223,18 +223,18 @@ fn pin_effective(spec: &DatasetSpec, run: &JobDir) -> Result<(PathBuf, String), 
     let to = run.spec();
     std::fs::create_dir_all(&to)
         .map_err(|e| FerryError::io(format!("creating {}", to.display()), e))?;
-    let mut hash = xxhash_rust::xxh3::Xxh3::new();
+    let mut hash = twox_hash::xxhash3_128::Hasher::new();
     for (name, text) in [
         ("dataset.toml", spec.to_toml()?),
         ("transform.sql", spec.transform_sql.clone()),
     ] {
-        hash.update(name.as_bytes());
-        hash.update(text.as_bytes());
+        hash.write(name.as_bytes());
+        hash.write(text.as_bytes());
         let path = to.join(name);
         std::fs::write(&path, text)
             .map_err(|e| FerryError::io(format!("writing {}", path.display()), e))?;
     }
-    Ok((to, format!("{:032x}", hash.digest128())))
+    Ok((to, format!("{:032x}", hash.finish_128())))
 }
 
 /// Pins the spec a job was routed with (see [`SpecPin`]): `dataset.toml`,
@@ -246,7 +246,7 @@ fn pin_spec(spec: &DatasetSpec, work: &Path) -> Result<(PathBuf, String), FerryE
     let from = spec.dir.as_deref().ok_or_else(|| {
         FerryError::Internal(format!("dataset {} has no spec folder to pin", spec.name))
     })?;
-    let mut hash = xxhash_rust::xxh3::Xxh3::new();
+    let mut hash = twox_hash::xxhash3_128::Hasher::new();
     let sample = spec.source.sample.as_deref().filter(|s| {
         let p = Path::new(s);
         p.is_relative()
@@ -267,11 +267,11 @@ fn pin_spec(spec: &DatasetSpec, work: &Path) -> Result<(PathBuf, String), FerryE
                 ));
             }
         };
-        hash.update(name.as_bytes());
-        hash.update(&bytes);
+        hash.write(name.as_bytes());
+        hash.write(&bytes);
         files.push((name, bytes));
     }
-    let hash = format!("{:032x}", hash.digest128());
+    let hash = format!("{:032x}", hash.finish_128());
     let pin = SpecPin::new(work, &hash)?;
     pin.write(&files)
         .map_err(|e| FerryError::io(format!("pinning the spec in {}", pin.root().display()), e))?;
