@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use arrow::array::{Array, ArrayRef, RecordBatch};
-use arrow::datatypes::DataType;
+use arrow::datatypes::{DataType, ToByteSlice};
 use arrow::row::{RowConverter, SortField};
 use serde::{Deserialize, Serialize};
 use twox_hash::xxhash3_128::Hasher as Xxh3;
@@ -122,12 +122,9 @@ impl ColumnDigest {
                     self.values.write(&self.scratch);
                 }
             }
-            let lengths = std::mem::take(&mut self.lengths_scratch);
-            let lengths = arrow::buffer::Buffer::from_vec(lengths);
             // Native byte order: a digest is only compared with one from the
             // same build.
-            self.lengths.write(lengths.as_slice());
-            self.lengths_scratch = lengths.into_vec().unwrap_or_default();
+            self.lengths.write(self.lengths_scratch.to_byte_slice());
         } else {
             return false;
         }
