@@ -7,6 +7,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,6 +29,18 @@ struct Proc(Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        // `cargo lambda watch` starts `cargo run --bin ferry` children of its
+        // own; killing only the watcher orphaned them, and they went on
+        // building DataFusion in debug and holding the build lock after the
+        // tests had ended. The emulator leads its own process group, so the
+        // whole group goes; for a child that leads no group this fails
+        // harmlessly (ESRCH).
+        if let Ok(pid) = i32::try_from(self.0.id()) {
+            // SAFETY: kill(2) takes plain integers and touches no memory.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -59,6 +72,9 @@ fn emulator(port: u16, sandboxes: usize, logs: &Path) -> Proc {
         ])
         .stdout(log.try_clone().unwrap())
         .stderr(log)
+        // Its own process group, so that `Proc::drop` ends the `cargo run`
+        // children it starts along with it.
+        .process_group(0)
         .spawn()
         .expect("starting cargo lambda watch");
     let started = Instant::now();
