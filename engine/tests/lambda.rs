@@ -7,7 +7,6 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,25 +23,115 @@ fn cargo_lambda() -> String {
     })
 }
 
-/// A child process killed when dropped (a test that fails leaves nothing).
+/// A child process killed when dropped, with everything it started (a test
+/// that fails leaves nothing).
 struct Proc(Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
         // `cargo lambda watch` starts `cargo run --bin ferry` children of its
-        // own; killing only the watcher orphaned them, and they went on
-        // building DataFusion in debug and holding the build lock after the
-        // tests had ended. The emulator leads its own process group, so the
-        // whole group goes; for a child that leads no group this fails
-        // harmlessly (ESRCH).
+        // own, each in a process group of its own; killing only the watcher
+        // orphaned them, and they went on building DataFusion in debug and
+        // holding the build lock after the tests had ended (CI's quickstart
+        // waited on it). So the whole tree goes: stopped first, so that
+        // nothing in it forks while it is collected, then killed.
         if let Ok(pid) = i32::try_from(self.0.id()) {
-            // SAFETY: kill(2) takes plain integers and touches no memory.
-            unsafe {
-                libc::kill(-pid, libc::SIGKILL);
+            let mut tree = vec![pid];
+            let mut stopped = 0;
+            while stopped < tree.len() {
+                for &p in &tree[stopped..] {
+                    // SAFETY: kill(2) takes plain integers and touches no memory.
+                    unsafe { libc::kill(p, libc::SIGSTOP) };
+                }
+                stopped = tree.len();
+                for child in descendants(pid) {
+                    if !tree.contains(&child) {
+                        tree.push(child);
+                    }
+                }
+            }
+            for &p in &tree {
+                // SAFETY: as above.
+                unsafe { libc::kill(p, libc::SIGKILL) };
             }
         }
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// Every process below `root`, from the parent pids in `/proc/<pid>/stat`.
+fn descendants(root: i32) -> Vec<i32> {
+    let mut parent_of = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // "pid (comm) state ppid …": the name may hold spaces and parentheses.
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<i32>().ok());
+        if let Some(ppid) = ppid {
+            parent_of.push((pid, ppid));
+        }
+    }
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parent_of
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    found.split_off(1)
+}
+
+/// A dropped [`Proc`] ends its whole tree, a grandchild in a session and
+/// process group of its own (as `cargo lambda watch` starts `cargo run`)
+/// included.
+#[test]
+fn a_dropped_proc_leaves_no_descendant_behind() {
+    let child = Command::new("sh")
+        .args(["-c", "setsid sleep 300 & sleep 300"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = i32::try_from(child.id()).unwrap();
+    let started = Instant::now();
+    let mut below = descendants(pid);
+    while below.len() < 2 {
+        assert!(started.elapsed() < Duration::from_secs(10), "{below:?}");
+        std::thread::sleep(Duration::from_millis(20));
+        below = descendants(pid);
+    }
+    drop(Proc(child));
+    // Killed, and reaped by whoever adopted them (a zombie counts as gone).
+    let alive = |p: &i32| {
+        std::fs::read_to_string(format!("/proc/{p}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(')').map(|(_, r)| r.trim_start().to_string()))
+            .is_some_and(|r| !r.starts_with('Z'))
+    };
+    let started = Instant::now();
+    while below.iter().any(alive) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still running after the drop: {:?}",
+            below.iter().filter(|p| alive(p)).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -72,9 +161,6 @@ fn emulator(port: u16, sandboxes: usize, logs: &Path) -> Proc {
         ])
         .stdout(log.try_clone().unwrap())
         .stderr(log)
-        // Its own process group, so that `Proc::drop` ends the `cargo run`
-        // children it starts along with it.
-        .process_group(0)
         .spawn()
         .expect("starting cargo lambda watch");
     let started = Instant::now();
