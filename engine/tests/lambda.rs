@@ -62,7 +62,7 @@ impl Drop for Proc {
 
 /// Every process below `root`, from the parent pids in `/proc/<pid>/stat`.
 fn descendants(root: i32) -> Vec<i32> {
-    let mut parent_of = Vec::new();
+    let mut parent_of: Vec<(i32, i32)> = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid) = entry
             .file_name()
@@ -71,15 +71,8 @@ fn descendants(root: i32) -> Vec<i32> {
         else {
             continue;
         };
-        // "pid (comm) state ppid …": the name may hold spaces and parentheses.
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse::<i32>().ok());
-        if let Some(ppid) = ppid {
+        let stat = stat_after_name(pid).unwrap_or_default();
+        if let Some(ppid) = stat.split_whitespace().nth(1).and_then(|p| p.parse().ok()) {
             parent_of.push((pid, ppid));
         }
     }
@@ -96,6 +89,14 @@ fn descendants(root: i32) -> Vec<i32> {
         i += 1;
     }
     found.split_off(1)
+}
+
+/// `/proc/<pid>/stat` after the process name ("state ppid …"); the name,
+/// "(comm)", may hold spaces and parentheses. `None` once the process is gone.
+fn stat_after_name(pid: i32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')
+        .map(|(_, rest)| rest.trim_start().to_string())
 }
 
 /// A dropped [`Proc`] ends its whole tree, a grandchild in a session and
@@ -118,12 +119,7 @@ fn a_dropped_proc_leaves_no_descendant_behind() {
     }
     drop(Proc(child));
     // Killed, and reaped by whoever adopted them (a zombie counts as gone).
-    let alive = |p: &i32| {
-        std::fs::read_to_string(format!("/proc/{p}/stat"))
-            .ok()
-            .and_then(|s| s.rsplit_once(')').map(|(_, r)| r.trim_start().to_string()))
-            .is_some_and(|r| !r.starts_with('Z'))
-    };
+    let alive = |p: &i32| stat_after_name(*p).is_some_and(|r| !r.starts_with('Z'));
     let started = Instant::now();
     while below.iter().any(alive) {
         assert!(
